@@ -1,0 +1,910 @@
+//! What an operation writes, decided in one place for every store.
+//!
+//! A store loads the rows an operation concerns into a context ([`TaskContext`], an
+//! [`Agent`], an [`Exception`], a [`RunnerSession`]), calls the matching `plan_*` function
+//! here, and persists the resulting [`Change`] in one transaction: rows are written with a
+//! guard on their previous `revision`, and the events are appended to the log. The rules —
+//! which transition, which fields, which side effects — therefore exist once, not once per
+//! backend.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::ids::VerificationResultId;
+use crate::ids::{AgentId, AttemptId, LeaseToken, RunnerSessionId, TaskId};
+use crate::model::{
+    Agent, AgentStatus, AttemptOutcome, EventKind, Exception, ExceptionStatus, NewEvent,
+    NewVerificationResult, RunnerSession, Task, TaskAttempt, TaskEdit, TaskStatus, Usage,
+    VerificationResult, VerificationStatus,
+};
+use crate::state::agent::{self as agent_state, AgentEvent};
+use crate::state::exception::{self as exception_state, ExceptionEvent};
+use crate::state::runner_session::{self as runner_state, RunnerSessionEvent};
+use crate::state::task::{self as task_state, TaskEvent};
+use crate::time::Timestamp;
+
+/// Longest failure reason kept on a task or attempt, in characters.
+const MAX_REASON_CHARS: usize = 10_000;
+
+/// The rows one operation writes. Updated rows carry their new `revision`; a store writes
+/// them only if the stored revision is the one before it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Change {
+    pub task: Option<Task>,
+    pub agent: Option<Agent>,
+    /// Inserted if its id is new, else updated.
+    pub attempt: Option<TaskAttempt>,
+    pub exception: Option<Exception>,
+    pub runner_session: Option<RunnerSession>,
+    pub verification: Option<VerificationResult>,
+    pub events: Vec<NewEvent>,
+    /// Nothing is written: the operation found its effect already in place (a repeated
+    /// report, an edit to the same values). The rows above are reported as they are.
+    pub noop: bool,
+}
+
+/// Proof of holding a task attempt: every runner mutation presents it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseRef {
+    pub task_id: TaskId,
+    pub attempt: u32,
+    pub lease_token: LeaseToken,
+}
+
+/// The rows a task operation needs, as loaded by the store.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    pub task: Task,
+    /// The agent bound to the task, or for [`TaskAction::Assign`] the agent to bind.
+    pub agent: Option<Agent>,
+    /// The task's latest attempt (number `task.attempt`), if it ever had one.
+    pub attempt: Option<TaskAttempt>,
+    /// For [`TaskAction::Assign`]: the dependencies that are not COMPLETED, with their status.
+    pub unfinished_dependencies: Vec<(TaskId, TaskStatus)>,
+}
+
+/// Something that happens to a task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskAction {
+    /// Bind the task to an idle agent and start a new attempt under a lease.
+    Assign {
+        agent_id: AgentId,
+        runner_session_id: Option<RunnerSessionId>,
+        lease_ttl: Duration,
+    },
+    /// The agent reports progress (needs the lease).
+    Start,
+    /// The agent finished; verification starts (needs the lease).
+    BeginVerification,
+    /// The attempt succeeded (needs the lease; repeating it is harmless).
+    Complete {
+        commit_sha: Option<String>,
+        usage: Usage,
+    },
+    /// The attempt failed (needs the lease; repeating it is harmless).
+    Fail { reason: String, usage: Usage },
+    /// The runner stopped after a cancellation request (needs the lease).
+    AcknowledgeCancel,
+    /// The lease ran out: requeue, or fail once the attempts are used up.
+    ExpireLease,
+    /// Cancel a queued task, or ask the runner of a running one to stop.
+    Cancel,
+    /// Put a failed task back in the queue, optionally not before a given time.
+    Retry { not_before: Option<Timestamp> },
+    /// Put a cancelled task back in the queue.
+    Reopen,
+}
+
+impl TaskAction {
+    /// Whether only the holder of the live attempt may do this.
+    pub fn needs_lease(&self) -> bool {
+        matches!(
+            self,
+            Self::Start
+                | Self::BeginVerification
+                | Self::Complete { .. }
+                | Self::Fail { .. }
+                | Self::AcknowledgeCancel
+        )
+    }
+
+    /// The outcome a repeat of this action finds already recorded on the attempt.
+    fn idempotent_outcome(&self) -> Option<AttemptOutcome> {
+        match self {
+            Self::Complete { .. } => Some(AttemptOutcome::Completed),
+            Self::Fail { .. } => Some(AttemptOutcome::Failed),
+            Self::AcknowledgeCancel => Some(AttemptOutcome::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// Decides what `action` writes. `lease` must be given for actions that
+/// [need it](TaskAction::needs_lease); a stale, unknown or expired lease is a
+/// [`Error::Conflict`] and writes nothing.
+pub fn plan_task_action(
+    context: TaskContext,
+    action: TaskAction,
+    lease: Option<&LeaseRef>,
+    now: Timestamp,
+) -> Result<Change> {
+    let TaskContext {
+        task,
+        agent,
+        attempt,
+        unfinished_dependencies,
+    } = context;
+    if action.needs_lease() {
+        let lease = lease.ok_or_else(|| {
+            Error::conflict(
+                "this runner action needs the attempt's lease (taskId, attempt, leaseToken)",
+            )
+        })?;
+        if let Some(unchanged) = repeated_report(&task, attempt.as_ref(), &action, lease) {
+            return Ok(unchanged);
+        }
+        check_lease(&task, lease, now)?;
+    }
+
+    let from = task.status;
+    let mut next = task.clone();
+    let mut agent_next = agent.clone();
+    let mut attempt_next = attempt.clone();
+    let event = match &action {
+        TaskAction::Assign {
+            agent_id,
+            runner_session_id,
+            lease_ttl,
+        } => {
+            task_state::transition(task.status, TaskEvent::Assign)?;
+            check_claimable(&task, &unfinished_dependencies, now)?;
+            let slot = agent
+                .as_ref()
+                .filter(|a| a.id == *agent_id)
+                .ok_or_else(|| Error::not_found("agent", agent_id))?;
+            let lease_token = LeaseToken::new();
+            let expires = now.add(*lease_ttl);
+            next.attempt += 1;
+            next.attempts_used += 1;
+            next.assigned_agent_id = Some(*agent_id);
+            next.assigned_at = Some(now);
+            next.branch_name = Some(branch_name(task.id));
+            next.lease_token = Some(lease_token);
+            next.lease_expires_at = Some(expires);
+            next.cancel_requested = false;
+            let mut bound = slot.clone();
+            bound.status = agent_state::transition(slot.status, AgentEvent::Assign)?;
+            bound.current_task_id = Some(task.id);
+            bound.branch_name = next.branch_name.clone();
+            bound.started_at = Some(now);
+            bound.completed_at = None;
+            bound.last_activity_at = Some(now);
+            agent_next = Some(bound);
+            attempt_next = Some(TaskAttempt {
+                id: AttemptId::new(),
+                task_id: task.id,
+                attempt_number: next.attempt,
+                agent_id: *agent_id,
+                runner_session_id: *runner_session_id,
+                lease_token: Some(lease_token),
+                lease_expires_at: expires,
+                started_at: now,
+                ended_at: None,
+                outcome: AttemptOutcome::Running,
+                failure_reason: None,
+                commit_sha: None,
+                usage: Usage::default(),
+            });
+            TaskEvent::Assign
+        }
+        TaskAction::Start => {
+            touch(&mut agent_next, now);
+            TaskEvent::Start
+        }
+        TaskAction::BeginVerification => {
+            touch(&mut agent_next, now);
+            TaskEvent::BeginVerification
+        }
+        TaskAction::Complete { commit_sha, usage } => {
+            usage.validate()?;
+            next.completed_at = Some(now);
+            next.commit_sha = commit_sha.clone().or(next.commit_sha);
+            end_attempt(
+                &mut next,
+                &mut attempt_next,
+                AttemptOutcome::Completed,
+                None,
+                *usage,
+                now,
+            );
+            if let Some(sha) = commit_sha
+                && let Some(a) = attempt_next.as_mut()
+            {
+                a.commit_sha = Some(sha.clone());
+            }
+            release_agent(&mut agent_next, Some(true), usage.total_tokens(), now)?;
+            TaskEvent::Complete
+        }
+        TaskAction::Fail { reason, usage } => {
+            usage.validate()?;
+            let reason = cap_reason(reason);
+            next.last_error = Some(reason.clone());
+            end_attempt(
+                &mut next,
+                &mut attempt_next,
+                AttemptOutcome::Failed,
+                Some(reason),
+                *usage,
+                now,
+            );
+            release_agent(&mut agent_next, Some(false), usage.total_tokens(), now)?;
+            TaskEvent::Fail
+        }
+        TaskAction::AcknowledgeCancel => {
+            if !task.cancel_requested {
+                return Err(Error::conflict(format!(
+                    "task {} has no pending cancellation to acknowledge",
+                    task.id
+                )));
+            }
+            end_attempt(
+                &mut next,
+                &mut attempt_next,
+                AttemptOutcome::Cancelled,
+                None,
+                Usage::default(),
+                now,
+            );
+            next.cancel_requested = false;
+            release_agent(&mut agent_next, None, 0, now)?;
+            TaskEvent::Cancel
+        }
+        TaskAction::ExpireLease => {
+            match task.lease_expires_at {
+                Some(expiry) if task.status.is_running() && expiry <= now => {}
+                Some(expiry) if task.status.is_running() => {
+                    return Err(Error::conflict(format!(
+                        "the lease of task {} runs until {expiry}",
+                        task.id
+                    )));
+                }
+                _ => {
+                    return Err(Error::conflict(format!(
+                        "task {} has no running attempt (it is {})",
+                        task.id, task.status
+                    )));
+                }
+            }
+            let reason = format!(
+                "lease of attempt {} expired without a heartbeat",
+                task.attempt
+            );
+            end_attempt(
+                &mut next,
+                &mut attempt_next,
+                AttemptOutcome::Expired,
+                Some(reason.clone()),
+                Usage::default(),
+                now,
+            );
+            if let Some(slot) = agent_next.as_mut() {
+                slot.status = agent_state::transition(slot.status, AgentEvent::MarkStuck)?;
+                slot.current_task_id = None;
+                slot.completed_at = Some(now);
+            }
+            if task.cancel_requested {
+                next.cancel_requested = false;
+                TaskEvent::Cancel
+            } else if task.attempts_used >= task.max_attempts {
+                next.last_error = Some(format!(
+                    "{reason}; all {} attempts are used",
+                    task.max_attempts
+                ));
+                TaskEvent::Fail
+            } else {
+                unassign(&mut next);
+                TaskEvent::Requeue
+            }
+        }
+        TaskAction::Cancel => {
+            if task.status.is_running() {
+                next.cancel_requested = true;
+                TaskEvent::RequestCancel
+            } else {
+                TaskEvent::Cancel
+            }
+        }
+        TaskAction::Retry { not_before } => {
+            next.retry_count += 1;
+            next.attempts_used = 0;
+            next.not_before = *not_before;
+            next.verification_status = VerificationStatus::Pending;
+            next.completed_at = None;
+            next.commit_sha = None;
+            next.pr_url = None;
+            unassign(&mut next);
+            TaskEvent::Retry
+        }
+        TaskAction::Reopen => {
+            next.cancel_requested = false;
+            next.completed_at = None;
+            unassign(&mut next);
+            TaskEvent::Reopen
+        }
+    };
+    next.status = task_state::transition(from, event)?;
+    if event == TaskEvent::RequestCancel && task.cancel_requested {
+        // Asking twice changes nothing.
+        return Ok(Change::default_with_task(task));
+    }
+    next.revision += 1;
+    next.updated_at = now;
+
+    let mut events = vec![task_status_event(&next, from, event)];
+    let agent_changed = agent_next != agent;
+    if let Some(slot) = agent_next.as_mut().filter(|_| agent_changed) {
+        let previous = agent.as_ref().map_or(slot.status, |a| a.status);
+        slot.revision += 1;
+        slot.updated_at = now;
+        if previous != slot.status {
+            events.push(agent_status_event(slot, previous));
+        }
+    }
+    Ok(Change {
+        task: Some(next),
+        agent: agent_next.filter(|_| agent_changed),
+        attempt: attempt_next.filter(|a| Some(a) != attempt.as_ref()),
+        events,
+        ..Change::default()
+    })
+}
+
+impl Change {
+    /// A change that writes nothing and reports `task` as it is.
+    fn default_with_task(task: Task) -> Self {
+        Self {
+            task: Some(task),
+            noop: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// Applies an edit of a task's fields, allowed while no attempt runs.
+pub fn plan_task_edit(task: Task, edit: TaskEdit, now: Timestamp) -> Result<Change> {
+    edit.validate()?;
+    if task.status.is_running() {
+        return Err(Error::conflict(format!(
+            "task {} is {}; its fields cannot change while an agent works on it",
+            task.id, task.status
+        )));
+    }
+    let mut next = task.clone();
+    edit.apply_to(&mut next);
+    if next == task {
+        return Ok(Change::default_with_task(task));
+    }
+    next.revision += 1;
+    next.updated_at = now;
+    let event = NewEvent::new(EventKind::TaskUpdated).task(next.id);
+    Ok(Change {
+        task: Some(next),
+        events: vec![event],
+        ..Change::default()
+    })
+}
+
+/// Something that happens to an agent slot outside of a task's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentAction {
+    /// Pause the work; the runner is told at its next heartbeat.
+    Pause,
+    /// Resume paused work.
+    Resume,
+    /// A stuck slot's runner called in again.
+    Recover,
+    /// Retire a slot that runs nothing.
+    Retire,
+    /// Mark a slot that runs nothing as broken.
+    Fail,
+}
+
+impl AgentAction {
+    fn event(self) -> AgentEvent {
+        match self {
+            Self::Pause => AgentEvent::Pause,
+            Self::Resume => AgentEvent::Resume,
+            Self::Recover => AgentEvent::Recover,
+            Self::Retire => AgentEvent::Retire,
+            Self::Fail => AgentEvent::Fail,
+        }
+    }
+}
+
+/// Decides what `action` writes for `agent`.
+pub fn plan_agent_action(agent: Agent, action: AgentAction, now: Timestamp) -> Result<Change> {
+    let mut next = agent.clone();
+    next.status = agent_state::transition(agent.status, action.event())?;
+    if matches!(action, AgentAction::Retire | AgentAction::Fail) {
+        next.completed_at = Some(now);
+    }
+    next.revision += 1;
+    next.updated_at = now;
+    Ok(Change {
+        events: vec![agent_status_event(&next, agent.status)],
+        agent: Some(next),
+        ..Change::default()
+    })
+}
+
+/// A person's decision on an exception.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExceptionDecision {
+    pub status: ExceptionStatus,
+    pub resolved_by: Option<String>,
+    pub resolution_notes: Option<String>,
+}
+
+impl ExceptionDecision {
+    /// Checks the free-text fields against the original's limits.
+    pub fn validate(&self) -> Result<()> {
+        use crate::model::check_max_chars;
+        if let Some(by) = &self.resolved_by {
+            check_max_chars("resolvedBy", by, crate::model::MAX_RESOLVED_BY_CHARS)?;
+        }
+        if let Some(notes) = &self.resolution_notes {
+            check_max_chars(
+                "resolutionNotes",
+                notes,
+                crate::model::MAX_RESOLUTION_NOTES_CHARS,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Decides what `decision` writes for `exception`.
+pub fn plan_exception_decision(
+    exception: Exception,
+    decision: ExceptionDecision,
+    now: Timestamp,
+) -> Result<Change> {
+    decision.validate()?;
+    let event = ExceptionEvent::toward(decision.status);
+    let mut next = exception.clone();
+    next.status = exception_state::transition(exception.status, event)?;
+    if let Some(by) = decision.resolved_by.filter(|s| !s.is_empty()) {
+        next.resolved_by = Some(by);
+    }
+    if let Some(notes) = decision.resolution_notes.filter(|s| !s.is_empty()) {
+        next.resolution_notes = Some(notes);
+    }
+    next.resolved_at = match next.status {
+        ExceptionStatus::Resolved => Some(now),
+        ExceptionStatus::Open => None,
+        _ => next.resolved_at,
+    };
+    next.updated_at = now;
+    let event = NewEvent::new(EventKind::ExceptionStatusChanged)
+        .exception(next.id)
+        .agent(next.agent_id)
+        .payload(json!({"from": exception.status, "to": next.status, "event": event}));
+    let event = match next.task_id {
+        Some(task) => event.task(task),
+        None => event,
+    };
+    Ok(Change {
+        exception: Some(next),
+        events: vec![event],
+        ..Change::default()
+    })
+}
+
+/// Records a verification run of `task`: numbers it, and sets the task's verification
+/// status. The task's lifecycle status is not touched; the runner reports the outcome.
+pub fn plan_verification(
+    task: Task,
+    result: NewVerificationResult,
+    now: Timestamp,
+) -> Result<Change> {
+    result.validate()?;
+    let mut next = task;
+    next.verification_attempts += 1;
+    next.verification_status = if result.passed {
+        VerificationStatus::Passed
+    } else {
+        VerificationStatus::Failed
+    };
+    next.revision += 1;
+    next.updated_at = now;
+    let recorded = result.into_result(
+        VerificationResultId::new(),
+        next.id,
+        next.verification_attempts,
+        now,
+    );
+    let event = NewEvent::new(EventKind::VerificationRecorded)
+        .task(next.id)
+        .agent(next.assigned_agent_id)
+        .payload(json!({
+            "passed": recorded.passed,
+            "attemptNumber": recorded.attempt_number,
+            "confidenceScore": recorded.confidence_score,
+        }));
+    Ok(Change {
+        task: Some(next),
+        verification: Some(recorded),
+        events: vec![event],
+        ..Change::default()
+    })
+}
+
+/// Decides what `event` writes for a runner session.
+pub fn plan_runner_session_event(
+    session: RunnerSession,
+    event: RunnerSessionEvent,
+    now: Timestamp,
+) -> Result<Change> {
+    let mut next = session.clone();
+    next.status = runner_state::transition(session.status, event)?;
+    next.updated_at = now;
+    if event == RunnerSessionEvent::Seen {
+        next.last_seen_at = now;
+    }
+    let events = if next.status == session.status {
+        Vec::new()
+    } else {
+        vec![
+            NewEvent::new(EventKind::RunnerStatusChanged)
+                .runner_session(Some(next.id))
+                .payload(json!({"from": session.status, "to": next.status, "event": event})),
+        ]
+    };
+    Ok(Change {
+        runner_session: Some(next),
+        events,
+        ..Change::default()
+    })
+}
+
+/// The git branch an agent works on for `task`: `agent/` and the id's first 8 characters.
+pub fn branch_name(task: TaskId) -> String {
+    let id = task.to_string();
+    format!("agent/{}", &id[..8])
+}
+
+fn check_lease(task: &Task, lease: &LeaseRef, now: Timestamp) -> Result<()> {
+    if lease.task_id != task.id {
+        return Err(Error::conflict(format!(
+            "the lease names task {}, not {}",
+            lease.task_id, task.id
+        )));
+    }
+    if !task.status.is_running() {
+        return Err(Error::conflict(format!(
+            "attempt {} of task {} is no longer live (the task is {})",
+            lease.attempt, task.id, task.status
+        )));
+    }
+    if lease.attempt != task.attempt || task.lease_token != Some(lease.lease_token) {
+        return Err(Error::conflict(format!(
+            "stale lease: the live attempt of task {} is {}, and the token must be that attempt's",
+            task.id, task.attempt
+        )));
+    }
+    match task.lease_expires_at {
+        Some(expiry) if expiry > now => Ok(()),
+        Some(expiry) => Err(Error::conflict(format!(
+            "the lease of attempt {} expired at {expiry}",
+            lease.attempt
+        ))),
+        None => Err(Error::conflict("the attempt holds no lease")),
+    }
+}
+
+/// A repeat of a final report that was already recorded with the same lease.
+fn repeated_report(
+    task: &Task,
+    attempt: Option<&TaskAttempt>,
+    action: &TaskAction,
+    lease: &LeaseRef,
+) -> Option<Change> {
+    let outcome = action.idempotent_outcome()?;
+    let attempt = attempt?;
+    let same_attempt = lease.task_id == task.id
+        && attempt.attempt_number == lease.attempt
+        && attempt.lease_token == Some(lease.lease_token);
+    (same_attempt && attempt.outcome == outcome && !task.status.is_running())
+        .then(|| Change::default_with_task(task.clone()))
+}
+
+fn check_claimable(
+    task: &Task,
+    unfinished_dependencies: &[(TaskId, TaskStatus)],
+    now: Timestamp,
+) -> Result<()> {
+    if let Some(not_before) = task.not_before
+        && not_before > now
+    {
+        return Err(Error::conflict(format!(
+            "task {} is not claimable before {not_before}",
+            task.id
+        )));
+    }
+    if let Some((dependency, status)) = unfinished_dependencies.first() {
+        return Err(Error::conflict(format!(
+            "task {} waits for dependency {dependency}, which is {status}",
+            task.id
+        )));
+    }
+    Ok(())
+}
+
+fn end_attempt(
+    task: &mut Task,
+    attempt: &mut Option<TaskAttempt>,
+    outcome: AttemptOutcome,
+    reason: Option<String>,
+    usage: Usage,
+    now: Timestamp,
+) {
+    task.lease_token = None;
+    task.lease_expires_at = None;
+    if let Some(current) = attempt.as_mut() {
+        current.ended_at = Some(now);
+        current.outcome = outcome;
+        current.failure_reason = reason;
+        current.usage = usage;
+    }
+}
+
+fn unassign(task: &mut Task) {
+    task.assigned_agent_id = None;
+    task.assigned_at = None;
+    task.lease_token = None;
+    task.lease_expires_at = None;
+}
+
+fn touch(agent: &mut Option<Agent>, now: Timestamp) {
+    if let Some(slot) = agent.as_mut() {
+        slot.last_activity_at = Some(now);
+    }
+}
+
+/// Frees the slot after its attempt; `succeeded` counts the outcome (None: not counted).
+fn release_agent(
+    agent: &mut Option<Agent>,
+    succeeded: Option<bool>,
+    tokens: u64,
+    now: Timestamp,
+) -> Result<()> {
+    let Some(slot) = agent.as_mut() else {
+        return Ok(());
+    };
+    slot.status = agent_state::transition(slot.status, AgentEvent::Release)?;
+    slot.current_task_id = None;
+    slot.completed_at = Some(now);
+    slot.last_activity_at = Some(now);
+    slot.total_tokens_used = slot.total_tokens_used.saturating_add(tokens);
+    match succeeded {
+        Some(true) => slot.tasks_completed += 1,
+        Some(false) => slot.tasks_failed += 1,
+        None => {}
+    }
+    Ok(())
+}
+
+fn cap_reason(reason: &str) -> String {
+    reason.chars().take(MAX_REASON_CHARS).collect()
+}
+
+fn task_status_event(task: &Task, from: TaskStatus, event: TaskEvent) -> NewEvent {
+    let kind = if event == TaskEvent::RequestCancel {
+        EventKind::TaskCancelRequested
+    } else {
+        EventKind::TaskStatusChanged
+    };
+    NewEvent::new(kind)
+        .task(task.id)
+        .agent(task.assigned_agent_id)
+        .payload(json!({
+            "from": from,
+            "to": task.status,
+            "event": event,
+            "attempt": task.attempt,
+        }))
+}
+
+fn agent_status_event(agent: &Agent, from: AgentStatus) -> NewEvent {
+    let event = NewEvent::new(EventKind::AgentStatusChanged)
+        .agent(Some(agent.id))
+        .runner_session(agent.runner_session_id)
+        .payload(json!({"from": from, "to": agent.status}));
+    match agent.current_task_id {
+        Some(task) => event.task(task),
+        None => event,
+    }
+}
+
+/// Validates a batch of new tasks: size 1 to [`MAX_BATCH_SIZE`], each task valid (the
+/// error names `tasks[i].field`), no idempotency key twice.
+pub fn validate_task_batch(batch: &[crate::model::NewTask]) -> Result<()> {
+    use crate::model::MAX_BATCH_SIZE;
+    if batch.is_empty() {
+        return Err(Error::invalid("tasks", "at least one task is required"));
+    }
+    if batch.len() > MAX_BATCH_SIZE {
+        return Err(Error::invalid(
+            "tasks",
+            format!(
+                "at most {MAX_BATCH_SIZE} tasks per batch (got {})",
+                batch.len()
+            ),
+        ));
+    }
+    let mut keys = std::collections::HashSet::new();
+    for (index, task) in batch.iter().enumerate() {
+        task.validate().map_err(|err| match err {
+            Error::InvalidInput { field, message } => {
+                Error::invalid(format!("tasks[{index}].{field}"), message)
+            }
+            other => other,
+        })?;
+        if let Some(key) = &task.idempotency_key
+            && !keys.insert(key.as_str())
+        {
+            return Err(Error::invalid(
+                format!("tasks[{index}].idempotencyKey"),
+                format!("{key:?} appears twice in the batch"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The event recording a new task.
+pub fn task_created_event(task: &Task) -> NewEvent {
+    NewEvent::new(EventKind::TaskCreated)
+        .task(task.id)
+        .payload(json!({"status": task.status, "priority": task.priority}))
+}
+
+/// Refuses to delete a task that is not QUEUED or CANCELLED, or that others depend on;
+/// otherwise returns the event recording the deletion.
+pub fn check_deletable(task: &Task, dependents: &[TaskId]) -> Result<NewEvent> {
+    if !matches!(task.status, TaskStatus::Queued | TaskStatus::Cancelled) {
+        return Err(Error::conflict(format!(
+            "cannot delete task with status {}; only QUEUED or CANCELLED tasks can be deleted",
+            task.status
+        )));
+    }
+    if let Some(dependent) = dependents.first() {
+        return Err(Error::conflict(format!(
+            "cannot delete task {}: task {dependent} depends on it",
+            task.id
+        )));
+    }
+    Ok(NewEvent::new(EventKind::TaskDeleted).task(task.id))
+}
+
+/// Raises `new`, or — when `unresolved` is an unresolved exception of the same type for
+/// the same task — counts one more occurrence of it instead.
+pub fn plan_exception(
+    new: crate::model::NewException,
+    unresolved: Option<Exception>,
+    now: Timestamp,
+) -> Result<Change> {
+    new.validate()?;
+    let exception = match unresolved {
+        Some(mut existing) => {
+            existing.occurrences = existing.occurrences.saturating_add(1);
+            existing.last_occurred_at = now;
+            existing.updated_at = now;
+            existing
+        }
+        None => new.into_exception(crate::ids::ExceptionId::new(), now),
+    };
+    let event = NewEvent::new(EventKind::ExceptionOpened)
+        .exception(exception.id)
+        .agent(exception.agent_id)
+        .payload(json!({
+            "type": exception.exception_type,
+            "severity": exception.severity,
+            "occurrences": exception.occurrences,
+        }));
+    let event = match exception.task_id {
+        Some(task) => event.task(task),
+        None => event,
+    };
+    Ok(Change {
+        exception: Some(exception),
+        events: vec![event],
+        ..Change::default()
+    })
+}
+
+/// Stamps a batch of log entries and makes one event per agent (and task) concerned.
+pub fn plan_logs(
+    logs: Vec<crate::model::NewAgentLog>,
+    now: Timestamp,
+) -> Result<(Vec<crate::model::AgentLog>, Vec<NewEvent>)> {
+    use crate::store::MAX_LOG_BATCH;
+    if logs.is_empty() {
+        return Err(Error::invalid("logs", "at least one entry is required"));
+    }
+    if logs.len() > MAX_LOG_BATCH {
+        return Err(Error::invalid(
+            "logs",
+            format!(
+                "at most {MAX_LOG_BATCH} entries per batch (got {})",
+                logs.len()
+            ),
+        ));
+    }
+    let stored: Vec<_> = logs
+        .into_iter()
+        .map(|log| log.into_log(crate::ids::AgentLogId::new(), now))
+        .collect();
+    let mut counts: Vec<((AgentId, Option<TaskId>), u64)> = Vec::new();
+    for log in &stored {
+        let key = (log.agent_id, log.task_id);
+        match counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((key, 1)),
+        }
+    }
+    let events = counts
+        .into_iter()
+        .map(|((agent, task), count)| {
+            let event = NewEvent::new(EventKind::LogsAppended)
+                .agent(Some(agent))
+                .payload(json!({"count": count}));
+            match task {
+                Some(task) => event.task(task),
+                None => event,
+            }
+        })
+        .collect();
+    Ok((stored, events))
+}
+
+/// The events recording a new agent slot and a new runner session.
+pub fn agent_created_event(agent: &Agent) -> NewEvent {
+    NewEvent::new(EventKind::AgentCreated)
+        .agent(Some(agent.id))
+        .runner_session(agent.runner_session_id)
+}
+
+/// The event recording a new runner session.
+pub fn runner_connected_event(session: &RunnerSession) -> NewEvent {
+    NewEvent::new(EventKind::RunnerConnected)
+        .runner_session(Some(session.id))
+        .payload(json!({"name": session.name}))
+}
+
+/// Checks the page size of an `events_since` call.
+pub fn check_events_limit(limit: u32) -> Result<()> {
+    use crate::store::MAX_EVENTS_PAGE;
+    if limit == 0 || limit > MAX_EVENTS_PAGE {
+        return Err(Error::invalid(
+            "limit",
+            format!("must be 1 to {MAX_EVENTS_PAGE}, got {limit}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the page size of a verification history call.
+pub fn check_verification_limit(limit: u32) -> Result<()> {
+    use crate::store::MAX_VERIFICATION_PAGE;
+    if limit == 0 || limit > MAX_VERIFICATION_PAGE {
+        return Err(Error::invalid(
+            "limit",
+            format!("must be 1 to {MAX_VERIFICATION_PAGE}, got {limit}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! The orchestrator's core: everything that does not depend on a database, a web
+//! framework, git or a parser.
+//!
+//! * [`model`] — the domain types, whose JSON is the original's wire format.
+//! * [`state`] — one pure state machine per entity.
+//! * [`change`] — what each operation writes (task, attempt, agent slot, events), decided
+//!   once for every store.
+//! * [`Store`], [`LockManager`], [`Verifier`], [`AgentBackend`] and [`Clock`] — the seams,
+//!   used as `Arc<dyn _>`.
+//! * [`InMemoryStore`] — the reference `Store`, for tests and for embedding without a
+//!   database.
+//! * `testing` (feature) — the conformance suite every `Store` must pass.
+
+#[macro_use]
+mod wire_enum;
+
+pub mod backend;
+pub mod change;
+pub mod error;
+pub mod ids;
+pub mod lock;
+pub mod memory;
+pub mod model;
+pub mod state;
+pub mod store;
+pub mod time;
+pub mod verify;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use backend::AgentBackend;
+pub use error::{Error, InvalidTransition, Result};
+pub use lock::LockManager;
+pub use memory::InMemoryStore;
+pub use store::Store;
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use verify::Verifier;

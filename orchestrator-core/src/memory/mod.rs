@@ -1,0 +1,578 @@
+//! [`InMemoryStore`]: the reference [`Store`], holding everything in one mutex-guarded
+//! state. Every operation runs under the lock, so each is atomic and serialized.
+
+mod ordering;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::change::{
+    self, AgentAction, Change, ExceptionDecision, LeaseRef, TaskAction, TaskContext,
+};
+use crate::error::{Error, Result};
+use crate::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
+use crate::model::{
+    Agent, AgentLog, AgentQuery, Event, Exception, ExceptionQuery, LogPage, LogQuery, NewAgent,
+    NewAgentLog, NewEvent, NewException, NewRunnerSession, NewTask, NewVerificationResult, Page,
+    RunnerSession, Task, TaskAttempt, TaskEdit, TaskQuery, TaskStatus, VerificationResult,
+};
+use crate::state::runner_session::RunnerSessionEvent;
+use crate::store::{Created, Store};
+use crate::time::Timestamp;
+
+/// The reference [`Store`]: all state in memory, nothing survives the process.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    tasks: HashMap<TaskId, Task>,
+    idempotency_keys: HashMap<String, TaskId>,
+    attempts: HashMap<TaskId, Vec<TaskAttempt>>,
+    agents: HashMap<AgentId, Agent>,
+    sessions: HashMap<RunnerSessionId, RunnerSession>,
+    logs: HashMap<AgentId, Vec<AgentLog>>,
+    verifications: HashMap<TaskId, Vec<VerificationResult>>,
+    exceptions: HashMap<ExceptionId, Exception>,
+    events: Vec<Event>,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change: every
+        // mutation validates first and writes last.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    fn task(&self, id: TaskId) -> Result<&Task> {
+        self.tasks
+            .get(&id)
+            .ok_or_else(|| Error::not_found("task", id))
+    }
+
+    fn agent(&self, id: AgentId) -> Result<&Agent> {
+        self.agents
+            .get(&id)
+            .ok_or_else(|| Error::not_found("agent", id))
+    }
+
+    fn session(&self, id: RunnerSessionId) -> Result<&RunnerSession> {
+        self.sessions
+            .get(&id)
+            .ok_or_else(|| Error::not_found("runnerSession", id))
+    }
+
+    fn exception(&self, id: ExceptionId) -> Result<&Exception> {
+        self.exceptions
+            .get(&id)
+            .ok_or_else(|| Error::not_found("exception", id))
+    }
+
+    fn append_events(&mut self, events: Vec<NewEvent>, now: Timestamp) {
+        for event in events {
+            let seq = self.events.last().map_or(1, |last| last.seq + 1);
+            self.events.push(event.into_event(seq, now));
+        }
+    }
+
+    /// Writes a planned change. Called with every precondition already checked.
+    fn persist(&mut self, change: Change, now: Timestamp) {
+        if change.noop {
+            return;
+        }
+        if let Some(task) = change.task {
+            self.tasks.insert(task.id, task);
+        }
+        if let Some(agent) = change.agent {
+            self.agents.insert(agent.id, agent);
+        }
+        if let Some(attempt) = change.attempt {
+            let attempts = self.attempts.entry(attempt.task_id).or_default();
+            match attempts.iter_mut().find(|a| a.id == attempt.id) {
+                Some(existing) => *existing = attempt,
+                None => attempts.push(attempt),
+            }
+        }
+        if let Some(exception) = change.exception {
+            self.exceptions.insert(exception.id, exception);
+        }
+        if let Some(session) = change.runner_session {
+            self.sessions.insert(session.id, session);
+        }
+        if let Some(result) = change.verification {
+            self.verifications
+                .entry(result.task_id)
+                .or_default()
+                .push(result);
+        }
+        self.append_events(change.events, now);
+    }
+
+    fn check_new_task(&self, new: &NewTask, batch_ids: &[TaskId]) -> Result<()> {
+        for dependency in &new.depends_on {
+            if !self.tasks.contains_key(dependency) && !batch_ids.contains(dependency) {
+                return Err(Error::invalid(
+                    "dependsOn",
+                    format!("task {dependency} does not exist"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn existing_by_key(&self, new: &NewTask) -> Option<Task> {
+        let key = new.idempotency_key.as_ref()?;
+        let id = self.idempotency_keys.get(key)?;
+        self.tasks.get(id).cloned()
+    }
+
+    fn insert_task(&mut self, new: NewTask, now: Timestamp) -> Task {
+        let task = new.into_task(TaskId::new(), now);
+        if let Some(key) = &task.idempotency_key {
+            self.idempotency_keys.insert(key.clone(), task.id);
+        }
+        self.tasks.insert(task.id, task.clone());
+        self.append_events(vec![change::task_created_event(&task)], now);
+        task
+    }
+
+    fn task_context(&self, task: Task, action: &TaskAction) -> Result<TaskContext> {
+        let agent_id = match action {
+            TaskAction::Assign { agent_id, .. } => Some(*agent_id),
+            _ => task.assigned_agent_id,
+        };
+        let agent = match agent_id {
+            Some(id) => self.agents.get(&id).cloned(),
+            None => None,
+        };
+        let attempt = self
+            .attempts
+            .get(&task.id)
+            .and_then(|attempts| attempts.iter().find(|a| a.attempt_number == task.attempt))
+            .cloned();
+        let unfinished_dependencies = task
+            .depends_on
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .filter(|dependency| dependency.status != TaskStatus::Completed)
+            .map(|dependency| (dependency.id, dependency.status))
+            .collect();
+        Ok(TaskContext {
+            task,
+            agent,
+            attempt,
+            unfinished_dependencies,
+        })
+    }
+}
+
+fn page<T: Clone>(items: Vec<T>, limit: u32, offset: u64) -> Page<T> {
+    let total_count = items.len() as u64;
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    Page {
+        items: items.into_iter().skip(start).take(limit as usize).collect(),
+        total_count,
+        limit,
+        offset,
+    }
+}
+
+#[async_trait]
+impl Store for InMemoryStore {
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn create_task(&self, new: NewTask, now: Timestamp) -> Result<Created<Task>> {
+        new.validate()?;
+        let mut state = self.state();
+        if let Some(existing) = state.existing_by_key(&new) {
+            return Ok(Created {
+                value: existing,
+                created: false,
+            });
+        }
+        state.check_new_task(&new, &[])?;
+        Ok(Created {
+            value: state.insert_task(new, now),
+            created: true,
+        })
+    }
+
+    async fn create_tasks(&self, batch: Vec<NewTask>, now: Timestamp) -> Result<Vec<Task>> {
+        change::validate_task_batch(&batch)?;
+        let mut state = self.state();
+        for (index, new) in batch.iter().enumerate() {
+            state.check_new_task(new, &[]).map_err(|err| match err {
+                Error::InvalidInput { field, message } => {
+                    Error::invalid(format!("tasks[{index}].{field}"), message)
+                }
+                other => other,
+            })?;
+        }
+        Ok(batch
+            .into_iter()
+            .map(|new| match state.existing_by_key(&new) {
+                Some(existing) => existing,
+                None => state.insert_task(new, now),
+            })
+            .collect())
+    }
+
+    async fn get_task(&self, id: TaskId) -> Result<Task> {
+        self.state().task(id).cloned()
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
+        query.validate()?;
+        let state = self.state();
+        let needle = query.search_needle();
+        let mut tasks: Vec<Task> = state
+            .tasks
+            .values()
+            .filter(|t| query.status.is_none_or(|s| t.status == s))
+            .filter(|t| query.priority.is_none_or(|p| t.priority == p))
+            .filter(|t| {
+                needle
+                    .as_deref()
+                    .is_none_or(|n| ordering::matches_search(t, n))
+            })
+            .cloned()
+            .collect();
+        tasks.sort_by(|a, b| ordering::compare_tasks(a, b, query.sort_by, query.sort_order));
+        Ok(page(tasks, query.limit, query.offset))
+    }
+
+    async fn edit_task(&self, id: TaskId, edit: TaskEdit, now: Timestamp) -> Result<Task> {
+        let mut state = self.state();
+        let task = state.task(id)?.clone();
+        let change = change::plan_task_edit(task, edit, now)?;
+        let result = change.task.clone();
+        state.persist(change, now);
+        result.ok_or_else(|| Error::backend("edit planned no task"))
+    }
+
+    async fn apply_task_action(
+        &self,
+        id: TaskId,
+        action: TaskAction,
+        lease: Option<LeaseRef>,
+        now: Timestamp,
+    ) -> Result<Task> {
+        let mut state = self.state();
+        let task = state.task(id)?.clone();
+        let context = state.task_context(task, &action)?;
+        let change = change::plan_task_action(context, action, lease.as_ref(), now)?;
+        let result = change.task.clone();
+        state.persist(change, now);
+        result.ok_or_else(|| Error::backend("task action planned no task"))
+    }
+
+    async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {
+        let mut state = self.state();
+        let task = state.task(id)?.clone();
+        let dependents: Vec<TaskId> = state
+            .tasks
+            .values()
+            .filter(|t| t.depends_on.contains(&id))
+            .map(|t| t.id)
+            .collect();
+        let event = change::check_deletable(&task, &dependents)?;
+        state.tasks.remove(&id);
+        if let Some(key) = &task.idempotency_key {
+            state.idempotency_keys.remove(key);
+        }
+        state.attempts.remove(&id);
+        state.verifications.remove(&id);
+        state.exceptions.retain(|_, e| e.task_id != Some(id));
+        for logs in state.logs.values_mut() {
+            logs.retain(|log| log.task_id != Some(id));
+        }
+        state.append_events(vec![event], now);
+        Ok(())
+    }
+
+    async fn list_attempts(&self, task: TaskId) -> Result<Vec<TaskAttempt>> {
+        let state = self.state();
+        state.task(task)?;
+        let mut attempts = state.attempts.get(&task).cloned().unwrap_or_default();
+        attempts.sort_by_key(|a| a.attempt_number);
+        Ok(attempts)
+    }
+
+    async fn create_agent(&self, new: NewAgent, now: Timestamp) -> Result<Agent> {
+        new.validate()?;
+        let mut state = self.state();
+        if let Some(session) = new.runner_session_id {
+            state.session(session)?;
+        }
+        let agent = new.into_agent(AgentId::new(), now);
+        state.agents.insert(agent.id, agent.clone());
+        state.append_events(vec![change::agent_created_event(&agent)], now);
+        Ok(agent)
+    }
+
+    async fn get_agent(&self, id: AgentId) -> Result<Agent> {
+        self.state().agent(id).cloned()
+    }
+
+    async fn list_agents(&self, query: &AgentQuery) -> Result<Page<Agent>> {
+        query.validate()?;
+        let state = self.state();
+        let mut agents: Vec<Agent> = state
+            .agents
+            .values()
+            .filter(|a| query.status.is_none_or(|s| a.status == s))
+            .filter(|a| {
+                query
+                    .runner_session_id
+                    .is_none_or(|s| a.runner_session_id == Some(s))
+            })
+            .cloned()
+            .collect();
+        agents.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
+        Ok(page(agents, query.limit, query.offset))
+    }
+
+    async fn apply_agent_action(
+        &self,
+        id: AgentId,
+        action: AgentAction,
+        now: Timestamp,
+    ) -> Result<Agent> {
+        let mut state = self.state();
+        let agent = state.agent(id)?.clone();
+        let change = change::plan_agent_action(agent, action, now)?;
+        let result = change.agent.clone();
+        state.persist(change, now);
+        result.ok_or_else(|| Error::backend("agent action planned no agent"))
+    }
+
+    async fn create_runner_session(
+        &self,
+        new: NewRunnerSession,
+        now: Timestamp,
+    ) -> Result<RunnerSession> {
+        new.validate()?;
+        let mut state = self.state();
+        if state
+            .sessions
+            .values()
+            .any(|s| s.token_hash == new.token_hash)
+        {
+            return Err(Error::conflict(
+                "a runner session with this token already exists",
+            ));
+        }
+        let session = new.into_session(RunnerSessionId::new(), now);
+        state.sessions.insert(session.id, session.clone());
+        state.append_events(vec![change::runner_connected_event(&session)], now);
+        Ok(session)
+    }
+
+    async fn get_runner_session(&self, id: RunnerSessionId) -> Result<RunnerSession> {
+        self.state().session(id).cloned()
+    }
+
+    async fn find_runner_session(&self, token_hash: &str) -> Result<Option<RunnerSession>> {
+        Ok(self
+            .state()
+            .sessions
+            .values()
+            .find(|s| s.token_hash == token_hash)
+            .cloned())
+    }
+
+    async fn list_runner_sessions(&self) -> Result<Vec<RunnerSession>> {
+        let mut sessions: Vec<_> = self.state().sessions.values().cloned().collect();
+        sessions.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+        Ok(sessions)
+    }
+
+    async fn apply_runner_session_event(
+        &self,
+        id: RunnerSessionId,
+        event: RunnerSessionEvent,
+        now: Timestamp,
+    ) -> Result<RunnerSession> {
+        let mut state = self.state();
+        let session = state.session(id)?.clone();
+        let change = change::plan_runner_session_event(session, event, now)?;
+        let result = change.runner_session.clone();
+        state.persist(change, now);
+        result.ok_or_else(|| Error::backend("runner event planned no session"))
+    }
+
+    async fn append_logs(&self, logs: Vec<NewAgentLog>, now: Timestamp) -> Result<u64> {
+        let (stored, events) = change::plan_logs(logs, now)?;
+        let mut state = self.state();
+        for log in &stored {
+            state.agent(log.agent_id)?;
+            if let Some(task) = log.task_id {
+                state.task(task)?;
+            }
+        }
+        let count = stored.len() as u64;
+        for log in stored {
+            if let Some(agent) = state.agents.get_mut(&log.agent_id) {
+                agent.last_activity_at = Some(now);
+            }
+            state.logs.entry(log.agent_id).or_default().push(log);
+        }
+        state.append_events(events, now);
+        Ok(count)
+    }
+
+    async fn list_logs(&self, query: &LogQuery) -> Result<LogPage> {
+        query.validate()?;
+        let state = self.state();
+        state.agent(query.agent_id)?;
+        let mut matching: Vec<&AgentLog> = state
+            .logs
+            .get(&query.agent_id)
+            .into_iter()
+            .flatten()
+            .filter(|log| query.task_id.is_none_or(|t| log.task_id == Some(t)))
+            .filter(|log| query.log_type.is_none_or(|t| log.log_type == t))
+            .collect();
+        let total_count = matching.len() as u64;
+        matching.sort_by_key(|log| std::cmp::Reverse((log.created_at, log.id)));
+        let logs: Vec<AgentLog> = matching
+            .into_iter()
+            .filter(|log| {
+                query
+                    .before
+                    .is_none_or(|c| (log.created_at, log.id) < (c.created_at, c.id))
+            })
+            .take(query.limit as usize + 1)
+            .cloned()
+            .collect();
+        Ok(LogPage::from_fetched(logs, query.limit, total_count))
+    }
+
+    async fn record_verification(
+        &self,
+        task: TaskId,
+        result: NewVerificationResult,
+        now: Timestamp,
+    ) -> Result<VerificationResult> {
+        let mut state = self.state();
+        let current = state.task(task)?.clone();
+        let change = change::plan_verification(current, result, now)?;
+        let recorded = change.verification.clone();
+        state.persist(change, now);
+        recorded.ok_or_else(|| Error::backend("verification planned no result"))
+    }
+
+    async fn list_verification_results(
+        &self,
+        task: TaskId,
+        limit: u32,
+    ) -> Result<Vec<VerificationResult>> {
+        change::check_verification_limit(limit)?;
+        let state = self.state();
+        state.task(task)?;
+        let mut results = state.verifications.get(&task).cloned().unwrap_or_default();
+        results.sort_by_key(|r| std::cmp::Reverse(r.attempt_number));
+        results.truncate(limit as usize);
+        Ok(results)
+    }
+
+    async fn raise_exception(&self, new: NewException, now: Timestamp) -> Result<Exception> {
+        new.validate()?;
+        let mut state = self.state();
+        if let Some(agent) = new.agent_id {
+            state.agent(agent)?;
+        }
+        if let Some(task) = new.task_id {
+            state.task(task)?;
+        }
+        let unresolved = new.task_id.and_then(|task| {
+            state
+                .exceptions
+                .values()
+                .find(|e| {
+                    e.task_id == Some(task)
+                        && e.exception_type == new.exception_type
+                        && e.status.is_unresolved()
+                })
+                .cloned()
+        });
+        let change = change::plan_exception(new, unresolved, now)?;
+        let result = change.exception.clone();
+        state.persist(change, now);
+        result.ok_or_else(|| Error::backend("exception planned no row"))
+    }
+
+    async fn get_exception(&self, id: ExceptionId) -> Result<Exception> {
+        self.state().exception(id).cloned()
+    }
+
+    async fn list_exceptions(&self, query: &ExceptionQuery) -> Result<Page<Exception>> {
+        query.validate()?;
+        let state = self.state();
+        let mut exceptions: Vec<Exception> = state
+            .exceptions
+            .values()
+            .filter(|e| query.status.is_none_or(|s| e.status == s))
+            .filter(|e| query.severity.is_none_or(|s| e.severity == s))
+            .filter(|e| query.exception_type.is_none_or(|t| e.exception_type == t))
+            .filter(|e| query.task_id.is_none_or(|t| e.task_id == Some(t)))
+            .filter(|e| query.agent_id.is_none_or(|a| e.agent_id == Some(a)))
+            .cloned()
+            .collect();
+        exceptions.sort_by(ordering::compare_exceptions);
+        Ok(page(exceptions, query.limit, query.offset))
+    }
+
+    async fn decide_exception(
+        &self,
+        id: ExceptionId,
+        decision: ExceptionDecision,
+        now: Timestamp,
+    ) -> Result<Exception> {
+        let mut state = self.state();
+        let exception = state.exception(id)?.clone();
+        if decision.status == crate::model::ExceptionStatus::Open
+            && let Some(task) = exception.task_id
+            && state.exceptions.values().any(|e| {
+                e.id != id
+                    && e.task_id == Some(task)
+                    && e.exception_type == exception.exception_type
+                    && e.status.is_unresolved()
+            })
+        {
+            return Err(Error::conflict(
+                "another unresolved exception of this type is open for the task",
+            ));
+        }
+        let change = change::plan_exception_decision(exception, decision, now)?;
+        let result = change.exception.clone();
+        state.persist(change, now);
+        result.ok_or_else(|| Error::backend("decision planned no exception"))
+    }
+
+    async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
+        change::check_events_limit(limit)?;
+        let state = self.state();
+        let start = state.events.partition_point(|e| e.seq <= after);
+        Ok(state.events[start..]
+            .iter()
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,63 @@
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ids::{AgentId, AttemptId, LeaseToken, RunnerSessionId, TaskId};
+use crate::model::AttemptOutcome;
+use crate::time::Timestamp;
+
+/// One try at a task by one agent, under a lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskAttempt {
+    pub id: AttemptId,
+    pub task_id: TaskId,
+    /// 1 for the first attempt; matches `Task::attempt` while it runs.
+    pub attempt_number: u32,
+    pub agent_id: AgentId,
+    pub runner_session_id: Option<RunnerSessionId>,
+    /// The lease secret; never serialized.
+    #[serde(skip)]
+    pub lease_token: Option<LeaseToken>,
+    pub lease_expires_at: Timestamp,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub outcome: AttemptOutcome,
+    pub failure_reason: Option<String>,
+    pub commit_sha: Option<String>,
+    pub usage: Usage,
+}
+
+/// Model usage of an attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Usage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    /// Cost in US dollars.
+    #[serde(default)]
+    pub cost_usd: f64,
+}
+
+impl Usage {
+    /// Input plus output tokens.
+    pub fn total_tokens(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+
+    /// Rejects a negative or non-finite cost.
+    pub fn validate(&self) -> Result<()> {
+        if !self.cost_usd.is_finite() || self.cost_usd < 0.0 {
+            return Err(Error::invalid(
+                "usage.costUsd",
+                "must be a non-negative number of dollars",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,62 @@
+//! The domain model: the original's entities (inventory §2) plus what it lacked — task
+//! attempts with leases, dependencies, delayed retries, idempotent creation, agents as
+//! reusable worker slots, usage per attempt, and an append-only event log.
+//!
+//! Field names serialize in camelCase and enum values in the original's upper case, so the
+//! JSON of these types is the original's wire format.
+
+mod agent;
+mod attempt;
+mod enums;
+mod event;
+mod exception;
+mod lock;
+mod log;
+mod query;
+mod runner;
+mod task;
+mod verification;
+
+pub use agent::{Agent, NewAgent};
+pub use attempt::{TaskAttempt, Usage};
+pub use enums::{
+    AgentStatus, AttemptOutcome, ExceptionSeverity, ExceptionStatus, ExceptionType, FailureKind,
+    FileLockStatus, LockMode, LogType, RiskLevel, RunnerSessionStatus, TaskComplexity, TaskStatus,
+    VerificationStatus,
+};
+pub use event::{Event, EventKind, NewEvent};
+pub use exception::{Exception, NewException};
+pub(crate) use exception::{MAX_RESOLUTION_NOTES_CHARS, MAX_RESOLVED_BY_CHARS};
+pub use lock::FileLock;
+pub use log::{AgentLog, LogCursor, MAX_LOG_CONTENT_CHARS, NewAgentLog};
+pub use query::{
+    AgentQuery, ExceptionQuery, LogPage, LogQuery, Page, SortOrder, TaskQuery, TaskSort,
+};
+pub use runner::{NewRunnerSession, RunnerSession};
+pub use task::{
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, MAX_BATCH_SIZE, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
+    NewTask, Task, TaskEdit,
+};
+pub use verification::{NewVerificationResult, VerificationFailure, VerificationResult};
+
+use crate::error::{Error, Result};
+
+/// Rejects `value` if it is longer than `max` characters, naming `field`.
+pub(crate) fn check_max_chars(field: &str, value: &str, max: usize) -> Result<()> {
+    let count = value.chars().count();
+    if count > max {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters (got {count})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects an empty or whitespace-only `value`, naming `field`.
+pub(crate) fn check_not_blank(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    Ok(())
+}

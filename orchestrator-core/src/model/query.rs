@@ -1,0 +1,236 @@
+//! Filters, sorting and pagination of list queries, validated before they reach a store.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ids::{AgentId, RunnerSessionId, TaskId};
+use crate::model::{
+    AgentStatus, ExceptionSeverity, ExceptionStatus, ExceptionType, LogCursor, LogType, TaskStatus,
+};
+
+const MAX_SEARCH_CHARS: usize = 200;
+
+/// One page of a list, with the total count of matching rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total_count: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl<T> Page<T> {
+    /// Whether rows follow this page.
+    pub fn has_more(&self) -> bool {
+        self.offset + (self.items.len() as u64) < self.total_count
+    }
+}
+
+/// Ascending or descending.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    #[default]
+    Asc,
+    Desc,
+}
+
+wire_enum!(
+    /// Column a task list is sorted by (`sortBy` in the API).
+    TaskSort, "sortBy" {
+        /// Priority, then creation time: the queue's own order.
+        Priority = "priority",
+        /// Creation time.
+        CreatedAt = "createdAt",
+        /// Last change.
+        UpdatedAt = "updatedAt",
+        /// Status.
+        Status = "status",
+        /// Title.
+        Title = "title",
+    }
+);
+
+/// Which tasks to list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskQuery {
+    pub status: Option<TaskStatus>,
+    pub priority: Option<u8>,
+    /// Case-insensitive substring of title or description.
+    pub search: Option<String>,
+    pub sort_by: TaskSort,
+    pub sort_order: SortOrder,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for TaskQuery {
+    fn default() -> Self {
+        Self {
+            status: None,
+            priority: None,
+            search: None,
+            sort_by: TaskSort::Priority,
+            sort_order: SortOrder::Asc,
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+impl TaskQuery {
+    /// Checks limits (1..=100, as the original), priority and search length.
+    pub fn validate(&self) -> Result<()> {
+        check_limit(self.limit, 100)?;
+        if let Some(priority) = self.priority
+            && priority > 3
+        {
+            return Err(Error::invalid("priority", "must be 0 to 3"));
+        }
+        if let Some(search) = &self.search {
+            super::check_max_chars("search", search, MAX_SEARCH_CHARS)?;
+        }
+        Ok(())
+    }
+
+    /// The search text with ASCII letters lower-cased, if any is left after trimming.
+    /// Search ignores the case of ASCII letters and matches other characters exactly, the
+    /// same on every backend.
+    pub fn search_needle(&self) -> Option<String> {
+        self.search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_ascii_lowercase)
+    }
+}
+
+/// Which agents to list, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentQuery {
+    pub status: Option<AgentStatus>,
+    pub runner_session_id: Option<RunnerSessionId>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for AgentQuery {
+    fn default() -> Self {
+        Self {
+            status: None,
+            runner_session_id: None,
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+impl AgentQuery {
+    /// Checks the limit (1..=100).
+    pub fn validate(&self) -> Result<()> {
+        check_limit(self.limit, 100)
+    }
+}
+
+/// Which log entries of an agent to list, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogQuery {
+    pub agent_id: AgentId,
+    pub task_id: Option<TaskId>,
+    pub log_type: Option<LogType>,
+    /// Entries strictly older than this position.
+    pub before: Option<LogCursor>,
+    pub limit: u32,
+}
+
+impl LogQuery {
+    /// The newest `limit` entries of `agent_id`.
+    pub fn new(agent_id: AgentId, limit: u32) -> Self {
+        Self {
+            agent_id,
+            task_id: None,
+            log_type: None,
+            before: None,
+            limit,
+        }
+    }
+
+    /// Checks the limit (1..=500, as the original).
+    pub fn validate(&self) -> Result<()> {
+        check_limit(self.limit, 500)
+    }
+}
+
+/// A page of log entries, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogPage {
+    pub logs: Vec<super::AgentLog>,
+    /// Where the next (older) page starts, if there is one.
+    pub next_cursor: Option<LogCursor>,
+    /// Entries matching the query's filters, over all pages.
+    pub total_count: u64,
+}
+
+impl LogPage {
+    /// The page made of up to `limit + 1` rows fetched newest first: the extra row, if
+    /// present, only says that another page follows.
+    pub fn from_fetched(mut logs: Vec<super::AgentLog>, limit: u32, total_count: u64) -> Self {
+        let next_cursor = if logs.len() > limit as usize {
+            logs.truncate(limit as usize);
+            logs.last().map(LogCursor::after)
+        } else {
+            None
+        };
+        Self {
+            logs,
+            next_cursor,
+            total_count,
+        }
+    }
+}
+
+/// Which exceptions to list: most urgent first, then newest, over all pages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExceptionQuery {
+    /// `None` lists every status.
+    pub status: Option<ExceptionStatus>,
+    pub severity: Option<ExceptionSeverity>,
+    pub exception_type: Option<ExceptionType>,
+    pub task_id: Option<TaskId>,
+    pub agent_id: Option<AgentId>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for ExceptionQuery {
+    fn default() -> Self {
+        Self {
+            status: Some(ExceptionStatus::Open),
+            severity: None,
+            exception_type: None,
+            task_id: None,
+            agent_id: None,
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+impl ExceptionQuery {
+    /// Checks the limit (1..=100).
+    pub fn validate(&self) -> Result<()> {
+        check_limit(self.limit, 100)
+    }
+}
+
+fn check_limit(limit: u32, max: u32) -> Result<()> {
+    if limit == 0 || limit > max {
+        return Err(Error::invalid(
+            "limit",
+            format!("must be 1 to {max}, got {limit}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,360 @@
+use serde::{Deserialize, Serialize};
+
+use super::{check_max_chars, check_not_blank};
+use crate::error::{Error, Result};
+use crate::ids::{AgentId, LeaseToken, TaskId};
+use crate::model::{RiskLevel, TaskComplexity, TaskStatus, VerificationStatus};
+use crate::time::Timestamp;
+
+/// Longest title accepted, in characters (the original's `varchar(500)`).
+pub const MAX_TITLE_CHARS: usize = 500;
+/// Longest description accepted, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 200_000;
+/// Priority when none is given (0 urgent … 3 low).
+pub const DEFAULT_PRIORITY: u8 = 2;
+/// Attempts a task gets before a lost lease fails it, when none is given.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Most tasks created in one batch.
+pub const MAX_BATCH_SIZE: usize = 50;
+
+const MAX_PRIORITY: u8 = 3;
+const MAX_FILES_HINT: usize = 200;
+const MAX_PATH_CHARS: usize = 1024;
+const MAX_DEPENDENCIES: usize = 50;
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+const MAX_ATTEMPTS_LIMIT: u32 = 20;
+
+/// A unit of coding work in the queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub id: TaskId,
+    pub title: String,
+    pub description: String,
+    /// 0 urgent … 3 low.
+    pub priority: u8,
+    pub risk_level: RiskLevel,
+    pub status: TaskStatus,
+    pub assigned_agent_id: Option<AgentId>,
+    pub assigned_at: Option<Timestamp>,
+    pub branch_name: Option<String>,
+    pub commit_sha: Option<String>,
+    pub pr_url: Option<String>,
+    pub verification_status: VerificationStatus,
+    /// Verification runs recorded for this task.
+    pub verification_attempts: u32,
+    pub estimated_complexity: Option<TaskComplexity>,
+    /// Repository-relative paths the task expects to touch.
+    pub files_hint: Vec<String>,
+    /// Tasks that must be COMPLETED before this one can be claimed.
+    pub depends_on: Vec<TaskId>,
+    /// Client-chosen key that makes creation idempotent.
+    pub idempotency_key: Option<String>,
+    /// Number of the latest attempt (0: never claimed). Never decreases, so
+    /// `(id, attempt)` names one attempt for ever.
+    pub attempt: u32,
+    /// Attempts started since creation or the last retry; a lost lease fails the task once
+    /// this reaches `max_attempts`.
+    pub attempts_used: u32,
+    pub max_attempts: u32,
+    /// Times the task went from FAILED back to the queue.
+    pub retry_count: u32,
+    /// Not claimable before this instant (delayed retries).
+    pub not_before: Option<Timestamp>,
+    /// The live attempt's lease secret; never serialized.
+    #[serde(skip)]
+    pub lease_token: Option<LeaseToken>,
+    pub lease_expires_at: Option<Timestamp>,
+    /// A person asked to cancel while an attempt runs; the runner is told to stop.
+    pub cancel_requested: bool,
+    /// Why the latest attempt failed.
+    pub last_error: Option<String>,
+    /// Bumped on every write; guards concurrent updates.
+    pub revision: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+}
+
+/// What a client supplies to create a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewTask {
+    pub title: String,
+    pub description: String,
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    #[serde(default = "default_risk_level")]
+    pub risk_level: RiskLevel,
+    #[serde(default)]
+    pub files_hint: Vec<String>,
+    #[serde(default)]
+    pub depends_on: Vec<TaskId>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
+    #[serde(default)]
+    pub estimated_complexity: Option<TaskComplexity>,
+}
+
+fn default_priority() -> u8 {
+    DEFAULT_PRIORITY
+}
+
+fn default_risk_level() -> RiskLevel {
+    RiskLevel::Medium
+}
+
+fn default_max_attempts() -> u32 {
+    DEFAULT_MAX_ATTEMPTS
+}
+
+impl NewTask {
+    /// A task with the given title and description and every other field at its default.
+    pub fn new(title: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            description: description.into(),
+            priority: DEFAULT_PRIORITY,
+            risk_level: RiskLevel::Medium,
+            files_hint: Vec::new(),
+            depends_on: Vec::new(),
+            idempotency_key: None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            not_before: None,
+            estimated_complexity: None,
+        }
+    }
+
+    /// Checks every field; the error names the first offending one.
+    pub fn validate(&self) -> Result<()> {
+        validate_title(&self.title)?;
+        validate_description(&self.description)?;
+        validate_priority(self.priority)?;
+        validate_files_hint(&self.files_hint)?;
+        validate_max_attempts(self.max_attempts)?;
+        if self.depends_on.len() > MAX_DEPENDENCIES {
+            return Err(Error::invalid(
+                "dependsOn",
+                format!("at most {MAX_DEPENDENCIES} dependencies"),
+            ));
+        }
+        if let Some(key) = &self.idempotency_key {
+            check_not_blank("idempotencyKey", key)?;
+            check_max_chars("idempotencyKey", key, MAX_IDEMPOTENCY_KEY_CHARS)?;
+        }
+        Ok(())
+    }
+
+    /// The task this creates, QUEUED, with the given identity and time.
+    pub fn into_task(self, id: TaskId, now: Timestamp) -> Task {
+        let mut depends_on = self.depends_on;
+        depends_on.sort();
+        depends_on.dedup();
+        Task {
+            id,
+            title: self.title,
+            description: self.description,
+            priority: self.priority,
+            risk_level: self.risk_level,
+            status: TaskStatus::Queued,
+            assigned_agent_id: None,
+            assigned_at: None,
+            branch_name: None,
+            commit_sha: None,
+            pr_url: None,
+            verification_status: VerificationStatus::Pending,
+            verification_attempts: 0,
+            estimated_complexity: self.estimated_complexity,
+            files_hint: self.files_hint,
+            depends_on,
+            idempotency_key: self.idempotency_key,
+            attempt: 0,
+            attempts_used: 0,
+            max_attempts: self.max_attempts,
+            retry_count: 0,
+            not_before: self.not_before,
+            lease_token: None,
+            lease_expires_at: None,
+            cancel_requested: false,
+            last_error: None,
+            revision: 0,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+        }
+    }
+}
+
+/// A change to a task's editable fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskEdit {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub priority: Option<u8>,
+    pub risk_level: Option<RiskLevel>,
+    pub files_hint: Option<Vec<String>>,
+    pub max_attempts: Option<u32>,
+    pub estimated_complexity: Option<TaskComplexity>,
+}
+
+impl TaskEdit {
+    /// Checks every field that is present.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(title) = &self.title {
+            validate_title(title)?;
+        }
+        if let Some(description) = &self.description {
+            validate_description(description)?;
+        }
+        if let Some(priority) = self.priority {
+            validate_priority(priority)?;
+        }
+        if let Some(files) = &self.files_hint {
+            validate_files_hint(files)?;
+        }
+        if let Some(max) = self.max_attempts {
+            validate_max_attempts(max)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the edit changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Writes the present fields into `task`.
+    pub fn apply_to(self, task: &mut Task) {
+        if let Some(title) = self.title {
+            task.title = title;
+        }
+        if let Some(description) = self.description {
+            task.description = description;
+        }
+        if let Some(priority) = self.priority {
+            task.priority = priority;
+        }
+        if let Some(risk_level) = self.risk_level {
+            task.risk_level = risk_level;
+        }
+        if let Some(files_hint) = self.files_hint {
+            task.files_hint = files_hint;
+        }
+        if let Some(max_attempts) = self.max_attempts {
+            task.max_attempts = max_attempts;
+        }
+        if let Some(complexity) = self.estimated_complexity {
+            task.estimated_complexity = Some(complexity);
+        }
+    }
+}
+
+fn validate_title(title: &str) -> Result<()> {
+    check_not_blank("title", title)?;
+    check_max_chars("title", title, MAX_TITLE_CHARS)
+}
+
+fn validate_description(description: &str) -> Result<()> {
+    check_not_blank("description", description)?;
+    check_max_chars("description", description, MAX_DESCRIPTION_CHARS)
+}
+
+fn validate_priority(priority: u8) -> Result<()> {
+    if priority > MAX_PRIORITY {
+        return Err(Error::invalid(
+            "priority",
+            format!("must be 0 (urgent) to {MAX_PRIORITY} (low), got {priority}"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_max_attempts(max_attempts: u32) -> Result<()> {
+    if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
+        return Err(Error::invalid(
+            "maxAttempts",
+            format!("must be 1 to {MAX_ATTEMPTS_LIMIT}, got {max_attempts}"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_files_hint(files: &[String]) -> Result<()> {
+    if files.len() > MAX_FILES_HINT {
+        return Err(Error::invalid(
+            "filesHint",
+            format!("at most {MAX_FILES_HINT} paths (got {})", files.len()),
+        ));
+    }
+    for (index, path) in files.iter().enumerate() {
+        let field = format!("filesHint[{index}]");
+        check_not_blank(&field, path)?;
+        check_max_chars(&field, path, MAX_PATH_CHARS)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_original() {
+        let task: NewTask = serde_json::from_str(r#"{"title":"t","description":"d"}"#).unwrap();
+        assert_eq!(task.priority, 2);
+        assert_eq!(task.risk_level, RiskLevel::Medium);
+        assert!(task.files_hint.is_empty());
+        task.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_and_enum_values_are_rejected() {
+        assert!(
+            serde_json::from_str::<NewTask>(r#"{"title":"t","description":"d","x":1}"#).is_err()
+        );
+        assert!(
+            serde_json::from_str::<NewTask>(
+                r#"{"title":"t","description":"d","riskLevel":"HUGE"}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut task = NewTask::new("", "d");
+        assert!(task.validate().unwrap_err().to_string().contains("title"));
+        task.title = "x".repeat(501);
+        assert!(
+            task.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("at most 500")
+        );
+        task.title = "é".repeat(500);
+        task.validate().unwrap();
+        task.priority = 4;
+        assert!(
+            task.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("priority")
+        );
+    }
+
+    #[test]
+    fn lease_token_never_serializes() {
+        let mut task =
+            NewTask::new("t", "d").into_task(TaskId::new(), Timestamp::from_millis(0).unwrap());
+        task.lease_token = Some(LeaseToken::new());
+        let json = serde_json::to_value(&task).unwrap();
+        assert!(json.get("leaseToken").is_none());
+        assert_eq!(json["status"], "QUEUED");
+        assert_eq!(json["createdAt"], "1970-01-01T00:00:00.000Z");
+    }
+}

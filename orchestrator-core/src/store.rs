@@ -1,0 +1,176 @@
+//! The [`Store`] trait: durable state of the orchestrator behind one seam.
+//!
+//! Implementations: [`InMemoryStore`](crate::memory::InMemoryStore) here (the reference),
+//! and `SqliteStore` / `PostgresStore` in `orchestrator-store`. All three pass the same
+//! conformance suite ([`crate::testing`]).
+//!
+//! # Contract
+//!
+//! * Every mutating method is atomic: all of its rows and its events are written, or none.
+//! * Rules live in [`crate::change`]; a store loads, asks the matching `plan_*` function,
+//!   and persists the result with each updated row guarded by its previous revision. A
+//!   guard that fails (a concurrent writer won) is retried on fresh rows or reported as
+//!   [`Error::Conflict`](crate::Error::Conflict); an update is never lost.
+//! * Every state change appends [`Event`]s in the same transaction; their `seq` numbers
+//!   strictly increase in commit order, so `events_since` never skips an event.
+//! * Errors: unknown ids are `NotFound`, rejected input is `InvalidInput` naming the
+//!   field, an illegal transition is `InvalidTransition`, a stale lease or a clash with
+//!   current state is `Conflict`. Nothing panics on bad input.
+//! * `now` comes from the caller's [`Clock`](crate::Clock); stores do not read the time.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+use crate::change::{AgentAction, ExceptionDecision, LeaseRef, TaskAction};
+use crate::error::Result;
+use crate::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
+use crate::model::{
+    Agent, AgentQuery, Event, Exception, ExceptionQuery, LogPage, LogQuery, NewAgent, NewAgentLog,
+    NewException, NewRunnerSession, NewTask, NewVerificationResult, Page, RunnerSession, Task,
+    TaskAttempt, TaskEdit, TaskQuery, VerificationResult,
+};
+use crate::state::runner_session::RunnerSessionEvent;
+use crate::time::Timestamp;
+
+/// Most log entries appended in one call.
+pub const MAX_LOG_BATCH: usize = 1_000;
+/// Most events returned by one `events_since` call.
+pub const MAX_EVENTS_PAGE: u32 = 1_000;
+/// Most verification results returned by one call.
+pub const MAX_VERIFICATION_PAGE: u32 = 50;
+
+/// A created row, or the existing one an idempotency key pointed at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created<T> {
+    pub value: T,
+    /// False when an earlier creation with the same idempotency key was returned.
+    pub created: bool,
+}
+
+/// Durable state of the orchestrator. See the module documentation for the contract.
+#[async_trait]
+pub trait Store: Send + Sync + Debug + 'static {
+    /// Checks that the backing database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Creates a QUEUED task. With an idempotency key already used, returns that task
+    /// (`created: false`) and writes nothing. Every dependency must exist.
+    async fn create_task(&self, new: NewTask, now: Timestamp) -> Result<Created<Task>>;
+
+    /// Creates 1 to [`MAX_BATCH_SIZE`](crate::model::MAX_BATCH_SIZE) tasks in one
+    /// transaction: all of them, or none when any is invalid (the error names its index).
+    async fn create_tasks(&self, batch: Vec<NewTask>, now: Timestamp) -> Result<Vec<Task>>;
+
+    /// One task.
+    async fn get_task(&self, id: TaskId) -> Result<Task>;
+
+    /// A filtered, sorted page of tasks. Ties are broken by creation time, then id.
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>>;
+
+    /// Changes a task's editable fields; refused (`Conflict`) while an attempt runs.
+    async fn edit_task(&self, id: TaskId, edit: TaskEdit, now: Timestamp) -> Result<Task>;
+
+    /// Applies a lifecycle action (see [`crate::change::plan_task_action`]) with all of its
+    /// effects on the attempt and the agent slot. Runner actions need `lease`.
+    async fn apply_task_action(
+        &self,
+        id: TaskId,
+        action: TaskAction,
+        lease: Option<LeaseRef>,
+        now: Timestamp,
+    ) -> Result<Task>;
+
+    /// Deletes a QUEUED or CANCELLED task with its logs, attempts, verification results
+    /// and exceptions. Refused (`Conflict`) in other states or while tasks depend on it.
+    async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()>;
+
+    /// A task's attempts, oldest first.
+    async fn list_attempts(&self, task: TaskId) -> Result<Vec<TaskAttempt>>;
+
+    /// Registers an IDLE agent slot. Its runner session, if named, must exist.
+    async fn create_agent(&self, new: NewAgent, now: Timestamp) -> Result<Agent>;
+
+    /// One agent.
+    async fn get_agent(&self, id: AgentId) -> Result<Agent>;
+
+    /// A page of agents, newest first.
+    async fn list_agents(&self, query: &AgentQuery) -> Result<Page<Agent>>;
+
+    /// Applies an action to an agent slot (pause, resume, recover, retire, fail).
+    async fn apply_agent_action(
+        &self,
+        id: AgentId,
+        action: AgentAction,
+        now: Timestamp,
+    ) -> Result<Agent>;
+
+    /// Creates an ACTIVE runner session. The token hash must be unique (`Conflict`).
+    async fn create_runner_session(
+        &self,
+        new: NewRunnerSession,
+        now: Timestamp,
+    ) -> Result<RunnerSession>;
+
+    /// One runner session.
+    async fn get_runner_session(&self, id: RunnerSessionId) -> Result<RunnerSession>;
+
+    /// The session whose token hashes to `token_hash`, revoked or not.
+    async fn find_runner_session(&self, token_hash: &str) -> Result<Option<RunnerSession>>;
+
+    /// Every runner session, newest first.
+    async fn list_runner_sessions(&self) -> Result<Vec<RunnerSession>>;
+
+    /// Applies a runner session event (seen, mark inactive, revoke).
+    async fn apply_runner_session_event(
+        &self,
+        id: RunnerSessionId,
+        event: RunnerSessionEvent,
+        now: Timestamp,
+    ) -> Result<RunnerSession>;
+
+    /// Appends 1 to [`MAX_LOG_BATCH`] entries in one insert, stamped with `now`, and bumps
+    /// each agent's last activity. Every agent (and task, if named) must exist.
+    async fn append_logs(&self, logs: Vec<NewAgentLog>, now: Timestamp) -> Result<u64>;
+
+    /// A page of an agent's log, newest first, keyed by `(createdAt, id)`.
+    async fn list_logs(&self, query: &LogQuery) -> Result<LogPage>;
+
+    /// Records a verification run of a task (numbered after the previous ones) and sets
+    /// its verification status.
+    async fn record_verification(
+        &self,
+        task: TaskId,
+        result: NewVerificationResult,
+        now: Timestamp,
+    ) -> Result<VerificationResult>;
+
+    /// A task's latest verification results, newest attempt first (1 to
+    /// [`MAX_VERIFICATION_PAGE`]).
+    async fn list_verification_results(
+        &self,
+        task: TaskId,
+        limit: u32,
+    ) -> Result<Vec<VerificationResult>>;
+
+    /// Opens an exception. While an unresolved exception of the same type exists for the
+    /// same task, that one is returned with its occurrence count raised instead.
+    async fn raise_exception(&self, new: NewException, now: Timestamp) -> Result<Exception>;
+
+    /// One exception.
+    async fn get_exception(&self, id: ExceptionId) -> Result<Exception>;
+
+    /// A page of exceptions, most severe first, then newest, over the whole result.
+    async fn list_exceptions(&self, query: &ExceptionQuery) -> Result<Page<Exception>>;
+
+    /// Applies a person's decision (acknowledge, resolve, dismiss, reopen).
+    async fn decide_exception(
+        &self,
+        id: ExceptionId,
+        decision: ExceptionDecision,
+        now: Timestamp,
+    ) -> Result<Exception>;
+
+    /// Events with `seq > after`, oldest first, at most `limit` (1 to [`MAX_EVENTS_PAGE`]).
+    async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>>;
+}

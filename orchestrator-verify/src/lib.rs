@@ -1,0 +1,5 @@
+//! Verification of an agent's change: pipelines of
+//! [`Verifier`](orchestrator_core::Verifier)s — syntax checks with tree-sitter, change
+//! sets from git2, and the type, lint and test commands of each ecosystem.
+
+pub use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput};
