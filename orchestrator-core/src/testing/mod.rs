@@ -1,1 +1,119 @@
-//! placeholder
+//! The store conformance suite: every behaviour a [`Store`](crate::Store) promises,
+//! written once as plain async functions and run against every backend by
+//! [`store_conformance_tests!`](crate::store_conformance_tests).
+//!
+//! A backend's test file provides an async factory returning a [`StoreFixture`] (or `None`
+//! to skip, saying why) and invokes the macro once.
+
+mod agents;
+mod concurrency;
+mod events;
+mod exceptions;
+mod helpers;
+mod lifecycle;
+mod logs;
+mod runners;
+mod tasks;
+mod verification;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::store::Store;
+
+pub use agents::*;
+pub use concurrency::*;
+pub use events::*;
+pub use exceptions::*;
+pub use lifecycle::*;
+pub use logs::*;
+pub use runners::*;
+pub use tasks::*;
+pub use verification::*;
+
+/// A store under test, with whatever it needs cleaned up afterwards.
+#[async_trait]
+pub trait StoreFixture: Send + Sync {
+    /// The store to test.
+    fn store(&self) -> Arc<dyn Store>;
+
+    /// Removes what the fixture created (a database schema, a file).
+    async fn teardown(self: Box<Self>);
+}
+
+/// A fixture with nothing to clean up.
+#[derive(Debug)]
+pub struct PlainFixture(pub Arc<dyn Store>);
+
+#[async_trait]
+impl StoreFixture for PlainFixture {
+    fn store(&self) -> Arc<dyn Store> {
+        self.0.clone()
+    }
+
+    async fn teardown(self: Box<Self>) {}
+}
+
+/// Runs one conformance case on a fresh fixture, tearing it down even when the case fails.
+pub async fn run_case<F, Fut>(fixture: Option<Box<dyn StoreFixture>>, case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(fixture) = fixture else {
+        return;
+    };
+    let outcome = tokio::spawn(case(fixture.store())).await;
+    fixture.teardown().await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+/// Stamps out one `#[tokio::test]` per conformance case for a backend.
+///
+/// `$factory` is an async function returning `Option<Box<dyn StoreFixture>>`; `None`
+/// skips the case (the factory prints why).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:path) => {
+        $crate::store_conformance_tests!(@cases $factory;
+            task_is_created_queued_with_defaults,
+            bad_task_input_is_a_typed_error,
+            idempotency_key_returns_the_existing_task,
+            dependencies_must_exist,
+            batch_creation_is_all_or_nothing,
+            unknown_ids_are_not_found,
+            task_list_filters_sorts_and_pages,
+            task_edits_are_validated_and_refused_while_running,
+            unicode_and_very_long_text_round_trip,
+            attempt_runs_from_claim_to_completion,
+            stale_or_missing_lease_is_a_conflict_without_side_effects,
+            expired_lease_requeues_then_fails,
+            cancellation_of_queued_and_running_tasks,
+            failed_task_is_retried_after_its_delay,
+            illegal_transitions_are_typed_errors,
+            dependencies_gate_assignment,
+            deletion_cascades_and_is_guarded,
+            agent_slots_are_listed_and_transitioned,
+            runner_sessions_are_found_by_token_and_revoked,
+            logs_page_without_skipping_ties,
+            logs_are_validated_and_capped,
+            verification_results_are_numbered_per_task,
+            exceptions_deduplicate_and_sort_by_urgency,
+            exception_decisions_follow_the_state_machine,
+            events_are_ordered_and_resumable,
+            concurrent_edits_of_one_task_are_not_lost,
+            concurrent_assignment_of_one_task_has_one_winner
+        );
+    };
+    (@cases $factory:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::testing::run_case($factory().await, $crate::testing::$case).await;
+            }
+        )+
+    };
+}

@@ -1,0 +1,155 @@
+//! Agent slots.
+
+use std::sync::Arc;
+
+use super::helpers::*;
+use crate::change::AgentAction;
+use crate::ids::RunnerSessionId;
+use crate::model::{AgentQuery, AgentStatus, NewAgent, NewRunnerSession};
+use crate::store::Store;
+
+/// Slots are listed newest first with filters, and move through their state machine.
+pub async fn agent_slots_are_listed_and_transitioned(store: Arc<dyn Store>) {
+    assert_not_found(
+        store
+            .create_agent(
+                NewAgent {
+                    runner_session_id: Some(RunnerSessionId::new()),
+                    ..NewAgent::default()
+                },
+                at(0),
+            )
+            .await,
+    );
+    assert_invalid_input(
+        store
+            .create_agent(
+                NewAgent {
+                    name: Some("n".repeat(201)),
+                    ..NewAgent::default()
+                },
+                at(0),
+            )
+            .await,
+        "name",
+    );
+    let session = store
+        .create_runner_session(
+            NewRunnerSession {
+                name: "laptop".into(),
+                working_dir: "/work".into(),
+                token_hash: "hash-a".into(),
+            },
+            at(0),
+        )
+        .await
+        .unwrap();
+    let mut slots = Vec::new();
+    for slot in 0..3 {
+        slots.push(
+            store
+                .create_agent(
+                    NewAgent {
+                        name: Some(format!("laptop #{slot}")),
+                        runner_session_id: Some(session.id),
+                        slot: Some(slot),
+                        is_local_runner: true,
+                    },
+                    at(i64::from(slot)),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    let loose = new_agent(&store, at(10)).await;
+    assert_eq!(slots[1].status, AgentStatus::Idle);
+    assert_eq!(store.get_agent(slots[1].id).await.unwrap(), slots[1]);
+
+    let all = store.list_agents(&AgentQuery::default()).await.unwrap();
+    assert_eq!(all.total_count, 4);
+    assert_eq!(all.items[0].id, loose.id, "newest first");
+    let of_session = store
+        .list_agents(&AgentQuery {
+            runner_session_id: Some(session.id),
+            limit: 2,
+            ..AgentQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(of_session.total_count, 3);
+    assert_eq!(
+        of_session.items.iter().map(|a| a.slot).collect::<Vec<_>>(),
+        [Some(2), Some(1)]
+    );
+    assert!(of_session.has_more());
+    assert_invalid_input(
+        store
+            .list_agents(&AgentQuery {
+                limit: 0,
+                ..AgentQuery::default()
+            })
+            .await,
+        "limit",
+    );
+
+    let task = new_task(&store, "work", at(0)).await;
+    assign(&store, &task, slots[0].id, at(20)).await;
+    let paused = store
+        .apply_agent_action(slots[0].id, AgentAction::Pause, at(21))
+        .await
+        .unwrap();
+    assert_eq!(paused.status, AgentStatus::Paused);
+    assert_eq!(
+        paused.current_task_id,
+        Some(task.id),
+        "a paused slot keeps its task"
+    );
+    assert_invalid_transition(
+        store
+            .apply_agent_action(slots[0].id, AgentAction::Retire, at(22))
+            .await,
+        "PAUSED",
+        "retire",
+    );
+    let resumed = store
+        .apply_agent_action(slots[0].id, AgentAction::Resume, at(23))
+        .await
+        .unwrap();
+    assert_eq!(resumed.status, AgentStatus::Working);
+    let working = store
+        .list_agents(&AgentQuery {
+            status: Some(AgentStatus::Working),
+            ..AgentQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(working.total_count, 1);
+
+    let retired = store
+        .apply_agent_action(slots[1].id, AgentAction::Retire, at(24))
+        .await
+        .unwrap();
+    assert_eq!(retired.status, AgentStatus::Completed);
+    assert_eq!(retired.completed_at, Some(at(24)));
+    for action in [AgentAction::Resume, AgentAction::Recover, AgentAction::Fail] {
+        assert!(
+            store
+                .apply_agent_action(slots[1].id, action, at(25))
+                .await
+                .is_err(),
+            "{action:?} left a final state"
+        );
+    }
+    assert_invalid_transition(
+        store
+            .apply_agent_action(slots[2].id, AgentAction::Recover, at(26))
+            .await,
+        "IDLE",
+        "recover",
+    );
+    let broken = store
+        .apply_agent_action(slots[2].id, AgentAction::Fail, at(27))
+        .await
+        .unwrap();
+    assert_eq!(broken.status, AgentStatus::Failed);
+}

@@ -1,0 +1,85 @@
+//! Runner sessions.
+
+use std::sync::Arc;
+
+use super::helpers::*;
+use crate::model::{NewRunnerSession, RunnerSessionStatus};
+use crate::state::runner_session::RunnerSessionEvent;
+use crate::store::Store;
+
+/// Sessions are found by token hash, go inactive and come back, and stay revoked.
+pub async fn runner_sessions_are_found_by_token_and_revoked(store: Arc<dyn Store>) {
+    let new = NewRunnerSession {
+        name: "runner-1".into(),
+        working_dir: "/home/dev/repo".into(),
+        token_hash: "a".repeat(64),
+    };
+    let session = store
+        .create_runner_session(new.clone(), at(0))
+        .await
+        .unwrap();
+    assert_eq!(session.status, RunnerSessionStatus::Active);
+    assert_eq!(session.token_hash, "a".repeat(64));
+    assert_conflict(store.create_runner_session(new.clone(), at(1)).await);
+    assert_invalid_input(
+        store
+            .create_runner_session(
+                NewRunnerSession {
+                    name: " ".into(),
+                    ..new.clone()
+                },
+                at(1),
+            )
+            .await,
+        "name",
+    );
+    let found = store.find_runner_session(&"a".repeat(64)).await.unwrap();
+    assert_eq!(found, Some(session.clone()));
+    assert_eq!(store.find_runner_session("nope").await.unwrap(), None);
+
+    let seen = store
+        .apply_runner_session_event(session.id, RunnerSessionEvent::Seen, at(5))
+        .await
+        .unwrap();
+    assert_eq!(seen.last_seen_at, at(5));
+    let inactive = store
+        .apply_runner_session_event(session.id, RunnerSessionEvent::MarkInactive, at(6))
+        .await
+        .unwrap();
+    assert_eq!(inactive.status, RunnerSessionStatus::Inactive);
+    let back = store
+        .apply_runner_session_event(session.id, RunnerSessionEvent::Seen, at(7))
+        .await
+        .unwrap();
+    assert_eq!(back.status, RunnerSessionStatus::Active);
+    let revoked = store
+        .apply_runner_session_event(session.id, RunnerSessionEvent::Revoke, at(8))
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, RunnerSessionStatus::Revoked);
+    assert!(!revoked.is_active());
+    assert_invalid_transition(
+        store
+            .apply_runner_session_event(session.id, RunnerSessionEvent::Seen, at(9))
+            .await,
+        "REVOKED",
+        "seen",
+    );
+    assert_eq!(store.get_runner_session(session.id).await.unwrap(), revoked);
+
+    let other = store
+        .create_runner_session(
+            NewRunnerSession {
+                token_hash: "b".repeat(64),
+                ..new
+            },
+            at(10),
+        )
+        .await
+        .unwrap();
+    let all = store.list_runner_sessions().await.unwrap();
+    assert_eq!(
+        all.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [other.id, session.id]
+    );
+}

@@ -1,0 +1,521 @@
+//! Creating, reading, listing, editing and validating tasks.
+
+use std::sync::Arc;
+
+use super::helpers::*;
+use crate::change::TaskAction;
+use crate::error::Error;
+use crate::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
+use crate::model::{
+    EventKind, LogQuery, NewTask, RiskLevel, SortOrder, TaskEdit, TaskQuery, TaskSort, TaskStatus,
+    VerificationStatus,
+};
+use crate::store::Store;
+
+/// A new task is QUEUED with the original's defaults and an event records it.
+pub async fn task_is_created_queued_with_defaults(store: Arc<dyn Store>) {
+    let before = last_seq(&store).await;
+    let created = store
+        .create_task(NewTask::new("Add login", "JWT login and logout"), at(0))
+        .await
+        .unwrap();
+    assert!(created.created);
+    let task = created.value;
+    assert_eq!(task.status, TaskStatus::Queued);
+    assert_eq!(task.priority, 2);
+    assert_eq!(task.risk_level, RiskLevel::Medium);
+    assert_eq!(task.verification_status, VerificationStatus::Pending);
+    assert_eq!(
+        (task.attempt, task.retry_count, task.max_attempts),
+        (0, 0, 3)
+    );
+    assert_eq!(task.created_at, at(0));
+    assert_eq!(store.get_task(task.id).await.unwrap(), task);
+    let events = store.events_since(before, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::TaskCreated);
+    assert_eq!(events[0].task_id, Some(task.id));
+}
+
+/// Empty or over-long titles, priorities outside 0..3 and unknown enum strings are
+/// rejected with a typed error naming the field, and nothing is written.
+pub async fn bad_task_input_is_a_typed_error(store: Arc<dyn Store>) {
+    let before = last_seq(&store).await;
+    let mut task = NewTask::new("", "d");
+    assert_invalid_input(store.create_task(task.clone(), at(0)).await, "title");
+    task.title = "   ".into();
+    assert_invalid_input(store.create_task(task.clone(), at(0)).await, "title");
+    task.title = "x".repeat(501);
+    assert_invalid_input(store.create_task(task.clone(), at(0)).await, "title");
+    task.title = "ok".into();
+    task.description = String::new();
+    assert_invalid_input(store.create_task(task.clone(), at(0)).await, "description");
+    task.description = "d".into();
+    task.priority = 4;
+    assert_invalid_input(store.create_task(task.clone(), at(0)).await, "priority");
+    task.priority = 0;
+    task.max_attempts = 0;
+    assert_invalid_input(store.create_task(task.clone(), at(0)).await, "maxAttempts");
+    task.max_attempts = 3;
+    task.files_hint = vec!["src/".into(), String::new()];
+    assert_invalid_input(store.create_task(task, at(0)).await, "filesHint[1]");
+    assert_invalid_input("URGENT".parse::<TaskStatus>(), "status");
+    assert_invalid_input("EXTREME".parse::<RiskLevel>(), "riskLevel");
+    assert_invalid_input("not-a-uuid".parse::<TaskId>(), "taskId");
+    assert!(
+        serde_json::from_str::<NewTask>(r#"{"title":"t","description":"d","riskLevel":"EXTREME"}"#)
+            .is_err()
+    );
+    let page = store.list_tasks(&TaskQuery::default()).await.unwrap();
+    assert_eq!(page.total_count, 0, "a rejected task was stored");
+    assert_eq!(
+        last_seq(&store).await,
+        before,
+        "a rejected task wrote an event"
+    );
+}
+
+/// Creating with an idempotency key twice returns the first task and writes nothing new.
+pub async fn idempotency_key_returns_the_existing_task(store: Arc<dyn Store>) {
+    let mut new = NewTask::new("Once", "only once");
+    new.idempotency_key = Some("client-42".into());
+    let first = store.create_task(new.clone(), at(0)).await.unwrap();
+    let seq = last_seq(&store).await;
+    new.title = "A different title".into();
+    let second = store.create_task(new, at(5)).await.unwrap();
+    assert!(first.created && !second.created);
+    assert_eq!(second.value, first.value);
+    assert_eq!(last_seq(&store).await, seq);
+    let page = store.list_tasks(&TaskQuery::default()).await.unwrap();
+    assert_eq!(page.total_count, 1);
+}
+
+/// Dependencies are recorded sorted and deduplicated; an unknown one is rejected.
+pub async fn dependencies_must_exist(store: Arc<dyn Store>) {
+    let a = new_task(&store, "a", at(0)).await;
+    let b = new_task(&store, "b", at(1)).await;
+    let mut new = NewTask::new("c", "after a and b");
+    new.depends_on = vec![b.id, a.id, b.id];
+    let c = store.create_task(new.clone(), at(2)).await.unwrap().value;
+    let mut expected = vec![a.id, b.id];
+    expected.sort();
+    assert_eq!(c.depends_on, expected);
+    assert_eq!(store.get_task(c.id).await.unwrap().depends_on, expected);
+    new.depends_on = vec![TaskId::new()];
+    assert_invalid_input(store.create_task(new, at(3)).await, "dependsOn");
+}
+
+/// A batch is written whole or not at all, and its errors name the failing index.
+pub async fn batch_creation_is_all_or_nothing(store: Arc<dyn Store>) {
+    let batch: Vec<NewTask> = (0..3)
+        .map(|i| NewTask::new(format!("batch {i}"), "d"))
+        .collect();
+    let created = store.create_tasks(batch.clone(), at(0)).await.unwrap();
+    assert_eq!(created.len(), 3);
+    assert_eq!(created[2].title, "batch 2");
+
+    let mut broken = batch.clone();
+    broken[2].title = String::new();
+    assert_invalid_input(store.create_tasks(broken, at(1)).await, "tasks[2].title");
+    let mut unknown_dependency = batch.clone();
+    unknown_dependency[1].depends_on = vec![TaskId::new()];
+    assert_invalid_input(
+        store.create_tasks(unknown_dependency, at(1)).await,
+        "tasks[1].dependsOn",
+    );
+    let too_many: Vec<NewTask> = (0..51).map(|i| NewTask::new(format!("{i}"), "d")).collect();
+    assert_invalid_input(store.create_tasks(too_many, at(1)).await, "tasks");
+    assert_invalid_input(store.create_tasks(Vec::new(), at(1)).await, "tasks");
+    let mut keyed = batch;
+    keyed[0].idempotency_key = Some("k".into());
+    keyed[1].idempotency_key = Some("k".into());
+    assert_invalid_input(
+        store.create_tasks(keyed, at(1)).await,
+        "tasks[1].idempotencyKey",
+    );
+
+    let page = store.list_tasks(&TaskQuery::default()).await.unwrap();
+    assert_eq!(page.total_count, 3, "a rejected batch left rows behind");
+}
+
+/// Every lookup of an unknown id is `NotFound`.
+pub async fn unknown_ids_are_not_found(store: Arc<dyn Store>) {
+    let task = TaskId::new();
+    assert_not_found(store.get_task(task).await);
+    assert_not_found(store.edit_task(task, TaskEdit::default(), at(0)).await);
+    assert_not_found(
+        store
+            .apply_task_action(task, TaskAction::Cancel, None, at(0))
+            .await,
+    );
+    assert_not_found(store.delete_task(task, at(0)).await);
+    assert_not_found(store.list_attempts(task).await);
+    assert_not_found(store.list_verification_results(task, 10).await);
+    assert_not_found(store.get_agent(AgentId::new()).await);
+    assert_not_found(store.list_logs(&LogQuery::new(AgentId::new(), 10)).await);
+    assert_not_found(store.get_exception(ExceptionId::new()).await);
+    assert_not_found(store.get_runner_session(RunnerSessionId::new()).await);
+    let real = new_task(&store, "real", at(0)).await;
+    let assign_unknown_agent = store
+        .apply_task_action(
+            real.id,
+            TaskAction::Assign {
+                agent_id: AgentId::new(),
+                runner_session_id: None,
+                lease_ttl: LEASE,
+            },
+            None,
+            at(1),
+        )
+        .await;
+    assert_not_found(assign_unknown_agent);
+}
+
+/// Filters, every sort column in both directions, search, and pagination edges.
+pub async fn task_list_filters_sorts_and_pages(store: Arc<dyn Store>) {
+    let specs = [
+        ("Refactor parser", 2),
+        ("fix LOGIN bug", 0),
+        ("Write docs", 3),
+        ("Add login page", 1),
+        ("Bump deps", 2),
+    ];
+    let mut ids = Vec::new();
+    for (i, (title, priority)) in specs.iter().enumerate() {
+        let mut new = NewTask::new(*title, format!("Task number {i}"));
+        new.priority = *priority;
+        ids.push(store.create_task(new, at(i as i64)).await.unwrap().value.id);
+    }
+    store
+        .apply_task_action(ids[2], TaskAction::Cancel, None, at(10))
+        .await
+        .unwrap();
+
+    let titles = |page: &crate::model::Page<crate::model::Task>| {
+        page.items
+            .iter()
+            .map(|t| t.title.clone())
+            .collect::<Vec<_>>()
+    };
+    let queue = store.list_tasks(&TaskQuery::default()).await.unwrap();
+    assert_eq!(
+        titles(&queue),
+        [
+            "fix LOGIN bug",
+            "Add login page",
+            "Refactor parser",
+            "Bump deps",
+            "Write docs"
+        ]
+    );
+    let by_title = store
+        .list_tasks(&TaskQuery {
+            sort_by: TaskSort::Title,
+            sort_order: SortOrder::Desc,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        titles(&by_title),
+        [
+            "fix LOGIN bug",
+            "Write docs",
+            "Refactor parser",
+            "Bump deps",
+            "Add login page"
+        ]
+    );
+    let newest = store
+        .list_tasks(&TaskQuery {
+            sort_by: TaskSort::CreatedAt,
+            sort_order: SortOrder::Desc,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest.items[0].id, ids[4]);
+    let recently_updated = store
+        .list_tasks(&TaskQuery {
+            sort_by: TaskSort::UpdatedAt,
+            sort_order: SortOrder::Desc,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(recently_updated.items[0].id, ids[2]);
+    let by_status = store
+        .list_tasks(&TaskQuery {
+            sort_by: TaskSort::Status,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_status.items[0].status, TaskStatus::Cancelled);
+
+    let cancelled = store
+        .list_tasks(&TaskQuery {
+            status: Some(TaskStatus::Cancelled),
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((cancelled.total_count, cancelled.items[0].id), (1, ids[2]));
+    let urgent = store
+        .list_tasks(&TaskQuery {
+            priority: Some(0),
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(titles(&urgent), ["fix LOGIN bug"]);
+    let search = store
+        .list_tasks(&TaskQuery {
+            search: Some("  Login ".into()),
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(titles(&search), ["fix LOGIN bug", "Add login page"]);
+    let by_description = store
+        .list_tasks(&TaskQuery {
+            search: Some("number 4".into()),
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(titles(&by_description), ["Bump deps"]);
+    let wildcard = store
+        .list_tasks(&TaskQuery {
+            search: Some("%".into()),
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(wildcard.total_count, 0, "search text is not a pattern");
+
+    let mut seen = Vec::new();
+    for offset in 0..5 {
+        let page = store
+            .list_tasks(&TaskQuery {
+                limit: 2,
+                offset,
+                ..TaskQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.total_count, 5);
+        assert_eq!(page.has_more(), offset + 2 < 5, "offset {offset}");
+        seen.push(page.items[0].id);
+    }
+    assert_eq!(seen, queue.items.iter().map(|t| t.id).collect::<Vec<_>>());
+    let last = store
+        .list_tasks(&TaskQuery {
+            limit: 2,
+            offset: 4,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((last.items.len(), last.has_more()), (1, false));
+    let beyond = store
+        .list_tasks(&TaskQuery {
+            offset: 50,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(beyond.items.is_empty() && !beyond.has_more());
+    assert_eq!(beyond.total_count, 5);
+    for limit in [0, 101] {
+        assert_invalid_input(
+            store
+                .list_tasks(&TaskQuery {
+                    limit,
+                    ..TaskQuery::default()
+                })
+                .await,
+            "limit",
+        );
+    }
+}
+
+/// Edits change fields and the revision, are validated, and are refused while running.
+pub async fn task_edits_are_validated_and_refused_while_running(store: Arc<dyn Store>) {
+    let task = new_task(&store, "edit me", at(0)).await;
+    let before = last_seq(&store).await;
+    let edited = store
+        .edit_task(
+            task.id,
+            TaskEdit {
+                title: Some("edited".into()),
+                priority: Some(0),
+                files_hint: Some(vec!["src/lib.rs".into()]),
+                ..TaskEdit::default()
+            },
+            at(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!((edited.title.as_str(), edited.priority), ("edited", 0));
+    assert_eq!(edited.files_hint, ["src/lib.rs"]);
+    assert_eq!(edited.revision, task.revision + 1);
+    assert_eq!(edited.updated_at, at(10));
+    assert_eq!(store.get_task(task.id).await.unwrap(), edited);
+    let events = store.events_since(before, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::TaskUpdated);
+
+    let unchanged = store
+        .edit_task(task.id, TaskEdit::default(), at(11))
+        .await
+        .unwrap();
+    assert_eq!(unchanged, edited, "an empty edit must not write");
+    assert_invalid_input(
+        store
+            .edit_task(
+                task.id,
+                TaskEdit {
+                    priority: Some(9),
+                    ..TaskEdit::default()
+                },
+                at(12),
+            )
+            .await,
+        "priority",
+    );
+
+    let agent = new_agent(&store, at(0)).await;
+    assign(&store, &edited, agent.id, at(20)).await;
+    let refused = store
+        .edit_task(
+            task.id,
+            TaskEdit {
+                title: Some("too late".into()),
+                ..TaskEdit::default()
+            },
+            at(21),
+        )
+        .await;
+    assert_conflict(refused);
+    assert_eq!(store.get_task(task.id).await.unwrap().title, "edited");
+}
+
+/// Unicode of every plane and texts at their maximum length come back byte for byte.
+pub async fn unicode_and_very_long_text_round_trip(store: Arc<dyn Store>) {
+    let title: String = "修正🦀ü\u{0301}".chars().cycle().take(500).collect();
+    let description = "Ünïcødé ✓ — 数据库 🚀\n\t\"quotes\" 'single' \\back\\slash\0nul? "
+        .replace('\0', "")
+        .repeat(2_500);
+    assert!(description.chars().count() > 100_000);
+    let mut new = NewTask::new(title.clone(), description.clone());
+    new.files_hint = vec!["src/ünï/🦀.rs".into(), "docs/数据库/".into()];
+    let task = store.create_task(new, at(0)).await.unwrap().value;
+    let stored = store.get_task(task.id).await.unwrap();
+    assert_eq!(stored.title, title);
+    assert_eq!(stored.description, description);
+    assert_eq!(stored.files_hint, ["src/ünï/🦀.rs", "docs/数据库/"]);
+    let found = store
+        .list_tasks(&TaskQuery {
+            search: Some("数据库 🚀".into()),
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.total_count, 1);
+    let too_long: String = "🦀".repeat(501);
+    let result = store.create_task(NewTask::new(too_long, "d"), at(1)).await;
+    assert!(matches!(result, Err(Error::InvalidInput { .. })));
+}
+
+/// Deleting removes the task's logs, attempts, verification results and exceptions in one
+/// go; running tasks and tasks others depend on cannot be deleted.
+pub async fn deletion_cascades_and_is_guarded(store: Arc<dyn Store>) {
+    use crate::model::{
+        ExceptionQuery, ExceptionSeverity, ExceptionType, LogType, NewAgentLog, NewException,
+        NewVerificationResult,
+    };
+    let task = new_task(&store, "doomed", at(0)).await;
+    let agent = new_agent(&store, at(0)).await;
+    let (_, lease) = assign(&store, &task, agent.id, at(1)).await;
+    store
+        .append_logs(
+            vec![NewAgentLog {
+                agent_id: agent.id,
+                task_id: Some(task.id),
+                log_type: LogType::Info,
+                content: "working".into(),
+                metadata: None,
+            }],
+            at(2),
+        )
+        .await
+        .unwrap();
+    store
+        .record_verification(
+            task.id,
+            NewVerificationResult {
+                passed: false,
+                confidence_score: 0.2,
+                syntax_passed: Some(false),
+                types_passed: None,
+                lint_passed: None,
+                tests_passed: None,
+                tests_total: None,
+                tests_failed: None,
+                semantic_score: None,
+                semantic_explanation: None,
+                failures: Vec::new(),
+                recommendations: Vec::new(),
+            },
+            at(3),
+        )
+        .await
+        .unwrap();
+    let mut exception = NewException::new(
+        ExceptionType::VerificationFailed,
+        ExceptionSeverity::Error,
+        "Task failed",
+    );
+    exception.task_id = Some(task.id);
+    store.raise_exception(exception, at(4)).await.unwrap();
+    assert_conflict(store.delete_task(task.id, at(5)).await);
+    store
+        .apply_task_action(task.id, fail("broken"), Some(lease), at(6))
+        .await
+        .unwrap();
+    assert_conflict(store.delete_task(task.id, at(7)).await);
+    store
+        .apply_task_action(task.id, TaskAction::Retry { not_before: None }, None, at(8))
+        .await
+        .unwrap();
+    store
+        .apply_task_action(task.id, TaskAction::Cancel, None, at(9))
+        .await
+        .unwrap();
+
+    let mut dependent = NewTask::new("dependent", "d");
+    dependent.depends_on = vec![task.id];
+    let dependent = store.create_task(dependent, at(10)).await.unwrap().value;
+    assert_conflict(store.delete_task(task.id, at(11)).await);
+    store.delete_task(dependent.id, at(12)).await.unwrap();
+
+    let seq = last_seq(&store).await;
+    store.delete_task(task.id, at(13)).await.unwrap();
+    assert_not_found(store.get_task(task.id).await);
+    assert_not_found(store.list_attempts(task.id).await);
+    let logs = store.list_logs(&LogQuery::new(agent.id, 10)).await.unwrap();
+    assert_eq!(logs.total_count, 0);
+    let exceptions = store
+        .list_exceptions(&ExceptionQuery {
+            status: None,
+            ..ExceptionQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(exceptions.total_count, 0);
+    let events = store.events_since(seq, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::TaskDeleted);
+    assert_not_found(store.delete_task(task.id, at(14)).await);
+}
