@@ -66,6 +66,12 @@ macro_rules! uuid_id {
                 Self(id)
             }
         }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
     };
 }
 

@@ -1,0 +1,48 @@
+//! Mapping of sqlx errors onto the core's taxonomy, by error kind and code, never by
+//! message text.
+
+use orchestrator_core::Error;
+use sqlx::error::ErrorKind;
+
+/// SQLite result codes for a busy or locked database, and PostgreSQL SQLSTATEs for
+/// serialization failures and deadlocks: all worth retrying.
+const RETRYABLE_CODES: &[&str] = &["5", "6", "261", "517", "40001", "40P01"];
+
+pub(crate) fn map_sqlx(err: sqlx::Error) -> Error {
+    match err {
+        sqlx::Error::Database(db) => {
+            if db.code().is_some_and(|code| RETRYABLE_CODES.contains(&code.as_ref())) {
+                return Error::Unavailable("the database is busy; retry shortly".into());
+            }
+            match db.kind() {
+                ErrorKind::UniqueViolation => Error::conflict(format!(
+                    "a row with the same unique key already exists ({})",
+                    db.constraint().unwrap_or("unique constraint")
+                )),
+                ErrorKind::ForeignKeyViolation => {
+                    Error::conflict("the change refers to a row that does not exist (any more)")
+                }
+                ErrorKind::CheckViolation => Error::backend(format!(
+                    "a value broke a check constraint: {}",
+                    db.message()
+                )),
+                _ => Error::backend(db.message()),
+            }
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            Error::Unavailable(format!("the database cannot be reached: {err}"))
+        }
+        other => Error::backend(other),
+    }
+}
+
+/// `?` support for sqlx results inside the store.
+pub(crate) trait SqlxResultExt<T> {
+    fn db(self) -> Result<T, Error>;
+}
+
+impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, Error> {
+        self.map_err(map_sqlx)
+    }
+}

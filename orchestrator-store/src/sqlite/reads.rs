@@ -1,0 +1,325 @@
+//! Reads: single rows by key and the list queries, usable on a pooled connection or
+//! inside a transaction.
+
+use orchestrator_core::error::Result;
+use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
+use orchestrator_core::model::{
+    Agent, AgentQuery, Event, Exception, ExceptionQuery, LogPage, LogQuery, Page,
+    RunnerSession, SortOrder, Task, TaskAttempt, TaskQuery, TaskSort, VerificationResult,
+};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::{id_text, millis};
+use crate::error::SqlxResultExt;
+use crate::rows::{
+    agent_from_row, attempt_from_row, event_from_row, exception_from_row, log_from_row,
+    runner_session_from_row, task_from_row, verification_from_row,
+};
+
+/// Every task column plus its dependencies folded into one comma-separated column.
+pub(super) const TASK_COLUMNS: &str = "t.*, (SELECT group_concat(d.depends_on_id) \
+     FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on";
+
+pub(super) async fn task(conn: &mut SqliteConnection, id: TaskId) -> Result<Option<Task>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ?");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id_text(id))
+        .fetch_optional(conn)
+        .await
+        .db()?
+        .map(|row| task_from_row(&row))
+        .transpose()
+}
+
+pub(super) async fn agent(conn: &mut SqliteConnection, id: AgentId) -> Result<Option<Agent>> {
+    sqlx::query("SELECT * FROM agents WHERE id = ?")
+        .bind(id_text(id))
+        .fetch_optional(conn)
+        .await
+        .db()?
+        .map(|row| agent_from_row(&row))
+        .transpose()
+}
+
+pub(super) async fn runner_session(
+    conn: &mut SqliteConnection,
+    id: RunnerSessionId,
+) -> Result<Option<RunnerSession>> {
+    sqlx::query("SELECT * FROM runner_sessions WHERE id = ?")
+        .bind(id_text(id))
+        .fetch_optional(conn)
+        .await
+        .db()?
+        .map(|row| runner_session_from_row(&row))
+        .transpose()
+}
+
+pub(super) async fn runner_session_by_token(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+) -> Result<Option<RunnerSession>> {
+    sqlx::query("SELECT * FROM runner_sessions WHERE token_hash = ?")
+        .bind(token_hash)
+        .fetch_optional(conn)
+        .await
+        .db()?
+        .map(|row| runner_session_from_row(&row))
+        .transpose()
+}
+
+pub(super) async fn runner_sessions(conn: &mut SqliteConnection) -> Result<Vec<RunnerSession>> {
+    sqlx::query("SELECT * FROM runner_sessions ORDER BY created_at DESC, id DESC")
+        .fetch_all(conn)
+        .await
+        .db()?
+        .iter()
+        .map(runner_session_from_row)
+        .collect()
+}
+
+pub(super) async fn exception(
+    conn: &mut SqliteConnection,
+    id: ExceptionId,
+) -> Result<Option<Exception>> {
+    sqlx::query("SELECT * FROM exceptions WHERE id = ?")
+        .bind(id_text(id))
+        .fetch_optional(conn)
+        .await
+        .db()?
+        .map(|row| exception_from_row(&row))
+        .transpose()
+}
+
+pub(super) async fn attempts(conn: &mut SqliteConnection, task: TaskId) -> Result<Vec<TaskAttempt>> {
+    sqlx::query("SELECT * FROM task_attempts WHERE task_id = ? ORDER BY attempt_number")
+        .bind(id_text(task))
+        .fetch_all(conn)
+        .await
+        .db()?
+        .iter()
+        .map(attempt_from_row)
+        .collect()
+}
+
+fn direction(order: SortOrder) -> &'static str {
+    match order {
+        SortOrder::Asc => "ASC",
+        SortOrder::Desc => "DESC",
+    }
+}
+
+fn push_task_filters(builder: &mut QueryBuilder<Sqlite>, query: &TaskQuery) {
+    builder.push(" WHERE 1 = 1");
+    if let Some(status) = query.status {
+        builder.push(" AND t.status = ").push_bind(status.as_str());
+    }
+    if let Some(priority) = query.priority {
+        builder.push(" AND t.priority = ").push_bind(i64::from(priority));
+    }
+    if let Some(needle) = query.search_needle() {
+        builder
+            .push(" AND (instr(lower(t.title), ")
+            .push_bind(needle.clone())
+            .push(") > 0 OR instr(lower(t.description), ")
+            .push_bind(needle)
+            .push(") > 0)");
+    }
+}
+
+pub(super) async fn tasks(conn: &mut SqliteConnection, query: &TaskQuery) -> Result<Page<Task>> {
+    let mut count = QueryBuilder::new("SELECT COUNT(*) FROM tasks t");
+    push_task_filters(&mut count, query);
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await.db()?;
+
+    let dir = direction(query.sort_order);
+    let primary = match query.sort_by {
+        TaskSort::Priority => Some("t.priority"),
+        TaskSort::CreatedAt => None,
+        TaskSort::UpdatedAt => Some("t.updated_at"),
+        TaskSort::Status => Some("t.status"),
+        TaskSort::Title => Some("t.title"),
+    };
+    let mut page = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM tasks t"));
+    push_task_filters(&mut page, query);
+    page.push(" ORDER BY ");
+    if let Some(column) = primary {
+        page.push(format!("{column} {dir}, "));
+    }
+    page.push(format!("t.created_at {dir}, t.id {dir} LIMIT "))
+        .push_bind(i64::from(query.limit))
+        .push(" OFFSET ")
+        .push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+    let items = page
+        .build()
+        .fetch_all(conn)
+        .await
+        .db()?
+        .iter()
+        .map(task_from_row)
+        .collect::<Result<_>>()?;
+    Ok(Page {
+        items,
+        total_count: total as u64,
+        limit: query.limit,
+        offset: query.offset,
+    })
+}
+
+pub(super) async fn agents(conn: &mut SqliteConnection, query: &AgentQuery) -> Result<Page<Agent>> {
+    let filters = |builder: &mut QueryBuilder<Sqlite>| {
+        builder.push(" WHERE 1 = 1");
+        if let Some(status) = query.status {
+            builder.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(session) = query.runner_session_id {
+            builder.push(" AND runner_session_id = ").push_bind(id_text(session));
+        }
+    };
+    let mut count = QueryBuilder::new("SELECT COUNT(*) FROM agents");
+    filters(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await.db()?;
+    let mut page = QueryBuilder::new("SELECT * FROM agents");
+    filters(&mut page);
+    page.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(query.limit))
+        .push(" OFFSET ")
+        .push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+    let items = page
+        .build()
+        .fetch_all(conn)
+        .await
+        .db()?
+        .iter()
+        .map(agent_from_row)
+        .collect::<Result<_>>()?;
+    Ok(Page {
+        items,
+        total_count: total as u64,
+        limit: query.limit,
+        offset: query.offset,
+    })
+}
+
+pub(super) async fn logs(conn: &mut SqliteConnection, query: &LogQuery) -> Result<LogPage> {
+    let filters = |builder: &mut QueryBuilder<Sqlite>| {
+        builder
+            .push(" WHERE agent_id = ")
+            .push_bind(id_text(query.agent_id));
+        if let Some(task) = query.task_id {
+            builder.push(" AND task_id = ").push_bind(id_text(task));
+        }
+        if let Some(kind) = query.log_type {
+            builder.push(" AND log_type = ").push_bind(kind.as_str());
+        }
+    };
+    let mut count = QueryBuilder::new("SELECT COUNT(*) FROM agent_logs");
+    filters(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await.db()?;
+    let mut page = QueryBuilder::new("SELECT * FROM agent_logs");
+    filters(&mut page);
+    if let Some(cursor) = query.before {
+        page.push(" AND (created_at < ")
+            .push_bind(millis(cursor.created_at))
+            .push(" OR (created_at = ")
+            .push_bind(millis(cursor.created_at))
+            .push(" AND id < ")
+            .push_bind(id_text(cursor.id))
+            .push("))");
+    }
+    page.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(query.limit) + 1);
+    let logs = page
+        .build()
+        .fetch_all(conn)
+        .await
+        .db()?
+        .iter()
+        .map(log_from_row)
+        .collect::<Result<_>>()?;
+    Ok(LogPage::from_fetched(logs, query.limit, total as u64))
+}
+
+pub(super) async fn verification_results(
+    conn: &mut SqliteConnection,
+    task: TaskId,
+    limit: u32,
+) -> Result<Vec<VerificationResult>> {
+    sqlx::query(
+        "SELECT * FROM verification_results WHERE task_id = ? \
+         ORDER BY attempt_number DESC LIMIT ?",
+    )
+    .bind(id_text(task))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .db()?
+    .iter()
+    .map(verification_from_row)
+    .collect()
+}
+
+pub(super) async fn exceptions(
+    conn: &mut SqliteConnection,
+    query: &ExceptionQuery,
+) -> Result<Page<Exception>> {
+    let filters = |builder: &mut QueryBuilder<Sqlite>| {
+        builder.push(" WHERE 1 = 1");
+        if let Some(status) = query.status {
+            builder.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(severity) = query.severity {
+            builder.push(" AND severity = ").push_bind(severity.as_str());
+        }
+        if let Some(kind) = query.exception_type {
+            builder.push(" AND exception_type = ").push_bind(kind.as_str());
+        }
+        if let Some(task) = query.task_id {
+            builder.push(" AND task_id = ").push_bind(id_text(task));
+        }
+        if let Some(agent) = query.agent_id {
+            builder.push(" AND agent_id = ").push_bind(id_text(agent));
+        }
+    };
+    let mut count = QueryBuilder::new("SELECT COUNT(*) FROM exceptions");
+    filters(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await.db()?;
+    let mut page = QueryBuilder::new("SELECT * FROM exceptions");
+    filters(&mut page);
+    page.push(
+        " ORDER BY CASE severity WHEN 'CRITICAL' THEN 0 WHEN 'ERROR' THEN 1 \
+         WHEN 'WARNING' THEN 2 ELSE 3 END, created_at DESC, id DESC LIMIT ",
+    )
+    .push_bind(i64::from(query.limit))
+    .push(" OFFSET ")
+    .push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+    let items = page
+        .build()
+        .fetch_all(conn)
+        .await
+        .db()?
+        .iter()
+        .map(exception_from_row)
+        .collect::<Result<_>>()?;
+    Ok(Page {
+        items,
+        total_count: total as u64,
+        limit: query.limit,
+        offset: query.offset,
+    })
+}
+
+pub(super) async fn events_since(
+    conn: &mut SqliteConnection,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<Event>> {
+    sqlx::query("SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await
+        .db()?
+        .iter()
+        .map(event_from_row)
+        .collect()
+}

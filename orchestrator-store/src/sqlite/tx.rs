@@ -1,0 +1,596 @@
+//! Writes, inside `BEGIN IMMEDIATE` transactions, and the [`Backend`] glue.
+
+use async_trait::async_trait;
+use orchestrator_core::error::{Error, Result};
+use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
+use orchestrator_core::model::{
+    Agent, AgentLog, AgentQuery, Event, Exception, ExceptionQuery, ExceptionType, LogPage,
+    LogQuery, NewEvent, Page, RunnerSession, Task, TaskAttempt, TaskQuery, TaskStatus,
+    VerificationResult,
+};
+use orchestrator_core::Timestamp;
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use uuid::Uuid;
+
+use super::reads::{self, TASK_COLUMNS};
+use super::{SqliteBackend, id_text, json_text, millis, opt_millis};
+use crate::engine::{Backend, Tx};
+use crate::error::SqlxResultExt;
+use crate::rows::{exception_from_row, task_from_row};
+
+/// A write transaction holding SQLite's write lock.
+pub(crate) struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+fn ids_of<T: Copy + Into<Uuid>>(ids: &[T]) -> Vec<String> {
+    ids.iter().map(|id| id_text(*id)).collect()
+}
+
+/// The ids among `ids` that `table` has no row for.
+async fn missing<T: Copy + Into<Uuid> + Ord>(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: &str,
+    ids: &[T],
+) -> Result<Vec<T>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = QueryBuilder::new(format!("SELECT id FROM {table} WHERE id IN ("));
+    let mut list = query.separated(", ");
+    for id in ids_of(ids) {
+        list.push_bind(id);
+    }
+    query.push(")");
+    let present: Vec<String> = query.build_query_scalar().fetch_all(&mut **tx).await.db()?;
+    Ok(ids
+        .iter()
+        .copied()
+        .filter(|id| !present.contains(&id_text(*id)))
+        .collect())
+}
+
+fn require_one_row(affected: u64, what: &str) -> Result<()> {
+    if affected == 1 {
+        Ok(())
+    } else {
+        Err(Error::conflict(format!(
+            "the {what} was changed by someone else meanwhile; retry"
+        )))
+    }
+}
+
+#[async_trait]
+impl Tx for SqliteTx {
+    async fn task(&mut self, id: TaskId) -> Result<Option<Task>> {
+        reads::task(&mut self.tx, id).await
+    }
+
+    async fn task_by_idempotency_key(&mut self, key: &str) -> Result<Option<Task>> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.idempotency_key = ?");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .db()?
+            .map(|row| task_from_row(&row))
+            .transpose()
+    }
+
+    async fn missing_tasks(&mut self, ids: &[TaskId]) -> Result<Vec<TaskId>> {
+        missing(&mut self.tx, "tasks", ids).await
+    }
+
+    async fn unfinished_dependencies(&mut self, task: TaskId) -> Result<Vec<(TaskId, TaskStatus)>> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.status FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on_id \
+             WHERE d.task_id = ? AND t.status <> 'COMPLETED' ORDER BY t.id",
+        )
+        .bind(id_text(task))
+        .fetch_all(&mut *self.tx)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id").db()?;
+                let status: String = row.try_get("status").db()?;
+                Ok((id.parse()?, status.parse()?))
+            })
+            .collect()
+    }
+
+    async fn dependents(&mut self, task: TaskId) -> Result<Vec<TaskId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT task_id FROM task_dependencies WHERE depends_on_id = ? ORDER BY task_id",
+        )
+        .bind(id_text(task))
+        .fetch_all(&mut *self.tx)
+        .await
+        .db()?;
+        ids.iter().map(|id| id.parse()).collect()
+    }
+
+    async fn agent(&mut self, id: AgentId) -> Result<Option<Agent>> {
+        reads::agent(&mut self.tx, id).await
+    }
+
+    async fn missing_agents(&mut self, ids: &[AgentId]) -> Result<Vec<AgentId>> {
+        missing(&mut self.tx, "agents", ids).await
+    }
+
+    async fn attempt(&mut self, task: TaskId, number: u32) -> Result<Option<TaskAttempt>> {
+        sqlx::query("SELECT * FROM task_attempts WHERE task_id = ? AND attempt_number = ?")
+            .bind(id_text(task))
+            .bind(i64::from(number))
+            .fetch_optional(&mut *self.tx)
+            .await
+            .db()?
+            .map(|row| crate::rows::attempt_from_row(&row))
+            .transpose()
+    }
+
+    async fn runner_session(&mut self, id: RunnerSessionId) -> Result<Option<RunnerSession>> {
+        reads::runner_session(&mut self.tx, id).await
+    }
+
+    async fn exception(&mut self, id: ExceptionId) -> Result<Option<Exception>> {
+        reads::exception(&mut self.tx, id).await
+    }
+
+    async fn unresolved_exception(
+        &mut self,
+        kind: ExceptionType,
+        task: TaskId,
+    ) -> Result<Option<Exception>> {
+        sqlx::query(
+            "SELECT * FROM exceptions WHERE exception_type = ? AND task_id = ? \
+             AND status IN ('OPEN', 'ACKNOWLEDGED')",
+        )
+        .bind(kind.as_str())
+        .bind(id_text(task))
+        .fetch_optional(&mut *self.tx)
+        .await
+        .db()?
+        .map(|row| exception_from_row(&row))
+        .transpose()
+    }
+
+    async fn insert_task(&mut self, task: &Task) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tasks (id, title, description, priority, risk_level, status, \
+             assigned_agent_id, assigned_at, branch_name, commit_sha, pr_url, verification_status, \
+             verification_attempts, estimated_complexity, files_hint, idempotency_key, attempt, \
+             attempts_used, max_attempts, retry_count, not_before, lease_token, lease_expires_at, \
+             cancel_requested, last_error, revision, created_at, updated_at, completed_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id_text(task.id))
+        .bind(&task.title)
+        .bind(&task.description)
+        .bind(i64::from(task.priority))
+        .bind(task.risk_level.as_str())
+        .bind(task.status.as_str())
+        .bind(task.assigned_agent_id.map(id_text))
+        .bind(opt_millis(task.assigned_at))
+        .bind(&task.branch_name)
+        .bind(&task.commit_sha)
+        .bind(&task.pr_url)
+        .bind(task.verification_status.as_str())
+        .bind(i64::from(task.verification_attempts))
+        .bind(task.estimated_complexity.map(|c| c.as_str()))
+        .bind(json_text(&task.files_hint)?)
+        .bind(&task.idempotency_key)
+        .bind(i64::from(task.attempt))
+        .bind(i64::from(task.attempts_used))
+        .bind(i64::from(task.max_attempts))
+        .bind(i64::from(task.retry_count))
+        .bind(opt_millis(task.not_before))
+        .bind(task.lease_token.map(id_text))
+        .bind(opt_millis(task.lease_expires_at))
+        .bind(task.cancel_requested)
+        .bind(&task.last_error)
+        .bind(task.revision as i64)
+        .bind(millis(task.created_at))
+        .bind(millis(task.updated_at))
+        .bind(opt_millis(task.completed_at))
+        .execute(&mut *self.tx)
+        .await
+        .db()?;
+        if !task.depends_on.is_empty() {
+            let mut query =
+                QueryBuilder::new("INSERT INTO task_dependencies (task_id, depends_on_id) ");
+            query.push_values(&task.depends_on, |mut row, dependency| {
+                row.push_bind(id_text(task.id)).push_bind(id_text(*dependency));
+            });
+            query.build().execute(&mut *self.tx).await.db()?;
+        }
+        Ok(())
+    }
+
+    async fn update_task(&mut self, task: &Task) -> Result<()> {
+        let affected = sqlx::query(
+            "UPDATE tasks SET title = ?, description = ?, priority = ?, risk_level = ?, status = ?, \
+             assigned_agent_id = ?, assigned_at = ?, branch_name = ?, commit_sha = ?, pr_url = ?, \
+             verification_status = ?, verification_attempts = ?, estimated_complexity = ?, \
+             files_hint = ?, attempt = ?, attempts_used = ?, max_attempts = ?, retry_count = ?, \
+             not_before = ?, lease_token = ?, lease_expires_at = ?, cancel_requested = ?, \
+             last_error = ?, revision = ?, updated_at = ?, completed_at = ? \
+             WHERE id = ? AND revision = ?",
+        )
+        .bind(&task.title)
+        .bind(&task.description)
+        .bind(i64::from(task.priority))
+        .bind(task.risk_level.as_str())
+        .bind(task.status.as_str())
+        .bind(task.assigned_agent_id.map(id_text))
+        .bind(opt_millis(task.assigned_at))
+        .bind(&task.branch_name)
+        .bind(&task.commit_sha)
+        .bind(&task.pr_url)
+        .bind(task.verification_status.as_str())
+        .bind(i64::from(task.verification_attempts))
+        .bind(task.estimated_complexity.map(|c| c.as_str()))
+        .bind(json_text(&task.files_hint)?)
+        .bind(i64::from(task.attempt))
+        .bind(i64::from(task.attempts_used))
+        .bind(i64::from(task.max_attempts))
+        .bind(i64::from(task.retry_count))
+        .bind(opt_millis(task.not_before))
+        .bind(task.lease_token.map(id_text))
+        .bind(opt_millis(task.lease_expires_at))
+        .bind(task.cancel_requested)
+        .bind(&task.last_error)
+        .bind(task.revision as i64)
+        .bind(millis(task.updated_at))
+        .bind(opt_millis(task.completed_at))
+        .bind(id_text(task.id))
+        .bind(task.revision as i64 - 1)
+        .execute(&mut *self.tx)
+        .await
+        .db()?
+        .rows_affected();
+        require_one_row(affected, "task")
+    }
+
+    async fn delete_task(&mut self, id: TaskId) -> Result<()> {
+        sqlx::query("DELETE FROM tasks WHERE id = ?")
+            .bind(id_text(id))
+            .execute(&mut *self.tx)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn insert_agent(&mut self, agent: &Agent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO agents (id, name, status, current_task_id, branch_name, conversation_id, \
+             total_tokens_used, last_activity_at, started_at, completed_at, tasks_completed, \
+             tasks_failed, is_local_runner, runner_session_id, slot, revision, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id_text(agent.id))
+        .bind(&agent.name)
+        .bind(agent.status.as_str())
+        .bind(agent.current_task_id.map(id_text))
+        .bind(&agent.branch_name)
+        .bind(&agent.conversation_id)
+        .bind(agent.total_tokens_used as i64)
+        .bind(opt_millis(agent.last_activity_at))
+        .bind(opt_millis(agent.started_at))
+        .bind(opt_millis(agent.completed_at))
+        .bind(i64::from(agent.tasks_completed))
+        .bind(i64::from(agent.tasks_failed))
+        .bind(agent.is_local_runner)
+        .bind(agent.runner_session_id.map(id_text))
+        .bind(agent.slot.map(i64::from))
+        .bind(agent.revision as i64)
+        .bind(millis(agent.created_at))
+        .bind(millis(agent.updated_at))
+        .execute(&mut *self.tx)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn update_agent(&mut self, agent: &Agent) -> Result<()> {
+        let affected = sqlx::query(
+            "UPDATE agents SET name = ?, status = ?, current_task_id = ?, branch_name = ?, \
+             conversation_id = ?, total_tokens_used = ?, last_activity_at = ?, started_at = ?, \
+             completed_at = ?, tasks_completed = ?, tasks_failed = ?, is_local_runner = ?, \
+             runner_session_id = ?, slot = ?, revision = ?, updated_at = ? \
+             WHERE id = ? AND revision = ?",
+        )
+        .bind(&agent.name)
+        .bind(agent.status.as_str())
+        .bind(agent.current_task_id.map(id_text))
+        .bind(&agent.branch_name)
+        .bind(&agent.conversation_id)
+        .bind(agent.total_tokens_used as i64)
+        .bind(opt_millis(agent.last_activity_at))
+        .bind(opt_millis(agent.started_at))
+        .bind(opt_millis(agent.completed_at))
+        .bind(i64::from(agent.tasks_completed))
+        .bind(i64::from(agent.tasks_failed))
+        .bind(agent.is_local_runner)
+        .bind(agent.runner_session_id.map(id_text))
+        .bind(agent.slot.map(i64::from))
+        .bind(agent.revision as i64)
+        .bind(millis(agent.updated_at))
+        .bind(id_text(agent.id))
+        .bind(agent.revision as i64 - 1)
+        .execute(&mut *self.tx)
+        .await
+        .db()?
+        .rows_affected();
+        require_one_row(affected, "agent")
+    }
+
+    async fn touch_agents(&mut self, ids: &[AgentId], now: Timestamp) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut query = QueryBuilder::new("UPDATE agents SET last_activity_at = ");
+        query.push_bind(millis(now)).push(" WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in ids_of(ids) {
+            list.push_bind(id);
+        }
+        query.push(")");
+        query.build().execute(&mut *self.tx).await.db()?;
+        Ok(())
+    }
+
+    async fn upsert_attempt(&mut self, attempt: &TaskAttempt) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO task_attempts (id, task_id, attempt_number, agent_id, runner_session_id, \
+             lease_token, lease_expires_at, started_at, ended_at, outcome, failure_reason, \
+             commit_sha, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at, \
+             ended_at = excluded.ended_at, outcome = excluded.outcome, \
+             failure_reason = excluded.failure_reason, commit_sha = excluded.commit_sha, \
+             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
+             cache_read_tokens = excluded.cache_read_tokens, \
+             cache_write_tokens = excluded.cache_write_tokens, cost_usd = excluded.cost_usd",
+        )
+        .bind(id_text(attempt.id))
+        .bind(id_text(attempt.task_id))
+        .bind(i64::from(attempt.attempt_number))
+        .bind(id_text(attempt.agent_id))
+        .bind(attempt.runner_session_id.map(id_text))
+        .bind(attempt.lease_token.map(id_text))
+        .bind(millis(attempt.lease_expires_at))
+        .bind(millis(attempt.started_at))
+        .bind(opt_millis(attempt.ended_at))
+        .bind(attempt.outcome.as_str())
+        .bind(&attempt.failure_reason)
+        .bind(&attempt.commit_sha)
+        .bind(attempt.usage.input_tokens as i64)
+        .bind(attempt.usage.output_tokens as i64)
+        .bind(attempt.usage.cache_read_tokens as i64)
+        .bind(attempt.usage.cache_write_tokens as i64)
+        .bind(attempt.usage.cost_usd)
+        .execute(&mut *self.tx)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn insert_runner_session(&mut self, session: &RunnerSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO runner_sessions (id, name, working_dir, status, token_hash, last_seen_at, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id_text(session.id))
+        .bind(&session.name)
+        .bind(&session.working_dir)
+        .bind(session.status.as_str())
+        .bind(&session.token_hash)
+        .bind(millis(session.last_seen_at))
+        .bind(millis(session.created_at))
+        .bind(millis(session.updated_at))
+        .execute(&mut *self.tx)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn update_runner_session(&mut self, session: &RunnerSession) -> Result<()> {
+        sqlx::query(
+            "UPDATE runner_sessions SET name = ?, working_dir = ?, status = ?, last_seen_at = ?, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(&session.name)
+        .bind(&session.working_dir)
+        .bind(session.status.as_str())
+        .bind(millis(session.last_seen_at))
+        .bind(millis(session.updated_at))
+        .bind(id_text(session.id))
+        .execute(&mut *self.tx)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn insert_logs(&mut self, logs: &[AgentLog]) -> Result<()> {
+        let mut query = QueryBuilder::new(
+            "INSERT INTO agent_logs (id, agent_id, task_id, log_type, content, metadata, created_at) ",
+        );
+        let mut rows = Vec::with_capacity(logs.len());
+        for log in logs {
+            let metadata = log.metadata.as_ref().map(json_text).transpose()?;
+            rows.push((log, metadata));
+        }
+        query.push_values(rows, |mut row, (log, metadata)| {
+            row.push_bind(id_text(log.id))
+                .push_bind(id_text(log.agent_id))
+                .push_bind(log.task_id.map(id_text))
+                .push_bind(log.log_type.as_str())
+                .push_bind(log.content.clone())
+                .push_bind(metadata)
+                .push_bind(millis(log.created_at));
+        });
+        query.build().execute(&mut *self.tx).await.db()?;
+        Ok(())
+    }
+
+    async fn insert_verification(&mut self, result: &VerificationResult) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO verification_results (id, task_id, attempt_number, passed, confidence_score, \
+             syntax_passed, types_passed, lint_passed, tests_passed, tests_total, tests_failed, \
+             semantic_score, semantic_explanation, failures, recommendations, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id_text(result.id))
+        .bind(id_text(result.task_id))
+        .bind(i64::from(result.attempt_number))
+        .bind(result.passed)
+        .bind(result.confidence_score)
+        .bind(result.syntax_passed)
+        .bind(result.types_passed)
+        .bind(result.lint_passed)
+        .bind(result.tests_passed)
+        .bind(result.tests_total.map(i64::from))
+        .bind(result.tests_failed.map(i64::from))
+        .bind(result.semantic_score)
+        .bind(&result.semantic_explanation)
+        .bind(json_text(&result.failures)?)
+        .bind(json_text(&result.recommendations)?)
+        .bind(millis(result.created_at))
+        .execute(&mut *self.tx)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn upsert_exception(&mut self, exception: &Exception) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO exceptions (id, exception_type, agent_id, task_id, severity, title, \
+             description, suggested_action, status, resolved_by, resolved_at, resolution_notes, \
+             occurrences, last_occurred_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+             resolved_by = excluded.resolved_by, resolved_at = excluded.resolved_at, \
+             resolution_notes = excluded.resolution_notes, occurrences = excluded.occurrences, \
+             last_occurred_at = excluded.last_occurred_at, updated_at = excluded.updated_at",
+        )
+        .bind(id_text(exception.id))
+        .bind(exception.exception_type.as_str())
+        .bind(exception.agent_id.map(id_text))
+        .bind(exception.task_id.map(id_text))
+        .bind(exception.severity.as_str())
+        .bind(&exception.title)
+        .bind(&exception.description)
+        .bind(&exception.suggested_action)
+        .bind(exception.status.as_str())
+        .bind(&exception.resolved_by)
+        .bind(opt_millis(exception.resolved_at))
+        .bind(&exception.resolution_notes)
+        .bind(i64::from(exception.occurrences))
+        .bind(millis(exception.last_occurred_at))
+        .bind(millis(exception.created_at))
+        .bind(millis(exception.updated_at))
+        .execute(&mut *self.tx)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn append_events(&mut self, events: &[NewEvent], now: Timestamp) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(events.len());
+        for event in events {
+            rows.push((event, json_text(&event.payload)?));
+        }
+        let mut query = QueryBuilder::new(
+            "INSERT INTO events (kind, task_id, agent_id, runner_session_id, exception_id, payload, \
+             created_at) ",
+        );
+        query.push_values(rows, |mut row, (event, payload)| {
+            row.push_bind(event.kind.as_str())
+                .push_bind(event.task_id.map(id_text))
+                .push_bind(event.agent_id.map(id_text))
+                .push_bind(event.runner_session_id.map(id_text))
+                .push_bind(event.exception_id.map(id_text))
+                .push_bind(payload)
+                .push_bind(millis(now));
+        });
+        query.build().execute(&mut *self.tx).await.db()?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.db()
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn begin(&self) -> Result<Box<dyn Tx>> {
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.db()?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
+        Ok(())
+    }
+
+    async fn get_task(&self, id: TaskId) -> Result<Option<Task>> {
+        reads::task(&mut *self.pool.acquire().await.db()?, id).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
+        reads::tasks(&mut *self.pool.acquire().await.db()?, query).await
+    }
+
+    async fn list_attempts(&self, task: TaskId) -> Result<Vec<TaskAttempt>> {
+        reads::attempts(&mut *self.pool.acquire().await.db()?, task).await
+    }
+
+    async fn get_agent(&self, id: AgentId) -> Result<Option<Agent>> {
+        reads::agent(&mut *self.pool.acquire().await.db()?, id).await
+    }
+
+    async fn list_agents(&self, query: &AgentQuery) -> Result<Page<Agent>> {
+        reads::agents(&mut *self.pool.acquire().await.db()?, query).await
+    }
+
+    async fn get_runner_session(&self, id: RunnerSessionId) -> Result<Option<RunnerSession>> {
+        reads::runner_session(&mut *self.pool.acquire().await.db()?, id).await
+    }
+
+    async fn find_runner_session(&self, token_hash: &str) -> Result<Option<RunnerSession>> {
+        reads::runner_session_by_token(&mut *self.pool.acquire().await.db()?, token_hash).await
+    }
+
+    async fn list_runner_sessions(&self) -> Result<Vec<RunnerSession>> {
+        reads::runner_sessions(&mut *self.pool.acquire().await.db()?).await
+    }
+
+    async fn list_logs(&self, query: &LogQuery) -> Result<LogPage> {
+        reads::logs(&mut *self.pool.acquire().await.db()?, query).await
+    }
+
+    async fn list_verification_results(
+        &self,
+        task: TaskId,
+        limit: u32,
+    ) -> Result<Vec<VerificationResult>> {
+        reads::verification_results(&mut *self.pool.acquire().await.db()?, task, limit).await
+    }
+
+    async fn get_exception(&self, id: ExceptionId) -> Result<Option<Exception>> {
+        reads::exception(&mut *self.pool.acquire().await.db()?, id).await
+    }
+
+    async fn list_exceptions(&self, query: &ExceptionQuery) -> Result<Page<Exception>> {
+        reads::exceptions(&mut *self.pool.acquire().await.db()?, query).await
+    }
+
+    async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
+        reads::events_since(&mut *self.pool.acquire().await.db()?, after, limit).await
+    }
+}
