@@ -9,20 +9,20 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use orchestrator_core::Timestamp;
 use orchestrator_core::change::{
     self, AgentAction, Change, ExceptionDecision, LeaseRef, TaskAction, TaskContext,
 };
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use orchestrator_core::model::{
-    Agent, AgentLog, AgentQuery, Event, Exception, ExceptionQuery, ExceptionStatus,
-    ExceptionType, LogPage, LogQuery, NewAgent, NewAgentLog, NewEvent, NewException,
-    NewRunnerSession, NewTask, NewVerificationResult, Page, RunnerSession, Task, TaskAttempt,
-    TaskEdit, TaskQuery, TaskStatus, VerificationResult,
+    Agent, AgentLog, AgentQuery, Event, Exception, ExceptionQuery, ExceptionStatus, ExceptionType,
+    LogPage, LogQuery, NewAgent, NewAgentLog, NewEvent, NewException, NewRunnerSession, NewTask,
+    NewVerificationResult, Page, RunnerSession, Task, TaskAttempt, TaskEdit, TaskQuery, TaskStatus,
+    VerificationResult,
 };
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use orchestrator_core::store::{Created, Store};
-use orchestrator_core::Timestamp;
 
 /// Reads outside a transaction, and the way into one.
 #[async_trait]
@@ -160,7 +160,11 @@ impl<B: Backend> SqlStore<B> {
     }
 
     /// Inserts `new` unless its idempotency key names an existing task.
-    async fn insert_new_task(tx: &mut dyn Tx, new: NewTask, now: Timestamp) -> Result<Created<Task>> {
+    async fn insert_new_task(
+        tx: &mut dyn Tx,
+        new: NewTask,
+        now: Timestamp,
+    ) -> Result<Created<Task>> {
         if let Some(key) = &new.idempotency_key
             && let Some(existing) = tx.task_by_idempotency_key(key).await?
         {
@@ -171,18 +175,15 @@ impl<B: Backend> SqlStore<B> {
         }
         let task = new.into_task(TaskId::new(), now);
         tx.insert_task(&task).await?;
-        tx.append_events(&[change::task_created_event(&task)], now).await?;
+        tx.append_events(&[change::task_created_event(&task)], now)
+            .await?;
         Ok(Created {
             value: task,
             created: true,
         })
     }
 
-    async fn task_context(
-        tx: &mut dyn Tx,
-        task: Task,
-        action: &TaskAction,
-    ) -> Result<TaskContext> {
+    async fn task_context(tx: &mut dyn Tx, task: Task, action: &TaskAction) -> Result<TaskContext> {
         let agent_id = match action {
             TaskAction::Assign { agent_id, .. } => Some(*agent_id),
             _ => task.assigned_agent_id,
@@ -328,7 +329,8 @@ impl<B: Backend> Store for SqlStore<B> {
         }
         let agent = new.into_agent(AgentId::new(), now);
         tx.insert_agent(&agent).await?;
-        tx.append_events(&[change::agent_created_event(&agent)], now).await?;
+        tx.append_events(&[change::agent_created_event(&agent)], now)
+            .await?;
         tx.commit().await?;
         Ok(agent)
     }
@@ -364,12 +366,14 @@ impl<B: Backend> Store for SqlStore<B> {
         new.validate()?;
         let mut tx = self.backend.begin().await?;
         let session = new.into_session(RunnerSessionId::new(), now);
-        tx.insert_runner_session(&session).await.map_err(|err| match err {
-            Error::Conflict(_) => {
-                Error::conflict("a runner session with this token already exists")
-            }
-            other => other,
-        })?;
+        tx.insert_runner_session(&session)
+            .await
+            .map_err(|err| match err {
+                Error::Conflict(_) => {
+                    Error::conflict("a runner session with this token already exists")
+                }
+                other => other,
+            })?;
         tx.append_events(&[change::runner_connected_event(&session)], now)
             .await?;
         tx.commit().await?;
@@ -377,7 +381,11 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn get_runner_session(&self, id: RunnerSessionId) -> Result<RunnerSession> {
-        found(self.backend.get_runner_session(id).await?, "runnerSession", id)
+        found(
+            self.backend.get_runner_session(id).await?,
+            "runnerSession",
+            id,
+        )
     }
 
     async fn find_runner_session(&self, token_hash: &str) -> Result<Option<RunnerSession>> {
@@ -432,7 +440,11 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage> {
         query.validate()?;
-        found(self.backend.get_agent(query.agent_id).await?, "agent", query.agent_id)?;
+        found(
+            self.backend.get_agent(query.agent_id).await?,
+            "agent",
+            query.agent_id,
+        )?;
         self.backend.list_logs(query).await
     }
 

@@ -11,7 +11,10 @@ const RETRYABLE_CODES: &[&str] = &["5", "6", "261", "517", "40001", "40P01"];
 pub(crate) fn map_sqlx(err: sqlx::Error) -> Error {
     match err {
         sqlx::Error::Database(db) => {
-            if db.code().is_some_and(|code| RETRYABLE_CODES.contains(&code.as_ref())) {
+            if db
+                .code()
+                .is_some_and(|code| RETRYABLE_CODES.contains(&code.as_ref()))
+            {
                 return Error::Unavailable("the database is busy; retry shortly".into());
             }
             match db.kind() {

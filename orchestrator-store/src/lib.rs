@@ -19,8 +19,8 @@ mod sqlite;
 
 use std::sync::Arc;
 
-use orchestrator_core::error::{Error, Result};
 use orchestrator_core::Store;
+use orchestrator_core::error::{Error, Result};
 
 pub use engine::SqlStore;
 #[cfg(feature = "postgres")]
@@ -40,7 +40,11 @@ pub enum DatabaseKind {
 impl DatabaseKind {
     /// The kind of `url`, by its scheme.
     pub fn of_url(url: &str) -> Result<Self> {
-        let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        let scheme = url
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         match scheme.as_str() {
             "sqlite" => Ok(Self::Sqlite),
             "postgres" | "postgresql" => Ok(Self::Postgres),
@@ -100,8 +104,14 @@ mod tests {
 
     #[test]
     fn the_url_scheme_picks_the_backend() {
-        assert_eq!(DatabaseKind::of_url("sqlite://a.db").unwrap(), DatabaseKind::Sqlite);
-        assert_eq!(DatabaseKind::of_url("sqlite::memory:").unwrap(), DatabaseKind::Sqlite);
+        assert_eq!(
+            DatabaseKind::of_url("sqlite://a.db").unwrap(),
+            DatabaseKind::Sqlite
+        );
+        assert_eq!(
+            DatabaseKind::of_url("sqlite::memory:").unwrap(),
+            DatabaseKind::Sqlite
+        );
         assert_eq!(
             DatabaseKind::of_url("postgresql://u@h/d").unwrap(),
             DatabaseKind::Postgres

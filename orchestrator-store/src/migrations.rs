@@ -65,7 +65,9 @@ mod tests {
 
     /// The versions of the `.sql` files in `migrations/<backend>`, from their names.
     fn versions_on_disk(backend: &str) -> Vec<i64> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
         let mut versions: Vec<i64> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())

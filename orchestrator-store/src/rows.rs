@@ -10,8 +10,7 @@ use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::LeaseToken;
 use orchestrator_core::model::{
-    Agent, AgentLog, Event, Exception, RunnerSession, Task, TaskAttempt, Usage,
-    VerificationResult,
+    Agent, AgentLog, Event, Exception, RunnerSession, Task, TaskAttempt, Usage, VerificationResult,
 };
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -59,7 +58,9 @@ trait RowExt: RowReader {
     }
 
     fn opt_count<T: TryFrom<i64>>(&self, column: &str) -> Result<Option<T>> {
-        self.integer(column)?.map(|v| counter(v, column)).transpose()
+        self.integer(column)?
+            .map(|v| counter(v, column))
+            .transpose()
     }
 
     fn id<T: From<Uuid>>(&self, column: &str) -> Result<T> {

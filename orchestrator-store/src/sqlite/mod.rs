@@ -11,8 +11,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use orchestrator_core::error::{Error, Result};
 use orchestrator_core::Timestamp;
+use orchestrator_core::error::{Error, Result};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -97,19 +97,22 @@ impl SqlStore<SqliteBackend> {
     }
 }
 
-fn id_text(id: impl Into<Uuid>) -> String {
+/// How this backend stores identifiers: as hyphenated text.
+type IdParam = String;
+
+fn id_param(id: impl Into<Uuid>) -> IdParam {
     id.into().to_string()
 }
 
-fn millis(at: Timestamp) -> i64 {
+fn time_param(at: Timestamp) -> i64 {
     at.as_millis()
 }
 
-fn opt_millis(at: Option<Timestamp>) -> Option<i64> {
-    at.map(millis)
+fn opt_time_param(at: Option<Timestamp>) -> Option<i64> {
+    at.map(time_param)
 }
 
-fn json_text(value: &impl serde::Serialize) -> Result<String> {
+fn json_param(value: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(Error::backend)
 }
 

@@ -4,12 +4,12 @@
 use orchestrator_core::error::Result;
 use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use orchestrator_core::model::{
-    Agent, AgentQuery, Event, Exception, ExceptionQuery, LogPage, LogQuery, Page,
-    RunnerSession, SortOrder, Task, TaskAttempt, TaskQuery, TaskSort, VerificationResult,
+    Agent, AgentQuery, Event, Exception, ExceptionQuery, LogPage, LogQuery, Page, RunnerSession,
+    SortOrder, Task, TaskAttempt, TaskQuery, TaskSort, VerificationResult,
 };
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::{id_text, millis};
+use super::{id_param, time_param};
 use crate::error::SqlxResultExt;
 use crate::rows::{
     agent_from_row, attempt_from_row, event_from_row, exception_from_row, log_from_row,
@@ -23,7 +23,7 @@ pub(super) const TASK_COLUMNS: &str = "t.*, (SELECT group_concat(d.depends_on_id
 pub(super) async fn task(conn: &mut SqliteConnection, id: TaskId) -> Result<Option<Task>> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ?");
     sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id_text(id))
+        .bind(id_param(id))
         .fetch_optional(conn)
         .await
         .db()?
@@ -33,7 +33,7 @@ pub(super) async fn task(conn: &mut SqliteConnection, id: TaskId) -> Result<Opti
 
 pub(super) async fn agent(conn: &mut SqliteConnection, id: AgentId) -> Result<Option<Agent>> {
     sqlx::query("SELECT * FROM agents WHERE id = ?")
-        .bind(id_text(id))
+        .bind(id_param(id))
         .fetch_optional(conn)
         .await
         .db()?
@@ -46,7 +46,7 @@ pub(super) async fn runner_session(
     id: RunnerSessionId,
 ) -> Result<Option<RunnerSession>> {
     sqlx::query("SELECT * FROM runner_sessions WHERE id = ?")
-        .bind(id_text(id))
+        .bind(id_param(id))
         .fetch_optional(conn)
         .await
         .db()?
@@ -82,7 +82,7 @@ pub(super) async fn exception(
     id: ExceptionId,
 ) -> Result<Option<Exception>> {
     sqlx::query("SELECT * FROM exceptions WHERE id = ?")
-        .bind(id_text(id))
+        .bind(id_param(id))
         .fetch_optional(conn)
         .await
         .db()?
@@ -90,9 +90,12 @@ pub(super) async fn exception(
         .transpose()
 }
 
-pub(super) async fn attempts(conn: &mut SqliteConnection, task: TaskId) -> Result<Vec<TaskAttempt>> {
+pub(super) async fn attempts(
+    conn: &mut SqliteConnection,
+    task: TaskId,
+) -> Result<Vec<TaskAttempt>> {
     sqlx::query("SELECT * FROM task_attempts WHERE task_id = ? ORDER BY attempt_number")
-        .bind(id_text(task))
+        .bind(id_param(task))
         .fetch_all(conn)
         .await
         .db()?
@@ -114,7 +117,9 @@ fn push_task_filters(builder: &mut QueryBuilder<Sqlite>, query: &TaskQuery) {
         builder.push(" AND t.status = ").push_bind(status.as_str());
     }
     if let Some(priority) = query.priority {
-        builder.push(" AND t.priority = ").push_bind(i64::from(priority));
+        builder
+            .push(" AND t.priority = ")
+            .push_bind(i64::from(priority));
     }
     if let Some(needle) = query.search_needle() {
         builder
@@ -129,7 +134,11 @@ fn push_task_filters(builder: &mut QueryBuilder<Sqlite>, query: &TaskQuery) {
 pub(super) async fn tasks(conn: &mut SqliteConnection, query: &TaskQuery) -> Result<Page<Task>> {
     let mut count = QueryBuilder::new("SELECT COUNT(*) FROM tasks t");
     push_task_filters(&mut count, query);
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await.db()?;
+    let total: i64 = count
+        .build_query_scalar()
+        .fetch_one(&mut *conn)
+        .await
+        .db()?;
 
     let dir = direction(query.sort_order);
     let primary = match query.sort_by {
@@ -172,12 +181,18 @@ pub(super) async fn agents(conn: &mut SqliteConnection, query: &AgentQuery) -> R
             builder.push(" AND status = ").push_bind(status.as_str());
         }
         if let Some(session) = query.runner_session_id {
-            builder.push(" AND runner_session_id = ").push_bind(id_text(session));
+            builder
+                .push(" AND runner_session_id = ")
+                .push_bind(id_param(session));
         }
     };
     let mut count = QueryBuilder::new("SELECT COUNT(*) FROM agents");
     filters(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await.db()?;
+    let total: i64 = count
+        .build_query_scalar()
+        .fetch_one(&mut *conn)
+        .await
+        .db()?;
     let mut page = QueryBuilder::new("SELECT * FROM agents");
     filters(&mut page);
     page.push(" ORDER BY created_at DESC, id DESC LIMIT ")
@@ -204,9 +219,9 @@ pub(super) async fn logs(conn: &mut SqliteConnection, query: &LogQuery) -> Resul
     let filters = |builder: &mut QueryBuilder<Sqlite>| {
         builder
             .push(" WHERE agent_id = ")
-            .push_bind(id_text(query.agent_id));
+            .push_bind(id_param(query.agent_id));
         if let Some(task) = query.task_id {
-            builder.push(" AND task_id = ").push_bind(id_text(task));
+            builder.push(" AND task_id = ").push_bind(id_param(task));
         }
         if let Some(kind) = query.log_type {
             builder.push(" AND log_type = ").push_bind(kind.as_str());
@@ -214,16 +229,20 @@ pub(super) async fn logs(conn: &mut SqliteConnection, query: &LogQuery) -> Resul
     };
     let mut count = QueryBuilder::new("SELECT COUNT(*) FROM agent_logs");
     filters(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await.db()?;
+    let total: i64 = count
+        .build_query_scalar()
+        .fetch_one(&mut *conn)
+        .await
+        .db()?;
     let mut page = QueryBuilder::new("SELECT * FROM agent_logs");
     filters(&mut page);
     if let Some(cursor) = query.before {
         page.push(" AND (created_at < ")
-            .push_bind(millis(cursor.created_at))
+            .push_bind(time_param(cursor.created_at))
             .push(" OR (created_at = ")
-            .push_bind(millis(cursor.created_at))
+            .push_bind(time_param(cursor.created_at))
             .push(" AND id < ")
-            .push_bind(id_text(cursor.id))
+            .push_bind(id_param(cursor.id))
             .push("))");
     }
     page.push(" ORDER BY created_at DESC, id DESC LIMIT ")
@@ -248,7 +267,7 @@ pub(super) async fn verification_results(
         "SELECT * FROM verification_results WHERE task_id = ? \
          ORDER BY attempt_number DESC LIMIT ?",
     )
-    .bind(id_text(task))
+    .bind(id_param(task))
     .bind(i64::from(limit))
     .fetch_all(conn)
     .await
@@ -268,21 +287,29 @@ pub(super) async fn exceptions(
             builder.push(" AND status = ").push_bind(status.as_str());
         }
         if let Some(severity) = query.severity {
-            builder.push(" AND severity = ").push_bind(severity.as_str());
+            builder
+                .push(" AND severity = ")
+                .push_bind(severity.as_str());
         }
         if let Some(kind) = query.exception_type {
-            builder.push(" AND exception_type = ").push_bind(kind.as_str());
+            builder
+                .push(" AND exception_type = ")
+                .push_bind(kind.as_str());
         }
         if let Some(task) = query.task_id {
-            builder.push(" AND task_id = ").push_bind(id_text(task));
+            builder.push(" AND task_id = ").push_bind(id_param(task));
         }
         if let Some(agent) = query.agent_id {
-            builder.push(" AND agent_id = ").push_bind(id_text(agent));
+            builder.push(" AND agent_id = ").push_bind(id_param(agent));
         }
     };
     let mut count = QueryBuilder::new("SELECT COUNT(*) FROM exceptions");
     filters(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await.db()?;
+    let total: i64 = count
+        .build_query_scalar()
+        .fetch_one(&mut *conn)
+        .await
+        .db()?;
     let mut page = QueryBuilder::new("SELECT * FROM exceptions");
     filters(&mut page);
     page.push(

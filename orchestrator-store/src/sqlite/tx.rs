@@ -1,6 +1,7 @@
 //! Writes, inside `BEGIN IMMEDIATE` transactions, and the [`Backend`] glue.
 
 use async_trait::async_trait;
+use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use orchestrator_core::model::{
@@ -8,23 +9,22 @@ use orchestrator_core::model::{
     LogQuery, NewEvent, Page, RunnerSession, Task, TaskAttempt, TaskQuery, TaskStatus,
     VerificationResult,
 };
-use orchestrator_core::Timestamp;
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::reads::{self, TASK_COLUMNS};
-use super::{SqliteBackend, id_text, json_text, millis, opt_millis};
+use super::{SqliteBackend, id_param, json_param, opt_time_param, time_param};
 use crate::engine::{Backend, Tx};
 use crate::error::SqlxResultExt;
-use crate::rows::{exception_from_row, task_from_row};
+use crate::rows::{RowReader, exception_from_row, task_from_row};
 
 /// A write transaction holding SQLite's write lock.
 pub(crate) struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
 }
 
-fn ids_of<T: Copy + Into<Uuid>>(ids: &[T]) -> Vec<String> {
-    ids.iter().map(|id| id_text(*id)).collect()
+fn ids_of<T: Copy + Into<Uuid>>(ids: &[T]) -> Vec<super::IdParam> {
+    ids.iter().map(|id| id_param(*id)).collect()
 }
 
 /// The ids among `ids` that `table` has no row for.
@@ -42,11 +42,11 @@ async fn missing<T: Copy + Into<Uuid> + Ord>(
         list.push_bind(id);
     }
     query.push(")");
-    let present: Vec<String> = query.build_query_scalar().fetch_all(&mut **tx).await.db()?;
+    let present: Vec<_> = query.build_query_scalar().fetch_all(&mut **tx).await.db()?;
     Ok(ids
         .iter()
         .copied()
-        .filter(|id| !present.contains(&id_text(*id)))
+        .filter(|id| !present.contains(&id_param(*id)))
         .collect())
 }
 
@@ -86,28 +86,37 @@ impl Tx for SqliteTx {
             "SELECT t.id, t.status FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on_id \
              WHERE d.task_id = ? AND t.status <> 'COMPLETED' ORDER BY t.id",
         )
-        .bind(id_text(task))
+        .bind(id_param(task))
         .fetch_all(&mut *self.tx)
         .await
         .db()?;
         rows.iter()
             .map(|row| {
-                let id: String = row.try_get("id").db()?;
-                let status: String = row.try_get("status").db()?;
-                Ok((id.parse()?, status.parse()?))
+                let id = row
+                    .uuid("id")?
+                    .ok_or_else(|| Error::backend("dependency without id"))?;
+                let status = row.text("status")?.unwrap_or_default().parse()?;
+                Ok((id.into(), status))
             })
             .collect()
     }
 
     async fn dependents(&mut self, task: TaskId) -> Result<Vec<TaskId>> {
-        let ids: Vec<String> = sqlx::query_scalar(
+        let rows = sqlx::query(
             "SELECT task_id FROM task_dependencies WHERE depends_on_id = ? ORDER BY task_id",
         )
-        .bind(id_text(task))
+        .bind(id_param(task))
         .fetch_all(&mut *self.tx)
         .await
         .db()?;
-        ids.iter().map(|id| id.parse()).collect()
+        Ok(rows
+            .iter()
+            .map(|row| row.uuid("task_id"))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .map(TaskId::from)
+            .collect())
     }
 
     async fn agent(&mut self, id: AgentId) -> Result<Option<Agent>> {
@@ -120,7 +129,7 @@ impl Tx for SqliteTx {
 
     async fn attempt(&mut self, task: TaskId, number: u32) -> Result<Option<TaskAttempt>> {
         sqlx::query("SELECT * FROM task_attempts WHERE task_id = ? AND attempt_number = ?")
-            .bind(id_text(task))
+            .bind(id_param(task))
             .bind(i64::from(number))
             .fetch_optional(&mut *self.tx)
             .await
@@ -147,7 +156,7 @@ impl Tx for SqliteTx {
              AND status IN ('OPEN', 'ACKNOWLEDGED')",
         )
         .bind(kind.as_str())
-        .bind(id_text(task))
+        .bind(id_param(task))
         .fetch_optional(&mut *self.tx)
         .await
         .db()?
@@ -164,35 +173,35 @@ impl Tx for SqliteTx {
              cancel_requested, last_error, revision, created_at, updated_at, completed_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(id_text(task.id))
+        .bind(id_param(task.id))
         .bind(&task.title)
         .bind(&task.description)
         .bind(i64::from(task.priority))
         .bind(task.risk_level.as_str())
         .bind(task.status.as_str())
-        .bind(task.assigned_agent_id.map(id_text))
-        .bind(opt_millis(task.assigned_at))
+        .bind(task.assigned_agent_id.map(id_param))
+        .bind(opt_time_param(task.assigned_at))
         .bind(&task.branch_name)
         .bind(&task.commit_sha)
         .bind(&task.pr_url)
         .bind(task.verification_status.as_str())
         .bind(i64::from(task.verification_attempts))
         .bind(task.estimated_complexity.map(|c| c.as_str()))
-        .bind(json_text(&task.files_hint)?)
+        .bind(json_param(&task.files_hint)?)
         .bind(&task.idempotency_key)
         .bind(i64::from(task.attempt))
         .bind(i64::from(task.attempts_used))
         .bind(i64::from(task.max_attempts))
         .bind(i64::from(task.retry_count))
-        .bind(opt_millis(task.not_before))
-        .bind(task.lease_token.map(id_text))
-        .bind(opt_millis(task.lease_expires_at))
+        .bind(opt_time_param(task.not_before))
+        .bind(task.lease_token.map(id_param))
+        .bind(opt_time_param(task.lease_expires_at))
         .bind(task.cancel_requested)
         .bind(&task.last_error)
         .bind(task.revision as i64)
-        .bind(millis(task.created_at))
-        .bind(millis(task.updated_at))
-        .bind(opt_millis(task.completed_at))
+        .bind(time_param(task.created_at))
+        .bind(time_param(task.updated_at))
+        .bind(opt_time_param(task.completed_at))
         .execute(&mut *self.tx)
         .await
         .db()?;
@@ -200,7 +209,8 @@ impl Tx for SqliteTx {
             let mut query =
                 QueryBuilder::new("INSERT INTO task_dependencies (task_id, depends_on_id) ");
             query.push_values(&task.depends_on, |mut row, dependency| {
-                row.push_bind(id_text(task.id)).push_bind(id_text(*dependency));
+                row.push_bind(id_param(task.id))
+                    .push_bind(id_param(*dependency));
             });
             query.build().execute(&mut *self.tx).await.db()?;
         }
@@ -222,28 +232,28 @@ impl Tx for SqliteTx {
         .bind(i64::from(task.priority))
         .bind(task.risk_level.as_str())
         .bind(task.status.as_str())
-        .bind(task.assigned_agent_id.map(id_text))
-        .bind(opt_millis(task.assigned_at))
+        .bind(task.assigned_agent_id.map(id_param))
+        .bind(opt_time_param(task.assigned_at))
         .bind(&task.branch_name)
         .bind(&task.commit_sha)
         .bind(&task.pr_url)
         .bind(task.verification_status.as_str())
         .bind(i64::from(task.verification_attempts))
         .bind(task.estimated_complexity.map(|c| c.as_str()))
-        .bind(json_text(&task.files_hint)?)
+        .bind(json_param(&task.files_hint)?)
         .bind(i64::from(task.attempt))
         .bind(i64::from(task.attempts_used))
         .bind(i64::from(task.max_attempts))
         .bind(i64::from(task.retry_count))
-        .bind(opt_millis(task.not_before))
-        .bind(task.lease_token.map(id_text))
-        .bind(opt_millis(task.lease_expires_at))
+        .bind(opt_time_param(task.not_before))
+        .bind(task.lease_token.map(id_param))
+        .bind(opt_time_param(task.lease_expires_at))
         .bind(task.cancel_requested)
         .bind(&task.last_error)
         .bind(task.revision as i64)
-        .bind(millis(task.updated_at))
-        .bind(opt_millis(task.completed_at))
-        .bind(id_text(task.id))
+        .bind(time_param(task.updated_at))
+        .bind(opt_time_param(task.completed_at))
+        .bind(id_param(task.id))
         .bind(task.revision as i64 - 1)
         .execute(&mut *self.tx)
         .await
@@ -254,7 +264,7 @@ impl Tx for SqliteTx {
 
     async fn delete_task(&mut self, id: TaskId) -> Result<()> {
         sqlx::query("DELETE FROM tasks WHERE id = ?")
-            .bind(id_text(id))
+            .bind(id_param(id))
             .execute(&mut *self.tx)
             .await
             .db()?;
@@ -268,24 +278,24 @@ impl Tx for SqliteTx {
              tasks_failed, is_local_runner, runner_session_id, slot, revision, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(id_text(agent.id))
+        .bind(id_param(agent.id))
         .bind(&agent.name)
         .bind(agent.status.as_str())
-        .bind(agent.current_task_id.map(id_text))
+        .bind(agent.current_task_id.map(id_param))
         .bind(&agent.branch_name)
         .bind(&agent.conversation_id)
         .bind(agent.total_tokens_used as i64)
-        .bind(opt_millis(agent.last_activity_at))
-        .bind(opt_millis(agent.started_at))
-        .bind(opt_millis(agent.completed_at))
+        .bind(opt_time_param(agent.last_activity_at))
+        .bind(opt_time_param(agent.started_at))
+        .bind(opt_time_param(agent.completed_at))
         .bind(i64::from(agent.tasks_completed))
         .bind(i64::from(agent.tasks_failed))
         .bind(agent.is_local_runner)
-        .bind(agent.runner_session_id.map(id_text))
+        .bind(agent.runner_session_id.map(id_param))
         .bind(agent.slot.map(i64::from))
         .bind(agent.revision as i64)
-        .bind(millis(agent.created_at))
-        .bind(millis(agent.updated_at))
+        .bind(time_param(agent.created_at))
+        .bind(time_param(agent.updated_at))
         .execute(&mut *self.tx)
         .await
         .db()?;
@@ -302,21 +312,21 @@ impl Tx for SqliteTx {
         )
         .bind(&agent.name)
         .bind(agent.status.as_str())
-        .bind(agent.current_task_id.map(id_text))
+        .bind(agent.current_task_id.map(id_param))
         .bind(&agent.branch_name)
         .bind(&agent.conversation_id)
         .bind(agent.total_tokens_used as i64)
-        .bind(opt_millis(agent.last_activity_at))
-        .bind(opt_millis(agent.started_at))
-        .bind(opt_millis(agent.completed_at))
+        .bind(opt_time_param(agent.last_activity_at))
+        .bind(opt_time_param(agent.started_at))
+        .bind(opt_time_param(agent.completed_at))
         .bind(i64::from(agent.tasks_completed))
         .bind(i64::from(agent.tasks_failed))
         .bind(agent.is_local_runner)
-        .bind(agent.runner_session_id.map(id_text))
+        .bind(agent.runner_session_id.map(id_param))
         .bind(agent.slot.map(i64::from))
         .bind(agent.revision as i64)
-        .bind(millis(agent.updated_at))
-        .bind(id_text(agent.id))
+        .bind(time_param(agent.updated_at))
+        .bind(id_param(agent.id))
         .bind(agent.revision as i64 - 1)
         .execute(&mut *self.tx)
         .await
@@ -330,7 +340,7 @@ impl Tx for SqliteTx {
             return Ok(());
         }
         let mut query = QueryBuilder::new("UPDATE agents SET last_activity_at = ");
-        query.push_bind(millis(now)).push(" WHERE id IN (");
+        query.push_bind(time_param(now)).push(" WHERE id IN (");
         let mut list = query.separated(", ");
         for id in ids_of(ids) {
             list.push_bind(id);
@@ -353,15 +363,15 @@ impl Tx for SqliteTx {
              cache_read_tokens = excluded.cache_read_tokens, \
              cache_write_tokens = excluded.cache_write_tokens, cost_usd = excluded.cost_usd",
         )
-        .bind(id_text(attempt.id))
-        .bind(id_text(attempt.task_id))
+        .bind(id_param(attempt.id))
+        .bind(id_param(attempt.task_id))
         .bind(i64::from(attempt.attempt_number))
-        .bind(id_text(attempt.agent_id))
-        .bind(attempt.runner_session_id.map(id_text))
-        .bind(attempt.lease_token.map(id_text))
-        .bind(millis(attempt.lease_expires_at))
-        .bind(millis(attempt.started_at))
-        .bind(opt_millis(attempt.ended_at))
+        .bind(id_param(attempt.agent_id))
+        .bind(attempt.runner_session_id.map(id_param))
+        .bind(attempt.lease_token.map(id_param))
+        .bind(time_param(attempt.lease_expires_at))
+        .bind(time_param(attempt.started_at))
+        .bind(opt_time_param(attempt.ended_at))
         .bind(attempt.outcome.as_str())
         .bind(&attempt.failure_reason)
         .bind(&attempt.commit_sha)
@@ -381,14 +391,14 @@ impl Tx for SqliteTx {
             "INSERT INTO runner_sessions (id, name, working_dir, status, token_hash, last_seen_at, \
              created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(id_text(session.id))
+        .bind(id_param(session.id))
         .bind(&session.name)
         .bind(&session.working_dir)
         .bind(session.status.as_str())
         .bind(&session.token_hash)
-        .bind(millis(session.last_seen_at))
-        .bind(millis(session.created_at))
-        .bind(millis(session.updated_at))
+        .bind(time_param(session.last_seen_at))
+        .bind(time_param(session.created_at))
+        .bind(time_param(session.updated_at))
         .execute(&mut *self.tx)
         .await
         .db()?;
@@ -403,9 +413,9 @@ impl Tx for SqliteTx {
         .bind(&session.name)
         .bind(&session.working_dir)
         .bind(session.status.as_str())
-        .bind(millis(session.last_seen_at))
-        .bind(millis(session.updated_at))
-        .bind(id_text(session.id))
+        .bind(time_param(session.last_seen_at))
+        .bind(time_param(session.updated_at))
+        .bind(id_param(session.id))
         .execute(&mut *self.tx)
         .await
         .db()?;
@@ -418,17 +428,17 @@ impl Tx for SqliteTx {
         );
         let mut rows = Vec::with_capacity(logs.len());
         for log in logs {
-            let metadata = log.metadata.as_ref().map(json_text).transpose()?;
+            let metadata = log.metadata.as_ref().map(json_param).transpose()?;
             rows.push((log, metadata));
         }
         query.push_values(rows, |mut row, (log, metadata)| {
-            row.push_bind(id_text(log.id))
-                .push_bind(id_text(log.agent_id))
-                .push_bind(log.task_id.map(id_text))
+            row.push_bind(id_param(log.id))
+                .push_bind(id_param(log.agent_id))
+                .push_bind(log.task_id.map(id_param))
                 .push_bind(log.log_type.as_str())
                 .push_bind(log.content.clone())
                 .push_bind(metadata)
-                .push_bind(millis(log.created_at));
+                .push_bind(time_param(log.created_at));
         });
         query.build().execute(&mut *self.tx).await.db()?;
         Ok(())
@@ -441,8 +451,8 @@ impl Tx for SqliteTx {
              semantic_score, semantic_explanation, failures, recommendations, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(id_text(result.id))
-        .bind(id_text(result.task_id))
+        .bind(id_param(result.id))
+        .bind(id_param(result.task_id))
         .bind(i64::from(result.attempt_number))
         .bind(result.passed)
         .bind(result.confidence_score)
@@ -454,9 +464,9 @@ impl Tx for SqliteTx {
         .bind(result.tests_failed.map(i64::from))
         .bind(result.semantic_score)
         .bind(&result.semantic_explanation)
-        .bind(json_text(&result.failures)?)
-        .bind(json_text(&result.recommendations)?)
-        .bind(millis(result.created_at))
+        .bind(json_param(&result.failures)?)
+        .bind(json_param(&result.recommendations)?)
+        .bind(time_param(result.created_at))
         .execute(&mut *self.tx)
         .await
         .db()?;
@@ -474,22 +484,22 @@ impl Tx for SqliteTx {
              resolution_notes = excluded.resolution_notes, occurrences = excluded.occurrences, \
              last_occurred_at = excluded.last_occurred_at, updated_at = excluded.updated_at",
         )
-        .bind(id_text(exception.id))
+        .bind(id_param(exception.id))
         .bind(exception.exception_type.as_str())
-        .bind(exception.agent_id.map(id_text))
-        .bind(exception.task_id.map(id_text))
+        .bind(exception.agent_id.map(id_param))
+        .bind(exception.task_id.map(id_param))
         .bind(exception.severity.as_str())
         .bind(&exception.title)
         .bind(&exception.description)
         .bind(&exception.suggested_action)
         .bind(exception.status.as_str())
         .bind(&exception.resolved_by)
-        .bind(opt_millis(exception.resolved_at))
+        .bind(opt_time_param(exception.resolved_at))
         .bind(&exception.resolution_notes)
         .bind(i64::from(exception.occurrences))
-        .bind(millis(exception.last_occurred_at))
-        .bind(millis(exception.created_at))
-        .bind(millis(exception.updated_at))
+        .bind(time_param(exception.last_occurred_at))
+        .bind(time_param(exception.created_at))
+        .bind(time_param(exception.updated_at))
         .execute(&mut *self.tx)
         .await
         .db()?;
@@ -502,7 +512,7 @@ impl Tx for SqliteTx {
         }
         let mut rows = Vec::with_capacity(events.len());
         for event in events {
-            rows.push((event, json_text(&event.payload)?));
+            rows.push((event, json_param(&event.payload)?));
         }
         let mut query = QueryBuilder::new(
             "INSERT INTO events (kind, task_id, agent_id, runner_session_id, exception_id, payload, \
@@ -510,12 +520,12 @@ impl Tx for SqliteTx {
         );
         query.push_values(rows, |mut row, (event, payload)| {
             row.push_bind(event.kind.as_str())
-                .push_bind(event.task_id.map(id_text))
-                .push_bind(event.agent_id.map(id_text))
-                .push_bind(event.runner_session_id.map(id_text))
-                .push_bind(event.exception_id.map(id_text))
+                .push_bind(event.task_id.map(id_param))
+                .push_bind(event.agent_id.map(id_param))
+                .push_bind(event.runner_session_id.map(id_param))
+                .push_bind(event.exception_id.map(id_param))
                 .push_bind(payload)
-                .push_bind(millis(now));
+                .push_bind(time_param(now));
         });
         query.build().execute(&mut *self.tx).await.db()?;
         Ok(())
