@@ -41,16 +41,7 @@ pub struct SqliteBackend {
 impl SqlStore<SqliteBackend> {
     /// Opens (creating it if needed) the database file at `path` and migrates it.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|err| {
-                Error::Unavailable(format!(
-                    "cannot create the database directory {}: {err}",
-                    parent.display()
-                ))
-            })?;
-        }
-        Self::with_options(SqliteConnectOptions::new().filename(path)).await
+        Self::with_options(SqliteConnectOptions::new().filename(path.as_ref())).await
     }
 
     /// Opens the database a `sqlite:` URL names (`sqlite://path/to/file.db`,
@@ -67,6 +58,15 @@ impl SqlStore<SqliteBackend> {
     }
 
     async fn with_options(options: SqliteConnectOptions) -> Result<Self> {
+        let path = options.get_filename();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|err| {
+                Error::Unavailable(format!(
+                    "cannot create the database directory {}: {err}",
+                    parent.display()
+                ))
+            })?;
+        }
         Self::with_pool_size(options, MAX_CONNECTIONS).await
     }
 
