@@ -94,7 +94,7 @@ pub enum TaskAction {
     Cancel,
     /// Put a failed task back in the queue, optionally not before a given time.
     Retry { not_before: Option<Timestamp> },
-    /// Put a cancelled task back in the queue.
+    /// Put a cancelled task back in the queue, with a fresh budget of attempts.
     Reopen,
 }
 
@@ -296,7 +296,6 @@ pub fn plan_task_action(
                 slot.completed_at = Some(now);
             }
             if task.cancel_requested {
-                next.cancel_requested = false;
                 TaskEvent::Cancel
             } else if task.attempts_used >= task.max_attempts {
                 next.last_error = Some(format!(
@@ -329,6 +328,7 @@ pub fn plan_task_action(
             TaskEvent::Retry
         }
         TaskAction::Reopen => {
+            next.attempts_used = 0;
             next.cancel_requested = false;
             next.completed_at = None;
             unassign(&mut next);
@@ -653,6 +653,8 @@ fn end_attempt(
 ) {
     task.lease_token = None;
     task.lease_expires_at = None;
+    // Whatever ended the attempt, there is nothing left to stop.
+    task.cancel_requested = false;
     if let Some(current) = attempt.as_mut() {
         current.ended_at = Some(now);
         current.outcome = outcome;
@@ -908,3 +910,6 @@ pub fn check_verification_limit(limit: u32) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -36,3 +36,22 @@ pub use memory::InMemoryStore;
 pub use store::Store;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use verify::Verifier;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// The seams are used as `Arc<dyn _>`; this fails to compile if one stops being
+    /// object safe.
+    #[test]
+    fn the_seams_are_object_safe() {
+        let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let _unimplemented: [Option<Arc<dyn LockManager>>; 1] = [None];
+        let _verifiers: Vec<Arc<dyn Verifier>> = Vec::new();
+        let _backends: Vec<Arc<dyn AgentBackend>> = Vec::new();
+        assert!(format!("{store:?}{clock:?}").contains("InMemoryStore"));
+    }
+}

@@ -255,6 +255,29 @@ pub async fn cancellation_of_queued_and_running_tasks(store: Arc<dyn Store>) {
     );
     let attempts = store.list_attempts(running.id).await.unwrap();
     assert_eq!(attempts[0].outcome, AttemptOutcome::Cancelled);
+
+    // A runner that vanishes after being told to stop: the cancellation completes when
+    // its lease runs out, instead of requeueing the task.
+    let abandoned = new_task(&store, "abandoned", at(0)).await;
+    let (_, _lease) = assign(&store, &abandoned, agent.id, at(20)).await;
+    store
+        .apply_task_action(abandoned.id, TaskAction::Cancel, None, at(21))
+        .await
+        .unwrap();
+    let expired = store
+        .apply_task_action(
+            abandoned.id,
+            TaskAction::ExpireLease,
+            None,
+            at(20).add(LEASE),
+        )
+        .await
+        .unwrap();
+    assert_eq!(expired.status, TaskStatus::Cancelled);
+    assert_eq!(
+        store.get_agent(agent.id).await.unwrap().status,
+        AgentStatus::Stuck
+    );
 }
 
 /// A failed task records why; a retry resets it and is not claimable before its delay.

@@ -14,6 +14,7 @@ use crate::store::Store;
 
 /// A new task is QUEUED with the original's defaults and an event records it.
 pub async fn task_is_created_queued_with_defaults(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
     let before = last_seq(&store).await;
     let created = store
         .create_task(NewTask::new("Add login", "JWT login and logout"), at(0))
