@@ -7,10 +7,12 @@
 //! they open, share their rules with every other store through `orchestrator-core`, and
 //! pass the same conformance suite.
 
+mod dialect;
 mod engine;
 mod error;
 mod migrations;
 mod rows;
+mod sql;
 
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -22,11 +24,13 @@ use std::sync::Arc;
 use orchestrator_core::Store;
 use orchestrator_core::error::{Error, Result};
 
+pub use dialect::Dialect;
 pub use engine::SqlStore;
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresBackend, PostgresStore};
+pub use postgres::PostgresStore;
+pub use rows::RowReader;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteBackend, SqliteStore};
+pub use sqlite::SqliteStore;
 
 /// The backend a database URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,14 +15,21 @@ use orchestrator_core::model::{
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-/// Typed access to a row's columns by name.
-pub(crate) trait RowReader {
+/// Typed access to a row's columns by name, in the backend's own storage format.
+pub trait RowReader {
+    /// A text column.
     fn text(&self, column: &str) -> Result<Option<String>>;
+    /// An integer column of any width.
     fn integer(&self, column: &str) -> Result<Option<i64>>;
+    /// A floating-point column.
     fn real(&self, column: &str) -> Result<Option<f64>>;
+    /// A boolean column.
     fn flag(&self, column: &str) -> Result<Option<bool>>;
+    /// An identifier column.
     fn uuid(&self, column: &str) -> Result<Option<Uuid>>;
+    /// An instant column.
     fn instant(&self, column: &str) -> Result<Option<Timestamp>>;
+    /// A JSON column.
     fn json(&self, column: &str) -> Result<Option<serde_json::Value>>;
 }
 

@@ -1,24 +1,23 @@
 //! [`SqliteStore`]: the embedded default. One file, WAL journal, a busy timeout, foreign
 //! keys on, created on first start. Writers take the database's write lock up front
-//! (`BEGIN IMMEDIATE`), so every operation is serialized and sees the latest rows.
+//! (`BEGIN IMMEDIATE`), so every write transaction is serialized and sees the latest rows.
 //!
-//! Every SQL statement of this backend is in this module and its children.
-
-mod reads;
-mod tx;
+//! UUIDs are stored as text, instants as milliseconds since the Unix epoch, JSON as text.
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{Pool, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
 
+use crate::dialect::Dialect;
 use crate::engine::SqlStore;
 use crate::error::SqlxResultExt;
 use crate::migrations;
@@ -30,16 +29,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: u32 = 8;
 
 /// The SQLite [`Store`](orchestrator_core::Store).
-pub type SqliteStore = SqlStore<SqliteBackend>;
+pub type SqliteStore = SqlStore<Sqlite>;
 
-/// The SQLite side of [`SqliteStore`].
-#[derive(Debug, Clone)]
-pub struct SqliteBackend {
-    pool: SqlitePool,
-}
-
-impl SqlStore<SqliteBackend> {
-    /// Opens (creating it if needed) the database file at `path` and migrates it.
+impl SqlStore<Sqlite> {
+    /// Opens (creating it and its directory if needed) the database file at `path`, and
+    /// migrates it.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::with_options(SqliteConnectOptions::new().filename(path.as_ref())).await
     }
@@ -86,37 +80,89 @@ impl SqlStore<SqliteBackend> {
         migrations::sqlite().run(&pool).await.map_err(|err| {
             Error::Unavailable(format!("migrating the SQLite database failed: {err}"))
         })?;
-        Ok(SqlStore {
-            backend: SqliteBackend { pool },
-        })
-    }
-
-    /// The connection pool, for embedders that keep their own tables alongside.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.backend.pool
+        Ok(SqlStore { pool })
     }
 }
 
-/// How this backend stores identifiers: as hyphenated text.
-type IdParam = String;
+#[async_trait]
+impl Dialect for Sqlite {
+    const DEPENDENCY_LIST: &'static str = "group_concat(d.depends_on_id)";
+    // SQLite's default collation already compares bytes.
+    const BYTE_ORDER: &'static str = "";
+    const LOCKS_ROWS: bool = false;
 
-fn id_param(id: impl Into<Uuid>) -> IdParam {
-    id.into().to_string()
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {
+        pool.begin_with("BEGIN IMMEDIATE").await.db()
+    }
+
+    async fn serialize_event_appends(_conn: &mut SqliteConnection) -> Result<()> {
+        // Write transactions already run one at a time.
+        Ok(())
+    }
+
+    async fn fetch_all(
+        conn: &mut SqliteConnection,
+        mut query: QueryBuilder<Self>,
+    ) -> Result<Vec<SqliteRow>> {
+        query.build().fetch_all(conn).await.db()
+    }
+
+    async fn fetch_optional(
+        conn: &mut SqliteConnection,
+        mut query: QueryBuilder<Self>,
+    ) -> Result<Option<SqliteRow>> {
+        query.build().fetch_optional(conn).await.db()
+    }
+
+    async fn fetch_count(
+        conn: &mut SqliteConnection,
+        mut query: QueryBuilder<Self>,
+    ) -> Result<u64> {
+        let count: i64 = query.build_query_scalar().fetch_one(conn).await.db()?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn execute(conn: &mut SqliteConnection, mut query: QueryBuilder<Self>) -> Result<u64> {
+        Ok(query.build().execute(conn).await.db()?.rows_affected())
+    }
+
+    fn bind_id(query: &mut QueryBuilder<Self>, value: Option<Uuid>) {
+        query.push_bind(value.map(|id| id.to_string()));
+    }
+
+    fn bind_instant(query: &mut QueryBuilder<Self>, value: Option<Timestamp>) {
+        query.push_bind(value.map(|at| at.as_millis()));
+    }
+
+    fn bind_json(query: &mut QueryBuilder<Self>, value: Option<serde_json::Value>) {
+        query.push_bind(value.map(|v| v.to_string()));
+    }
+
+    fn bind_text(query: &mut QueryBuilder<Self>, value: Option<String>) {
+        query.push_bind(value);
+    }
+
+    fn bind_integer(query: &mut QueryBuilder<Self>, value: Option<i64>) {
+        query.push_bind(value);
+    }
+
+    fn bind_real(query: &mut QueryBuilder<Self>, value: Option<f64>) {
+        query.push_bind(value);
+    }
+
+    fn bind_flag(query: &mut QueryBuilder<Self>, value: Option<bool>) {
+        query.push_bind(value);
+    }
+
+    fn push_contains(query: &mut QueryBuilder<Self>, column: &str, needle: String) {
+        // lower() folds ASCII letters only, as the other stores do.
+        query.push(format!("instr(lower({column}), "));
+        query.push_bind(needle);
+        query.push(") > 0");
+    }
 }
 
-fn time_param(at: Timestamp) -> i64 {
-    at.as_millis()
-}
-
-fn opt_time_param(at: Option<Timestamp>) -> Option<i64> {
-    at.map(time_param)
-}
-
-fn json_param(value: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(Error::backend)
-}
-
-fn column<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
+fn column<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
     row: &'r SqliteRow,
     name: &str,
 ) -> Result<Option<T>> {

@@ -1,0 +1,177 @@
+//! [`PostgresStore`]: for teams and for several server replicas on one database. Writers
+//! lock the rows they read (`SELECT … FOR UPDATE`) until commit, and take turns appending
+//! events so that sequence numbers follow commit order.
+//!
+//! Columns use the native types: UUID, TIMESTAMPTZ, JSONB.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use orchestrator_core::Timestamp;
+use orchestrator_core::error::{Error, Result};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Column, PgConnection, Pool, Postgres, QueryBuilder, Row, Transaction, TypeInfo};
+use uuid::Uuid;
+
+use crate::dialect::Dialect;
+use crate::engine::SqlStore;
+use crate::error::SqlxResultExt;
+use crate::migrations;
+use crate::rows::RowReader;
+
+/// Connections in the pool.
+const MAX_CONNECTIONS: u32 = 16;
+/// How long an operation waits for a free connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The PostgreSQL [`Store`](orchestrator_core::Store).
+pub type PostgresStore = SqlStore<Postgres>;
+
+impl SqlStore<Postgres> {
+    /// Connects to the database a `postgres://` URL names and migrates it.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(|err| {
+            Error::invalid("databaseUrl", format!("not a usable PostgreSQL URL: {err}"))
+        })?;
+        Self::connect_with(options).await
+    }
+
+    /// Connects with explicit options (for example a `search_path` naming a schema) and
+    /// migrates the database.
+    pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .db()?;
+        migrations::postgres().run(&pool).await.map_err(|err| {
+            Error::Unavailable(format!("migrating the PostgreSQL database failed: {err}"))
+        })?;
+        Ok(SqlStore { pool })
+    }
+}
+
+/// `translate` arguments that lower-case ASCII letters only, as the other stores do.
+const ASCII_LOWER: &str = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'";
+
+#[async_trait]
+impl Dialect for Postgres {
+    const DEPENDENCY_LIST: &'static str = "string_agg(d.depends_on_id::text, ',')";
+    const BYTE_ORDER: &'static str = " COLLATE \"C\"";
+    const LOCKS_ROWS: bool = true;
+
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {
+        pool.begin().await.db()
+    }
+
+    async fn serialize_event_appends(conn: &mut PgConnection) -> Result<()> {
+        // Conflicts with itself but not with readers: appenders take turns until commit.
+        sqlx::query("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+            .execute(conn)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn fetch_all(
+        conn: &mut PgConnection,
+        mut query: QueryBuilder<Self>,
+    ) -> Result<Vec<PgRow>> {
+        query.build().fetch_all(conn).await.db()
+    }
+
+    async fn fetch_optional(
+        conn: &mut PgConnection,
+        mut query: QueryBuilder<Self>,
+    ) -> Result<Option<PgRow>> {
+        query.build().fetch_optional(conn).await.db()
+    }
+
+    async fn fetch_count(conn: &mut PgConnection, mut query: QueryBuilder<Self>) -> Result<u64> {
+        let count: i64 = query.build_query_scalar().fetch_one(conn).await.db()?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn execute(conn: &mut PgConnection, mut query: QueryBuilder<Self>) -> Result<u64> {
+        Ok(query.build().execute(conn).await.db()?.rows_affected())
+    }
+
+    fn bind_id(query: &mut QueryBuilder<Self>, value: Option<Uuid>) {
+        query.push_bind(value);
+    }
+
+    fn bind_instant(query: &mut QueryBuilder<Self>, value: Option<Timestamp>) {
+        query.push_bind(value.map(|at| at.as_datetime()));
+    }
+
+    fn bind_json(query: &mut QueryBuilder<Self>, value: Option<serde_json::Value>) {
+        query.push_bind(value);
+    }
+
+    fn bind_text(query: &mut QueryBuilder<Self>, value: Option<String>) {
+        query.push_bind(value);
+    }
+
+    fn bind_integer(query: &mut QueryBuilder<Self>, value: Option<i64>) {
+        query.push_bind(value);
+    }
+
+    fn bind_real(query: &mut QueryBuilder<Self>, value: Option<f64>) {
+        query.push_bind(value);
+    }
+
+    fn bind_flag(query: &mut QueryBuilder<Self>, value: Option<bool>) {
+        query.push_bind(value);
+    }
+
+    fn push_contains(query: &mut QueryBuilder<Self>, column: &str, needle: String) {
+        query.push(format!("strpos(translate({column}, {ASCII_LOWER}), "));
+        query.push_bind(needle);
+        query.push(") > 0");
+    }
+}
+
+fn column<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
+    row: &'r PgRow,
+    name: &str,
+) -> Result<Option<T>> {
+    row.try_get::<Option<T>, _>(name).db()
+}
+
+impl RowReader for PgRow {
+    fn text(&self, name: &str) -> Result<Option<String>> {
+        column(self, name)
+    }
+
+    fn integer(&self, name: &str) -> Result<Option<i64>> {
+        let type_name = self.try_column(name).db()?.type_info().name().to_owned();
+        match type_name.as_str() {
+            "INT2" => Ok(column::<i16>(self, name)?.map(i64::from)),
+            "INT4" => Ok(column::<i32>(self, name)?.map(i64::from)),
+            _ => column(self, name),
+        }
+    }
+
+    fn real(&self, name: &str) -> Result<Option<f64>> {
+        column(self, name)
+    }
+
+    fn flag(&self, name: &str) -> Result<Option<bool>> {
+        column(self, name)
+    }
+
+    fn uuid(&self, name: &str) -> Result<Option<Uuid>> {
+        column(self, name)
+    }
+
+    fn instant(&self, name: &str) -> Result<Option<Timestamp>> {
+        Ok(column::<DateTime<Utc>>(self, name)?.map(Timestamp::from))
+    }
+
+    fn json(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        column(self, name)
+    }
+}

@@ -1,0 +1,435 @@
+//! Lookups and list queries.
+
+use orchestrator_core::error::{Error, Result};
+use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
+use orchestrator_core::model::{
+    Agent, AgentQuery, Event, Exception, ExceptionQuery, ExceptionType, LogPage, LogQuery, Page,
+    RunnerSession, SortOrder, Task, TaskAttempt, TaskQuery, TaskSort, TaskStatus,
+    VerificationResult,
+};
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+use crate::dialect::{Dialect, Value, push_list};
+use crate::rows::{
+    RowReader, agent_from_row, attempt_from_row, event_from_row, exception_from_row, log_from_row,
+    runner_session_from_row, task_from_row, verification_from_row,
+};
+
+/// Whether a read inside a write transaction locks the rows it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// A plain read.
+    None,
+    /// Lock the rows until the transaction ends (where the dialect locks rows).
+    ForUpdate,
+}
+
+impl Lock {
+    fn clause<D: Dialect>(self, of: Option<&str>) -> String {
+        match (self, D::LOCKS_ROWS, of) {
+            (Lock::ForUpdate, true, Some(alias)) => format!(" FOR UPDATE OF {alias}"),
+            (Lock::ForUpdate, true, None) => " FOR UPDATE".to_owned(),
+            _ => String::new(),
+        }
+    }
+}
+
+fn task_select<D: Dialect>() -> QueryBuilder<D> {
+    QueryBuilder::<D>::new(format!(
+        "SELECT t.*, (SELECT {} FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on \
+         FROM tasks t",
+        D::DEPENDENCY_LIST
+    ))
+}
+
+async fn one<D: Dialect, T>(
+    conn: &mut D::Connection,
+    query: QueryBuilder<D>,
+    decode: fn(&D::Row) -> Result<T>,
+) -> Result<Option<T>> {
+    D::fetch_optional(conn, query)
+        .await?
+        .map(|row| decode(&row))
+        .transpose()
+}
+
+async fn all<D: Dialect, T>(
+    conn: &mut D::Connection,
+    query: QueryBuilder<D>,
+    decode: fn(&D::Row) -> Result<T>,
+) -> Result<Vec<T>> {
+    D::fetch_all(conn, query)
+        .await?
+        .iter()
+        .map(decode)
+        .collect()
+}
+
+/// `SELECT * FROM table WHERE id = ?`, optionally locked.
+async fn by_id<D: Dialect, T>(
+    conn: &mut D::Connection,
+    table: &str,
+    id: Uuid,
+    lock: Lock,
+    decode: fn(&D::Row) -> Result<T>,
+) -> Result<Option<T>> {
+    let mut query = QueryBuilder::<D>::new(format!("SELECT * FROM {table} WHERE id = "));
+    Value::id(id).bind(&mut query);
+    query.push(lock.clause::<D>(None));
+    one::<D, _>(conn, query, decode).await
+}
+
+pub(crate) async fn task<D: Dialect>(
+    conn: &mut D::Connection,
+    id: TaskId,
+    lock: Lock,
+) -> Result<Option<Task>> {
+    let mut query = task_select::<D>();
+    query.push(" WHERE t.id = ");
+    Value::id(id).bind(&mut query);
+    query.push(lock.clause::<D>(Some("t")));
+    one::<D, _>(conn, query, task_from_row).await
+}
+
+pub(crate) async fn task_by_idempotency_key<D: Dialect>(
+    conn: &mut D::Connection,
+    key: &str,
+) -> Result<Option<Task>> {
+    let mut query = task_select::<D>();
+    query.push(" WHERE t.idempotency_key = ");
+    Value::text(key).bind(&mut query);
+    one::<D, _>(conn, query, task_from_row).await
+}
+
+pub(crate) async fn agent<D: Dialect>(
+    conn: &mut D::Connection,
+    id: AgentId,
+    lock: Lock,
+) -> Result<Option<Agent>> {
+    by_id::<D, _>(conn, "agents", id.into(), lock, agent_from_row).await
+}
+
+pub(crate) async fn runner_session<D: Dialect>(
+    conn: &mut D::Connection,
+    id: RunnerSessionId,
+    lock: Lock,
+) -> Result<Option<RunnerSession>> {
+    by_id::<D, _>(
+        conn,
+        "runner_sessions",
+        id.into(),
+        lock,
+        runner_session_from_row,
+    )
+    .await
+}
+
+pub(crate) async fn exception<D: Dialect>(
+    conn: &mut D::Connection,
+    id: ExceptionId,
+    lock: Lock,
+) -> Result<Option<Exception>> {
+    by_id::<D, _>(conn, "exceptions", id.into(), lock, exception_from_row).await
+}
+
+pub(crate) async fn runner_session_by_token<D: Dialect>(
+    conn: &mut D::Connection,
+    token_hash: &str,
+) -> Result<Option<RunnerSession>> {
+    let mut query = QueryBuilder::<D>::new("SELECT * FROM runner_sessions WHERE token_hash = ");
+    Value::text(token_hash).bind(&mut query);
+    one::<D, _>(conn, query, runner_session_from_row).await
+}
+
+pub(crate) async fn runner_sessions<D: Dialect>(
+    conn: &mut D::Connection,
+) -> Result<Vec<RunnerSession>> {
+    let query =
+        QueryBuilder::<D>::new("SELECT * FROM runner_sessions ORDER BY created_at DESC, id DESC");
+    all::<D, _>(conn, query, runner_session_from_row).await
+}
+
+pub(crate) async fn attempt<D: Dialect>(
+    conn: &mut D::Connection,
+    task: TaskId,
+    number: u32,
+) -> Result<Option<TaskAttempt>> {
+    let mut query = QueryBuilder::<D>::new("SELECT * FROM task_attempts WHERE task_id = ");
+    Value::id(task).bind(&mut query);
+    query.push(" AND attempt_number = ");
+    Value::int(number).bind(&mut query);
+    one::<D, _>(conn, query, attempt_from_row).await
+}
+
+pub(crate) async fn attempts<D: Dialect>(
+    conn: &mut D::Connection,
+    task: TaskId,
+) -> Result<Vec<TaskAttempt>> {
+    let mut query = QueryBuilder::<D>::new("SELECT * FROM task_attempts WHERE task_id = ");
+    Value::id(task).bind(&mut query);
+    query.push(" ORDER BY attempt_number");
+    all::<D, _>(conn, query, attempt_from_row).await
+}
+
+/// The ids among `ids` that `table` has no row for.
+pub(crate) async fn missing<D: Dialect, T: Copy + Into<Uuid>>(
+    conn: &mut D::Connection,
+    table: &str,
+    ids: &[T],
+) -> Result<Vec<T>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = QueryBuilder::<D>::new(format!("SELECT id FROM {table} WHERE id IN ("));
+    push_list(&mut query, ids.iter().map(|id| Value::id(*id)).collect());
+    query.push(")");
+    let present = all::<D, _>(conn, query, |row: &D::Row| row.uuid("id")).await?;
+    Ok(ids
+        .iter()
+        .copied()
+        .filter(|id| !present.contains(&Some((*id).into())))
+        .collect())
+}
+
+pub(crate) async fn unfinished_dependencies<D: Dialect>(
+    conn: &mut D::Connection,
+    task: TaskId,
+) -> Result<Vec<(TaskId, TaskStatus)>> {
+    let mut query = QueryBuilder::<D>::new(
+        "SELECT t.id, t.status FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on_id \
+         WHERE t.status <> 'COMPLETED' AND d.task_id = ",
+    );
+    Value::id(task).bind(&mut query);
+    query.push(" ORDER BY t.id");
+    all::<D, _>(conn, query, |row: &D::Row| {
+        let id = row
+            .uuid("id")?
+            .ok_or_else(|| Error::backend("a dependency without an id"))?;
+        let status = row.text("status")?.unwrap_or_default().parse()?;
+        Ok((TaskId::from(id), status))
+    })
+    .await
+}
+
+pub(crate) async fn dependents<D: Dialect>(
+    conn: &mut D::Connection,
+    task: TaskId,
+) -> Result<Vec<TaskId>> {
+    let mut query =
+        QueryBuilder::<D>::new("SELECT task_id FROM task_dependencies WHERE depends_on_id = ");
+    Value::id(task).bind(&mut query);
+    query.push(" ORDER BY task_id");
+    let ids = all::<D, _>(conn, query, |row: &D::Row| row.uuid("task_id")).await?;
+    Ok(ids.into_iter().flatten().map(TaskId::from).collect())
+}
+
+pub(crate) async fn unresolved_exception<D: Dialect>(
+    conn: &mut D::Connection,
+    kind: ExceptionType,
+    task: TaskId,
+) -> Result<Option<Exception>> {
+    let mut query = QueryBuilder::<D>::new(
+        "SELECT * FROM exceptions WHERE status IN ('OPEN', 'ACKNOWLEDGED') AND exception_type = ",
+    );
+    Value::text(kind.as_str()).bind(&mut query);
+    query.push(" AND task_id = ");
+    Value::id(task).bind(&mut query);
+    query.push(Lock::ForUpdate.clause::<D>(None));
+    one::<D, _>(conn, query, exception_from_row).await
+}
+
+/// Conditions joined by `AND`, each a SQL fragment followed by one bound value.
+type Filters = Vec<(&'static str, Value)>;
+
+fn push_filters<D: Dialect>(query: &mut QueryBuilder<D>, filters: &Filters) {
+    query.push(" WHERE 1 = 1");
+    for (condition, value) in filters {
+        query.push(" AND ").push(*condition);
+        value.clone().bind(query);
+    }
+}
+
+fn push_page<D: Dialect>(query: &mut QueryBuilder<D>, limit: u32, offset: u64) {
+    query.push(" LIMIT ");
+    Value::int(limit).bind(query);
+    query.push(" OFFSET ");
+    Value::count(offset).bind(query);
+}
+
+fn direction(order: SortOrder) -> &'static str {
+    match order {
+        SortOrder::Asc => "ASC",
+        SortOrder::Desc => "DESC",
+    }
+}
+
+pub(crate) async fn tasks<D: Dialect>(
+    conn: &mut D::Connection,
+    query: &TaskQuery,
+) -> Result<Page<Task>> {
+    let mut filters: Filters = Vec::new();
+    if let Some(status) = query.status {
+        filters.push(("t.status = ", Value::text(status.as_str())));
+    }
+    if let Some(priority) = query.priority {
+        filters.push(("t.priority = ", Value::int(priority)));
+    }
+    let needle = query.search_needle();
+    let with_search = |builder: &mut QueryBuilder<D>| {
+        push_filters::<D>(builder, &filters);
+        if let Some(needle) = &needle {
+            builder.push(" AND (");
+            D::push_contains(builder, "t.title", needle.clone());
+            builder.push(" OR ");
+            D::push_contains(builder, "t.description", needle.clone());
+            builder.push(")");
+        }
+    };
+    let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM tasks t");
+    with_search(&mut count);
+    let total_count = D::fetch_count(conn, count).await?;
+
+    let dir = direction(query.sort_order);
+    let bytes = D::BYTE_ORDER;
+    let primary = match query.sort_by {
+        TaskSort::Priority => "t.priority".to_owned(),
+        TaskSort::CreatedAt => String::new(),
+        TaskSort::UpdatedAt => "t.updated_at".to_owned(),
+        TaskSort::Status => format!("t.status{bytes}"),
+        TaskSort::Title => format!("t.title{bytes}"),
+    };
+    let mut page = task_select::<D>();
+    with_search(&mut page);
+    page.push(" ORDER BY ");
+    if !primary.is_empty() {
+        page.push(format!("{primary} {dir}, "));
+    }
+    page.push(format!("t.created_at {dir}, t.id {dir}"));
+    push_page::<D>(&mut page, query.limit, query.offset);
+    Ok(Page {
+        items: all::<D, _>(conn, page, task_from_row).await?,
+        total_count,
+        limit: query.limit,
+        offset: query.offset,
+    })
+}
+
+pub(crate) async fn agents<D: Dialect>(
+    conn: &mut D::Connection,
+    query: &AgentQuery,
+) -> Result<Page<Agent>> {
+    let mut filters: Filters = Vec::new();
+    if let Some(status) = query.status {
+        filters.push(("status = ", Value::text(status.as_str())));
+    }
+    if let Some(session) = query.runner_session_id {
+        filters.push(("runner_session_id = ", Value::id(session)));
+    }
+    let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM agents");
+    push_filters::<D>(&mut count, &filters);
+    let total_count = D::fetch_count(conn, count).await?;
+    let mut page = QueryBuilder::<D>::new("SELECT * FROM agents");
+    push_filters::<D>(&mut page, &filters);
+    page.push(" ORDER BY created_at DESC, id DESC");
+    push_page::<D>(&mut page, query.limit, query.offset);
+    Ok(Page {
+        items: all::<D, _>(conn, page, agent_from_row).await?,
+        total_count,
+        limit: query.limit,
+        offset: query.offset,
+    })
+}
+
+pub(crate) async fn logs<D: Dialect>(
+    conn: &mut D::Connection,
+    query: &LogQuery,
+) -> Result<LogPage> {
+    let mut filters: Filters = vec![("agent_id = ", Value::id(query.agent_id))];
+    if let Some(task) = query.task_id {
+        filters.push(("task_id = ", Value::id(task)));
+    }
+    if let Some(kind) = query.log_type {
+        filters.push(("log_type = ", Value::text(kind.as_str())));
+    }
+    let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM agent_logs");
+    push_filters::<D>(&mut count, &filters);
+    let total_count = D::fetch_count(conn, count).await?;
+    let mut page = QueryBuilder::<D>::new("SELECT * FROM agent_logs");
+    push_filters::<D>(&mut page, &filters);
+    if let Some(cursor) = query.before {
+        page.push(" AND (created_at < ");
+        Value::at(cursor.created_at).bind(&mut page);
+        page.push(" OR (created_at = ");
+        Value::at(cursor.created_at).bind(&mut page);
+        page.push(" AND id < ");
+        Value::id(cursor.id).bind(&mut page);
+        page.push("))");
+    }
+    page.push(" ORDER BY created_at DESC, id DESC LIMIT ");
+    Value::int(query.limit + 1).bind(&mut page);
+    let logs = all::<D, _>(conn, page, log_from_row).await?;
+    Ok(LogPage::from_fetched(logs, query.limit, total_count))
+}
+
+pub(crate) async fn verification_results<D: Dialect>(
+    conn: &mut D::Connection,
+    task: TaskId,
+    limit: u32,
+) -> Result<Vec<VerificationResult>> {
+    let mut query = QueryBuilder::<D>::new("SELECT * FROM verification_results WHERE task_id = ");
+    Value::id(task).bind(&mut query);
+    query.push(" ORDER BY attempt_number DESC LIMIT ");
+    Value::int(limit).bind(&mut query);
+    all::<D, _>(conn, query, verification_from_row).await
+}
+
+pub(crate) async fn exceptions<D: Dialect>(
+    conn: &mut D::Connection,
+    query: &ExceptionQuery,
+) -> Result<Page<Exception>> {
+    let mut filters: Filters = Vec::new();
+    if let Some(status) = query.status {
+        filters.push(("status = ", Value::text(status.as_str())));
+    }
+    if let Some(severity) = query.severity {
+        filters.push(("severity = ", Value::text(severity.as_str())));
+    }
+    if let Some(kind) = query.exception_type {
+        filters.push(("exception_type = ", Value::text(kind.as_str())));
+    }
+    if let Some(task) = query.task_id {
+        filters.push(("task_id = ", Value::id(task)));
+    }
+    if let Some(agent) = query.agent_id {
+        filters.push(("agent_id = ", Value::id(agent)));
+    }
+    let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM exceptions");
+    push_filters::<D>(&mut count, &filters);
+    let total_count = D::fetch_count(conn, count).await?;
+    let mut page = QueryBuilder::<D>::new("SELECT * FROM exceptions");
+    push_filters::<D>(&mut page, &filters);
+    page.push(
+        " ORDER BY CASE severity WHEN 'CRITICAL' THEN 0 WHEN 'ERROR' THEN 1 \
+         WHEN 'WARNING' THEN 2 ELSE 3 END, created_at DESC, id DESC",
+    );
+    push_page::<D>(&mut page, query.limit, query.offset);
+    Ok(Page {
+        items: all::<D, _>(conn, page, exception_from_row).await?,
+        total_count,
+        limit: query.limit,
+        offset: query.offset,
+    })
+}
+
+pub(crate) async fn events_since<D: Dialect>(
+    conn: &mut D::Connection,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<Event>> {
+    let mut query = QueryBuilder::<D>::new("SELECT * FROM events WHERE seq > ");
+    Value::int(after).bind(&mut query);
+    query.push(" ORDER BY seq LIMIT ");
+    Value::int(limit).bind(&mut query);
+    all::<D, _>(conn, query, event_from_row).await
+}

@@ -1,0 +1,414 @@
+//! Inserts, guarded updates, upserts and deletes.
+
+use orchestrator_core::Timestamp;
+use orchestrator_core::error::{Error, Result};
+use orchestrator_core::ids::{AgentId, TaskId};
+use orchestrator_core::model::{
+    Agent, AgentLog, Exception, NewEvent, RunnerSession, Task, TaskAttempt, VerificationResult,
+};
+use sqlx::QueryBuilder;
+
+use crate::dialect::{Dialect, Value, insert, push_list, update};
+
+type Columns = Vec<(&'static str, Value)>;
+
+/// The task's columns that change over its life.
+fn task_mutable_columns(task: &Task) -> Result<Columns> {
+    Ok(vec![
+        ("title", Value::text(&task.title)),
+        ("description", Value::text(&task.description)),
+        ("priority", Value::int(task.priority)),
+        ("risk_level", Value::text(task.risk_level.as_str())),
+        ("status", Value::text(task.status.as_str())),
+        ("assigned_agent_id", Value::opt_id(task.assigned_agent_id)),
+        ("assigned_at", Value::Instant(task.assigned_at)),
+        ("branch_name", Value::Text(task.branch_name.clone())),
+        ("commit_sha", Value::Text(task.commit_sha.clone())),
+        ("pr_url", Value::Text(task.pr_url.clone())),
+        (
+            "verification_status",
+            Value::text(task.verification_status.as_str()),
+        ),
+        (
+            "verification_attempts",
+            Value::int(task.verification_attempts),
+        ),
+        (
+            "estimated_complexity",
+            Value::Text(task.estimated_complexity.map(|c| c.as_str().to_owned())),
+        ),
+        ("files_hint", Value::json(&task.files_hint)?),
+        ("attempt", Value::int(task.attempt)),
+        ("attempts_used", Value::int(task.attempts_used)),
+        ("max_attempts", Value::int(task.max_attempts)),
+        ("retry_count", Value::int(task.retry_count)),
+        ("not_before", Value::Instant(task.not_before)),
+        ("lease_token", Value::opt_id(task.lease_token)),
+        ("lease_expires_at", Value::Instant(task.lease_expires_at)),
+        ("cancel_requested", Value::Flag(Some(task.cancel_requested))),
+        ("last_error", Value::Text(task.last_error.clone())),
+        ("revision", Value::count(task.revision)),
+        ("updated_at", Value::at(task.updated_at)),
+        ("completed_at", Value::Instant(task.completed_at)),
+    ])
+}
+
+/// Inserts the task and its dependency rows.
+pub(crate) async fn insert_task<D: Dialect>(conn: &mut D::Connection, task: &Task) -> Result<()> {
+    let mut columns = vec![
+        ("id", Value::id(task.id)),
+        ("idempotency_key", Value::Text(task.idempotency_key.clone())),
+        ("created_at", Value::at(task.created_at)),
+    ];
+    columns.extend(task_mutable_columns(task)?);
+    D::execute(conn, insert::<D>("tasks", vec![columns])).await?;
+    if !task.depends_on.is_empty() {
+        let rows = task
+            .depends_on
+            .iter()
+            .map(|dependency| {
+                vec![
+                    ("task_id", Value::id(task.id)),
+                    ("depends_on_id", Value::id(*dependency)),
+                ]
+            })
+            .collect();
+        D::execute(conn, insert::<D>("task_dependencies", rows)).await?;
+    }
+    Ok(())
+}
+
+/// Finishes a guarded update: `WHERE id = ? AND revision = ?` on the revision before
+/// `revision`, and exactly one row touched.
+async fn guarded<D: Dialect>(
+    conn: &mut D::Connection,
+    mut query: QueryBuilder<D>,
+    id: uuid::Uuid,
+    revision: u64,
+    what: &str,
+) -> Result<()> {
+    query.push(" WHERE id = ");
+    Value::id(id).bind(&mut query);
+    query.push(" AND revision = ");
+    Value::count(revision.saturating_sub(1)).bind(&mut query);
+    match D::execute(conn, query).await? {
+        1 => Ok(()),
+        _ => Err(Error::conflict(format!(
+            "the {what} was changed by someone else meanwhile; retry"
+        ))),
+    }
+}
+
+pub(crate) async fn update_task<D: Dialect>(conn: &mut D::Connection, task: &Task) -> Result<()> {
+    let query = update::<D>("tasks", task_mutable_columns(task)?);
+    guarded::<D>(conn, query, task.id.into(), task.revision, "task").await
+}
+
+pub(crate) async fn delete_task<D: Dialect>(conn: &mut D::Connection, id: TaskId) -> Result<()> {
+    let mut query = QueryBuilder::<D>::new("DELETE FROM tasks WHERE id = ");
+    Value::id(id).bind(&mut query);
+    D::execute(conn, query).await?;
+    Ok(())
+}
+
+fn agent_mutable_columns(agent: &Agent) -> Columns {
+    vec![
+        ("name", Value::Text(agent.name.clone())),
+        ("status", Value::text(agent.status.as_str())),
+        ("current_task_id", Value::opt_id(agent.current_task_id)),
+        ("branch_name", Value::Text(agent.branch_name.clone())),
+        (
+            "conversation_id",
+            Value::Text(agent.conversation_id.clone()),
+        ),
+        ("total_tokens_used", Value::count(agent.total_tokens_used)),
+        ("last_activity_at", Value::Instant(agent.last_activity_at)),
+        ("started_at", Value::Instant(agent.started_at)),
+        ("completed_at", Value::Instant(agent.completed_at)),
+        ("tasks_completed", Value::int(agent.tasks_completed)),
+        ("tasks_failed", Value::int(agent.tasks_failed)),
+        ("is_local_runner", Value::Flag(Some(agent.is_local_runner))),
+        ("runner_session_id", Value::opt_id(agent.runner_session_id)),
+        ("slot", Value::Integer(agent.slot.map(i64::from))),
+        ("revision", Value::count(agent.revision)),
+        ("updated_at", Value::at(agent.updated_at)),
+    ]
+}
+
+pub(crate) async fn insert_agent<D: Dialect>(
+    conn: &mut D::Connection,
+    agent: &Agent,
+) -> Result<()> {
+    let mut columns = vec![
+        ("id", Value::id(agent.id)),
+        ("created_at", Value::at(agent.created_at)),
+    ];
+    columns.extend(agent_mutable_columns(agent));
+    D::execute(conn, insert::<D>("agents", vec![columns])).await?;
+    Ok(())
+}
+
+pub(crate) async fn update_agent<D: Dialect>(
+    conn: &mut D::Connection,
+    agent: &Agent,
+) -> Result<()> {
+    let query = update::<D>("agents", agent_mutable_columns(agent));
+    guarded::<D>(conn, query, agent.id.into(), agent.revision, "agent").await
+}
+
+/// Records activity of agents without touching their revision: the time only moves on.
+pub(crate) async fn touch_agents<D: Dialect>(
+    conn: &mut D::Connection,
+    ids: &[AgentId],
+    now: Timestamp,
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut query = update::<D>("agents", vec![("last_activity_at", Value::at(now))]);
+    query.push(" WHERE id IN (");
+    push_list(&mut query, ids.iter().map(|id| Value::id(*id)).collect());
+    query.push(")");
+    D::execute(conn, query).await?;
+    Ok(())
+}
+
+/// Inserts `columns` into `table`, or on a clash of `id` updates the columns named in
+/// `mutable`.
+async fn upsert<D: Dialect>(
+    conn: &mut D::Connection,
+    table: &str,
+    columns: Columns,
+    mutable: &[&str],
+) -> Result<()> {
+    let mut query = insert::<D>(table, vec![columns]);
+    let assignments: Vec<String> = mutable
+        .iter()
+        .map(|column| format!("{column} = excluded.{column}"))
+        .collect();
+    query.push(format!(
+        " ON CONFLICT (id) DO UPDATE SET {}",
+        assignments.join(", ")
+    ));
+    D::execute(conn, query).await?;
+    Ok(())
+}
+
+pub(crate) async fn upsert_attempt<D: Dialect>(
+    conn: &mut D::Connection,
+    attempt: &TaskAttempt,
+) -> Result<()> {
+    let columns = vec![
+        ("id", Value::id(attempt.id)),
+        ("task_id", Value::id(attempt.task_id)),
+        ("attempt_number", Value::int(attempt.attempt_number)),
+        ("agent_id", Value::id(attempt.agent_id)),
+        (
+            "runner_session_id",
+            Value::opt_id(attempt.runner_session_id),
+        ),
+        ("lease_token", Value::opt_id(attempt.lease_token)),
+        ("lease_expires_at", Value::at(attempt.lease_expires_at)),
+        ("started_at", Value::at(attempt.started_at)),
+        ("ended_at", Value::Instant(attempt.ended_at)),
+        ("outcome", Value::text(attempt.outcome.as_str())),
+        (
+            "failure_reason",
+            Value::Text(attempt.failure_reason.clone()),
+        ),
+        ("commit_sha", Value::Text(attempt.commit_sha.clone())),
+        ("input_tokens", Value::count(attempt.usage.input_tokens)),
+        ("output_tokens", Value::count(attempt.usage.output_tokens)),
+        (
+            "cache_read_tokens",
+            Value::count(attempt.usage.cache_read_tokens),
+        ),
+        (
+            "cache_write_tokens",
+            Value::count(attempt.usage.cache_write_tokens),
+        ),
+        ("cost_usd", Value::Real(Some(attempt.usage.cost_usd))),
+    ];
+    let mutable = [
+        "lease_expires_at",
+        "ended_at",
+        "outcome",
+        "failure_reason",
+        "commit_sha",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost_usd",
+    ];
+    upsert::<D>(conn, "task_attempts", columns, &mutable).await
+}
+
+pub(crate) async fn insert_runner_session<D: Dialect>(
+    conn: &mut D::Connection,
+    session: &RunnerSession,
+) -> Result<()> {
+    let columns = vec![
+        ("id", Value::id(session.id)),
+        ("name", Value::text(&session.name)),
+        ("working_dir", Value::text(&session.working_dir)),
+        ("status", Value::text(session.status.as_str())),
+        ("token_hash", Value::text(&session.token_hash)),
+        ("last_seen_at", Value::at(session.last_seen_at)),
+        ("created_at", Value::at(session.created_at)),
+        ("updated_at", Value::at(session.updated_at)),
+    ];
+    D::execute(conn, insert::<D>("runner_sessions", vec![columns])).await?;
+    Ok(())
+}
+
+pub(crate) async fn update_runner_session<D: Dialect>(
+    conn: &mut D::Connection,
+    session: &RunnerSession,
+) -> Result<()> {
+    let mut query = update(
+        "runner_sessions",
+        vec![
+            ("name", Value::text(&session.name)),
+            ("working_dir", Value::text(&session.working_dir)),
+            ("status", Value::text(session.status.as_str())),
+            ("last_seen_at", Value::at(session.last_seen_at)),
+            ("updated_at", Value::at(session.updated_at)),
+        ],
+    );
+    query.push(" WHERE id = ");
+    Value::id(session.id).bind(&mut query);
+    D::execute(conn, query).await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_logs<D: Dialect>(
+    conn: &mut D::Connection,
+    logs: &[AgentLog],
+) -> Result<()> {
+    let rows = logs
+        .iter()
+        .map(|log| {
+            Ok(vec![
+                ("id", Value::id(log.id)),
+                ("agent_id", Value::id(log.agent_id)),
+                ("task_id", Value::opt_id(log.task_id)),
+                ("log_type", Value::text(log.log_type.as_str())),
+                ("content", Value::text(&log.content)),
+                ("metadata", Value::Json(log.metadata.clone())),
+                ("created_at", Value::at(log.created_at)),
+            ])
+        })
+        .collect::<Result<Vec<_>>>()?;
+    D::execute(conn, insert::<D>("agent_logs", rows)).await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_verification<D: Dialect>(
+    conn: &mut D::Connection,
+    result: &VerificationResult,
+) -> Result<()> {
+    let columns = vec![
+        ("id", Value::id(result.id)),
+        ("task_id", Value::id(result.task_id)),
+        ("attempt_number", Value::int(result.attempt_number)),
+        ("passed", Value::Flag(Some(result.passed))),
+        (
+            "confidence_score",
+            Value::Real(Some(result.confidence_score)),
+        ),
+        ("syntax_passed", Value::Flag(result.syntax_passed)),
+        ("types_passed", Value::Flag(result.types_passed)),
+        ("lint_passed", Value::Flag(result.lint_passed)),
+        ("tests_passed", Value::Flag(result.tests_passed)),
+        (
+            "tests_total",
+            Value::Integer(result.tests_total.map(i64::from)),
+        ),
+        (
+            "tests_failed",
+            Value::Integer(result.tests_failed.map(i64::from)),
+        ),
+        ("semantic_score", Value::Real(result.semantic_score)),
+        (
+            "semantic_explanation",
+            Value::Text(result.semantic_explanation.clone()),
+        ),
+        ("failures", Value::json(&result.failures)?),
+        ("recommendations", Value::json(&result.recommendations)?),
+        ("created_at", Value::at(result.created_at)),
+    ];
+    D::execute(conn, insert::<D>("verification_results", vec![columns])).await?;
+    Ok(())
+}
+
+pub(crate) async fn upsert_exception<D: Dialect>(
+    conn: &mut D::Connection,
+    exception: &Exception,
+) -> Result<()> {
+    let columns = vec![
+        ("id", Value::id(exception.id)),
+        (
+            "exception_type",
+            Value::text(exception.exception_type.as_str()),
+        ),
+        ("agent_id", Value::opt_id(exception.agent_id)),
+        ("task_id", Value::opt_id(exception.task_id)),
+        ("severity", Value::text(exception.severity.as_str())),
+        ("title", Value::text(&exception.title)),
+        ("description", Value::Text(exception.description.clone())),
+        (
+            "suggested_action",
+            Value::Text(exception.suggested_action.clone()),
+        ),
+        ("status", Value::text(exception.status.as_str())),
+        ("resolved_by", Value::Text(exception.resolved_by.clone())),
+        ("resolved_at", Value::Instant(exception.resolved_at)),
+        (
+            "resolution_notes",
+            Value::Text(exception.resolution_notes.clone()),
+        ),
+        ("occurrences", Value::int(exception.occurrences)),
+        ("last_occurred_at", Value::at(exception.last_occurred_at)),
+        ("created_at", Value::at(exception.created_at)),
+        ("updated_at", Value::at(exception.updated_at)),
+    ];
+    let mutable = [
+        "status",
+        "resolved_by",
+        "resolved_at",
+        "resolution_notes",
+        "occurrences",
+        "last_occurred_at",
+        "updated_at",
+    ];
+    upsert::<D>(conn, "exceptions", columns, &mutable).await
+}
+
+/// Appends events at the end of the log; they are numbered in commit order.
+pub(crate) async fn append_events<D: Dialect>(
+    conn: &mut D::Connection,
+    events: &[NewEvent],
+    now: Timestamp,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    D::serialize_event_appends(conn).await?;
+    let rows = events
+        .iter()
+        .map(|event| {
+            vec![
+                ("kind", Value::text(event.kind.as_str())),
+                ("task_id", Value::opt_id(event.task_id)),
+                ("agent_id", Value::opt_id(event.agent_id)),
+                ("runner_session_id", Value::opt_id(event.runner_session_id)),
+                ("exception_id", Value::opt_id(event.exception_id)),
+                ("payload", Value::Json(Some(event.payload.clone()))),
+                ("created_at", Value::at(now)),
+            ]
+        })
+        .collect();
+    D::execute(conn, insert::<D>("events", rows)).await?;
+    Ok(())
+}
