@@ -1,4 +1,9 @@
-//! The [`LockManager`] seam: exclusive (and shared) grants on repository-relative paths.
+//! The [`LockManager`] seam: exclusive (and shared) grants on repository-relative paths,
+//! and [`LockPath`], their normalized form.
+
+mod path;
+
+pub use path::{DescendantRange, LockPath, ROOT_KEY};
 
 use std::fmt::Debug;
 use std::time::Duration;

@@ -1,0 +1,348 @@
+//! [`LockPath`]: a normalized, repository-relative path that a lock covers.
+//!
+//! `\` becomes `/`, repeated slashes and `.` segments collapse, `..` is resolved and may
+//! not leave the repository, absolute paths are refused. A path ending in `/` (or `.`)
+//! names a directory and covers everything below it; `./` is the whole repository.
+//! Segments compare exactly, so `src/a` and `src/ab` never overlap.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// The key of the repository root, a directory covering every path.
+pub const ROOT_KEY: &str = "./";
+
+/// A normalized lock target. See the module documentation.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LockPath {
+    segments: Vec<String>,
+    directory: bool,
+}
+
+impl LockPath {
+    /// Normalizes `input`; the error names `field` and says what is wrong.
+    pub fn parse_field(input: &str, field: &str) -> Result<Self> {
+        if input.is_empty() {
+            return Err(Error::invalid(field, "a path must not be empty"));
+        }
+        if input.contains('\0') {
+            return Err(Error::invalid(
+                field,
+                "a path must not contain NUL characters",
+            ));
+        }
+        let unified = input.replace('\\', "/");
+        if unified.starts_with('/') || has_drive_prefix(&unified) {
+            return Err(Error::invalid(
+                field,
+                format!("{input:?} is absolute; give a path relative to the repository root"),
+            ));
+        }
+        let mut segments: Vec<String> = Vec::new();
+        for segment in unified.split('/') {
+            match segment {
+                "" | "." => {}
+                ".." => {
+                    if segments.pop().is_none() {
+                        return Err(Error::invalid(
+                            field,
+                            format!("{input:?} leaves the repository through `..`"),
+                        ));
+                    }
+                }
+                name => segments.push(name.to_owned()),
+            }
+        }
+        let last = unified.rsplit('/').next().unwrap_or_default();
+        let directory = segments.is_empty() || unified.ends_with('/') || matches!(last, "." | "..");
+        Ok(Self {
+            segments,
+            directory,
+        })
+    }
+
+    /// Normalizes `input`, naming the field `path` in errors.
+    pub fn parse(input: &str) -> Result<Self> {
+        Self::parse_field(input, "path")
+    }
+
+    /// The canonical text: `src/lib.rs`, `src/` for a directory, `./` for the root.
+    pub fn key(&self) -> String {
+        if self.segments.is_empty() {
+            ROOT_KEY.to_owned()
+        } else if self.directory {
+            format!("{}/", self.segments.join("/"))
+        } else {
+            self.segments.join("/")
+        }
+    }
+
+    /// Whether the path is a directory (covering everything below it).
+    pub fn is_directory(&self) -> bool {
+        self.directory
+    }
+
+    /// Whether two locks on these paths would cover a common file.
+    pub fn overlaps(&self, other: &LockPath) -> bool {
+        let (short, long) = if self.segments.len() <= other.segments.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        long.segments.starts_with(&short.segments)
+            && (short.segments.len() == long.segments.len() || short.directory)
+    }
+
+    /// Keys of every lock that covers this path from above or names it exactly: the
+    /// root, each ancestor directory, and the path as a file and as a directory.
+    pub fn covering_keys(&self) -> Vec<String> {
+        let mut keys = vec![ROOT_KEY.to_owned()];
+        for depth in 1..self.segments.len() {
+            keys.push(format!("{}/", self.segments[..depth].join("/")));
+        }
+        if !self.segments.is_empty() {
+            let joined = self.segments.join("/");
+            keys.push(format!("{joined}/"));
+            keys.push(joined);
+        }
+        keys
+    }
+
+    /// For a directory, the half-open key range `[start, end)` holding every path below
+    /// it (`None` for the root: everything is below it). `None` as well for a file.
+    pub fn descendant_range(&self) -> Option<DescendantRange> {
+        if !self.directory {
+            return None;
+        }
+        if self.segments.is_empty() {
+            return Some(DescendantRange::Everything);
+        }
+        let prefix = format!("{}/", self.segments.join("/"));
+        // Every key below starts with `prefix`; `0` is the byte after `/`.
+        let end = format!("{}0", self.segments.join("/"));
+        Some(DescendantRange::Keys { start: prefix, end })
+    }
+}
+
+/// Which keys lie below a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DescendantRange {
+    /// The root: every key.
+    Everything,
+    /// Keys `k` with `start <= k < end` in byte order.
+    Keys { start: String, end: String },
+}
+
+impl DescendantRange {
+    /// Whether `key` lies in the range.
+    pub fn contains(&self, key: &str) -> bool {
+        match self {
+            Self::Everything => true,
+            Self::Keys { start, end } => start.as_str() <= key && key < end.as_str(),
+        }
+    }
+}
+
+fn has_drive_prefix(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':'
+}
+
+impl fmt::Display for LockPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+impl fmt::Debug for LockPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LockPath({})", self.key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key(input: &str) -> String {
+        LockPath::parse(input).unwrap().key()
+    }
+
+    #[test]
+    fn normalizes_separators_dots_and_repeats() {
+        assert_eq!(key("src\\auth\\login.rs"), "src/auth/login.rs");
+        assert_eq!(key("./src//auth/./login.rs"), "src/auth/login.rs");
+        assert_eq!(key("src/auth/"), "src/auth/");
+        assert_eq!(key("src/auth/."), "src/auth/");
+        assert_eq!(key("src/x/../auth"), "src/auth");
+        assert_eq!(key("."), "./");
+        assert_eq!(key("./"), "./");
+        assert_eq!(key("docs/数据库/"), "docs/数据库/");
+    }
+
+    #[test]
+    fn refuses_escapes_and_absolute_paths_with_the_field_named() {
+        for bad in [
+            "../x",
+            "src/../../x",
+            "/etc/passwd",
+            "\\\\server\\share",
+            "C:\\x",
+            "c:x",
+            "",
+        ] {
+            match LockPath::parse_field(bad, "filesHint[2]") {
+                Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "filesHint[2]"),
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn directories_cover_below_and_siblings_do_not_overlap() {
+        let overlaps = |a: &str, b: &str| {
+            LockPath::parse(a)
+                .unwrap()
+                .overlaps(&LockPath::parse(b).unwrap())
+        };
+        assert!(overlaps("src/", "src/a.rs"));
+        assert!(overlaps("src/a.rs", "src/"));
+        assert!(overlaps("./", "anything/at/all"));
+        assert!(overlaps("src/a", "src/a"));
+        assert!(
+            overlaps("src/a", "src/a/"),
+            "a file and a directory of the same name"
+        );
+        assert!(!overlaps("src/a", "src/ab"));
+        assert!(!overlaps("src/a/", "src/ab/"));
+        assert!(
+            !overlaps("src/a", "src/a/b.rs"),
+            "a file covers nothing below it"
+        );
+    }
+
+    #[test]
+    fn covering_keys_and_ranges_find_every_overlap() {
+        let dir = LockPath::parse("src/a/").unwrap();
+        let range = dir.descendant_range().unwrap();
+        assert!(range.contains("src/a/b.rs") && range.contains("src/a/"));
+        assert!(!range.contains("src/ab") && !range.contains("src/a"));
+        let file = LockPath::parse("src/a/b.rs").unwrap();
+        assert_eq!(
+            file.covering_keys(),
+            ["./", "src/", "src/a/", "src/a/b.rs/", "src/a/b.rs"]
+        );
+        assert_eq!(file.descendant_range(), None);
+    }
+
+    /// An independent, deliberately naive model: the set of concrete files (from a small
+    /// universe) that a raw path covers.
+    fn covered(raw: &str, universe: &[Vec<String>]) -> Vec<Vec<String>> {
+        let unified = raw.replace('\\', "/");
+        let mut stack: Vec<String> = Vec::new();
+        for part in unified.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    stack.pop();
+                }
+                name => stack.push(name.to_owned()),
+            }
+        }
+        let directory = stack.is_empty()
+            || unified.ends_with('/')
+            || unified.ends_with("/.")
+            || unified == "."
+            || unified.ends_with("/..");
+        universe
+            .iter()
+            .filter(|file| {
+                if directory {
+                    file.len() >= stack.len() && file[..stack.len()] == stack[..]
+                } else {
+                    **file == stack
+                }
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn universe(names: &[&str]) -> Vec<Vec<String>> {
+        let mut all = vec![Vec::new()];
+        let mut layer: Vec<Vec<String>> = vec![Vec::new()];
+        for _ in 0..3 {
+            let mut next = Vec::new();
+            for prefix in &layer {
+                for name in names {
+                    let mut path = prefix.clone();
+                    path.push((*name).to_owned());
+                    next.push(path);
+                }
+            }
+            all.extend(next.iter().cloned());
+            layer = next;
+        }
+        all
+    }
+
+    const NAMES: &[&str] = &["a", "ab", "b", "ü"];
+
+    fn raw_path() -> impl Strategy<Value = String> {
+        let part = prop::sample::select(vec!["a", "ab", "b", "ü", ".", "", ".."]);
+        let separator = prop::sample::select(vec!["/", "\\", "//"]);
+        (
+            prop::sample::select(vec!["", "./", ".\\"]),
+            prop::collection::vec((part, separator), 1..4),
+            any::<bool>(),
+        )
+            .prop_map(|(lead, parts, trailing)| {
+                let mut raw = lead.to_owned();
+                for (index, (part, separator)) in parts.iter().enumerate() {
+                    if index > 0 {
+                        raw.push_str(separator);
+                    }
+                    raw.push_str(part);
+                }
+                if trailing {
+                    raw.push('/');
+                }
+                raw
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn overlap_matches_the_brute_force_model(a in raw_path(), b in raw_path()) {
+            let (Ok(pa), Ok(pb)) = (LockPath::parse(&a), LockPath::parse(&b)) else {
+                return Ok(());
+            };
+            let files = universe(NAMES);
+            let ca = covered(&a, &files);
+            let cb = covered(&b, &files);
+            let model = ca.iter().any(|file| cb.contains(file));
+            prop_assert_eq!(pa.overlaps(&pb), model, "{:?} vs {:?}", pa, pb);
+            prop_assert_eq!(pa.overlaps(&pb), pb.overlaps(&pa));
+        }
+
+        #[test]
+        fn index_lookups_find_exactly_the_overlapping_keys(a in raw_path(), b in raw_path()) {
+            let (Ok(pa), Ok(pb)) = (LockPath::parse(&a), LockPath::parse(&b)) else {
+                return Ok(());
+            };
+            // How a store finds the held lock `pb` when `pa` is requested.
+            let held = pb.key();
+            let found = pa.covering_keys().contains(&held)
+                || pa.descendant_range().is_some_and(|range| range.contains(&held));
+            prop_assert_eq!(found, pa.overlaps(&pb), "{:?} vs held {:?}", pa, held);
+        }
+
+        #[test]
+        fn the_key_parses_back_to_the_same_path(a in raw_path()) {
+            if let Ok(path) = LockPath::parse(&a) {
+                prop_assert_eq!(LockPath::parse(&path.key()).unwrap(), path);
+            }
+        }
+    }
+}
