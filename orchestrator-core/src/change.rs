@@ -14,11 +14,13 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::ids::VerificationResultId;
 use crate::ids::{AgentId, AttemptId, LeaseToken, RunnerSessionId, TaskId};
+use crate::lock::LockConflict;
 use crate::model::{
     Agent, AgentStatus, AttemptOutcome, EventKind, Exception, ExceptionStatus, NewEvent,
     NewVerificationResult, RunnerSession, Task, TaskAttempt, TaskEdit, TaskStatus, Usage,
     VerificationResult, VerificationStatus,
 };
+use crate::model::{FileLock, LockMode};
 use crate::state::agent::{self as agent_state, AgentEvent};
 use crate::state::exception::{self as exception_state, ExceptionEvent};
 use crate::state::runner_session::{self as runner_state, RunnerSessionEvent};
@@ -39,6 +41,12 @@ pub struct Change {
     pub exception: Option<Exception>,
     pub runner_session: Option<RunnerSession>,
     pub verification: Option<VerificationResult>,
+    /// Locks granted; the store assigns their fencing tokens.
+    pub lock_grants: Vec<FileLock>,
+    /// Release every lock held for this task.
+    pub release_task_locks: Option<TaskId>,
+    /// Extend every lock held for this task to the given instant.
+    pub renew_task_locks: Option<(TaskId, Timestamp)>,
     pub events: Vec<NewEvent>,
     /// Nothing is written: the operation found its effect already in place (a repeated
     /// report, an edit to the same values). The rows above are reported as they are.
@@ -64,6 +72,8 @@ pub struct TaskContext {
     pub attempt: Option<TaskAttempt>,
     /// For [`TaskAction::Assign`]: the dependencies that are not COMPLETED, with their status.
     pub unfinished_dependencies: Vec<(TaskId, TaskStatus)>,
+    /// For [`TaskAction::Assign`]: live locks of others on the task's files hint.
+    pub lock_conflicts: Vec<LockConflict>,
 }
 
 /// Something that happens to a task.
@@ -136,6 +146,7 @@ pub fn plan_task_action(
         agent,
         attempt,
         unfinished_dependencies,
+        lock_conflicts,
     } = context;
     if action.needs_lease() {
         let lease = lease.ok_or_else(|| {
@@ -153,6 +164,8 @@ pub fn plan_task_action(
     let mut next = task.clone();
     let mut agent_next = agent.clone();
     let mut attempt_next = attempt.clone();
+    let mut lock_grants = Vec::new();
+    let mut events = Vec::new();
     let event = match &action {
         TaskAction::Assign {
             agent_id,
@@ -161,12 +174,32 @@ pub fn plan_task_action(
         } => {
             task_state::transition(task.status, TaskEvent::Assign)?;
             check_claimable(&task, &unfinished_dependencies, now)?;
+            check_lock_conflicts(&task, &lock_conflicts)?;
             let slot = agent
                 .as_ref()
                 .filter(|a| a.id == *agent_id)
                 .ok_or_else(|| Error::not_found("agent", agent_id))?;
             let lease_token = LeaseToken::new();
             let expires = now.add(*lease_ttl);
+            let paths = crate::lock::parse_paths(&task.files_hint, "filesHint")?;
+            lock_grants = crate::lock::grants_for(
+                &paths,
+                *agent_id,
+                Some(task.id),
+                LockMode::Exclusive,
+                expires,
+                now,
+            );
+            if !lock_grants.is_empty() {
+                events.push(
+                    NewEvent::new(EventKind::LockAcquired)
+                        .task(task.id)
+                        .agent(Some(*agent_id))
+                        .payload(
+                            json!({"paths": paths.iter().map(|p| p.key()).collect::<Vec<_>>()}),
+                        ),
+                );
+            }
             next.attempt += 1;
             next.attempts_used += 1;
             next.assigned_agent_id = Some(*agent_id);
@@ -343,7 +376,16 @@ pub fn plan_task_action(
     next.revision += 1;
     next.updated_at = now;
 
-    let mut events = vec![task_status_event(&next, from, event)];
+    let ends_attempt = from.is_running() && !next.status.is_running();
+    events.insert(0, task_status_event(&next, from, event));
+    if ends_attempt {
+        events.push(
+            NewEvent::new(EventKind::LockReleased)
+                .task(task.id)
+                .agent(task.assigned_agent_id)
+                .payload(json!({"reason": event})),
+        );
+    }
     let agent_changed = agent_next != agent;
     if let Some(slot) = agent_next.as_mut().filter(|_| agent_changed) {
         let previous = agent.as_ref().map_or(slot.status, |a| a.status);
@@ -357,9 +399,62 @@ pub fn plan_task_action(
         task: Some(next),
         agent: agent_next.filter(|_| agent_changed),
         attempt: attempt_next.filter(|a| Some(a) != attempt.as_ref()),
+        lock_grants,
+        release_task_locks: ends_attempt.then_some(task.id),
         events,
         ..Change::default()
     })
+}
+
+/// Extends the live attempt's lease (and its locks) to `now + ttl`, and says what the
+/// runner should do next. A stale, unknown or expired lease is a `Conflict`.
+pub fn plan_heartbeat(
+    context: TaskContext,
+    lease: &LeaseRef,
+    ttl: Duration,
+    now: Timestamp,
+) -> Result<(Change, crate::coordination::HeartbeatAck)> {
+    use crate::coordination::{ControlSignal, HeartbeatAck, check_lease_ttl};
+    check_lease_ttl(ttl)?;
+    let TaskContext {
+        task,
+        agent,
+        attempt,
+        ..
+    } = context;
+    check_lease(&task, lease, now)?;
+    let expires = now.add(ttl);
+    let mut next = task.clone();
+    next.lease_expires_at = Some(expires);
+    next.revision += 1;
+    next.updated_at = now;
+    let attempt = attempt.map(|mut current| {
+        current.lease_expires_at = expires;
+        current
+    });
+    let signal = if task.cancel_requested {
+        ControlSignal::Stop
+    } else if agent
+        .as_ref()
+        .is_some_and(|a| a.status == AgentStatus::Paused)
+    {
+        ControlSignal::Pause
+    } else {
+        ControlSignal::Continue
+    };
+    let change = Change {
+        task: Some(next),
+        attempt,
+        renew_task_locks: Some((task.id, expires)),
+        ..Change::default()
+    };
+    Ok((
+        change,
+        HeartbeatAck {
+            lease_expires_at: expires,
+            signal,
+        },
+    ))
 }
 
 impl Change {
@@ -619,6 +714,23 @@ fn repeated_report(
         && attempt.lease_token == Some(lease.lease_token);
     (same_attempt && attempt.outcome == outcome && !task.status.is_running())
         .then(|| Change::default_with_task(task.clone()))
+}
+
+fn check_lock_conflicts(task: &Task, conflicts: &[LockConflict]) -> Result<()> {
+    match conflicts.first() {
+        None => Ok(()),
+        Some(conflict) => Err(Error::conflict(format!(
+            "task {} needs {}, which agent {} holds{}",
+            task.id,
+            conflict.requested_path,
+            conflict.held.agent_id,
+            conflict
+                .held
+                .task_id
+                .map(|t| format!(" for task {t}"))
+                .unwrap_or_default()
+        ))),
+    }
 }
 
 fn check_claimable(
@@ -913,3 +1025,95 @@ pub fn check_verification_limit(limit: u32) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+/// Ends an attempt whose lease ran out ([`TaskAction::ExpireLease`]) and raises (or
+/// counts again) the AGENT_STUCK exception for it, in one change. `unresolved` is the
+/// task's unresolved AGENT_STUCK exception, if any.
+pub fn plan_lease_expiry(
+    context: TaskContext,
+    unresolved: Option<Exception>,
+    now: Timestamp,
+) -> Result<Change> {
+    let agent = context.agent.clone();
+    let expired_at = context.task.lease_expires_at;
+    let attempt = context.task.attempt;
+    let mut change = plan_task_action(context, TaskAction::ExpireLease, None, now)?;
+    let task = change
+        .task
+        .as_ref()
+        .ok_or_else(|| Error::backend("lease expiry planned no task"))?;
+    let agent_name = agent
+        .as_ref()
+        .map(|a| a.name.clone().unwrap_or_else(|| a.id.to_string()))
+        .unwrap_or_else(|| "unknown agent".to_owned());
+    let outcome = match task.status {
+        TaskStatus::Queued => "the task went back to the queue",
+        TaskStatus::Failed => "the task failed: all its attempts are used",
+        _ => "the task was cancelled as requested",
+    };
+    let mut stuck = crate::model::NewException::new(
+        crate::model::ExceptionType::AgentStuck,
+        crate::model::ExceptionSeverity::Error,
+        format!("Agent stuck: {agent_name}"),
+    );
+    stuck.description = Some(format!(
+        "Attempt {attempt} of task \"{}\" sent no heartbeat before its lease ran out{}; {outcome}.",
+        task.title,
+        expired_at.map(|at| format!(" at {at}")).unwrap_or_default()
+    ));
+    stuck.suggested_action =
+        Some("Check the runner machine; the slot recovers when its runner calls in again".into());
+    stuck.agent_id = agent.map(|a| a.id);
+    stuck.task_id = Some(task.id);
+    let raised = plan_exception(stuck, unresolved, now)?;
+    change.exception = raised.exception;
+    change.events.extend(raised.events);
+    Ok(change)
+}
+
+/// The exception for a running task whose agent went quiet although its lease is kept
+/// alive (heartbeats, but no agent activity).
+pub fn stalled_exception(task: &Task, quiet_since: Timestamp) -> crate::model::NewException {
+    let mut stalled = crate::model::NewException::new(
+        crate::model::ExceptionType::AgentStuck,
+        crate::model::ExceptionSeverity::Warning,
+        format!("Agent stalled on \"{}\"", truncate_title(&task.title)),
+    );
+    stalled.description = Some(format!(
+        "The runner keeps the lease alive, but the agent has reported nothing since {quiet_since}."
+    ));
+    stalled.suggested_action =
+        Some("Look at the agent's logs; cancel the task if it is not making progress".into());
+    stalled.agent_id = task.assigned_agent_id;
+    stalled.task_id = Some(task.id);
+    stalled
+}
+
+/// The exception for a queued task that waits for a dependency that will never complete.
+pub fn blocked_exception(
+    task: &Task,
+    dependency: TaskId,
+    status: TaskStatus,
+) -> crate::model::NewException {
+    let mut blocked = crate::model::NewException::new(
+        crate::model::ExceptionType::UnknownError,
+        crate::model::ExceptionSeverity::Warning,
+        format!("Task blocked: \"{}\"", truncate_title(&task.title)),
+    );
+    blocked.description = Some(format!(
+        "It depends on task {dependency}, which is {status}; it cannot be claimed until that \
+         task is retried and completes."
+    ));
+    blocked.suggested_action = Some("Retry or reopen the dependency, or cancel this task".into());
+    blocked.task_id = Some(task.id);
+    blocked
+}
+
+fn truncate_title(title: &str) -> String {
+    const MAX: usize = 200;
+    if title.chars().count() <= MAX {
+        title.to_owned()
+    } else {
+        format!("{}…", title.chars().take(MAX).collect::<String>())
+    }
+}

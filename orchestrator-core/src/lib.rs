@@ -16,6 +16,7 @@ mod wire_enum;
 
 pub mod backend;
 pub mod change;
+pub mod coordination;
 pub mod error;
 pub mod ids;
 pub mod lock;

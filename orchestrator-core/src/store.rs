@@ -18,17 +18,20 @@
 //!   current state is `Conflict`. Nothing panics on bad input.
 //! * `now` comes from the caller's [`Clock`](crate::Clock); stores do not read the time.
 
-use std::fmt::Debug;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 use crate::change::{AgentAction, ExceptionDecision, LeaseRef, TaskAction};
+use crate::coordination::{Claim, ClaimRequest, HeartbeatAck, PruneReport, RetentionPolicy};
 use crate::error::Result;
 use crate::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
+use crate::lock::LockManager;
 use crate::model::{
     Agent, AgentQuery, Event, Exception, ExceptionQuery, LogPage, LogQuery, NewAgent, NewAgentLog,
     NewException, NewRunnerSession, NewTask, NewVerificationResult, Page, RunnerSession, Task,
-    TaskAttempt, TaskEdit, TaskQuery, VerificationResult,
+    TaskAttempt, TaskEdit, TaskQuery, TaskStatus, VerificationResult,
 };
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::time::Timestamp;
@@ -49,8 +52,10 @@ pub struct Created<T> {
 }
 
 /// Durable state of the orchestrator. See the module documentation for the contract.
+/// Every store is also the [`LockManager`] of its data, so that claims take their locks in
+/// the same transaction.
 #[async_trait]
-pub trait Store: Send + Sync + Debug + 'static {
+pub trait Store: LockManager {
     /// Checks that the backing database answers.
     async fn ping(&self) -> Result<()>;
 
@@ -173,4 +178,60 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// Events with `seq > after`, oldest first, at most `limit` (1 to [`MAX_EVENTS_PAGE`]).
     async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>>;
+
+    /// Fills idle agent slots with the next claimable tasks, atomically per slot: the task
+    /// goes to ASSIGNED, a new attempt starts under a fresh lease, the slot is bound and the
+    /// task's files hint is locked. Claimable means QUEUED, every dependency COMPLETED,
+    /// `notBefore` passed and the files hint free; order is priority, creation time, id.
+    /// Contention is never an error: fewer claims (or none) come back. With a specific
+    /// `task_id`, that task is claimed or the reason it cannot be is the error.
+    async fn claim(&self, request: ClaimRequest, now: Timestamp) -> Result<Vec<Claim>>;
+
+    /// Extends the live attempt's lease and its locks to `now + ttl`; the answer tells the
+    /// runner to continue, stop (cancellation) or pause. A stale lease is a `Conflict` that
+    /// changes nothing.
+    async fn heartbeat(
+        &self,
+        lease: LeaseRef,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<HeartbeatAck>;
+
+    /// Ends up to `limit` attempts whose lease ran out by `now`: the slot goes STUCK and
+    /// lets go of the task, its locks are released, an AGENT_STUCK exception is raised, and
+    /// the task returns to the queue (FAILED once its attempts are used up) — each in one
+    /// transaction. Returns the tasks as they are afterwards.
+    async fn expire_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>>;
+
+    /// Marks ACTIVE runner sessions not seen since `seen_before` as INACTIVE.
+    async fn mark_inactive_runners(
+        &self,
+        seen_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<RunnerSession>>;
+
+    /// Running tasks (live lease) whose agent has logged nothing since `quiet_since`.
+    async fn stalled_tasks(&self, quiet_since: Timestamp, now: Timestamp) -> Result<Vec<Task>>;
+
+    /// Up to `limit` QUEUED tasks that wait for a dependency that FAILED or was CANCELLED,
+    /// with that dependency and its status.
+    async fn blocked_tasks(&self, limit: u32) -> Result<Vec<(Task, TaskId, TaskStatus)>>;
+
+    /// Takes the named lease for `holder` until `now + ttl` if it is free, expired or
+    /// already `holder`'s. Several server processes use it to take turns.
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// Deletes agent logs and events beyond the retention policy.
+    async fn prune(&self, policy: &RetentionPolicy, now: Timestamp) -> Result<PruneReport>;
+
+    /// The newest committed event sequence number this process knows of. It changes after
+    /// every commit here and, on PostgreSQL, when another process commits; waiters (long
+    /// polls, event streams) wake on it instead of polling.
+    fn subscribe(&self) -> watch::Receiver<i64>;
 }

@@ -22,6 +22,9 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
     /// Whether reads inside a write transaction must lock their rows (`FOR UPDATE`);
     /// false where the transaction already holds the whole database's write lock.
     const LOCKS_ROWS: bool;
+    /// Whether claims may pass over rows another transaction has locked
+    /// (`FOR UPDATE SKIP LOCKED`).
+    const SKIP_LOCKED: &'static str;
 
     /// Opens a transaction that may write: SQLite takes its write lock at once.
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>>;
@@ -40,6 +43,26 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
     async fn fetch_count(conn: &mut Self::Connection, query: QueryBuilder<Self>) -> Result<u64>;
     /// Runs a statement; returns the number of rows it touched.
     async fn execute(conn: &mut Self::Connection, query: QueryBuilder<Self>) -> Result<u64>;
+
+    /// The database's own clock, where it should decide lease expiry instead of the
+    /// caller's (PostgreSQL, shared by several server processes).
+    async fn database_now(conn: &mut Self::Connection) -> Result<Timestamp>;
+
+    /// Reserves `count` fresh fencing tokens; returns the last (they end at it).
+    async fn next_fencing_tokens(conn: &mut Self::Connection, count: u64) -> Result<i64>;
+
+    /// Takes the transaction-scoped guards of lock `keys` (hashed path keys, exclusive or
+    /// shared), in the given order, so that concurrent acquirers of overlapping paths
+    /// take turns. With `wait` false, gives up at once (returns false) if one is taken.
+    async fn guard_lock_keys(
+        conn: &mut Self::Connection,
+        keys: &[(i64, bool)],
+        wait: bool,
+    ) -> Result<bool>;
+
+    /// Tells other processes that events up to `seq` are committed (once the transaction
+    /// commits).
+    async fn notify_committed(conn: &mut Self::Connection, seq: i64) -> Result<()>;
 
     fn bind_id(query: &mut QueryBuilder<Self>, value: Option<Uuid>);
     fn bind_instant(query: &mut QueryBuilder<Self>, value: Option<Timestamp>);

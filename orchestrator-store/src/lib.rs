@@ -25,7 +25,7 @@ use orchestrator_core::Store;
 use orchestrator_core::error::{Error, Result};
 
 pub use dialect::Dialect;
-pub use engine::SqlStore;
+pub use engine::{ClockSource, SqlStore};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use rows::RowReader;

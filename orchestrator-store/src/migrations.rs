@@ -15,19 +15,33 @@ type Embedded = (i64, &'static str, &'static str);
 
 /// The SQLite migrations, in order.
 #[cfg(any(test, feature = "sqlite"))]
-pub(crate) const SQLITE: &[Embedded] = &[(
-    1,
-    "initial schema",
-    include_str!("../migrations/sqlite/0001_initial_schema.sql"),
-)];
+pub(crate) const SQLITE: &[Embedded] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../migrations/sqlite/0001_initial_schema.sql"),
+    ),
+    (
+        2,
+        "coordination",
+        include_str!("../migrations/sqlite/0002_coordination.sql"),
+    ),
+];
 
 /// The PostgreSQL migrations, in order; the same versions as the SQLite ones.
 #[cfg(any(test, feature = "postgres"))]
-pub(crate) const POSTGRES: &[Embedded] = &[(
-    1,
-    "initial schema",
-    include_str!("../migrations/postgres/0001_initial_schema.sql"),
-)];
+pub(crate) const POSTGRES: &[Embedded] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../migrations/postgres/0001_initial_schema.sql"),
+    ),
+    (
+        2,
+        "coordination",
+        include_str!("../migrations/postgres/0002_coordination.sql"),
+    ),
+];
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn migrator(embedded: &'static [Embedded]) -> Migrator {

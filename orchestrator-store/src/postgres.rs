@@ -16,7 +16,7 @@ use sqlx::{Column, PgConnection, Pool, Postgres, QueryBuilder, Row, Transaction,
 use uuid::Uuid;
 
 use crate::dialect::Dialect;
-use crate::engine::SqlStore;
+use crate::engine::{ClockSource, SqlStore, announce};
 use crate::error::SqlxResultExt;
 use crate::migrations;
 use crate::rows::RowReader;
@@ -50,9 +50,49 @@ impl SqlStore<Postgres> {
         migrations::postgres().run(&pool).await.map_err(|err| {
             Error::Unavailable(format!("migrating the PostgreSQL database failed: {err}"))
         })?;
-        Ok(SqlStore { pool })
+        let mut store = SqlStore::new(pool.clone(), ClockSource::Database).await?;
+        let committed = store.committed_sender();
+        store.keep_running(tokio::spawn(listen_for_commits(pool, committed)));
+        Ok(store)
     }
 }
+
+/// Follows other processes' commits (LISTEN on [`EVENTS_CHANNEL`]) so that this process's
+/// subscribers wake for them too. Reconnects after a lost connection; ends when the pool
+/// closes or the store is dropped (which aborts it).
+async fn listen_for_commits(pool: Pool<Postgres>, committed: tokio::sync::watch::Sender<i64>) {
+    while !pool.is_closed() {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for commits; retrying in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        if let Err(err) = listener.listen(EVENTS_CHANNEL).await {
+            tracing::warn!(error = %err, "cannot listen for commits; retrying in 5 s");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        loop {
+            match listener.recv().await {
+                Ok(notification) => {
+                    if let Ok(seq) = notification.payload().parse::<i64>() {
+                        announce(&committed, seq);
+                    }
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "commit listener lost its connection");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The channel on which commits are announced to other server processes.
+pub(crate) const EVENTS_CHANNEL: &str = "orchestrator_events";
 
 /// `translate` arguments that lower-case ASCII letters only, as the other stores do.
 const ASCII_LOWER: &str = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'";
@@ -62,6 +102,7 @@ impl Dialect for Postgres {
     const DEPENDENCY_LIST: &'static str = "string_agg(d.depends_on_id::text, ',')";
     const BYTE_ORDER: &'static str = " COLLATE \"C\"";
     const LOCKS_ROWS: bool = true;
+    const SKIP_LOCKED: &'static str = " FOR UPDATE OF t SKIP LOCKED";
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {
         pool.begin().await.db()
@@ -97,6 +138,73 @@ impl Dialect for Postgres {
 
     async fn execute(conn: &mut PgConnection, mut query: QueryBuilder<Self>) -> Result<u64> {
         Ok(query.build().execute(conn).await.db()?.rows_affected())
+    }
+
+    async fn database_now(conn: &mut PgConnection) -> Result<Timestamp> {
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(conn)
+            .await
+            .db()?;
+        Ok(Timestamp::from(now))
+    }
+
+    async fn next_fencing_tokens(conn: &mut PgConnection, count: u64) -> Result<i64> {
+        let count = i64::try_from(count).map_err(Error::backend)?;
+        // A sequence hands out increasing numbers without serializing transactions; the
+        // last of `count` calls is the largest.
+        let tokens: Vec<i64> =
+            sqlx::query_scalar("SELECT nextval('file_lock_fencing') FROM generate_series(1, $1)")
+                .bind(count)
+                .fetch_all(conn)
+                .await
+                .db()?;
+        tokens
+            .into_iter()
+            .max()
+            .ok_or_else(|| Error::backend("no fencing token was handed out"))
+    }
+
+    async fn guard_lock_keys(
+        conn: &mut PgConnection,
+        keys: &[(i64, bool)],
+        wait: bool,
+    ) -> Result<bool> {
+        for (key, exclusive) in keys {
+            let function = match (exclusive, wait) {
+                (true, true) => "pg_advisory_xact_lock",
+                (false, true) => "pg_advisory_xact_lock_shared",
+                (true, false) => "pg_try_advisory_xact_lock",
+                (false, false) => "pg_try_advisory_xact_lock_shared",
+            };
+            if wait {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
+                    .bind(key)
+                    .execute(&mut *conn)
+                    .await
+                    .db()?;
+            } else {
+                let taken: bool =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
+                        .bind(key)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .db()?;
+                if !taken {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    async fn notify_committed(conn: &mut PgConnection, seq: i64) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(EVENTS_CHANNEL)
+            .bind(seq.to_string())
+            .execute(conn)
+            .await
+            .db()?;
+        Ok(())
     }
 
     fn bind_id(query: &mut QueryBuilder<Self>, value: Option<Uuid>) {

@@ -256,6 +256,24 @@ pub(crate) fn exception_from_row(row: &impl RowReader) -> Result<Exception> {
     })
 }
 
+/// A lock row; rows in the table are the locks still held (or expired, not yet swept).
+pub(crate) fn file_lock_from_row(
+    row: &impl RowReader,
+    status: orchestrator_core::model::FileLockStatus,
+) -> Result<orchestrator_core::model::FileLock> {
+    Ok(orchestrator_core::model::FileLock {
+        id: row.id("id")?,
+        file_path: row.req_text("file_path")?,
+        agent_id: row.id("agent_id")?,
+        task_id: row.opt_id("task_id")?,
+        mode: row.parsed("mode")?,
+        status,
+        fencing_token: row.count("fencing_token")?,
+        acquired_at: row.at("acquired_at")?,
+        expires_at: row.at("expires_at")?,
+    })
+}
+
 pub(crate) fn event_from_row(row: &impl RowReader) -> Result<Event> {
     Ok(Event {
         seq: required(row.integer("seq")?, "seq")?,

@@ -18,7 +18,7 @@ use sqlx::{Pool, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
 
 use crate::dialect::Dialect;
-use crate::engine::SqlStore;
+use crate::engine::{ClockSource, SqlStore};
 use crate::error::SqlxResultExt;
 use crate::migrations;
 use crate::rows::RowReader;
@@ -80,7 +80,7 @@ impl SqlStore<Sqlite> {
         migrations::sqlite().run(&pool).await.map_err(|err| {
             Error::Unavailable(format!("migrating the SQLite database failed: {err}"))
         })?;
-        Ok(SqlStore { pool })
+        SqlStore::new(pool, ClockSource::Caller).await
     }
 }
 
@@ -90,6 +90,7 @@ impl Dialect for Sqlite {
     // SQLite's default collation already compares bytes.
     const BYTE_ORDER: &'static str = "";
     const LOCKS_ROWS: bool = false;
+    const SKIP_LOCKED: &'static str = "";
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {
         pool.begin_with("BEGIN IMMEDIATE").await.db()
@@ -124,6 +125,36 @@ impl Dialect for Sqlite {
 
     async fn execute(conn: &mut SqliteConnection, mut query: QueryBuilder<Self>) -> Result<u64> {
         Ok(query.build().execute(conn).await.db()?.rows_affected())
+    }
+
+    async fn database_now(_conn: &mut SqliteConnection) -> Result<Timestamp> {
+        // One process owns the file: its clock is the clock.
+        Ok(Timestamp::from(chrono::Utc::now()))
+    }
+
+    async fn next_fencing_tokens(conn: &mut SqliteConnection, count: u64) -> Result<i64> {
+        let count = i64::try_from(count).map_err(Error::backend)?;
+        sqlx::query_scalar(
+            "UPDATE counters SET value = value + ? WHERE name = 'file_lock_fencing' RETURNING value",
+        )
+        .bind(count)
+        .fetch_one(conn)
+        .await
+        .db()
+    }
+
+    async fn guard_lock_keys(
+        _conn: &mut SqliteConnection,
+        _keys: &[(i64, bool)],
+        _wait: bool,
+    ) -> Result<bool> {
+        // The write transaction already excludes every other writer.
+        Ok(true)
+    }
+
+    async fn notify_committed(_conn: &mut SqliteConnection, _seq: i64) -> Result<()> {
+        // Only this process writes the file; it announces its own commits.
+        Ok(())
     }
 
     fn bind_id(query: &mut QueryBuilder<Self>, value: Option<Uuid>) {

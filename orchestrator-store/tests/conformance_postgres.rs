@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use orchestrator_core::Store;
 use orchestrator_core::testing::StoreFixture;
-use orchestrator_store::PostgresStore;
+use orchestrator_store::{ClockSource, PostgresStore};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
@@ -62,9 +62,11 @@ async fn postgres_store() -> Option<Box<dyn StoreFixture>> {
         .await
         .expect("create the test schema");
     connection.close().await.ok();
+    // The cases drive time themselves; production stores use the database clock.
     let store = PostgresStore::connect_with(admin.clone().options([("search_path", &schema)]))
         .await
-        .expect("open the PostgreSQL store");
+        .expect("open the PostgreSQL store")
+        .with_clock(ClockSource::Caller);
     Some(Box::new(PostgresFixture {
         store: Arc::new(store),
         admin,

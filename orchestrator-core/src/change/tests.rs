@@ -185,6 +185,7 @@ proptest! {
                 agent: Some(world.agent.clone()),
                 attempt: world.attempt.clone(),
                 unfinished_dependencies: Vec::new(),
+                lock_conflicts: Vec::new(),
             };
             let planned = plan_task_action(context, action(choice, world.agent.id), lease.as_ref(), now);
             if let Ok(change) = planned {

@@ -2,8 +2,10 @@
 //! and [`LockPath`], their normalized form.
 
 mod path;
+mod rules;
 
 pub use path::{DescendantRange, LockPath, ROOT_KEY};
+pub use rules::{conflicts_among, force_release_exception, grants_for, parse_paths};
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::ids::{AgentId, TaskId};
-use crate::model::{FileLock, LockMode};
+use crate::model::{Exception, FileLock, LockMode};
 use crate::time::Timestamp;
 
 /// A request for a set of paths, granted all together or not at all.
@@ -31,7 +33,7 @@ pub struct LockRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LockConflict {
-    /// The requested path.
+    /// The requested path, normalized.
     pub requested_path: String,
     /// The lock that overlaps it.
     pub held: FileLock,
@@ -46,12 +48,52 @@ pub enum LockOutcome {
     Denied(Vec<LockConflict>),
 }
 
+/// Which locks to list, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockQuery {
+    pub agent_id: Option<AgentId>,
+    /// Also list locks whose time ran out but that the supervisor has not swept yet.
+    pub include_expired: bool,
+    pub limit: u32,
+}
+
+impl Default for LockQuery {
+    fn default() -> Self {
+        Self {
+            agent_id: None,
+            include_expired: false,
+            limit: 100,
+        }
+    }
+}
+
+impl LockQuery {
+    /// Checks the limit (1..=200, as the original).
+    pub fn validate(&self) -> Result<()> {
+        if self.limit == 0 || self.limit > 200 {
+            return Err(crate::Error::invalid(
+                "limit",
+                format!("must be 1 to 200, got {}", self.limit),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What an administrator's force release took away, and the exception recording it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForcedRelease {
+    pub released: Vec<FileLock>,
+    pub exception: Exception,
+}
+
 /// Grants locks on paths so that two agents never edit overlapping files.
 ///
 /// Contract: `acquire` is atomic over its paths; two live locks of different holders
-/// never overlap unless both are shared; fencing tokens strictly increase across grants;
-/// an expired lock counts as free; the cost of an acquire does not grow with the number
-/// of locks held elsewhere.
+/// never overlap unless both are shared; a holder never conflicts with itself; fencing
+/// tokens strictly increase across grants; an expired lock counts as free; the cost of an
+/// acquire does not grow with the number of locks held elsewhere (lookups go through an
+/// index on the normalized path, never a scan).
 #[async_trait]
 pub trait LockManager: Send + Sync + Debug + 'static {
     /// Grants every path of the request, or none.
@@ -75,4 +117,19 @@ pub trait LockManager: Send + Sync + Debug + 'static {
         exclude: Option<AgentId>,
         now: Timestamp,
     ) -> Result<Vec<LockConflict>>;
+
+    /// Locks, newest first.
+    async fn list_locks(&self, query: &LockQuery, now: Timestamp) -> Result<Vec<FileLock>>;
+
+    /// Takes away every lock on exactly `path` (normalized) and records a
+    /// CONFLICT_DETECTED exception naming the previous holders. `NotFound` if none.
+    async fn force_release(
+        &self,
+        path: &str,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<ForcedRelease>;
+
+    /// Deletes locks whose time ran out; returns how many.
+    async fn sweep_expired_locks(&self, now: Timestamp) -> Result<u64>;
 }

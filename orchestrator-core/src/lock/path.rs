@@ -77,6 +77,11 @@ impl LockPath {
         }
     }
 
+    /// The path's segments, root first (empty for the repository root).
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
     /// Whether the path is a directory (covering everything below it).
     pub fn is_directory(&self) -> bool {
         self.directory

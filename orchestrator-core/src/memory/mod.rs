@@ -1,31 +1,46 @@
 //! [`InMemoryStore`]: the reference [`Store`], holding everything in one mutex-guarded
 //! state. Every operation runs under the lock, so each is atomic and serialized.
 
+mod coordination;
+mod locks;
 mod ordering;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::change::{
     self, AgentAction, Change, ExceptionDecision, LeaseRef, TaskAction, TaskContext,
 };
+use crate::coordination::{Claim, ClaimRequest, HeartbeatAck, PruneReport, RetentionPolicy};
 use crate::error::{Error, Result};
-use crate::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
+use crate::ids::{AgentId, ExceptionId, FileLockId, RunnerSessionId, TaskId};
 use crate::model::{
-    Agent, AgentLog, AgentQuery, Event, Exception, ExceptionQuery, LogPage, LogQuery, NewAgent,
-    NewAgentLog, NewEvent, NewException, NewRunnerSession, NewTask, NewVerificationResult, Page,
-    RunnerSession, Task, TaskAttempt, TaskEdit, TaskQuery, TaskStatus, VerificationResult,
+    Agent, AgentLog, AgentQuery, Event, Exception, ExceptionQuery, FileLock, LogPage, LogQuery,
+    NewAgent, NewAgentLog, NewEvent, NewException, NewRunnerSession, NewTask,
+    NewVerificationResult, Page, RunnerSession, Task, TaskAttempt, TaskEdit, TaskQuery, TaskStatus,
+    VerificationResult,
 };
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::store::{Created, Store};
 use crate::time::Timestamp;
 
 /// The reference [`Store`]: all state in memory, nothing survives the process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InMemoryStore {
     state: Mutex<State>,
+    committed: tokio::sync::watch::Sender<i64>,
+}
+
+impl Default for InMemoryStore {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            committed: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +54,14 @@ struct State {
     verifications: HashMap<TaskId, Vec<VerificationResult>>,
     exceptions: HashMap<ExceptionId, Exception>,
     events: Vec<Event>,
+    locks: HashMap<FileLockId, FileLock>,
+    /// Lock ids by normalized path: the index every conflict lookup goes through.
+    locks_by_path: BTreeMap<String, BTreeSet<FileLockId>>,
+    last_fencing_token: u64,
+    /// Named leases: holder and expiry.
+    leases: HashMap<String, (String, Timestamp)>,
+    /// The last sequence number handed out; pruning never makes it go back.
+    last_seq: i64,
 }
 
 impl InMemoryStore {
@@ -47,12 +70,49 @@ impl InMemoryStore {
         Self::default()
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> StateGuard<'_> {
         // A panic while holding the lock cannot leave a half-applied change: every
         // mutation validates first and writes last.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        StateGuard {
+            state: self
+                .state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            committed: &self.committed,
+        }
+    }
+}
+
+/// The locked state; on release it tells subscribers how far the event log now reaches.
+struct StateGuard<'a> {
+    state: MutexGuard<'a, State>,
+    committed: &'a tokio::sync::watch::Sender<i64>,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        let last = self.state.last_seq;
+        self.committed.send_if_modified(|seen| {
+            let newer = last > *seen;
+            if newer {
+                *seen = last;
+            }
+            newer
+        });
     }
 }
 
@@ -83,16 +143,26 @@ impl State {
 
     fn append_events(&mut self, events: Vec<NewEvent>, now: Timestamp) {
         for event in events {
-            let seq = self.events.last().map_or(1, |last| last.seq + 1);
-            self.events.push(event.into_event(seq, now));
+            self.last_seq += 1;
+            self.events.push(event.into_event(self.last_seq, now));
         }
     }
 
-    /// Writes a planned change. Called with every precondition already checked.
-    fn persist(&mut self, change: Change, now: Timestamp) {
+    /// Writes a planned change and returns the locks it granted. Called with every
+    /// precondition already checked.
+    fn persist(&mut self, change: Change, now: Timestamp) -> Vec<FileLock> {
         if change.noop {
-            return;
+            return Vec::new();
         }
+        if let Some(task) = change.release_task_locks {
+            self.remove_locks(|lock| lock.task_id == Some(task));
+        }
+        if let Some((task, expires)) = change.renew_task_locks {
+            for lock in self.locks.values_mut().filter(|l| l.task_id == Some(task)) {
+                lock.expires_at = expires;
+            }
+        }
+        let granted = self.insert_locks(change.lock_grants);
         if let Some(task) = change.task {
             self.tasks.insert(task.id, task);
         }
@@ -119,6 +189,20 @@ impl State {
                 .push(result);
         }
         self.append_events(change.events, now);
+        granted
+    }
+
+    /// The unresolved exception that raising `new` would count again, if any.
+    fn unresolved_exception(&self, new: &NewException) -> Option<Exception> {
+        let task = new.task_id?;
+        self.exceptions
+            .values()
+            .find(|e| {
+                e.task_id == Some(task)
+                    && e.exception_type == new.exception_type
+                    && e.status.is_unresolved()
+            })
+            .cloned()
     }
 
     fn check_new_task(&self, new: &NewTask, batch_ids: &[TaskId]) -> Result<()> {
@@ -149,7 +233,7 @@ impl State {
         task
     }
 
-    fn task_context(&self, task: Task, action: &TaskAction) -> Result<TaskContext> {
+    fn task_context(&self, task: Task, action: &TaskAction, now: Timestamp) -> Result<TaskContext> {
         let agent_id = match action {
             TaskAction::Assign { agent_id, .. } => Some(*agent_id),
             _ => task.assigned_agent_id,
@@ -170,11 +254,24 @@ impl State {
             .filter(|dependency| dependency.status != TaskStatus::Completed)
             .map(|dependency| (dependency.id, dependency.status))
             .collect();
+        let lock_conflicts = match action {
+            TaskAction::Assign { agent_id, .. } => {
+                let paths = crate::lock::parse_paths(&task.files_hint, "filesHint")?;
+                self.conflicts(
+                    &paths,
+                    crate::model::LockMode::Exclusive,
+                    Some(*agent_id),
+                    now,
+                )?
+            }
+            _ => Vec::new(),
+        };
         Ok(TaskContext {
             task,
             agent,
             attempt,
             unfinished_dependencies,
+            lock_conflicts,
         })
     }
 }
@@ -274,7 +371,7 @@ impl Store for InMemoryStore {
     ) -> Result<Task> {
         let mut state = self.state();
         let task = state.task(id)?.clone();
-        let context = state.task_context(task, &action)?;
+        let context = state.task_context(task, &action, now)?;
         let change = change::plan_task_action(context, action, lease.as_ref(), now)?;
         let result = change.task.clone();
         state.persist(change, now);
@@ -500,17 +597,7 @@ impl Store for InMemoryStore {
         if let Some(task) = new.task_id {
             state.task(task)?;
         }
-        let unresolved = new.task_id.and_then(|task| {
-            state
-                .exceptions
-                .values()
-                .find(|e| {
-                    e.task_id == Some(task)
-                        && e.exception_type == new.exception_type
-                        && e.status.is_unresolved()
-                })
-                .cloned()
-        });
+        let unresolved = state.unresolved_exception(&new);
         let change = change::plan_exception(new, unresolved, now)?;
         let result = change.exception.clone();
         state.persist(change, now);
@@ -574,5 +661,56 @@ impl Store for InMemoryStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+
+    async fn claim(&self, request: ClaimRequest, now: Timestamp) -> Result<Vec<Claim>> {
+        self.claim_work(request, now)
+    }
+
+    async fn heartbeat(
+        &self,
+        lease: LeaseRef,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<HeartbeatAck> {
+        self.heartbeat_lease(lease, ttl, now)
+    }
+
+    async fn expire_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>> {
+        self.expire(now, limit)
+    }
+
+    async fn mark_inactive_runners(
+        &self,
+        seen_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<RunnerSession>> {
+        self.inactive_runners(seen_before, now)
+    }
+
+    async fn stalled_tasks(&self, quiet_since: Timestamp, now: Timestamp) -> Result<Vec<Task>> {
+        Ok(self.stalled(quiet_since, now))
+    }
+
+    async fn blocked_tasks(&self, limit: u32) -> Result<Vec<(Task, TaskId, TaskStatus)>> {
+        Ok(self.blocked(limit))
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<bool> {
+        Ok(self.take_lease(name, holder, ttl, now))
+    }
+
+    async fn prune(&self, policy: &RetentionPolicy, now: Timestamp) -> Result<PruneReport> {
+        Ok(self.prune_history(policy, now))
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.committed.subscribe()
     }
 }

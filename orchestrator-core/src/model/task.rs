@@ -44,7 +44,7 @@ pub struct Task {
     /// Verification runs recorded for this task.
     pub verification_attempts: u32,
     pub estimated_complexity: Option<TaskComplexity>,
-    /// Repository-relative paths the task expects to touch.
+    /// Repository-relative paths the task expects to touch, normalized; a claim locks them.
     pub files_hint: Vec<String>,
     /// Tasks that must be COMPLETED before this one can be claimed.
     pub depends_on: Vec<TaskId>,
@@ -169,7 +169,7 @@ impl NewTask {
             verification_status: VerificationStatus::Pending,
             verification_attempts: 0,
             estimated_complexity: self.estimated_complexity,
-            files_hint: self.files_hint,
+            files_hint: normalize_files_hint(self.files_hint),
             depends_on,
             idempotency_key: self.idempotency_key,
             attempt: 0,
@@ -243,7 +243,7 @@ impl TaskEdit {
             task.risk_level = risk_level;
         }
         if let Some(files_hint) = self.files_hint {
-            task.files_hint = files_hint;
+            task.files_hint = normalize_files_hint(files_hint);
         }
         if let Some(max_attempts) = self.max_attempts {
             task.max_attempts = max_attempts;
@@ -296,7 +296,16 @@ fn validate_files_hint(files: &[String]) -> Result<()> {
         check_not_blank(&field, path)?;
         check_max_chars(&field, path, MAX_PATH_CHARS)?;
     }
-    Ok(())
+    crate::lock::parse_paths(files, "filesHint").map(|_| ())
+}
+
+/// The files hint in normalized form (`src\a.rs` → `src/a.rs`), without duplicates.
+/// Only called on validated input.
+fn normalize_files_hint(files: Vec<String>) -> Vec<String> {
+    match crate::lock::parse_paths(&files, "filesHint") {
+        Ok(paths) => paths.iter().map(|p| p.key()).collect(),
+        Err(_) => files,
+    }
 }
 
 #[cfg(test)]

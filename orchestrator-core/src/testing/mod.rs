@@ -6,11 +6,14 @@
 //! to skip, saying why) and invokes the macro once.
 
 mod agents;
+mod claims;
 mod concurrency;
 mod events;
 mod exceptions;
 mod helpers;
+mod housekeeping;
 mod lifecycle;
+mod locks;
 mod logs;
 mod runners;
 mod tasks;
@@ -23,10 +26,13 @@ use async_trait::async_trait;
 use crate::store::Store;
 
 pub use agents::*;
+pub use claims::*;
 pub use concurrency::*;
 pub use events::*;
 pub use exceptions::*;
+pub use housekeeping::*;
 pub use lifecycle::*;
+pub use locks::*;
 pub use logs::*;
 pub use runners::*;
 pub use tasks::*;
@@ -105,7 +111,18 @@ macro_rules! store_conformance_tests {
             exception_decisions_follow_the_state_machine,
             events_are_ordered_and_resumable,
             concurrent_edits_of_one_task_are_not_lost,
-            concurrent_assignment_of_one_task_has_one_winner
+            concurrent_assignment_of_one_task_has_one_winner,
+            claims_fill_slots_in_queue_order,
+            claims_pass_over_tasks_that_are_not_ready,
+            claiming_a_named_task_explains_refusals,
+            heartbeats_extend_leases_and_carry_signals,
+            expired_leases_are_reaped_with_locks_and_exceptions,
+            locks_are_exclusive_over_overlapping_paths,
+            locks_are_renewed_released_swept_and_forced,
+            quiet_runners_stalled_and_blocked_tasks_are_found,
+            named_leases_take_turns,
+            retention_prunes_logs_and_events,
+            subscribers_wake_on_commits
         );
     };
     (@cases $factory:path; $($case:ident),+ $(,)?) => {

@@ -433,3 +433,127 @@ pub(crate) async fn events_since<D: Dialect>(
     Value::int(limit).bind(&mut query);
     all::<D, _>(conn, query, event_from_row).await
 }
+
+/// Up to `limit` claimable tasks in queue order after `after` (priority, creation,
+/// id): QUEUED, past `notBefore`, every dependency COMPLETED. Where the dialect can, rows
+/// other claimers have locked are passed over, and the returned ones stay locked.
+pub(crate) async fn claimable<D: Dialect>(
+    conn: &mut D::Connection,
+    now: orchestrator_core::Timestamp,
+    after: Option<&Task>,
+    limit: u32,
+) -> Result<Vec<Task>> {
+    let mut query = task_select::<D>();
+    query.push(" WHERE t.status = 'QUEUED' AND (t.not_before IS NULL OR t.not_before <= ");
+    Value::at(now).bind(&mut query);
+    query.push(
+        ") AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks dt ON dt.id = d.depends_on_id \
+         WHERE d.task_id = t.id AND dt.status <> 'COMPLETED')",
+    );
+    if let Some(last) = after {
+        query.push(" AND (t.priority, t.created_at, t.id) > (");
+        push_list(
+            &mut query,
+            vec![
+                Value::int(last.priority),
+                Value::at(last.created_at),
+                Value::id(last.id),
+            ],
+        );
+        query.push(")");
+    }
+    query.push(" ORDER BY t.priority, t.created_at, t.id LIMIT ");
+    Value::int(limit).bind(&mut query);
+    query.push(D::SKIP_LOCKED);
+    all::<D, _>(conn, query, task_from_row).await
+}
+
+/// Ids of up to `limit` running tasks whose lease ran out by `now`, earliest first.
+pub(crate) async fn expired_leases<D: Dialect>(
+    conn: &mut D::Connection,
+    now: orchestrator_core::Timestamp,
+    limit: u32,
+) -> Result<Vec<TaskId>> {
+    let mut query = QueryBuilder::<D>::new(
+        "SELECT id FROM tasks WHERE status IN ('ASSIGNED', 'IN_PROGRESS', 'VERIFYING') \
+         AND lease_expires_at <= ",
+    );
+    Value::at(now).bind(&mut query);
+    query.push(" ORDER BY lease_expires_at, id LIMIT ");
+    Value::int(limit).bind(&mut query);
+    let ids = all::<D, _>(conn, query, |row: &D::Row| row.uuid("id")).await?;
+    Ok(ids.into_iter().flatten().map(TaskId::from).collect())
+}
+
+/// Ids of ACTIVE runner sessions not seen since `seen_before`.
+pub(crate) async fn quiet_runners<D: Dialect>(
+    conn: &mut D::Connection,
+    seen_before: orchestrator_core::Timestamp,
+) -> Result<Vec<RunnerSessionId>> {
+    let mut query = QueryBuilder::<D>::new(
+        "SELECT id FROM runner_sessions WHERE status = 'ACTIVE' AND last_seen_at < ",
+    );
+    Value::at(seen_before).bind(&mut query);
+    query.push(" ORDER BY id");
+    let ids = all::<D, _>(conn, query, |row: &D::Row| row.uuid("id")).await?;
+    Ok(ids
+        .into_iter()
+        .flatten()
+        .map(RunnerSessionId::from)
+        .collect())
+}
+
+/// Running tasks with a live lease whose agent has shown no activity since `quiet_since`.
+pub(crate) async fn stalled<D: Dialect>(
+    conn: &mut D::Connection,
+    quiet_since: orchestrator_core::Timestamp,
+    now: orchestrator_core::Timestamp,
+) -> Result<Vec<Task>> {
+    let mut query = task_select::<D>();
+    query.push(
+        " JOIN agents a ON a.id = t.assigned_agent_id \
+         WHERE t.status IN ('ASSIGNED', 'IN_PROGRESS', 'VERIFYING') AND t.lease_expires_at > ",
+    );
+    Value::at(now).bind(&mut query);
+    query.push(" AND (a.last_activity_at IS NULL OR a.last_activity_at < ");
+    Value::at(quiet_since).bind(&mut query);
+    query.push(") ORDER BY t.id");
+    all::<D, _>(conn, query, task_from_row).await
+}
+
+/// Up to `limit` QUEUED tasks waiting for a dependency that FAILED or was CANCELLED.
+pub(crate) async fn blocked<D: Dialect>(
+    conn: &mut D::Connection,
+    limit: u32,
+) -> Result<Vec<(Task, TaskId, TaskStatus)>> {
+    let mut query = QueryBuilder::<D>::new(format!(
+        "SELECT t.*, (SELECT {} FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on, \
+         dt.id AS blocker_id, dt.status AS blocker_status \
+         FROM tasks t JOIN task_dependencies bd ON bd.task_id = t.id \
+         JOIN tasks dt ON dt.id = bd.depends_on_id \
+         WHERE t.status = 'QUEUED' AND dt.status IN ('FAILED', 'CANCELLED') \
+         ORDER BY t.created_at, t.id, dt.id LIMIT ",
+        D::DEPENDENCY_LIST
+    ));
+    Value::int(limit).bind(&mut query);
+    let rows = all::<D, _>(conn, query, |row: &D::Row| {
+        let task = task_from_row(row)?;
+        let blocker = row
+            .uuid("blocker_id")?
+            .ok_or_else(|| Error::backend("a blocking dependency without an id"))?;
+        let status = row.text("blocker_status")?.unwrap_or_default().parse()?;
+        Ok((task, TaskId::from(blocker), status))
+    })
+    .await?;
+    let mut seen = std::collections::HashSet::new();
+    Ok(rows
+        .into_iter()
+        .filter(|(task, _, _)| seen.insert(task.id))
+        .collect())
+}
+
+/// The newest event sequence number (0 for an empty log).
+pub(crate) async fn newest_event_seq<D: Dialect>(conn: &mut D::Connection) -> Result<i64> {
+    let query = QueryBuilder::<D>::new("SELECT COALESCE(MAX(seq), 0) FROM events");
+    Ok(i64::try_from(D::fetch_count(conn, query).await?).unwrap_or(i64::MAX))
+}

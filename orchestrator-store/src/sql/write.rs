@@ -9,6 +9,7 @@ use orchestrator_core::model::{
 use sqlx::QueryBuilder;
 
 use crate::dialect::{Dialect, Value, insert, push_list, update};
+use crate::rows::RowReader;
 
 type Columns = Vec<(&'static str, Value)>;
 
@@ -385,14 +386,15 @@ pub(crate) async fn upsert_exception<D: Dialect>(
     upsert::<D>(conn, "exceptions", columns, &mutable).await
 }
 
-/// Appends events at the end of the log; they are numbered in commit order.
+/// Appends events at the end of the log; they are numbered in commit order. Returns the
+/// last sequence number written, if any.
 pub(crate) async fn append_events<D: Dialect>(
     conn: &mut D::Connection,
     events: &[NewEvent],
     now: Timestamp,
-) -> Result<()> {
+) -> Result<Option<i64>> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     D::serialize_event_appends(conn).await?;
     let rows = events
@@ -409,6 +411,62 @@ pub(crate) async fn append_events<D: Dialect>(
             ]
         })
         .collect();
-    D::execute(conn, insert::<D>("events", rows)).await?;
-    Ok(())
+    let mut query = insert::<D>("events", rows);
+    query.push(" RETURNING seq");
+    let mut last = None;
+    for row in D::fetch_all(conn, query).await? {
+        last = last.max(row.integer("seq")?);
+    }
+    if let Some(seq) = last {
+        D::notify_committed(conn, seq).await?;
+    }
+    Ok(last)
+}
+
+/// Takes the named lease for `holder` until `expires` if it is free, expired at `now`,
+/// or already `holder`'s.
+pub(crate) async fn take_named_lease<D: Dialect>(
+    conn: &mut D::Connection,
+    name: &str,
+    holder: &str,
+    expires: Timestamp,
+    now: Timestamp,
+) -> Result<bool> {
+    let mut query = insert::<D>(
+        "named_leases",
+        vec![vec![
+            ("name", Value::text(name)),
+            ("holder", Value::text(holder)),
+            ("expires_at", Value::at(expires)),
+        ]],
+    );
+    query.push(
+        " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+         expires_at = excluded.expires_at \
+         WHERE named_leases.holder = excluded.holder OR named_leases.expires_at <= ",
+    );
+    Value::at(now).bind(&mut query);
+    Ok(D::execute(conn, query).await? == 1)
+}
+
+/// Deletes rows of `table` created before `cutoff`, then all but the newest `keep`
+/// (by `order`, a descending key list); returns how many went.
+pub(crate) async fn prune_table<D: Dialect>(
+    conn: &mut D::Connection,
+    table: &str,
+    cutoff: Timestamp,
+    keep: u64,
+    key: &str,
+    order: &str,
+) -> Result<u64> {
+    let mut by_age = QueryBuilder::<D>::new(format!("DELETE FROM {table} WHERE created_at < "));
+    Value::at(cutoff).bind(&mut by_age);
+    let aged = D::execute(conn, by_age).await?;
+    let mut by_count = QueryBuilder::<D>::new(format!(
+        "DELETE FROM {table} WHERE ({key}) <= (SELECT {key} FROM {table} ORDER BY {order} \
+         LIMIT 1 OFFSET "
+    ));
+    Value::count(keep).bind(&mut by_count);
+    by_count.push(")");
+    Ok(aged + D::execute(conn, by_count).await?)
 }

@@ -7,33 +7,67 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use orchestrator_core::Timestamp;
 use orchestrator_core::change::{
     self, AgentAction, Change, ExceptionDecision, LeaseRef, TaskAction, TaskContext,
 };
+use orchestrator_core::coordination::{
+    Claim, ClaimRequest, HeartbeatAck, PruneReport, RetentionPolicy,
+};
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
+use orchestrator_core::lock::parse_paths;
 use orchestrator_core::model::{
     Agent, AgentQuery, Event, Exception, ExceptionQuery, ExceptionStatus, LogPage, LogQuery,
     NewAgent, NewAgentLog, NewException, NewRunnerSession, NewTask, NewVerificationResult, Page,
-    RunnerSession, Task, TaskAttempt, TaskEdit, TaskQuery, VerificationResult,
+    RunnerSession, Task, TaskAttempt, TaskEdit, TaskQuery, TaskStatus, VerificationResult,
 };
+use orchestrator_core::model::{FileLock, LockMode};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use orchestrator_core::store::{Created, Store};
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
+use tokio::sync::watch;
 
 use crate::dialect::Dialect;
 use crate::error::SqlxResultExt;
+use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
+
+mod coordination;
+mod locks;
 
 /// A [`Store`] over a SQL database: [`SqliteStore`](crate::SqliteStore) or
 /// [`PostgresStore`](crate::PostgresStore).
 pub struct SqlStore<D: Dialect> {
     pub(crate) pool: Pool<D>,
+    clock: ClockSource,
+    /// The newest event sequence number known to be committed.
+    committed: watch::Sender<i64>,
+    /// Background work that lives as long as the store (a listener for other processes'
+    /// commits); stopped when the store is dropped.
+    background: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Whose clock decides time-dependent outcomes (lease expiry, delays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockSource {
+    /// The `now` the caller passes in (tests, simulations, a single process).
+    Caller,
+    /// The database server's clock, shared by every server process using it.
+    Database,
+}
+
+impl<D: Dialect> Drop for SqlStore<D> {
+    fn drop(&mut self) {
+        if let Some(task) = &self.background {
+            task.abort();
+        }
+    }
 }
 
 impl<D: Dialect> fmt::Debug for SqlStore<D> {
@@ -48,6 +82,33 @@ impl<D: Dialect> fmt::Debug for SqlStore<D> {
 type Tx<D> = Transaction<'static, D>;
 
 impl<D: Dialect> SqlStore<D> {
+    pub(crate) async fn new(pool: Pool<D>, clock: ClockSource) -> Result<Self> {
+        let newest = read::newest_event_seq::<D>(&mut *pool.acquire().await.db()?).await?;
+        Ok(Self {
+            pool,
+            clock,
+            committed: watch::Sender::new(newest),
+            background: None,
+        })
+    }
+
+    /// Runs `task` for as long as the store lives.
+    pub(crate) fn keep_running(&mut self, task: tokio::task::JoinHandle<()>) {
+        self.background = Some(task);
+    }
+
+    /// The sender subscribers are woken through, for work that learns of commits
+    /// elsewhere.
+    pub(crate) fn committed_sender(&self) -> watch::Sender<i64> {
+        self.committed.clone()
+    }
+
+    /// Uses the caller's `now` instead of the database clock (for tests that drive time).
+    pub fn with_clock(mut self, clock: ClockSource) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The connection pool, for embedders that keep their own tables alongside.
     pub fn pool(&self) -> &Pool<D> {
         &self.pool
@@ -55,6 +116,38 @@ impl<D: Dialect> SqlStore<D> {
 
     async fn begin(&self) -> Result<Tx<D>> {
         D::begin_write(&self.pool).await
+    }
+
+    /// The instant a transaction works with: the caller's, or the database's.
+    async fn now(&self, conn: &mut D::Connection, caller: Timestamp) -> Result<Timestamp> {
+        match self.clock {
+            ClockSource::Caller => Ok(caller),
+            ClockSource::Database => D::database_now(conn).await,
+        }
+    }
+
+    /// Commits and tells subscribers how far the event log reaches.
+    async fn commit(&self, tx: Tx<D>, last_seq: Option<i64>) -> Result<()> {
+        tx.commit().await.db()?;
+        if let Some(seq) = last_seq {
+            announce(&self.committed, seq);
+        }
+        Ok(())
+    }
+
+    /// Writes a planned change and commits it; returns the locks it granted.
+    async fn persist(
+        &self,
+        mut tx: Tx<D>,
+        change: &Change,
+        now: Timestamp,
+    ) -> Result<Vec<FileLock>> {
+        if change.noop {
+            return Ok(Vec::new());
+        }
+        let (granted, seq) = write_change(&mut tx, change, now).await?;
+        self.commit(tx, seq).await?;
+        Ok(granted)
     }
 
     async fn read(&self) -> Result<PoolConnection<D>> {
@@ -70,31 +163,54 @@ fn planned<T>(row: Option<T>, what: &str) -> Result<T> {
     row.ok_or_else(|| Error::backend(format!("the plan carried no {what}")))
 }
 
-/// Writes a planned change and commits (nothing is written for a no-op).
-async fn persist<D: Dialect>(mut tx: Tx<D>, change: &Change, now: Timestamp) -> Result<()> {
+/// Raises the known committed sequence number to `seq` (never lowers it).
+pub(crate) fn announce(committed: &watch::Sender<i64>, seq: i64) {
+    committed.send_if_modified(|known| {
+        let newer = seq > *known;
+        if newer {
+            *known = seq;
+        }
+        newer
+    });
+}
+
+/// Writes a planned change inside `tx` (nothing for a no-op); returns the locks it granted
+/// and the last event sequence number it wrote.
+async fn write_change<D: Dialect>(
+    tx: &mut Tx<D>,
+    change: &Change,
+    now: Timestamp,
+) -> Result<(Vec<FileLock>, Option<i64>)> {
     if change.noop {
-        return Ok(());
+        return Ok((Vec::new(), None));
+    }
+    if let Some(task) = change.release_task_locks {
+        sql_locks::release_task::<D>(tx, task).await?;
+    }
+    if let Some((task, expires)) = change.renew_task_locks {
+        sql_locks::renew_task::<D>(tx, task, expires).await?;
     }
     if let Some(task) = &change.task {
-        write::update_task::<D>(&mut tx, task).await?;
+        write::update_task::<D>(tx, task).await?;
     }
     if let Some(agent) = &change.agent {
-        write::update_agent::<D>(&mut tx, agent).await?;
+        write::update_agent::<D>(tx, agent).await?;
     }
     if let Some(attempt) = &change.attempt {
-        write::upsert_attempt::<D>(&mut tx, attempt).await?;
+        write::upsert_attempt::<D>(tx, attempt).await?;
     }
     if let Some(exception) = &change.exception {
-        write::upsert_exception::<D>(&mut tx, exception).await?;
+        write::upsert_exception::<D>(tx, exception).await?;
     }
     if let Some(session) = &change.runner_session {
-        write::update_runner_session::<D>(&mut tx, session).await?;
+        write::update_runner_session::<D>(tx, session).await?;
     }
     if let Some(result) = &change.verification {
-        write::insert_verification::<D>(&mut tx, result).await?;
+        write::insert_verification::<D>(tx, result).await?;
     }
-    write::append_events::<D>(&mut tx, &change.events, now).await?;
-    tx.commit().await.db()
+    let granted = sql_locks::insert::<D>(tx, &change.lock_grants).await?;
+    let seq = write::append_events::<D>(tx, &change.events, now).await?;
+    Ok((granted, seq))
 }
 
 /// Runs `operation` once more if it lost a uniqueness race with a concurrent writer (an
@@ -128,33 +244,37 @@ async fn check_dependencies<D: Dialect>(
     Ok(())
 }
 
-/// Inserts `new` unless its idempotency key names an existing task.
+/// Inserts `new` unless its idempotency key names an existing task; returns the task and
+/// the sequence number of its creation event.
 async fn insert_new_task<D: Dialect>(
     tx: &mut Tx<D>,
     new: NewTask,
     now: Timestamp,
-) -> Result<Created<Task>> {
+) -> Result<(Created<Task>, Option<i64>)> {
     if let Some(key) = &new.idempotency_key
         && let Some(existing) = read::task_by_idempotency_key::<D>(tx, key).await?
     {
-        return Ok(Created {
+        let created = Created {
             value: existing,
             created: false,
-        });
+        };
+        return Ok((created, None));
     }
     let task = new.into_task(TaskId::new(), now);
     write::insert_task::<D>(tx, &task).await?;
-    write::append_events::<D>(tx, &[change::task_created_event(&task)], now).await?;
-    Ok(Created {
+    let seq = write::append_events::<D>(tx, &[change::task_created_event(&task)], now).await?;
+    let created = Created {
         value: task,
         created: true,
-    })
+    };
+    Ok((created, seq))
 }
 
 async fn task_context<D: Dialect>(
     tx: &mut Tx<D>,
     task: Task,
     action: &TaskAction,
+    now: Timestamp,
 ) -> Result<TaskContext> {
     let agent = match action {
         TaskAction::Assign { agent_id, .. } => Some(found(
@@ -171,22 +291,34 @@ async fn task_context<D: Dialect>(
         0 => None,
         number => read::attempt::<D>(tx, task.id, number).await?,
     };
-    let unfinished_dependencies = if matches!(action, TaskAction::Assign { .. }) {
-        read::unfinished_dependencies::<D>(tx, task.id).await?
-    } else {
-        Vec::new()
+    let (unfinished_dependencies, lock_conflicts) = match action {
+        TaskAction::Assign { agent_id, .. } => {
+            let paths = parse_paths(&task.files_hint, "filesHint")?;
+            let guards = sql_locks::guard_keys(&paths, LockMode::Exclusive);
+            D::guard_lock_keys(tx, &guards, true).await?;
+            let conflicts =
+                sql_locks::conflicts::<D>(tx, &paths, LockMode::Exclusive, Some(*agent_id), now)
+                    .await?;
+            (
+                read::unfinished_dependencies::<D>(tx, task.id).await?,
+                conflicts,
+            )
+        }
+        _ => (Vec::new(), Vec::new()),
     };
     Ok(TaskContext {
         task,
         agent,
         attempt,
         unfinished_dependencies,
+        lock_conflicts,
     })
 }
 
 impl<D: Dialect> SqlStore<D> {
     async fn raise_once(&self, new: NewException, now: Timestamp) -> Result<Exception> {
         let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, now).await?;
         if let Some(agent) = new.agent_id {
             found(
                 read::agent::<D>(&mut tx, agent, Lock::None).await?,
@@ -207,7 +339,7 @@ impl<D: Dialect> SqlStore<D> {
         };
         let change = change::plan_exception(new, unresolved, now)?;
         let exception = planned(change.exception.clone(), "exception")?;
-        persist(tx, &change, now).await?;
+        self.persist(tx, &change, now).await?;
         Ok(exception)
     }
 }
@@ -223,10 +355,11 @@ impl<D: Dialect> Store for SqlStore<D> {
         new.validate()?;
         retry_on_race(|| async {
             let mut tx = self.begin().await?;
+            let now = self.now(&mut tx, now).await?;
             check_dependencies(&mut tx, &new, "").await?;
-            let created = insert_new_task(&mut tx, new.clone(), now).await?;
+            let (created, seq) = insert_new_task(&mut tx, new.clone(), now).await?;
             if created.created {
-                tx.commit().await.db()?;
+                self.commit(tx, seq).await?;
             }
             Ok(created)
         })
@@ -237,14 +370,18 @@ impl<D: Dialect> Store for SqlStore<D> {
         change::validate_task_batch(&batch)?;
         retry_on_race(|| async {
             let mut tx = self.begin().await?;
+            let now = self.now(&mut tx, now).await?;
             for (index, new) in batch.iter().enumerate() {
                 check_dependencies(&mut tx, new, &format!("tasks[{index}].")).await?;
             }
             let mut tasks = Vec::with_capacity(batch.len());
+            let mut last_seq = None;
             for new in batch.iter().cloned() {
-                tasks.push(insert_new_task(&mut tx, new, now).await?.value);
+                let (created, seq) = insert_new_task(&mut tx, new, now).await?;
+                tasks.push(created.value);
+                last_seq = last_seq.max(seq);
             }
-            tx.commit().await.db()?;
+            self.commit(tx, last_seq).await?;
             Ok(tasks)
         })
         .await
@@ -266,6 +403,7 @@ impl<D: Dialect> Store for SqlStore<D> {
     async fn edit_task(&self, id: TaskId, edit: TaskEdit, now: Timestamp) -> Result<Task> {
         edit.validate()?;
         let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, now).await?;
         let task = found(
             read::task::<D>(&mut tx, id, Lock::ForUpdate).await?,
             "task",
@@ -273,7 +411,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         )?;
         let change = change::plan_task_edit(task, edit, now)?;
         let task = planned(change.task.clone(), "task")?;
-        persist(tx, &change, now).await?;
+        self.persist(tx, &change, now).await?;
         Ok(task)
     }
 
@@ -285,20 +423,22 @@ impl<D: Dialect> Store for SqlStore<D> {
         now: Timestamp,
     ) -> Result<Task> {
         let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, now).await?;
         let task = found(
             read::task::<D>(&mut tx, id, Lock::ForUpdate).await?,
             "task",
             id,
         )?;
-        let context = task_context(&mut tx, task, &action).await?;
+        let context = task_context(&mut tx, task, &action, now).await?;
         let change = change::plan_task_action(context, action, lease.as_ref(), now)?;
         let task = planned(change.task.clone(), "task")?;
-        persist(tx, &change, now).await?;
+        self.persist(tx, &change, now).await?;
         Ok(task)
     }
 
     async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {
         let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, now).await?;
         let task = found(
             read::task::<D>(&mut tx, id, Lock::ForUpdate).await?,
             "task",
@@ -307,8 +447,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         let dependents = read::dependents::<D>(&mut tx, id).await?;
         let event = change::check_deletable(&task, &dependents)?;
         write::delete_task::<D>(&mut tx, id).await?;
-        write::append_events::<D>(&mut tx, &[event], now).await?;
-        tx.commit().await.db()
+        let seq = write::append_events::<D>(&mut tx, &[event], now).await?;
+        self.commit(tx, seq).await
     }
 
     async fn list_attempts(&self, task: TaskId) -> Result<Vec<TaskAttempt>> {
@@ -324,14 +464,16 @@ impl<D: Dialect> Store for SqlStore<D> {
     async fn create_agent(&self, new: NewAgent, now: Timestamp) -> Result<Agent> {
         new.validate()?;
         let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, now).await?;
         if let Some(session) = new.runner_session_id {
             let row = read::runner_session::<D>(&mut tx, session, Lock::None).await?;
             found(row, "runnerSession", session)?;
         }
         let agent = new.into_agent(AgentId::new(), now);
         write::insert_agent::<D>(&mut tx, &agent).await?;
-        write::append_events::<D>(&mut tx, &[change::agent_created_event(&agent)], now).await?;
-        tx.commit().await.db()?;
+        let seq =
+            write::append_events::<D>(&mut tx, &[change::agent_created_event(&agent)], now).await?;
+        self.commit(tx, seq).await?;
         Ok(agent)
     }
 
@@ -355,6 +497,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         now: Timestamp,
     ) -> Result<Agent> {
         let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, now).await?;
         let agent = found(
             read::agent::<D>(&mut tx, id, Lock::ForUpdate).await?,
             "agent",
@@ -362,7 +505,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         )?;
         let change = change::plan_agent_action(agent, action, now)?;
         let agent = planned(change.agent.clone(), "agent")?;
-        persist(tx, &change, now).await?;
+        self.persist(tx, &change, now).await?;
         Ok(agent)
     }
 
@@ -373,6 +516,7 @@ impl<D: Dialect> Store for SqlStore<D> {
     ) -> Result<RunnerSession> {
         new.validate()?;
         let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, now).await?;
         let session = new.into_session(RunnerSessionId::new(), now);
         write::insert_runner_session::<D>(&mut tx, &session)
             .await
@@ -382,9 +526,10 @@ impl<D: Dialect> Store for SqlStore<D> {
                 }
                 other => other,
             })?;
-        write::append_events::<D>(&mut tx, &[change::runner_connected_event(&session)], now)
-            .await?;
-        tx.commit().await.db()?;
+        let seq =
+            write::append_events::<D>(&mut tx, &[change::runner_connected_event(&session)], now)
+                .await?;
+        self.commit(tx, seq).await?;
         Ok(session)
     }
 
@@ -408,11 +553,12 @@ impl<D: Dialect> Store for SqlStore<D> {
         now: Timestamp,
     ) -> Result<RunnerSession> {
         let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, now).await?;
         let session = read::runner_session::<D>(&mut tx, id, Lock::ForUpdate).await?;
         let session = found(session, "runnerSession", id)?;
         let change = change::plan_runner_session_event(session, event, now)?;
         let session = planned(change.runner_session.clone(), "runner session")?;
-        persist(tx, &change, now).await?;
+        self.persist(tx, &change, now).await?;
         Ok(session)
     }
 
@@ -431,6 +577,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             .into_iter()
             .collect();
         let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, now).await?;
         if let Some(agent) = read::missing::<D, _>(&mut tx, "agents", &agents)
             .await?
             .first()
@@ -445,8 +592,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         }
         write::insert_logs::<D>(&mut tx, &stored).await?;
         write::touch_agents::<D>(&mut tx, &agents, now).await?;
-        write::append_events::<D>(&mut tx, &events, now).await?;
-        tx.commit().await.db()?;
+        let seq = write::append_events::<D>(&mut tx, &events, now).await?;
+        self.commit(tx, seq).await?;
         Ok(stored.len() as u64)
     }
 
@@ -466,6 +613,7 @@ impl<D: Dialect> Store for SqlStore<D> {
     ) -> Result<VerificationResult> {
         result.validate()?;
         let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, now).await?;
         let current = found(
             read::task::<D>(&mut tx, task, Lock::ForUpdate).await?,
             "task",
@@ -473,7 +621,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         )?;
         let change = change::plan_verification(current, result, now)?;
         let recorded = planned(change.verification.clone(), "verification result")?;
-        persist(tx, &change, now).await?;
+        self.persist(tx, &change, now).await?;
         Ok(recorded)
     }
 
@@ -515,6 +663,7 @@ impl<D: Dialect> Store for SqlStore<D> {
     ) -> Result<Exception> {
         decision.validate()?;
         let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, now).await?;
         let exception = read::exception::<D>(&mut tx, id, Lock::ForUpdate).await?;
         let exception = found(exception, "exception", id)?;
         if decision.status == ExceptionStatus::Open
@@ -530,12 +679,63 @@ impl<D: Dialect> Store for SqlStore<D> {
         }
         let change = change::plan_exception_decision(exception, decision, now)?;
         let exception = planned(change.exception.clone(), "exception")?;
-        persist(tx, &change, now).await?;
+        self.persist(tx, &change, now).await?;
         Ok(exception)
     }
 
     async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
         change::check_events_limit(limit)?;
         read::events_since::<D>(&mut *self.read().await?, after, limit).await
+    }
+
+    async fn claim(&self, request: ClaimRequest, now: Timestamp) -> Result<Vec<Claim>> {
+        self.claim_work(request, now).await
+    }
+
+    async fn heartbeat(
+        &self,
+        lease: LeaseRef,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<HeartbeatAck> {
+        self.heartbeat_lease(lease, ttl, now).await
+    }
+
+    async fn expire_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>> {
+        self.expire(now, limit).await
+    }
+
+    async fn mark_inactive_runners(
+        &self,
+        seen_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<RunnerSession>> {
+        self.inactive_runners(seen_before, now).await
+    }
+
+    async fn stalled_tasks(&self, quiet_since: Timestamp, now: Timestamp) -> Result<Vec<Task>> {
+        self.stalled(quiet_since, now).await
+    }
+
+    async fn blocked_tasks(&self, limit: u32) -> Result<Vec<(Task, TaskId, TaskStatus)>> {
+        self.blocked(limit).await
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.take_lease(name, holder, ttl, now).await
+    }
+
+    async fn prune(&self, policy: &RetentionPolicy, now: Timestamp) -> Result<PruneReport> {
+        self.prune_history(policy, now).await
+    }
+
+    fn subscribe(&self) -> watch::Receiver<i64> {
+        self.committed.subscribe()
     }
 }

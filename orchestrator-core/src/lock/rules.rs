@@ -1,0 +1,124 @@
+//! The rules of locking, shared by every store: parsing requests, deciding conflicts,
+//! shaping grants, and the exception a force release leaves behind.
+
+use std::collections::BTreeSet;
+
+use super::{LockConflict, LockPath};
+use crate::error::{Error, Result};
+use crate::ids::{AgentId, FileLockId, TaskId};
+use crate::model::{
+    ExceptionSeverity, ExceptionType, FileLock, FileLockStatus, LockMode, NewException,
+};
+use crate::time::Timestamp;
+
+/// Most paths in one request.
+const MAX_PATHS: usize = 200;
+
+/// Normalizes requested paths, dropping duplicates; errors name `field[i]`.
+pub fn parse_paths(paths: &[String], field: &str) -> Result<Vec<LockPath>> {
+    if paths.len() > MAX_PATHS {
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_PATHS} paths (got {})", paths.len()),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut parsed = Vec::with_capacity(paths.len());
+    for (index, raw) in paths.iter().enumerate() {
+        let path = LockPath::parse_field(raw, &format!("{field}[{index}]"))?;
+        if seen.insert(path.clone()) {
+            parsed.push(path);
+        }
+    }
+    Ok(parsed)
+}
+
+/// Among `held` locks (live ones, of other holders), those that stand in the way of
+/// `requested` in `mode`: overlapping, and not both shared.
+pub fn conflicts_among(
+    requested: &[LockPath],
+    mode: LockMode,
+    held: &[FileLock],
+    holder: Option<AgentId>,
+    now: Timestamp,
+) -> Result<Vec<LockConflict>> {
+    let mut conflicts = Vec::new();
+    for lock in held {
+        if Some(lock.agent_id) == holder || lock.expires_at <= now {
+            continue;
+        }
+        if mode == LockMode::Shared && lock.mode == LockMode::Shared {
+            continue;
+        }
+        let held_path = LockPath::parse(&lock.file_path)?;
+        for path in requested {
+            if path.overlaps(&held_path) {
+                conflicts.push(LockConflict {
+                    requested_path: path.key(),
+                    held: lock.clone(),
+                });
+            }
+        }
+    }
+    Ok(conflicts)
+}
+
+/// The locks a grant creates: one per path, fencing tokens filled in by the store.
+pub fn grants_for(
+    paths: &[LockPath],
+    holder: AgentId,
+    task_id: Option<TaskId>,
+    mode: LockMode,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Vec<FileLock> {
+    paths
+        .iter()
+        .map(|path| FileLock {
+            id: FileLockId::new(),
+            file_path: path.key(),
+            agent_id: holder,
+            task_id,
+            mode,
+            status: FileLockStatus::Held,
+            fencing_token: 0,
+            acquired_at: now,
+            expires_at,
+        })
+        .collect()
+}
+
+/// The exception that records an administrator taking `released` locks away, as the
+/// original does (CONFLICT_DETECTED, INFO, "File lock force released").
+pub fn force_release_exception(
+    path: &str,
+    released: &[FileLock],
+    reason: Option<&str>,
+) -> NewException {
+    let holders: Vec<String> = released
+        .iter()
+        .map(|lock| match lock.task_id {
+            Some(task) => format!("agent {} (task {task})", lock.agent_id),
+            None => format!("agent {}", lock.agent_id),
+        })
+        .collect();
+    let mut description = format!(
+        "Lock on \"{path}\" was forcibly released by an administrator.\nPreviously held by: {}",
+        holders.join(", ")
+    );
+    if let Some(reason) = reason.filter(|r| !r.trim().is_empty()) {
+        description.push_str(&format!("\nReason: {reason}"));
+    }
+    let first = released.first();
+    NewException {
+        exception_type: ExceptionType::ConflictDetected,
+        severity: ExceptionSeverity::Info,
+        title: "File lock force released".into(),
+        description: Some(description),
+        suggested_action: Some(
+            "Check that the agent that held the lock is not still writing to the path".into(),
+        ),
+        agent_id: first.map(|lock| lock.agent_id),
+        task_id: first.and_then(|lock| lock.task_id),
+    }
+}

@@ -1,0 +1,227 @@
+//! What the supervisor relies on: inactive runners, stalled and blocked tasks, named
+//! leases, retention, and commit notifications.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::claims::futures_agents;
+use super::helpers::*;
+use crate::coordination::{ClaimRequest, RetentionPolicy};
+use crate::model::{
+    LogQuery, LogType, NewAgentLog, NewRunnerSession, NewTask, RunnerSessionStatus, TaskStatus,
+};
+use crate::store::Store;
+
+/// Runner sessions go inactive when unseen; tasks stall when their agent goes quiet; a
+/// queued task whose dependency failed is reported as blocked.
+pub async fn quiet_runners_stalled_and_blocked_tasks_are_found(store: Arc<dyn Store>) {
+    let seen = store
+        .create_runner_session(
+            NewRunnerSession {
+                name: "busy".into(),
+                working_dir: "/w".into(),
+                token_hash: "h1".into(),
+            },
+            at(0),
+        )
+        .await
+        .unwrap();
+    let quiet = store
+        .create_runner_session(
+            NewRunnerSession {
+                name: "quiet".into(),
+                working_dir: "/w".into(),
+                token_hash: "h2".into(),
+            },
+            at(0),
+        )
+        .await
+        .unwrap();
+    store
+        .apply_runner_session_event(
+            seen.id,
+            crate::state::runner_session::RunnerSessionEvent::Seen,
+            at(500_000),
+        )
+        .await
+        .unwrap();
+    let marked = store
+        .mark_inactive_runners(at(300_000), at(600_000))
+        .await
+        .unwrap();
+    assert_eq!(marked.iter().map(|s| s.id).collect::<Vec<_>>(), [quiet.id]);
+    assert_eq!(
+        store.get_runner_session(quiet.id).await.unwrap().status,
+        RunnerSessionStatus::Inactive
+    );
+    assert!(
+        store
+            .mark_inactive_runners(at(300_000), at(600_001))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let agents = futures_agents(&store, 2).await;
+    let working = new_task(&store, "working", at(0)).await;
+    let silent = new_task(&store, "silent", at(1)).await;
+    let claims = store
+        .claim(
+            ClaimRequest {
+                agents: agents.clone(),
+                runner_session_id: None,
+                task_id: None,
+                lease_ttl: Duration::from_secs(600),
+            },
+            at(10_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 2);
+    store
+        .append_logs(
+            vec![NewAgentLog {
+                agent_id: claims[0].agent_id,
+                task_id: Some(working.id),
+                log_type: LogType::Thinking,
+                content: "still going".into(),
+                metadata: None,
+            }],
+            at(200_000),
+        )
+        .await
+        .unwrap();
+    let stalled = store.stalled_tasks(at(100_000), at(250_000)).await.unwrap();
+    assert_eq!(
+        stalled.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [silent.id]
+    );
+
+    let (_, lease) = (claims[1].task.clone(), claims[1].lease);
+    store
+        .apply_task_action(silent.id, fail("gave up"), Some(lease), at(260_000))
+        .await
+        .unwrap();
+    let mut waiting = NewTask::new("waiting", "after silent");
+    waiting.depends_on = vec![silent.id];
+    let waiting = store.create_task(waiting, at(270_000)).await.unwrap().value;
+    let blocked = store.blocked_tasks(10).await.unwrap();
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(blocked[0].0.id, waiting.id);
+    assert_eq!(
+        (blocked[0].1, blocked[0].2),
+        (silent.id, TaskStatus::Failed)
+    );
+}
+
+/// A named lease belongs to one holder until it expires; its holder may renew it.
+pub async fn named_leases_take_turns(store: Arc<dyn Store>) {
+    let ttl = Duration::from_secs(30);
+    assert!(
+        store
+            .try_acquire_lease("supervisor", "replica-a", ttl, at(0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .try_acquire_lease("supervisor", "replica-b", ttl, at(1_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_acquire_lease("supervisor", "replica-a", ttl, at(20_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .try_acquire_lease("supervisor", "replica-b", ttl, at(49_999))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_acquire_lease("supervisor", "replica-b", ttl, at(50_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_acquire_lease("other", "replica-a", ttl, at(50_000))
+            .await
+            .unwrap()
+    );
+}
+
+/// Retention deletes old and surplus history and never reuses sequence numbers.
+pub async fn retention_prunes_logs_and_events(store: Arc<dyn Store>) {
+    let agent = new_agent(&store, at(0)).await;
+    for day in 0..4 {
+        store
+            .append_logs(
+                vec![
+                    NewAgentLog {
+                        agent_id: agent.id,
+                        task_id: None,
+                        log_type: LogType::Info,
+                        content: format!("day {day}"),
+                        metadata: None,
+                    };
+                    3
+                ],
+                at(day * 86_400_000),
+            )
+            .await
+            .unwrap();
+    }
+    let before = last_seq(&store).await;
+    let policy = RetentionPolicy {
+        log_max_age: Duration::from_secs(2 * 86_400),
+        log_max_count: 5,
+        event_max_age: Duration::from_secs(86_400),
+        event_max_count: 1_000,
+    };
+    let report = store.prune(&policy, at(3 * 86_400_000 + 1)).await.unwrap();
+    assert_eq!(
+        report.logs_deleted, 7,
+        "two days aged out, then the count cap"
+    );
+    let kept = store
+        .list_logs(&LogQuery::new(agent.id, 100))
+        .await
+        .unwrap();
+    assert_eq!(kept.total_count, 5);
+    assert!(kept.logs.iter().all(|l| l.created_at >= at(2 * 86_400_000)));
+    assert!(report.events_deleted >= 3);
+    let remaining = store.events_since(0, 1_000).await.unwrap();
+    assert!(
+        remaining
+            .iter()
+            .all(|e| e.created_at >= at(2 * 86_400_000 + 1))
+    );
+    new_task(&store, "after pruning", at(4 * 86_400_000)).await;
+    assert!(
+        last_seq(&store).await > before,
+        "sequence numbers keep growing"
+    );
+}
+
+/// Subscribers learn of every commit without polling.
+pub async fn subscribers_wake_on_commits(store: Arc<dyn Store>) {
+    let mut watcher = store.subscribe();
+    let start = *watcher.borrow_and_update();
+    let waiter = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_secs(10), watcher.changed())
+            .await
+            .expect("woken within 10 s")
+            .expect("sender alive");
+        *watcher.borrow()
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    new_task(&store, "wake up", at(0)).await;
+    let seen = waiter.await.unwrap();
+    assert!(seen > start);
+    assert_eq!(seen, last_seq(&store).await);
+}

@@ -1,0 +1,306 @@
+//! The statements behind locking: conflict lookups through the path index, grants with
+//! fencing tokens, renewals and releases.
+
+use orchestrator_core::Timestamp;
+use orchestrator_core::error::Result;
+use orchestrator_core::ids::{AgentId, TaskId};
+use orchestrator_core::lock::{
+    DescendantRange, LockConflict, LockPath, LockQuery, conflicts_among,
+};
+use orchestrator_core::model::{FileLock, FileLockStatus, LockMode};
+use sqlx::QueryBuilder;
+
+use crate::dialect::{Dialect, Value, push_list};
+use crate::rows::RowReader;
+
+fn lock_from_row(row: &impl RowReader) -> Result<FileLock> {
+    crate::rows::file_lock_from_row(row, FileLockStatus::Held)
+}
+
+/// Live locks of holders other than `holder` that stand in the way of `paths`. Only the
+/// keys that can overlap are looked up — each path's ancestors and itself, and for a
+/// directory the key range below it — so the cost follows the request, not the table.
+pub(crate) async fn conflicts<D: Dialect>(
+    conn: &mut D::Connection,
+    paths: &[LockPath],
+    mode: LockMode,
+    holder: Option<AgentId>,
+    now: Timestamp,
+) -> Result<Vec<LockConflict>> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut keys: Vec<String> = paths.iter().flat_map(LockPath::covering_keys).collect();
+    keys.sort();
+    keys.dedup();
+    let mut query = QueryBuilder::<D>::new("SELECT * FROM file_locks WHERE expires_at > ");
+    Value::at(now).bind(&mut query);
+    let everything = paths
+        .iter()
+        .any(|p| p.descendant_range() == Some(DescendantRange::Everything));
+    if !everything {
+        query.push(" AND (file_path IN (");
+        push_list(&mut query, keys.into_iter().map(Value::text).collect());
+        query.push(")");
+        for path in paths {
+            if let Some(DescendantRange::Keys { start, end }) = path.descendant_range() {
+                query.push(" OR (file_path >= ");
+                Value::text(start).bind(&mut query);
+                query.push(" AND file_path < ");
+                Value::text(end).bind(&mut query);
+                query.push(")");
+            }
+        }
+        query.push(")");
+    }
+    let held: Vec<FileLock> = D::fetch_all(conn, query)
+        .await?
+        .iter()
+        .map(lock_from_row)
+        .collect::<Result<_>>()?;
+    conflicts_among(paths, mode, &held, holder, now)
+}
+
+/// The transaction guards that make concurrent acquirers of overlapping paths take
+/// turns: shared on every ancestor directory, exclusive on the path itself (also for a
+/// shared directory request, which overlaps anything below). Sorted, so every acquirer
+/// takes them in the same order.
+pub(crate) fn guard_keys(paths: &[LockPath], mode: LockMode) -> Vec<(i64, bool)> {
+    let mut keys: Vec<(i64, bool)> = Vec::new();
+    for path in paths {
+        let segments = path.segments();
+        for depth in 0..segments.len() {
+            keys.push((guard_hash(&segments[..depth].join("/")), false));
+        }
+        let exclusive = mode == LockMode::Exclusive || path.is_directory();
+        keys.push((guard_hash(&segments.join("/")), exclusive));
+    }
+    keys.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    keys.dedup_by(|later, earlier| later.0 == earlier.0);
+    keys
+}
+
+/// A stable 64-bit FNV-1a hash of a guard key, namespaced for this application.
+fn guard_hash(key: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in "orchestrator-lock:".bytes().chain(key.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// Stores `grants`, numbering them with fresh fencing tokens.
+pub(crate) async fn insert<D: Dialect>(
+    conn: &mut D::Connection,
+    grants: &[FileLock],
+) -> Result<Vec<FileLock>> {
+    if grants.is_empty() {
+        return Ok(Vec::new());
+    }
+    let last = D::next_fencing_tokens(conn, grants.len() as u64).await?;
+    let first = last - grants.len() as i64 + 1;
+    let numbered: Vec<FileLock> = grants
+        .iter()
+        .zip(first..)
+        .map(|(grant, token)| FileLock {
+            fencing_token: u64::try_from(token).unwrap_or_default(),
+            ..grant.clone()
+        })
+        .collect();
+    let rows = numbered
+        .iter()
+        .map(|lock| {
+            vec![
+                ("id", Value::id(lock.id)),
+                ("file_path", Value::text(&lock.file_path)),
+                ("agent_id", Value::id(lock.agent_id)),
+                ("task_id", Value::opt_id(lock.task_id)),
+                ("mode", Value::text(lock.mode.as_str())),
+                ("fencing_token", Value::count(lock.fencing_token)),
+                ("acquired_at", Value::at(lock.acquired_at)),
+                ("expires_at", Value::at(lock.expires_at)),
+            ]
+        })
+        .collect();
+    D::execute(conn, crate::dialect::insert::<D>("file_locks", rows)).await?;
+    Ok(numbered)
+}
+
+/// Deletes the locks matching `condition` (a fragment followed by one bound value) and
+/// returns them.
+async fn delete_where<D: Dialect>(
+    conn: &mut D::Connection,
+    condition: &str,
+    value: Value,
+    extra: Option<(&str, Vec<Value>)>,
+) -> Result<Vec<FileLock>> {
+    let mut query = QueryBuilder::<D>::new("DELETE FROM file_locks WHERE ");
+    query.push(condition);
+    value.bind(&mut query);
+    if let Some((fragment, values)) = extra {
+        query.push(fragment);
+        push_list(&mut query, values);
+        query.push(")");
+    }
+    query.push(" RETURNING *");
+    D::fetch_all(conn, query)
+        .await?
+        .iter()
+        .map(lock_from_row)
+        .collect()
+}
+
+pub(crate) async fn release_task<D: Dialect>(
+    conn: &mut D::Connection,
+    task: TaskId,
+) -> Result<Vec<FileLock>> {
+    delete_where::<D>(conn, "task_id = ", Value::id(task), None).await
+}
+
+pub(crate) async fn release_holder<D: Dialect>(
+    conn: &mut D::Connection,
+    holder: AgentId,
+    keys: Option<Vec<String>>,
+) -> Result<Vec<FileLock>> {
+    let extra = keys.map(|keys| {
+        (
+            " AND file_path IN (",
+            keys.into_iter().map(Value::text).collect::<Vec<_>>(),
+        )
+    });
+    if extra.as_ref().is_some_and(|(_, keys)| keys.is_empty()) {
+        return Ok(Vec::new());
+    }
+    delete_where::<D>(conn, "agent_id = ", Value::id(holder), extra).await
+}
+
+pub(crate) async fn release_key<D: Dialect>(
+    conn: &mut D::Connection,
+    key: &str,
+) -> Result<Vec<FileLock>> {
+    delete_where::<D>(conn, "file_path = ", Value::text(key), None).await
+}
+
+pub(crate) async fn sweep<D: Dialect>(
+    conn: &mut D::Connection,
+    now: Timestamp,
+) -> Result<Vec<FileLock>> {
+    delete_where::<D>(conn, "expires_at <= ", Value::at(now), None).await
+}
+
+pub(crate) async fn renew_task<D: Dialect>(
+    conn: &mut D::Connection,
+    task: TaskId,
+    expires: Timestamp,
+) -> Result<()> {
+    let mut query =
+        crate::dialect::update::<D>("file_locks", vec![("expires_at", Value::at(expires))]);
+    query.push(" WHERE task_id = ");
+    Value::id(task).bind(&mut query);
+    D::execute(conn, query).await?;
+    Ok(())
+}
+
+pub(crate) async fn renew_holder<D: Dialect>(
+    conn: &mut D::Connection,
+    holder: AgentId,
+    expires: Timestamp,
+    now: Timestamp,
+) -> Result<u64> {
+    let mut query =
+        crate::dialect::update::<D>("file_locks", vec![("expires_at", Value::at(expires))]);
+    query.push(" WHERE agent_id = ");
+    Value::id(holder).bind(&mut query);
+    query.push(" AND expires_at > ");
+    Value::at(now).bind(&mut query);
+    D::execute(conn, query).await
+}
+
+pub(crate) async fn list<D: Dialect>(
+    conn: &mut D::Connection,
+    query: &LockQuery,
+    now: Timestamp,
+) -> Result<Vec<FileLock>> {
+    let mut sql = QueryBuilder::<D>::new("SELECT * FROM file_locks WHERE 1 = 1");
+    if let Some(agent) = query.agent_id {
+        sql.push(" AND agent_id = ");
+        Value::id(agent).bind(&mut sql);
+    }
+    if !query.include_expired {
+        sql.push(" AND expires_at > ");
+        Value::at(now).bind(&mut sql);
+    }
+    sql.push(" ORDER BY acquired_at DESC, fencing_token DESC LIMIT ");
+    Value::int(query.limit).bind(&mut sql);
+    D::fetch_all(conn, sql)
+        .await?
+        .iter()
+        .map(lock_from_row)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(raw: &[&str]) -> Vec<LockPath> {
+        raw.iter().map(|p| LockPath::parse(p).unwrap()).collect()
+    }
+
+    fn shares_a_conflicting_guard(a: &[(i64, bool)], b: &[(i64, bool)]) -> bool {
+        a.iter()
+            .any(|(ka, xa)| b.iter().any(|(kb, xb)| ka == kb && (*xa || *xb)))
+    }
+
+    #[test]
+    fn overlapping_requests_always_contend_for_a_guard() {
+        let cases = [
+            (
+                vec!["src/a.rs"],
+                LockMode::Exclusive,
+                vec!["src/"],
+                LockMode::Exclusive,
+            ),
+            (
+                vec!["src/a.rs"],
+                LockMode::Exclusive,
+                vec!["src/a.rs"],
+                LockMode::Shared,
+            ),
+            (
+                vec!["src/a"],
+                LockMode::Exclusive,
+                vec!["src/a/"],
+                LockMode::Exclusive,
+            ),
+            (
+                vec!["src/a/b/c.rs"],
+                LockMode::Shared,
+                vec!["./"],
+                LockMode::Shared,
+            ),
+            (
+                vec!["src/a.rs"],
+                LockMode::Exclusive,
+                vec!["src/"],
+                LockMode::Shared,
+            ),
+        ];
+        for (a, mode_a, b, mode_b) in cases {
+            let (ga, gb) = (
+                guard_keys(&paths(&a), mode_a),
+                guard_keys(&paths(&b), mode_b),
+            );
+            assert!(shares_a_conflicting_guard(&ga, &gb), "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn disjoint_files_do_not_contend() {
+        let a = guard_keys(&paths(&["src/a.rs"]), LockMode::Exclusive);
+        let b = guard_keys(&paths(&["src/b.rs"]), LockMode::Exclusive);
+        assert!(!shares_a_conflicting_guard(&a, &b));
+        assert!(a.windows(2).all(|w| w[0].0 < w[1].0), "sorted and unique");
+    }
+}
