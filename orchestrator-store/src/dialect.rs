@@ -22,6 +22,9 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
     /// Whether reads inside a write transaction must lock their rows (`FOR UPDATE`);
     /// false where the transaction already holds the whole database's write lock.
     const LOCKS_ROWS: bool;
+    /// Whether the database admits one writer at a time (then this process queues its
+    /// writers itself instead of letting them poll for the lock).
+    const SINGLE_WRITER: bool;
     /// Whether claims may pass over rows another transaction has locked
     /// (`FOR UPDATE SKIP LOCKED`).
     const SKIP_LOCKED: &'static str;

@@ -102,6 +102,7 @@ impl Dialect for Postgres {
     const DEPENDENCY_LIST: &'static str = "string_agg(d.depends_on_id::text, ',')";
     const BYTE_ORDER: &'static str = " COLLATE \"C\"";
     const LOCKS_ROWS: bool = true;
+    const SINGLE_WRITER: bool = false;
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF t SKIP LOCKED";
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {

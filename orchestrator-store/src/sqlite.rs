@@ -73,6 +73,8 @@ impl SqlStore<Sqlite> {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(size)
+            // A local file cannot drop a connection; skip the round trip per checkout.
+            .test_before_acquire(false)
             .acquire_timeout(BUSY_TIMEOUT)
             .connect_with(options)
             .await
@@ -90,6 +92,7 @@ impl Dialect for Sqlite {
     // SQLite's default collation already compares bytes.
     const BYTE_ORDER: &'static str = "";
     const LOCKS_ROWS: bool = false;
+    const SINGLE_WRITER: bool = true;
     const SKIP_LOCKED: &'static str = "";
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {

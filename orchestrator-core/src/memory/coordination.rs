@@ -50,9 +50,9 @@ impl State {
         })
     }
 
-    /// QUEUED tasks that may be claimed now, in queue order, files hint aside.
-    fn claimable(&self, now: Timestamp) -> Vec<Task> {
-        let mut tasks: Vec<Task> = self
+    /// Ids of the QUEUED tasks that may be claimed now, in queue order, files hint aside.
+    fn claimable(&self, now: Timestamp) -> Vec<TaskId> {
+        let mut ready: Vec<(u8, Timestamp, TaskId)> = self
             .tasks
             .values()
             .filter(|t| t.status == TaskStatus::Queued)
@@ -64,10 +64,10 @@ impl State {
                         .is_some_and(|d| d.status == TaskStatus::Completed)
                 })
             })
-            .cloned()
+            .map(|t| (t.priority, t.created_at, t.id))
             .collect();
-        tasks.sort_by_key(|t| (t.priority, t.created_at, t.id));
-        tasks
+        ready.sort_unstable();
+        ready.into_iter().map(|(_, _, id)| id).collect()
     }
 
     fn context_for(
@@ -103,7 +103,8 @@ impl InMemoryStore {
         let Some(mut agent) = agents.next() else {
             return Ok(claims);
         };
-        for task in state.claimable(now) {
+        for id in state.claimable(now) {
+            let task = state.task(id)?.clone();
             match state.assign(task, *agent, &request, now) {
                 Ok(claim) => {
                     claims.push(claim);

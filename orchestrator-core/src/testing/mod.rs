@@ -8,6 +8,7 @@
 mod agents;
 mod claims;
 mod concurrency;
+mod drain;
 mod events;
 mod exceptions;
 mod helpers;
@@ -28,6 +29,7 @@ use crate::store::Store;
 pub use agents::*;
 pub use claims::*;
 pub use concurrency::*;
+pub use drain::{DrainReport, check_drained, drain_queue};
 pub use events::*;
 pub use exceptions::*;
 pub use housekeeping::*;

@@ -8,15 +8,14 @@ use orchestrator_core::coordination::{
     Claim, ClaimRequest, HeartbeatAck, PruneReport, RetentionPolicy,
 };
 use orchestrator_core::error::{Error, Result};
-use orchestrator_core::ids::{AgentId, TaskId};
-use orchestrator_core::lock::parse_paths;
-use orchestrator_core::model::{ExceptionType, LockMode, RunnerSession, Task, TaskStatus};
+use orchestrator_core::ids::TaskId;
+use orchestrator_core::lock::{conflicts_among, parse_paths};
+use orchestrator_core::model::{Agent, ExceptionType, LockMode, RunnerSession, Task, TaskStatus};
 use orchestrator_core::state::agent::{self as agent_state, AgentEvent};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 
 use super::{SqlStore, Tx, found, write_change};
 use crate::dialect::Dialect;
-use crate::error::SqlxResultExt;
 use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
@@ -26,48 +25,41 @@ const CANDIDATES_PER_SLOT: u32 = 4;
 /// Rounds of candidates a claim looks through before it settles for fewer tasks.
 const MAX_CANDIDATE_ROUNDS: usize = 8;
 
-/// Why a candidate was passed over.
-enum Skip {
-    /// Another claimer is taking overlapping paths right now.
-    Contended,
-    /// Its files hint is locked by someone else.
-    Locked,
-}
-
 impl<D: Dialect> SqlStore<D> {
-    /// Assigns `task` to `agent` inside `tx`, if its paths can be had; returns the claim
-    /// and the last event sequence number written.
+    /// Assigns `task` to `agent` inside `tx`; returns the claim and the last event
+    /// sequence number written. `None` when, for a queue claim (`named` false), another
+    /// claimer is taking overlapping paths at this moment or someone holds them.
     async fn assign(
         tx: &mut Tx<D>,
         task: Task,
-        agent: AgentId,
+        slot: &Agent,
         request: &ClaimRequest,
         now: Timestamp,
-        must_succeed: bool,
-    ) -> Result<std::result::Result<(Claim, Option<i64>), Skip>> {
+        named: bool,
+    ) -> Result<Option<(Claim, Option<i64>)>> {
+        let agent = slot.id;
         let paths = parse_paths(&task.files_hint, "filesHint")?;
-        let guards = sql_locks::guard_keys(&paths, LockMode::Exclusive);
-        if !D::guard_lock_keys(tx, &guards, must_succeed).await? {
-            return Ok(Err(Skip::Contended));
+        let mut lock_conflicts = Vec::new();
+        if !paths.is_empty() {
+            let guards = sql_locks::guard_keys(&paths, LockMode::Exclusive);
+            if !D::guard_lock_keys(tx, &guards, named).await? {
+                return Ok(None);
+            }
+            lock_conflicts =
+                sql_locks::conflicts::<D>(tx, &paths, LockMode::Exclusive, Some(agent), now)
+                    .await?;
+            if !lock_conflicts.is_empty() && !named {
+                return Ok(None);
+            }
         }
-        let lock_conflicts =
-            sql_locks::conflicts::<D>(tx, &paths, LockMode::Exclusive, Some(agent), now).await?;
-        if !lock_conflicts.is_empty() && !must_succeed {
-            return Ok(Err(Skip::Locked));
-        }
-        let slot = found(
-            read::agent::<D>(tx, agent, Lock::ForUpdate).await?,
-            "agent",
-            agent,
-        )?;
-        let unfinished_dependencies = if must_succeed {
+        let unfinished_dependencies = if named {
             read::unfinished_dependencies::<D>(tx, task.id).await?
         } else {
             Vec::new()
         };
         let context = TaskContext {
             task,
-            agent: Some(slot),
+            agent: Some(slot.clone()),
             attempt: None,
             unfinished_dependencies,
             lock_conflicts,
@@ -95,7 +87,7 @@ impl<D: Dialect> SqlStore<D> {
             lease,
             locks,
         };
-        Ok(Ok((claim, seq)))
+        Ok(Some((claim, seq)))
     }
 
     pub(super) async fn claim_work(
@@ -106,13 +98,12 @@ impl<D: Dialect> SqlStore<D> {
         request.validate()?;
         let mut tx = self.begin().await?;
         let now = self.now(&mut tx, now).await?;
+        let mut idle = Vec::with_capacity(request.agents.len());
         for agent in &request.agents {
-            let slot = found(
-                read::agent::<D>(&mut tx, *agent, Lock::ForUpdate).await?,
-                "agent",
-                agent,
-            )?;
+            let slot = read::agent::<D>(&mut tx, *agent, Lock::ForUpdate).await?;
+            let slot = found(slot, "agent", agent)?;
             agent_state::transition(slot.status, AgentEvent::Assign)?;
+            idle.push(slot);
         }
         if let Some(id) = request.task_id {
             let task = found(
@@ -120,33 +111,44 @@ impl<D: Dialect> SqlStore<D> {
                 "task",
                 id,
             )?;
-            let assigned =
-                Self::assign(&mut tx, task, request.agents[0], &request, now, true).await?;
-            let Ok((claim, seq)) = assigned else {
-                return Err(Error::conflict(format!(
-                    "task {id} is being claimed by someone else; try again"
-                )));
-            };
+            let assigned = Self::assign(&mut tx, task, &idle[0], &request, now, true).await?;
+            let (claim, seq) =
+                assigned.ok_or_else(|| Error::backend("a named claim was passed over"))?;
             self.commit(tx, seq).await?;
             return Ok(vec![claim]);
         }
 
         let mut claims = Vec::new();
         let mut last_seq = None;
-        let mut slots = request.agents.iter().copied().peekable();
+        let mut slots = idle.iter().peekable();
         let mut after: Option<Task> = None;
         let per_round = CANDIDATES_PER_SLOT * request.agents.len() as u32;
         for _ in 0..MAX_CANDIDATE_ROUNDS {
             let candidates = read::claimable::<D>(&mut tx, now, after.as_ref(), per_round).await?;
             let exhausted = candidates.len() < per_round as usize;
-            for task in candidates {
-                let Some(agent) = slots.peek().copied() else {
+            after = candidates.last().cloned();
+            // One indexed lookup for the whole round: the held locks any candidate could
+            // run into. Candidates that clearly cannot be had are passed over without
+            // another query; grants made in this round join the list.
+            let mut wanted = Vec::with_capacity(candidates.len());
+            for task in &candidates {
+                wanted.push(parse_paths(&task.files_hint, "filesHint")?);
+            }
+            let all_paths: Vec<_> = wanted.iter().flatten().cloned().collect();
+            let mut held = sql_locks::held_overlapping::<D>(&mut tx, &all_paths, now).await?;
+            for (task, paths) in candidates.into_iter().zip(wanted) {
+                let Some(slot) = slots.peek().copied() else {
                     break;
                 };
-                after = Some(task.clone());
-                if let Ok((claim, seq)) =
-                    Self::assign(&mut tx, task, agent, &request, now, false).await?
+                if !conflicts_among(&paths, LockMode::Exclusive, &held, Some(slot.id), now)?
+                    .is_empty()
                 {
+                    continue;
+                }
+                if let Some((claim, seq)) =
+                    Self::assign(&mut tx, task, slot, &request, now, false).await?
+                {
+                    held.extend(claim.locks.iter().cloned());
                     claims.push(claim);
                     last_seq = last_seq.max(seq);
                     slots.next();
@@ -256,7 +258,7 @@ impl<D: Dialect> SqlStore<D> {
         let mut tx = self.begin().await?;
         let now = self.now(&mut tx, now).await?;
         let taken = write::take_named_lease::<D>(&mut tx, name, holder, now.add(ttl), now).await?;
-        tx.commit().await.db()?;
+        tx.commit().await?;
         Ok(taken)
     }
 
@@ -285,7 +287,7 @@ impl<D: Dialect> SqlStore<D> {
             "seq DESC",
         )
         .await?;
-        tx.commit().await.db()?;
+        tx.commit().await?;
         Ok(PruneReport {
             logs_deleted,
             events_deleted,

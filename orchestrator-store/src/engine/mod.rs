@@ -51,6 +51,8 @@ pub struct SqlStore<D: Dialect> {
     /// Background work that lives as long as the store (a listener for other processes'
     /// commits); stopped when the store is dropped.
     background: Option<tokio::task::JoinHandle<()>>,
+    /// Queues writers in this process where the database has a single writer (SQLite).
+    writer_gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Whose clock decides time-dependent outcomes (lease expiry, delays).
@@ -79,7 +81,31 @@ impl<D: Dialect> fmt::Debug for SqlStore<D> {
     }
 }
 
-type Tx<D> = Transaction<'static, D>;
+/// A write transaction, holding the in-process writer gate where the dialect has one.
+pub(crate) struct Tx<D: Dialect> {
+    tx: Transaction<'static, D>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl<D: Dialect> Tx<D> {
+    async fn commit(self) -> Result<()> {
+        self.tx.commit().await.db()
+    }
+}
+
+impl<D: Dialect> std::ops::Deref for Tx<D> {
+    type Target = D::Connection;
+
+    fn deref(&self) -> &D::Connection {
+        &self.tx
+    }
+}
+
+impl<D: Dialect> std::ops::DerefMut for Tx<D> {
+    fn deref_mut(&mut self) -> &mut D::Connection {
+        &mut self.tx
+    }
+}
 
 impl<D: Dialect> SqlStore<D> {
     pub(crate) async fn new(pool: Pool<D>, clock: ClockSource) -> Result<Self> {
@@ -89,6 +115,7 @@ impl<D: Dialect> SqlStore<D> {
             clock,
             committed: watch::Sender::new(newest),
             background: None,
+            writer_gate: D::SINGLE_WRITER.then(Default::default),
         })
     }
 
@@ -115,7 +142,16 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     async fn begin(&self) -> Result<Tx<D>> {
-        D::begin_write(&self.pool).await
+        // Where the database admits one writer at a time, writers queue here in order
+        // rather than polling the database's busy handler.
+        let gate = match &self.writer_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(Tx {
+            tx: D::begin_write(&self.pool).await?,
+            _gate: gate,
+        })
     }
 
     /// The instant a transaction works with: the caller's, or the database's.
@@ -128,7 +164,7 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Commits and tells subscribers how far the event log reaches.
     async fn commit(&self, tx: Tx<D>, last_seq: Option<i64>) -> Result<()> {
-        tx.commit().await.db()?;
+        tx.commit().await?;
         if let Some(seq) = last_seq {
             announce(&self.committed, seq);
         }

@@ -17,16 +17,14 @@ fn lock_from_row(row: &impl RowReader) -> Result<FileLock> {
     crate::rows::file_lock_from_row(row, FileLockStatus::Held)
 }
 
-/// Live locks of holders other than `holder` that stand in the way of `paths`. Only the
-/// keys that can overlap are looked up — each path's ancestors and itself, and for a
-/// directory the key range below it — so the cost follows the request, not the table.
-pub(crate) async fn conflicts<D: Dialect>(
+/// Live locks that overlap any of `paths`, whoever holds them. Only the keys that can
+/// overlap are looked up — each path's ancestors and itself, and for a directory the key
+/// range below it — so the cost follows the request, not the table.
+pub(crate) async fn held_overlapping<D: Dialect>(
     conn: &mut D::Connection,
     paths: &[LockPath],
-    mode: LockMode,
-    holder: Option<AgentId>,
     now: Timestamp,
-) -> Result<Vec<LockConflict>> {
+) -> Result<Vec<FileLock>> {
     if paths.is_empty() {
         return Ok(Vec::new());
     }
@@ -53,11 +51,22 @@ pub(crate) async fn conflicts<D: Dialect>(
         }
         query.push(")");
     }
-    let held: Vec<FileLock> = D::fetch_all(conn, query)
+    D::fetch_all(conn, query)
         .await?
         .iter()
         .map(lock_from_row)
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+/// Live locks of holders other than `holder` that stand in the way of `paths` in `mode`.
+pub(crate) async fn conflicts<D: Dialect>(
+    conn: &mut D::Connection,
+    paths: &[LockPath],
+    mode: LockMode,
+    holder: Option<AgentId>,
+    now: Timestamp,
+) -> Result<Vec<LockConflict>> {
+    let held = held_overlapping::<D>(conn, paths, now).await?;
     conflicts_among(paths, mode, &held, holder, now)
 }
 
