@@ -22,8 +22,10 @@ pub mod ids;
 pub mod lock;
 pub mod memory;
 pub mod model;
+pub mod retry;
 pub mod state;
 pub mod store;
+pub mod supervisor;
 pub mod time;
 pub mod verify;
 
