@@ -270,3 +270,102 @@ pub async fn locks_are_renewed_released_swept_and_forced(store: Arc<dyn Store>) 
         "limit",
     );
 }
+
+/// 32 holders acquiring and releasing overlapping path sets at once: after every grant,
+/// no two live locks of different holders overlap (unless both are shared).
+pub async fn concurrent_lock_acquisitions_never_overlap(store: Arc<dyn Store>) {
+    use crate::lock::LockPath;
+    const PATHS: &[&str] = &[
+        "src/",
+        "src/a.rs",
+        "src/b/",
+        "src/b/c.rs",
+        "src/b/d.rs",
+        "docs/",
+        "docs/x.md",
+        "./",
+        "tests/t.rs",
+        "src/ab.rs",
+    ];
+    let agents = futures_agents(&store, 32).await;
+    let mut workers = Vec::new();
+    for (index, agent) in agents.into_iter().enumerate() {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let mut grants = 0;
+            for round in 0..6 {
+                let pick = |k: usize| PATHS[(index * 7 + round * 3 + k * 5) % PATHS.len()];
+                let paths: Vec<String> = (0..=(index + round) % 2)
+                    .map(|k| pick(k).to_owned())
+                    .collect();
+                let mode = if (index + round) % 4 == 0 {
+                    LockMode::Shared
+                } else {
+                    LockMode::Exclusive
+                };
+                let request = LockRequest {
+                    holder: agent,
+                    task_id: None,
+                    paths,
+                    mode,
+                    ttl: LEASE,
+                };
+                match store
+                    .acquire(request, at(round as i64))
+                    .await
+                    .expect("acquire")
+                {
+                    LockOutcome::Granted(_) => {
+                        grants += 1;
+                        let live = store
+                            .list_locks(
+                                &LockQuery {
+                                    limit: 200,
+                                    ..LockQuery::default()
+                                },
+                                at(round as i64),
+                            )
+                            .await
+                            .expect("list");
+                        for (i, a) in live.iter().enumerate() {
+                            for b in &live[i + 1..] {
+                                let both_shared =
+                                    a.mode == LockMode::Shared && b.mode == LockMode::Shared;
+                                let overlap = LockPath::parse(&a.file_path)
+                                    .expect("path")
+                                    .overlaps(&LockPath::parse(&b.file_path).expect("path"));
+                                assert!(
+                                    a.agent_id == b.agent_id || both_shared || !overlap,
+                                    "{} ({}) and {} ({}) overlap",
+                                    a.file_path,
+                                    a.agent_id,
+                                    b.file_path,
+                                    b.agent_id
+                                );
+                            }
+                        }
+                        tokio::task::yield_now().await;
+                        store
+                            .release(agent, None, at(round as i64))
+                            .await
+                            .expect("release");
+                    }
+                    LockOutcome::Denied(conflicts) => assert!(!conflicts.is_empty()),
+                }
+            }
+            grants
+        }));
+    }
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.expect("worker panicked");
+    }
+    assert!(total > 0, "nothing was ever granted");
+    assert!(
+        store
+            .list_locks(&LockQuery::default(), at(100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -121,6 +121,7 @@ macro_rules! store_conformance_tests {
             expired_leases_are_reaped_with_locks_and_exceptions,
             locks_are_exclusive_over_overlapping_paths,
             locks_are_renewed_released_swept_and_forced,
+            concurrent_lock_acquisitions_never_overlap,
             quiet_runners_stalled_and_blocked_tasks_are_found,
             named_leases_take_turns,
             retention_prunes_logs_and_events,
