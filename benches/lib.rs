@@ -1,0 +1,146 @@
+//! Shared set-up for the benchmarks: stores to measure, and the claim-complete cycle.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orchestrator_core::change::TaskAction;
+use orchestrator_core::coordination::ClaimRequest;
+use orchestrator_core::model::{NewAgent, NewTask, Usage};
+use orchestrator_core::{Clock, Store, SystemClock};
+use orchestrator_store::{PostgresStore, SqliteStore};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+/// A store to measure, with what it needs cleaned up.
+#[derive(Debug)]
+pub struct BenchStore {
+    pub name: &'static str,
+    pub store: Arc<dyn Store>,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    TempDir(#[allow(dead_code)] tempfile::TempDir),
+    Schema {
+        admin: PgConnectOptions,
+        schema: String,
+    },
+}
+
+impl BenchStore {
+    /// Removes what the store left behind (a PostgreSQL schema).
+    pub async fn cleanup(self) {
+        if let Cleanup::Schema { admin, schema } = self.cleanup {
+            drop(self.store);
+            if let Ok(mut connection) = PgConnection::connect_with(&admin).await {
+                let _ = sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                    .execute(&mut connection)
+                    .await;
+            }
+        }
+    }
+}
+
+/// SQLite in a temporary file.
+pub async fn sqlite() -> BenchStore {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = SqliteStore::open(dir.path().join("bench.db"))
+        .await
+        .expect("SQLite store");
+    BenchStore {
+        name: "sqlite",
+        store: Arc::new(store),
+        cleanup: Cleanup::TempDir(dir),
+    }
+}
+
+/// PostgreSQL in a fresh schema of `ORCHESTRATOR_TEST_DATABASE_URL`, if it is set.
+pub async fn postgres() -> Option<BenchStore> {
+    let url = std::env::var("ORCHESTRATOR_TEST_DATABASE_URL").ok()?;
+    let admin = PgConnectOptions::from_str(&url).expect("ORCHESTRATOR_TEST_DATABASE_URL");
+    let schema = format!("orchestrator_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut connection = PgConnection::connect_with(&admin).await.expect("connect");
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut connection)
+        .await
+        .expect("create schema");
+    let store = PostgresStore::connect_with(admin.clone().options([("search_path", &schema)]))
+        .await
+        .expect("PostgreSQL store");
+    Some(BenchStore {
+        name: "postgres",
+        store: Arc::new(store),
+        cleanup: Cleanup::Schema { admin, schema },
+    })
+}
+
+/// Queues `count` tasks (untimed set-up for a measurement).
+pub async fn queue(store: &Arc<dyn Store>, count: u64) {
+    let clock = SystemClock;
+    let mut left = count;
+    while left > 0 {
+        let batch = left.min(50);
+        let tasks = (0..batch)
+            .map(|i| NewTask::new(format!("bench {i}"), "d"))
+            .collect();
+        store.create_tasks(tasks, clock.now()).await.expect("queue");
+        left -= batch;
+    }
+}
+
+/// Runs `cycles` claim-then-complete cycles spread over `workers` concurrent runners (one
+/// agent slot each) and returns the time they took.
+pub async fn claim_complete_cycles(store: &Arc<dyn Store>, cycles: u64, workers: u64) -> Duration {
+    let clock = SystemClock;
+    let mut agents = Vec::new();
+    for _ in 0..workers {
+        agents.push(
+            store
+                .create_agent(NewAgent::default(), clock.now())
+                .await
+                .expect("agent")
+                .id,
+        );
+    }
+    let started = Instant::now();
+    let mut runners = Vec::new();
+    for (index, agent) in agents.into_iter().enumerate() {
+        let share = cycles / workers + u64::from((index as u64) < cycles % workers);
+        let store = store.clone();
+        runners.push(tokio::spawn(async move {
+            let mut done = 0;
+            while done < share {
+                let request = ClaimRequest {
+                    agents: vec![agent],
+                    runner_session_id: None,
+                    task_id: None,
+                    lease_ttl: Duration::from_secs(300),
+                };
+                let Some(claim) = store
+                    .claim(request, clock.now())
+                    .await
+                    .expect("claim")
+                    .pop()
+                else {
+                    tokio::task::yield_now().await;
+                    continue;
+                };
+                let complete = TaskAction::Complete {
+                    commit_sha: None,
+                    usage: Usage::default(),
+                };
+                store
+                    .apply_task_action(claim.task.id, complete, Some(claim.lease), clock.now())
+                    .await
+                    .expect("complete");
+                done += 1;
+            }
+        }));
+    }
+    for runner in runners {
+        runner.await.expect("runner");
+    }
+    started.elapsed()
+}
