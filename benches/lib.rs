@@ -22,9 +22,10 @@ pub struct BenchStore {
 
 #[derive(Debug)]
 enum Cleanup {
-    TempDir(#[allow(dead_code)] tempfile::TempDir),
+    /// The directory of a SQLite file, removed when dropped.
+    TempDir { _dir: tempfile::TempDir },
     Schema {
-        admin: PgConnectOptions,
+        admin: Box<PgConnectOptions>,
         schema: String,
     },
 }
@@ -52,7 +53,7 @@ pub async fn sqlite() -> BenchStore {
     BenchStore {
         name: "sqlite",
         store: Arc::new(store),
-        cleanup: Cleanup::TempDir(dir),
+        cleanup: Cleanup::TempDir { _dir: dir },
     }
 }
 
@@ -72,7 +73,10 @@ pub async fn postgres() -> Option<BenchStore> {
     Some(BenchStore {
         name: "postgres",
         store: Arc::new(store),
-        cleanup: Cleanup::Schema { admin, schema },
+        cleanup: Cleanup::Schema {
+            admin: Box::new(admin),
+            schema,
+        },
     })
 }
 
