@@ -1,6 +1,5 @@
 //! Shared set-up for the benchmarks: stores to measure, and the claim-complete cycle.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,9 +7,8 @@ use orchestrator_core::change::TaskAction;
 use orchestrator_core::coordination::ClaimRequest;
 use orchestrator_core::model::{NewAgent, NewTask, Usage};
 use orchestrator_core::{Clock, Store, SystemClock};
-use orchestrator_store::{PostgresStore, SqliteStore};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use orchestrator_store::scratch::ScratchSchema;
+use orchestrator_store::{ClockSource, SqliteStore};
 
 /// A store to measure, with what it needs cleaned up.
 #[derive(Debug)]
@@ -23,23 +21,18 @@ pub struct BenchStore {
 #[derive(Debug)]
 enum Cleanup {
     /// The directory of a SQLite file, removed when dropped.
-    TempDir { _dir: tempfile::TempDir },
-    Schema {
-        admin: Box<PgConnectOptions>,
-        schema: String,
+    TempDir {
+        _dir: tempfile::TempDir,
     },
+    Schema(Box<ScratchSchema>),
 }
 
 impl BenchStore {
     /// Removes what the store left behind (a PostgreSQL schema).
     pub async fn cleanup(self) {
-        if let Cleanup::Schema { admin, schema } = self.cleanup {
+        if let Cleanup::Schema(schema) = self.cleanup {
             drop(self.store);
-            if let Ok(mut connection) = PgConnection::connect_with(&admin).await {
-                let _ = sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                    .execute(&mut connection)
-                    .await;
-            }
+            schema.drop_schema().await;
         }
     }
 }
@@ -57,26 +50,14 @@ pub async fn sqlite() -> BenchStore {
     }
 }
 
-/// PostgreSQL in a fresh schema of `ORCHESTRATOR_TEST_DATABASE_URL`, if it is set.
+/// PostgreSQL in a scratch schema of `ORCHESTRATOR_TEST_DATABASE_URL`, if it is set.
 pub async fn postgres() -> Option<BenchStore> {
-    let url = std::env::var("ORCHESTRATOR_TEST_DATABASE_URL").ok()?;
-    let admin = PgConnectOptions::from_str(&url).expect("ORCHESTRATOR_TEST_DATABASE_URL");
-    let schema = format!("orchestrator_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut connection = PgConnection::connect_with(&admin).await.expect("connect");
-    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut connection)
-        .await
-        .expect("create schema");
-    let store = PostgresStore::connect_with(admin.clone().options([("search_path", &schema)]))
-        .await
-        .expect("PostgreSQL store");
+    let schema = ScratchSchema::from_env("benchmarks").await?;
+    let store = schema.open(ClockSource::Database).await;
     Some(BenchStore {
         name: "postgres",
         store: Arc::new(store),
-        cleanup: Cleanup::Schema {
-            admin: Box::new(admin),
-            schema,
-        },
+        cleanup: Cleanup::Schema(Box::new(schema)),
     })
 }
 

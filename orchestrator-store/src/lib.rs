@@ -16,6 +16,8 @@ mod sql;
 
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "testing")]
+pub mod scratch;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 

@@ -2,15 +2,13 @@
 //! SQLite and on PostgreSQL: no errors, no double claims, no overlapping locks, every
 //! task completed on its first attempt, no lock left behind.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use orchestrator_core::Store;
 use orchestrator_core::testing::{check_drained, drain_queue};
-use orchestrator_store::{PostgresStore, SqliteStore};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use orchestrator_store::scratch::ScratchSchema;
+use orchestrator_store::{ClockSource, SqliteStore};
 
 const TASKS: usize = 2_000;
 const CLAIMERS: usize = 64;
@@ -40,31 +38,14 @@ async fn sqlite_drains_the_queue_without_double_claims() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_drains_the_queue_without_double_claims() {
-    let Ok(url) = std::env::var("ORCHESTRATOR_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("ORCHESTRATOR_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "ORCHESTRATOR_REQUIRE_POSTGRES=1 but ORCHESTRATOR_TEST_DATABASE_URL is not set"
-        );
-        println!("skipped: set ORCHESTRATOR_TEST_DATABASE_URL to run the PostgreSQL drain");
+    let Some(schema) = ScratchSchema::from_env("drain").await else {
         return;
     };
-    let admin = PgConnectOptions::from_str(&url).unwrap();
-    let schema = format!("orchestrator_drain_{}", uuid::Uuid::new_v4().simple());
-    let mut connection = PgConnection::connect_with(&admin).await.unwrap();
-    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    let store = PostgresStore::connect_with(admin.clone().options([("search_path", &schema)]))
-        .await
-        .unwrap();
+    let store = schema.open(ClockSource::Database).await;
     let pool = store.pool().clone();
     let outcome = tokio::spawn(drain_and_check(Arc::new(store), "PostgreSQL")).await;
     pool.close().await;
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut connection)
-        .await
-        .unwrap();
+    schema.drop_schema().await;
     if let Err(failure) = outcome {
         std::panic::resume_unwind(failure.into_panic());
     }
