@@ -75,57 +75,68 @@ pub async fn queue(store: &Arc<dyn Store>, count: u64) {
     }
 }
 
-/// Runs `cycles` claim-then-complete cycles spread over `workers` concurrent runners (one
-/// agent slot each) and returns the time they took.
-pub async fn claim_complete_cycles(store: &Arc<dyn Store>, cycles: u64, workers: u64) -> Duration {
+/// Runs `cycles` claim-then-complete cycles spread over `runners` concurrent runners,
+/// each with `slots` agent slots that it fills with one batch claim, and returns the time
+/// they took.
+pub async fn claim_complete_cycles(
+    store: &Arc<dyn Store>,
+    cycles: u64,
+    runners: u64,
+    slots: usize,
+) -> Duration {
     let clock = SystemClock;
-    let mut agents = Vec::new();
-    for _ in 0..workers {
-        agents.push(
-            store
-                .create_agent(NewAgent::default(), clock.now())
-                .await
-                .expect("agent")
-                .id,
-        );
+    let mut fleets = Vec::new();
+    for _ in 0..runners {
+        let mut agents = Vec::with_capacity(slots);
+        for _ in 0..slots {
+            agents.push(
+                store
+                    .create_agent(NewAgent::default(), clock.now())
+                    .await
+                    .expect("agent")
+                    .id,
+            );
+        }
+        fleets.push(agents);
     }
     let started = Instant::now();
-    let mut runners = Vec::new();
-    for (index, agent) in agents.into_iter().enumerate() {
-        let share = cycles / workers + u64::from((index as u64) < cycles % workers);
+    let mut tasks = Vec::new();
+    for (index, agents) in fleets.into_iter().enumerate() {
+        let share = cycles / runners + u64::from((index as u64) < cycles % runners);
         let store = store.clone();
-        runners.push(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let mut done = 0;
             while done < share {
+                let wanted = usize::try_from(share - done)
+                    .unwrap_or(usize::MAX)
+                    .min(agents.len());
                 let request = ClaimRequest {
-                    agents: vec![agent],
+                    agents: agents[..wanted].to_vec(),
                     runner_session_id: None,
                     task_id: None,
                     lease_ttl: Duration::from_secs(300),
                 };
-                let Some(claim) = store
-                    .claim(request, clock.now())
-                    .await
-                    .expect("claim")
-                    .pop()
-                else {
+                let claims = store.claim(request, clock.now()).await.expect("claim");
+                if claims.is_empty() {
                     tokio::task::yield_now().await;
                     continue;
-                };
-                let complete = TaskAction::Complete {
-                    commit_sha: None,
-                    usage: Usage::default(),
-                };
-                store
-                    .apply_task_action(claim.task.id, complete, Some(claim.lease), clock.now())
-                    .await
-                    .expect("complete");
-                done += 1;
+                }
+                for claim in claims {
+                    let complete = TaskAction::Complete {
+                        commit_sha: None,
+                        usage: Usage::default(),
+                    };
+                    store
+                        .apply_task_action(claim.task.id, complete, Some(claim.lease), clock.now())
+                        .await
+                        .expect("complete");
+                    done += 1;
+                }
             }
         }));
     }
-    for runner in runners {
-        runner.await.expect("runner");
+    for task in tasks {
+        task.await.expect("runner");
     }
     started.elapsed()
 }

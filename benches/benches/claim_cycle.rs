@@ -21,13 +21,14 @@ fn bench_store(c: &mut Criterion, rt: &tokio::runtime::Runtime, bench: BenchStor
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
-    for workers in [1, 8] {
-        group.bench_function(format!("{workers}_runners"), |b| {
+    // (runners, agent slots per runner filled by one batch claim)
+    for (runners, slots) in [(1, 1), (8, 1), (1, 8)] {
+        group.bench_function(format!("{runners}_runners_x{slots}_slots"), |b| {
             b.to_async(rt).iter_custom(|cycles| {
                 let store = bench.store.clone();
                 async move {
                     queue(&store, cycles).await;
-                    claim_complete_cycles(&store, cycles, workers).await
+                    claim_complete_cycles(&store, cycles, runners, slots).await
                 }
             });
         });
