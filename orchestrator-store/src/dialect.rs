@@ -22,6 +22,8 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
     /// Whether reads inside a write transaction must lock their rows (`FOR UPDATE`);
     /// false where the transaction already holds the whole database's write lock.
     const LOCKS_ROWS: bool;
+    /// Whether several statements (with their parameters) can be sent in one call.
+    const BATCHES_WRITES: bool;
     /// Whether the database admits one writer at a time (then this process queues its
     /// writers itself instead of letting them poll for the lock).
     const SINGLE_WRITER: bool;
@@ -31,9 +33,11 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
 
     /// Opens a transaction that may write: SQLite takes its write lock at once.
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>>;
-    /// Makes concurrent event appends take turns, so that sequence numbers follow commit
-    /// order.
-    async fn serialize_event_appends(conn: &mut Self::Connection) -> Result<()>;
+    /// Runs the statements of `batch` in order (in one round trip where the database
+    /// takes several statements at once) and checks what each must do. Returns the last
+    /// sequence number of the events it appended, if it appended any; they are numbered
+    /// in commit order, and other processes are told of them once the transaction commits.
+    async fn run_batch(conn: &mut Self::Connection, batch: Batch<Self>) -> Result<Option<i64>>;
 
     async fn fetch_all(
         conn: &mut Self::Connection,
@@ -62,10 +66,6 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
         keys: &[(i64, bool)],
         wait: bool,
     ) -> Result<bool>;
-
-    /// Tells other processes that events up to `seq` are committed (once the transaction
-    /// commits).
-    async fn notify_committed(conn: &mut Self::Connection, seq: i64) -> Result<()>;
 
     fn bind_id(query: &mut QueryBuilder<Self>, value: Option<Uuid>);
     fn bind_instant(query: &mut QueryBuilder<Self>, value: Option<Timestamp>);
@@ -155,43 +155,139 @@ pub(crate) fn push_list<D: Dialect>(query: &mut QueryBuilder<D>, values: Vec<Val
     }
 }
 
-/// `INSERT INTO table (columns) VALUES (…), (…)` for rows of `(column, value)` pairs,
-/// every row naming the same columns in the same order.
-pub(crate) fn insert<D: Dialect>(
+/// Pushes `INSERT INTO table (columns) VALUES (…), (…)` for rows of `(column, value)`
+/// pairs, every row naming the same columns in the same order.
+pub(crate) fn insert_into<D: Dialect>(
+    query: &mut QueryBuilder<D>,
     table: &str,
     rows: Vec<Vec<(&'static str, Value)>>,
-) -> QueryBuilder<D> {
+) {
     let columns: Vec<&str> = rows
         .first()
         .map(|row| row.iter().map(|(column, _)| *column).collect())
         .unwrap_or_default();
-    let mut query = QueryBuilder::new(format!(
+    query.push(format!(
         "INSERT INTO {table} ({}) VALUES ",
         columns.join(", ")
     ));
     for (index, row) in rows.into_iter().enumerate() {
         query.push(if index == 0 { "(" } else { ", (" });
-        push_list(
-            &mut query,
-            row.into_iter().map(|(_, value)| value).collect(),
-        );
+        push_list(query, row.into_iter().map(|(_, value)| value).collect());
         query.push(")");
     }
+}
+
+/// `INSERT INTO table …` as a statement of its own; see [`insert_into`].
+pub(crate) fn insert<D: Dialect>(
+    table: &str,
+    rows: Vec<Vec<(&'static str, Value)>>,
+) -> QueryBuilder<D> {
+    let mut query = QueryBuilder::new("");
+    insert_into(&mut query, table, rows);
     query
 }
 
-/// `UPDATE table SET column = value, … ` — the caller adds the `WHERE` clause.
-pub(crate) fn update<D: Dialect>(
+/// Pushes `UPDATE table SET column = value, … ` — the caller adds the `WHERE` clause.
+pub(crate) fn update_into<D: Dialect>(
+    query: &mut QueryBuilder<D>,
     table: &str,
     assignments: Vec<(&'static str, Value)>,
-) -> QueryBuilder<D> {
-    let mut query = QueryBuilder::new(format!("UPDATE {table} SET "));
+) {
+    query.push(format!("UPDATE {table} SET "));
     for (index, (column, value)) in assignments.into_iter().enumerate() {
         if index > 0 {
             query.push(", ");
         }
         query.push(column).push(" = ");
-        value.bind(&mut query);
+        value.bind(query);
     }
+}
+
+/// `UPDATE table SET …` as a statement of its own; see [`update_into`].
+pub(crate) fn update<D: Dialect>(
+    table: &str,
+    assignments: Vec<(&'static str, Value)>,
+) -> QueryBuilder<D> {
+    let mut query = QueryBuilder::new("");
+    update_into(&mut query, table, assignments);
     query
+}
+
+/// What a statement of a [`Batch`] must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Any number of rows.
+    Anything,
+    /// Exactly one row (a guarded update); otherwise the row changed meanwhile.
+    OneRow(&'static str),
+    /// Appends events and returns their sequence numbers (`RETURNING seq`).
+    Events,
+}
+
+/// The writes of one operation, sent together where the dialect allows.
+///
+/// Where it does (SQLite), the statements run as one call inside a transaction that
+/// holds the database's only write lock and has read the rows it updates, so no guard can
+/// fail there and only the event numbers are read back. Elsewhere each statement runs on
+/// its own and guarded updates are checked.
+pub struct Batch<D: Dialect> {
+    combined: Option<QueryBuilder<D>>,
+    separate: Vec<(QueryBuilder<D>, Expect)>,
+    statements: usize,
+    appends_events: bool,
+}
+
+impl<D: Dialect> std::fmt::Debug for Batch<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("statements", &self.statements)
+            .field("combined", &self.combined.is_some())
+            .finish()
+    }
+}
+
+impl<D: Dialect> Batch<D> {
+    pub(crate) fn new() -> Self {
+        Self {
+            combined: D::BATCHES_WRITES.then(|| QueryBuilder::new("")),
+            separate: Vec::new(),
+            statements: 0,
+            appends_events: false,
+        }
+    }
+
+    /// The builder to write the next statement into.
+    pub(crate) fn statement(&mut self, expect: Expect) -> &mut QueryBuilder<D> {
+        self.statements += 1;
+        self.appends_events |= expect == Expect::Events;
+        if let Some(query) = self.combined.as_mut() {
+            if self.statements > 1 {
+                query.push("; ");
+            }
+            return query;
+        }
+        self.separate.push((QueryBuilder::new(""), expect));
+        let last = self.separate.len() - 1;
+        &mut self.separate[last].0
+    }
+
+    /// Whether the batch holds no statement.
+    pub fn is_empty(&self) -> bool {
+        self.statements == 0
+    }
+
+    /// Whether one of the statements appends events.
+    pub fn appends_events(&self) -> bool {
+        self.appends_events
+    }
+
+    /// The statements as one combined query (dialects that batch writes).
+    pub fn into_combined(self) -> Option<QueryBuilder<D>> {
+        self.combined.filter(|_| self.statements > 0)
+    }
+
+    /// The statements one by one, with what each must do (other dialects).
+    pub fn into_separate(self) -> Vec<(QueryBuilder<D>, Expect)> {
+        self.separate
+    }
 }

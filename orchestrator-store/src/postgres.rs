@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Column, PgConnection, Pool, Postgres, QueryBuilder, Row, Transaction, TypeInfo};
 use uuid::Uuid;
 
-use crate::dialect::Dialect;
+use crate::dialect::{Batch, Dialect, Expect};
 use crate::engine::{ClockSource, SqlStore, announce};
 use crate::error::SqlxResultExt;
 use crate::migrations;
@@ -102,6 +102,7 @@ impl Dialect for Postgres {
     const DEPENDENCY_LIST: &'static str = "string_agg(d.depends_on_id::text, ',')";
     const BYTE_ORDER: &'static str = " COLLATE \"C\"";
     const LOCKS_ROWS: bool = true;
+    const BATCHES_WRITES: bool = false;
     const SINGLE_WRITER: bool = false;
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF t SKIP LOCKED";
 
@@ -109,13 +110,53 @@ impl Dialect for Postgres {
         pool.begin().await.db()
     }
 
-    async fn serialize_event_appends(conn: &mut PgConnection) -> Result<()> {
-        // Conflicts with itself but not with readers: appenders take turns until commit.
-        sqlx::query("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
-            .execute(conn)
-            .await
-            .db()?;
-        Ok(())
+    async fn run_batch(conn: &mut PgConnection, batch: Batch<Self>) -> Result<Option<i64>> {
+        let mut last_seq = None;
+        for (mut query, expect) in batch.into_separate() {
+            match expect {
+                Expect::Anything => {
+                    query.build().execute(&mut *conn).await.db()?;
+                }
+                Expect::OneRow(what) => {
+                    if query
+                        .build()
+                        .execute(&mut *conn)
+                        .await
+                        .db()?
+                        .rows_affected()
+                        != 1
+                    {
+                        return Err(Error::conflict(format!(
+                            "the {what} was changed by someone else meanwhile; retry"
+                        )));
+                    }
+                }
+                Expect::Events => {
+                    // Appenders take turns until commit (the lock conflicts with itself,
+                    // not with readers), so sequence numbers follow commit order.
+                    sqlx::query("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+                        .execute(&mut *conn)
+                        .await
+                        .db()?;
+                    let seqs: Vec<i64> = query
+                        .build_query_scalar()
+                        .fetch_all(&mut *conn)
+                        .await
+                        .db()?;
+                    last_seq = last_seq.max(seqs.into_iter().max());
+                }
+            }
+        }
+        if let Some(seq) = last_seq {
+            // Delivered to listeners when the transaction commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(EVENTS_CHANNEL)
+                .bind(seq.to_string())
+                .execute(&mut *conn)
+                .await
+                .db()?;
+        }
+        Ok(last_seq)
     }
 
     async fn fetch_all(
@@ -196,16 +237,6 @@ impl Dialect for Postgres {
             }
         }
         Ok(true)
-    }
-
-    async fn notify_committed(conn: &mut PgConnection, seq: i64) -> Result<()> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(EVENTS_CHANNEL)
-            .bind(seq.to_string())
-            .execute(conn)
-            .await
-            .db()?;
-        Ok(())
     }
 
     fn bind_id(query: &mut QueryBuilder<Self>, value: Option<Uuid>) {

@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{Pool, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
 
-use crate::dialect::Dialect;
+use crate::dialect::{Batch, Dialect};
 use crate::engine::{ClockSource, SqlStore};
 use crate::error::SqlxResultExt;
 use crate::migrations;
@@ -92,6 +92,7 @@ impl Dialect for Sqlite {
     // SQLite's default collation already compares bytes.
     const BYTE_ORDER: &'static str = "";
     const LOCKS_ROWS: bool = false;
+    const BATCHES_WRITES: bool = true;
     const SINGLE_WRITER: bool = true;
     const SKIP_LOCKED: &'static str = "";
 
@@ -99,9 +100,16 @@ impl Dialect for Sqlite {
         pool.begin_with("BEGIN IMMEDIATE").await.db()
     }
 
-    async fn serialize_event_appends(_conn: &mut SqliteConnection) -> Result<()> {
-        // Write transactions already run one at a time.
-        Ok(())
+    async fn run_batch(conn: &mut SqliteConnection, batch: Batch<Self>) -> Result<Option<i64>> {
+        let appends_events = batch.appends_events();
+        let Some(mut query) = batch.into_combined() else {
+            return Ok(None);
+        };
+        // Write transactions run one at a time here, so events are numbered in commit
+        // order as they are inserted; the event insert comes last, so the last row id is
+        // the last sequence number.
+        let result = query.build().execute(conn).await.db()?;
+        Ok(appends_events.then(|| result.last_insert_rowid()))
     }
 
     async fn fetch_all(
@@ -153,11 +161,6 @@ impl Dialect for Sqlite {
     ) -> Result<bool> {
         // The write transaction already excludes every other writer.
         Ok(true)
-    }
-
-    async fn notify_committed(_conn: &mut SqliteConnection, _seq: i64) -> Result<()> {
-        // Only this process writes the file; it announces its own commits.
-        Ok(())
     }
 
     fn bind_id(query: &mut QueryBuilder<Self>, value: Option<Uuid>) {

@@ -16,7 +16,7 @@ use orchestrator_core::model::{EventKind, FileLock, LockMode, NewEvent};
 use serde_json::json;
 
 use super::{SqlStore, Tx, found};
-use crate::dialect::Dialect;
+use crate::dialect::{Batch, Dialect};
 use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
@@ -40,10 +40,13 @@ impl<D: Dialect> SqlStore<D> {
         reason: &str,
         now: Timestamp,
     ) -> Result<()> {
-        let seq = match released_event(released, reason) {
-            Some(event) => write::append_events::<D>(&mut tx, &[event], now).await?,
-            None => None,
-        };
+        let mut batch = Batch::new();
+        write::append_events(
+            &mut batch,
+            &Vec::from_iter(released_event(released, reason)),
+            now,
+        );
+        let seq = D::run_batch(&mut tx, batch).await?;
         self.commit(tx, seq).await
     }
 }
@@ -85,7 +88,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
             now.add(request.ttl),
             now,
         );
-        let granted = sql_locks::insert::<D>(&mut tx, &grants).await?;
+        let granted = sql_locks::number::<D>(&mut tx, &grants).await?;
         let event = NewEvent::new(EventKind::LockAcquired)
             .agent(Some(holder))
             .payload(json!({"paths": paths.iter().map(LockPath::key).collect::<Vec<_>>()}));
@@ -93,7 +96,10 @@ impl<D: Dialect> LockManager for SqlStore<D> {
             Some(task) => event.task(task),
             None => event,
         };
-        let seq = write::append_events::<D>(&mut tx, &[event], now).await?;
+        let mut batch = Batch::new();
+        sql_locks::insert(&mut batch, &granted);
+        write::append_events(&mut batch, &[event], now);
+        let seq = D::run_batch(&mut tx, batch).await?;
         self.commit(tx, seq).await?;
         Ok(LockOutcome::Granted(granted))
     }

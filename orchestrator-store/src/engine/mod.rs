@@ -32,7 +32,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
 use tokio::sync::watch;
 
-use crate::dialect::Dialect;
+use crate::dialect::{Batch, Dialect};
 use crate::error::SqlxResultExt;
 use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
@@ -220,32 +220,35 @@ async fn write_change<D: Dialect>(
     if change.noop {
         return Ok((Vec::new(), None));
     }
+    let granted = sql_locks::number::<D>(tx, &change.lock_grants).await?;
+    let mut batch = Batch::new();
     if let Some(task) = change.release_task_locks {
-        sql_locks::release_task::<D>(tx, task).await?;
+        sql_locks::release_task(&mut batch, task);
     }
     if let Some((task, expires)) = change.renew_task_locks {
-        sql_locks::renew_task::<D>(tx, task, expires).await?;
+        sql_locks::renew_task(&mut batch, task, expires);
     }
     if let Some(task) = &change.task {
-        write::update_task::<D>(tx, task).await?;
+        write::update_task(&mut batch, task)?;
     }
     if let Some(agent) = &change.agent {
-        write::update_agent::<D>(tx, agent).await?;
+        write::update_agent(&mut batch, agent);
     }
     if let Some(attempt) = &change.attempt {
-        write::upsert_attempt::<D>(tx, attempt).await?;
+        write::upsert_attempt(&mut batch, attempt);
     }
     if let Some(exception) = &change.exception {
-        write::upsert_exception::<D>(tx, exception).await?;
+        write::upsert_exception(&mut batch, exception);
     }
     if let Some(session) = &change.runner_session {
-        write::update_runner_session::<D>(tx, session).await?;
+        write::update_runner_session(&mut batch, session);
     }
     if let Some(result) = &change.verification {
-        write::insert_verification::<D>(tx, result).await?;
+        write::insert_verification(&mut batch, result)?;
     }
-    let granted = sql_locks::insert::<D>(tx, &change.lock_grants).await?;
-    let seq = write::append_events::<D>(tx, &change.events, now).await?;
+    sql_locks::insert(&mut batch, &granted);
+    write::append_events(&mut batch, &change.events, now);
+    let seq = D::run_batch(tx, batch).await?;
     Ok((granted, seq))
 }
 
@@ -297,8 +300,10 @@ async fn insert_new_task<D: Dialect>(
         return Ok((created, None));
     }
     let task = new.into_task(TaskId::new(), now);
-    write::insert_task::<D>(tx, &task).await?;
-    let seq = write::append_events::<D>(tx, &[change::task_created_event(&task)], now).await?;
+    let mut batch = Batch::new();
+    write::insert_task(&mut batch, &task)?;
+    write::append_events(&mut batch, &[change::task_created_event(&task)], now);
+    let seq = D::run_batch(tx, batch).await?;
     let created = Created {
         value: task,
         created: true,
@@ -482,8 +487,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         )?;
         let dependents = read::dependents::<D>(&mut tx, id).await?;
         let event = change::check_deletable(&task, &dependents)?;
-        write::delete_task::<D>(&mut tx, id).await?;
-        let seq = write::append_events::<D>(&mut tx, &[event], now).await?;
+        let mut batch = Batch::new();
+        write::delete_task(&mut batch, id);
+        write::append_events(&mut batch, &[event], now);
+        let seq = D::run_batch(&mut tx, batch).await?;
         self.commit(tx, seq).await
     }
 
@@ -506,9 +513,10 @@ impl<D: Dialect> Store for SqlStore<D> {
             found(row, "runnerSession", session)?;
         }
         let agent = new.into_agent(AgentId::new(), now);
-        write::insert_agent::<D>(&mut tx, &agent).await?;
-        let seq =
-            write::append_events::<D>(&mut tx, &[change::agent_created_event(&agent)], now).await?;
+        let mut batch = Batch::new();
+        write::insert_agent(&mut batch, &agent);
+        write::append_events(&mut batch, &[change::agent_created_event(&agent)], now);
+        let seq = D::run_batch(&mut tx, batch).await?;
         self.commit(tx, seq).await?;
         Ok(agent)
     }
@@ -554,7 +562,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut tx = self.begin().await?;
         let now = self.now(&mut tx, now).await?;
         let session = new.into_session(RunnerSessionId::new(), now);
-        write::insert_runner_session::<D>(&mut tx, &session)
+        let mut batch = Batch::new();
+        write::insert_runner_session(&mut batch, &session);
+        write::append_events(&mut batch, &[change::runner_connected_event(&session)], now);
+        let seq = D::run_batch(&mut tx, batch)
             .await
             .map_err(|err| match err {
                 Error::Conflict(_) => {
@@ -562,9 +573,6 @@ impl<D: Dialect> Store for SqlStore<D> {
                 }
                 other => other,
             })?;
-        let seq =
-            write::append_events::<D>(&mut tx, &[change::runner_connected_event(&session)], now)
-                .await?;
         self.commit(tx, seq).await?;
         Ok(session)
     }
@@ -626,9 +634,11 @@ impl<D: Dialect> Store for SqlStore<D> {
         {
             return Err(Error::not_found("task", task));
         }
-        write::insert_logs::<D>(&mut tx, &stored).await?;
-        write::touch_agents::<D>(&mut tx, &agents, now).await?;
-        let seq = write::append_events::<D>(&mut tx, &events, now).await?;
+        let mut batch = Batch::new();
+        write::insert_logs(&mut batch, &stored);
+        write::touch_agents(&mut batch, &agents, now);
+        write::append_events(&mut batch, &events, now);
+        let seq = D::run_batch(&mut tx, batch).await?;
         self.commit(tx, seq).await?;
         Ok(stored.len() as u64)
     }

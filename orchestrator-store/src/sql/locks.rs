@@ -10,7 +10,7 @@ use orchestrator_core::lock::{
 use orchestrator_core::model::{FileLock, FileLockStatus, LockMode};
 use sqlx::QueryBuilder;
 
-use crate::dialect::{Dialect, Value, push_list};
+use crate::dialect::{Batch, Dialect, Expect, Value, insert_into, push_list, update_into};
 use crate::rows::RowReader;
 
 fn lock_from_row(row: &impl RowReader) -> Result<FileLock> {
@@ -99,8 +99,8 @@ fn guard_hash(key: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
-/// Stores `grants`, numbering them with fresh fencing tokens.
-pub(crate) async fn insert<D: Dialect>(
+/// Numbers `grants` with fresh fencing tokens.
+pub(crate) async fn number<D: Dialect>(
     conn: &mut D::Connection,
     grants: &[FileLock],
 ) -> Result<Vec<FileLock>> {
@@ -109,15 +109,22 @@ pub(crate) async fn insert<D: Dialect>(
     }
     let last = D::next_fencing_tokens(conn, grants.len() as u64).await?;
     let first = last - grants.len() as i64 + 1;
-    let numbered: Vec<FileLock> = grants
+    Ok(grants
         .iter()
         .zip(first..)
         .map(|(grant, token)| FileLock {
             fencing_token: u64::try_from(token).unwrap_or_default(),
             ..grant.clone()
         })
-        .collect();
-    let rows = numbered
+        .collect())
+}
+
+/// Stores numbered grants.
+pub(crate) fn insert<D: Dialect>(batch: &mut Batch<D>, locks: &[FileLock]) {
+    if locks.is_empty() {
+        return;
+    }
+    let rows = locks
         .iter()
         .map(|lock| {
             vec![
@@ -132,8 +139,26 @@ pub(crate) async fn insert<D: Dialect>(
             ]
         })
         .collect();
-    D::execute(conn, crate::dialect::insert::<D>("file_locks", rows)).await?;
-    Ok(numbered)
+    insert_into(batch.statement(Expect::Anything), "file_locks", rows);
+}
+
+/// Releases every lock held for `task`.
+pub(crate) fn release_task<D: Dialect>(batch: &mut Batch<D>, task: TaskId) {
+    let query = batch.statement(Expect::Anything);
+    query.push("DELETE FROM file_locks WHERE task_id = ");
+    Value::id(task).bind(query);
+}
+
+/// Extends every lock held for `task` to `expires`.
+pub(crate) fn renew_task<D: Dialect>(batch: &mut Batch<D>, task: TaskId, expires: Timestamp) {
+    let query = batch.statement(Expect::Anything);
+    update_into(
+        query,
+        "file_locks",
+        vec![("expires_at", Value::at(expires))],
+    );
+    query.push(" WHERE task_id = ");
+    Value::id(task).bind(query);
 }
 
 /// Deletes the locks matching `condition` (a fragment followed by one bound value) and
@@ -158,13 +183,6 @@ async fn delete_where<D: Dialect>(
         .iter()
         .map(lock_from_row)
         .collect()
-}
-
-pub(crate) async fn release_task<D: Dialect>(
-    conn: &mut D::Connection,
-    task: TaskId,
-) -> Result<Vec<FileLock>> {
-    delete_where::<D>(conn, "task_id = ", Value::id(task), None).await
 }
 
 pub(crate) async fn release_holder<D: Dialect>(
@@ -196,19 +214,6 @@ pub(crate) async fn sweep<D: Dialect>(
     now: Timestamp,
 ) -> Result<Vec<FileLock>> {
     delete_where::<D>(conn, "expires_at <= ", Value::at(now), None).await
-}
-
-pub(crate) async fn renew_task<D: Dialect>(
-    conn: &mut D::Connection,
-    task: TaskId,
-    expires: Timestamp,
-) -> Result<()> {
-    let mut query =
-        crate::dialect::update::<D>("file_locks", vec![("expires_at", Value::at(expires))]);
-    query.push(" WHERE task_id = ");
-    Value::id(task).bind(&mut query);
-    D::execute(conn, query).await?;
-    Ok(())
 }
 
 pub(crate) async fn renew_holder<D: Dialect>(

@@ -1,15 +1,15 @@
-//! Inserts, guarded updates, upserts and deletes.
+//! Inserts, guarded updates, upserts and deletes, added to a [`Batch`] that the dialect
+//! runs; plus the few statements that run on their own (named leases, pruning).
 
 use orchestrator_core::Timestamp;
-use orchestrator_core::error::{Error, Result};
+use orchestrator_core::error::Result;
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::model::{
     Agent, AgentLog, Exception, NewEvent, RunnerSession, Task, TaskAttempt, VerificationResult,
 };
 use sqlx::QueryBuilder;
 
-use crate::dialect::{Dialect, Value, insert, push_list, update};
-use crate::rows::RowReader;
+use crate::dialect::{Batch, Dialect, Expect, Value, insert, insert_into, push_list, update_into};
 
 type Columns = Vec<(&'static str, Value)>;
 
@@ -54,64 +54,6 @@ fn task_mutable_columns(task: &Task) -> Result<Columns> {
     ])
 }
 
-/// Inserts the task and its dependency rows.
-pub(crate) async fn insert_task<D: Dialect>(conn: &mut D::Connection, task: &Task) -> Result<()> {
-    let mut columns = vec![
-        ("id", Value::id(task.id)),
-        ("idempotency_key", Value::Text(task.idempotency_key.clone())),
-        ("created_at", Value::at(task.created_at)),
-    ];
-    columns.extend(task_mutable_columns(task)?);
-    D::execute(conn, insert::<D>("tasks", vec![columns])).await?;
-    if !task.depends_on.is_empty() {
-        let rows = task
-            .depends_on
-            .iter()
-            .map(|dependency| {
-                vec![
-                    ("task_id", Value::id(task.id)),
-                    ("depends_on_id", Value::id(*dependency)),
-                ]
-            })
-            .collect();
-        D::execute(conn, insert::<D>("task_dependencies", rows)).await?;
-    }
-    Ok(())
-}
-
-/// Finishes a guarded update: `WHERE id = ? AND revision = ?` on the revision before
-/// `revision`, and exactly one row touched.
-async fn guarded<D: Dialect>(
-    conn: &mut D::Connection,
-    mut query: QueryBuilder<D>,
-    id: uuid::Uuid,
-    revision: u64,
-    what: &str,
-) -> Result<()> {
-    query.push(" WHERE id = ");
-    Value::id(id).bind(&mut query);
-    query.push(" AND revision = ");
-    Value::count(revision.saturating_sub(1)).bind(&mut query);
-    match D::execute(conn, query).await? {
-        1 => Ok(()),
-        _ => Err(Error::conflict(format!(
-            "the {what} was changed by someone else meanwhile; retry"
-        ))),
-    }
-}
-
-pub(crate) async fn update_task<D: Dialect>(conn: &mut D::Connection, task: &Task) -> Result<()> {
-    let query = update::<D>("tasks", task_mutable_columns(task)?);
-    guarded::<D>(conn, query, task.id.into(), task.revision, "task").await
-}
-
-pub(crate) async fn delete_task<D: Dialect>(conn: &mut D::Connection, id: TaskId) -> Result<()> {
-    let mut query = QueryBuilder::<D>::new("DELETE FROM tasks WHERE id = ");
-    Value::id(id).bind(&mut query);
-    D::execute(conn, query).await?;
-    Ok(())
-}
-
 fn agent_mutable_columns(agent: &Agent) -> Columns {
     vec![
         ("name", Value::Text(agent.name.clone())),
@@ -136,53 +78,103 @@ fn agent_mutable_columns(agent: &Agent) -> Columns {
     ]
 }
 
-pub(crate) async fn insert_agent<D: Dialect>(
-    conn: &mut D::Connection,
-    agent: &Agent,
-) -> Result<()> {
+/// Inserts the task and its dependency rows.
+pub(crate) fn insert_task<D: Dialect>(batch: &mut Batch<D>, task: &Task) -> Result<()> {
+    let mut columns = vec![
+        ("id", Value::id(task.id)),
+        ("idempotency_key", Value::Text(task.idempotency_key.clone())),
+        ("created_at", Value::at(task.created_at)),
+    ];
+    columns.extend(task_mutable_columns(task)?);
+    insert_into(batch.statement(Expect::Anything), "tasks", vec![columns]);
+    if !task.depends_on.is_empty() {
+        let rows = task
+            .depends_on
+            .iter()
+            .map(|dependency| {
+                vec![
+                    ("task_id", Value::id(task.id)),
+                    ("depends_on_id", Value::id(*dependency)),
+                ]
+            })
+            .collect();
+        insert_into(batch.statement(Expect::Anything), "task_dependencies", rows);
+    }
+    Ok(())
+}
+
+/// A guarded update: `WHERE id = ? AND revision = ?` on the revision before `revision`,
+/// touching exactly one row.
+fn guarded_update<D: Dialect>(
+    batch: &mut Batch<D>,
+    (table, what): (&str, &'static str),
+    columns: Columns,
+    id: uuid::Uuid,
+    revision: u64,
+) {
+    let query = batch.statement(Expect::OneRow(what));
+    update_into(query, table, columns);
+    query.push(" WHERE id = ");
+    Value::id(id).bind(query);
+    query.push(" AND revision = ");
+    Value::count(revision.saturating_sub(1)).bind(query);
+}
+
+pub(crate) fn update_task<D: Dialect>(batch: &mut Batch<D>, task: &Task) -> Result<()> {
+    let columns = task_mutable_columns(task)?;
+    guarded_update(
+        batch,
+        ("tasks", "task"),
+        columns,
+        task.id.into(),
+        task.revision,
+    );
+    Ok(())
+}
+
+pub(crate) fn delete_task<D: Dialect>(batch: &mut Batch<D>, id: TaskId) {
+    let query = batch.statement(Expect::Anything);
+    query.push("DELETE FROM tasks WHERE id = ");
+    Value::id(id).bind(query);
+}
+
+pub(crate) fn insert_agent<D: Dialect>(batch: &mut Batch<D>, agent: &Agent) {
     let mut columns = vec![
         ("id", Value::id(agent.id)),
         ("created_at", Value::at(agent.created_at)),
     ];
     columns.extend(agent_mutable_columns(agent));
-    D::execute(conn, insert::<D>("agents", vec![columns])).await?;
-    Ok(())
+    insert_into(batch.statement(Expect::Anything), "agents", vec![columns]);
 }
 
-pub(crate) async fn update_agent<D: Dialect>(
-    conn: &mut D::Connection,
-    agent: &Agent,
-) -> Result<()> {
-    let query = update::<D>("agents", agent_mutable_columns(agent));
-    guarded::<D>(conn, query, agent.id.into(), agent.revision, "agent").await
+pub(crate) fn update_agent<D: Dialect>(batch: &mut Batch<D>, agent: &Agent) {
+    let columns = agent_mutable_columns(agent);
+    guarded_update(
+        batch,
+        ("agents", "agent"),
+        columns,
+        agent.id.into(),
+        agent.revision,
+    );
 }
 
 /// Records activity of agents without touching their revision: the time only moves on.
-pub(crate) async fn touch_agents<D: Dialect>(
-    conn: &mut D::Connection,
-    ids: &[AgentId],
-    now: Timestamp,
-) -> Result<()> {
+pub(crate) fn touch_agents<D: Dialect>(batch: &mut Batch<D>, ids: &[AgentId], now: Timestamp) {
     if ids.is_empty() {
-        return Ok(());
+        return;
     }
-    let mut query = update::<D>("agents", vec![("last_activity_at", Value::at(now))]);
+    let query = batch.statement(Expect::Anything);
+    update_into(query, "agents", vec![("last_activity_at", Value::at(now))]);
     query.push(" WHERE id IN (");
-    push_list(&mut query, ids.iter().map(|id| Value::id(*id)).collect());
+    push_list(query, ids.iter().map(|id| Value::id(*id)).collect());
     query.push(")");
-    D::execute(conn, query).await?;
-    Ok(())
 }
 
 /// Inserts `columns` into `table`, or on a clash of `id` updates the columns named in
 /// `mutable`.
-async fn upsert<D: Dialect>(
-    conn: &mut D::Connection,
-    table: &str,
-    columns: Columns,
-    mutable: &[&str],
-) -> Result<()> {
-    let mut query = insert::<D>(table, vec![columns]);
+fn upsert<D: Dialect>(batch: &mut Batch<D>, table: &str, columns: Columns, mutable: &[&str]) {
+    let query = batch.statement(Expect::Anything);
+    insert_into(query, table, vec![columns]);
     let assignments: Vec<String> = mutable
         .iter()
         .map(|column| format!("{column} = excluded.{column}"))
@@ -191,14 +183,10 @@ async fn upsert<D: Dialect>(
         " ON CONFLICT (id) DO UPDATE SET {}",
         assignments.join(", ")
     ));
-    D::execute(conn, query).await?;
-    Ok(())
 }
 
-pub(crate) async fn upsert_attempt<D: Dialect>(
-    conn: &mut D::Connection,
-    attempt: &TaskAttempt,
-) -> Result<()> {
+pub(crate) fn upsert_attempt<D: Dialect>(batch: &mut Batch<D>, attempt: &TaskAttempt) {
+    let usage = &attempt.usage;
     let columns = vec![
         ("id", Value::id(attempt.id)),
         ("task_id", Value::id(attempt.task_id)),
@@ -218,17 +206,11 @@ pub(crate) async fn upsert_attempt<D: Dialect>(
             Value::Text(attempt.failure_reason.clone()),
         ),
         ("commit_sha", Value::Text(attempt.commit_sha.clone())),
-        ("input_tokens", Value::count(attempt.usage.input_tokens)),
-        ("output_tokens", Value::count(attempt.usage.output_tokens)),
-        (
-            "cache_read_tokens",
-            Value::count(attempt.usage.cache_read_tokens),
-        ),
-        (
-            "cache_write_tokens",
-            Value::count(attempt.usage.cache_write_tokens),
-        ),
-        ("cost_usd", Value::Real(Some(attempt.usage.cost_usd))),
+        ("input_tokens", Value::count(usage.input_tokens)),
+        ("output_tokens", Value::count(usage.output_tokens)),
+        ("cache_read_tokens", Value::count(usage.cache_read_tokens)),
+        ("cache_write_tokens", Value::count(usage.cache_write_tokens)),
+        ("cost_usd", Value::Real(Some(usage.cost_usd))),
     ];
     let mutable = [
         "lease_expires_at",
@@ -242,13 +224,10 @@ pub(crate) async fn upsert_attempt<D: Dialect>(
         "cache_write_tokens",
         "cost_usd",
     ];
-    upsert::<D>(conn, "task_attempts", columns, &mutable).await
+    upsert(batch, "task_attempts", columns, &mutable);
 }
 
-pub(crate) async fn insert_runner_session<D: Dialect>(
-    conn: &mut D::Connection,
-    session: &RunnerSession,
-) -> Result<()> {
+pub(crate) fn insert_runner_session<D: Dialect>(batch: &mut Batch<D>, session: &RunnerSession) {
     let columns = vec![
         ("id", Value::id(session.id)),
         ("name", Value::text(&session.name)),
@@ -259,15 +238,17 @@ pub(crate) async fn insert_runner_session<D: Dialect>(
         ("created_at", Value::at(session.created_at)),
         ("updated_at", Value::at(session.updated_at)),
     ];
-    D::execute(conn, insert::<D>("runner_sessions", vec![columns])).await?;
-    Ok(())
+    insert_into(
+        batch.statement(Expect::Anything),
+        "runner_sessions",
+        vec![columns],
+    );
 }
 
-pub(crate) async fn update_runner_session<D: Dialect>(
-    conn: &mut D::Connection,
-    session: &RunnerSession,
-) -> Result<()> {
-    let mut query = update(
+pub(crate) fn update_runner_session<D: Dialect>(batch: &mut Batch<D>, session: &RunnerSession) {
+    let query = batch.statement(Expect::Anything);
+    update_into(
+        query,
         "runner_sessions",
         vec![
             ("name", Value::text(&session.name)),
@@ -278,19 +259,14 @@ pub(crate) async fn update_runner_session<D: Dialect>(
         ],
     );
     query.push(" WHERE id = ");
-    Value::id(session.id).bind(&mut query);
-    D::execute(conn, query).await?;
-    Ok(())
+    Value::id(session.id).bind(query);
 }
 
-pub(crate) async fn insert_logs<D: Dialect>(
-    conn: &mut D::Connection,
-    logs: &[AgentLog],
-) -> Result<()> {
+pub(crate) fn insert_logs<D: Dialect>(batch: &mut Batch<D>, logs: &[AgentLog]) {
     let rows = logs
         .iter()
         .map(|log| {
-            Ok(vec![
+            vec![
                 ("id", Value::id(log.id)),
                 ("agent_id", Value::id(log.agent_id)),
                 ("task_id", Value::opt_id(log.task_id)),
@@ -298,15 +274,14 @@ pub(crate) async fn insert_logs<D: Dialect>(
                 ("content", Value::text(&log.content)),
                 ("metadata", Value::Json(log.metadata.clone())),
                 ("created_at", Value::at(log.created_at)),
-            ])
+            ]
         })
-        .collect::<Result<Vec<_>>>()?;
-    D::execute(conn, insert::<D>("agent_logs", rows)).await?;
-    Ok(())
+        .collect();
+    insert_into(batch.statement(Expect::Anything), "agent_logs", rows);
 }
 
-pub(crate) async fn insert_verification<D: Dialect>(
-    conn: &mut D::Connection,
+pub(crate) fn insert_verification<D: Dialect>(
+    batch: &mut Batch<D>,
     result: &VerificationResult,
 ) -> Result<()> {
     let columns = vec![
@@ -339,14 +314,15 @@ pub(crate) async fn insert_verification<D: Dialect>(
         ("recommendations", Value::json(&result.recommendations)?),
         ("created_at", Value::at(result.created_at)),
     ];
-    D::execute(conn, insert::<D>("verification_results", vec![columns])).await?;
+    insert_into(
+        batch.statement(Expect::Anything),
+        "verification_results",
+        vec![columns],
+    );
     Ok(())
 }
 
-pub(crate) async fn upsert_exception<D: Dialect>(
-    conn: &mut D::Connection,
-    exception: &Exception,
-) -> Result<()> {
+pub(crate) fn upsert_exception<D: Dialect>(batch: &mut Batch<D>, exception: &Exception) {
     let columns = vec![
         ("id", Value::id(exception.id)),
         (
@@ -383,20 +359,15 @@ pub(crate) async fn upsert_exception<D: Dialect>(
         "last_occurred_at",
         "updated_at",
     ];
-    upsert::<D>(conn, "exceptions", columns, &mutable).await
+    upsert(batch, "exceptions", columns, &mutable);
 }
 
-/// Appends events at the end of the log; they are numbered in commit order. Returns the
-/// last sequence number written, if any.
-pub(crate) async fn append_events<D: Dialect>(
-    conn: &mut D::Connection,
-    events: &[NewEvent],
-    now: Timestamp,
-) -> Result<Option<i64>> {
+/// Appends events at the end of the log; the dialect numbers them in commit order. Must be
+/// the last statement of its batch.
+pub(crate) fn append_events<D: Dialect>(batch: &mut Batch<D>, events: &[NewEvent], now: Timestamp) {
     if events.is_empty() {
-        return Ok(None);
+        return;
     }
-    D::serialize_event_appends(conn).await?;
     let rows = events
         .iter()
         .map(|event| {
@@ -411,16 +382,9 @@ pub(crate) async fn append_events<D: Dialect>(
             ]
         })
         .collect();
-    let mut query = insert::<D>("events", rows);
+    let query = batch.statement(Expect::Events);
+    insert_into(query, "events", rows);
     query.push(" RETURNING seq");
-    let mut last = None;
-    for row in D::fetch_all(conn, query).await? {
-        last = last.max(row.integer("seq")?);
-    }
-    if let Some(seq) = last {
-        D::notify_committed(conn, seq).await?;
-    }
-    Ok(last)
 }
 
 /// Takes the named lease for `holder` until `expires` if it is free, expired at `now`,
