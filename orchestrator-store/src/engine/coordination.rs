@@ -20,7 +20,8 @@ use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
 
-/// Candidates looked at per round of a claim, per slot to fill.
+/// Candidates looked at per round of a claim, per slot to fill, after the first round
+/// (which looks at one per slot: the head of the queue is usually free).
 const CANDIDATES_PER_SLOT: u32 = 4;
 /// Rounds of candidates a claim looks through before it settles for fewer tasks.
 const MAX_CANDIDATE_ROUNDS: usize = 8;
@@ -122,8 +123,13 @@ impl<D: Dialect> SqlStore<D> {
         let mut last_seq = None;
         let mut slots = idle.iter().peekable();
         let mut after: Option<Task> = None;
-        let per_round = CANDIDATES_PER_SLOT * request.agents.len() as u32;
-        for _ in 0..MAX_CANDIDATE_ROUNDS {
+        let slots_wanted = request.agents.len() as u32;
+        for round in 0..MAX_CANDIDATE_ROUNDS {
+            let per_round = if round == 0 {
+                slots_wanted
+            } else {
+                CANDIDATES_PER_SLOT * slots_wanted
+            };
             let candidates = read::claimable::<D>(&mut tx, now, after.as_ref(), per_round).await?;
             let exhausted = candidates.len() < per_round as usize;
             after = candidates.last().cloned();

@@ -120,12 +120,14 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// Runs `task` for as long as the store lives.
+    #[cfg(feature = "postgres")]
     pub(crate) fn keep_running(&mut self, task: tokio::task::JoinHandle<()>) {
         self.background = Some(task);
     }
 
     /// The sender subscribers are woken through, for work that learns of commits
     /// elsewhere.
+    #[cfg(feature = "postgres")]
     pub(crate) fn committed_sender(&self) -> watch::Sender<i64> {
         self.committed.clone()
     }
