@@ -22,6 +22,10 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
     /// Whether reads inside a write transaction must lock their rows (`FOR UPDATE`);
     /// false where the transaction already holds the whole database's write lock.
     const LOCKS_ROWS: bool;
+    /// Text around an `INSERT INTO events … RETURNING seq` statement: PostgreSQL wraps it
+    /// so that the same statement returns the last sequence number and notifies other
+    /// processes.
+    const EVENT_INSERT_WRAPPER: (&'static str, &'static str);
     /// Whether several statements (with their parameters) can be sent in one call.
     const BATCHES_WRITES: bool;
     /// Whether the database admits one writer at a time (then this process queues its

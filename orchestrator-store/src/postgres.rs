@@ -91,7 +91,8 @@ async fn listen_for_commits(pool: Pool<Postgres>, committed: tokio::sync::watch:
     }
 }
 
-/// The channel on which commits are announced to other server processes.
+/// The channel on which commits are announced to other server processes (also spelled
+/// out in `EVENT_INSERT_WRAPPER`).
 pub(crate) const EVENTS_CHANNEL: &str = "orchestrator_events";
 
 /// `translate` arguments that lower-case ASCII letters only, as the other stores do.
@@ -102,6 +103,12 @@ impl Dialect for Postgres {
     const DEPENDENCY_LIST: &'static str = "string_agg(d.depends_on_id::text, ',')";
     const BYTE_ORDER: &'static str = " COLLATE \"C\"";
     const LOCKS_ROWS: bool = true;
+    // One row: the last sequence number, after telling listeners (delivered at commit).
+    const EVENT_INSERT_WRAPPER: (&'static str, &'static str) = (
+        "WITH inserted AS (",
+        ") SELECT max(seq) AS seq, pg_notify('orchestrator_events', max(seq)::text) \
+         FROM inserted",
+    );
     const BATCHES_WRITES: bool = false;
     const SINGLE_WRITER: bool = false;
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF t SKIP LOCKED";
@@ -138,23 +145,14 @@ impl Dialect for Postgres {
                         .execute(&mut *conn)
                         .await
                         .db()?;
-                    let seqs: Vec<i64> = query
+                    let seq: Option<i64> = query
                         .build_query_scalar()
-                        .fetch_all(&mut *conn)
+                        .fetch_one(&mut *conn)
                         .await
                         .db()?;
-                    last_seq = last_seq.max(seqs.into_iter().max());
+                    last_seq = last_seq.max(seq);
                 }
             }
-        }
-        if let Some(seq) = last_seq {
-            // Delivered to listeners when the transaction commits.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(EVENTS_CHANNEL)
-                .bind(seq.to_string())
-                .execute(&mut *conn)
-                .await
-                .db()?;
         }
         Ok(last_seq)
     }

@@ -92,6 +92,7 @@ impl Dialect for Sqlite {
     // SQLite's default collation already compares bytes.
     const BYTE_ORDER: &'static str = "";
     const LOCKS_ROWS: bool = false;
+    const EVENT_INSERT_WRAPPER: (&'static str, &'static str) = ("", "");
     const BATCHES_WRITES: bool = true;
     const SINGLE_WRITER: bool = true;
     const SKIP_LOCKED: &'static str = "";
