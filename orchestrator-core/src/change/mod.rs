@@ -6,6 +6,7 @@
 //! guard on their previous `revision`, and the events are appended to the log. The rules —
 //! which transition, which fields, which side effects — therefore exist once, not once per
 //! backend.
+
 use std::time::Duration;
 
 use serde_json::json;
