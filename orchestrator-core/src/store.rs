@@ -230,8 +230,8 @@ pub trait Store: LockManager {
     /// Deletes agent logs and events beyond the retention policy.
     async fn prune(&self, policy: &RetentionPolicy, now: Timestamp) -> Result<PruneReport>;
 
-    /// The newest committed event sequence number this process knows of. It changes after
-    /// every commit here and, on PostgreSQL, when another process commits; waiters (long
-    /// polls, event streams) wake on it instead of polling.
+    /// A number that grows whenever events may have been committed: after every commit
+    /// here and, on PostgreSQL, when another process commits. Waiters (long polls, event
+    /// streams) wake on it instead of polling, then read `events_since`.
     fn subscribe(&self) -> watch::Receiver<i64>;
 }

@@ -22,9 +22,8 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
     /// Whether reads inside a write transaction must lock their rows (`FOR UPDATE`);
     /// false where the transaction already holds the whole database's write lock.
     const LOCKS_ROWS: bool;
-    /// Text around an `INSERT INTO events … RETURNING seq` statement: PostgreSQL wraps it
-    /// so that the same statement returns the last sequence number and notifies other
-    /// processes.
+    /// Text around an `INSERT INTO events …` statement so that it returns one number
+    /// that grows with every append (and, on PostgreSQL, notifies other processes).
     const EVENT_INSERT_WRAPPER: (&'static str, &'static str);
     /// Whether several statements (with their parameters) can be sent in one call.
     const BATCHES_WRITES: bool;
@@ -37,10 +36,14 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
 
     /// Opens a transaction that may write: SQLite takes its write lock at once.
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>>;
+    /// Numbers the events committed since the last call, where they are not numbered as
+    /// they are inserted (PostgreSQL). Every read of the event log calls it first.
+    async fn number_events(pool: &Pool<Self>) -> Result<()>;
+
     /// Runs the statements of `batch` in order (in one round trip where the database
     /// takes several statements at once) and checks what each must do. Returns the last
-    /// sequence number of the events it appended, if it appended any; they are numbered
-    /// in commit order, and other processes are told of them once the transaction commits.
+    /// number the event insert returned, if the batch appended events; other processes are
+    /// told of them once the transaction commits.
     async fn run_batch(conn: &mut Self::Connection, batch: Batch<Self>) -> Result<Option<i64>>;
 
     async fn fetch_all(

@@ -26,6 +26,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "coordination",
         include_str!("../migrations/sqlite/0002_coordination.sql"),
     ),
+    (
+        3,
+        "event sequencer",
+        include_str!("../migrations/sqlite/0003_event_sequencer.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order; the same versions as the SQLite ones.
@@ -40,6 +45,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         2,
         "coordination",
         include_str!("../migrations/postgres/0002_coordination.sql"),
+    ),
+    (
+        3,
+        "event sequencer",
+        include_str!("../migrations/postgres/0003_event_sequencer.sql"),
     ),
 ];
 

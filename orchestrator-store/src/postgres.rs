@@ -77,11 +77,7 @@ async fn listen_for_commits(pool: Pool<Postgres>, committed: tokio::sync::watch:
         }
         loop {
             match listener.recv().await {
-                Ok(notification) => {
-                    if let Ok(seq) = notification.payload().parse::<i64>() {
-                        announce(&committed, seq);
-                    }
-                }
+                Ok(_) => announce(&committed),
                 Err(err) => {
                     tracing::debug!(error = %err, "commit listener lost its connection");
                     break;
@@ -95,6 +91,9 @@ async fn listen_for_commits(pool: Pool<Postgres>, committed: tokio::sync::watch:
 /// out in `EVENT_INSERT_WRAPPER`).
 pub(crate) const EVENTS_CHANNEL: &str = "orchestrator_events";
 
+/// The advisory lock that makes event numbering one at a time.
+const EVENT_NUMBERING_KEY: i64 = 0x6f72_6368_6576_6e74;
+
 /// `translate` arguments that lower-case ASCII letters only, as the other stores do.
 const ASCII_LOWER: &str = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'";
 
@@ -103,10 +102,11 @@ impl Dialect for Postgres {
     const DEPENDENCY_LIST: &'static str = "string_agg(d.depends_on_id::text, ',')";
     const BYTE_ORDER: &'static str = " COLLATE \"C\"";
     const LOCKS_ROWS: bool = true;
-    // One row: the last sequence number, after telling listeners (delivered at commit).
+    // Events get their sequence number later (see `number_events`); the insert returns
+    // the last insertion id and tells listeners (delivered at commit).
     const EVENT_INSERT_WRAPPER: (&'static str, &'static str) = (
         "WITH inserted AS (",
-        ") SELECT max(seq) AS seq, pg_notify('orchestrator_events', max(seq)::text) \
+        " RETURNING id) SELECT max(id) AS id, pg_notify('orchestrator_events', '') \
          FROM inserted",
     );
     const BATCHES_WRITES: bool = false;
@@ -115,6 +115,37 @@ impl Dialect for Postgres {
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {
         pool.begin().await.db()
+    }
+
+    async fn number_events(pool: &Pool<Self>) -> Result<()> {
+        let pending: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE seq IS NULL)")
+                .fetch_one(pool)
+                .await
+                .db()?;
+        if !pending {
+            return Ok(());
+        }
+        // One numbering at a time: every number handed out here is larger than any handed
+        // out before, and readers see a numbering whole or not at all. Events committed
+        // after this snapshot, or still uncommitted, get larger numbers later — so a
+        // reader that has seen number N never finds a number below N appear.
+        let mut tx = pool.begin().await.db()?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(EVENT_NUMBERING_KEY)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        sqlx::query(
+            "UPDATE events SET seq = numbered.seq FROM ( \
+                 SELECT id, nextval('events_seq_seq') AS seq FROM ( \
+                     SELECT id FROM events WHERE seq IS NULL ORDER BY id) pending \
+             ) numbered WHERE events.id = numbered.id",
+        )
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()
     }
 
     async fn run_batch(conn: &mut PgConnection, batch: Batch<Self>) -> Result<Option<i64>> {
@@ -139,12 +170,6 @@ impl Dialect for Postgres {
                     }
                 }
                 Expect::Events => {
-                    // Appenders take turns until commit (the lock conflicts with itself,
-                    // not with readers), so sequence numbers follow commit order.
-                    sqlx::query("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
-                        .execute(&mut *conn)
-                        .await
-                        .db()?;
                     let seq: Option<i64> = query
                         .build_query_scalar()
                         .fetch_one(&mut *conn)

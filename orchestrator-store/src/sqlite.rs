@@ -92,13 +92,18 @@ impl Dialect for Sqlite {
     // SQLite's default collation already compares bytes.
     const BYTE_ORDER: &'static str = "";
     const LOCKS_ROWS: bool = false;
-    const EVENT_INSERT_WRAPPER: (&'static str, &'static str) = ("", "");
+    const EVENT_INSERT_WRAPPER: (&'static str, &'static str) = ("", " RETURNING seq");
     const BATCHES_WRITES: bool = true;
     const SINGLE_WRITER: bool = true;
     const SKIP_LOCKED: &'static str = "";
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {
         pool.begin_with("BEGIN IMMEDIATE").await.db()
+    }
+
+    async fn number_events(_pool: &Pool<Self>) -> Result<()> {
+        // Numbered as they are inserted: write transactions run one at a time.
+        Ok(())
     }
 
     async fn run_batch(conn: &mut SqliteConnection, batch: Batch<Self>) -> Result<Option<i64>> {

@@ -58,3 +58,58 @@ pub async fn events_are_ordered_and_resumable(store: Arc<dyn Store>) {
     assert_invalid_input(store.events_since(0, 0).await, "limit");
     assert_invalid_input(store.events_since(0, 1_001).await, "limit");
 }
+
+/// A reader following the log while eight writers commit concurrently never skips an
+/// event: what it collects, page after page, is every event, in increasing order.
+pub async fn a_reader_following_the_log_never_skips_an_event(store: Arc<dyn Store>) {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let start = last_seq(&store).await;
+    let writing = Arc::new(AtomicBool::new(true));
+    let reader = {
+        let (store, writing) = (store.clone(), writing.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut after = start;
+            loop {
+                let done = !writing.load(Ordering::SeqCst);
+                let page = store.events_since(after, 50).await.expect("read the log");
+                if let Some(last) = page.last() {
+                    after = last.seq;
+                }
+                let empty = page.is_empty();
+                seen.extend(page.into_iter().map(|e| e.seq));
+                if done && empty {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for writer in 0..8 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..15 {
+                new_task(&store, &format!("writer {writer} task {i}"), at(i)).await;
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    writing.store(false, Ordering::SeqCst);
+    let seen = reader.await.expect("reader");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "not increasing");
+    let all: HashSet<i64> = store
+        .events_since(start, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(all.len(), 120);
+    let collected: HashSet<i64> = seen.into_iter().collect();
+    assert_eq!(collected, all, "the reader skipped events");
+}

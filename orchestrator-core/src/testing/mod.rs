@@ -112,6 +112,7 @@ macro_rules! store_conformance_tests {
             exceptions_deduplicate_and_sort_by_urgency,
             exception_decisions_follow_the_state_machine,
             events_are_ordered_and_resumable,
+            a_reader_following_the_log_never_skips_an_event,
             concurrent_edits_of_one_task_are_not_lost,
             concurrent_assignment_of_one_task_has_one_winner,
             claims_fill_slots_in_queue_order,

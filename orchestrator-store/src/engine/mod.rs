@@ -167,8 +167,8 @@ impl<D: Dialect> SqlStore<D> {
     /// Commits and tells subscribers how far the event log reaches.
     async fn commit(&self, tx: Tx<D>, last_seq: Option<i64>) -> Result<()> {
         tx.commit().await?;
-        if let Some(seq) = last_seq {
-            announce(&self.committed, seq);
+        if last_seq.is_some() {
+            announce(&self.committed);
         }
         Ok(())
     }
@@ -201,15 +201,9 @@ fn planned<T>(row: Option<T>, what: &str) -> Result<T> {
     row.ok_or_else(|| Error::backend(format!("the plan carried no {what}")))
 }
 
-/// Raises the known committed sequence number to `seq` (never lowers it).
-pub(crate) fn announce(committed: &watch::Sender<i64>, seq: i64) {
-    committed.send_if_modified(|known| {
-        let newer = seq > *known;
-        if newer {
-            *known = seq;
-        }
-        newer
-    });
+/// Wakes subscribers: events may have been committed.
+pub(crate) fn announce(committed: &watch::Sender<i64>) {
+    committed.send_modify(|generation| *generation += 1);
 }
 
 /// Writes a planned change inside `tx` (nothing for a no-op); returns the locks it granted
@@ -733,6 +727,7 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
         change::check_events_limit(limit)?;
+        D::number_events(&self.pool).await?;
         read::events_since::<D>(&mut *self.read().await?, after, limit).await
     }
 

@@ -386,7 +386,7 @@ pub(crate) fn append_events<D: Dialect>(batch: &mut Batch<D>, events: &[NewEvent
     let (before, after) = D::EVENT_INSERT_WRAPPER;
     query.push(before);
     insert_into(query, "events", rows);
-    query.push(" RETURNING seq").push(after);
+    query.push(after);
 }
 
 /// Takes the named lease for `holder` until `expires` if it is free, expired at `now`,
