@@ -11,8 +11,9 @@
 //!   and persists the result with each updated row guarded by its previous revision. A
 //!   guard that fails (a concurrent writer won) is retried on fresh rows or reported as
 //!   [`Error::Conflict`](crate::Error::Conflict); an update is never lost.
-//! * Every state change appends [`Event`]s in the same transaction; their `seq` numbers
-//!   strictly increase in commit order, so `events_since` never skips an event.
+//! * Every state change appends [`Event`]s in the same transaction. Their `seq` numbers
+//!   strictly increase, and an event never becomes visible with a number below one a
+//!   reader has already seen, so `events_since` never skips an event.
 //! * Errors: unknown ids are `NotFound`, rejected input is `InvalidInput` naming the
 //!   field, an illegal transition is `InvalidTransition`, a stale lease or a clash with
 //!   current state is `Conflict`. Nothing panics on bad input.

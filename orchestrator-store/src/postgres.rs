@@ -1,6 +1,7 @@
 //! [`PostgresStore`]: for teams and for several server replicas on one database. Writers
-//! lock the rows they read (`SELECT … FOR UPDATE`) until commit, and take turns appending
-//! events so that sequence numbers follow commit order.
+//! lock the rows they read (`SELECT … FOR UPDATE`) until commit. Events are inserted
+//! unnumbered and numbered after commit by one serialized step before every read of the
+//! log, so writers never wait for each other to append.
 //!
 //! Columns use the native types: UUID, TIMESTAMPTZ, JSONB.
 

@@ -362,8 +362,8 @@ pub(crate) fn upsert_exception<D: Dialect>(batch: &mut Batch<D>, exception: &Exc
     upsert(batch, "exceptions", columns, &mutable);
 }
 
-/// Appends events at the end of the log; the dialect numbers them in commit order. Must be
-/// the last statement of its batch.
+/// Appends events at the end of the log (numbered by the dialect so that a reader never
+/// skips one). Must be the last statement of its batch.
 pub(crate) fn append_events<D: Dialect>(batch: &mut Batch<D>, events: &[NewEvent], now: Timestamp) {
     if events.is_empty() {
         return;
