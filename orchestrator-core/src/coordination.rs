@@ -134,3 +134,80 @@ pub struct PruneReport {
     pub logs_deleted: u64,
     pub events_deleted: u64,
 }
+
+/// Claims like [`Store::claim`](crate::Store::claim), but when nothing is claimable waits
+/// up to `wait` for a commit (a new task, a released lock, a finished dependency) and tries
+/// again, instead of polling. Returns an empty list when `wait` passes without work.
+pub async fn claim_waiting(
+    store: &dyn crate::Store,
+    clock: &dyn crate::Clock,
+    request: ClaimRequest,
+    wait: Duration,
+) -> Result<Vec<Claim>> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut commits = store.subscribe();
+    loop {
+        // Mark the current state seen before looking, so that a commit between the claim
+        // and the wait still wakes us.
+        commits.borrow_and_update();
+        let claims = store.claim(request.clone(), clock.now()).await?;
+        if !claims.is_empty() {
+            return Ok(claims);
+        }
+        match tokio::time::timeout_at(deadline, commits.changed()).await {
+            Ok(Ok(())) => {}
+            // The deadline passed, or the store is gone: no work this time.
+            Ok(Err(_)) | Err(_) => return Ok(Vec::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{NewAgent, NewTask};
+    use crate::{Clock, InMemoryStore, Store, SystemClock};
+
+    #[tokio::test]
+    async fn a_waiting_claim_wakes_when_a_task_arrives() {
+        let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+        let clock = SystemClock;
+        let agent = store
+            .create_agent(NewAgent::default(), clock.now())
+            .await
+            .unwrap();
+        let request = ClaimRequest {
+            agents: vec![agent.id],
+            runner_session_id: None,
+            task_id: None,
+            lease_ttl: Duration::from_secs(60),
+        };
+        let empty = claim_waiting(&*store, &clock, request.clone(), Duration::from_millis(20))
+            .await
+            .unwrap();
+        assert!(empty.is_empty(), "nothing to claim, and the wait ends");
+
+        let waiter = {
+            let store = store.clone();
+            let request = request.clone();
+            tokio::spawn(async move {
+                claim_waiting(&*store, &SystemClock, request, Duration::from_secs(30)).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "it waits instead of returning");
+        let task = store
+            .create_task(NewTask::new("late", "d"), clock.now())
+            .await
+            .unwrap()
+            .value;
+        let claims = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the commit")
+            .unwrap()
+            .unwrap();
+        assert_eq!(claims[0].task.id, task.id);
+    }
+}
