@@ -99,10 +99,13 @@ impl<D: Dialect> SqlStore<D> {
         request.validate()?;
         let mut tx = self.begin().await?;
         let now = self.now(&mut tx, now).await?;
+        // The slots in one locked read (sorted, so concurrent claimers lock in one order),
+        // then back in the order the request gave them.
+        let mut slots = read::agents_by_id::<D>(&mut tx, &request.agents).await?;
         let mut idle = Vec::with_capacity(request.agents.len());
         for agent in &request.agents {
-            let slot = read::agent::<D>(&mut tx, *agent, Lock::ForUpdate).await?;
-            let slot = found(slot, "agent", agent)?;
+            let position = slots.iter().position(|slot| slot.id == *agent);
+            let slot = found(position.map(|i| slots.swap_remove(i)), "agent", agent)?;
             agent_state::transition(slot.status, AgentEvent::Assign)?;
             idle.push(slot);
         }

@@ -557,3 +557,19 @@ pub(crate) async fn newest_event_seq<D: Dialect>(conn: &mut D::Connection) -> Re
     let query = QueryBuilder::<D>::new("SELECT COALESCE(MAX(seq), 0) FROM events");
     Ok(i64::try_from(D::fetch_count(conn, query).await?).unwrap_or(i64::MAX))
 }
+
+/// The agents with the given ids, locked until the transaction ends (where the dialect
+/// locks rows), in id order; unknown ids are left out.
+pub(crate) async fn agents_by_id<D: Dialect>(
+    conn: &mut D::Connection,
+    ids: &[AgentId],
+) -> Result<Vec<Agent>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = QueryBuilder::<D>::new("SELECT * FROM agents WHERE id IN (");
+    push_list(&mut query, ids.iter().map(|id| Value::id(*id)).collect());
+    query.push(") ORDER BY id");
+    query.push(Lock::ForUpdate.clause::<D>(None));
+    all::<D, _>(conn, query, agent_from_row).await
+}
