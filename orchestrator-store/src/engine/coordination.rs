@@ -14,7 +14,7 @@ use orchestrator_core::model::{Agent, ExceptionType, LockMode, RunnerSession, Ta
 use orchestrator_core::state::agent::{self as agent_state, AgentEvent};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 
-use super::{SqlStore, Tx, found, write_change};
+use super::{SqlStore, Tx, found, locked_task, write_change};
 use crate::dialect::Dialect;
 use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
@@ -97,8 +97,7 @@ impl<D: Dialect> SqlStore<D> {
         now: Timestamp,
     ) -> Result<Vec<Claim>> {
         request.validate()?;
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         // The slots in one locked read (sorted, so concurrent claimers lock in one order),
         // then back in the order the request gave them.
         let mut slots = read::agents_by_id::<D>(&mut tx, &request.agents).await?;
@@ -110,11 +109,7 @@ impl<D: Dialect> SqlStore<D> {
             idle.push(slot);
         }
         if let Some(id) = request.task_id {
-            let task = found(
-                read::task::<D>(&mut tx, id, Lock::ForUpdate).await?,
-                "task",
-                id,
-            )?;
+            let task = locked_task(&mut tx, id).await?;
             let assigned = Self::assign(&mut tx, task, &idle[0], &request, now, true).await?;
             let (claim, seq) =
                 assigned.ok_or_else(|| Error::backend("a named claim was passed over"))?;
@@ -177,14 +172,9 @@ impl<D: Dialect> SqlStore<D> {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<HeartbeatAck> {
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let id = lease.task_id;
-        let task = found(
-            read::task::<D>(&mut tx, id, Lock::ForUpdate).await?,
-            "task",
-            id,
-        )?;
+        let task = locked_task(&mut tx, id).await?;
         let context = super::task_context::<D>(&mut tx, task, &TaskAction::Start, now).await?;
         let (change, ack) = change::plan_heartbeat(context, &lease, ttl, now)?;
         self.persist(tx, &change, now).await?;
@@ -226,8 +216,7 @@ impl<D: Dialect> SqlStore<D> {
         let quiet = read::quiet_runners::<D>(&mut *self.read().await?, seen_before).await?;
         let mut marked = Vec::with_capacity(quiet.len());
         for id in quiet {
-            let mut tx = self.begin().await?;
-            let now = self.now(&mut tx, now).await?;
+            let (mut tx, now) = self.begin_at(now).await?;
             let Some(session) = read::runner_session::<D>(&mut tx, id, Lock::ForUpdate).await?
             else {
                 continue;
@@ -264,8 +253,7 @@ impl<D: Dialect> SqlStore<D> {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let taken = write::take_named_lease::<D>(&mut tx, name, holder, now.add(ttl), now).await?;
         tx.commit().await?;
         Ok(taken)
@@ -276,8 +264,7 @@ impl<D: Dialect> SqlStore<D> {
         policy: &RetentionPolicy,
         now: Timestamp,
     ) -> Result<PruneReport> {
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let logs_deleted = write::prune_table::<D>(
             &mut tx,
             "agent_logs",

@@ -59,8 +59,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
         if paths.is_empty() {
             return Err(Error::invalid("paths", "name at least one path"));
         }
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let holder = request.holder;
         found(
             read::agent::<D>(&mut tx, holder, Lock::None).await?,
@@ -106,8 +105,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
 
     async fn renew(&self, holder: AgentId, ttl: Duration, now: Timestamp) -> Result<u64> {
         check_lease_ttl(ttl)?;
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let renewed = sql_locks::renew_holder::<D>(&mut tx, holder, now.add(ttl), now).await?;
         self.commit(tx, None).await?;
         Ok(renewed)
@@ -123,8 +121,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
             .map(|paths| parse_paths(&paths, "paths"))
             .transpose()?
             .map(|paths| paths.iter().map(LockPath::key).collect());
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let released = sql_locks::release_holder::<D>(&mut tx, holder, keys).await?;
         self.finish_release(tx, &released, "released", now).await?;
         Ok(released.len() as u64)
@@ -161,8 +158,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
         {
             return Err(Error::invalid("reason", "must be at most 500 characters"));
         }
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let released = sql_locks::release_key::<D>(&mut tx, &key).await?;
         if released.is_empty() {
             return Err(Error::not_found("fileLock", &key));
@@ -190,8 +186,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
     }
 
     async fn sweep_expired_locks(&self, now: Timestamp) -> Result<u64> {
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let expired = sql_locks::sweep::<D>(&mut tx, now).await?;
         self.finish_release(tx, &expired, "expired", now).await?;
         Ok(expired.len() as u64)

@@ -143,6 +143,14 @@ impl<D: Dialect> SqlStore<D> {
         &self.pool
     }
 
+    /// Opens a write transaction and settles the instant it works with (the caller's or
+    /// the database's, see [`ClockSource`]).
+    async fn begin_at(&self, caller_now: Timestamp) -> Result<(Tx<D>, Timestamp)> {
+        let mut tx = self.begin().await?;
+        let now = self.now(&mut tx, caller_now).await?;
+        Ok((tx, now))
+    }
+
     async fn begin(&self) -> Result<Tx<D>> {
         // Where the database admits one writer at a time, writers queue here in order
         // rather than polling the database's busy handler.
@@ -195,6 +203,11 @@ impl<D: Dialect> SqlStore<D> {
 
 fn found<T>(row: Option<T>, entity: &'static str, id: impl fmt::Display) -> Result<T> {
     row.ok_or_else(|| Error::not_found(entity, id))
+}
+
+/// The task `id`, locked until the transaction ends; `NotFound` if there is none.
+async fn locked_task<D: Dialect>(tx: &mut Tx<D>, id: TaskId) -> Result<Task> {
+    found(read::task::<D>(tx, id, Lock::ForUpdate).await?, "task", id)
 }
 
 fn planned<T>(row: Option<T>, what: &str) -> Result<T> {
@@ -354,8 +367,7 @@ async fn task_context<D: Dialect>(
 
 impl<D: Dialect> SqlStore<D> {
     async fn raise_once(&self, new: NewException, now: Timestamp) -> Result<Exception> {
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         if let Some(agent) = new.agent_id {
             found(
                 read::agent::<D>(&mut tx, agent, Lock::None).await?,
@@ -391,8 +403,7 @@ impl<D: Dialect> Store for SqlStore<D> {
     async fn create_task(&self, new: NewTask, now: Timestamp) -> Result<Created<Task>> {
         new.validate()?;
         retry_on_race(|| async {
-            let mut tx = self.begin().await?;
-            let now = self.now(&mut tx, now).await?;
+            let (mut tx, now) = self.begin_at(now).await?;
             check_dependencies(&mut tx, &new, "").await?;
             let (created, seq) = insert_new_task(&mut tx, new.clone(), now).await?;
             if created.created {
@@ -406,8 +417,7 @@ impl<D: Dialect> Store for SqlStore<D> {
     async fn create_tasks(&self, batch: Vec<NewTask>, now: Timestamp) -> Result<Vec<Task>> {
         change::validate_task_batch(&batch)?;
         retry_on_race(|| async {
-            let mut tx = self.begin().await?;
-            let now = self.now(&mut tx, now).await?;
+            let (mut tx, now) = self.begin_at(now).await?;
             for (index, new) in batch.iter().enumerate() {
                 check_dependencies(&mut tx, new, &format!("tasks[{index}].")).await?;
             }
@@ -439,13 +449,8 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn edit_task(&self, id: TaskId, edit: TaskEdit, now: Timestamp) -> Result<Task> {
         edit.validate()?;
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
-        let task = found(
-            read::task::<D>(&mut tx, id, Lock::ForUpdate).await?,
-            "task",
-            id,
-        )?;
+        let (mut tx, now) = self.begin_at(now).await?;
+        let task = locked_task(&mut tx, id).await?;
         let change = change::plan_task_edit(task, edit, now)?;
         let task = planned(change.task.clone(), "task")?;
         self.persist(tx, &change, now).await?;
@@ -459,13 +464,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         lease: Option<LeaseRef>,
         now: Timestamp,
     ) -> Result<Task> {
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
-        let task = found(
-            read::task::<D>(&mut tx, id, Lock::ForUpdate).await?,
-            "task",
-            id,
-        )?;
+        let (mut tx, now) = self.begin_at(now).await?;
+        let task = locked_task(&mut tx, id).await?;
         let context = task_context(&mut tx, task, &action, now).await?;
         let change = change::plan_task_action(context, action, lease.as_ref(), now)?;
         let task = planned(change.task.clone(), "task")?;
@@ -474,13 +474,8 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
-        let task = found(
-            read::task::<D>(&mut tx, id, Lock::ForUpdate).await?,
-            "task",
-            id,
-        )?;
+        let (mut tx, now) = self.begin_at(now).await?;
+        let task = locked_task(&mut tx, id).await?;
         let dependents = read::dependents::<D>(&mut tx, id).await?;
         let event = change::check_deletable(&task, &dependents)?;
         let mut batch = Batch::new();
@@ -502,8 +497,7 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn create_agent(&self, new: NewAgent, now: Timestamp) -> Result<Agent> {
         new.validate()?;
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         if let Some(session) = new.runner_session_id {
             let row = read::runner_session::<D>(&mut tx, session, Lock::None).await?;
             found(row, "runnerSession", session)?;
@@ -536,8 +530,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         action: AgentAction,
         now: Timestamp,
     ) -> Result<Agent> {
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let agent = found(
             read::agent::<D>(&mut tx, id, Lock::ForUpdate).await?,
             "agent",
@@ -555,8 +548,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         now: Timestamp,
     ) -> Result<RunnerSession> {
         new.validate()?;
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let session = new.into_session(RunnerSessionId::new(), now);
         let mut batch = Batch::new();
         write::insert_runner_session(&mut batch, &session);
@@ -592,8 +584,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         event: RunnerSessionEvent,
         now: Timestamp,
     ) -> Result<RunnerSession> {
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let session = read::runner_session::<D>(&mut tx, id, Lock::ForUpdate).await?;
         let session = found(session, "runnerSession", id)?;
         let change = change::plan_runner_session_event(session, event, now)?;
@@ -616,8 +607,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         if let Some(agent) = read::missing::<D, _>(&mut tx, "agents", &agents)
             .await?
             .first()
@@ -654,13 +644,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         now: Timestamp,
     ) -> Result<VerificationResult> {
         result.validate()?;
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
-        let current = found(
-            read::task::<D>(&mut tx, task, Lock::ForUpdate).await?,
-            "task",
-            task,
-        )?;
+        let (mut tx, now) = self.begin_at(now).await?;
+        let current = locked_task(&mut tx, task).await?;
         let change = change::plan_verification(current, result, now)?;
         let recorded = planned(change.verification.clone(), "verification result")?;
         self.persist(tx, &change, now).await?;
@@ -704,8 +689,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         now: Timestamp,
     ) -> Result<Exception> {
         decision.validate()?;
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, now).await?;
+        let (mut tx, now) = self.begin_at(now).await?;
         let exception = read::exception::<D>(&mut tx, id, Lock::ForUpdate).await?;
         let exception = found(exception, "exception", id)?;
         if decision.status == ExceptionStatus::Open
