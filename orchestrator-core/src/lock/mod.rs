@@ -5,7 +5,10 @@ mod path;
 mod rules;
 
 pub use path::{DescendantRange, LockPath, ROOT_KEY};
-pub use rules::{conflicts_among, force_release_exception, grants_for, parse_paths};
+pub use rules::{
+    acquired_event, check_force_release, conflicts_among, force_release_exception, grants_for,
+    parse_paths, released_event,
+};
 
 use std::fmt::Debug;
 use std::time::Duration;

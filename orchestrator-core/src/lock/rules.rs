@@ -6,8 +6,11 @@ use std::collections::BTreeSet;
 use super::{LockConflict, LockPath};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, FileLockId, TaskId};
+use serde_json::json;
+
 use crate::model::{
-    ExceptionSeverity, ExceptionType, FileLock, FileLockStatus, LockMode, NewException,
+    EventKind, ExceptionSeverity, ExceptionType, FileLock, FileLockStatus, LockMode, NewEvent,
+    NewException,
 };
 use crate::time::Timestamp;
 
@@ -121,4 +124,39 @@ pub fn force_release_exception(
         agent_id: first.map(|lock| lock.agent_id),
         task_id: first.and_then(|lock| lock.task_id),
     }
+}
+
+/// Longest reason an administrator may give for a force release (the original's limit).
+const MAX_FORCE_RELEASE_REASON_CHARS: usize = 500;
+
+/// Checks a force release request; returns the normalized key of the path.
+pub fn check_force_release(path: &str, reason: Option<&str>) -> Result<String> {
+    let key = LockPath::parse_field(path, "filePath")?.key();
+    if let Some(reason) = reason {
+        crate::model::check_max_chars("reason", reason, MAX_FORCE_RELEASE_REASON_CHARS)?;
+    }
+    Ok(key)
+}
+
+/// The event recording a grant of `paths` to `holder`.
+pub fn acquired_event(paths: &[LockPath], holder: AgentId, task: Option<TaskId>) -> NewEvent {
+    let event = NewEvent::new(EventKind::LockAcquired)
+        .agent(Some(holder))
+        .payload(json!({"paths": paths.iter().map(LockPath::key).collect::<Vec<_>>()}));
+    match task {
+        Some(task) => event.task(task),
+        None => event,
+    }
+}
+
+/// The event recording that `released` locks went (`reason`: released, expired,
+/// force_released); `None` when nothing was released.
+pub fn released_event(released: &[FileLock], reason: &str) -> Option<NewEvent> {
+    let first = released.first()?;
+    let paths: Vec<&str> = released.iter().map(|l| l.file_path.as_str()).collect();
+    Some(
+        NewEvent::new(EventKind::LockReleased)
+            .agent(Some(first.agent_id))
+            .payload(json!({"paths": paths, "reason": reason})),
+    )
 }

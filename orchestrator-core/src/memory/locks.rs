@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::json;
 
 use super::{InMemoryStore, State};
 use crate::change;
@@ -12,9 +11,10 @@ use crate::error::{Error, Result};
 use crate::ids::AgentId;
 use crate::lock::{
     DescendantRange, ForcedRelease, LockConflict, LockManager, LockOutcome, LockPath, LockQuery,
-    LockRequest, conflicts_among, force_release_exception, grants_for, parse_paths,
+    LockRequest, acquired_event, check_force_release, conflicts_among, force_release_exception,
+    grants_for, parse_paths, released_event,
 };
-use crate::model::{EventKind, FileLock, LockMode, NewEvent};
+use crate::model::{FileLock, LockMode};
 use crate::time::Timestamp;
 
 impl State {
@@ -97,14 +97,7 @@ impl State {
     }
 
     fn record_release(&mut self, released: &[FileLock], reason: &str, now: Timestamp) {
-        if released.is_empty() {
-            return;
-        }
-        let paths: Vec<&str> = released.iter().map(|l| l.file_path.as_str()).collect();
-        let event = NewEvent::new(EventKind::LockReleased)
-            .agent(released.first().map(|l| l.agent_id))
-            .payload(json!({"paths": paths, "reason": reason}));
-        self.append_events(vec![event], now);
+        self.append_events(Vec::from_iter(released_event(released, reason)), now);
     }
 }
 
@@ -134,13 +127,7 @@ impl LockManager for InMemoryStore {
             now,
         );
         let granted = state.insert_locks(grants);
-        let event = NewEvent::new(EventKind::LockAcquired)
-            .agent(Some(request.holder))
-            .payload(json!({"paths": paths.iter().map(|p| p.key()).collect::<Vec<_>>()}));
-        let event = match request.task_id {
-            Some(task) => event.task(task),
-            None => event,
-        };
+        let event = acquired_event(&paths, request.holder, request.task_id);
         state.append_events(vec![event], now);
         Ok(LockOutcome::Granted(granted))
     }
@@ -208,10 +195,7 @@ impl LockManager for InMemoryStore {
         reason: Option<String>,
         now: Timestamp,
     ) -> Result<ForcedRelease> {
-        let key = LockPath::parse_field(path, "filePath")?.key();
-        if let Some(reason) = &reason {
-            crate::model::check_max_chars("reason", reason, 500)?;
-        }
+        let key = check_force_release(path, reason.as_deref())?;
         let mut state = self.state();
         let released = state.remove_locks(|lock| lock.file_path == key);
         if released.is_empty() {

@@ -10,26 +10,16 @@ use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::AgentId;
 use orchestrator_core::lock::{
     ForcedRelease, LockConflict, LockManager, LockOutcome, LockPath, LockQuery, LockRequest,
-    force_release_exception, grants_for, parse_paths,
+    acquired_event, check_force_release, force_release_exception, grants_for, parse_paths,
+    released_event,
 };
-use orchestrator_core::model::{EventKind, FileLock, LockMode, NewEvent};
-use serde_json::json;
+use orchestrator_core::model::{FileLock, LockMode};
 
 use super::{SqlStore, Tx, found};
 use crate::dialect::{Batch, Dialect};
 use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
-
-fn released_event(released: &[FileLock], reason: &str) -> Option<NewEvent> {
-    let first = released.first()?;
-    let paths: Vec<&str> = released.iter().map(|l| l.file_path.as_str()).collect();
-    Some(
-        NewEvent::new(EventKind::LockReleased)
-            .agent(Some(first.agent_id))
-            .payload(json!({"paths": paths, "reason": reason})),
-    )
-}
 
 impl<D: Dialect> SqlStore<D> {
     /// Records a release in the event log and commits.
@@ -88,13 +78,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
             now,
         );
         let granted = sql_locks::number::<D>(&mut tx, &grants).await?;
-        let event = NewEvent::new(EventKind::LockAcquired)
-            .agent(Some(holder))
-            .payload(json!({"paths": paths.iter().map(LockPath::key).collect::<Vec<_>>()}));
-        let event = match request.task_id {
-            Some(task) => event.task(task),
-            None => event,
-        };
+        let event = acquired_event(&paths, holder, request.task_id);
         let mut batch = Batch::new();
         sql_locks::insert(&mut batch, &granted);
         write::append_events(&mut batch, &[event], now);
@@ -152,12 +136,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
         reason: Option<String>,
         now: Timestamp,
     ) -> Result<ForcedRelease> {
-        let key = LockPath::parse_field(path, "filePath")?.key();
-        if let Some(reason) = &reason
-            && reason.chars().count() > 500
-        {
-            return Err(Error::invalid("reason", "must be at most 500 characters"));
-        }
+        let key = check_force_release(path, reason.as_deref())?;
         let (mut tx, now) = self.begin_at(now).await?;
         let released = sql_locks::release_key::<D>(&mut tx, &key).await?;
         if released.is_empty() {
