@@ -62,8 +62,9 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
     /// caller's (PostgreSQL, shared by several server processes).
     async fn database_now(conn: &mut Self::Connection) -> Result<Timestamp>;
 
-    /// Reserves `count` fresh fencing tokens; returns the last (they end at it).
-    async fn next_fencing_tokens(conn: &mut Self::Connection, count: u64) -> Result<i64>;
+    /// Reserves `count` fresh fencing tokens and returns them in increasing order. They
+    /// need not be consecutive: concurrent transactions may interleave.
+    async fn next_fencing_tokens(conn: &mut Self::Connection, count: u64) -> Result<Vec<i64>>;
 
     /// Takes the transaction-scoped guards of lock `keys` (hashed path keys, exclusive or
     /// shared), in the given order, so that concurrent acquirers of overlapping paths

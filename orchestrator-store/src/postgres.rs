@@ -214,20 +214,18 @@ impl Dialect for Postgres {
         Ok(Timestamp::from(now))
     }
 
-    async fn next_fencing_tokens(conn: &mut PgConnection, count: u64) -> Result<i64> {
+    async fn next_fencing_tokens(conn: &mut PgConnection, count: u64) -> Result<Vec<i64>> {
         let count = i64::try_from(count).map_err(Error::backend)?;
-        // A sequence hands out increasing numbers without serializing transactions; the
-        // last of `count` calls is the largest.
-        let tokens: Vec<i64> =
+        // A sequence hands out unique, increasing numbers without serializing transactions;
+        // calls of concurrent transactions interleave, so the numbers are kept one by one.
+        let mut tokens: Vec<i64> =
             sqlx::query_scalar("SELECT nextval('file_lock_fencing') FROM generate_series(1, $1)")
                 .bind(count)
                 .fetch_all(conn)
                 .await
                 .db()?;
-        tokens
-            .into_iter()
-            .max()
-            .ok_or_else(|| Error::backend("no fencing token was handed out"))
+        tokens.sort_unstable();
+        Ok(tokens)
     }
 
     async fn guard_lock_keys(

@@ -149,15 +149,17 @@ impl Dialect for Sqlite {
         Ok(Timestamp::from(chrono::Utc::now()))
     }
 
-    async fn next_fencing_tokens(conn: &mut SqliteConnection, count: u64) -> Result<i64> {
+    async fn next_fencing_tokens(conn: &mut SqliteConnection, count: u64) -> Result<Vec<i64>> {
         let count = i64::try_from(count).map_err(Error::backend)?;
-        sqlx::query_scalar(
+        // The write transaction holds the only writer lock: the reserved range is ours alone.
+        let last: i64 = sqlx::query_scalar(
             "UPDATE counters SET value = value + ? WHERE name = 'file_lock_fencing' RETURNING value",
         )
         .bind(count)
         .fetch_one(conn)
         .await
-        .db()
+        .db()?;
+        Ok((last - count + 1..=last).collect())
     }
 
     async fn guard_lock_keys(

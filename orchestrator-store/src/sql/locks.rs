@@ -2,7 +2,7 @@
 //! fencing tokens, renewals and releases.
 
 use orchestrator_core::Timestamp;
-use orchestrator_core::error::Result;
+use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::lock::{
     DescendantRange, LockConflict, LockPath, LockQuery, conflicts_among,
@@ -107,11 +107,17 @@ pub(crate) async fn number<D: Dialect>(
     if grants.is_empty() {
         return Ok(Vec::new());
     }
-    let last = D::next_fencing_tokens(conn, grants.len() as u64).await?;
-    let first = last - grants.len() as i64 + 1;
+    let tokens = D::next_fencing_tokens(conn, grants.len() as u64).await?;
+    if tokens.len() != grants.len() {
+        return Err(Error::backend(format!(
+            "{} fencing tokens were reserved for {} grants",
+            tokens.len(),
+            grants.len()
+        )));
+    }
     Ok(grants
         .iter()
-        .zip(first..)
+        .zip(tokens)
         .map(|(grant, token)| FileLock {
             fencing_token: u64::try_from(token).unwrap_or_default(),
             ..grant.clone()
