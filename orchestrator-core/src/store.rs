@@ -32,7 +32,7 @@ use crate::lock::LockManager;
 use crate::model::{
     Agent, AgentQuery, Event, Exception, ExceptionQuery, LogPage, LogQuery, NewAgent, NewAgentLog,
     NewException, NewRunnerSession, NewTask, NewVerificationResult, Page, RunnerSession, Task,
-    TaskAttempt, TaskEdit, TaskQuery, TaskStatus, VerificationResult,
+    TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, TaskStatus, VerificationResult,
 };
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::time::Timestamp;
@@ -52,6 +52,20 @@ pub struct Created<T> {
     pub created: bool,
 }
 
+/// Most ids one lookup of several rows (`get_agents`, `task_activity_counts`) accepts.
+pub const MAX_LOOKUP_IDS: usize = 1000;
+
+/// Refuses a lookup of more than [`MAX_LOOKUP_IDS`] ids.
+pub fn check_lookup_size<T>(ids: &[T]) -> Result<()> {
+    if ids.len() > MAX_LOOKUP_IDS {
+        return Err(crate::Error::invalid(
+            "ids",
+            format!("at most {MAX_LOOKUP_IDS} ids per lookup, got {}", ids.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// Durable state of the orchestrator. See the module documentation for the contract.
 /// Every store is also the [`LockManager`] of its data, so that claims take their locks in
 /// the same transaction.
@@ -67,6 +81,10 @@ pub trait Store: LockManager {
     /// Creates 1 to [`MAX_BATCH_SIZE`](crate::model::MAX_BATCH_SIZE) tasks in one
     /// transaction: all of them, or none when any is invalid (the error names its index).
     async fn create_tasks(&self, batch: Vec<NewTask>, now: Timestamp) -> Result<Vec<Task>>;
+
+    /// Verification results, log entries and exceptions recorded about each task of
+    /// `ids` that exists (tasks with none recorded may be left out).
+    async fn task_activity_counts(&self, ids: &[TaskId]) -> Result<Vec<TaskActivityCounts>>;
 
     /// One task.
     async fn get_task(&self, id: TaskId) -> Result<Task>;
@@ -96,6 +114,9 @@ pub trait Store: LockManager {
 
     /// Registers an IDLE agent slot. Its runner session, if named, must exist.
     async fn create_agent(&self, new: NewAgent, now: Timestamp) -> Result<Agent>;
+
+    /// The agents among `ids` that exist, in no particular order.
+    async fn get_agents(&self, ids: &[AgentId]) -> Result<Vec<Agent>>;
 
     /// One agent.
     async fn get_agent(&self, id: AgentId) -> Result<Agent>;

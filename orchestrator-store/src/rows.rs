@@ -10,7 +10,8 @@ use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::LeaseToken;
 use orchestrator_core::model::{
-    Agent, AgentLog, Event, Exception, RunnerSession, Task, TaskAttempt, Usage, VerificationResult,
+    Agent, AgentLog, Event, Exception, RunnerSession, Task, TaskActivityCounts, TaskAttempt, Usage,
+    VerificationResult,
 };
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -140,6 +141,15 @@ fn dependency_list(list: Option<String>) -> Result<Vec<orchestrator_core::ids::T
         .collect::<Result<Vec<_>>>()?;
     ids.sort();
     Ok(ids)
+}
+
+pub(crate) fn activity_counts_from_row(row: &impl RowReader) -> Result<TaskActivityCounts> {
+    Ok(TaskActivityCounts {
+        task_id: row.id("id")?,
+        verification_results: row.count("verifications")?,
+        logs: row.count("logs")?,
+        exceptions: row.count("exceptions")?,
+    })
 }
 
 pub(crate) fn agent_from_row(row: &impl RowReader) -> Result<Agent> {

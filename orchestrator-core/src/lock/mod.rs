@@ -55,6 +55,7 @@ pub enum LockOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockQuery {
     pub agent_id: Option<AgentId>,
+    pub task_id: Option<TaskId>,
     /// Also list locks whose time ran out but that the supervisor has not swept yet.
     pub include_expired: bool,
     pub limit: u32,
@@ -64,6 +65,7 @@ impl Default for LockQuery {
     fn default() -> Self {
         Self {
             agent_id: None,
+            task_id: None,
             include_expired: false,
             limit: 100,
         }

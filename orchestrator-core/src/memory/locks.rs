@@ -181,6 +181,7 @@ impl LockManager for InMemoryStore {
             .locks
             .values()
             .filter(|l| query.agent_id.is_none_or(|a| l.agent_id == a))
+            .filter(|l| query.task_id.is_none_or(|t| l.task_id == Some(t)))
             .filter(|l| query.include_expired || l.expires_at > now)
             .cloned()
             .collect();

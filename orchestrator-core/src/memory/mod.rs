@@ -5,7 +5,7 @@ mod coordination;
 mod locks;
 mod ordering;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,11 +20,11 @@ use crate::ids::{AgentId, ExceptionId, FileLockId, RunnerSessionId, TaskId};
 use crate::model::{
     Agent, AgentLog, AgentQuery, Event, Exception, ExceptionQuery, FileLock, LogPage, LogQuery,
     NewAgent, NewAgentLog, NewEvent, NewException, NewRunnerSession, NewTask,
-    NewVerificationResult, Page, RunnerSession, Task, TaskAttempt, TaskEdit, TaskQuery, TaskStatus,
-    VerificationResult,
+    NewVerificationResult, Page, RunnerSession, Task, TaskActivityCounts, TaskAttempt, TaskEdit,
+    TaskQuery, TaskStatus, VerificationResult,
 };
 use crate::state::runner_session::RunnerSessionEvent;
-use crate::store::{Created, Store};
+use crate::store::{Created, Store, check_lookup_size};
 use crate::time::Timestamp;
 
 /// The reference [`Store`]: all state in memory, nothing survives the process.
@@ -333,6 +333,32 @@ impl Store for InMemoryStore {
         self.state().task(id).cloned()
     }
 
+    async fn task_activity_counts(&self, ids: &[TaskId]) -> Result<Vec<TaskActivityCounts>> {
+        check_lookup_size(ids)?;
+        let state = self.state();
+        let mut counts: HashMap<TaskId, TaskActivityCounts> = ids
+            .iter()
+            .filter(|id| state.tasks.contains_key(id))
+            .map(|id| (*id, TaskActivityCounts::none(*id)))
+            .collect();
+        for (task, results) in &state.verifications {
+            if let Some(entry) = counts.get_mut(task) {
+                entry.verification_results = results.len() as u64;
+            }
+        }
+        for log in state.logs.values().flatten() {
+            if let Some(entry) = log.task_id.and_then(|task| counts.get_mut(&task)) {
+                entry.logs += 1;
+            }
+        }
+        for exception in state.exceptions.values() {
+            if let Some(entry) = exception.task_id.and_then(|task| counts.get_mut(&task)) {
+                entry.exceptions += 1;
+            }
+        }
+        Ok(counts.into_values().collect())
+    }
+
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
         query.validate()?;
         let state = self.state();
@@ -424,6 +450,17 @@ impl Store for InMemoryStore {
 
     async fn get_agent(&self, id: AgentId) -> Result<Agent> {
         self.state().agent(id).cloned()
+    }
+
+    async fn get_agents(&self, ids: &[AgentId]) -> Result<Vec<Agent>> {
+        check_lookup_size(ids)?;
+        let state = self.state();
+        Ok(ids
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter_map(|id| state.agents.get(id).cloned())
+            .collect())
     }
 
     async fn list_agents(&self, query: &AgentQuery) -> Result<Page<Agent>> {
@@ -536,12 +573,17 @@ impl Store for InMemoryStore {
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage> {
         query.validate()?;
         let state = self.state();
-        state.agent(query.agent_id)?;
+        if let Some(agent) = query.agent_id {
+            state.agent(agent)?;
+        }
+        if let Some(task) = query.task_id {
+            state.task(task)?;
+        }
         let mut matching: Vec<&AgentLog> = state
             .logs
-            .get(&query.agent_id)
-            .into_iter()
-            .flatten()
+            .iter()
+            .filter(|(agent, _)| query.agent_id.is_none_or(|a| a == **agent))
+            .flat_map(|(_, logs)| logs)
             .filter(|log| query.task_id.is_none_or(|t| log.task_id == Some(t)))
             .filter(|log| query.log_type.is_none_or(|t| log.log_type == t))
             .collect();

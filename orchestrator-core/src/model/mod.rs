@@ -35,7 +35,7 @@ pub use query::{
 pub use runner::{NewRunnerSession, RunnerSession};
 pub use task::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, MAX_BATCH_SIZE, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
-    NewTask, Task, TaskEdit,
+    NewTask, Task, TaskActivityCounts, TaskEdit,
 };
 pub use verification::{NewVerificationResult, VerificationFailure, VerificationResult};
 

@@ -133,10 +133,11 @@ impl AgentQuery {
     }
 }
 
-/// Which log entries of an agent to list, newest first.
+/// Which log entries to list, newest first: an agent's, a task's, or an agent's on one
+/// task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogQuery {
-    pub agent_id: AgentId,
+    pub agent_id: Option<AgentId>,
     pub task_id: Option<TaskId>,
     pub log_type: Option<LogType>,
     /// Entries strictly older than this position.
@@ -148,7 +149,7 @@ impl LogQuery {
     /// The newest `limit` entries of `agent_id`.
     pub fn new(agent_id: AgentId, limit: u32) -> Self {
         Self {
-            agent_id,
+            agent_id: Some(agent_id),
             task_id: None,
             log_type: None,
             before: None,
@@ -156,8 +157,23 @@ impl LogQuery {
         }
     }
 
-    /// Checks the limit (1..=500, as the original).
+    /// The newest `limit` entries about `task_id`, whichever agent wrote them.
+    pub fn for_task(task_id: TaskId, limit: u32) -> Self {
+        Self {
+            agent_id: None,
+            task_id: Some(task_id),
+            ..Self::new(AgentId::new(), limit)
+        }
+    }
+
+    /// Checks the limit (1..=500, as the original) and that an agent or a task is named.
     pub fn validate(&self) -> Result<()> {
+        if self.agent_id.is_none() && self.task_id.is_none() {
+            return Err(Error::invalid(
+                "agentId",
+                "name the agent or the task whose log to list",
+            ));
+        }
         check_limit(self.limit, 500)
     }
 }

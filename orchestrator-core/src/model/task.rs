@@ -367,3 +367,26 @@ mod tests {
         assert_eq!(json["createdAt"], "1970-01-01T00:00:00.000Z");
     }
 }
+
+/// How much has been recorded about a task: what a task list shows next to each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskActivityCounts {
+    #[serde(skip)]
+    pub task_id: TaskId,
+    pub verification_results: u64,
+    pub logs: u64,
+    pub exceptions: u64,
+}
+
+impl TaskActivityCounts {
+    /// Nothing recorded yet.
+    pub fn none(task_id: TaskId) -> Self {
+        Self {
+            task_id,
+            verification_results: 0,
+            logs: 0,
+            exceptions: 0,
+        }
+    }
+}

@@ -145,3 +145,113 @@ pub async fn logs_are_validated_and_capped(store: Arc<dyn Store>) {
     assert_eq!(call.metadata.as_ref().unwrap()["input"]["path"], "src/ü.rs");
     assert_eq!(call.created_at, at(2), "entries carry the server's time");
 }
+
+/// A task's activity is counted and its log listed across agents; agents are looked up in
+/// bulk; locks are listed by task.
+pub async fn task_activity_is_counted_and_listed_by_task(store: Arc<dyn Store>) {
+    use crate::lock::{LockOutcome, LockQuery, LockRequest};
+    use crate::model::{ExceptionSeverity, ExceptionType, LockMode, NewException};
+
+    let first = new_agent(&store, at(0)).await;
+    let second = new_agent(&store, at(0)).await;
+    let busy = new_task(&store, "busy", at(0)).await;
+    let quiet = new_task(&store, "quiet", at(0)).await;
+    let logs = vec![
+        entry(first.id, Some(busy.id), LogType::Info, "one"),
+        entry(second.id, Some(busy.id), LogType::Info, "two"),
+        entry(second.id, Some(busy.id), LogType::Error, "three"),
+        entry(second.id, None, LogType::Info, "not about a task"),
+    ];
+    store.append_logs(logs, at(10)).await.unwrap();
+    let mut raised =
+        NewException::new(ExceptionType::HighRiskCode, ExceptionSeverity::Warning, "x");
+    raised.task_id = Some(busy.id);
+    store.raise_exception(raised, at(20)).await.unwrap();
+
+    let counts = store
+        .task_activity_counts(&[busy.id, quiet.id, TaskId::new()])
+        .await
+        .unwrap();
+    let busy_counts = counts.iter().find(|c| c.task_id == busy.id).unwrap();
+    assert_eq!(
+        (
+            busy_counts.logs,
+            busy_counts.exceptions,
+            busy_counts.verification_results
+        ),
+        (3, 1, 0)
+    );
+    assert!(
+        counts
+            .iter()
+            .filter(|c| c.task_id != busy.id)
+            .all(|c| c.task_id == quiet.id && c.logs == 0 && c.exceptions == 0)
+    );
+    assert!(store.task_activity_counts(&[]).await.unwrap().is_empty());
+
+    let page = store
+        .list_logs(&LogQuery::for_task(busy.id, 10))
+        .await
+        .unwrap();
+    assert_eq!(page.total_count, 3);
+    assert_eq!(page.logs.len(), 3);
+    assert!(page.logs.iter().all(|l| l.task_id == Some(busy.id)));
+    let mine = LogQuery {
+        task_id: Some(busy.id),
+        ..LogQuery::new(second.id, 10)
+    };
+    assert_eq!(store.list_logs(&mine).await.unwrap().total_count, 2);
+    assert_not_found(
+        store
+            .list_logs(&LogQuery::for_task(TaskId::new(), 10))
+            .await,
+    );
+    let neither = LogQuery {
+        agent_id: None,
+        task_id: None,
+        ..LogQuery::for_task(busy.id, 10)
+    };
+    assert_invalid_input(store.list_logs(&neither).await, "agentId");
+
+    let mut found = store
+        .get_agents(&[second.id, first.id, second.id, AgentId::new()])
+        .await
+        .unwrap();
+    found.sort_by_key(|a| a.id);
+    let mut expected = vec![first.id, second.id];
+    expected.sort();
+    assert_eq!(found.iter().map(|a| a.id).collect::<Vec<_>>(), expected);
+    assert_invalid_input(
+        store
+            .get_agents(&vec![first.id; crate::store::MAX_LOOKUP_IDS + 1])
+            .await,
+        "ids",
+    );
+
+    let request = LockRequest {
+        holder: first.id,
+        task_id: Some(busy.id),
+        paths: vec!["src/busy.rs".into()],
+        mode: LockMode::Exclusive,
+        ttl: LEASE,
+    };
+    assert!(matches!(
+        store.acquire(request, at(30)).await.unwrap(),
+        LockOutcome::Granted(_)
+    ));
+    let other = LockRequest {
+        holder: second.id,
+        task_id: None,
+        paths: vec!["src/other.rs".into()],
+        mode: LockMode::Exclusive,
+        ttl: LEASE,
+    };
+    store.acquire(other, at(30)).await.unwrap();
+    let by_task = LockQuery {
+        task_id: Some(busy.id),
+        ..LockQuery::default()
+    };
+    let locks = store.list_locks(&by_task, at(40)).await.unwrap();
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0].file_path, "src/busy.rs");
+}

@@ -108,6 +108,7 @@ macro_rules! store_conformance_tests {
             runner_sessions_are_found_by_token_and_revoked,
             logs_page_without_skipping_ties,
             logs_are_validated_and_capped,
+            task_activity_is_counted_and_listed_by_task,
             verification_results_are_numbered_per_task,
             exceptions_deduplicate_and_sort_by_urgency,
             exception_decisions_follow_the_state_machine,

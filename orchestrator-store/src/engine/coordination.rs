@@ -100,7 +100,7 @@ impl<D: Dialect> SqlStore<D> {
         let (mut tx, now) = self.begin_at(now).await?;
         // The slots in one locked read (sorted, so concurrent claimers lock in one order),
         // then back in the order the request gave them.
-        let mut slots = read::agents_by_id::<D>(&mut tx, &request.agents).await?;
+        let mut slots = read::agents_by_id::<D>(&mut tx, &request.agents, Lock::ForUpdate).await?;
         let mut idle = Vec::with_capacity(request.agents.len());
         for agent in &request.agents {
             let position = slots.iter().position(|slot| slot.id == *agent);

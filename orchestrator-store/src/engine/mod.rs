@@ -23,11 +23,12 @@ use orchestrator_core::lock::parse_paths;
 use orchestrator_core::model::{
     Agent, AgentQuery, Event, Exception, ExceptionQuery, ExceptionStatus, LogPage, LogQuery,
     NewAgent, NewAgentLog, NewException, NewRunnerSession, NewTask, NewVerificationResult, Page,
-    RunnerSession, Task, TaskAttempt, TaskEdit, TaskQuery, TaskStatus, VerificationResult,
+    RunnerSession, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, TaskStatus,
+    VerificationResult,
 };
 use orchestrator_core::model::{FileLock, LockMode};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
-use orchestrator_core::store::{Created, Store};
+use orchestrator_core::store::{Created, Store, check_lookup_size};
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
 use tokio::sync::watch;
@@ -434,6 +435,11 @@ impl<D: Dialect> Store for SqlStore<D> {
         .await
     }
 
+    async fn task_activity_counts(&self, ids: &[TaskId]) -> Result<Vec<TaskActivityCounts>> {
+        check_lookup_size(ids)?;
+        read::task_activity_counts::<D>(&mut *self.read().await?, ids).await
+    }
+
     async fn get_task(&self, id: TaskId) -> Result<Task> {
         found(
             read::task::<D>(&mut *self.read().await?, id, Lock::None).await?,
@@ -509,6 +515,11 @@ impl<D: Dialect> Store for SqlStore<D> {
         let seq = D::run_batch(&mut tx, batch).await?;
         self.commit(tx, seq).await?;
         Ok(agent)
+    }
+
+    async fn get_agents(&self, ids: &[AgentId]) -> Result<Vec<Agent>> {
+        check_lookup_size(ids)?;
+        read::agents_by_id::<D>(&mut *self.read().await?, ids, Lock::None).await
     }
 
     async fn get_agent(&self, id: AgentId) -> Result<Agent> {
@@ -632,8 +643,20 @@ impl<D: Dialect> Store for SqlStore<D> {
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage> {
         query.validate()?;
         let mut conn = self.read().await?;
-        let agent = read::agent::<D>(&mut conn, query.agent_id, Lock::None).await?;
-        found(agent, "agent", query.agent_id)?;
+        if let Some(id) = query.agent_id {
+            found(
+                read::agent::<D>(&mut conn, id, Lock::None).await?,
+                "agent",
+                id,
+            )?;
+        }
+        if let Some(id) = query.task_id {
+            found(
+                read::task::<D>(&mut conn, id, Lock::None).await?,
+                "task",
+                id,
+            )?;
+        }
         read::logs::<D>(&mut conn, query).await
     }
 

@@ -247,6 +247,10 @@ pub(crate) async fn list<D: Dialect>(
         sql.push(" AND agent_id = ");
         Value::id(agent).bind(&mut sql);
     }
+    if let Some(task) = query.task_id {
+        sql.push(" AND task_id = ");
+        Value::id(task).bind(&mut sql);
+    }
     if !query.include_expired {
         sql.push(" AND expires_at > ");
         Value::at(now).bind(&mut sql);

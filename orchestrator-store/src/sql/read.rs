@@ -4,16 +4,17 @@ use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use orchestrator_core::model::{
     Agent, AgentQuery, Event, Exception, ExceptionQuery, ExceptionType, LogPage, LogQuery, Page,
-    RunnerSession, SortOrder, Task, TaskAttempt, TaskQuery, TaskSort, TaskStatus,
-    VerificationResult,
+    RunnerSession, SortOrder, Task, TaskActivityCounts, TaskAttempt, TaskQuery, TaskSort,
+    TaskStatus, VerificationResult,
 };
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use crate::dialect::{Dialect, Value, push_list};
 use crate::rows::{
-    RowReader, agent_from_row, attempt_from_row, event_from_row, exception_from_row, log_from_row,
-    runner_session_from_row, task_from_row, verification_from_row,
+    RowReader, activity_counts_from_row, agent_from_row, attempt_from_row, event_from_row,
+    exception_from_row, log_from_row, runner_session_from_row, task_from_row,
+    verification_from_row,
 };
 
 /// Whether a read inside a write transaction locks the rows it returns.
@@ -345,7 +346,10 @@ pub(crate) async fn logs<D: Dialect>(
     conn: &mut D::Connection,
     query: &LogQuery,
 ) -> Result<LogPage> {
-    let mut filters: Filters = vec![("agent_id = ", Value::id(query.agent_id))];
+    let mut filters: Filters = Vec::new();
+    if let Some(agent) = query.agent_id {
+        filters.push(("agent_id = ", Value::id(agent)));
+    }
     if let Some(task) = query.task_id {
         filters.push(("task_id = ", Value::id(task)));
     }
@@ -563,6 +567,7 @@ pub(crate) async fn newest_event_seq<D: Dialect>(conn: &mut D::Connection) -> Re
 pub(crate) async fn agents_by_id<D: Dialect>(
     conn: &mut D::Connection,
     ids: &[AgentId],
+    lock: Lock,
 ) -> Result<Vec<Agent>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -570,6 +575,27 @@ pub(crate) async fn agents_by_id<D: Dialect>(
     let mut query = QueryBuilder::<D>::new("SELECT * FROM agents WHERE id IN (");
     push_list(&mut query, ids.iter().map(|id| Value::id(*id)).collect());
     query.push(") ORDER BY id");
-    query.push(Lock::ForUpdate.clause::<D>(None));
+    query.push(lock.clause::<D>(None));
     all::<D, _>(conn, query, agent_from_row).await
+}
+
+/// Verification results, log entries and exceptions per task of `ids`, through the
+/// indexes on each table's task column.
+pub(crate) async fn task_activity_counts<D: Dialect>(
+    conn: &mut D::Connection,
+    ids: &[TaskId],
+) -> Result<Vec<TaskActivityCounts>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = QueryBuilder::<D>::new(
+        "SELECT t.id, \
+         (SELECT COUNT(*) FROM verification_results v WHERE v.task_id = t.id) AS verifications, \
+         (SELECT COUNT(*) FROM agent_logs l WHERE l.task_id = t.id) AS logs, \
+         (SELECT COUNT(*) FROM exceptions e WHERE e.task_id = t.id) AS exceptions \
+         FROM tasks t WHERE t.id IN (",
+    );
+    push_list(&mut query, ids.iter().map(|id| Value::id(*id)).collect());
+    query.push(")");
+    all::<D, _>(conn, query, activity_counts_from_row).await
 }

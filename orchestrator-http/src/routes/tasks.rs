@@ -1,0 +1,518 @@
+//! `/api/tasks`: the queue. Listing, creation (single and batch), detail, edits, status
+//! changes, deletion, and requeueing for runners (`run`, `retry`, `auto-retry`).
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use orchestrator_core::change::TaskAction;
+use orchestrator_core::ids::{AgentId, TaskId};
+use orchestrator_core::lock::LockQuery;
+use orchestrator_core::model::{
+    Agent, AgentLog, AgentStatus, Exception, ExceptionQuery, FileLock, LogQuery, NewTask,
+    RiskLevel, SortOrder, Task, TaskActivityCounts, TaskComplexity, TaskEdit, TaskQuery, TaskSort,
+    TaskStatus, VerificationResult,
+};
+use orchestrator_core::retry::{self, RetryInfo};
+use serde::{Deserialize, Serialize};
+
+use super::{AgentRef, created, ok};
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, OptionalJson, Params, parse_id};
+use crate::state::AppState;
+
+/// Most tasks in one batch creation.
+const MAX_BATCH: usize = 50;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/tasks")
+            .route(web::get().to(list_tasks))
+            .route(web::post().to(create_task)),
+    )
+    .service(web::resource("/tasks/batch").route(web::post().to(create_batch)))
+    .service(
+        web::resource("/tasks/{id}")
+            .route(web::get().to(get_task))
+            .route(web::patch().to(patch_task))
+            .route(web::delete().to(delete_task)),
+    )
+    .service(web::resource("/tasks/{id}/run").route(web::post().to(run_task)))
+    .service(web::resource("/tasks/{id}/retry").route(web::post().to(retry_task)))
+    .service(web::resource("/tasks/{id}/auto-retry").route(web::post().to(auto_retry_task)));
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskListItem {
+    #[serde(flatten)]
+    task: Task,
+    assigned_agent: Option<AgentRef>,
+    counts: TaskActivityCounts,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Pagination {
+    limit: u32,
+    offset: u64,
+    total_count: u64,
+    has_more: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct TaskList {
+    tasks: Vec<TaskListItem>,
+    pagination: Pagination,
+}
+
+async fn list_tasks(
+    _: Admin,
+    state: web::Data<AppState>,
+    params: Params,
+) -> ApiResult<HttpResponse> {
+    let query = TaskQuery {
+        status: params.parse::<TaskStatus>("status")?,
+        priority: params.parse::<u8>("priority")?,
+        search: params.text("search").map(str::to_owned),
+        sort_by: params
+            .parse::<TaskSort>("sortBy")?
+            .unwrap_or(TaskSort::Priority),
+        sort_order: match params.text("sortOrder") {
+            None | Some("asc") => SortOrder::Asc,
+            Some("desc") => SortOrder::Desc,
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "sortOrder",
+                    format!("{other:?} is not asc or desc"),
+                ));
+            }
+        },
+        limit: params.int("limit", 1..=100, 50)?,
+        offset: params.int("offset", 0..=u64::from(u32::MAX), 0)?,
+    };
+    query.validate()?;
+    let page = state.store.list_tasks(&query).await?;
+    let has_more = page.has_more();
+    let ids: Vec<TaskId> = page.items.iter().map(|task| task.id).collect();
+    let counts: HashMap<TaskId, TaskActivityCounts> = state
+        .store
+        .task_activity_counts(&ids)
+        .await?
+        .into_iter()
+        .map(|counts| (counts.task_id, counts))
+        .collect();
+    let agents = agents_by_id(
+        &state,
+        page.items.iter().filter_map(|t| t.assigned_agent_id),
+    )
+    .await?;
+    let tasks = page
+        .items
+        .into_iter()
+        .map(|task| TaskListItem {
+            assigned_agent: task
+                .assigned_agent_id
+                .and_then(|id| agents.get(&id))
+                .map(AgentRef::from),
+            counts: counts
+                .get(&task.id)
+                .cloned()
+                .unwrap_or_else(|| TaskActivityCounts::none(task.id)),
+            task,
+        })
+        .collect();
+    Ok(ok(TaskList {
+        tasks,
+        pagination: Pagination {
+            limit: page.limit,
+            offset: page.offset,
+            total_count: page.total_count,
+            has_more,
+        },
+    }))
+}
+
+async fn agents_by_id(
+    state: &AppState,
+    ids: impl Iterator<Item = AgentId>,
+) -> ApiResult<HashMap<AgentId, Agent>> {
+    let mut ids: Vec<AgentId> = ids.collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(state
+        .store
+        .get_agents(&ids)
+        .await?
+        .into_iter()
+        .map(|agent| (agent.id, agent))
+        .collect())
+}
+
+async fn create_task(
+    _: Admin,
+    state: web::Data<AppState>,
+    Json(new): Json<NewTask>,
+) -> ApiResult<HttpResponse> {
+    let outcome = state.store.create_task(new, state.now()).await?;
+    if outcome.created {
+        Ok(created(outcome.value))
+    } else {
+        Ok(ok(outcome.value))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    tasks: Vec<NewTask>,
+}
+
+#[derive(Debug, Serialize)]
+struct BatchCreated {
+    tasks: Vec<Task>,
+    count: usize,
+    message: String,
+}
+
+async fn create_batch(
+    _: Admin,
+    state: web::Data<AppState>,
+    Json(body): Json<BatchBody>,
+) -> ApiResult<HttpResponse> {
+    if body.tasks.is_empty() {
+        return Err(ApiError::invalid("tasks", "At least one task is required"));
+    }
+    if body.tasks.len() > MAX_BATCH {
+        return Err(ApiError::invalid(
+            "tasks",
+            format!("Maximum {MAX_BATCH} tasks per batch"),
+        ));
+    }
+    for (index, task) in body.tasks.iter().enumerate() {
+        task.validate().map_err(|err| match err {
+            orchestrator_core::Error::InvalidInput { field, message } => {
+                ApiError::invalid(&format!("tasks[{index}].{field}"), message)
+            }
+            other => ApiError::from(other),
+        })?;
+    }
+    let tasks = state.store.create_tasks(body.tasks, state.now()).await?;
+    let count = tasks.len();
+    Ok(created(BatchCreated {
+        tasks,
+        count,
+        message: format!("Successfully created {count} tasks"),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AssignedAgent {
+    id: AgentId,
+    name: Option<String>,
+    status: AgentStatus,
+    total_tokens_used: u64,
+    last_activity_at: Option<orchestrator_core::Timestamp>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LockedHint {
+    file_path: String,
+    agent_id: AgentId,
+    agent_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskDetail {
+    #[serde(flatten)]
+    task: Task,
+    assigned_agent: Option<AssignedAgent>,
+    verification_results: Vec<VerificationResult>,
+    logs: Vec<AgentLog>,
+    exceptions: Vec<Exception>,
+    file_locks: Vec<FileLock>,
+    locked_files_hint: Vec<LockedHint>,
+    has_file_conflicts: bool,
+}
+
+async fn get_task(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id: TaskId = parse_id(&id, "task")?;
+    let store = &state.store;
+    let now = state.now();
+    let task = store.get_task(id).await?;
+    let agent = match task.assigned_agent_id {
+        Some(agent) => Some(store.get_agent(agent).await?),
+        None => None,
+    };
+    let verification_results = store.list_verification_results(id, 10).await?;
+    let logs = store.list_logs(&LogQuery::for_task(id, 50)).await?.logs;
+    let exceptions = store
+        .list_exceptions(&ExceptionQuery {
+            status: None,
+            task_id: Some(id),
+            limit: 20,
+            ..ExceptionQuery::default()
+        })
+        .await?
+        .items;
+    let file_locks = store
+        .list_locks(
+            &LockQuery {
+                task_id: Some(id),
+                ..LockQuery::default()
+            },
+            now,
+        )
+        .await?;
+    let conflicts = store
+        .check(&task.files_hint, task.assigned_agent_id, now)
+        .await?;
+    let holders = agents_by_id(&state, conflicts.iter().map(|c| c.held.agent_id)).await?;
+    let locked_files_hint: Vec<LockedHint> = conflicts
+        .into_iter()
+        .map(|conflict| LockedHint {
+            agent_name: holders
+                .get(&conflict.held.agent_id)
+                .and_then(|agent| agent.name.clone()),
+            agent_id: conflict.held.agent_id,
+            file_path: conflict.requested_path,
+        })
+        .collect();
+    Ok(ok(TaskDetail {
+        assigned_agent: agent.map(|agent| AssignedAgent {
+            id: agent.id,
+            name: agent.name,
+            status: agent.status,
+            total_tokens_used: agent.total_tokens_used,
+            last_activity_at: agent.last_activity_at,
+        }),
+        verification_results,
+        logs,
+        exceptions,
+        file_locks,
+        has_file_conflicts: !locked_files_hint.is_empty(),
+        locked_files_hint,
+        task,
+    }))
+}
+
+/// `PATCH /api/tasks/:id`: the editable fields, and the status changes a person may make.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PatchTaskBody {
+    title: Option<String>,
+    description: Option<String>,
+    priority: Option<u8>,
+    risk_level: Option<RiskLevel>,
+    files_hint: Option<Vec<String>>,
+    max_attempts: Option<u32>,
+    estimated_complexity: Option<TaskComplexity>,
+    status: Option<TaskStatus>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskWithAgent {
+    #[serde(flatten)]
+    task: Task,
+    assigned_agent: Option<AgentRef>,
+}
+
+impl TaskWithAgent {
+    async fn load(state: &AppState, task: Task) -> ApiResult<Self> {
+        let assigned_agent = match task.assigned_agent_id {
+            Some(id) => Some(AgentRef::from(&state.store.get_agent(id).await?)),
+            None => None,
+        };
+        Ok(Self {
+            task,
+            assigned_agent,
+        })
+    }
+}
+
+/// The action that moves a task from `from` to the status a person asked for.
+fn status_change(from: TaskStatus, to: TaskStatus) -> ApiResult<TaskAction> {
+    match (from, to) {
+        (TaskStatus::Queued, TaskStatus::Cancelled) => Ok(TaskAction::Cancel),
+        (_, TaskStatus::Cancelled) if from.is_running() => Ok(TaskAction::Cancel),
+        (TaskStatus::Failed, TaskStatus::Queued) => Ok(TaskAction::Retry { not_before: None }),
+        (TaskStatus::Cancelled, TaskStatus::Queued) => Ok(TaskAction::Reopen),
+        _ => Err(ApiError::conflict(format!(
+            "Invalid status transition from {from} to {to}. Allowed transitions: {}",
+            allowed_status_changes(from)
+        ))),
+    }
+}
+
+fn allowed_status_changes(from: TaskStatus) -> &'static str {
+    match from {
+        TaskStatus::Failed => "QUEUED",
+        TaskStatus::Cancelled => "QUEUED",
+        TaskStatus::Completed => "none",
+        _ => "CANCELLED",
+    }
+}
+
+async fn patch_task(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    Json(body): Json<PatchTaskBody>,
+) -> ApiResult<HttpResponse> {
+    let id: TaskId = parse_id(&id, "task")?;
+    let edit = TaskEdit {
+        title: body.title,
+        description: body.description,
+        priority: body.priority,
+        risk_level: body.risk_level,
+        files_hint: body.files_hint,
+        max_attempts: body.max_attempts,
+        estimated_complexity: body.estimated_complexity,
+    };
+    edit.validate()?;
+    let now = state.now();
+    let mut task = state.store.get_task(id).await?;
+    if let Some(to) = body.status.filter(|to| *to != task.status) {
+        let action = status_change(task.status, to)?;
+        task = state.store.apply_task_action(id, action, None, now).await?;
+    }
+    if !edit.is_empty() {
+        task = state.store.edit_task(id, edit, now).await?;
+    }
+    Ok(ok(TaskWithAgent::load(&state, task).await?))
+}
+
+#[derive(Debug, Serialize)]
+struct Deleted {
+    message: &'static str,
+    id: TaskId,
+}
+
+async fn delete_task(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id: TaskId = parse_id(&id, "task")?;
+    state.store.delete_task(id, state.now()).await?;
+    Ok(ok(Deleted {
+        message: "Task deleted successfully",
+        id,
+    }))
+}
+
+/// The original's body for `run`, `retry` and `auto-retry`: a directory on the server.
+/// Runners work in their own worktrees, so it is accepted and not used.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WorkingDirBody {
+    #[serde(rename = "workingDir")]
+    _working_dir: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Requeued {
+    /// No agent starts inside the server: a runner claims the task.
+    agent_id: Option<AgentId>,
+    task_id: TaskId,
+    task: TaskWithAgent,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_info: Option<RetryInfo>,
+    message: String,
+}
+
+async fn run_task(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    OptionalJson(_): OptionalJson<WorkingDirBody>,
+) -> ApiResult<HttpResponse> {
+    let id: TaskId = parse_id(&id, "task")?;
+    let task = state.store.get_task(id).await?;
+    let task = match task.status {
+        TaskStatus::Queued => task,
+        TaskStatus::Failed => {
+            let retry = TaskAction::Retry { not_before: None };
+            state
+                .store
+                .apply_task_action(id, retry, None, state.now())
+                .await?
+        }
+        other => {
+            return Err(ApiError::conflict(format!(
+                "Task cannot be run with status {other}. Only QUEUED or FAILED tasks can be run."
+            )));
+        }
+    };
+    requeued(&state, task, "queued", None).await
+}
+
+async fn retry_task(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    OptionalJson(_): OptionalJson<WorkingDirBody>,
+) -> ApiResult<HttpResponse> {
+    let id: TaskId = parse_id(&id, "task")?;
+    let task = state.store.get_task(id).await?;
+    if task.status != TaskStatus::Failed {
+        return Err(ApiError::conflict(format!(
+            "Task cannot be retried with status {}. Only FAILED tasks can be retried.",
+            task.status
+        )));
+    }
+    let retry = TaskAction::Retry { not_before: None };
+    let task = state
+        .store
+        .apply_task_action(id, retry, None, state.now())
+        .await?;
+    requeued(&state, task, "retrying", None).await
+}
+
+async fn auto_retry_task(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    OptionalJson(_): OptionalJson<WorkingDirBody>,
+) -> ApiResult<HttpResponse> {
+    let id: TaskId = parse_id(&id, "task")?;
+    let (task, info) =
+        retry::auto_retry(state.store.as_ref(), id, &state.retry_policy, state.now()).await?;
+    requeued(&state, task, "retrying", Some(info)).await
+}
+
+async fn requeued(
+    state: &AppState,
+    task: Task,
+    status: &'static str,
+    retry_info: Option<RetryInfo>,
+) -> ApiResult<HttpResponse> {
+    let message = match &retry_info {
+        Some(info) => format!(
+            "Auto-retry scheduled (attempt {}/{}): a runner picks the task up from {}",
+            info.attempt, info.max_attempts, info.not_before
+        ),
+        None => "Task queued: the next free runner picks it up".to_owned(),
+    };
+    Ok(ok(Requeued {
+        agent_id: None,
+        task_id: task.id,
+        task: TaskWithAgent::load(state, task).await?,
+        status,
+        retry_info,
+        message,
+    }))
+}

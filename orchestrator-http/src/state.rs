@@ -1,0 +1,70 @@
+//! What every handler shares: the store, the clock, the credentials and the settings.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use orchestrator_core::retry::RetryPolicy;
+use orchestrator_core::supervisor::{Supervisor, SupervisorConfig};
+use orchestrator_core::{Clock, Store, Timestamp};
+
+use crate::auth::{hash_token, token_matches};
+
+/// Shared state of the HTTP application.
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    /// Runs the housekeeping that `GET /api/cron/cleanup` triggers.
+    pub supervisor: Arc<Supervisor>,
+    pub retry_policy: RetryPolicy,
+    /// SHA-256 hex of the admin token.
+    pub admin_token_hash: String,
+    /// SHA-256 hex of `CRON_SECRET`; without one, the cleanup route refuses everyone.
+    pub cron_secret_hash: Option<String>,
+    /// The URL runners reach this server at, put into connection tokens.
+    pub public_url: String,
+    /// The version reported by the health route.
+    pub version: &'static str,
+    pub started: Instant,
+}
+
+impl AppState {
+    /// State over `store` with the given admin token, the original's retry table, a
+    /// supervisor with default settings, no cron secret, and `public_url` for runners.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        admin_token: &str,
+        public_url: impl Into<String>,
+    ) -> Self {
+        let holder = format!("server-{}", uuid::Uuid::new_v4());
+        let supervisor =
+            Supervisor::new(store.clone(), clock.clone(), SupervisorConfig::new(holder));
+        Self {
+            store,
+            clock,
+            supervisor: Arc::new(supervisor),
+            retry_policy: RetryPolicy::default(),
+            admin_token_hash: hash_token(admin_token),
+            cron_secret_hash: None,
+            public_url: public_url.into(),
+            version: env!("CARGO_PKG_VERSION"),
+            started: Instant::now(),
+        }
+    }
+
+    /// Accepts `secret` as the bearer token of `GET /api/cron/cleanup`.
+    pub fn with_cron_secret(mut self, secret: &str) -> Self {
+        self.cron_secret_hash = Some(hash_token(secret));
+        self
+    }
+
+    /// The current instant by the application's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn is_admin_token(&self, token: &str) -> bool {
+        token_matches(token, &self.admin_token_hash)
+    }
+}

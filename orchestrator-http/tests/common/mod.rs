@@ -1,0 +1,81 @@
+//! A test server: the API over a SQLite file in a temporary directory, called through
+//! actix-web's in-process HTTP stack.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::test::{TestRequest, call_service, init_service, read_body};
+use actix_web::{App, Error, web};
+use orchestrator_core::{Store, SystemClock};
+use orchestrator_http::AppState;
+use orchestrator_store::SqliteStore;
+use serde_json::Value;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const CRON_SECRET: &str = "test-cron-secret";
+
+/// The store behind a test app, and the directory its file lives in.
+pub struct Backing {
+    pub store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn backing() -> Backing {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = SqliteStore::open(dir.path().join("api.db"))
+        .await
+        .expect("SQLite store");
+    Backing {
+        store: Arc::new(store),
+        _dir: dir,
+    }
+}
+
+pub async fn app(
+    backing: &Backing,
+) -> impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = Error>
+{
+    let state = AppState::new(
+        backing.store.clone(),
+        Arc::new(SystemClock),
+        ADMIN_TOKEN,
+        "http://127.0.0.1:3000",
+    )
+    .with_cron_secret(CRON_SECRET);
+    init_service(App::new().configure(orchestrator_http::configure(web::Data::new(state)))).await
+}
+
+/// A request with the admin token.
+pub fn admin(request: TestRequest) -> TestRequest {
+    request.insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
+}
+
+/// Sends `request` and returns the status and the JSON body (Null when empty).
+pub async fn send<S, B>(service: &S, request: TestRequest) -> (StatusCode, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    let response = call_service(service, request.to_request()).await;
+    let status = response.status();
+    let body = read_body(response).await;
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("body is not JSON: {}", String::from_utf8_lossy(&body)))
+    };
+    (status, json)
+}
+
+/// Checks that `body` is the error envelope with `code`, and returns its message.
+pub fn assert_error(body: &Value, code: &str) -> String {
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "unexpected error body: {body}");
+    assert!(error["requestId"].is_string(), "no request id in {body}");
+    error["message"].as_str().expect("message").to_owned()
+}
