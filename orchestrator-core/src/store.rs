@@ -66,6 +66,17 @@ pub fn check_lookup_size<T>(ids: &[T]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a token hash that is blank or longer than a hex SHA-512.
+pub fn check_token_hash(hash: &str) -> Result<()> {
+    if hash.trim().is_empty() || hash.len() > 128 {
+        return Err(crate::Error::invalid(
+            "tokenHash",
+            "must be a token's digest (1 to 128 characters)",
+        ));
+    }
+    Ok(())
+}
+
 /// Durable state of the orchestrator. See the module documentation for the contract.
 /// Every store is also the [`LockManager`] of its data, so that claims take their locks in
 /// the same transaction.
@@ -144,6 +155,13 @@ pub trait Store: LockManager {
 
     /// The session whose token hashes to `token_hash`, revoked or not.
     async fn find_runner_session(&self, token_hash: &str) -> Result<Option<RunnerSession>>;
+
+    /// The admin token hash a server saved at its first start, if any.
+    async fn admin_token_hash(&self) -> Result<Option<String>>;
+
+    /// Saves `hash` as the admin token hash unless one is saved already, and returns the
+    /// saved one: servers starting together on one database all end up with the same.
+    async fn save_admin_token_hash(&self, hash: &str, now: Timestamp) -> Result<String>;
 
     /// Every runner session, newest first.
     async fn list_runner_sessions(&self) -> Result<Vec<RunnerSession>>;

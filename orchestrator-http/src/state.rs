@@ -29,12 +29,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over `store` with the given admin token, the original's retry table, a
-    /// supervisor with default settings, no cron secret, and `public_url` for runners.
+    /// State over `store` with the admin token whose [hash](crate::auth::hash_token) is
+    /// given, the original's retry table, a supervisor with default settings, no cron
+    /// secret, and `public_url` for runners.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        admin_token: &str,
+        admin_token_hash: String,
         public_url: impl Into<String>,
     ) -> Self {
         let holder = format!("server-{}", uuid::Uuid::new_v4());
@@ -45,7 +46,7 @@ impl AppState {
             clock,
             supervisor: Arc::new(supervisor),
             retry_policy: RetryPolicy::default(),
-            admin_token_hash: hash_token(admin_token),
+            admin_token_hash,
             cron_secret_hash: None,
             public_url: public_url.into(),
             version: env!("CARGO_PKG_VERSION"),

@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use sqlx::SqlSafeStr;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -31,6 +30,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "event sequencer",
         include_str!("../migrations/sqlite/0003_event_sequencer.sql"),
     ),
+    (
+        4,
+        "server settings",
+        include_str!("../migrations/sqlite/0004_server_settings.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order; the same versions as the SQLite ones.
@@ -50,6 +54,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         3,
         "event sequencer",
         include_str!("../migrations/postgres/0003_event_sequencer.sql"),
+    ),
+    (
+        4,
+        "server settings",
+        include_str!("../migrations/postgres/0004_server_settings.sql"),
     ),
 ];
 

@@ -1,16 +1,27 @@
-//! `orchestrator-server`: opens the orchestrator's database (the embedded SQLite file by
-//! default, or PostgreSQL) and brings its schema up to date.
+//! `orchestrator-server`: the orchestrator in one process. Opens the database (the
+//! embedded SQLite file by default, or PostgreSQL) and migrates it, resolves the admin
+//! token, runs the supervisor, and serves the API until SIGINT or SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::Context;
+use actix_web::{App, HttpServer, web};
+use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
+use orchestrator_core::{Clock, Store, SystemClock};
+use orchestrator_http::AppState;
+use orchestrator_http::auth::{hash_token, new_secret};
 
 /// Run the orchestrator server.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "ORCHESTRATOR_BIND", default_value = "127.0.0.1:3000")]
+    bind: SocketAddr,
+
     /// Database URL: `sqlite://path/to/file.db` or `postgres://user@host/db`.
     /// Default: the SQLite file `orchestrator.db` in the data directory.
     #[arg(long, env = "DATABASE_URL")]
@@ -19,6 +30,21 @@ struct Args {
     /// Directory for the embedded database and other state.
     #[arg(long, env = "ORCHESTRATOR_DATA_DIR", default_value = ".orchestrator")]
     data_dir: PathBuf,
+
+    /// The admin token for the dashboard and the API. Without one, a token is generated
+    /// at first start and printed once; only its hash is kept.
+    #[arg(long, env = "ORCHESTRATOR_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+
+    /// The URL runners and browsers reach this server at (put into connection tokens).
+    /// Default: http:// and the bind address.
+    #[arg(long, env = "ORCHESTRATOR_PUBLIC_URL")]
+    public_url: Option<String>,
+
+    /// Bearer token that `GET /api/cron/cleanup` requires. Without one, the route refuses
+    /// every caller (the supervisor runs on its own anyway).
+    #[arg(long, env = "CRON_SECRET", hide_env_values = true)]
+    cron_secret: Option<String>,
 
     /// Log format.
     #[arg(
@@ -36,6 +62,9 @@ enum LogFormat {
     Json,
 }
 
+/// Shortest admin token or cron secret accepted from the operator.
+const MIN_SECRET_CHARS: usize = 16;
+
 impl Args {
     /// The database to open: the explicit URL, or the SQLite file in the data directory.
     fn database_url(&self) -> String {
@@ -47,20 +76,122 @@ impl Args {
             ),
         }
     }
+
+    /// The public URL without a trailing slash, checked.
+    fn public_url(&self) -> anyhow::Result<String> {
+        let url = match &self.public_url {
+            Some(url) => url.trim().trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bind),
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(' ') {
+            bail!(
+                "--public-url {url:?} is not an http:// or https:// URL; give the address \
+                 runners use to reach this server, e.g. https://orchestrator.example.com"
+            );
+        }
+        Ok(url)
+    }
+
+    /// Refuses secrets too short to resist guessing.
+    fn check_secrets(&self) -> anyhow::Result<()> {
+        for (flag, value) in [
+            (
+                "--admin-token / ORCHESTRATOR_ADMIN_TOKEN",
+                &self.admin_token,
+            ),
+            ("--cron-secret / CRON_SECRET", &self.cron_secret),
+        ] {
+            if let Some(value) = value
+                && value.trim().chars().count() < MIN_SECRET_CHARS
+            {
+                bail!(
+                    "{flag} must be at least {MIN_SECRET_CHARS} characters; generate one \
+                     with `openssl rand -hex 32`"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to standard error; standard output carries the address and login lines.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
+/// How the admin token was settled at this start.
+enum AdminToken {
+    /// Given by the operator.
+    Configured(String),
+    /// Generated now; shown once.
+    Generated(String),
+    /// Generated at an earlier start (or by another replica); only its hash is known.
+    Saved(String),
+}
+
+impl AdminToken {
+    fn hash(&self) -> String {
+        match self {
+            Self::Configured(token) | Self::Generated(token) => hash_token(token),
+            Self::Saved(hash) => hash.clone(),
+        }
+    }
+}
+
+async fn resolve_admin_token(
+    configured: Option<&str>,
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> anyhow::Result<AdminToken> {
+    if let Some(token) = configured {
+        return Ok(AdminToken::Configured(token.trim().to_owned()));
+    }
+    if let Some(hash) = store.admin_token_hash().await? {
+        return Ok(AdminToken::Saved(hash));
+    }
+    let token = new_secret();
+    let saved = store
+        .save_admin_token_hash(&hash_token(&token), clock.now())
+        .await?;
+    if saved == hash_token(&token) {
+        Ok(AdminToken::Generated(token))
+    } else {
+        Ok(AdminToken::Saved(saved))
+    }
+}
+
+fn announce(url: &str, admin: &AdminToken) {
+    println!("orchestrator-server listening on {url}");
+    match admin {
+        AdminToken::Configured(_) => {
+            println!("Admin access: the token from --admin-token / ORCHESTRATOR_ADMIN_TOKEN.");
+        }
+        AdminToken::Generated(token) => {
+            println!("Admin token (shown once; only its hash is stored): {token}");
+            println!("Log in: {url}/?token={token}");
+            println!("API:    curl -H 'Authorization: Bearer {token}' {url}/api/tasks");
+        }
+        AdminToken::Saved(_) => {
+            println!(
+                "Admin access: the token generated at first start. Lost it? Start with \
+                 ORCHESTRATOR_ADMIN_TOKEN set to a new one."
+            );
+        }
+    }
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    args.check_secrets()?;
+    let public_url = args.public_url()?;
     let url = args.database_url();
     let store = orchestrator_store::connect(&url)
         .await
@@ -70,6 +201,40 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("the database opened but does not answer")?;
     tracing::info!(database = %redact(&url), "database ready, schema up to date");
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let admin = resolve_admin_token(args.admin_token.as_deref(), store.as_ref(), clock.as_ref())
+        .await
+        .context("cannot settle the admin token")?;
+    let mut state = AppState::new(store, clock, admin.hash(), public_url);
+    if let Some(secret) = &args.cron_secret {
+        state = state.with_cron_secret(secret.trim());
+    }
+    let state = web::Data::new(state);
+
+    let server = HttpServer::new({
+        let state = state.clone();
+        move || App::new().configure(orchestrator_http::configure(state.clone()))
+    })
+    .bind(args.bind)
+    .with_context(|| format!("cannot listen on {}", args.bind))?
+    .run();
+    announce(&format!("http://{}", args.bind), &admin);
+
+    let (stop_supervisor, stopped) = tokio::sync::oneshot::channel::<()>();
+    let supervisor = state.supervisor.clone();
+    let supervising = tokio::spawn(async move {
+        supervisor
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let served = server.await;
+    let _ = stop_supervisor.send(());
+    let _ = supervising.await;
+    served.context("the HTTP server failed")?;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -87,7 +252,7 @@ fn redact(url: &str) -> String {
     }
 }
 
-#[tokio::main]
+#[actix_web::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     match run(args).await {
@@ -101,12 +266,34 @@ async fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use orchestrator_core::memory::InMemoryStore;
+
     use super::*;
 
     #[test]
     fn the_default_database_is_a_file_in_the_data_directory() {
         let args = Args::parse_from(["orchestrator-server", "--data-dir", "/tmp/x"]);
         assert_eq!(args.database_url(), "sqlite:///tmp/x/orchestrator.db");
+        assert_eq!(args.public_url().unwrap(), "http://127.0.0.1:3000");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_what_to_do() {
+        let args = Args::parse_from(["orchestrator-server", "--public-url", "ftp://x"]);
+        assert!(
+            args.public_url()
+                .unwrap_err()
+                .to_string()
+                .contains("https://")
+        );
+        let args = Args::parse_from(["orchestrator-server", "--admin-token", "short"]);
+        assert!(
+            args.check_secrets()
+                .unwrap_err()
+                .to_string()
+                .contains("openssl")
+        );
+        assert!(Args::try_parse_from(["orchestrator-server", "--bind", "nowhere"]).is_err());
     }
 
     #[test]
@@ -116,5 +303,25 @@ mod tests {
             "postgres://app:***@db:5432/orch"
         );
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    #[tokio::test]
+    async fn a_generated_admin_token_is_kept_as_a_hash_and_reused() {
+        let store = InMemoryStore::new();
+        let clock = SystemClock;
+        let first = resolve_admin_token(None, &store, &clock).await.unwrap();
+        let AdminToken::Generated(token) = &first else {
+            panic!("the first start generates a token");
+        };
+        assert_eq!(
+            store.admin_token_hash().await.unwrap(),
+            Some(hash_token(token))
+        );
+        let second = resolve_admin_token(None, &store, &clock).await.unwrap();
+        assert!(matches!(&second, AdminToken::Saved(hash) if *hash == hash_token(token)));
+        let configured = resolve_admin_token(Some("operator-chosen-token"), &store, &clock)
+            .await
+            .unwrap();
+        assert_eq!(configured.hash(), hash_token("operator-chosen-token"));
     }
 }

@@ -24,7 +24,7 @@ use crate::model::{
     TaskQuery, TaskStatus, VerificationResult,
 };
 use crate::state::runner_session::RunnerSessionEvent;
-use crate::store::{Created, Store, check_lookup_size};
+use crate::store::{Created, Store, check_lookup_size, check_token_hash};
 use crate::time::Timestamp;
 
 /// The reference [`Store`]: all state in memory, nothing survives the process.
@@ -62,6 +62,7 @@ struct State {
     leases: HashMap<String, (String, Timestamp)>,
     /// The last sequence number handed out; pruning never makes it go back.
     last_seq: i64,
+    admin_token_hash: Option<String>,
 }
 
 impl InMemoryStore {
@@ -515,6 +516,19 @@ impl Store for InMemoryStore {
         state.sessions.insert(session.id, session.clone());
         state.append_events(vec![change::runner_connected_event(&session)], now);
         Ok(session)
+    }
+
+    async fn admin_token_hash(&self) -> Result<Option<String>> {
+        Ok(self.state().admin_token_hash.clone())
+    }
+
+    async fn save_admin_token_hash(&self, hash: &str, _now: Timestamp) -> Result<String> {
+        check_token_hash(hash)?;
+        Ok(self
+            .state()
+            .admin_token_hash
+            .get_or_insert_with(|| hash.to_owned())
+            .clone())
     }
 
     async fn get_runner_session(&self, id: RunnerSessionId) -> Result<RunnerSession> {

@@ -106,6 +106,7 @@ macro_rules! store_conformance_tests {
             deletion_cascades_and_is_guarded,
             agent_slots_are_listed_and_transitioned,
             runner_sessions_are_found_by_token_and_revoked,
+            the_first_admin_token_hash_is_kept,
             logs_page_without_skipping_ties,
             logs_are_validated_and_capped,
             task_activity_is_counted_and_listed_by_task,

@@ -83,3 +83,21 @@ pub async fn runner_sessions_are_found_by_token_and_revoked(store: Arc<dyn Store
         [other.id, session.id]
     );
 }
+
+/// The first saved admin token hash stays; later saves return it; a blank hash is refused.
+pub async fn the_first_admin_token_hash_is_kept(store: Arc<dyn Store>) {
+    assert_eq!(store.admin_token_hash().await.unwrap(), None);
+    assert_eq!(
+        store.save_admin_token_hash("first", at(0)).await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.save_admin_token_hash("second", at(1)).await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.admin_token_hash().await.unwrap().as_deref(),
+        Some("first")
+    );
+    assert_invalid_input(store.save_admin_token_hash(" ", at(2)).await, "tokenHash");
+}

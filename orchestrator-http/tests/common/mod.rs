@@ -12,6 +12,7 @@ use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::{App, Error, web};
 use orchestrator_core::{Store, SystemClock};
 use orchestrator_http::AppState;
+use orchestrator_http::auth::hash_token;
 use orchestrator_store::SqliteStore;
 use serde_json::Value;
 
@@ -42,7 +43,7 @@ pub async fn app(
     let state = AppState::new(
         backing.store.clone(),
         Arc::new(SystemClock),
-        ADMIN_TOKEN,
+        hash_token(ADMIN_TOKEN),
         "http://127.0.0.1:3000",
     )
     .with_cron_secret(CRON_SECRET);

@@ -28,7 +28,7 @@ use orchestrator_core::model::{
 };
 use orchestrator_core::model::{FileLock, LockMode};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
-use orchestrator_core::store::{Created, Store, check_lookup_size};
+use orchestrator_core::store::{Created, Store, check_lookup_size, check_token_hash};
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
 use tokio::sync::watch;
@@ -41,6 +41,9 @@ use crate::sql::write;
 
 mod coordination;
 mod locks;
+
+/// The `server_settings` row that holds the admin token's hash.
+const ADMIN_TOKEN_SETTING: &str = "admin_token_hash";
 
 /// A [`Store`] over a SQL database: [`SqliteStore`](crate::SqliteStore) or
 /// [`PostgresStore`](crate::PostgresStore).
@@ -574,6 +577,19 @@ impl<D: Dialect> Store for SqlStore<D> {
             })?;
         self.commit(tx, seq).await?;
         Ok(session)
+    }
+
+    async fn admin_token_hash(&self) -> Result<Option<String>> {
+        read::setting::<D>(&mut *self.read().await?, ADMIN_TOKEN_SETTING).await
+    }
+
+    async fn save_admin_token_hash(&self, hash: &str, now: Timestamp) -> Result<String> {
+        check_token_hash(hash)?;
+        let (mut tx, now) = self.begin_at(now).await?;
+        write::insert_setting_if_absent::<D>(&mut tx, ADMIN_TOKEN_SETTING, hash, now).await?;
+        let saved = read::setting::<D>(&mut tx, ADMIN_TOKEN_SETTING).await?;
+        tx.commit().await?;
+        saved.ok_or_else(|| Error::backend("the admin token hash was not saved"))
     }
 
     async fn get_runner_session(&self, id: RunnerSessionId) -> Result<RunnerSession> {

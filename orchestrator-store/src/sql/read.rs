@@ -599,3 +599,19 @@ pub(crate) async fn task_activity_counts<D: Dialect>(
     query.push(")");
     all::<D, _>(conn, query, activity_counts_from_row).await
 }
+
+/// The server setting `name`, if set.
+pub(crate) async fn setting<D: Dialect>(
+    conn: &mut D::Connection,
+    name: &str,
+) -> Result<Option<String>> {
+    let mut query = QueryBuilder::<D>::new("SELECT value FROM server_settings WHERE name = ");
+    Value::text(name).bind(&mut query);
+    D::fetch_optional(conn, query)
+        .await?
+        .map(|row| {
+            row.text("value")?
+                .ok_or_else(|| Error::backend("setting without a value"))
+        })
+        .transpose()
+}

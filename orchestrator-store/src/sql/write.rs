@@ -436,3 +436,23 @@ pub(crate) async fn prune_table<D: Dialect>(
     by_count.push(")");
     Ok(aged + D::execute(conn, by_count).await?)
 }
+
+/// Stores the server setting `name` unless it is set already.
+pub(crate) async fn insert_setting_if_absent<D: Dialect>(
+    conn: &mut D::Connection,
+    name: &str,
+    value: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let mut query = insert::<D>(
+        "server_settings",
+        vec![vec![
+            ("name", Value::text(name)),
+            ("value", Value::text(value)),
+            ("updated_at", Value::at(now)),
+        ]],
+    );
+    query.push(" ON CONFLICT (name) DO NOTHING");
+    D::execute(conn, query).await?;
+    Ok(())
+}
