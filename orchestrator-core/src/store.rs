@@ -30,9 +30,10 @@ use crate::error::Result;
 use crate::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use crate::lock::LockManager;
 use crate::model::{
-    Agent, AgentQuery, Event, Exception, ExceptionQuery, LogPage, LogQuery, NewAgent, NewAgentLog,
-    NewException, NewRunnerSession, NewTask, NewVerificationResult, Page, RunnerSession, Task,
-    TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, TaskStatus, VerificationResult,
+    Agent, AgentActivityCounts, AgentQuery, Event, Exception, ExceptionQuery, LogPage, LogQuery,
+    NewAgent, NewAgentLog, NewException, NewRunnerSession, NewTask, NewVerificationResult, Page,
+    RunnerSession, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, TaskStatus,
+    VerificationResult,
 };
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::time::Timestamp;
@@ -128,6 +129,10 @@ pub trait Store: LockManager {
 
     /// The agents among `ids` that exist, in no particular order.
     async fn get_agents(&self, ids: &[AgentId]) -> Result<Vec<Agent>>;
+
+    /// Log entries, held locks and exceptions recorded about each agent of `ids` that
+    /// exists (agents with none recorded may be left out).
+    async fn agent_activity_counts(&self, ids: &[AgentId]) -> Result<Vec<AgentActivityCounts>>;
 
     /// One agent.
     async fn get_agent(&self, id: AgentId) -> Result<Agent>;

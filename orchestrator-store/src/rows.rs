@@ -10,8 +10,8 @@ use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::LeaseToken;
 use orchestrator_core::model::{
-    Agent, AgentLog, Event, Exception, RunnerSession, Task, TaskActivityCounts, TaskAttempt, Usage,
-    VerificationResult,
+    Agent, AgentActivityCounts, AgentLog, Event, Exception, RunnerSession, Task,
+    TaskActivityCounts, TaskAttempt, Usage, VerificationResult,
 };
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -143,11 +143,20 @@ fn dependency_list(list: Option<String>) -> Result<Vec<orchestrator_core::ids::T
     Ok(ids)
 }
 
-pub(crate) fn activity_counts_from_row(row: &impl RowReader) -> Result<TaskActivityCounts> {
+pub(crate) fn task_activity_from_row(row: &impl RowReader) -> Result<TaskActivityCounts> {
     Ok(TaskActivityCounts {
         task_id: row.id("id")?,
         verification_results: row.count("verifications")?,
         logs: row.count("logs")?,
+        exceptions: row.count("exceptions")?,
+    })
+}
+
+pub(crate) fn agent_activity_from_row(row: &impl RowReader) -> Result<AgentActivityCounts> {
+    Ok(AgentActivityCounts {
+        agent_id: row.id("id")?,
+        logs: row.count("logs")?,
+        file_locks: row.count("file_locks")?,
         exceptions: row.count("exceptions")?,
     })
 }

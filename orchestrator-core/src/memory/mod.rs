@@ -18,8 +18,8 @@ use crate::coordination::{Claim, ClaimRequest, HeartbeatAck, PruneReport, Retent
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ExceptionId, FileLockId, RunnerSessionId, TaskId};
 use crate::model::{
-    Agent, AgentLog, AgentQuery, Event, Exception, ExceptionQuery, FileLock, LogPage, LogQuery,
-    NewAgent, NewAgentLog, NewEvent, NewException, NewRunnerSession, NewTask,
+    Agent, AgentActivityCounts, AgentLog, AgentQuery, Event, Exception, ExceptionQuery, FileLock,
+    LogPage, LogQuery, NewAgent, NewAgentLog, NewEvent, NewException, NewRunnerSession, NewTask,
     NewVerificationResult, Page, RunnerSession, Task, TaskActivityCounts, TaskAttempt, TaskEdit,
     TaskQuery, TaskStatus, VerificationResult,
 };
@@ -451,6 +451,27 @@ impl Store for InMemoryStore {
 
     async fn get_agent(&self, id: AgentId) -> Result<Agent> {
         self.state().agent(id).cloned()
+    }
+
+    async fn agent_activity_counts(&self, ids: &[AgentId]) -> Result<Vec<AgentActivityCounts>> {
+        check_lookup_size(ids)?;
+        let state = self.state();
+        Ok(ids
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter(|id| state.agents.contains_key(id))
+            .map(|id| AgentActivityCounts {
+                agent_id: *id,
+                logs: state.logs.get(id).map_or(0, Vec::len) as u64,
+                file_locks: state.locks.values().filter(|l| l.agent_id == *id).count() as u64,
+                exceptions: state
+                    .exceptions
+                    .values()
+                    .filter(|e| e.agent_id == Some(*id))
+                    .count() as u64,
+            })
+            .collect())
     }
 
     async fn get_agents(&self, ids: &[AgentId]) -> Result<Vec<Agent>> {

@@ -81,3 +81,27 @@ impl NewAgent {
         }
     }
 }
+
+/// How much has been recorded about an agent: what an agent list shows next to each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentActivityCounts {
+    #[serde(skip)]
+    pub agent_id: AgentId,
+    pub logs: u64,
+    /// Locks it holds, live or expired but not yet swept.
+    pub file_locks: u64,
+    pub exceptions: u64,
+}
+
+impl AgentActivityCounts {
+    /// Nothing recorded yet.
+    pub fn none(agent_id: AgentId) -> Self {
+        Self {
+            agent_id,
+            logs: 0,
+            file_locks: 0,
+            exceptions: 0,
+        }
+    }
+}

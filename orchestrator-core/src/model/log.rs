@@ -1,5 +1,9 @@
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::ids::{AgentId, AgentLogId, TaskId};
 use crate::model::LogType;
 use crate::time::Timestamp;
@@ -82,9 +86,57 @@ impl LogCursor {
     }
 }
 
+/// The text form `<ISO instant>~<entry id>`, which clients hand back as `before`.
+impl fmt::Display for LogCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}~{}", self.created_at, self.id)
+    }
+}
+
+/// Parses the text form, or a bare ISO instant (the original's `before`), which means
+/// "everything strictly older than this instant".
+impl FromStr for LogCursor {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let invalid = || {
+            Error::invalid(
+                "before",
+                format!("{s:?} is neither an ISO-8601 instant nor a cursor from nextCursor"),
+            )
+        };
+        let (instant, id) = match s.trim().split_once('~') {
+            Some((instant, id)) => (instant, id.parse().map_err(|_| invalid())?),
+            None => (s.trim(), AgentLogId::from(uuid::Uuid::nil())),
+        };
+        Ok(Self {
+            created_at: instant.parse().map_err(|_| invalid())?,
+            id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_bare_instants_mean_strictly_older() {
+        let cursor = LogCursor {
+            created_at: Timestamp::from_millis(1_700_000_000_123).unwrap(),
+            id: AgentLogId::new(),
+        };
+        assert_eq!(cursor.to_string().parse::<LogCursor>().unwrap(), cursor);
+        let bare: LogCursor = "2023-11-14T22:13:20.123Z".parse().unwrap();
+        assert_eq!(bare.created_at, cursor.created_at);
+        assert_eq!(bare.id, AgentLogId::from(uuid::Uuid::nil()));
+        assert!("yesterday".parse::<LogCursor>().is_err());
+        assert!(
+            "2023-11-14T22:13:20.123Z~nope"
+                .parse::<LogCursor>()
+                .is_err()
+        );
+    }
 
     #[test]
     fn long_content_is_cut_with_a_marker_on_a_character_boundary() {

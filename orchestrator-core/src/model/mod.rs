@@ -17,7 +17,7 @@ mod runner;
 mod task;
 mod verification;
 
-pub use agent::{Agent, NewAgent};
+pub use agent::{Agent, AgentActivityCounts, NewAgent};
 pub use attempt::{TaskAttempt, Usage};
 pub use enums::{
     AgentStatus, AttemptOutcome, ExceptionSeverity, ExceptionStatus, ExceptionType, FailureKind,

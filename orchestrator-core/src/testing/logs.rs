@@ -254,4 +254,15 @@ pub async fn task_activity_is_counted_and_listed_by_task(store: Arc<dyn Store>) 
     let locks = store.list_locks(&by_task, at(40)).await.unwrap();
     assert_eq!(locks.len(), 1);
     assert_eq!(locks[0].file_path, "src/busy.rs");
+
+    let counts = store
+        .agent_activity_counts(&[first.id, second.id, AgentId::new()])
+        .await
+        .unwrap();
+    let of = |agent: AgentId| counts.iter().find(|c| c.agent_id == agent).copied();
+    let first_counts = of(first.id).unwrap();
+    assert_eq!((first_counts.logs, first_counts.file_locks), (1, 1));
+    let second_counts = of(second.id).unwrap();
+    assert_eq!((second_counts.logs, second_counts.file_locks), (3, 1));
+    assert_eq!(counts.len(), 2, "unknown agents are left out");
 }

@@ -1,20 +1,29 @@
 //! The routes under `/api`, one module per area of the original API.
 
+mod agents;
+mod exceptions;
 mod health;
+mod locks;
 mod tasks;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use orchestrator_core::ids::AgentId;
-use orchestrator_core::model::{Agent, AgentStatus};
+use std::collections::HashMap;
+
+use orchestrator_core::ids::{AgentId, TaskId};
+use orchestrator_core::model::{Agent, AgentStatus, Page, Task, TaskStatus};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::state::AppState;
 
 /// Registers every route under the `/api` scope being configured.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    agents::configure(cfg);
+    exceptions::configure(cfg);
     health::configure(cfg);
+    locks::configure(cfg);
     tasks::configure(cfg);
 }
 
@@ -34,6 +43,45 @@ fn created<T: Serialize>(value: T) -> HttpResponse {
     HttpResponse::build(StatusCode::CREATED).json(Data { data: value })
 }
 
+/// The short form of a task that other resources embed.
+#[derive(Debug, Clone, Serialize)]
+struct TaskRef {
+    id: TaskId,
+    title: String,
+    status: TaskStatus,
+}
+
+impl From<&Task> for TaskRef {
+    fn from(task: &Task) -> Self {
+        Self {
+            id: task.id,
+            title: task.title.clone(),
+            status: task.status,
+        }
+    }
+}
+
+/// Offset pagination of a list.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Pagination {
+    limit: u32,
+    offset: u64,
+    total_count: u64,
+    has_more: bool,
+}
+
+impl Pagination {
+    fn of<T>(page: &Page<T>) -> Self {
+        Self {
+            limit: page.limit,
+            offset: page.offset,
+            total_count: page.total_count,
+            has_more: page.has_more(),
+        }
+    }
+}
+
 /// The short form of an agent that lists embed.
 #[derive(Debug, Clone, Serialize)]
 struct AgentRef {
@@ -50,6 +98,46 @@ impl From<&Agent> for AgentRef {
             status: agent.status,
         }
     }
+}
+
+/// The agents among `ids`, by id, in one lookup.
+async fn agents_by_id(
+    state: &AppState,
+    ids: impl Iterator<Item = AgentId>,
+) -> ApiResult<HashMap<AgentId, Agent>> {
+    let mut ids: Vec<AgentId> = ids.collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(state
+        .store
+        .get_agents(&ids)
+        .await?
+        .into_iter()
+        .map(|agent| (agent.id, agent))
+        .collect())
+}
+
+/// The tasks among `ids`, by id (a handful per page: one lookup each).
+async fn tasks_by_id(
+    state: &AppState,
+    ids: impl Iterator<Item = TaskId>,
+) -> ApiResult<HashMap<TaskId, Task>> {
+    let mut tasks = HashMap::new();
+    for id in ids {
+        if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(id) {
+            match state.store.get_task(id).await {
+                Ok(task) => {
+                    slot.insert(task);
+                }
+                Err(orchestrator_core::Error::NotFound { .. }) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    Ok(tasks)
 }
 
 /// The routes a client is pointed to when it asks for one that does not exist.

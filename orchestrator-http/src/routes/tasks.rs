@@ -8,14 +8,14 @@ use orchestrator_core::change::TaskAction;
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::lock::LockQuery;
 use orchestrator_core::model::{
-    Agent, AgentLog, AgentStatus, Exception, ExceptionQuery, FileLock, LogQuery, NewTask,
-    RiskLevel, SortOrder, Task, TaskActivityCounts, TaskComplexity, TaskEdit, TaskQuery, TaskSort,
-    TaskStatus, VerificationResult,
+    AgentLog, AgentStatus, Exception, ExceptionQuery, FileLock, LogQuery, NewTask, RiskLevel,
+    SortOrder, Task, TaskActivityCounts, TaskComplexity, TaskEdit, TaskQuery, TaskSort, TaskStatus,
+    VerificationResult,
 };
 use orchestrator_core::retry::{self, RetryInfo};
 use serde::{Deserialize, Serialize};
 
-use super::{AgentRef, created, ok};
+use super::{AgentRef, Pagination, agents_by_id, created, ok};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, OptionalJson, Params, parse_id};
@@ -52,15 +52,6 @@ struct TaskListItem {
 }
 
 #[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Pagination {
-    limit: u32,
-    offset: u64,
-    total_count: u64,
-    has_more: bool,
-}
-
-#[derive(Debug, Serialize)]
 struct TaskList {
     tasks: Vec<TaskListItem>,
     pagination: Pagination,
@@ -93,7 +84,7 @@ async fn list_tasks(
     };
     query.validate()?;
     let page = state.store.list_tasks(&query).await?;
-    let has_more = page.has_more();
+    let pagination = Pagination::of(&page);
     let ids: Vec<TaskId> = page.items.iter().map(|task| task.id).collect();
     let counts: HashMap<TaskId, TaskActivityCounts> = state
         .store
@@ -122,34 +113,7 @@ async fn list_tasks(
             task,
         })
         .collect();
-    Ok(ok(TaskList {
-        tasks,
-        pagination: Pagination {
-            limit: page.limit,
-            offset: page.offset,
-            total_count: page.total_count,
-            has_more,
-        },
-    }))
-}
-
-async fn agents_by_id(
-    state: &AppState,
-    ids: impl Iterator<Item = AgentId>,
-) -> ApiResult<HashMap<AgentId, Agent>> {
-    let mut ids: Vec<AgentId> = ids.collect();
-    ids.sort();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(state
-        .store
-        .get_agents(&ids)
-        .await?
-        .into_iter()
-        .map(|agent| (agent.id, agent))
-        .collect())
+    Ok(ok(TaskList { tasks, pagination }))
 }
 
 async fn create_task(
@@ -441,23 +405,27 @@ async fn run_task(
     OptionalJson(_): OptionalJson<WorkingDirBody>,
 ) -> ApiResult<HttpResponse> {
     let id: TaskId = parse_id(&id, "task")?;
+    let task = requeue_for_runners(&state, id).await?;
+    requeued(&state, task, "queued", None).await
+}
+
+/// What the original did by starting an agent in the server: a QUEUED task stays queued,
+/// a FAILED one goes back to the queue; runners pick it up.
+pub(super) async fn requeue_for_runners(state: &AppState, id: TaskId) -> ApiResult<Task> {
     let task = state.store.get_task(id).await?;
-    let task = match task.status {
-        TaskStatus::Queued => task,
+    match task.status {
+        TaskStatus::Queued => Ok(task),
         TaskStatus::Failed => {
             let retry = TaskAction::Retry { not_before: None };
-            state
+            Ok(state
                 .store
                 .apply_task_action(id, retry, None, state.now())
-                .await?
+                .await?)
         }
-        other => {
-            return Err(ApiError::conflict(format!(
-                "Task cannot be run with status {other}. Only QUEUED or FAILED tasks can be run."
-            )));
-        }
-    };
-    requeued(&state, task, "queued", None).await
+        other => Err(ApiError::conflict(format!(
+            "Task cannot be run with status {other}. Only QUEUED or FAILED tasks can be run."
+        ))),
+    }
 }
 
 async fn retry_task(

@@ -80,3 +80,37 @@ pub fn assert_error(body: &Value, code: &str) -> String {
     assert!(error["requestId"].is_string(), "no request id in {body}");
     error["message"].as_str().expect("message").to_owned()
 }
+
+/// A task with `files` in its hint, claimed by a new agent slot through the store: the
+/// agent is WORKING and holds locks on the files.
+pub async fn claimed_task(
+    store: &Arc<dyn Store>,
+    title: &str,
+    files: &[&str],
+) -> orchestrator_core::coordination::Claim {
+    use orchestrator_core::Clock;
+    use orchestrator_core::coordination::ClaimRequest;
+    use orchestrator_core::model::{NewAgent, NewTask};
+
+    let now = SystemClock.now();
+    let mut new = NewTask::new(title, "work");
+    new.files_hint = files.iter().map(|f| (*f).to_owned()).collect();
+    let task = store.create_task(new, now).await.expect("task").value;
+    let agent = NewAgent {
+        name: Some(format!("agent for {title}")),
+        ..NewAgent::default()
+    };
+    let agent = store.create_agent(agent, now).await.expect("agent");
+    let request = ClaimRequest {
+        agents: vec![agent.id],
+        runner_session_id: None,
+        task_id: Some(task.id),
+        lease_ttl: std::time::Duration::from_secs(300),
+    };
+    store
+        .claim(request, now)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("one claim")
+}

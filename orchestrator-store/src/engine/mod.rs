@@ -21,10 +21,10 @@ use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use orchestrator_core::lock::parse_paths;
 use orchestrator_core::model::{
-    Agent, AgentQuery, Event, Exception, ExceptionQuery, ExceptionStatus, LogPage, LogQuery,
-    NewAgent, NewAgentLog, NewException, NewRunnerSession, NewTask, NewVerificationResult, Page,
-    RunnerSession, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, TaskStatus,
-    VerificationResult,
+    Agent, AgentActivityCounts, AgentQuery, Event, Exception, ExceptionQuery, ExceptionStatus,
+    LogPage, LogQuery, NewAgent, NewAgentLog, NewException, NewRunnerSession, NewTask,
+    NewVerificationResult, Page, RunnerSession, Task, TaskActivityCounts, TaskAttempt, TaskEdit,
+    TaskQuery, TaskStatus, VerificationResult,
 };
 use orchestrator_core::model::{FileLock, LockMode};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
@@ -518,6 +518,11 @@ impl<D: Dialect> Store for SqlStore<D> {
         let seq = D::run_batch(&mut tx, batch).await?;
         self.commit(tx, seq).await?;
         Ok(agent)
+    }
+
+    async fn agent_activity_counts(&self, ids: &[AgentId]) -> Result<Vec<AgentActivityCounts>> {
+        check_lookup_size(ids)?;
+        read::agent_activity_counts::<D>(&mut *self.read().await?, ids).await
     }
 
     async fn get_agents(&self, ids: &[AgentId]) -> Result<Vec<Agent>> {

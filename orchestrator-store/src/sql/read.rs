@@ -3,18 +3,18 @@
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use orchestrator_core::model::{
-    Agent, AgentQuery, Event, Exception, ExceptionQuery, ExceptionType, LogPage, LogQuery, Page,
-    RunnerSession, SortOrder, Task, TaskActivityCounts, TaskAttempt, TaskQuery, TaskSort,
-    TaskStatus, VerificationResult,
+    Agent, AgentActivityCounts, AgentQuery, Event, Exception, ExceptionQuery, ExceptionType,
+    LogPage, LogQuery, Page, RunnerSession, SortOrder, Task, TaskActivityCounts, TaskAttempt,
+    TaskQuery, TaskSort, TaskStatus, VerificationResult,
 };
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use crate::dialect::{Dialect, Value, push_list};
 use crate::rows::{
-    RowReader, activity_counts_from_row, agent_from_row, attempt_from_row, event_from_row,
-    exception_from_row, log_from_row, runner_session_from_row, task_from_row,
-    verification_from_row,
+    RowReader, agent_activity_from_row, agent_from_row, attempt_from_row, event_from_row,
+    exception_from_row, log_from_row, runner_session_from_row, task_activity_from_row,
+    task_from_row, verification_from_row,
 };
 
 /// Whether a read inside a write transaction locks the rows it returns.
@@ -579,8 +579,27 @@ pub(crate) async fn agents_by_id<D: Dialect>(
     all::<D, _>(conn, query, agent_from_row).await
 }
 
-/// Verification results, log entries and exceptions per task of `ids`, through the
-/// indexes on each table's task column.
+/// For each row of `owners` among `ids`: its id and, per `(alias, table, column)`, how
+/// many rows of `table` point at it through `column` (an indexed lookup each).
+fn related_counts<D: Dialect>(
+    owners: &str,
+    ids: Vec<Value>,
+    related: &[(&str, &str, &str)],
+) -> QueryBuilder<D> {
+    let mut sql = String::from("SELECT o.id");
+    for (alias, table, column) in related {
+        sql.push_str(&format!(
+            ", (SELECT COUNT(*) FROM {table} r WHERE r.{column} = o.id) AS {alias}"
+        ));
+    }
+    sql.push_str(&format!(" FROM {owners} o WHERE o.id IN ("));
+    let mut query = QueryBuilder::<D>::new(sql);
+    push_list(&mut query, ids);
+    query.push(")");
+    query
+}
+
+/// Verification results, log entries and exceptions per task of `ids`.
 pub(crate) async fn task_activity_counts<D: Dialect>(
     conn: &mut D::Connection,
     ids: &[TaskId],
@@ -588,16 +607,36 @@ pub(crate) async fn task_activity_counts<D: Dialect>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut query = QueryBuilder::<D>::new(
-        "SELECT t.id, \
-         (SELECT COUNT(*) FROM verification_results v WHERE v.task_id = t.id) AS verifications, \
-         (SELECT COUNT(*) FROM agent_logs l WHERE l.task_id = t.id) AS logs, \
-         (SELECT COUNT(*) FROM exceptions e WHERE e.task_id = t.id) AS exceptions \
-         FROM tasks t WHERE t.id IN (",
+    let query = related_counts::<D>(
+        "tasks",
+        ids.iter().map(|id| Value::id(*id)).collect(),
+        &[
+            ("verifications", "verification_results", "task_id"),
+            ("logs", "agent_logs", "task_id"),
+            ("exceptions", "exceptions", "task_id"),
+        ],
     );
-    push_list(&mut query, ids.iter().map(|id| Value::id(*id)).collect());
-    query.push(")");
-    all::<D, _>(conn, query, activity_counts_from_row).await
+    all::<D, _>(conn, query, task_activity_from_row).await
+}
+
+/// Log entries, file locks and exceptions per agent of `ids`.
+pub(crate) async fn agent_activity_counts<D: Dialect>(
+    conn: &mut D::Connection,
+    ids: &[AgentId],
+) -> Result<Vec<AgentActivityCounts>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = related_counts::<D>(
+        "agents",
+        ids.iter().map(|id| Value::id(*id)).collect(),
+        &[
+            ("logs", "agent_logs", "agent_id"),
+            ("file_locks", "file_locks", "agent_id"),
+            ("exceptions", "exceptions", "agent_id"),
+        ],
+    );
+    all::<D, _>(conn, query, agent_activity_from_row).await
 }
 
 /// The server setting `name`, if set.

@@ -1,0 +1,412 @@
+//! `/api/agents`: the agent slots of connected runners, their logs, and the controls a
+//! person has over them (stop, pause, resume, retire).
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use orchestrator_core::change::{AgentAction, TaskAction};
+use orchestrator_core::ids::{AgentId, RunnerSessionId, TaskId};
+use orchestrator_core::lock::LockQuery;
+use orchestrator_core::model::{
+    Agent, AgentActivityCounts, AgentLog, AgentQuery, AgentStatus, ExceptionQuery, FileLock,
+    LogCursor, LogQuery, LogType, Task,
+};
+use serde::{Deserialize, Serialize};
+
+use super::tasks::requeue_for_runners;
+use super::{Data, TaskRef, ok, tasks_by_id};
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Params, parse_id};
+use crate::state::AppState;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/agents")
+            .route(web::get().to(list_agents))
+            .route(web::post().to(spawn_agent)),
+    )
+    .service(
+        web::resource("/agents/{id}")
+            .route(web::get().to(get_agent))
+            .route(web::patch().to(control_agent))
+            .route(web::delete().to(retire_agent)),
+    )
+    .service(web::resource("/agents/{id}/logs").route(web::get().to(agent_logs)));
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentListItem {
+    #[serde(flatten)]
+    agent: Agent,
+    current_task: Option<TaskRef>,
+    log_count: u64,
+    file_lock_count: u64,
+}
+
+async fn list_agents(
+    _: Admin,
+    state: web::Data<AppState>,
+    params: Params,
+) -> ApiResult<HttpResponse> {
+    let query = AgentQuery {
+        status: params.parse::<AgentStatus>("status")?,
+        runner_session_id: params.parse::<RunnerSessionId>("runnerSessionId")?,
+        limit: params.int("limit", 1..=100, 50)?,
+        offset: params.int("offset", 0..=u64::from(u32::MAX), 0)?,
+    };
+    query.validate()?;
+    let page = state.store.list_agents(&query).await?;
+    let ids: Vec<AgentId> = page.items.iter().map(|agent| agent.id).collect();
+    let counts: HashMap<AgentId, AgentActivityCounts> = state
+        .store
+        .agent_activity_counts(&ids)
+        .await?
+        .into_iter()
+        .map(|counts| (counts.agent_id, counts))
+        .collect();
+    let tasks = tasks_by_id(&state, page.items.iter().filter_map(|a| a.current_task_id)).await?;
+    let items: Vec<AgentListItem> = page
+        .items
+        .into_iter()
+        .map(|agent| {
+            let counts = counts
+                .get(&agent.id)
+                .copied()
+                .unwrap_or_else(|| AgentActivityCounts::none(agent.id));
+            AgentListItem {
+                current_task: agent
+                    .current_task_id
+                    .and_then(|id| tasks.get(&id))
+                    .map(TaskRef::from),
+                log_count: counts.logs,
+                file_lock_count: counts.file_locks,
+                agent,
+            }
+        })
+        .collect();
+    Ok(ok(items))
+}
+
+/// The original's `POST /api/agents` started an agent inside the server on a task.
+/// Agents run on runners here, so the task is queued for the next free runner.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SpawnBody {
+    task_id: TaskId,
+    #[serde(rename = "workingDir")]
+    _working_dir: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Queued {
+    agent_id: Option<AgentId>,
+    task_id: TaskId,
+    status: &'static str,
+    message: &'static str,
+}
+
+async fn spawn_agent(
+    _: Admin,
+    state: web::Data<AppState>,
+    Json(body): Json<SpawnBody>,
+) -> ApiResult<HttpResponse> {
+    let task = requeue_for_runners(&state, body.task_id).await?;
+    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(Data {
+        data: Queued {
+            agent_id: None,
+            task_id: task.id,
+            status: "queued",
+            message: "Task queued: the next free runner starts an agent on it",
+        },
+    }))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HeldLock {
+    id: orchestrator_core::ids::FileLockId,
+    file_path: String,
+    acquired_at: orchestrator_core::Timestamp,
+    expires_at: orchestrator_core::Timestamp,
+}
+
+impl From<FileLock> for HeldLock {
+    fn from(lock: FileLock) -> Self {
+        Self {
+            id: lock.id,
+            file_path: lock.file_path,
+            acquired_at: lock.acquired_at,
+            expires_at: lock.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Counts {
+    logs: u64,
+    exceptions: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Statistics {
+    total_logs: u64,
+    total_exceptions: u64,
+    /// Whether the slot runs a task now (its runner holds a live lease).
+    is_running: bool,
+    /// Completed tasks as a percentage of finished ones; 0 before any finished.
+    success_rate: f64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentDetail {
+    #[serde(flatten)]
+    agent: Agent,
+    current_task: Option<Task>,
+    logs: Vec<AgentLog>,
+    file_locks: Vec<HeldLock>,
+    #[serde(rename = "_count")]
+    count: Counts,
+    statistics: Statistics,
+}
+
+async fn get_agent(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id: AgentId = parse_id(&id, "agent")?;
+    Ok(ok(
+        agent_detail(&state, state.store.get_agent(id).await?).await?
+    ))
+}
+
+async fn agent_detail(state: &AppState, agent: Agent) -> ApiResult<AgentDetail> {
+    let store = &state.store;
+    let current_task = match agent.current_task_id {
+        Some(task) => Some(store.get_task(task).await?),
+        None => None,
+    };
+    let logs = store.list_logs(&LogQuery::new(agent.id, 50)).await?;
+    let locks = store
+        .list_locks(
+            &LockQuery {
+                agent_id: Some(agent.id),
+                ..LockQuery::default()
+            },
+            state.now(),
+        )
+        .await?;
+    let exceptions = store
+        .list_exceptions(&ExceptionQuery {
+            status: None,
+            agent_id: Some(agent.id),
+            limit: 1,
+            ..ExceptionQuery::default()
+        })
+        .await?
+        .total_count;
+    let finished = agent.tasks_completed + agent.tasks_failed;
+    let success_rate = if finished == 0 {
+        0.0
+    } else {
+        f64::from(agent.tasks_completed) * 100.0 / f64::from(finished)
+    };
+    Ok(AgentDetail {
+        count: Counts {
+            logs: logs.total_count,
+            exceptions,
+        },
+        statistics: Statistics {
+            total_logs: logs.total_count,
+            total_exceptions: exceptions,
+            is_running: current_task
+                .as_ref()
+                .is_some_and(|task| task.status.is_running()),
+            success_rate,
+        },
+        current_task,
+        logs: logs.logs,
+        file_locks: locks.into_iter().map(HeldLock::from).collect(),
+        agent,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Control {
+    Stop,
+    Pause,
+    Resume,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlBody {
+    action: Control,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentWithTask {
+    #[serde(flatten)]
+    agent: Agent,
+    current_task: Option<TaskRef>,
+}
+
+/// `stop` cancels the agent's task (its runner is told at the next heartbeat and stops
+/// the agent); `pause` and `resume` reach the runner the same way.
+async fn control_agent(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    Json(body): Json<ControlBody>,
+) -> ApiResult<HttpResponse> {
+    let id: AgentId = parse_id(&id, "agent")?;
+    let now = state.now();
+    let agent = state.store.get_agent(id).await?;
+    let agent = match body.action {
+        Control::Stop => {
+            let working = matches!(agent.status, AgentStatus::Working | AgentStatus::Paused);
+            let Some(task) = agent.current_task_id.filter(|_| working) else {
+                return Err(ApiError::conflict("Agent is not currently working"));
+            };
+            state
+                .store
+                .apply_task_action(task, TaskAction::Cancel, None, now)
+                .await?;
+            state.store.get_agent(id).await?
+        }
+        Control::Pause => {
+            if agent.status != AgentStatus::Working {
+                return Err(ApiError::conflict("Agent is not currently working"));
+            }
+            state
+                .store
+                .apply_agent_action(id, AgentAction::Pause, now)
+                .await?
+        }
+        Control::Resume => {
+            if agent.status != AgentStatus::Paused {
+                return Err(ApiError::conflict("Agent is not paused"));
+            }
+            state
+                .store
+                .apply_agent_action(id, AgentAction::Resume, now)
+                .await?
+        }
+    };
+    let current_task = match agent.current_task_id {
+        Some(task) => Some(TaskRef::from(&state.store.get_task(task).await?)),
+        None => None,
+    };
+    Ok(ok(AgentWithTask {
+        agent,
+        current_task,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct Retired {
+    message: &'static str,
+    id: AgentId,
+}
+
+/// Retires a slot that runs nothing (the original's soft delete). A slot at work must be
+/// stopped first, so that its task is not left behind.
+async fn retire_agent(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id: AgentId = parse_id(&id, "agent")?;
+    let agent = state.store.get_agent(id).await?;
+    if let Some(task) = agent.current_task_id {
+        return Err(ApiError::conflict(format!(
+            "Agent is working on task {task}; stop it first (PATCH with {{\"action\":\"stop\"}})"
+        )));
+    }
+    state
+        .store
+        .apply_agent_action(id, AgentAction::Retire, state.now())
+        .await?;
+    Ok(ok(Retired {
+        message: "Agent terminated successfully",
+        id,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogItem {
+    #[serde(flatten)]
+    log: AgentLog,
+    task: Option<TaskTitle>,
+}
+
+#[derive(Debug, Serialize)]
+struct TaskTitle {
+    id: TaskId,
+    title: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogPagination {
+    limit: u32,
+    has_more: bool,
+    /// Pass as `before` for the next (older) page.
+    next_cursor: Option<String>,
+    total_count: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct LogList {
+    logs: Vec<LogItem>,
+    pagination: LogPagination,
+}
+
+async fn agent_logs(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    params: Params,
+) -> ApiResult<HttpResponse> {
+    let id: AgentId = parse_id(&id, "agent")?;
+    let query = LogQuery {
+        task_id: params.parse::<TaskId>("taskId")?,
+        log_type: params.parse::<LogType>("type")?,
+        before: params.parse::<LogCursor>("before")?,
+        ..LogQuery::new(id, params.int("limit", 1..=500, 100)?)
+    };
+    let page = state.store.list_logs(&query).await?;
+    let tasks = tasks_by_id(&state, page.logs.iter().filter_map(|log| log.task_id)).await?;
+    let logs = page
+        .logs
+        .into_iter()
+        .map(|log| LogItem {
+            task: log
+                .task_id
+                .and_then(|id| tasks.get(&id))
+                .map(|task| TaskTitle {
+                    id: task.id,
+                    title: task.title.clone(),
+                }),
+            log,
+        })
+        .collect();
+    Ok(ok(LogList {
+        logs,
+        pagination: LogPagination {
+            limit: query.limit,
+            has_more: page.next_cursor.is_some(),
+            next_cursor: page.next_cursor.map(|cursor| cursor.to_string()),
+            total_count: page.total_count,
+        },
+    }))
+}

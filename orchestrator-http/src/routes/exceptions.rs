@@ -1,0 +1,186 @@
+//! `/api/exceptions`: the inbox of everything that needs a person.
+
+use actix_web::{HttpResponse, web};
+use orchestrator_core::change::ExceptionDecision;
+use orchestrator_core::ids::{AgentId, ExceptionId, TaskId};
+use orchestrator_core::model::{
+    AgentStatus, Exception, ExceptionQuery, ExceptionSeverity, ExceptionStatus, ExceptionType,
+    TaskStatus,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{AgentRef, Pagination, TaskRef, agents_by_id, ok, tasks_by_id};
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Params, parse_id};
+use crate::state::AppState;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/exceptions").route(web::get().to(list_exceptions)))
+        .service(
+            web::resource("/exceptions/{id}")
+                .route(web::get().to(get_exception))
+                .route(web::patch().to(decide_exception)),
+        );
+}
+
+#[derive(Debug, Serialize)]
+struct ExceptionItem {
+    #[serde(flatten)]
+    exception: Exception,
+    agent: Option<AgentRef>,
+    task: Option<TaskRef>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExceptionList {
+    exceptions: Vec<ExceptionItem>,
+    pagination: Pagination,
+}
+
+/// `status` defaults to OPEN as in the original; `ALL` lists every status.
+fn status_filter(params: &Params) -> ApiResult<Option<ExceptionStatus>> {
+    match params.text("status") {
+        None => Ok(Some(ExceptionStatus::Open)),
+        Some("ALL") => Ok(None),
+        Some(_) => Ok(params.parse::<ExceptionStatus>("status")?),
+    }
+}
+
+async fn list_exceptions(
+    _: Admin,
+    state: web::Data<AppState>,
+    params: Params,
+) -> ApiResult<HttpResponse> {
+    let query = ExceptionQuery {
+        status: status_filter(&params)?,
+        severity: params.parse::<ExceptionSeverity>("severity")?,
+        exception_type: params.parse::<ExceptionType>("type")?,
+        task_id: params.parse::<TaskId>("taskId")?,
+        agent_id: params.parse::<AgentId>("agentId")?,
+        limit: params.int("limit", 1..=100, 50)?,
+        offset: params.int("offset", 0..=u64::from(u32::MAX), 0)?,
+    };
+    query.validate()?;
+    let page = state.store.list_exceptions(&query).await?;
+    let pagination = Pagination::of(&page);
+    let agents = agents_by_id(&state, page.items.iter().filter_map(|e| e.agent_id)).await?;
+    let tasks = tasks_by_id(&state, page.items.iter().filter_map(|e| e.task_id)).await?;
+    let exceptions = page
+        .items
+        .into_iter()
+        .map(|exception| ExceptionItem {
+            agent: exception
+                .agent_id
+                .and_then(|id| agents.get(&id))
+                .map(AgentRef::from),
+            task: exception
+                .task_id
+                .and_then(|id| tasks.get(&id))
+                .map(TaskRef::from),
+            exception,
+        })
+        .collect();
+    Ok(ok(ExceptionList {
+        exceptions,
+        pagination,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExceptionAgent {
+    id: AgentId,
+    name: Option<String>,
+    status: AgentStatus,
+    branch_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExceptionTask {
+    id: TaskId,
+    title: String,
+    description: String,
+    status: TaskStatus,
+    branch_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExceptionDetail {
+    #[serde(flatten)]
+    exception: Exception,
+    agent: Option<ExceptionAgent>,
+    task: Option<ExceptionTask>,
+}
+
+async fn exception_detail(state: &AppState, exception: Exception) -> ApiResult<ExceptionDetail> {
+    let agents = agents_by_id(state, exception.agent_id.into_iter()).await?;
+    let tasks = tasks_by_id(state, exception.task_id.into_iter()).await?;
+    Ok(ExceptionDetail {
+        agent: exception
+            .agent_id
+            .and_then(|id| agents.get(&id))
+            .map(|agent| ExceptionAgent {
+                id: agent.id,
+                name: agent.name.clone(),
+                status: agent.status,
+                branch_name: agent.branch_name.clone(),
+            }),
+        task: exception
+            .task_id
+            .and_then(|id| tasks.get(&id))
+            .map(|task| ExceptionTask {
+                id: task.id,
+                title: task.title.clone(),
+                description: task.description.clone(),
+                status: task.status,
+                branch_name: task.branch_name.clone(),
+            }),
+        exception,
+    })
+}
+
+async fn get_exception(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id: ExceptionId = parse_id(&id, "exception")?;
+    let exception = state.store.get_exception(id).await?;
+    Ok(ok(exception_detail(&state, exception).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DecisionBody {
+    status: ExceptionStatus,
+    resolution_notes: Option<String>,
+    resolved_by: Option<String>,
+}
+
+async fn decide_exception(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    Json(body): Json<DecisionBody>,
+) -> ApiResult<HttpResponse> {
+    let id: ExceptionId = parse_id(&id, "exception")?;
+    if body.status == ExceptionStatus::Open {
+        return Err(ApiError::invalid(
+            "status",
+            "must be ACKNOWLEDGED, RESOLVED or DISMISSED",
+        ));
+    }
+    let decision = ExceptionDecision {
+        status: body.status,
+        resolution_notes: body.resolution_notes.filter(|s| !s.trim().is_empty()),
+        resolved_by: body.resolved_by.filter(|s| !s.trim().is_empty()),
+    };
+    decision.validate()?;
+    let exception = state
+        .store
+        .decide_exception(id, decision, state.now())
+        .await?;
+    Ok(ok(exception_detail(&state, exception).await?))
+}

@@ -1,0 +1,266 @@
+//! `/api/locks`: who holds which paths, an administrator's force release, and conflict
+//! checks before work starts.
+
+use actix_web::{HttpResponse, web};
+use orchestrator_core::Timestamp;
+use orchestrator_core::ids::{AgentId, TaskId};
+use orchestrator_core::lock::LockQuery;
+use orchestrator_core::model::FileLock;
+use serde::{Deserialize, Serialize};
+
+use super::{AgentRef, TaskRef, agents_by_id, ok, tasks_by_id};
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Params};
+use crate::state::AppState;
+
+/// Most paths one check accepts (the original's limit).
+const MAX_CHECK_PATHS: usize = 100;
+/// Longest force-release reason (the original's limit).
+const MAX_REASON_CHARS: usize = 500;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/locks")
+            .route(web::get().to(list_locks))
+            .route(web::delete().to(force_release)),
+    )
+    .service(web::resource("/locks/check").route(web::post().to(check_locks)));
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LockItem {
+    #[serde(flatten)]
+    lock: FileLock,
+    agent: Option<AgentRef>,
+    task: Option<TaskRef>,
+    is_expired: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LockList {
+    locks: Vec<LockItem>,
+    total_count: usize,
+}
+
+/// Lists locks newest first; like the original it includes expired locks the supervisor
+/// has not swept yet (`includeExpired=false` leaves them out), each marked `isExpired`.
+async fn list_locks(
+    _: Admin,
+    state: web::Data<AppState>,
+    params: Params,
+) -> ApiResult<HttpResponse> {
+    let query = LockQuery {
+        agent_id: params.parse::<AgentId>("agentId")?,
+        task_id: params.parse::<TaskId>("taskId")?,
+        include_expired: params.flag("includeExpired", true)?,
+        limit: params.int("limit", 1..=200, 100)?,
+    };
+    query.validate()?;
+    let now = state.now();
+    let locks = state.store.list_locks(&query, now).await?;
+    let agents = agents_by_id(&state, locks.iter().map(|l| l.agent_id)).await?;
+    let tasks = tasks_by_id(&state, locks.iter().filter_map(|l| l.task_id)).await?;
+    let locks: Vec<LockItem> = locks
+        .into_iter()
+        .map(|lock| LockItem {
+            agent: agents.get(&lock.agent_id).map(AgentRef::from),
+            task: lock
+                .task_id
+                .and_then(|id| tasks.get(&id))
+                .map(TaskRef::from),
+            is_expired: lock.expires_at <= now,
+            lock,
+        })
+        .collect();
+    Ok(ok(LockList {
+        total_count: locks.len(),
+        locks,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ForceReleaseBody {
+    file_path: String,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PreviousHolder {
+    agent_id: AgentId,
+    agent_name: Option<String>,
+    task_id: Option<TaskId>,
+    task_title: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Released {
+    message: &'static str,
+    file_path: String,
+    /// The first holder, as the original reports one.
+    previous_holder: Option<PreviousHolder>,
+    /// Every holder (a shared lock may have several).
+    previous_holders: Vec<PreviousHolder>,
+    exception_id: orchestrator_core::ids::ExceptionId,
+}
+
+async fn force_release(
+    _: Admin,
+    state: web::Data<AppState>,
+    Json(body): Json<ForceReleaseBody>,
+) -> ApiResult<HttpResponse> {
+    if body.file_path.trim().is_empty() {
+        return Err(ApiError::invalid("filePath", "is required"));
+    }
+    if let Some(reason) = &body.reason
+        && reason.chars().count() > MAX_REASON_CHARS
+    {
+        return Err(ApiError::invalid(
+            "reason",
+            format!("at most {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    let released = state
+        .store
+        .force_release(&body.file_path, body.reason, state.now())
+        .await
+        .map_err(|err| match err {
+            orchestrator_core::Error::NotFound { .. } => ApiError::not_found("Lock not found"),
+            other => other.into(),
+        })?;
+    let agents = agents_by_id(&state, released.released.iter().map(|l| l.agent_id)).await?;
+    let tasks = tasks_by_id(&state, released.released.iter().filter_map(|l| l.task_id)).await?;
+    let holders: Vec<PreviousHolder> = released
+        .released
+        .iter()
+        .map(|lock| PreviousHolder {
+            agent_id: lock.agent_id,
+            agent_name: agents.get(&lock.agent_id).and_then(|a| a.name.clone()),
+            task_id: lock.task_id,
+            task_title: lock
+                .task_id
+                .and_then(|id| tasks.get(&id))
+                .map(|t| t.title.clone()),
+        })
+        .collect();
+    let file_path = released
+        .released
+        .first()
+        .map_or(body.file_path, |lock| lock.file_path.clone());
+    Ok(ok(Released {
+        message: "Lock forcibly released",
+        file_path,
+        previous_holder: holders.first().map(|h| PreviousHolder {
+            agent_id: h.agent_id,
+            agent_name: h.agent_name.clone(),
+            task_id: h.task_id,
+            task_title: h.task_title.clone(),
+        }),
+        previous_holders: holders,
+        exception_id: released.exception.id,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CheckBody {
+    file_paths: Vec<String>,
+    exclude_agent_id: Option<AgentId>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    total: usize,
+    locked: usize,
+    available: usize,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LockedFile {
+    /// The requested path, normalized.
+    file_path: String,
+    /// The held path that covers or overlaps it.
+    locked_path: String,
+    agent_id: AgentId,
+    agent_name: Option<String>,
+    agent_status: String,
+    task_id: Option<TaskId>,
+    task_title: Option<String>,
+    acquired_at: Timestamp,
+    expires_at: Timestamp,
+    is_expired: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckResult {
+    has_conflicts: bool,
+    summary: Summary,
+    locked_files: Vec<LockedFile>,
+    available_files: Vec<String>,
+}
+
+async fn check_locks(
+    _: Admin,
+    state: web::Data<AppState>,
+    Json(body): Json<CheckBody>,
+) -> ApiResult<HttpResponse> {
+    if body.file_paths.is_empty() || body.file_paths.len() > MAX_CHECK_PATHS {
+        return Err(ApiError::invalid(
+            "filePaths",
+            format!("give 1 to {MAX_CHECK_PATHS} paths"),
+        ));
+    }
+    let requested = orchestrator_core::lock::parse_paths(&body.file_paths, "filePaths")?;
+    let conflicts = state
+        .store
+        .check(&body.file_paths, body.exclude_agent_id, state.now())
+        .await?;
+    let agents = agents_by_id(&state, conflicts.iter().map(|c| c.held.agent_id)).await?;
+    let tasks = tasks_by_id(&state, conflicts.iter().filter_map(|c| c.held.task_id)).await?;
+    let locked_files: Vec<LockedFile> = conflicts
+        .iter()
+        .map(|conflict| {
+            let held = &conflict.held;
+            let agent = agents.get(&held.agent_id);
+            LockedFile {
+                file_path: conflict.requested_path.clone(),
+                locked_path: held.file_path.clone(),
+                agent_id: held.agent_id,
+                agent_name: agent.and_then(|a| a.name.clone()),
+                agent_status: agent.map_or_else(|| "UNKNOWN".to_owned(), |a| a.status.to_string()),
+                task_id: held.task_id,
+                task_title: held
+                    .task_id
+                    .and_then(|id| tasks.get(&id))
+                    .map(|t| t.title.clone()),
+                acquired_at: held.acquired_at,
+                expires_at: held.expires_at,
+                is_expired: false,
+            }
+        })
+        .collect();
+    let mut available_files: Vec<String> = requested
+        .iter()
+        .map(ToString::to_string)
+        .filter(|path| !locked_files.iter().any(|locked| locked.file_path == *path))
+        .collect();
+    available_files.dedup();
+    let locked = requested.len() - available_files.len();
+    Ok(ok(CheckResult {
+        has_conflicts: !locked_files.is_empty(),
+        summary: Summary {
+            total: requested.len(),
+            locked,
+            available: available_files.len(),
+        },
+        locked_files,
+        available_files,
+    }))
+}
