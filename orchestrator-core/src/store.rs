@@ -32,8 +32,8 @@ use crate::lock::LockManager;
 use crate::model::{
     Agent, AgentActivityCounts, AgentQuery, Event, Exception, ExceptionQuery, LogPage, LogQuery,
     NewAgent, NewAgentLog, NewException, NewRunnerSession, NewTask, NewVerificationResult, Page,
-    RunnerSession, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, TaskStatus,
-    VerificationResult,
+    RunnerSession, SystemStats, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery,
+    TaskStatus, VerificationResult,
 };
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::time::Timestamp;
@@ -183,7 +183,17 @@ pub trait Store: LockManager {
     /// each agent's last activity. Every agent (and task, if named) must exist.
     async fn append_logs(&self, logs: Vec<NewAgentLog>, now: Timestamp) -> Result<u64>;
 
-    /// A page of an agent's log, newest first, keyed by `(createdAt, id)`.
+    /// Appends the entries a runner reports on a live attempt, like [`Store::append_logs`]
+    /// but only while `lease` is live and only from the attempt's agent about its task; a
+    /// stale lease is a `Conflict` that writes nothing.
+    async fn append_attempt_logs(
+        &self,
+        lease: LeaseRef,
+        logs: Vec<NewAgentLog>,
+        now: Timestamp,
+    ) -> Result<u64>;
+
+    /// A page of log entries (an agent's, a task's, or both), newest first, keyed by `(createdAt, id)`.
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage>;
 
     /// Records a verification run of a task (numbered after the previous ones) and sets
@@ -220,6 +230,9 @@ pub trait Store: LockManager {
         decision: ExceptionDecision,
         now: Timestamp,
     ) -> Result<Exception>;
+
+    /// Counts of tasks, agents and exceptions; tasks finished at or after `since`.
+    async fn stats(&self, since: Timestamp) -> Result<SystemStats>;
 
     /// Events with `seq > after`, oldest first, at most `limit` (1 to [`MAX_EVENTS_PAGE`]).
     async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>>;

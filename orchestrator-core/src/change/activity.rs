@@ -1,6 +1,6 @@
 //! Agent slots, runner sessions, logs, verification results and event pages.
 
-use super::task::agent_status_event;
+use super::task::{agent_status_event, check_lease};
 use super::*;
 
 /// Something that happens to an agent slot outside of a task's lifecycle.
@@ -156,6 +156,32 @@ pub fn plan_logs(
         })
         .collect();
     Ok((stored, events))
+}
+
+/// Plans the log entries a runner reports on the live attempt of `task`: the lease must be
+/// live, and every entry must come from the task's agent and be about the task.
+pub fn plan_attempt_logs(
+    task: &Task,
+    lease: &LeaseRef,
+    logs: Vec<crate::model::NewAgentLog>,
+    now: Timestamp,
+) -> Result<(Vec<crate::model::AgentLog>, Vec<NewEvent>)> {
+    check_lease(task, lease, now)?;
+    for log in &logs {
+        if Some(log.agent_id) != task.assigned_agent_id {
+            return Err(Error::conflict(format!(
+                "agent {} does not hold task {}",
+                log.agent_id, task.id
+            )));
+        }
+        if log.task_id != Some(task.id) {
+            return Err(Error::invalid(
+                "taskId",
+                format!("every entry must be about task {}", task.id),
+            ));
+        }
+    }
+    plan_logs(logs, now)
 }
 
 /// The events recording a new agent slot and a new runner session.

@@ -431,7 +431,7 @@ pub fn branch_name(task: TaskId) -> String {
     format!("agent/{}", &id[..8])
 }
 
-fn check_lease(task: &Task, lease: &LeaseRef, now: Timestamp) -> Result<()> {
+pub(super) fn check_lease(task: &Task, lease: &LeaseRef, now: Timestamp) -> Result<()> {
     if lease.task_id != task.id {
         return Err(Error::conflict(format!(
             "the lease names task {}, not {}",

@@ -18,10 +18,11 @@ use crate::coordination::{Claim, ClaimRequest, HeartbeatAck, PruneReport, Retent
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ExceptionId, FileLockId, RunnerSessionId, TaskId};
 use crate::model::{
-    Agent, AgentActivityCounts, AgentLog, AgentQuery, Event, Exception, ExceptionQuery, FileLock,
-    LogPage, LogQuery, NewAgent, NewAgentLog, NewEvent, NewException, NewRunnerSession, NewTask,
-    NewVerificationResult, Page, RunnerSession, Task, TaskActivityCounts, TaskAttempt, TaskEdit,
-    TaskQuery, TaskStatus, VerificationResult,
+    Agent, AgentActivityCounts, AgentLog, AgentQuery, COMPLETION_SAMPLE, Event, Exception,
+    ExceptionQuery, ExceptionStatus, FileLock, LogPage, LogQuery, NewAgent, NewAgentLog, NewEvent,
+    NewException, NewRunnerSession, NewTask, NewVerificationResult, Page, RunnerSession,
+    SystemStats, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, TaskStatus,
+    VerificationResult,
 };
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::store::{Created, Store, check_lookup_size, check_token_hash};
@@ -140,6 +141,20 @@ impl State {
         self.exceptions
             .get(&id)
             .ok_or_else(|| Error::not_found("exception", id))
+    }
+
+    /// Keeps planned log entries, marks their agents active, and records the events;
+    /// returns how many entries were kept.
+    fn store_logs(&mut self, stored: Vec<AgentLog>, events: Vec<NewEvent>, now: Timestamp) -> u64 {
+        let count = stored.len() as u64;
+        for log in stored {
+            if let Some(agent) = self.agents.get_mut(&log.agent_id) {
+                agent.last_activity_at = Some(now);
+            }
+            self.logs.entry(log.agent_id).or_default().push(log);
+        }
+        self.append_events(events, now);
+        count
     }
 
     fn append_events(&mut self, events: Vec<NewEvent>, now: Timestamp) {
@@ -594,15 +609,19 @@ impl Store for InMemoryStore {
                 state.task(task)?;
             }
         }
-        let count = stored.len() as u64;
-        for log in stored {
-            if let Some(agent) = state.agents.get_mut(&log.agent_id) {
-                agent.last_activity_at = Some(now);
-            }
-            state.logs.entry(log.agent_id).or_default().push(log);
-        }
-        state.append_events(events, now);
-        Ok(count)
+        Ok(state.store_logs(stored, events, now))
+    }
+
+    async fn append_attempt_logs(
+        &self,
+        lease: LeaseRef,
+        logs: Vec<NewAgentLog>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let mut state = self.state();
+        let task = state.task(lease.task_id)?;
+        let (stored, events) = change::plan_attempt_logs(task, &lease, logs, now)?;
+        Ok(state.store_logs(stored, events, now))
     }
 
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage> {
@@ -710,7 +729,7 @@ impl Store for InMemoryStore {
     ) -> Result<Exception> {
         let mut state = self.state();
         let exception = state.exception(id)?.clone();
-        if decision.status == crate::model::ExceptionStatus::Open
+        if decision.status == ExceptionStatus::Open
             && let Some(task) = exception.task_id
             && state.exceptions.values().any(|e| {
                 e.id != id
@@ -727,6 +746,47 @@ impl Store for InMemoryStore {
         let result = change.exception.clone();
         state.persist(change, now);
         result.ok_or_else(|| Error::backend("decision planned no exception"))
+    }
+
+    async fn stats(&self, since: Timestamp) -> Result<SystemStats> {
+        let state = self.state();
+        let mut stats = SystemStats::default();
+        for task in state.tasks.values() {
+            *stats.tasks_by_status.entry(task.status).or_default() += 1;
+            match task.status {
+                TaskStatus::Completed if task.completed_at.is_some_and(|at| at >= since) => {
+                    stats.completed_since += 1;
+                }
+                TaskStatus::Failed if task.updated_at >= since => stats.failed_since += 1,
+                _ => {}
+            }
+        }
+        for agent in state.agents.values() {
+            *stats.agents_by_status.entry(agent.status).or_default() += 1;
+        }
+        for exception in state.exceptions.values() {
+            stats.exceptions_total += 1;
+            if exception.status == ExceptionStatus::Open {
+                *stats
+                    .open_exceptions_by_severity
+                    .entry(exception.severity)
+                    .or_default() += 1;
+            }
+        }
+        let mut finished: Vec<(Timestamp, Timestamp)> = state
+            .tasks
+            .values()
+            .filter(|task| task.status == TaskStatus::Completed)
+            .filter_map(|task| Some((task.completed_at?, task.assigned_at?)))
+            .collect();
+        finished.sort_by_key(|(completed, _)| std::cmp::Reverse(*completed));
+        let durations: Vec<i64> = finished
+            .iter()
+            .take(COMPLETION_SAMPLE as usize)
+            .map(|(completed, assigned)| completed.as_millis() - assigned.as_millis())
+            .collect();
+        stats.mean_completion_ms = SystemStats::mean(&durations);
+        Ok(stats)
     }
 
     async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>> {

@@ -14,6 +14,7 @@ mod lock;
 mod log;
 mod query;
 mod runner;
+mod stats;
 mod task;
 mod verification;
 
@@ -33,6 +34,7 @@ pub use query::{
     AgentQuery, ExceptionQuery, LogPage, LogQuery, Page, SortOrder, TaskQuery, TaskSort,
 };
 pub use runner::{NewRunnerSession, RunnerSession};
+pub use stats::{COMPLETION_SAMPLE, SystemStats};
 pub use task::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, MAX_BATCH_SIZE, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
     NewTask, Task, TaskActivityCounts, TaskEdit,

@@ -266,3 +266,55 @@ pub async fn task_activity_is_counted_and_listed_by_task(store: Arc<dyn Store>) 
     assert_eq!((second_counts.logs, second_counts.file_locks), (3, 1));
     assert_eq!(counts.len(), 2, "unknown agents are left out");
 }
+
+/// Entries reported on an attempt need its live lease, its agent and its task; anything
+/// else writes nothing.
+pub async fn attempt_logs_need_the_live_lease(store: Arc<dyn Store>) {
+    use crate::ids::LeaseToken;
+
+    let agent = new_agent(&store, at(0)).await;
+    let other = new_agent(&store, at(0)).await;
+    let task = new_task(&store, "t", at(0)).await;
+    let (_, lease) = assign(&store, &task, agent.id, at(10)).await;
+    let line = |agent: AgentId, task: Option<TaskId>| vec![entry(agent, task, LogType::Info, "x")];
+
+    let written = store
+        .append_attempt_logs(lease, line(agent.id, Some(task.id)), at(20))
+        .await
+        .unwrap();
+    assert_eq!(written, 1);
+    let forged = crate::change::LeaseRef {
+        lease_token: LeaseToken::new(),
+        ..lease
+    };
+    assert_conflict(
+        store
+            .append_attempt_logs(forged, line(agent.id, Some(task.id)), at(30))
+            .await,
+    );
+    assert_conflict(
+        store
+            .append_attempt_logs(lease, line(other.id, Some(task.id)), at(30))
+            .await,
+    );
+    assert_invalid_input(
+        store
+            .append_attempt_logs(lease, line(agent.id, None), at(30))
+            .await,
+        "taskId",
+    );
+    store
+        .apply_task_action(task.id, complete(), Some(lease), at(40))
+        .await
+        .unwrap();
+    assert_conflict(
+        store
+            .append_attempt_logs(lease, line(agent.id, Some(task.id)), at(50))
+            .await,
+    );
+    let page = store
+        .list_logs(&LogQuery::for_task(task.id, 10))
+        .await
+        .unwrap();
+    assert_eq!(page.total_count, 1, "refused entries were not written");
+}

@@ -520,3 +520,67 @@ pub async fn deletion_cascades_and_is_guarded(store: Arc<dyn Store>) {
     assert_eq!(events[0].kind, EventKind::TaskDeleted);
     assert_not_found(store.delete_task(task.id, at(14)).await);
 }
+
+/// The dashboard's counts follow tasks, agents and exceptions through their states.
+pub async fn system_stats_count_every_state(store: Arc<dyn Store>) {
+    use crate::model::{
+        AgentStatus, ExceptionSeverity, ExceptionStatus, ExceptionType, NewException,
+    };
+
+    let empty = store.stats(at(0)).await.unwrap();
+    assert_eq!(empty.tasks(TaskStatus::Queued), 0);
+    assert_eq!(empty.mean_completion_ms, None);
+
+    let done = new_task(&store, "done", at(0)).await;
+    let broken = new_task(&store, "broken", at(0)).await;
+    new_task(&store, "waiting", at(0)).await;
+    let first = new_agent(&store, at(0)).await;
+    let second = new_agent(&store, at(0)).await;
+    new_agent(&store, at(0)).await;
+    let (_, lease) = assign(&store, &done, first.id, at(1_000)).await;
+    store
+        .apply_task_action(done.id, complete(), Some(lease), at(4_000))
+        .await
+        .unwrap();
+    let (_, lease) = assign(&store, &broken, second.id, at(1_000)).await;
+    store
+        .apply_task_action(broken.id, fail("tests failed"), Some(lease), at(2_000))
+        .await
+        .unwrap();
+    let critical = NewException::new(
+        ExceptionType::HighRiskCode,
+        ExceptionSeverity::Critical,
+        "a",
+    );
+    store.raise_exception(critical, at(5_000)).await.unwrap();
+    let info = NewException::new(ExceptionType::UnknownError, ExceptionSeverity::Info, "b");
+    let info = store.raise_exception(info, at(5_000)).await.unwrap();
+    let dismiss = crate::change::ExceptionDecision {
+        status: ExceptionStatus::Dismissed,
+        resolved_by: None,
+        resolution_notes: None,
+    };
+    store
+        .decide_exception(info.id, dismiss, at(6_000))
+        .await
+        .unwrap();
+
+    let stats = store.stats(at(0)).await.unwrap();
+    assert_eq!(stats.tasks(TaskStatus::Queued), 1);
+    assert_eq!(stats.tasks(TaskStatus::Completed), 1);
+    assert_eq!(stats.tasks(TaskStatus::Failed), 1);
+    assert_eq!(stats.tasks_by_status.values().sum::<u64>(), 3);
+    assert_eq!(stats.agents(AgentStatus::Idle), 3);
+    assert_eq!(stats.open_exceptions(ExceptionSeverity::Critical), 1);
+    assert_eq!(stats.open_exceptions(ExceptionSeverity::Info), 0);
+    assert_eq!(stats.exceptions_total, 2);
+    assert_eq!((stats.completed_since, stats.failed_since), (1, 1));
+    let mean = stats.mean_completion_ms.expect("one completed task");
+    assert!(mean >= 0.0, "{mean}");
+
+    // A century on: nothing finished since then.
+    let century = 100 * 365 * 24 * 3_600_000;
+    let later = store.stats(at(century)).await.unwrap();
+    assert_eq!((later.completed_since, later.failed_since), (0, 0));
+    assert_eq!(later.tasks(TaskStatus::Completed), 1);
+}

@@ -1,10 +1,12 @@
 //! The routes under `/api`, one module per area of the original API.
 
 mod agents;
+mod dashboard;
 mod exceptions;
 mod health;
 mod locks;
 mod tasks;
+mod verify;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -21,10 +23,12 @@ use crate::state::AppState;
 /// Registers every route under the `/api` scope being configured.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     agents::configure(cfg);
+    dashboard::configure(cfg);
     exceptions::configure(cfg);
     health::configure(cfg);
     locks::configure(cfg);
     tasks::configure(cfg);
+    verify::configure(cfg);
 }
 
 /// The success envelope `{"data": ...}`.

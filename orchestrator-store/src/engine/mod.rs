@@ -21,10 +21,10 @@ use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use orchestrator_core::lock::parse_paths;
 use orchestrator_core::model::{
-    Agent, AgentActivityCounts, AgentQuery, Event, Exception, ExceptionQuery, ExceptionStatus,
-    LogPage, LogQuery, NewAgent, NewAgentLog, NewException, NewRunnerSession, NewTask,
-    NewVerificationResult, Page, RunnerSession, Task, TaskActivityCounts, TaskAttempt, TaskEdit,
-    TaskQuery, TaskStatus, VerificationResult,
+    Agent, AgentActivityCounts, AgentLog, AgentQuery, Event, Exception, ExceptionQuery,
+    ExceptionStatus, LogPage, LogQuery, NewAgent, NewAgentLog, NewEvent, NewException,
+    NewRunnerSession, NewTask, NewVerificationResult, Page, RunnerSession, SystemStats, Task,
+    TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, TaskStatus, VerificationResult,
 };
 use orchestrator_core::model::{FileLock, LockMode};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
@@ -153,6 +153,25 @@ impl<D: Dialect> SqlStore<D> {
         let mut tx = self.begin().await?;
         let now = self.now(&mut tx, caller_now).await?;
         Ok((tx, now))
+    }
+
+    /// Writes planned log entries, marks `agents` active, records the events, commits;
+    /// returns how many entries were written.
+    async fn store_logs(
+        &self,
+        mut tx: Tx<D>,
+        stored: &[AgentLog],
+        agents: &[AgentId],
+        events: &[NewEvent],
+        now: Timestamp,
+    ) -> Result<u64> {
+        let mut batch = Batch::new();
+        write::insert_logs(&mut batch, stored);
+        write::touch_agents(&mut batch, agents, now);
+        write::append_events(&mut batch, events, now);
+        let seq = D::run_batch(&mut tx, batch).await?;
+        self.commit(tx, seq).await?;
+        Ok(stored.len() as u64)
     }
 
     async fn begin(&self) -> Result<Tx<D>> {
@@ -652,13 +671,20 @@ impl<D: Dialect> Store for SqlStore<D> {
         {
             return Err(Error::not_found("task", task));
         }
-        let mut batch = Batch::new();
-        write::insert_logs(&mut batch, &stored);
-        write::touch_agents(&mut batch, &agents, now);
-        write::append_events(&mut batch, &events, now);
-        let seq = D::run_batch(&mut tx, batch).await?;
-        self.commit(tx, seq).await?;
-        Ok(stored.len() as u64)
+        self.store_logs(tx, &stored, &agents, &events, now).await
+    }
+
+    async fn append_attempt_logs(
+        &self,
+        lease: LeaseRef,
+        logs: Vec<NewAgentLog>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let (mut tx, now) = self.begin_at(now).await?;
+        let task = locked_task(&mut tx, lease.task_id).await?;
+        let (stored, events) = change::plan_attempt_logs(&task, &lease, logs, now)?;
+        let agents: Vec<AgentId> = task.assigned_agent_id.into_iter().collect();
+        self.store_logs(tx, &stored, &agents, &events, now).await
     }
 
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage> {
@@ -751,6 +777,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         let exception = planned(change.exception.clone(), "exception")?;
         self.persist(tx, &change, now).await?;
         Ok(exception)
+    }
+
+    async fn stats(&self, since: Timestamp) -> Result<SystemStats> {
+        read::stats::<D>(&mut *self.read().await?, since).await
     }
 
     async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>> {

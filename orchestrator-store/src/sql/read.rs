@@ -1,11 +1,15 @@
 //! Lookups and list queries.
 
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use orchestrator_core::model::{
-    Agent, AgentActivityCounts, AgentQuery, Event, Exception, ExceptionQuery, ExceptionType,
-    LogPage, LogQuery, Page, RunnerSession, SortOrder, Task, TaskActivityCounts, TaskAttempt,
-    TaskQuery, TaskSort, TaskStatus, VerificationResult,
+    Agent, AgentActivityCounts, AgentQuery, COMPLETION_SAMPLE, Event, Exception, ExceptionQuery,
+    ExceptionType, LogPage, LogQuery, Page, RunnerSession, SortOrder, SystemStats, Task,
+    TaskActivityCounts, TaskAttempt, TaskQuery, TaskSort, TaskStatus, VerificationResult,
 };
 use sqlx::QueryBuilder;
 use uuid::Uuid;
@@ -443,7 +447,7 @@ pub(crate) async fn events_since<D: Dialect>(
 /// other claimers have locked are passed over, and the returned ones stay locked.
 pub(crate) async fn claimable<D: Dialect>(
     conn: &mut D::Connection,
-    now: orchestrator_core::Timestamp,
+    now: Timestamp,
     after: Option<&Task>,
     limit: u32,
 ) -> Result<Vec<Task>> {
@@ -475,7 +479,7 @@ pub(crate) async fn claimable<D: Dialect>(
 /// Ids of up to `limit` running tasks whose lease ran out by `now`, earliest first.
 pub(crate) async fn expired_leases<D: Dialect>(
     conn: &mut D::Connection,
-    now: orchestrator_core::Timestamp,
+    now: Timestamp,
     limit: u32,
 ) -> Result<Vec<TaskId>> {
     let mut query = QueryBuilder::<D>::new(
@@ -492,7 +496,7 @@ pub(crate) async fn expired_leases<D: Dialect>(
 /// Ids of ACTIVE runner sessions not seen since `seen_before`.
 pub(crate) async fn quiet_runners<D: Dialect>(
     conn: &mut D::Connection,
-    seen_before: orchestrator_core::Timestamp,
+    seen_before: Timestamp,
 ) -> Result<Vec<RunnerSessionId>> {
     let mut query = QueryBuilder::<D>::new(
         "SELECT id FROM runner_sessions WHERE status = 'ACTIVE' AND last_seen_at < ",
@@ -510,8 +514,8 @@ pub(crate) async fn quiet_runners<D: Dialect>(
 /// Running tasks with a live lease whose agent has shown no activity since `quiet_since`.
 pub(crate) async fn stalled<D: Dialect>(
     conn: &mut D::Connection,
-    quiet_since: orchestrator_core::Timestamp,
-    now: orchestrator_core::Timestamp,
+    quiet_since: Timestamp,
+    now: Timestamp,
 ) -> Result<Vec<Task>> {
     let mut query = task_select::<D>();
     query.push(
@@ -653,4 +657,87 @@ pub(crate) async fn setting<D: Dialect>(
                 .ok_or_else(|| Error::backend("setting without a value"))
         })
         .transpose()
+}
+
+/// Rows of `sql` (`SELECT <text key> AS k, COUNT(*) AS n ... GROUP BY ...`) as counts per
+/// parsed key.
+async fn grouped_counts<D: Dialect, K: Ord + FromStr<Err = Error>>(
+    conn: &mut D::Connection,
+    sql: &str,
+) -> Result<BTreeMap<K, u64>> {
+    let rows = D::fetch_all(conn, QueryBuilder::<D>::new(sql)).await?;
+    rows.iter()
+        .map(|row| {
+            let key = row
+                .text("k")?
+                .ok_or_else(|| Error::backend("grouped count without a key"))?;
+            let count = row.integer("n")?.unwrap_or(0);
+            Ok((key.parse()?, u64::try_from(count).unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// The dashboard's counts, each through an index or a grouped scan of one table.
+pub(crate) async fn stats<D: Dialect>(
+    conn: &mut D::Connection,
+    since: Timestamp,
+) -> Result<SystemStats> {
+    let tasks_by_status = grouped_counts::<D, _>(
+        conn,
+        "SELECT status AS k, COUNT(*) AS n FROM tasks GROUP BY status",
+    )
+    .await?;
+    let agents_by_status = grouped_counts::<D, _>(
+        conn,
+        "SELECT status AS k, COUNT(*) AS n FROM agents GROUP BY status",
+    )
+    .await?;
+    let open_exceptions_by_severity = grouped_counts::<D, _>(
+        conn,
+        "SELECT severity AS k, COUNT(*) AS n FROM exceptions WHERE status = 'OPEN' \
+         GROUP BY severity",
+    )
+    .await?;
+    let exceptions_total = D::fetch_count(
+        conn,
+        QueryBuilder::<D>::new("SELECT COUNT(*) FROM exceptions"),
+    )
+    .await?;
+    let mut completed = QueryBuilder::<D>::new(
+        "SELECT COUNT(*) FROM tasks WHERE status = 'COMPLETED' AND completed_at >= ",
+    );
+    Value::at(since).bind(&mut completed);
+    let completed_since = D::fetch_count(conn, completed).await?;
+    let mut failed = QueryBuilder::<D>::new(
+        "SELECT COUNT(*) FROM tasks WHERE status = 'FAILED' AND updated_at >= ",
+    );
+    Value::at(since).bind(&mut failed);
+    let failed_since = D::fetch_count(conn, failed).await?;
+    let mut recent = QueryBuilder::<D>::new(
+        "SELECT assigned_at, completed_at FROM tasks WHERE status = 'COMPLETED' \
+         AND assigned_at IS NOT NULL AND completed_at IS NOT NULL \
+         ORDER BY completed_at DESC LIMIT ",
+    );
+    Value::int(COMPLETION_SAMPLE).bind(&mut recent);
+    let durations = D::fetch_all(conn, recent)
+        .await?
+        .iter()
+        .map(|row| {
+            let assigned = row.instant("assigned_at")?;
+            let completed = row.instant("completed_at")?;
+            Ok(match (assigned, completed) {
+                (Some(assigned), Some(completed)) => completed.as_millis() - assigned.as_millis(),
+                _ => 0,
+            })
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    Ok(SystemStats {
+        tasks_by_status,
+        agents_by_status,
+        open_exceptions_by_severity,
+        exceptions_total,
+        completed_since,
+        failed_since,
+        mean_completion_ms: SystemStats::mean(&durations),
+    })
 }
