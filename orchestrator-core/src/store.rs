@@ -38,8 +38,8 @@ use crate::model::{
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::time::Timestamp;
 
-/// Most log entries appended in one call.
-pub const MAX_LOG_BATCH: usize = 1_000;
+/// Most log entries appended in one call (the runner protocol's batch size).
+pub const MAX_LOG_BATCH: usize = 500;
 /// Most events returned by one `events_since` call.
 pub const MAX_EVENTS_PAGE: u32 = 1_000;
 /// Most verification results returned by one call.
@@ -167,6 +167,18 @@ pub trait Store: LockManager {
     /// Saves `hash` as the admin token hash unless one is saved already, and returns the
     /// saved one: servers starting together on one database all end up with the same.
     async fn save_admin_token_hash(&self, hash: &str, now: Timestamp) -> Result<String>;
+
+    /// Keeps a setup token's hash until `expires_at`; it can be redeemed once.
+    async fn create_setup_token(
+        &self,
+        token_hash: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// Spends a setup token: true exactly once for a hash that was created and has not
+    /// expired by `now`; false for an unknown, spent or expired one.
+    async fn redeem_setup_token(&self, token_hash: &str, now: Timestamp) -> Result<bool>;
 
     /// Every runner session, newest first.
     async fn list_runner_sessions(&self) -> Result<Vec<RunnerSession>>;

@@ -32,7 +32,7 @@ pub(crate) const SQLITE: &[Embedded] = &[
     ),
     (
         4,
-        "server settings",
+        "server secrets",
         include_str!("../migrations/sqlite/0004_server_settings.sql"),
     ),
 ];
@@ -57,7 +57,7 @@ pub(crate) const POSTGRES: &[Embedded] = &[
     ),
     (
         4,
-        "server settings",
+        "server secrets",
         include_str!("../migrations/postgres/0004_server_settings.sql"),
     ),
 ];

@@ -1,6 +1,6 @@
 //! Agent slots, runner sessions, logs, verification results and event pages.
 
-use super::task::{agent_status_event, check_lease};
+use super::task::agent_status_event;
 use super::*;
 
 /// Something that happens to an agent slot outside of a task's lifecycle.

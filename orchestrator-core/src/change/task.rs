@@ -431,7 +431,8 @@ pub fn branch_name(task: TaskId) -> String {
     format!("agent/{}", &id[..8])
 }
 
-pub(super) fn check_lease(task: &Task, lease: &LeaseRef, now: Timestamp) -> Result<()> {
+/// Checks that `lease` is the live, unexpired lease of `task`'s current attempt.
+pub fn check_lease(task: &Task, lease: &LeaseRef, now: Timestamp) -> Result<()> {
     if lease.task_id != task.id {
         return Err(Error::conflict(format!(
             "the lease names task {}, not {}",

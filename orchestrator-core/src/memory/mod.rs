@@ -64,6 +64,8 @@ struct State {
     /// The last sequence number handed out; pruning never makes it go back.
     last_seq: i64,
     admin_token_hash: Option<String>,
+    /// Unspent setup tokens: hash to expiry.
+    setup_tokens: HashMap<String, Timestamp>,
 }
 
 impl InMemoryStore {
@@ -565,6 +567,30 @@ impl Store for InMemoryStore {
             .admin_token_hash
             .get_or_insert_with(|| hash.to_owned())
             .clone())
+    }
+
+    async fn create_setup_token(
+        &self,
+        token_hash: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        check_token_hash(token_hash)?;
+        let mut state = self.state();
+        state.setup_tokens.retain(|_, expiry| *expiry > now);
+        if state.setup_tokens.contains_key(token_hash) {
+            return Err(Error::conflict("a setup token with this hash exists"));
+        }
+        state.setup_tokens.insert(token_hash.to_owned(), expires_at);
+        Ok(())
+    }
+
+    async fn redeem_setup_token(&self, token_hash: &str, now: Timestamp) -> Result<bool> {
+        Ok(self
+            .state()
+            .setup_tokens
+            .remove(token_hash)
+            .is_some_and(|expiry| expiry > now))
     }
 
     async fn get_runner_session(&self, id: RunnerSessionId) -> Result<RunnerSession> {

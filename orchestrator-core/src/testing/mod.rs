@@ -108,6 +108,7 @@ macro_rules! store_conformance_tests {
             agent_slots_are_listed_and_transitioned,
             runner_sessions_are_found_by_token_and_revoked,
             the_first_admin_token_hash_is_kept,
+            setup_tokens_are_single_use_and_expire,
             logs_page_without_skipping_ties,
             logs_are_validated_and_capped,
             task_activity_is_counted_and_listed_by_task,

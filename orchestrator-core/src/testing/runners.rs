@@ -101,3 +101,38 @@ pub async fn the_first_admin_token_hash_is_kept(store: Arc<dyn Store>) {
     );
     assert_invalid_input(store.save_admin_token_hash(" ", at(2)).await, "tokenHash");
 }
+
+/// A setup token is redeemed once, and never after it expires.
+pub async fn setup_tokens_are_single_use_and_expire(store: Arc<dyn Store>) {
+    store
+        .create_setup_token("fresh", at(600_000), at(0))
+        .await
+        .unwrap();
+    store
+        .create_setup_token("stale", at(600_000), at(0))
+        .await
+        .unwrap();
+    assert_conflict(store.create_setup_token("fresh", at(600_000), at(1)).await);
+    assert!(store.redeem_setup_token("fresh", at(1_000)).await.unwrap());
+    assert!(
+        !store.redeem_setup_token("fresh", at(2_000)).await.unwrap(),
+        "spent"
+    );
+    assert!(
+        !store
+            .redeem_setup_token("unknown", at(2_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .redeem_setup_token("stale", at(600_000))
+            .await
+            .unwrap(),
+        "expired at its expiry"
+    );
+    assert_invalid_input(
+        store.create_setup_token("", at(1), at(0)).await,
+        "tokenHash",
+    );
+}

@@ -1,10 +1,13 @@
 //! The routes under `/api`, one module per area of the original API.
 
 mod agents;
+mod connect;
+mod cron;
 mod dashboard;
 mod exceptions;
 mod health;
 mod locks;
+mod runner;
 mod tasks;
 mod verify;
 
@@ -23,10 +26,13 @@ use crate::state::AppState;
 /// Registers every route under the `/api` scope being configured.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     agents::configure(cfg);
+    connect::configure(cfg);
+    cron::configure(cfg);
     dashboard::configure(cfg);
     exceptions::configure(cfg);
     health::configure(cfg);
     locks::configure(cfg);
+    runner::configure(cfg);
     tasks::configure(cfg);
     verify::configure(cfg);
 }

@@ -114,3 +114,37 @@ pub async fn claimed_task(
         .pop()
         .expect("one claim")
 }
+
+/// A request with `token` as its bearer token.
+pub fn bearer(request: TestRequest, token: &str) -> TestRequest {
+    request.insert_header(("Authorization", format!("Bearer {token}")))
+}
+
+/// Connects a runner the way the CLI does: an admin mints a connection token, the runner
+/// decodes it and exchanges the setup token. Returns the runner token.
+pub async fn connect_runner<S, B>(service: &S, name: &str) -> String
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    use base64::Engine as _;
+
+    let (status, body) = send(service, admin(TestRequest::get().uri("/api/connect"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let connection = body["data"]["connectionToken"].as_str().unwrap();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(connection)
+        .expect("base64 connection token");
+    let decoded = String::from_utf8(decoded).unwrap();
+    let (url, setup_token) = decoded.split_once('|').expect("<url>|<setup token>");
+    assert_eq!(url, "http://127.0.0.1:3000");
+    let exchange = serde_json::json!({ "setupToken": setup_token, "name": name });
+    let (status, body) = send(
+        service,
+        TestRequest::post().uri("/api/connect").set_json(exchange),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["runnerName"], name);
+    body["data"]["runnerToken"].as_str().unwrap().to_owned()
+}

@@ -616,6 +616,32 @@ impl<D: Dialect> Store for SqlStore<D> {
         saved.ok_or_else(|| Error::backend("the admin token hash was not saved"))
     }
 
+    async fn create_setup_token(
+        &self,
+        token_hash: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        check_token_hash(token_hash)?;
+        let (mut tx, now) = self.begin_at(now).await?;
+        write::delete_expired_setup_tokens::<D>(&mut tx, now).await?;
+        write::insert_setup_token::<D>(&mut tx, token_hash, expires_at, now)
+            .await
+            .map_err(|err| match err {
+                Error::Conflict(_) => Error::conflict("a setup token with this hash exists"),
+                other => other,
+            })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn redeem_setup_token(&self, token_hash: &str, now: Timestamp) -> Result<bool> {
+        let (mut tx, now) = self.begin_at(now).await?;
+        let redeemed = write::take_setup_token::<D>(&mut tx, token_hash, now).await?;
+        tx.commit().await?;
+        Ok(redeemed)
+    }
+
     async fn get_runner_session(&self, id: RunnerSessionId) -> Result<RunnerSession> {
         let row = read::runner_session::<D>(&mut *self.read().await?, id, Lock::None).await?;
         found(row, "runnerSession", id)

@@ -456,3 +456,45 @@ pub(crate) async fn insert_setting_if_absent<D: Dialect>(
     D::execute(conn, query).await?;
     Ok(())
 }
+
+/// Removes setup tokens that expired by `now`.
+pub(crate) async fn delete_expired_setup_tokens<D: Dialect>(
+    conn: &mut D::Connection,
+    now: Timestamp,
+) -> Result<u64> {
+    let mut query = QueryBuilder::<D>::new("DELETE FROM setup_tokens WHERE expires_at <= ");
+    Value::at(now).bind(&mut query);
+    D::execute(conn, query).await
+}
+
+/// Stores a setup token's hash (a duplicate is a `Conflict`).
+pub(crate) async fn insert_setup_token<D: Dialect>(
+    conn: &mut D::Connection,
+    token_hash: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    let query = insert::<D>(
+        "setup_tokens",
+        vec![vec![
+            ("token_hash", Value::text(token_hash)),
+            ("expires_at", Value::at(expires_at)),
+            ("created_at", Value::at(now)),
+        ]],
+    );
+    D::execute(conn, query).await?;
+    Ok(())
+}
+
+/// Deletes the setup token `token_hash`; true if it existed and had not expired.
+pub(crate) async fn take_setup_token<D: Dialect>(
+    conn: &mut D::Connection,
+    token_hash: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let mut query = QueryBuilder::<D>::new("DELETE FROM setup_tokens WHERE token_hash = ");
+    Value::text(token_hash).bind(&mut query);
+    query.push(" AND expires_at > ");
+    Value::at(now).bind(&mut query);
+    Ok(D::execute(conn, query).await? == 1)
+}

@@ -1,0 +1,205 @@
+//! Connecting runners: an admin mints a single-use setup token (`GET /api/connect`), the
+//! runner exchanges it for a runner token (`POST /api/connect`), and a runner session can
+//! be revoked by the runner itself (`DELETE /api/connect`) or by an admin
+//! (`DELETE /api/runners/:id`).
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use orchestrator_core::Timestamp;
+use orchestrator_core::ids::RunnerSessionId;
+use orchestrator_core::model::{NewRunnerSession, RunnerSession, RunnerSessionStatus};
+use orchestrator_core::state::runner_session::RunnerSessionEvent;
+use serde::{Deserialize, Serialize};
+
+use super::ok;
+use crate::auth::{Admin, authenticate_runner, bearer_token, hash_token, new_secret};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, OptionalJson, parse_id};
+use crate::state::AppState;
+
+/// How long a setup token can be exchanged (the original's 10 minutes).
+const SETUP_TOKEN_TTL: Duration = Duration::from_secs(600);
+/// Longest runner name.
+const MAX_NAME_CHARS: usize = 100;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/connect")
+            .route(web::get().to(mint_setup_token))
+            .route(web::post().to(exchange_setup_token))
+            .route(web::delete().to(disconnect)),
+    )
+    .service(web::resource("/runners").route(web::get().to(list_runners)))
+    .service(web::resource("/runners/{id}").route(web::delete().to(revoke_runner)));
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Minted {
+    connection_token: String,
+    /// Seconds the token stays valid.
+    expires_in: u64,
+    command: String,
+}
+
+/// The connection token keeps the original's format: base64 of
+/// `<apiUrl>|<secret>:<expiresAtMs>`, where `<secret>:<expiresAtMs>` is the setup token.
+async fn mint_setup_token(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let now = state.now();
+    let expires_at = now.add(SETUP_TOKEN_TTL);
+    let secret = new_secret();
+    state
+        .store
+        .create_setup_token(&hash_token(&secret), expires_at, now)
+        .await?;
+    let setup_token = format!("{secret}:{}", expires_at.as_millis());
+    let connection_token = STANDARD.encode(format!("{}|{setup_token}", state.public_url));
+    Ok(ok(Minted {
+        command: format!("agent-orchestrator connect {connection_token}"),
+        connection_token,
+        expires_in: SETUP_TOKEN_TTL.as_secs(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExchangeBody {
+    setup_token: String,
+    name: Option<String>,
+    working_dir: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Exchanged {
+    runner_token: String,
+    runner_name: String,
+    runner_id: RunnerSessionId,
+}
+
+async fn exchange_setup_token(
+    state: web::Data<AppState>,
+    Json(body): Json<ExchangeBody>,
+) -> ApiResult<HttpResponse> {
+    let secret = match body.setup_token.trim().split(':').collect::<Vec<_>>()[..] {
+        [secret, expiry] if !secret.is_empty() && !expiry.is_empty() => secret.to_owned(),
+        _ => {
+            return Err(ApiError::invalid(
+                "setupToken",
+                "Invalid token format: expected <secret>:<expiresAtMs> from the connection token",
+            ));
+        }
+    };
+    let now = state.now();
+    let name = match body
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+    {
+        Some(name) if name.chars().count() > MAX_NAME_CHARS => {
+            return Err(ApiError::invalid(
+                "name",
+                format!("at most {MAX_NAME_CHARS} characters"),
+            ));
+        }
+        Some(name) => name,
+        None => default_runner_name(now),
+    };
+    if !state
+        .store
+        .redeem_setup_token(&hash_token(&secret), now)
+        .await?
+    {
+        return Err(ApiError::unauthorized(
+            "The setup token is unknown, already used or expired; ask an admin for a new \
+             connection token (GET /api/connect)",
+        ));
+    }
+    let runner_token = new_secret();
+    let session = state
+        .store
+        .create_runner_session(
+            NewRunnerSession {
+                name,
+                working_dir: body.working_dir.unwrap_or_default(),
+                token_hash: hash_token(&runner_token),
+            },
+            now,
+        )
+        .await?;
+    Ok(ok(Exchanged {
+        runner_token,
+        runner_name: session.name,
+        runner_id: session.id,
+    }))
+}
+
+/// `runner-` and the time in base 36, as the original names runners.
+fn default_runner_name(now: Timestamp) -> String {
+    let mut millis = u64::try_from(now.as_millis()).unwrap_or(0);
+    let mut digits = Vec::new();
+    loop {
+        digits.push(char::from_digit((millis % 36) as u32, 36).unwrap_or('0'));
+        millis /= 36;
+        if millis == 0 {
+            break;
+        }
+    }
+    format!("runner-{}", digits.iter().rev().collect::<String>())
+}
+
+/// The original's body form: `{"runnerToken": "..."}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TokenBody {
+    runner_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Revoked {
+    revoked: bool,
+    runner_id: RunnerSessionId,
+}
+
+/// A runner ends its own session: its token stops working at once.
+async fn disconnect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    OptionalJson(body): OptionalJson<TokenBody>,
+) -> ApiResult<HttpResponse> {
+    let token = bearer_token(&req).or(body.as_ref().and_then(|b| b.runner_token.as_deref()));
+    let session = authenticate_runner(&state, token).await?;
+    revoke(&state, session.id).await
+}
+
+async fn revoke_runner(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id: RunnerSessionId = parse_id(&id, "runner")?;
+    revoke(&state, id).await
+}
+
+async fn revoke(state: &AppState, id: RunnerSessionId) -> ApiResult<HttpResponse> {
+    let session = state.store.get_runner_session(id).await?;
+    if session.status != RunnerSessionStatus::Revoked {
+        state
+            .store
+            .apply_runner_session_event(id, RunnerSessionEvent::Revoke, state.now())
+            .await?;
+    }
+    Ok(ok(Revoked {
+        revoked: true,
+        runner_id: id,
+    }))
+}
+
+async fn list_runners(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let sessions: Vec<RunnerSession> = state.store.list_runner_sessions().await?;
+    Ok(ok(sessions))
+}

@@ -1,0 +1,698 @@
+//! `/api/runner/*`: the runner protocol. A runner authenticates with its runner token
+//! (`Authorization: Bearer`, or the original's `runnerToken` in the body or query), claims
+//! work by long poll into its agent slots, and reports on each attempt with the attempt's
+//! lease: heartbeats (answered with a control signal), log batches, and completion.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use orchestrator_core::change::{self, AgentAction, LeaseRef, TaskAction};
+use orchestrator_core::coordination::{self, Claim, ClaimRequest, ControlSignal, MAX_BATCH_CLAIM};
+use orchestrator_core::ids::{AgentId, LeaseToken, RunnerSessionId, TaskId};
+use orchestrator_core::model::{
+    Agent, AgentQuery, AgentStatus, ExceptionSeverity, ExceptionType, FileLock, LogType, NewAgent,
+    NewAgentLog, NewException, NewVerificationResult, RiskLevel, RunnerSession,
+    RunnerSessionStatus, Task, TaskQuery, TaskStatus, Usage,
+};
+use orchestrator_core::state::runner_session::RunnerSessionEvent;
+use orchestrator_core::{Timestamp, store::MAX_LOG_BATCH};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::ok;
+use crate::auth::{authenticate_runner, bearer_token};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Params};
+use crate::state::AppState;
+
+/// Longest a claim may wait for work.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Lease length when the runner does not ask for one.
+const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+/// Most agent slots one runner session keeps.
+const MAX_SLOTS: usize = MAX_BATCH_CLAIM;
+/// A session's last-seen time is written at most this often.
+const SEEN_EVERY: Duration = Duration::from_secs(30);
+/// Body limit of log batches (500 entries of up to 50,000 characters need room).
+pub(crate) const LOG_BATCH_BODY_LIMIT: usize = 5 * 1024 * 1024;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/runner/status")
+            .route(web::get().to(status))
+            .route(web::post().to(update_status)),
+    )
+    .service(web::resource("/runner/claim").route(web::post().to(claim)))
+    .service(web::resource("/runner/heartbeat").route(web::post().to(heartbeat)))
+    .service(
+        web::resource("/runner/logs")
+            .app_data(web::PayloadConfig::new(LOG_BATCH_BODY_LIMIT))
+            .route(web::post().to(logs)),
+    )
+    .service(web::resource("/runner/complete").route(web::post().to(complete)));
+}
+
+/// Authenticates the runner and records that it called in.
+async fn runner_session(
+    state: &AppState,
+    req: &HttpRequest,
+    body_token: Option<&str>,
+) -> ApiResult<RunnerSession> {
+    let session = authenticate_runner(state, bearer_token(req).or(body_token)).await?;
+    let now = state.now();
+    let quiet_for = now.since(session.last_seen_at);
+    if session.status == RunnerSessionStatus::Inactive || quiet_for >= SEEN_EVERY {
+        return Ok(state
+            .store
+            .apply_runner_session_event(session.id, RunnerSessionEvent::Seen, now)
+            .await?);
+    }
+    Ok(session)
+}
+
+/// The agent `id`, which must be a slot of `session`.
+async fn own_agent(state: &AppState, session: &RunnerSession, id: AgentId) -> ApiResult<Agent> {
+    let agent = state.store.get_agent(id).await?;
+    if agent.runner_session_id != Some(session.id) {
+        return Err(ApiError::forbidden(
+            "Agent does not belong to this runner session",
+        ));
+    }
+    Ok(agent)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionView {
+    id: RunnerSessionId,
+    name: String,
+    working_dir: String,
+    is_active: bool,
+    last_seen_at: Timestamp,
+}
+
+#[derive(Debug, Serialize)]
+struct TaskTitle {
+    id: TaskId,
+    title: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ActiveAgent {
+    id: AgentId,
+    status: AgentStatus,
+    current_task: Option<TaskTitle>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NextTask {
+    id: TaskId,
+    title: String,
+    priority: u8,
+    risk_level: RiskLevel,
+}
+
+#[derive(Debug, Serialize)]
+struct Available {
+    count: u64,
+    next: Option<NextTask>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusView {
+    session: SessionView,
+    active_agents: Vec<ActiveAgent>,
+    available_tasks: Available,
+}
+
+async fn status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: Params,
+) -> ApiResult<HttpResponse> {
+    let session = runner_session(&state, &req, params.text("runnerToken")).await?;
+    let slots = session_slots(&state, session.id).await?;
+    let mut active_agents = Vec::new();
+    for agent in slots.into_iter().filter(|a| a.current_task_id.is_some()) {
+        let current_task = match agent.current_task_id {
+            Some(id) => state.store.get_task(id).await.ok().map(|task| TaskTitle {
+                id: task.id,
+                title: task.title,
+            }),
+            None => None,
+        };
+        active_agents.push(ActiveAgent {
+            id: agent.id,
+            status: agent.status,
+            current_task,
+        });
+    }
+    let queued = state
+        .store
+        .list_tasks(&TaskQuery {
+            status: Some(TaskStatus::Queued),
+            limit: 1,
+            ..TaskQuery::default()
+        })
+        .await?;
+    Ok(ok(StatusView {
+        session: SessionView {
+            id: session.id,
+            name: session.name,
+            working_dir: session.working_dir,
+            is_active: session.status == RunnerSessionStatus::Active,
+            last_seen_at: session.last_seen_at,
+        },
+        active_agents,
+        available_tasks: Available {
+            count: queued.total_count,
+            next: queued.items.into_iter().next().map(|task| NextTask {
+                id: task.id,
+                title: task.title,
+                priority: task.priority,
+                risk_level: task.risk_level,
+            }),
+        },
+    }))
+}
+
+/// Every live (not retired) slot of the session.
+async fn session_slots(state: &AppState, session: RunnerSessionId) -> ApiResult<Vec<Agent>> {
+    let page = state
+        .store
+        .list_agents(&AgentQuery {
+            runner_session_id: Some(session),
+            limit: 100,
+            ..AgentQuery::default()
+        })
+        .await?;
+    Ok(page
+        .items
+        .into_iter()
+        .filter(|a| !matches!(a.status, AgentStatus::Completed | AgentStatus::Failed))
+        .collect())
+}
+
+/// The original's `POST /api/runner/status`: registration without a token (refused: runners
+/// connect with a setup token), or a runner setting one of its agents' status.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StatusUpdate {
+    runner_token: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "workingDir")]
+    _working_dir: Option<String>,
+    agent_id: Option<AgentId>,
+    status: Option<AgentStatus>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusUpdated {
+    success: bool,
+    agent_id: AgentId,
+    status: AgentStatus,
+}
+
+async fn update_status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(body): Json<StatusUpdate>,
+) -> ApiResult<HttpResponse> {
+    if body.name.is_some() && body.runner_token.is_none() && bearer_token(&req).is_none() {
+        return Err(ApiError::forbidden(
+            "Runners register with a setup token: an admin mints one with GET /api/connect, \
+             then `agent-orchestrator connect <token>` exchanges it",
+        ));
+    }
+    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
+    let (Some(agent_id), Some(status)) = (body.agent_id, body.status) else {
+        return Err(ApiError::invalid(
+            "agentId",
+            "agentId and status are required",
+        ));
+    };
+    let agent = own_agent(&state, &session, agent_id).await?;
+    let action = match (agent.status, status) {
+        (from, to) if from == to => None,
+        (_, AgentStatus::Paused) => Some(AgentAction::Pause),
+        (AgentStatus::Paused, AgentStatus::Working) => Some(AgentAction::Resume),
+        (AgentStatus::Stuck, _) => Some(AgentAction::Recover),
+        (_, AgentStatus::Completed) => Some(AgentAction::Retire),
+        (_, AgentStatus::Failed) => Some(AgentAction::Fail),
+        (from, to) => {
+            return Err(ApiError::conflict(format!(
+                "An agent cannot be set from {from} to {to} here; task work changes it"
+            )));
+        }
+    };
+    let agent = match action {
+        Some(action) => {
+            state
+                .store
+                .apply_agent_action(agent_id, action, state.now())
+                .await?
+        }
+        None => agent,
+    };
+    Ok(ok(StatusUpdated {
+        success: true,
+        agent_id,
+        status: agent.status,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClaimBody {
+    runner_token: Option<String>,
+    /// Claim this task instead of the next in the queue.
+    task_id: Option<TaskId>,
+    working_dir: Option<String>,
+    /// How long to wait for work when none is claimable now (at most 30,000).
+    wait_ms: Option<u64>,
+    /// How many tasks to claim at once, one per agent slot (1 to 32).
+    max: Option<usize>,
+    /// Lease length in milliseconds (5 s to 1 h; default 5 min).
+    lease_ttl_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClaimedAgent {
+    id: AgentId,
+    branch_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClaimView {
+    task: Task,
+    agent: ClaimedAgent,
+    lease: LeaseRef,
+    lease_expires_at: Option<Timestamp>,
+    locks: Vec<FileLock>,
+}
+
+impl From<Claim> for ClaimView {
+    fn from(claim: Claim) -> Self {
+        Self {
+            agent: ClaimedAgent {
+                id: claim.agent_id,
+                branch_name: claim.task.branch_name.clone(),
+            },
+            lease: claim.lease,
+            lease_expires_at: claim.task.lease_expires_at,
+            locks: claim.locks,
+            task: claim.task,
+        }
+    }
+}
+
+/// The first claim's task and agent at the top level keep the original's shape; `claims`
+/// holds every claim of a batch.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Claimed {
+    task: Option<Task>,
+    agent: Option<ClaimedAgent>,
+    lease: Option<LeaseRef>,
+    working_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+    claims: Vec<ClaimView>,
+}
+
+async fn claim(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(body): Json<ClaimBody>,
+) -> ApiResult<HttpResponse> {
+    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
+    let wait = Duration::from_millis(body.wait_ms.unwrap_or(0));
+    if wait > MAX_WAIT {
+        return Err(ApiError::invalid("waitMs", "at most 30000 (30 s)"));
+    }
+    let max = body.max.unwrap_or(1);
+    if !(1..=MAX_SLOTS).contains(&max) || (body.task_id.is_some() && max != 1) {
+        return Err(ApiError::invalid(
+            "max",
+            format!("1 to {MAX_SLOTS}, and 1 when taskId is given"),
+        ));
+    }
+    let lease_ttl = body
+        .lease_ttl_ms
+        .map_or(DEFAULT_LEASE, Duration::from_millis);
+    coordination::check_lease_ttl(lease_ttl).map_err(|err| match err {
+        orchestrator_core::Error::InvalidInput { message, .. } => {
+            ApiError::invalid("leaseTtlMs", message)
+        }
+        other => other.into(),
+    })?;
+    let agents = idle_slots(&state, &session, max).await?;
+    if agents.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "Every one of this runner's {MAX_SLOTS} agent slots is busy; finish or stop work first"
+        )));
+    }
+    let request = ClaimRequest {
+        agents,
+        runner_session_id: Some(session.id),
+        task_id: body.task_id,
+        lease_ttl,
+    };
+    let claims =
+        coordination::claim_waiting(state.store.as_ref(), state.clock.as_ref(), request, wait)
+            .await?;
+    let claims: Vec<ClaimView> = claims.into_iter().map(ClaimView::from).collect();
+    let first = claims.first();
+    Ok(ok(Claimed {
+        task: first.map(|c| c.task.clone()),
+        agent: first.map(|c| ClaimedAgent {
+            id: c.agent.id,
+            branch_name: c.agent.branch_name.clone(),
+        }),
+        lease: first.map(|c| c.lease),
+        working_dir: body.working_dir,
+        message: claims.is_empty().then_some("No tasks available"),
+        claims,
+    }))
+}
+
+/// Up to `wanted` idle slots of the session, creating slots while it has fewer than
+/// [`MAX_SLOTS`]; a slot left STUCK by an expired lease recovers when its runner calls.
+async fn idle_slots(
+    state: &AppState,
+    session: &RunnerSession,
+    wanted: usize,
+) -> ApiResult<Vec<AgentId>> {
+    let now = state.now();
+    let slots = session_slots(state, session.id).await?;
+    let mut idle = Vec::new();
+    for slot in &slots {
+        if idle.len() == wanted {
+            break;
+        }
+        match slot.status {
+            AgentStatus::Idle => idle.push(slot.id),
+            AgentStatus::Stuck if slot.current_task_id.is_none() => {
+                state
+                    .store
+                    .apply_agent_action(slot.id, AgentAction::Recover, now)
+                    .await?;
+                idle.push(slot.id);
+            }
+            _ => {}
+        }
+    }
+    let mut next_slot = slots
+        .iter()
+        .filter_map(|s| s.slot)
+        .max()
+        .map_or(0, |s| s + 1);
+    let mut live = slots.len();
+    while idle.len() < wanted && live < MAX_SLOTS {
+        let agent = state
+            .store
+            .create_agent(
+                NewAgent {
+                    name: Some(format!("{} #{next_slot}", session.name)),
+                    runner_session_id: Some(session.id),
+                    slot: Some(next_slot),
+                    is_local_runner: true,
+                },
+                now,
+            )
+            .await?;
+        idle.push(agent.id);
+        next_slot += 1;
+        live += 1;
+    }
+    Ok(idle)
+}
+
+/// Every report on an attempt carries the agent and the attempt's lease: `agentId`,
+/// `taskId`, `attempt` and `leaseToken`.
+macro_rules! attempt_report {
+    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct $name {
+            runner_token: Option<String>,
+            agent_id: AgentId,
+            task_id: TaskId,
+            attempt: u32,
+            lease_token: LeaseToken,
+            $($(#[$fmeta])* $field: $ty,)*
+        }
+
+        impl $name {
+            fn lease(&self) -> LeaseRef {
+                LeaseRef {
+                    task_id: self.task_id,
+                    attempt: self.attempt,
+                    lease_token: self.lease_token,
+                }
+            }
+        }
+    };
+}
+
+attempt_report! {
+    struct HeartbeatBody {
+        /// Lease length to extend to, in milliseconds (default 5 min).
+        lease_ttl_ms: Option<u64>,
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HeartbeatView {
+    success: bool,
+    timestamp: Timestamp,
+    /// What the runner must do: continue, stop (the task was cancelled) or pause.
+    signal: ControlSignal,
+    lease_expires_at: Timestamp,
+}
+
+async fn heartbeat(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(body): Json<HeartbeatBody>,
+) -> ApiResult<HttpResponse> {
+    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
+    own_agent(&state, &session, body.agent_id).await?;
+    let ttl = body
+        .lease_ttl_ms
+        .map_or(DEFAULT_LEASE, Duration::from_millis);
+    let now = state.now();
+    let ack = state.store.heartbeat(body.lease(), ttl, now).await?;
+    Ok(ok(HeartbeatView {
+        success: true,
+        timestamp: now,
+        signal: ack.signal,
+        lease_expires_at: ack.lease_expires_at,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LogEntry {
+    log_type: LogType,
+    content: String,
+    metadata: Option<serde_json::Value>,
+    /// The runner's clock; kept in the metadata, never used as the entry's time.
+    timestamp: Option<String>,
+}
+
+attempt_report! {
+    struct LogsBody {
+        logs: Vec<LogEntry>,
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogsReceived {
+    success: bool,
+    logs_received: u64,
+}
+
+async fn logs(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(body): Json<LogsBody>,
+) -> ApiResult<HttpResponse> {
+    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
+    own_agent(&state, &session, body.agent_id).await?;
+    if body.logs.is_empty() || body.logs.len() > MAX_LOG_BATCH {
+        return Err(ApiError::invalid(
+            "logs",
+            format!("send 1 to {MAX_LOG_BATCH} entries per batch"),
+        ));
+    }
+    let lease = body.lease();
+    let entries = body
+        .logs
+        .into_iter()
+        .map(|entry| NewAgentLog {
+            agent_id: body.agent_id,
+            task_id: Some(body.task_id),
+            log_type: entry.log_type,
+            content: entry.content,
+            metadata: with_runner_time(entry.metadata, entry.timestamp),
+        })
+        .collect();
+    let received = state
+        .store
+        .append_attempt_logs(lease, entries, state.now())
+        .await?;
+    Ok(ok(LogsReceived {
+        success: true,
+        logs_received: received,
+    }))
+}
+
+/// Metadata with the runner's own timestamp kept under `runnerTimestamp`.
+fn with_runner_time(
+    metadata: Option<serde_json::Value>,
+    timestamp: Option<String>,
+) -> Option<serde_json::Value> {
+    let Some(timestamp) = timestamp else {
+        return metadata;
+    };
+    match metadata {
+        Some(serde_json::Value::Object(mut map)) => {
+            map.insert("runnerTimestamp".into(), timestamp.into());
+            Some(serde_json::Value::Object(map))
+        }
+        Some(other) => Some(json!({ "value": other, "runnerTimestamp": timestamp })),
+        None => Some(json!({ "runnerTimestamp": timestamp })),
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DiffStats {
+    files_changed: u32,
+    insertions: u32,
+    deletions: u32,
+}
+
+attempt_report! {
+    struct CompleteBody {
+        success: bool,
+        /// The runner stopped because the task was cancelled (its heartbeat said stop).
+        #[serde(default)]
+        cancelled: bool,
+        summary: Option<String>,
+        error: Option<String>,
+        commit_sha: Option<String>,
+        #[serde(default)]
+        usage: Usage,
+        diff_stats: Option<DiffStats>,
+        verification: Option<NewVerificationResult>,
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Completed {
+    success: bool,
+    task_status: TaskStatus,
+    agent_status: AgentStatus,
+}
+
+/// Records the attempt's evidence (verification result, a closing log entry with the
+/// summary, commit and diff stats) while its lease is live, then ends the attempt. The
+/// same completion sent again finds the attempt ended and answers as the first time.
+async fn complete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(body): Json<CompleteBody>,
+) -> ApiResult<HttpResponse> {
+    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
+    let agent_id = body.agent_id;
+    own_agent(&state, &session, agent_id).await?;
+    if let Some(verification) = &body.verification {
+        verification.validate()?;
+    }
+    let lease = body.lease();
+    let now = state.now();
+    let task = state.store.get_task(lease.task_id).await?;
+    // A repeated completion finds the attempt ended: nothing is recorded twice.
+    let first_report = change::check_lease(&task, &lease, now).is_ok();
+    if first_report {
+        if let Some(verification) = body.verification.clone() {
+            state
+                .store
+                .record_verification(task.id, verification, now)
+                .await?;
+        }
+        let content = match (body.success, &body.summary, &body.error) {
+            (true, summary, _) => format!(
+                "Task completed: {}",
+                summary.as_deref().unwrap_or("No summary provided")
+            ),
+            (false, _, error) => format!(
+                "Task failed: {}",
+                error.as_deref().unwrap_or("Unknown error")
+            ),
+        };
+        let closing = NewAgentLog {
+            agent_id,
+            task_id: Some(task.id),
+            log_type: LogType::StatusChange,
+            content,
+            metadata: Some(json!({
+                "commitSha": body.commit_sha,
+                "diffStats": body.diff_stats,
+                "usage": body.usage,
+            })),
+        };
+        state
+            .store
+            .append_attempt_logs(lease, vec![closing], now)
+            .await?;
+    }
+    let action = if body.cancelled {
+        TaskAction::AcknowledgeCancel
+    } else if body.success {
+        TaskAction::Complete {
+            commit_sha: body.commit_sha.clone(),
+            usage: body.usage,
+        }
+    } else {
+        TaskAction::Fail {
+            reason: body.error.clone().unwrap_or_else(|| "Unknown error".into()),
+            usage: body.usage,
+        }
+    };
+    let task = state
+        .store
+        .apply_task_action(lease.task_id, action, Some(lease), now)
+        .await?;
+    if first_report && task.status == TaskStatus::Failed {
+        let kind = if body.verification.is_some() {
+            ExceptionType::VerificationFailed
+        } else {
+            ExceptionType::UnknownError
+        };
+        let mut exception = NewException::new(kind, ExceptionSeverity::Error, "Task failed");
+        exception.description = Some(body.error.unwrap_or_else(|| "Unknown error".into()));
+        exception.suggested_action = Some("Review the agent logs and retry the task".into());
+        exception.task_id = Some(task.id);
+        exception.agent_id = Some(agent_id);
+        state.store.raise_exception(exception, now).await?;
+    }
+    let agent = state.store.get_agent(agent_id).await?;
+    Ok(ok(Completed {
+        success: true,
+        task_status: task.status,
+        agent_status: agent.status,
+    }))
+}
