@@ -246,6 +246,10 @@ pub trait Store: LockManager {
     /// Counts of tasks, agents and exceptions; tasks finished at or after `since`.
     async fn stats(&self, since: Timestamp) -> Result<SystemStats>;
 
+    /// The sequence number of the newest event (0 before any): where a reader that wants
+    /// only what happens from now on starts.
+    async fn last_event_seq(&self) -> Result<i64>;
+
     /// Events with `seq > after`, oldest first, at most `limit` (1 to [`MAX_EVENTS_PAGE`]).
     async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>>;
 

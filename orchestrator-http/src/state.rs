@@ -6,6 +6,7 @@ use std::time::Instant;
 use orchestrator_core::retry::RetryPolicy;
 use orchestrator_core::supervisor::{Supervisor, SupervisorConfig};
 use orchestrator_core::{Clock, Store, Timestamp};
+use tokio::sync::watch;
 
 use crate::auth::{hash_token, token_matches};
 
@@ -26,6 +27,8 @@ pub struct AppState {
     /// The version reported by the health route.
     pub version: &'static str,
     pub started: Instant,
+    /// Turns true when the server begins to shut down; event streams end on it.
+    shutdown: watch::Sender<bool>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             public_url: public_url.into(),
             version: env!("CARGO_PKG_VERSION"),
             started: Instant::now(),
+            shutdown: watch::Sender::new(false),
         }
     }
 
@@ -58,6 +62,17 @@ impl AppState {
     pub fn with_cron_secret(mut self, secret: &str) -> Self {
         self.cron_secret_hash = Some(hash_token(secret));
         self
+    }
+
+    /// Tells long-lived responses (event streams) that the server is stopping, so that
+    /// they send their last message and end before the server waits for open requests.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Follows [`AppState::begin_shutdown`].
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     /// The current instant by the application's clock.

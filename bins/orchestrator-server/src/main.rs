@@ -218,8 +218,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     })
     .bind(args.bind)
     .with_context(|| format!("cannot listen on {}", args.bind))?
+    .disable_signals()
     .run();
     announce(&format!("http://{}", args.bind), &admin);
+
+    // On SIGINT or SIGTERM, event streams say goodbye first; then the server stops
+    // accepting and lets the requests in flight finish.
+    let handle = server.handle();
+    let stopping = state.clone();
+    tokio::spawn(async move {
+        shutdown_requested().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        stopping.begin_shutdown();
+        handle.stop(true).await;
+    });
 
     let (stop_supervisor, stopped) = tokio::sync::oneshot::channel::<()>();
     let supervisor = state.supervisor.clone();
@@ -236,6 +248,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_requested() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot watch SIGTERM; only Ctrl-C stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }
 
 /// The URL without its password, for logs.

@@ -815,6 +815,10 @@ impl Store for InMemoryStore {
         Ok(stats)
     }
 
+    async fn last_event_seq(&self) -> Result<i64> {
+        Ok(self.state().last_seq)
+    }
+
     async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
         change::check_events_limit(limit)?;
         let state = self.state();

@@ -29,6 +29,11 @@ pub async fn events_are_ordered_and_resumable(store: Arc<dyn Store>) {
         "not increasing"
     );
     assert!(all.iter().all(|e| e.seq > start));
+    assert_eq!(
+        store.last_event_seq().await.unwrap(),
+        all.last().unwrap().seq,
+        "the newest event's number"
+    );
     let kinds: Vec<_> = all.iter().map(|e| e.kind).collect();
     assert_eq!(kinds[0], EventKind::TaskCreated);
     assert_eq!(kinds[1], EventKind::AgentCreated);

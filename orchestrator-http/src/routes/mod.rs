@@ -4,6 +4,7 @@ mod agents;
 mod connect;
 mod cron;
 mod dashboard;
+mod events;
 mod exceptions;
 mod health;
 mod locks;
@@ -29,6 +30,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     connect::configure(cfg);
     cron::configure(cfg);
     dashboard::configure(cfg);
+    events::configure(cfg);
     exceptions::configure(cfg);
     health::configure(cfg);
     locks::configure(cfg);

@@ -40,6 +40,16 @@ pub async fn app(
     backing: &Backing,
 ) -> impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = Error>
 {
+    app_with_state(backing).await.0
+}
+
+/// The app and its state (to drive shutdown).
+pub async fn app_with_state(
+    backing: &Backing,
+) -> (
+    impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = Error>,
+    web::Data<AppState>,
+) {
     let state = AppState::new(
         backing.store.clone(),
         Arc::new(SystemClock),
@@ -47,7 +57,10 @@ pub async fn app(
         "http://127.0.0.1:3000",
     )
     .with_cron_secret(CRON_SECRET);
-    init_service(App::new().configure(orchestrator_http::configure(web::Data::new(state)))).await
+    let state = web::Data::new(state);
+    let service =
+        init_service(App::new().configure(orchestrator_http::configure(state.clone()))).await;
+    (service, state)
 }
 
 /// A request with the admin token.

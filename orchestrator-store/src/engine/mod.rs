@@ -809,6 +809,13 @@ impl<D: Dialect> Store for SqlStore<D> {
         read::stats::<D>(&mut *self.read().await?, since).await
     }
 
+    async fn last_event_seq(&self) -> Result<i64> {
+        D::number_events(&self.pool).await?;
+        let query = sqlx::QueryBuilder::<D>::new("SELECT COALESCE(MAX(seq), 0) FROM events");
+        let last = D::fetch_count(&mut *self.read().await?, query).await?;
+        Ok(i64::try_from(last).unwrap_or(i64::MAX))
+    }
+
     async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
         change::check_events_limit(limit)?;
         D::number_events(&self.pool).await?;
