@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod rate_limit;
 pub mod request;
 mod routes;
 mod state;
@@ -26,6 +27,7 @@ mod state;
 pub use orchestrator_core as core;
 pub use state::AppState;
 
+use actix_cors::Cors;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::web;
 
@@ -48,16 +50,64 @@ fn api_headers() -> DefaultHeaders {
         .add(("Cache-Control", "no-store, max-age=0"))
 }
 
+/// Cross-origin access: none by default (the browser keeps other sites' pages out); the
+/// allowlisted origins may call the API with any method and the headers it uses.
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .block_on_origin_mismatch(false)
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            "authorization",
+            "content-type",
+            "last-event-id",
+            "x-request-id",
+        ])
+        .expose_headers([
+            "x-request-id",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+            "retry-after",
+        ])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+/// Checks a CORS origin: `scheme://host[:port]`, nothing after it.
+pub fn check_cors_origin(origin: &str) -> Result<(), String> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("{origin:?} must start with http:// or https://"))?;
+    let valid = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{origin:?} is not an origin: give scheme, host and port only, e.g. https://app.example.com"
+        ))
+    }
+}
+
 /// Mounts the API under `/api` with its state, body limits, security headers, request
 /// ids and error envelope.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
+        let cors = cors(&state.cors_origins);
         cfg.app_data(state)
             .app_data(web::PayloadConfig::new(DEFAULT_BODY_LIMIT))
             .service(
                 web::scope("/api")
+                    .wrap(from_fn(rate_limit::rate_limit))
                     .wrap(from_fn(request::request_context))
                     .wrap(api_headers())
+                    .wrap(cors)
                     .configure(routes::configure)
                     .default_service(web::to(routes::not_found)),
             );

@@ -9,6 +9,7 @@ use orchestrator_core::{Clock, Store, Timestamp};
 use tokio::sync::watch;
 
 use crate::auth::{hash_token, token_matches};
+use crate::rate_limit::{RateLimitConfig, RateLimits};
 
 /// Shared state of the HTTP application.
 #[derive(Debug)]
@@ -27,6 +28,10 @@ pub struct AppState {
     /// The version reported by the health route.
     pub version: &'static str,
     pub started: Instant,
+    /// Origins other than the server's own whose pages may call the API (CORS).
+    pub cors_origins: Vec<String>,
+    /// Per-client request budgets; `None` turns rate limiting off.
+    pub rate_limits: Option<Arc<RateLimits>>,
     /// Turns true when the server begins to shut down; event streams end on it.
     shutdown: watch::Sender<bool>,
 }
@@ -54,8 +59,16 @@ impl AppState {
             public_url: public_url.into(),
             version: env!("CARGO_PKG_VERSION"),
             started: Instant::now(),
+            cors_origins: Vec::new(),
+            rate_limits: Some(Arc::new(RateLimits::new(RateLimitConfig::default()))),
             shutdown: watch::Sender::new(false),
         }
+    }
+
+    /// Sets the request budgets, or turns rate limiting off with `None`.
+    pub fn with_rate_limits(mut self, config: Option<RateLimitConfig>) -> Self {
+        self.rate_limits = config.map(|config| Arc::new(RateLimits::new(config)));
+        self
     }
 
     /// Accepts `secret` as the bearer token of `GET /api/cron/cleanup`.

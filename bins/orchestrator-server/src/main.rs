@@ -3,6 +3,7 @@
 //! token, runs the supervisor, and serves the API until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use clap::{Parser, ValueEnum};
 use orchestrator_core::{Clock, Store, SystemClock};
 use orchestrator_http::AppState;
 use orchestrator_http::auth::{hash_token, new_secret};
+use orchestrator_http::rate_limit::RateLimitConfig;
 
 /// Run the orchestrator server.
 #[derive(Debug, Parser)]
@@ -45,6 +47,31 @@ struct Args {
     /// every caller (the supervisor runs on its own anyway).
     #[arg(long, env = "CRON_SECRET", hide_env_values = true)]
     cron_secret: Option<String>,
+
+    /// Requests per minute per client on the API (0 turns rate limiting off).
+    #[arg(long, env = "ORCHESTRATOR_RATE_LIMIT", default_value_t = 100)]
+    rate_limit: u32,
+
+    /// Requests per minute per runner on the runner routes.
+    #[arg(long, env = "ORCHESTRATOR_RUNNER_RATE_LIMIT", default_value_t = 1200)]
+    runner_rate_limit: u32,
+
+    /// `false` turns rate limiting off (the original's switch).
+    #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    rate_limit_enabled: bool,
+
+    /// Take clients' addresses from `X-Forwarded-For` (only behind your own proxy).
+    #[arg(long, env = "ORCHESTRATOR_TRUST_PROXY")]
+    trust_proxy: bool,
+
+    /// An origin (scheme://host[:port]) whose pages may call the API; repeat for more.
+    /// Without any, only the server's own pages can.
+    #[arg(
+        long = "cors-origin",
+        env = "ORCHESTRATOR_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
 
     /// Log format.
     #[arg(
@@ -90,6 +117,39 @@ impl Args {
             );
         }
         Ok(url)
+    }
+
+    /// The request budgets, or `None` when rate limiting is off.
+    fn rate_limits(&self) -> anyhow::Result<Option<RateLimitConfig>> {
+        if !self.rate_limit_enabled || self.rate_limit == 0 {
+            return Ok(None);
+        }
+        let runner_per_minute = NonZeroU32::new(self.runner_rate_limit).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--runner-rate-limit must be at least 1; runners need heartbeats to keep leases"
+            )
+        })?;
+        Ok(
+            NonZeroU32::new(self.rate_limit).map(|per_minute| RateLimitConfig {
+                per_minute,
+                runner_per_minute,
+                trust_proxy: self.trust_proxy,
+            }),
+        )
+    }
+
+    /// The CORS allowlist, checked.
+    fn cors_origins(&self) -> anyhow::Result<Vec<String>> {
+        self.cors_origins
+            .iter()
+            .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                orchestrator_http::check_cors_origin(&origin)
+                    .map(|()| origin)
+                    .map_err(|err| anyhow::anyhow!("--cors-origin {err}"))
+            })
+            .collect()
     }
 
     /// Refuses secrets too short to resist guessing.
@@ -192,6 +252,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
     args.check_secrets()?;
     let public_url = args.public_url()?;
+    let rate_limits = args.rate_limits()?;
+    let cors_origins = args.cors_origins()?;
     let url = args.database_url();
     let store = orchestrator_store::connect(&url)
         .await
@@ -206,7 +268,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let admin = resolve_admin_token(args.admin_token.as_deref(), store.as_ref(), clock.as_ref())
         .await
         .context("cannot settle the admin token")?;
-    let mut state = AppState::new(store, clock, admin.hash(), public_url);
+    let mut state =
+        AppState::new(store, clock, admin.hash(), public_url).with_rate_limits(rate_limits);
+    state.cors_origins = cors_origins;
     if let Some(secret) = &args.cron_secret {
         state = state.with_cron_secret(secret.trim());
     }
@@ -330,6 +394,26 @@ mod tests {
                 .contains("openssl")
         );
         assert!(Args::try_parse_from(["orchestrator-server", "--bind", "nowhere"]).is_err());
+        let args = Args::parse_from(["orchestrator-server", "--cors-origin", "https://x.dev/app"]);
+        assert!(
+            args.cors_origins()
+                .unwrap_err()
+                .to_string()
+                .contains("scheme, host")
+        );
+        let args = Args::parse_from(["orchestrator-server", "--runner-rate-limit", "0"]);
+        assert!(args.rate_limits().is_err());
+    }
+
+    #[test]
+    fn rate_limiting_is_on_by_default_and_can_be_turned_off() {
+        let on = Args::parse_from(["orchestrator-server"])
+            .rate_limits()
+            .unwrap()
+            .unwrap();
+        assert_eq!(on.per_minute.get(), 100);
+        let args = Args::parse_from(["orchestrator-server", "--rate-limit-enabled", "false"]);
+        assert_eq!(args.rate_limits().unwrap(), None);
     }
 
     #[test]

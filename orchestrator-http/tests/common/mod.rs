@@ -40,12 +40,23 @@ pub async fn app(
     backing: &Backing,
 ) -> impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = Error>
 {
-    app_with_state(backing).await.0
+    build(backing, |state| state).await.0
 }
 
 /// The app and its state (to drive shutdown).
 pub async fn app_with_state(
     backing: &Backing,
+) -> (
+    impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = Error>,
+    web::Data<AppState>,
+) {
+    build(backing, |state| state).await
+}
+
+/// The app with its state adjusted by `adjust`, and the state.
+pub async fn build(
+    backing: &Backing,
+    adjust: impl FnOnce(AppState) -> AppState,
 ) -> (
     impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = Error>,
     web::Data<AppState>,
@@ -57,7 +68,7 @@ pub async fn app_with_state(
         "http://127.0.0.1:3000",
     )
     .with_cron_secret(CRON_SECRET);
-    let state = web::Data::new(state);
+    let state = web::Data::new(adjust(state));
     let service =
         init_service(App::new().configure(orchestrator_http::configure(state.clone()))).await;
     (service, state)
