@@ -14,10 +14,29 @@ use serde_json::{Map, Value, json};
 
 /// Field names the routes know, so that generated objects reach past the first check.
 const KEYS: &[&str] = &[
-    "title", "description", "priority", "riskLevel", "filesHint", "dependsOn", "maxAttempts",
-    "status", "tasks", "filePaths", "filePath", "reason", "excludeAgentId", "resolvedBy",
-    "resolutionNotes", "setupToken", "action", "taskId", "workingDir", "idempotencyKey",
-    "notBefore", "verification", "name",
+    "title",
+    "description",
+    "priority",
+    "riskLevel",
+    "filesHint",
+    "dependsOn",
+    "maxAttempts",
+    "status",
+    "tasks",
+    "filePaths",
+    "filePath",
+    "reason",
+    "excludeAgentId",
+    "resolvedBy",
+    "resolutionNotes",
+    "setupToken",
+    "action",
+    "taskId",
+    "workingDir",
+    "idempotencyKey",
+    "notBefore",
+    "verification",
+    "name",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -25,11 +44,19 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         "\\PC{0,40}".prop_map(Value::from),
         prop_oneof![
-            Just("QUEUED"), Just("CANCELLED"), Just("RESOLVED"), Just("HIGH"), Just("src/a.rs"),
-            Just("../../etc"), Just("00000000-0000-4000-8000-000000000000"), Just("stop")
+            Just("QUEUED"),
+            Just("CANCELLED"),
+            Just("RESOLVED"),
+            Just("HIGH"),
+            Just("src/a.rs"),
+            Just("../../etc"),
+            Just("00000000-0000-4000-8000-000000000000"),
+            Just("stop")
         ]
         .prop_map(Value::from),
     ];
@@ -60,7 +87,12 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 async fn no_body_makes_a_server_error() {
     let backing = backing().await;
     let (app, _) = build(&backing, |state| state.with_rate_limits(None)).await;
-    let (_, created) = send(&app, admin(TestRequest::post().uri("/api/tasks")).set_json(json!({ "title": "t", "description": "d" }))).await;
+    let (_, created) = send(
+        &app,
+        admin(TestRequest::post().uri("/api/tasks"))
+            .set_json(json!({ "title": "t", "description": "d" })),
+    )
+    .await;
     let task = created["data"]["id"].as_str().unwrap().to_owned();
     let routes: Vec<(Method, String)> = vec![
         (Method::POST, "/api/tasks".into()),
@@ -68,7 +100,10 @@ async fn no_body_makes_a_server_error() {
         (Method::PATCH, format!("/api/tasks/{task}")),
         (Method::POST, format!("/api/tasks/{task}/run")),
         (Method::POST, "/api/agents".into()),
-        (Method::PATCH, "/api/exceptions/00000000-0000-4000-8000-000000000000".into()),
+        (
+            Method::PATCH,
+            "/api/exceptions/00000000-0000-4000-8000-000000000000".into(),
+        ),
         (Method::POST, "/api/locks/check".into()),
         (Method::DELETE, "/api/locks".into()),
         (Method::POST, "/api/verify".into()),

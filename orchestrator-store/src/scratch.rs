@@ -21,6 +21,7 @@ pub const REQUIRE_VAR: &str = "ORCHESTRATOR_REQUIRE_POSTGRES";
 #[derive(Debug, Clone)]
 pub struct ScratchSchema {
     admin: PgConnectOptions,
+    url: String,
     name: String,
 }
 
@@ -50,7 +51,13 @@ impl ScratchSchema {
             .await
             .expect("create a scratch schema");
         let _ = connection.close().await;
-        Some(Self { admin, name })
+        Some(Self { admin, url, name })
+    }
+
+    /// A database URL whose connections work in this schema (for other processes).
+    pub fn url(&self) -> String {
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{separator}options[search_path]={}", self.url, self.name)
     }
 
     /// Opens a store on the schema (migrating it) with the given clock.
