@@ -305,7 +305,9 @@ pub trait Store: LockManager {
     async fn prune(&self, policy: &RetentionPolicy, now: Timestamp) -> Result<PruneReport>;
 
     /// A number that grows whenever events may have been committed: after every commit
-    /// here and, on PostgreSQL, when another process commits. Waiters (long polls, event
-    /// streams) wake on it instead of polling, then read `events_since`.
+    /// here that records events or prunes history and, on PostgreSQL, when another process
+    /// commits events. Waiters (long polls, event streams) wake on it instead of polling,
+    /// then read `events_since`; readers may also use it as the generation of what they
+    /// cached (every change to tasks, agents, logs, locks or exceptions records an event).
     fn subscribe(&self) -> watch::Receiver<i64>;
 }

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod auth;
+mod cache;
 pub mod error;
 pub mod extract;
 pub mod rate_limit;

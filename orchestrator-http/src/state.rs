@@ -9,6 +9,7 @@ use orchestrator_core::{Clock, Store, Timestamp};
 use tokio::sync::watch;
 
 use crate::auth::{hash_token, token_matches};
+use crate::cache::ResponseCache;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
 
 /// Shared state of the HTTP application.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub started: Instant,
     /// Origins other than the server's own whose pages may call the API (CORS).
     pub cors_origins: Vec<String>,
+    /// Responses of read-only routes, valid until the next commit.
+    pub cache: ResponseCache,
     /// Per-client request budgets; `None` turns rate limiting off.
     pub rate_limits: Option<Arc<RateLimits>>,
     /// Turns true when the server begins to shut down; event streams end on it.
@@ -60,6 +63,7 @@ impl AppState {
             version: env!("CARGO_PKG_VERSION"),
             started: Instant::now(),
             cors_origins: Vec::new(),
+            cache: ResponseCache::default(),
             rate_limits: Some(Arc::new(RateLimits::new(RateLimitConfig::default()))),
             shutdown: watch::Sender::new(false),
         }

@@ -374,3 +374,40 @@ async fn run_and_retry_requeue_for_runners() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, "VALIDATION_ERROR");
 }
+
+#[actix_web::test]
+async fn repeated_lists_follow_every_commit() {
+    use orchestrator_core::model::{LogType, NewAgentLog};
+    use orchestrator_core::{Clock, SystemClock};
+
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let (_, body) = send(&app, admin(TestRequest::get().uri("/api/tasks"))).await;
+    assert_eq!(body["data"]["pagination"]["totalCount"], 0);
+    let (_, again) = send(&app, admin(TestRequest::get().uri("/api/tasks"))).await;
+    assert_eq!(again, body, "nothing committed: the same answer");
+
+    let claim = common::claimed_task(&backing.store, "busy", &[]).await;
+    let (_, body) = send(&app, admin(TestRequest::get().uri("/api/tasks"))).await;
+    assert_eq!(body["data"]["pagination"]["totalCount"], 1);
+    assert_eq!(body["data"]["tasks"][0]["counts"]["logs"], 0);
+    let log = NewAgentLog {
+        agent_id: claim.agent_id,
+        task_id: Some(claim.task.id),
+        log_type: LogType::Info,
+        content: "working".into(),
+        metadata: None,
+    };
+    backing
+        .store
+        .append_logs(vec![log], SystemClock.now())
+        .await
+        .unwrap();
+    let (_, body) = send(&app, admin(TestRequest::get().uri("/api/tasks"))).await;
+    assert_eq!(
+        body["data"]["tasks"][0]["counts"]["logs"], 1,
+        "a log append is a commit too"
+    );
+    let (_, stats) = send(&app, admin(TestRequest::get().uri("/api/dashboard/stats"))).await;
+    assert_eq!(stats["data"]["tasks"]["assigned"], 1);
+}

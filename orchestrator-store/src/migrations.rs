@@ -35,6 +35,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "server secrets",
         include_str!("../migrations/sqlite/0004_server_settings.sql"),
     ),
+    (
+        5,
+        "task listing",
+        include_str!("../migrations/sqlite/0005_task_listing.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order; the same versions as the SQLite ones.
@@ -59,6 +64,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         4,
         "server secrets",
         include_str!("../migrations/postgres/0004_server_settings.sql"),
+    ),
+    (
+        5,
+        "task listing",
+        include_str!("../migrations/postgres/0005_task_listing.sql"),
     ),
 ];
 

@@ -1,11 +1,12 @@
 //! `GET /api/dashboard/stats`: the numbers at the top of the dashboard.
 
+use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use orchestrator_core::Timestamp;
 use orchestrator_core::model::{AgentStatus, ExceptionSeverity, TaskStatus};
 use serde::Serialize;
 
-use super::ok;
+use super::data_bytes;
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -80,6 +81,15 @@ async fn stats(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> 
     let now = state.now().as_millis();
     let midnight = Timestamp::from_millis(now - now.rem_euclid(DAY_MS))
         .ok_or_else(|| ApiError::internal("the start of today is out of range"))?;
+    let key = format!("dashboard/stats@{}", midnight.as_millis());
+    state
+        .cache
+        .json(state.store.as_ref(), key, || dashboard(&state, midnight))
+        .await
+}
+
+/// The dashboard's numbers with today starting at `midnight`.
+async fn dashboard(state: &AppState, midnight: Timestamp) -> ApiResult<Bytes> {
     let stats = state.store.stats(midnight).await?;
     let completed = stats.tasks(TaskStatus::Completed);
     let failed = stats.tasks(TaskStatus::Failed);
@@ -91,7 +101,7 @@ async fn stats(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> 
         warning: stats.open_exceptions(ExceptionSeverity::Warning),
         info: stats.open_exceptions(ExceptionSeverity::Info),
     };
-    Ok(ok(Stats {
+    data_bytes(Stats {
         agents: AgentCounts {
             total: stats.agents_by_status.values().sum(),
             working: stats.agents(AgentStatus::Working),
@@ -121,5 +131,5 @@ async fn stats(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> 
             today_completed: stats.completed_since,
             today_failed: stats.failed_since,
         },
-    }))
+    })
 }

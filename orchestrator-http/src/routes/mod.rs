@@ -13,6 +13,7 @@ mod tasks;
 mod verify;
 
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::collections::HashMap;
 
@@ -48,6 +49,13 @@ struct Data<T> {
 /// 200 with `value` in the success envelope.
 fn ok<T: Serialize>(value: T) -> HttpResponse {
     HttpResponse::Ok().json(Data { data: value })
+}
+
+/// `value` in the success envelope, as JSON bytes (for the response cache).
+fn data_bytes<T: Serialize>(value: T) -> ApiResult<Bytes> {
+    serde_json::to_vec(&Data { data: value })
+        .map(Bytes::from)
+        .map_err(ApiError::internal)
 }
 
 /// 201 with `value` in the success envelope.

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpResponse, web};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
 use orchestrator_core::change::TaskAction;
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::lock::LockQuery;
@@ -15,7 +16,7 @@ use orchestrator_core::model::{
 use orchestrator_core::retry::{self, RetryInfo};
 use serde::{Deserialize, Serialize};
 
-use super::{AgentRef, Pagination, agents_by_id, created, ok};
+use super::{AgentRef, Pagination, agents_by_id, created, data_bytes, ok};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, OptionalJson, Params, parse_id};
@@ -60,6 +61,7 @@ struct TaskList {
 async fn list_tasks(
     _: Admin,
     state: web::Data<AppState>,
+    req: HttpRequest,
     params: Params,
 ) -> ApiResult<HttpResponse> {
     let query = TaskQuery {
@@ -83,7 +85,16 @@ async fn list_tasks(
         offset: params.int("offset", 0..=u64::from(u32::MAX), 0)?,
     };
     query.validate()?;
-    let page = state.store.list_tasks(&query).await?;
+    let key = format!("tasks?{}", req.query_string());
+    state
+        .cache
+        .json(state.store.as_ref(), key, || task_list(&state, &query))
+        .await
+}
+
+/// A page of the task list with each task's agent and activity counts.
+async fn task_list(state: &AppState, query: &TaskQuery) -> ApiResult<Bytes> {
+    let page = state.store.list_tasks(query).await?;
     let pagination = Pagination::of(&page);
     let ids: Vec<TaskId> = page.items.iter().map(|task| task.id).collect();
     let counts: HashMap<TaskId, TaskActivityCounts> = state
@@ -93,11 +104,7 @@ async fn list_tasks(
         .into_iter()
         .map(|counts| (counts.task_id, counts))
         .collect();
-    let agents = agents_by_id(
-        &state,
-        page.items.iter().filter_map(|t| t.assigned_agent_id),
-    )
-    .await?;
+    let agents = agents_by_id(state, page.items.iter().filter_map(|t| t.assigned_agent_id)).await?;
     let tasks = page
         .items
         .into_iter()
@@ -113,7 +120,7 @@ async fn list_tasks(
             task,
         })
         .collect();
-    Ok(ok(TaskList { tasks, pagination }))
+    data_bytes(TaskList { tasks, pagination })
 }
 
 async fn create_task(

@@ -284,6 +284,9 @@ impl<D: Dialect> SqlStore<D> {
         )
         .await?;
         tx.commit().await?;
+        if logs_deleted + events_deleted > 0 {
+            super::announce(&self.committed);
+        }
         Ok(PruneReport {
             logs_deleted,
             events_deleted,
