@@ -86,6 +86,7 @@ pub struct Claim {
 
 /// What a heartbeat tells the runner to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ControlSignal {
     /// Keep working.

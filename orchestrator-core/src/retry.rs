@@ -147,6 +147,7 @@ pub fn classify(result: Option<&VerificationResult>) -> FailureClass {
 
 /// What an automatic retry decided.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RetryInfo {
     /// The retry this is (1 for the first).

@@ -49,6 +49,7 @@ impl SupervisorConfig {
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SupervisorReport {
     /// False when another process held the lease and this pass did nothing.

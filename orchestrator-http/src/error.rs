@@ -11,9 +11,10 @@ use actix_web::{HttpResponse, ResponseError};
 use orchestrator_core::Error as CoreError;
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 /// The machine-readable error codes of the original API, plus payload size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     BadRequest,
@@ -61,6 +62,26 @@ impl ErrorCode {
             _ => Self::InternalError,
         }
     }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// What went wrong, for machines (`code`) and people (`message`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Specifics, such as `field` for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    /// The request's id (the client's `X-Request-Id`, or one the server made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// An error as clients see it.
@@ -130,18 +151,19 @@ impl ApiError {
 
     /// The envelope, carrying `request_id` when the request has one.
     pub fn to_response(&self, request_id: Option<&str>) -> HttpResponse {
-        let mut body = json!({ "code": self.code, "message": self.message });
-        if let Some(details) = &self.details {
-            body["details"] = details.clone();
-        }
-        if let Some(id) = request_id {
-            body["requestId"] = Value::from(id);
-        }
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code,
+                message: self.message.clone(),
+                details: self.details.clone(),
+                request_id: request_id.map(str::to_owned),
+            },
+        };
         let mut response = HttpResponse::build(self.code.status());
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
         }
-        response.json(json!({ "error": body }))
+        response.json(body)
     }
 }
 

@@ -60,6 +60,7 @@ pub struct Change {
 
 /// Proof of holding a task attempt: every runner mutation presents it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LeaseRef {
     pub task_id: TaskId,

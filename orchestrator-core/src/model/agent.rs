@@ -11,6 +11,7 @@ const MAX_NAME_CHARS: usize = 200;
 /// A worker slot of a runner session: it runs one task attempt at a time and is reused
 /// for the next one (the original inserted one row per claim).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Agent {
     pub id: AgentId,
@@ -84,6 +85,7 @@ impl NewAgent {
 
 /// How much has been recorded about an agent: what an agent list shows next to each row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentActivityCounts {
     #[serde(skip)]

@@ -29,6 +29,7 @@ pub struct TaskAttempt {
 
 /// Model usage of an attempt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Usage {
     #[serde(default)]

@@ -43,6 +43,7 @@ wire_enum!(
 
 /// An entry of the append-only event log, numbered by a strictly increasing sequence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub seq: i64,

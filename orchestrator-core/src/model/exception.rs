@@ -15,6 +15,7 @@ pub(crate) const MAX_RESOLVED_BY_CHARS: usize = 255;
 
 /// Something that needs a human, in the one inbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Exception {
     pub id: ExceptionId,

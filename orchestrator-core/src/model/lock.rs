@@ -6,6 +6,7 @@ use crate::time::Timestamp;
 
 /// A grant on a repository-relative path (a path ending in `/` covers everything below).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FileLock {
     pub id: FileLockId,

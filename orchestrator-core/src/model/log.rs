@@ -14,6 +14,7 @@ pub const MAX_LOG_CONTENT_CHARS: usize = 50_000;
 
 /// One entry of an agent's activity log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentLog {
     pub id: AgentLogId,

@@ -11,6 +11,7 @@ const MAX_WORKING_DIR_CHARS: usize = 4096;
 
 /// A connected runner machine, authenticated by a token of which only the hash is kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RunnerSession {
     pub id: RunnerSessionId,

@@ -26,6 +26,7 @@ const MAX_ATTEMPTS_LIMIT: u32 = 20;
 
 /// A unit of coding work in the queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Task {
     pub id: TaskId,
@@ -78,6 +79,7 @@ pub struct Task {
 
 /// What a client supplies to create a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTask {
     pub title: String,
@@ -370,6 +372,7 @@ mod tests {
 
 /// How much has been recorded about a task: what a task list shows next to each row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TaskActivityCounts {
     #[serde(skip)]

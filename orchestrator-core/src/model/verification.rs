@@ -10,6 +10,7 @@ const MAX_RECOMMENDATIONS: usize = 100;
 
 /// The evidence of one verification run of a task's change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationResult {
     pub id: VerificationResultId,
@@ -33,6 +34,7 @@ pub struct VerificationResult {
 
 /// One structured failure: which check, what, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationFailure {
     #[serde(rename = "type")]
@@ -48,6 +50,7 @@ pub struct VerificationFailure {
 
 /// A verification result before the store numbers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewVerificationResult {
     pub passed: bool,

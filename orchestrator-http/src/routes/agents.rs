@@ -13,11 +13,12 @@ use orchestrator_core::model::{
     LogCursor, LogQuery, LogType, Task,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::tasks::requeue_for_runners;
 use super::{Data, TaskRef, ok, tasks_by_id};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
 
@@ -36,7 +37,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/agents/{id}/logs").route(web::get().to(agent_logs)));
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AgentListItem {
     #[serde(flatten)]
@@ -46,6 +47,26 @@ struct AgentListItem {
     file_lock_count: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/agents",
+    tag = "agents",
+    summary = "Agent slots, newest first",
+    params(
+        ("status" = Option<AgentStatus>, Query, description = "Only this status"),
+        ("runnerSessionId" = Option<String>, Query, description = "Only this runner's slots"),
+        ("limit" = Option<u32>, Query, description = "1-100, default 50"),
+        ("offset" = Option<u64>, Query, description = "Rows to skip"),
+    ),
+    responses(
+        (status = 200, description = "Agents", body = Data<Vec<AgentListItem>>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn list_agents(
     _: Admin,
     state: web::Data<AppState>,
@@ -92,7 +113,7 @@ async fn list_agents(
 
 /// The original's `POST /api/agents` started an agent inside the server on a task.
 /// Agents run on runners here, so the task is queued for the next free runner.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SpawnBody {
     task_id: TaskId,
@@ -100,7 +121,7 @@ struct SpawnBody {
     _working_dir: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Queued {
     agent_id: Option<AgentId>,
@@ -109,6 +130,23 @@ struct Queued {
     message: &'static str,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/agents",
+    tag = "agents",
+    summary = "Queue a task for the next runner (agents run on runners)",
+    request_body = SpawnBody,
+    responses(
+        (status = 202, description = "Queued", body = Data<Queued>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn spawn_agent(
     _: Admin,
     state: web::Data<AppState>,
@@ -125,7 +163,7 @@ async fn spawn_agent(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct HeldLock {
     id: orchestrator_core::ids::FileLockId,
@@ -145,13 +183,13 @@ impl From<FileLock> for HeldLock {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Counts {
     logs: u64,
     exceptions: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Statistics {
     total_logs: u64,
@@ -162,7 +200,7 @@ struct Statistics {
     success_rate: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AgentDetail {
     #[serde(flatten)]
@@ -175,6 +213,24 @@ struct AgentDetail {
     statistics: Statistics,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/agents/{id}",
+    tag = "agents",
+    summary = "An agent with its task, recent logs, locks and statistics",
+    params(
+        ("id" = String, Path, description = "The agent id (UUID)"),
+    ),
+    responses(
+        (status = 200, description = "The agent", body = Data<AgentDetail>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn get_agent(
     _: Admin,
     state: web::Data<AppState>,
@@ -237,7 +293,7 @@ async fn agent_detail(state: &AppState, agent: Agent) -> ApiResult<AgentDetail> 
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum Control {
     Stop,
@@ -245,13 +301,13 @@ enum Control {
     Resume,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ControlBody {
     action: Control,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AgentWithTask {
     #[serde(flatten)]
@@ -261,6 +317,26 @@ struct AgentWithTask {
 
 /// `stop` cancels the agent's task (its runner is told at the next heartbeat and stops
 /// the agent); `pause` and `resume` reach the runner the same way.
+#[utoipa::path(
+    patch,
+    path = "/api/agents/{id}",
+    tag = "agents",
+    summary = "Stop, pause or resume an agent (reaches its runner at the next heartbeat)",
+    params(
+        ("id" = String, Path, description = "The agent id (UUID)"),
+    ),
+    request_body = ControlBody,
+    responses(
+        (status = 200, description = "The agent", body = Data<AgentWithTask>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn control_agent(
     _: Admin,
     state: web::Data<AppState>,
@@ -311,7 +387,7 @@ async fn control_agent(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Retired {
     message: &'static str,
     id: AgentId,
@@ -319,6 +395,25 @@ struct Retired {
 
 /// Retires a slot that runs nothing (the original's soft delete). A slot at work must be
 /// stopped first, so that its task is not left behind.
+#[utoipa::path(
+    delete,
+    path = "/api/agents/{id}",
+    tag = "agents",
+    summary = "Retire an agent slot that runs nothing",
+    params(
+        ("id" = String, Path, description = "The agent id (UUID)"),
+    ),
+    responses(
+        (status = 200, description = "Retired", body = Data<Retired>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn retire_agent(
     _: Admin,
     state: web::Data<AppState>,
@@ -341,7 +436,7 @@ async fn retire_agent(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LogItem {
     #[serde(flatten)]
@@ -349,13 +444,13 @@ struct LogItem {
     task: Option<TaskTitle>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TaskTitle {
     id: TaskId,
     title: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LogPagination {
     limit: u32,
@@ -365,12 +460,34 @@ struct LogPagination {
     total_count: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct LogList {
     logs: Vec<LogItem>,
     pagination: LogPagination,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/agents/{id}/logs",
+    tag = "agents",
+    summary = "An agent's log, newest first, paged by cursor",
+    params(
+        ("id" = String, Path, description = "The agent id (UUID)"),
+        ("limit" = Option<u32>, Query, description = "1-500, default 100"),
+        ("before" = Option<String>, Query, description = "nextCursor of the previous page, or an ISO instant"),
+        ("type" = Option<LogType>, Query, description = "Only this type"),
+        ("taskId" = Option<String>, Query, description = "Only entries about this task"),
+    ),
+    responses(
+        (status = 200, description = "Log entries", body = Data<LogList>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn agent_logs(
     _: Admin,
     state: web::Data<AppState>,

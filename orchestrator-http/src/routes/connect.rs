@@ -13,10 +13,11 @@ use orchestrator_core::ids::RunnerSessionId;
 use orchestrator_core::model::{NewRunnerSession, RunnerSession, RunnerSessionStatus};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::ok;
+use super::{Data, ok};
 use crate::auth::{Admin, authenticate_runner, bearer_token, hash_token, new_secret};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{Json, OptionalJson, parse_id};
 use crate::state::AppState;
 
@@ -36,7 +37,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/runners/{id}").route(web::delete().to(revoke_runner)));
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Minted {
     connection_token: String,
@@ -47,6 +48,19 @@ struct Minted {
 
 /// The connection token keeps the original's format: base64 of
 /// `<apiUrl>|<secret>:<expiresAtMs>`, where `<secret>:<expiresAtMs>` is the setup token.
+#[utoipa::path(
+    get,
+    path = "/api/connect",
+    tag = "runners",
+    summary = "Mint a single-use connection token for a runner (10 minutes)",
+    responses(
+        (status = 200, description = "The connection token", body = Data<Minted>),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn mint_setup_token(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let now = state.now();
     let expires_at = now.add(SETUP_TOKEN_TTL);
@@ -64,7 +78,7 @@ async fn mint_setup_token(_: Admin, state: web::Data<AppState>) -> ApiResult<Htt
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ExchangeBody {
     setup_token: String,
@@ -72,7 +86,7 @@ struct ExchangeBody {
     working_dir: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Exchanged {
     runner_token: String,
@@ -80,6 +94,19 @@ struct Exchanged {
     runner_id: RunnerSessionId,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/connect",
+    tag = "runners",
+    summary = "Exchange a setup token for a runner token",
+    request_body = ExchangeBody,
+    responses(
+        (status = 200, description = "The runner token", body = Data<Exchanged>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+)]
 async fn exchange_setup_token(
     state: web::Data<AppState>,
     Json(body): Json<ExchangeBody>,
@@ -152,13 +179,13 @@ fn default_runner_name(now: Timestamp) -> String {
 }
 
 /// The original's body form: `{"runnerToken": "..."}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TokenBody {
     runner_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Revoked {
     revoked: bool,
@@ -166,6 +193,20 @@ struct Revoked {
 }
 
 /// A runner ends its own session: its token stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/api/connect",
+    tag = "runners",
+    summary = "A runner ends its own session",
+    request_body = Option<TokenBody>,
+    responses(
+        (status = 200, description = "Revoked", body = Data<Revoked>),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("runner" = [])),
+)]
 async fn disconnect(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -176,6 +217,24 @@ async fn disconnect(
     revoke(&state, session.id).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/runners/{id}",
+    tag = "runners",
+    summary = "Revoke a runner session",
+    params(
+        ("id" = String, Path, description = "The runner session id (UUID)"),
+    ),
+    responses(
+        (status = 200, description = "Revoked", body = Data<Revoked>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn revoke_runner(
     _: Admin,
     state: web::Data<AppState>,
@@ -199,6 +258,19 @@ async fn revoke(state: &AppState, id: RunnerSessionId) -> ApiResult<HttpResponse
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/runners",
+    tag = "runners",
+    summary = "Runner sessions, newest first",
+    responses(
+        (status = 200, description = "Sessions", body = Data<Vec<RunnerSession>>),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn list_runners(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let sessions: Vec<RunnerSession> = state.store.list_runner_sessions().await?;
     Ok(ok(sessions))

@@ -7,9 +7,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use orchestrator_core::Timestamp;
 use orchestrator_core::supervisor::SupervisorReport;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::{bearer_token, token_matches};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::state::AppState;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -17,7 +18,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The original's raw body (no `data` envelope), with what the pass did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Cleaned {
     success: bool,
     message: &'static str,
@@ -27,6 +28,18 @@ struct Cleaned {
     report: SupervisorReport,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/cron/cleanup",
+    tag = "housekeeping",
+    summary = "Run one supervisor pass",
+    responses(
+        (status = 200, description = "What the pass did", body = Cleaned),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+    ),
+    security(("cron" = [])),
+)]
 async fn cleanup(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     let Some(expected) = &state.cron_secret_hash else {
         return Err(ApiError::forbidden(

@@ -5,10 +5,11 @@ use actix_web::{HttpResponse, web};
 use orchestrator_core::Timestamp;
 use orchestrator_core::model::{AgentStatus, ExceptionSeverity, TaskStatus};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::data_bytes;
+use super::{Data, data_bytes};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::state::AppState;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -17,7 +18,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/dashboard/stats").route(web::get().to(stats)));
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct AgentCounts {
     total: u64,
     working: u64,
@@ -27,7 +28,7 @@ struct AgentCounts {
     stuck: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TaskCounts {
     total: u64,
@@ -40,7 +41,7 @@ struct TaskCounts {
     cancelled: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct SeverityCounts {
     critical: u64,
     error: u64,
@@ -48,7 +49,7 @@ struct SeverityCounts {
     info: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ExceptionCounts {
     total: u64,
@@ -58,7 +59,7 @@ struct ExceptionCounts {
     by_severity: SeverityCounts,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Performance {
     /// Mean milliseconds from assignment to completion over the latest completed tasks.
@@ -69,7 +70,7 @@ struct Performance {
     today_failed: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Stats {
     agents: AgentCounts,
     tasks: TaskCounts,
@@ -77,6 +78,19 @@ struct Stats {
     performance: Performance,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/dashboard/stats",
+    tag = "dashboard",
+    summary = "Counts of agents, tasks and exceptions; today's throughput",
+    responses(
+        (status = 200, description = "The numbers", body = Data<Stats>),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn stats(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let now = state.now().as_millis();
     let midnight = Timestamp::from_millis(now - now.rem_euclid(DAY_MS))

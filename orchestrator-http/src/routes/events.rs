@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::Params;
 use crate::state::AppState;
 
@@ -50,6 +50,24 @@ impl Filter {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "events",
+    summary = "The event log as Server-Sent Events (text/event-stream)",
+    params(
+        ("taskId" = Option<String>, Query, description = "Only events about this task"),
+        ("agentId" = Option<String>, Query, description = "Only events about this agent"),
+        ("after" = Option<i64>, Query, description = "Start after this sequence number (or send Last-Event-ID)"),
+    ),
+    responses(
+        (status = 200, description = "A stream of events: id = sequence number, event = kind, data = Event JSON"),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn events(
     _: Admin,
     state: web::Data<AppState>,

@@ -8,10 +8,11 @@ use orchestrator_core::model::{
     TaskStatus,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{AgentRef, Pagination, TaskRef, agents_by_id, ok, tasks_by_id};
+use super::{AgentRef, Data, Pagination, TaskRef, agents_by_id, ok, tasks_by_id};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
 
@@ -24,7 +25,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ExceptionItem {
     #[serde(flatten)]
     exception: Exception,
@@ -32,7 +33,7 @@ struct ExceptionItem {
     task: Option<TaskRef>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ExceptionList {
     exceptions: Vec<ExceptionItem>,
     pagination: Pagination,
@@ -47,6 +48,29 @@ fn status_filter(params: &Params) -> ApiResult<Option<ExceptionStatus>> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/exceptions",
+    tag = "exceptions",
+    summary = "The inbox: most urgent first, then newest",
+    params(
+        ("status" = Option<String>, Query, description = "An ExceptionStatus, or ALL; default OPEN"),
+        ("severity" = Option<ExceptionSeverity>, Query, description = "Only this severity"),
+        ("type" = Option<ExceptionType>, Query, description = "Only this type"),
+        ("taskId" = Option<String>, Query, description = "Only about this task"),
+        ("agentId" = Option<String>, Query, description = "Only about this agent"),
+        ("limit" = Option<u32>, Query, description = "1-100, default 50"),
+        ("offset" = Option<u64>, Query, description = "Rows to skip"),
+    ),
+    responses(
+        (status = 200, description = "Exceptions", body = Data<ExceptionList>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn list_exceptions(
     _: Admin,
     state: web::Data<AppState>,
@@ -87,7 +111,7 @@ async fn list_exceptions(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ExceptionAgent {
     id: AgentId,
@@ -96,7 +120,7 @@ struct ExceptionAgent {
     branch_name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ExceptionTask {
     id: TaskId,
@@ -106,7 +130,7 @@ struct ExceptionTask {
     branch_name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ExceptionDetail {
     #[serde(flatten)]
     exception: Exception,
@@ -141,6 +165,24 @@ async fn exception_detail(state: &AppState, exception: Exception) -> ApiResult<E
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/exceptions/{id}",
+    tag = "exceptions",
+    summary = "One exception with its agent and task",
+    params(
+        ("id" = String, Path, description = "The exception id (UUID)"),
+    ),
+    responses(
+        (status = 200, description = "The exception", body = Data<ExceptionDetail>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn get_exception(
     _: Admin,
     state: web::Data<AppState>,
@@ -151,7 +193,7 @@ async fn get_exception(
     Ok(ok(exception_detail(&state, exception).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DecisionBody {
     status: ExceptionStatus,
@@ -159,6 +201,26 @@ struct DecisionBody {
     resolved_by: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/exceptions/{id}",
+    tag = "exceptions",
+    summary = "Acknowledge, resolve or dismiss an exception",
+    params(
+        ("id" = String, Path, description = "The exception id (UUID)"),
+    ),
+    request_body = DecisionBody,
+    responses(
+        (status = 200, description = "The exception", body = Data<ExceptionDetail>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn decide_exception(
     _: Admin,
     state: web::Data<AppState>,

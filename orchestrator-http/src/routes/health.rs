@@ -8,9 +8,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use orchestrator_core::Timestamp;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::Params;
 use crate::state::AppState;
 
@@ -25,7 +26,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DatabaseCheck {
     status: &'static str,
@@ -34,12 +35,12 @@ struct DatabaseCheck {
     message: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Checks {
     database: DatabaseCheck,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ProcessStats {
     /// Seconds since the server started.
@@ -47,14 +48,14 @@ struct ProcessStats {
     memory_usage: MemoryUsage,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct MemoryUsage {
     /// Resident set size in bytes, where the platform reports it.
     rss: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Health {
     status: &'static str,
     timestamp: Timestamp,
@@ -96,6 +97,20 @@ fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     response
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "health",
+    summary = "Server and database health",
+    params(
+        ("detailed" = Option<bool>, Query, description = "Add uptime and memory (admin token required)"),
+    ),
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+    ),
+)]
 async fn health(
     state: web::Data<AppState>,
     params: Params,
@@ -128,6 +143,16 @@ async fn health(
     Ok(no_store(status).json(body))
 }
 
+#[utoipa::path(
+    head,
+    path = "/api/health",
+    tag = "health",
+    summary = "Health as a status code only",
+    responses(
+        (status = 200, description = "Healthy"),
+        (status = 503, description = "The database does not answer"),
+    ),
+)]
 async fn health_head(state: web::Data<AppState>) -> HttpResponse {
     let status = if probe(&state).await.message.is_none() {
         StatusCode::OK

@@ -7,10 +7,11 @@ use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::lock::LockQuery;
 use orchestrator_core::model::FileLock;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{AgentRef, TaskRef, agents_by_id, ok, tasks_by_id};
+use super::{AgentRef, Data, TaskRef, agents_by_id, ok, tasks_by_id};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{Json, Params};
 use crate::state::AppState;
 
@@ -28,7 +29,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/locks/check").route(web::post().to(check_locks)));
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LockItem {
     #[serde(flatten)]
@@ -38,7 +39,7 @@ struct LockItem {
     is_expired: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LockList {
     locks: Vec<LockItem>,
@@ -47,6 +48,26 @@ struct LockList {
 
 /// Lists locks newest first; like the original it includes expired locks the supervisor
 /// has not swept yet (`includeExpired=false` leaves them out), each marked `isExpired`.
+#[utoipa::path(
+    get,
+    path = "/api/locks",
+    tag = "locks",
+    summary = "Path locks, newest first",
+    params(
+        ("agentId" = Option<String>, Query, description = "Only this holder"),
+        ("taskId" = Option<String>, Query, description = "Only for this task"),
+        ("includeExpired" = Option<bool>, Query, description = "Also expired locks not yet swept (default true)"),
+        ("limit" = Option<u32>, Query, description = "1-200, default 100"),
+    ),
+    responses(
+        (status = 200, description = "Locks", body = Data<LockList>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn list_locks(
     _: Admin,
     state: web::Data<AppState>,
@@ -81,14 +102,14 @@ async fn list_locks(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ForceReleaseBody {
     file_path: String,
     reason: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PreviousHolder {
     agent_id: AgentId,
@@ -97,7 +118,7 @@ struct PreviousHolder {
     task_title: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Released {
     message: &'static str,
@@ -109,6 +130,22 @@ struct Released {
     exception_id: orchestrator_core::ids::ExceptionId,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/locks",
+    tag = "locks",
+    summary = "Force-release every lock on a path (recorded as an exception)",
+    request_body = ForceReleaseBody,
+    responses(
+        (status = 200, description = "Released", body = Data<Released>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn force_release(
     _: Admin,
     state: web::Data<AppState>,
@@ -166,21 +203,21 @@ async fn force_release(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CheckBody {
     file_paths: Vec<String>,
     exclude_agent_id: Option<AgentId>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Summary {
     total: usize,
     locked: usize,
     available: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LockedFile {
     /// The requested path, normalized.
@@ -197,7 +234,7 @@ struct LockedFile {
     is_expired: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CheckResult {
     has_conflicts: bool,
@@ -206,6 +243,21 @@ struct CheckResult {
     available_files: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/locks/check",
+    tag = "locks",
+    summary = "Which of these paths are held by someone else",
+    request_body = CheckBody,
+    responses(
+        (status = 200, description = "The check", body = Data<CheckResult>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn check_locks(
     _: Admin,
     state: web::Data<AppState>,

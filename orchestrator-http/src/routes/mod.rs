@@ -8,6 +8,7 @@ mod events;
 mod exceptions;
 mod health;
 mod locks;
+mod openapi;
 mod runner;
 mod tasks;
 mod verify;
@@ -21,6 +22,7 @@ use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::model::{Agent, AgentStatus, Page, Task, TaskStatus};
 use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
@@ -35,13 +37,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     exceptions::configure(cfg);
     health::configure(cfg);
     locks::configure(cfg);
+    openapi::configure(cfg);
     runner::configure(cfg);
     tasks::configure(cfg);
     verify::configure(cfg);
 }
 
 /// The success envelope `{"data": ...}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Data<T> {
     data: T,
 }
@@ -64,7 +67,7 @@ fn created<T: Serialize>(value: T) -> HttpResponse {
 }
 
 /// The short form of a task that other resources embed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 struct TaskRef {
     id: TaskId,
     title: String,
@@ -82,7 +85,7 @@ impl From<&Task> for TaskRef {
 }
 
 /// Offset pagination of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Pagination {
     limit: u32,
@@ -103,7 +106,7 @@ impl Pagination {
 }
 
 /// The short form of an agent that lists embed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 struct AgentRef {
     id: AgentId,
     name: Option<String>,

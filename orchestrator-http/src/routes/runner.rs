@@ -18,10 +18,11 @@ use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use orchestrator_core::{Timestamp, store::MAX_LOG_BATCH};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
-use super::ok;
+use super::{Data, ok};
 use crate::auth::{authenticate_runner, bearer_token};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{Json, Params};
 use crate::state::AppState;
 
@@ -81,7 +82,7 @@ async fn own_agent(state: &AppState, session: &RunnerSession, id: AgentId) -> Ap
     Ok(agent)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SessionView {
     id: RunnerSessionId,
@@ -91,13 +92,13 @@ struct SessionView {
     last_seen_at: Timestamp,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TaskTitle {
     id: TaskId,
     title: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ActiveAgent {
     id: AgentId,
@@ -105,7 +106,7 @@ struct ActiveAgent {
     current_task: Option<TaskTitle>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct NextTask {
     id: TaskId,
@@ -114,13 +115,13 @@ struct NextTask {
     risk_level: RiskLevel,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Available {
     count: u64,
     next: Option<NextTask>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct StatusView {
     session: SessionView,
@@ -128,6 +129,22 @@ struct StatusView {
     available_tasks: Available,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/runner/status",
+    tag = "runner protocol",
+    summary = "The runner's session, busy agents and the queue",
+    params(
+        ("runnerToken" = Option<String>, Query, description = "The runner token, when not sent as a bearer token"),
+    ),
+    responses(
+        (status = 200, description = "Status", body = Data<StatusView>),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("runner" = [])),
+)]
 async fn status(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -198,7 +215,7 @@ async fn session_slots(state: &AppState, session: RunnerSessionId) -> ApiResult<
 
 /// The original's `POST /api/runner/status`: registration without a token (refused: runners
 /// connect with a setup token), or a runner setting one of its agents' status.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StatusUpdate {
     runner_token: Option<String>,
@@ -209,7 +226,7 @@ struct StatusUpdate {
     status: Option<AgentStatus>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct StatusUpdated {
     success: bool,
@@ -217,6 +234,23 @@ struct StatusUpdated {
     status: AgentStatus,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/runner/status",
+    tag = "runner protocol",
+    summary = "Set one of the runner's agents' status",
+    request_body = StatusUpdate,
+    responses(
+        (status = 200, description = "Updated", body = Data<StatusUpdated>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("runner" = [])),
+)]
 async fn update_status(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -265,7 +299,7 @@ async fn update_status(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ClaimBody {
     runner_token: Option<String>,
@@ -280,14 +314,14 @@ struct ClaimBody {
     lease_ttl_ms: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ClaimedAgent {
     id: AgentId,
     branch_name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ClaimView {
     task: Task,
@@ -314,7 +348,7 @@ impl From<Claim> for ClaimView {
 
 /// The first claim's task and agent at the top level keep the original's shape; `claims`
 /// holds every claim of a batch.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Claimed {
     task: Option<Task>,
@@ -326,6 +360,23 @@ struct Claimed {
     claims: Vec<ClaimView>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/runner/claim",
+    tag = "runner protocol",
+    summary = "Claim tasks into the runner's agent slots, waiting up to waitMs",
+    request_body = ClaimBody,
+    responses(
+        (status = 200, description = "Claims (empty when no work came)", body = Data<Claimed>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("runner" = [])),
+)]
 async fn claim(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -439,7 +490,7 @@ async fn idle_slots(
 macro_rules! attempt_report {
     ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* }) => {
         $(#[$meta])*
-        #[derive(Debug, Deserialize)]
+        #[derive(Debug, Deserialize, ToSchema)]
         #[serde(rename_all = "camelCase", deny_unknown_fields)]
         struct $name {
             runner_token: Option<String>,
@@ -469,7 +520,7 @@ attempt_report! {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct HeartbeatView {
     success: bool,
@@ -479,6 +530,23 @@ struct HeartbeatView {
     lease_expires_at: Timestamp,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/runner/heartbeat",
+    tag = "runner protocol",
+    summary = "Extend an attempt's lease; answers continue, stop or pause",
+    request_body = HeartbeatBody,
+    responses(
+        (status = 200, description = "Acknowledged", body = Data<HeartbeatView>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("runner" = [])),
+)]
 async fn heartbeat(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -499,7 +567,7 @@ async fn heartbeat(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct LogEntry {
     log_type: LogType,
@@ -515,13 +583,31 @@ attempt_report! {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LogsReceived {
     success: bool,
     logs_received: u64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/runner/logs",
+    tag = "runner protocol",
+    summary = "Append 1-500 log entries to an attempt",
+    request_body = LogsBody,
+    responses(
+        (status = 200, description = "Stored", body = Data<LogsReceived>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 413, description = "Body over the route's limit", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("runner" = [])),
+)]
 async fn logs(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -575,7 +661,7 @@ fn with_runner_time(
     }
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DiffStats {
     files_changed: u32,
@@ -599,7 +685,7 @@ attempt_report! {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Completed {
     success: bool,
@@ -610,6 +696,23 @@ struct Completed {
 /// Records the attempt's evidence (verification result, a closing log entry with the
 /// summary, commit and diff stats) while its lease is live, then ends the attempt. The
 /// same completion sent again finds the attempt ended and answers as the first time.
+#[utoipa::path(
+    post,
+    path = "/api/runner/complete",
+    tag = "runner protocol",
+    summary = "End an attempt with its evidence (idempotent)",
+    request_body = CompleteBody,
+    responses(
+        (status = 200, description = "Ended", body = Data<Completed>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("runner" = [])),
+)]
 async fn complete(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -15,10 +15,11 @@ use orchestrator_core::model::{
 };
 use orchestrator_core::retry::{self, RetryInfo};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{AgentRef, Pagination, agents_by_id, created, data_bytes, ok};
+use super::{AgentRef, Data, Pagination, agents_by_id, created, data_bytes, ok};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{Json, OptionalJson, Params, parse_id};
 use crate::state::AppState;
 
@@ -43,7 +44,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/tasks/{id}/auto-retry").route(web::post().to(auto_retry_task)));
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TaskListItem {
     #[serde(flatten)]
@@ -52,12 +53,35 @@ struct TaskListItem {
     counts: TaskActivityCounts,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TaskList {
     tasks: Vec<TaskListItem>,
     pagination: Pagination,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/tasks",
+    tag = "tasks",
+    summary = "A page of tasks",
+    params(
+        ("status" = Option<TaskStatus>, Query, description = "Only this status"),
+        ("priority" = Option<u8>, Query, description = "Only this priority (0-3)"),
+        ("search" = Option<String>, Query, description = "Case-insensitive text in title or description"),
+        ("sortBy" = Option<TaskSort>, Query, description = "Sort column (default priority)"),
+        ("sortOrder" = Option<String>, Query, description = "asc (default) or desc"),
+        ("limit" = Option<u32>, Query, description = "1-100, default 50"),
+        ("offset" = Option<u64>, Query, description = "Rows to skip"),
+    ),
+    responses(
+        (status = 200, description = "Tasks with their agent and activity counts", body = Data<TaskList>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn list_tasks(
     _: Admin,
     state: web::Data<AppState>,
@@ -123,6 +147,23 @@ async fn task_list(state: &AppState, query: &TaskQuery) -> ApiResult<Bytes> {
     data_bytes(TaskList { tasks, pagination })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tasks",
+    tag = "tasks",
+    summary = "Queue a task",
+    request_body = NewTask,
+    responses(
+        (status = 201, description = "Created", body = Data<Task>),
+        (status = 200, description = "An earlier task with the same idempotency key", body = Data<Task>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 413, description = "Body over the route's limit", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn create_task(
     _: Admin,
     state: web::Data<AppState>,
@@ -136,19 +177,35 @@ async fn create_task(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchBody {
     tasks: Vec<NewTask>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct BatchCreated {
     tasks: Vec<Task>,
     count: usize,
     message: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tasks/batch",
+    tag = "tasks",
+    summary = "Queue 1-50 tasks in one transaction",
+    request_body = BatchBody,
+    responses(
+        (status = 201, description = "Created", body = Data<BatchCreated>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 413, description = "Body over the route's limit", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn create_batch(
     _: Admin,
     state: web::Data<AppState>,
@@ -180,7 +237,7 @@ async fn create_batch(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AssignedAgent {
     id: AgentId,
@@ -190,7 +247,7 @@ struct AssignedAgent {
     last_activity_at: Option<orchestrator_core::Timestamp>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LockedHint {
     file_path: String,
@@ -198,7 +255,7 @@ struct LockedHint {
     agent_name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TaskDetail {
     #[serde(flatten)]
@@ -212,6 +269,24 @@ struct TaskDetail {
     has_file_conflicts: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/tasks/{id}",
+    tag = "tasks",
+    summary = "A task with its results, logs, exceptions and locks",
+    params(
+        ("id" = String, Path, description = "The task id (UUID)"),
+    ),
+    responses(
+        (status = 200, description = "The task", body = Data<TaskDetail>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn get_task(
     _: Admin,
     state: web::Data<AppState>,
@@ -278,7 +353,7 @@ async fn get_task(
 }
 
 /// `PATCH /api/tasks/:id`: the editable fields, and the status changes a person may make.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PatchTaskBody {
     title: Option<String>,
@@ -291,7 +366,7 @@ struct PatchTaskBody {
     status: Option<TaskStatus>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TaskWithAgent {
     #[serde(flatten)]
@@ -335,6 +410,26 @@ fn allowed_status_changes(from: TaskStatus) -> &'static str {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/tasks/{id}",
+    tag = "tasks",
+    summary = "Edit a task or change its status (cancel, requeue, reopen)",
+    params(
+        ("id" = String, Path, description = "The task id (UUID)"),
+    ),
+    request_body = PatchTaskBody,
+    responses(
+        (status = 200, description = "The task", body = Data<TaskWithAgent>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn patch_task(
     _: Admin,
     state: web::Data<AppState>,
@@ -364,12 +459,31 @@ async fn patch_task(
     Ok(ok(TaskWithAgent::load(&state, task).await?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Deleted {
     message: &'static str,
     id: TaskId,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/tasks/{id}",
+    tag = "tasks",
+    summary = "Delete a QUEUED or CANCELLED task",
+    params(
+        ("id" = String, Path, description = "The task id (UUID)"),
+    ),
+    responses(
+        (status = 200, description = "Deleted", body = Data<Deleted>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn delete_task(
     _: Admin,
     state: web::Data<AppState>,
@@ -385,14 +499,14 @@ async fn delete_task(
 
 /// The original's body for `run`, `retry` and `auto-retry`: a directory on the server.
 /// Runners work in their own worktrees, so it is accepted and not used.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct WorkingDirBody {
     #[serde(rename = "workingDir")]
     _working_dir: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Requeued {
     /// No agent starts inside the server: a runner claims the task.
@@ -405,6 +519,26 @@ struct Requeued {
     message: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tasks/{id}/run",
+    tag = "tasks",
+    summary = "Queue a QUEUED or FAILED task for the next runner",
+    params(
+        ("id" = String, Path, description = "The task id (UUID)"),
+    ),
+    request_body = Option<WorkingDirBody>,
+    responses(
+        (status = 200, description = "Queued", body = Data<Requeued>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn run_task(
     _: Admin,
     state: web::Data<AppState>,
@@ -435,6 +569,26 @@ pub(super) async fn requeue_for_runners(state: &AppState, id: TaskId) -> ApiResu
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tasks/{id}/retry",
+    tag = "tasks",
+    summary = "Put a FAILED task back in the queue",
+    params(
+        ("id" = String, Path, description = "The task id (UUID)"),
+    ),
+    request_body = Option<WorkingDirBody>,
+    responses(
+        (status = 200, description = "Queued", body = Data<Requeued>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn retry_task(
     _: Admin,
     state: web::Data<AppState>,
@@ -457,6 +611,26 @@ async fn retry_task(
     requeued(&state, task, "retrying", None).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tasks/{id}/auto-retry",
+    tag = "tasks",
+    summary = "Retry a FAILED task by the retry policy (delay through notBefore)",
+    params(
+        ("id" = String, Path, description = "The task id (UUID)"),
+    ),
+    request_body = Option<WorkingDirBody>,
+    responses(
+        (status = 200, description = "Scheduled", body = Data<Requeued>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn auto_retry_task(
     _: Admin,
     state: web::Data<AppState>,

@@ -8,10 +8,11 @@ use orchestrator_core::model::{
     NewVerificationResult, Task, TaskStatus, VerificationResult, VerificationStatus,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::ok;
+use super::{Data, ok};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
 
@@ -20,7 +21,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/verify/{taskId}").route(web::get().to(results)));
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct VerifiedTask {
     id: TaskId,
@@ -42,7 +43,7 @@ impl From<&Task> for VerifiedTask {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RecordBody {
     task_id: TaskId,
@@ -52,13 +53,30 @@ struct RecordBody {
     verification: Option<NewVerificationResult>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Recorded {
     verification_result: VerificationResult,
     task: VerifiedTask,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/verify",
+    tag = "verification",
+    summary = "Record verification evidence produced elsewhere",
+    request_body = RecordBody,
+    responses(
+        (status = 200, description = "Recorded", body = Data<Recorded>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn record(
     _: Admin,
     state: web::Data<AppState>,
@@ -92,7 +110,7 @@ async fn record(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Summary {
     total_attempts: usize,
@@ -102,13 +120,32 @@ struct Summary {
     latest_confidence: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Results {
     task: VerifiedTask,
     results: Vec<VerificationResult>,
     summary: Summary,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/verify/{taskId}",
+    tag = "verification",
+    summary = "A task's verification results, newest attempt first",
+    params(
+        ("taskId" = String, Path, description = "The task id (UUID)"),
+        ("limit" = Option<u32>, Query, description = "1-50, default 10"),
+    ),
+    responses(
+        (status = 200, description = "Results", body = Data<Results>),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
+        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 404, description = "No such resource", body = ErrorEnvelope),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("admin" = [])),
+)]
 async fn results(
     _: Admin,
     state: web::Data<AppState>,

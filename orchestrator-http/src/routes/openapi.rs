@@ -1,0 +1,119 @@
+//! `GET /api/openapi.json`: the OpenAPI 3 document of every route, generated from the
+//! handlers' own types.
+
+use actix_web::{HttpResponse, web};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{
+    agents, connect, cron, dashboard, events, exceptions, health, locks, runner, tasks, verify,
+};
+use crate::error::ErrorEnvelope;
+use orchestrator_core::model::{
+    AgentStatus, ExceptionSeverity, ExceptionType, LogType, TaskSort, TaskStatus,
+};
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/openapi.json").route(web::get().to(document)));
+}
+
+/// The bearer tokens routes take: the admin token, runner tokens, and `CRON_SECRET`.
+struct BearerTokens;
+
+impl Modify for BearerTokens {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, description) in [
+            (
+                "admin",
+                "The admin token (printed at first start, or ORCHESTRATOR_ADMIN_TOKEN)",
+            ),
+            ("runner", "A runner token from POST /api/connect"),
+            ("cron", "CRON_SECRET"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(description))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "orchestrator",
+        description = "Task queue, runner protocol, locks, verification evidence and the \
+                       exception inbox of the orchestrator. Every error is the ErrorEnvelope."
+    ),
+    paths(
+        health::health,
+        health::health_head,
+        tasks::list_tasks,
+        tasks::create_task,
+        tasks::create_batch,
+        tasks::get_task,
+        tasks::patch_task,
+        tasks::delete_task,
+        tasks::run_task,
+        tasks::retry_task,
+        tasks::auto_retry_task,
+        agents::list_agents,
+        agents::spawn_agent,
+        agents::get_agent,
+        agents::control_agent,
+        agents::retire_agent,
+        agents::agent_logs,
+        exceptions::list_exceptions,
+        exceptions::get_exception,
+        exceptions::decide_exception,
+        locks::list_locks,
+        locks::force_release,
+        locks::check_locks,
+        dashboard::stats,
+        verify::record,
+        verify::results,
+        connect::mint_setup_token,
+        connect::exchange_setup_token,
+        connect::disconnect,
+        connect::list_runners,
+        connect::revoke_runner,
+        runner::status,
+        runner::update_status,
+        runner::claim,
+        runner::heartbeat,
+        runner::logs,
+        runner::complete,
+        cron::cleanup,
+        events::events,
+        document,
+    ),
+    // Types that appear only in query parameters are not collected on their own.
+    components(schemas(
+        ErrorEnvelope,
+        TaskStatus,
+        TaskSort,
+        AgentStatus,
+        LogType,
+        ExceptionSeverity,
+        ExceptionType
+    )),
+    modifiers(&BearerTokens)
+)]
+struct ApiDoc;
+
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "health",
+    summary = "This document",
+    responses((status = 200, description = "The OpenAPI 3 document")),
+)]
+async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

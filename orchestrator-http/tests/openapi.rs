@@ -1,0 +1,155 @@
+//! `GET /api/openapi.json` documents every route and every error, and its references
+//! all resolve.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use actix_web::http::StatusCode;
+use actix_web::test::TestRequest;
+use common::{app, backing, send};
+use serde_json::Value;
+
+/// Every route the API serves, as `METHOD path` in OpenAPI's path syntax.
+const ROUTES: &[&str] = &[
+    "GET /api/health",
+    "HEAD /api/health",
+    "GET /api/openapi.json",
+    "GET /api/tasks",
+    "POST /api/tasks",
+    "POST /api/tasks/batch",
+    "GET /api/tasks/{id}",
+    "PATCH /api/tasks/{id}",
+    "DELETE /api/tasks/{id}",
+    "POST /api/tasks/{id}/run",
+    "POST /api/tasks/{id}/retry",
+    "POST /api/tasks/{id}/auto-retry",
+    "GET /api/agents",
+    "POST /api/agents",
+    "GET /api/agents/{id}",
+    "PATCH /api/agents/{id}",
+    "DELETE /api/agents/{id}",
+    "GET /api/agents/{id}/logs",
+    "GET /api/exceptions",
+    "GET /api/exceptions/{id}",
+    "PATCH /api/exceptions/{id}",
+    "GET /api/locks",
+    "DELETE /api/locks",
+    "POST /api/locks/check",
+    "GET /api/dashboard/stats",
+    "POST /api/verify",
+    "GET /api/verify/{taskId}",
+    "GET /api/connect",
+    "POST /api/connect",
+    "DELETE /api/connect",
+    "GET /api/runners",
+    "DELETE /api/runners/{id}",
+    "GET /api/runner/status",
+    "POST /api/runner/status",
+    "POST /api/runner/claim",
+    "POST /api/runner/heartbeat",
+    "POST /api/runner/logs",
+    "POST /api/runner/complete",
+    "GET /api/cron/cleanup",
+    "GET /api/events",
+];
+
+fn references(value: &Value, found: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("$ref") {
+                found.insert(target.clone());
+            }
+            map.values().for_each(|v| references(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+        _ => {}
+    }
+}
+
+#[actix_web::test]
+async fn the_document_covers_every_route_and_error() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let (status, doc) = send(&app, TestRequest::get().uri("/api/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+
+    let mut documented = BTreeSet::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            documented.insert(format!("{} {path}", method.to_uppercase()));
+            let responses = operation["responses"].as_object().unwrap();
+            let secured = operation.get("security").is_some();
+            if secured {
+                let unauthorized =
+                    &responses["401"]["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(
+                    unauthorized, "#/components/schemas/ErrorEnvelope",
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    let expected: BTreeSet<String> = ROUTES.iter().map(|r| (*r).to_owned()).collect();
+    assert_eq!(documented, expected);
+
+    let mut refs = BTreeSet::new();
+    references(&doc, &mut refs);
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for target in &refs {
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .expect("a schema reference");
+        assert!(schemas.contains_key(name), "unresolved {target}");
+    }
+    for name in [
+        "Task",
+        "NewTask",
+        "ErrorEnvelope",
+        "ErrorCode",
+        "FileLock",
+        "Exception",
+    ] {
+        assert!(schemas.contains_key(name), "{name} missing");
+    }
+    let task = &schemas["Task"]["properties"];
+    assert!(
+        task.get("leaseToken").is_none(),
+        "lease tokens are never serialized"
+    );
+    assert_eq!(task["createdAt"]["$ref"], "#/components/schemas/Timestamp");
+    assert_eq!(schemas["Timestamp"]["format"], "date-time");
+    for scheme in ["admin", "runner", "cron"] {
+        assert_eq!(
+            doc["components"]["securitySchemes"][scheme]["scheme"],
+            "bearer"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn every_documented_route_is_served() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    for route in ROUTES {
+        let (method, path) = route.split_once(' ').unwrap();
+        let uri = path
+            .replace("{id}", "00000000-0000-4000-8000-000000000000")
+            .replace("{taskId}", "00000000-0000-4000-8000-000000000000");
+        let request = TestRequest::default()
+            .method(method.parse().unwrap())
+            .uri(&uri);
+        let (status, body) = send(&app, request).await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{route}: {body}");
+        if status == StatusCode::NOT_FOUND {
+            assert!(
+                !body["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("Cannot "),
+                "{route} is documented but not routed"
+            );
+        }
+    }
+}
