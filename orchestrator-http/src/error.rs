@@ -3,6 +3,7 @@
 //! Handlers return [`ApiError`]; the request-id middleware renders it with the request's
 //! id and logs what clients must not see (the text of internal failures).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use actix_web::http::StatusCode;
@@ -11,7 +12,10 @@ use actix_web::{HttpResponse, ResponseError};
 use orchestrator_core::Error as CoreError;
 use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{IntoResponses, ToSchema};
 
 /// The machine-readable error codes of the original API, plus payload size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -181,6 +185,59 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         self.to_response(None)
     }
+}
+
+/// The errors routes document, by status: the envelope with what each status means.
+fn documented_errors(statuses: &[u16]) -> BTreeMap<String, RefOr<Response>> {
+    statuses
+        .iter()
+        .map(|status| {
+            let description = match status {
+                400 => "Invalid input: the message and details.field name what is wrong",
+                401 => "Missing, unknown or revoked token",
+                403 => "A token of the other scope",
+                404 => "No such resource",
+                409 => "Conflicts with the current state (a stale lease, an illegal transition)",
+                413 => "Body over the route's limit",
+                _ => "Rate limited; see Retry-After",
+            };
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", content)
+                .build();
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
+}
+
+/// Sets of documented errors, named after the routes that answer them.
+macro_rules! error_set {
+    ($($(#[$meta:meta])* $name:ident = [$($status:literal),+];)+) => {
+        $(
+            $(#[$meta])*
+            pub(crate) struct $name;
+
+            impl IntoResponses for $name {
+                fn responses() -> BTreeMap<String, RefOr<Response>> {
+                    documented_errors(&[$($status),+])
+                }
+            }
+        )+
+    };
+}
+
+error_set! {
+    /// Any authenticated route: no or a wrong token, the wrong scope, rate limited.
+    Denied = [401, 403, 429];
+    /// Routes that list with query parameters.
+    ListErrors = [400, 401, 403, 429];
+    /// Routes that read one resource.
+    ReadErrors = [400, 401, 403, 404, 429];
+    /// Routes that change one resource under the rules of its state.
+    WriteErrors = [400, 401, 403, 404, 409, 429];
 }
 
 impl From<CoreError> for ApiError {

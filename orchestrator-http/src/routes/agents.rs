@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::tasks::requeue_for_runners;
 use super::{Data, TaskRef, ok, tasks_by_id};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope};
+use crate::error::{ApiError, ApiResult, ListErrors, ReadErrors, WriteErrors};
 use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
 
@@ -60,10 +60,7 @@ struct AgentListItem {
     ),
     responses(
         (status = 200, description = "Agents", body = Data<Vec<AgentListItem>>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ListErrors,
     ),
     security(("admin" = [])),
 )]
@@ -138,12 +135,7 @@ struct Queued {
     request_body = SpawnBody,
     responses(
         (status = 202, description = "Queued", body = Data<Queued>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("admin" = [])),
 )]
@@ -223,11 +215,7 @@ struct AgentDetail {
     ),
     responses(
         (status = 200, description = "The agent", body = Data<AgentDetail>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ReadErrors,
     ),
     security(("admin" = [])),
 )]
@@ -328,12 +316,7 @@ struct AgentWithTask {
     request_body = ControlBody,
     responses(
         (status = 200, description = "The agent", body = Data<AgentWithTask>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("admin" = [])),
 )]
@@ -405,12 +388,7 @@ struct Retired {
     ),
     responses(
         (status = 200, description = "Retired", body = Data<Retired>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("admin" = [])),
 )]
@@ -480,11 +458,7 @@ struct LogList {
     ),
     responses(
         (status = 200, description = "Log entries", body = Data<LogList>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ReadErrors,
     ),
     security(("admin" = [])),
 )]

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::{Data, ok};
 use crate::auth::{Admin, authenticate_runner, bearer_token, hash_token, new_secret};
-use crate::error::{ApiError, ApiResult, ErrorEnvelope};
+use crate::error::{ApiError, ApiResult, Denied, ErrorEnvelope, ReadErrors};
 use crate::extract::{Json, OptionalJson, parse_id};
 use crate::state::AppState;
 
@@ -55,9 +55,7 @@ struct Minted {
     summary = "Mint a single-use connection token for a runner (10 minutes)",
     responses(
         (status = 200, description = "The connection token", body = Data<Minted>),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        Denied,
     ),
     security(("admin" = [])),
 )]
@@ -201,9 +199,7 @@ struct Revoked {
     request_body = Option<TokenBody>,
     responses(
         (status = 200, description = "Revoked", body = Data<Revoked>),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        Denied,
     ),
     security(("runner" = [])),
 )]
@@ -227,11 +223,7 @@ async fn disconnect(
     ),
     responses(
         (status = 200, description = "Revoked", body = Data<Revoked>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ReadErrors,
     ),
     security(("admin" = [])),
 )]
@@ -265,9 +257,7 @@ async fn revoke(state: &AppState, id: RunnerSessionId) -> ApiResult<HttpResponse
     summary = "Runner sessions, newest first",
     responses(
         (status = 200, description = "Sessions", body = Data<Vec<RunnerSession>>),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        Denied,
     ),
     security(("admin" = [])),
 )]

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::{Data, data_bytes};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope};
+use crate::error::{ApiError, ApiResult, Denied};
 use crate::state::AppState;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -85,9 +85,7 @@ struct Stats {
     summary = "Counts of agents, tasks and exceptions; today's throughput",
     responses(
         (status = 200, description = "The numbers", body = Data<Stats>),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        Denied,
     ),
     security(("admin" = [])),
 )]

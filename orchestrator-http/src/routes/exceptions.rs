@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::{AgentRef, Data, Pagination, TaskRef, agents_by_id, ok, tasks_by_id};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope};
+use crate::error::{ApiError, ApiResult, ListErrors, ReadErrors, WriteErrors};
 use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
 
@@ -64,10 +64,7 @@ fn status_filter(params: &Params) -> ApiResult<Option<ExceptionStatus>> {
     ),
     responses(
         (status = 200, description = "Exceptions", body = Data<ExceptionList>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ListErrors,
     ),
     security(("admin" = [])),
 )]
@@ -175,11 +172,7 @@ async fn exception_detail(state: &AppState, exception: Exception) -> ApiResult<E
     ),
     responses(
         (status = 200, description = "The exception", body = Data<ExceptionDetail>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ReadErrors,
     ),
     security(("admin" = [])),
 )]
@@ -212,12 +205,7 @@ struct DecisionBody {
     request_body = DecisionBody,
     responses(
         (status = 200, description = "The exception", body = Data<ExceptionDetail>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("admin" = [])),
 )]

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{AgentRef, Data, TaskRef, agents_by_id, ok, tasks_by_id};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope};
+use crate::error::{ApiError, ApiResult, ListErrors, ReadErrors};
 use crate::extract::{Json, Params};
 use crate::state::AppState;
 
@@ -61,10 +61,7 @@ struct LockList {
     ),
     responses(
         (status = 200, description = "Locks", body = Data<LockList>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ListErrors,
     ),
     security(("admin" = [])),
 )]
@@ -138,11 +135,7 @@ struct Released {
     request_body = ForceReleaseBody,
     responses(
         (status = 200, description = "Released", body = Data<Released>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ReadErrors,
     ),
     security(("admin" = [])),
 )]
@@ -251,10 +244,7 @@ struct CheckResult {
     request_body = CheckBody,
     responses(
         (status = 200, description = "The check", body = Data<CheckResult>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ListErrors,
     ),
     security(("admin" = [])),
 )]

@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 
 use super::{Data, ok};
 use crate::auth::{authenticate_runner, bearer_token};
-use crate::error::{ApiError, ApiResult, ErrorEnvelope};
+use crate::error::{ApiError, ApiResult, Denied, ErrorEnvelope, WriteErrors};
 use crate::extract::{Json, Params};
 use crate::state::AppState;
 
@@ -139,9 +139,7 @@ struct StatusView {
     ),
     responses(
         (status = 200, description = "Status", body = Data<StatusView>),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        Denied,
     ),
     security(("runner" = [])),
 )]
@@ -242,12 +240,7 @@ struct StatusUpdated {
     request_body = StatusUpdate,
     responses(
         (status = 200, description = "Updated", body = Data<StatusUpdated>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("runner" = [])),
 )]
@@ -368,12 +361,7 @@ struct Claimed {
     request_body = ClaimBody,
     responses(
         (status = 200, description = "Claims (empty when no work came)", body = Data<Claimed>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("runner" = [])),
 )]
@@ -538,12 +526,7 @@ struct HeartbeatView {
     request_body = HeartbeatBody,
     responses(
         (status = 200, description = "Acknowledged", body = Data<HeartbeatView>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("runner" = [])),
 )]
@@ -704,12 +687,7 @@ struct Completed {
     request_body = CompleteBody,
     responses(
         (status = 200, description = "Ended", body = Data<Completed>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("runner" = [])),
 )]

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use super::{AgentRef, Data, Pagination, agents_by_id, created, data_bytes, ok};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope, ListErrors, ReadErrors, WriteErrors};
 use crate::extract::{Json, OptionalJson, Params, parse_id};
 use crate::state::AppState;
 
@@ -75,10 +75,7 @@ struct TaskList {
     ),
     responses(
         (status = 200, description = "Tasks with their agent and activity counts", body = Data<TaskList>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ListErrors,
     ),
     security(("admin" = [])),
 )]
@@ -279,11 +276,7 @@ struct TaskDetail {
     ),
     responses(
         (status = 200, description = "The task", body = Data<TaskDetail>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ReadErrors,
     ),
     security(("admin" = [])),
 )]
@@ -421,12 +414,7 @@ fn allowed_status_changes(from: TaskStatus) -> &'static str {
     request_body = PatchTaskBody,
     responses(
         (status = 200, description = "The task", body = Data<TaskWithAgent>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("admin" = [])),
 )]
@@ -475,12 +463,7 @@ struct Deleted {
     ),
     responses(
         (status = 200, description = "Deleted", body = Data<Deleted>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("admin" = [])),
 )]
@@ -530,12 +513,7 @@ struct Requeued {
     request_body = Option<WorkingDirBody>,
     responses(
         (status = 200, description = "Queued", body = Data<Requeued>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("admin" = [])),
 )]
@@ -580,12 +558,7 @@ pub(super) async fn requeue_for_runners(state: &AppState, id: TaskId) -> ApiResu
     request_body = Option<WorkingDirBody>,
     responses(
         (status = 200, description = "Queued", body = Data<Requeued>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("admin" = [])),
 )]
@@ -622,12 +595,7 @@ async fn retry_task(
     request_body = Option<WorkingDirBody>,
     responses(
         (status = 200, description = "Scheduled", body = Data<Requeued>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("admin" = [])),
 )]

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::{Data, ok};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope};
+use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
 
@@ -68,12 +68,7 @@ struct Recorded {
     request_body = RecordBody,
     responses(
         (status = 200, description = "Recorded", body = Data<Recorded>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        WriteErrors,
     ),
     security(("admin" = [])),
 )]
@@ -138,11 +133,7 @@ struct Results {
     ),
     responses(
         (status = 200, description = "Results", body = Data<Results>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        ReadErrors,
     ),
     security(("admin" = [])),
 )]
