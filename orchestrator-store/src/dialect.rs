@@ -27,9 +27,6 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
     const EVENT_INSERT_WRAPPER: (&'static str, &'static str);
     /// Whether several statements (with their parameters) can be sent in one call.
     const BATCHES_WRITES: bool;
-    /// Whether the database admits one writer at a time (then this process queues its
-    /// writers itself instead of letting them poll for the lock).
-    const SINGLE_WRITER: bool;
     /// Whether claims may pass over rows another transaction has locked
     /// (`FOR UPDATE SKIP LOCKED`).
     const SKIP_LOCKED: &'static str;

@@ -51,7 +51,7 @@ impl SqlStore<Postgres> {
         migrations::postgres().run(&pool).await.map_err(|err| {
             Error::Unavailable(format!("migrating the PostgreSQL database failed: {err}"))
         })?;
-        let mut store = SqlStore::new(pool.clone(), ClockSource::Database).await?;
+        let mut store = SqlStore::new(pool.clone(), pool.clone(), ClockSource::Database).await?;
         let committed = store.committed_sender();
         store.keep_running(tokio::spawn(listen_for_commits(pool, committed)));
         Ok(store)
@@ -111,7 +111,6 @@ impl Dialect for Postgres {
          FROM inserted",
     );
     const BATCHES_WRITES: bool = false;
-    const SINGLE_WRITER: bool = false;
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF t SKIP LOCKED";
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {

@@ -1,6 +1,8 @@
 //! [`SqliteStore`]: the embedded default. One file, WAL journal, a busy timeout, foreign
-//! keys on, created on first start. Writers take the database's write lock up front
-//! (`BEGIN IMMEDIATE`), so every write transaction is serialized and sees the latest rows.
+//! keys on, created on first start. Reads run on a pool of connections; every write runs
+//! on one connection of its own, taking the database's write lock up front
+//! (`BEGIN IMMEDIATE`), so write transactions queue in order, never wait behind readers
+//! for a connection, and see the latest rows.
 //!
 //! UUIDs are stored as text, instants as milliseconds since the Unix epoch, JSON as text.
 
@@ -25,8 +27,8 @@ use crate::rows::RowReader;
 
 /// How long a writer waits for the write lock before reporting the database busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Connections in the pool: readers run in parallel under WAL; writers queue.
-const MAX_CONNECTIONS: u32 = 8;
+/// Reading connections: readers run in parallel under WAL (writes have one of their own).
+const MAX_READERS: u32 = 8;
 
 /// The SQLite [`Store`](orchestrator_core::Store).
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -46,7 +48,7 @@ impl SqlStore<Sqlite> {
         })?;
         if url.contains(":memory:") {
             // Each connection would get its own empty in-memory database.
-            return Self::with_pool_size(options, 1).await;
+            return Self::with_pools(options, 1).await;
         }
         Self::with_options(options).await
     }
@@ -61,29 +63,40 @@ impl SqlStore<Sqlite> {
                 ))
             })?;
         }
-        Self::with_pool_size(options, MAX_CONNECTIONS).await
+        Self::with_pools(options, MAX_READERS).await
     }
 
-    async fn with_pool_size(options: SqliteConnectOptions, size: u32) -> Result<Self> {
+    /// Opens `readers` reading connections and, for a file, one more for all writes (an
+    /// in-memory database lives in one connection, which then does both).
+    async fn with_pools(options: SqliteConnectOptions, readers: u32) -> Result<Self> {
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(size)
-            // A local file cannot drop a connection; skip the round trip per checkout.
-            .test_before_acquire(false)
-            .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options)
-            .await
-            .db()?;
-        migrations::sqlite().run(&pool).await.map_err(|err| {
+        let writer = pool_of(options.clone(), 1).await?;
+        migrations::sqlite().run(&writer).await.map_err(|err| {
             Error::Unavailable(format!("migrating the SQLite database failed: {err}"))
         })?;
-        SqlStore::new(pool, ClockSource::Caller).await
+        let pool = if readers > 1 {
+            pool_of(options, readers).await?
+        } else {
+            writer.clone()
+        };
+        SqlStore::new(pool, writer, ClockSource::Caller).await
     }
+}
+
+async fn pool_of(options: SqliteConnectOptions, size: u32) -> Result<Pool<Sqlite>> {
+    SqlitePoolOptions::new()
+        .max_connections(size)
+        // A local file cannot drop a connection; skip the round trip per checkout.
+        .test_before_acquire(false)
+        .acquire_timeout(BUSY_TIMEOUT)
+        .connect_with(options)
+        .await
+        .db()
 }
 
 #[async_trait]
@@ -94,7 +107,6 @@ impl Dialect for Sqlite {
     const LOCKS_ROWS: bool = false;
     const EVENT_INSERT_WRAPPER: (&'static str, &'static str) = ("", " RETURNING seq");
     const BATCHES_WRITES: bool = true;
-    const SINGLE_WRITER: bool = true;
     const SKIP_LOCKED: &'static str = "";
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {

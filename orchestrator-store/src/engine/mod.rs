@@ -48,15 +48,18 @@ const ADMIN_TOKEN_SETTING: &str = "admin_token_hash";
 /// A [`Store`] over a SQL database: [`SqliteStore`](crate::SqliteStore) or
 /// [`PostgresStore`](crate::PostgresStore).
 pub struct SqlStore<D: Dialect> {
+    /// Connections reads run on.
     pub(crate) pool: Pool<D>,
+    /// Connections write transactions run on: SQLite's one writer connection, which
+    /// writers queue for in order (instead of polling the busy handler, and without
+    /// waiting behind readers for a pooled connection), or the shared pool.
+    writer: Pool<D>,
     clock: ClockSource,
     /// The newest event sequence number known to be committed.
     committed: watch::Sender<i64>,
     /// Background work that lives as long as the store (a listener for other processes'
     /// commits); stopped when the store is dropped.
     background: Option<tokio::task::JoinHandle<()>>,
-    /// Queues writers in this process where the database has a single writer (SQLite).
-    writer_gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Whose clock decides time-dependent outcomes (lease expiry, delays).
@@ -85,10 +88,9 @@ impl<D: Dialect> fmt::Debug for SqlStore<D> {
     }
 }
 
-/// A write transaction, holding the in-process writer gate where the dialect has one.
+/// A write transaction.
 pub(crate) struct Tx<D: Dialect> {
     tx: Transaction<'static, D>,
-    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl<D: Dialect> Tx<D> {
@@ -112,14 +114,16 @@ impl<D: Dialect> std::ops::DerefMut for Tx<D> {
 }
 
 impl<D: Dialect> SqlStore<D> {
-    pub(crate) async fn new(pool: Pool<D>, clock: ClockSource) -> Result<Self> {
+    /// A store reading through `pool` and writing through `writer` (which may be the same
+    /// pool).
+    pub(crate) async fn new(pool: Pool<D>, writer: Pool<D>, clock: ClockSource) -> Result<Self> {
         let newest = read::newest_event_seq::<D>(&mut *pool.acquire().await.db()?).await?;
         Ok(Self {
             pool,
+            writer,
             clock,
             committed: watch::Sender::new(newest),
             background: None,
-            writer_gate: D::SINGLE_WRITER.then(Default::default),
         })
     }
 
@@ -175,15 +179,8 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     async fn begin(&self) -> Result<Tx<D>> {
-        // Where the database admits one writer at a time, writers queue here in order
-        // rather than polling the database's busy handler.
-        let gate = match &self.writer_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
-            None => None,
-        };
         Ok(Tx {
-            tx: D::begin_write(&self.pool).await?,
-            _gate: gate,
+            tx: D::begin_write(&self.writer).await?,
         })
     }
 
