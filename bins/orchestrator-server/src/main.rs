@@ -236,8 +236,8 @@ fn announce(url: &str, admin: &AdminToken) {
         }
         AdminToken::Generated(token) => {
             println!("Admin token (shown once; only its hash is stored): {token}");
-            println!("Log in: {url}/?token={token}");
-            println!("API:    curl -H 'Authorization: Bearer {token}' {url}/api/tasks");
+            println!("Try it: curl -H 'Authorization: Bearer {token}' {url}/api/tasks");
+            println!("API reference: {url}/api/openapi.json");
         }
         AdminToken::Saved(_) => {
             println!(
