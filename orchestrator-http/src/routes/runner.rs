@@ -505,6 +505,9 @@ attempt_report! {
     struct HeartbeatBody {
         /// Lease length to extend to, in milliseconds (default 5 min).
         lease_ttl_ms: Option<u64>,
+        /// Where the attempt has got to: IN_PROGRESS once the agent works, VERIFYING once
+        /// it has finished and its change is being checked.
+        status: Option<TaskStatus>,
     }
 }
 
@@ -522,7 +525,7 @@ struct HeartbeatView {
     post,
     path = "/api/runner/heartbeat",
     tag = "runner protocol",
-    summary = "Extend an attempt's lease; answers continue, stop or pause",
+    summary = "Extend an attempt's lease (and report IN_PROGRESS or VERIFYING); answers continue, stop or pause",
     request_body = HeartbeatBody,
     responses(
         (status = 200, description = "Acknowledged", body = Data<HeartbeatView>),
@@ -541,6 +544,25 @@ async fn heartbeat(
         .lease_ttl_ms
         .map_or(DEFAULT_LEASE, Duration::from_millis);
     let now = state.now();
+    if let Some(status) = body.status {
+        let action = match status {
+            TaskStatus::InProgress => TaskAction::Start,
+            TaskStatus::Verifying => TaskAction::BeginVerification,
+            other => {
+                return Err(ApiError::invalid(
+                    "status",
+                    format!("{other} is not reported by runners; send IN_PROGRESS or VERIFYING"),
+                ));
+            }
+        };
+        let task = state.store.get_task(body.task_id).await?;
+        if task.status != status {
+            state
+                .store
+                .apply_task_action(body.task_id, action, Some(body.lease()), now)
+                .await?;
+        }
+    }
     let ack = state.store.heartbeat(body.lease(), ttl, now).await?;
     Ok(ok(HeartbeatView {
         success: true,
