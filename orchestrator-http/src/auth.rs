@@ -43,6 +43,9 @@ pub fn token_matches(token: &str, expected_hash: &str) -> bool {
         .into()
 }
 
+/// The cookie a browser keeps the admin token in after `/login`.
+pub const ADMIN_COOKIE: &str = "orchestrator_admin";
+
 /// The token of an `Authorization: Bearer <token>` header, if any.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -60,13 +63,16 @@ impl FromRequest for Admin {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer_token(req).map(str::to_owned);
+        let token = bearer_token(req)
+            .map(str::to_owned)
+            .or_else(|| req.cookie(ADMIN_COOKIE).map(|c| c.value().to_owned()));
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let Some(token) = token else {
                 return Err(ApiError::unauthorized(
-                    "This route needs the admin token: send `Authorization: Bearer <token>`",
+                    "This route needs the admin token: send `Authorization: Bearer <token>` \
+                     (browsers: open the login link the server printed)",
                 ));
             };
             if state.is_admin_token(&token) {

@@ -20,6 +20,7 @@ pub mod auth;
 mod cache;
 pub mod error;
 pub mod extract;
+mod pages;
 pub mod rate_limit;
 pub mod request;
 mod routes;
@@ -97,7 +98,7 @@ pub fn check_cors_origin(origin: &str) -> Result<(), String> {
 }
 
 /// Mounts the API under `/api` with its state, body limits, security headers, request
-/// ids and error envelope.
+/// ids and error envelope, and the browser pages (`/`, `/login`, `/logout`).
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let cors = cors(&state.cors_origins);
@@ -111,6 +112,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .wrap(cors)
                     .configure(routes::configure)
                     .default_service(web::to(routes::not_found)),
-            );
+            )
+            .configure(pages::configure);
     }
 }

@@ -228,14 +228,15 @@ async fn resolve_admin_token(
     }
 }
 
-fn announce(url: &str, admin: &AdminToken) {
-    println!("orchestrator-server listening on {url}");
+fn announce(listening: &str, url: &str, admin: &AdminToken) {
+    println!("orchestrator-server listening on {listening}");
     match admin {
         AdminToken::Configured(_) => {
             println!("Admin access: the token from --admin-token / ORCHESTRATOR_ADMIN_TOKEN.");
         }
         AdminToken::Generated(token) => {
             println!("Admin token (shown once; only its hash is stored): {token}");
+            println!("Log in: {url}/login?token={token}");
             println!("Try it: curl -H 'Authorization: Bearer {token}' {url}/api/tasks");
             println!("API reference: {url}/api/openapi.json");
         }
@@ -284,7 +285,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .with_context(|| format!("cannot listen on {}", args.bind))?
     .disable_signals()
     .run();
-    announce(&format!("http://{}", args.bind), &admin);
+    announce(&format!("http://{}", args.bind), &state.public_url, &admin);
 
     // On SIGINT or SIGTERM, event streams say goodbye first; then the server stops
     // accepting and lets the requests in flight finish.
