@@ -2,4 +2,7 @@
 //! [`Verifier`](orchestrator_core::Verifier)s — syntax checks with tree-sitter, change
 //! sets from git2, and the type, lint and test commands of each ecosystem.
 
+pub mod changes;
+
+pub use changes::{ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange};
 pub use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput};
