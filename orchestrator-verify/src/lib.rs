@@ -3,6 +3,8 @@
 //! sets from git2, and the type, lint and test commands of each ecosystem.
 
 pub mod changes;
+pub mod syntax;
 
 pub use changes::{ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange};
 pub use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput};
+pub use syntax::{SourceLanguage, SyntaxLimits, SyntaxVerifier};
