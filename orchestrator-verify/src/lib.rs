@@ -3,6 +3,7 @@
 //! sets from git2, and the type, lint and test commands of each ecosystem.
 
 pub mod changes;
+pub mod command;
 pub mod syntax;
 
 pub use changes::{ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange};
