@@ -4,8 +4,10 @@
 
 pub mod changes;
 pub mod command;
+pub mod pipeline;
 pub mod syntax;
 
 pub use changes::{ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange};
 pub use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput};
+pub use pipeline::{Pipeline, summarize};
 pub use syntax::{SourceLanguage, SyntaxLimits, SyntaxVerifier};

@@ -1,0 +1,373 @@
+//! A pipeline of [`Verifier`]s and the verification result it adds up to, in the
+//! original's shape: a pass flag, per-check flags, test counts, a semantic score, the
+//! failures, recommendations, and a confidence score weighted 0.2 syntax, 0.2 types,
+//! 0.1 lint, 0.3 tests, 0.2 semantic — renormalized over the checks that ran.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use orchestrator_core::model::{FailureKind, NewVerificationResult, VerificationFailure};
+use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput, Verifier};
+
+/// A semantic score below this is reported as a concern (it never fails the change).
+const SEMANTIC_CONCERN: f64 = 0.7;
+
+/// Verifiers run one after another over the same change.
+#[derive(Debug, Clone, Default)]
+pub struct Pipeline {
+    verifiers: Vec<Arc<dyn Verifier>>,
+}
+
+impl Pipeline {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `verifier` after the ones already registered.
+    pub fn with(mut self, verifier: impl Verifier) -> Self {
+        self.verifiers.push(Arc::new(verifier));
+        self
+    }
+
+    /// The registered verifiers' names, in order.
+    pub fn stages(&self) -> Vec<&str> {
+        self.verifiers.iter().map(|v| v.name()).collect()
+    }
+
+    /// Runs every verifier and adds their reports up. A verifier that breaks counts as a
+    /// failed check of its own: nothing passes by default.
+    pub async fn run(
+        &self,
+        input: &VerificationInput,
+    ) -> (Vec<StageReport>, NewVerificationResult) {
+        let mut reports = Vec::with_capacity(self.verifiers.len());
+        for verifier in &self.verifiers {
+            let started = Instant::now();
+            let report = match verifier.verify(input).await {
+                Ok(report) => report,
+                Err(err) => StageReport {
+                    stage: verifier.name().to_owned(),
+                    kind: FailureKind::Policy,
+                    status: StageStatus::Failed,
+                    failures: vec![VerificationFailure {
+                        kind: FailureKind::Policy,
+                        message: format!("the {} check could not run: {err}", verifier.name()),
+                        file: None,
+                        line: None,
+                        column: None,
+                    }],
+                    tests_total: None,
+                    tests_failed: None,
+                    score: None,
+                    duration: started.elapsed(),
+                },
+            };
+            reports.push(report);
+        }
+        let result = summarize(&reports);
+        (reports, result)
+    }
+}
+
+/// Whether the stages of `kind` passed: `None` when none ran (all skipped or absent).
+fn outcome(reports: &[StageReport], kind: FailureKind) -> Option<bool> {
+    let ran: Vec<&StageReport> = reports
+        .iter()
+        .filter(|r| r.kind == kind && !matches!(r.status, StageStatus::Skipped { .. }))
+        .collect();
+    (!ran.is_empty()).then(|| ran.iter().all(|r| r.status == StageStatus::Passed))
+}
+
+/// The weight of each check in the confidence score (the original's).
+fn weight(kind: FailureKind) -> Option<f64> {
+    match kind {
+        FailureKind::Syntax | FailureKind::Type => Some(0.2),
+        FailureKind::Lint => Some(0.1),
+        FailureKind::Test => Some(0.3),
+        FailureKind::Semantic => Some(0.2),
+        _ => None,
+    }
+}
+
+/// Adds stage reports up into a verification result.
+pub fn summarize(reports: &[StageReport]) -> NewVerificationResult {
+    let syntax = outcome(reports, FailureKind::Syntax);
+    let types = outcome(reports, FailureKind::Type);
+    let lint = outcome(reports, FailureKind::Lint);
+    let tests = outcome(reports, FailureKind::Test);
+    let test_reports = || {
+        reports
+            .iter()
+            .filter(|r| r.kind == FailureKind::Test && r.tests_total.is_some())
+    };
+    let tests_total = test_reports()
+        .map(|r| r.tests_total.unwrap_or(0))
+        .reduce(|a, b| a + b);
+    let tests_failed = test_reports()
+        .map(|r| r.tests_failed.unwrap_or(0))
+        .reduce(|a, b| a + b);
+    let semantic: Vec<&StageReport> = reports
+        .iter()
+        .filter(|r| r.kind == FailureKind::Semantic && r.score.is_some())
+        .collect();
+    let semantic_score = (!semantic.is_empty())
+        .then(|| semantic.iter().filter_map(|r| r.score).sum::<f64>() / semantic.len() as f64);
+    let semantic_explanation = semantic
+        .iter()
+        .flat_map(|r| r.failures.iter())
+        .map(|f| f.message.clone())
+        .next();
+
+    // A pass needs at least one check that ran and no check that failed; the semantic
+    // review only advises.
+    let deciding = || reports.iter().filter(|r| r.kind != FailureKind::Semantic);
+    let any_ran = deciding().any(|r| r.status == StageStatus::Passed);
+    let any_failed = deciding().any(|r| r.status == StageStatus::Failed);
+    let passed = any_ran && !any_failed;
+
+    let mut weighted = 0.0;
+    let mut total_weight = 0.0;
+    for (kind, value) in [
+        (FailureKind::Syntax, syntax.map(f64::from_bool)),
+        (FailureKind::Type, types.map(f64::from_bool)),
+        (FailureKind::Lint, lint.map(f64::from_bool)),
+        (
+            FailureKind::Test,
+            tests.map(|ok| test_rate(ok, tests_total, tests_failed)),
+        ),
+        (FailureKind::Semantic, semantic_score),
+    ] {
+        if let (Some(value), Some(weight)) = (value, weight(kind)) {
+            weighted += weight * value.clamp(0.0, 1.0);
+            total_weight += weight;
+        }
+    }
+    let confidence = if total_weight > 0.0 {
+        (weighted / total_weight * 100.0).round() / 100.0
+    } else {
+        0.0
+    };
+
+    let failures = deciding()
+        .flat_map(|r| r.failures.iter().cloned())
+        .collect();
+    NewVerificationResult {
+        passed,
+        confidence_score: confidence,
+        syntax_passed: syntax,
+        types_passed: types,
+        lint_passed: lint,
+        tests_passed: tests,
+        tests_total,
+        tests_failed,
+        semantic_score,
+        semantic_explanation,
+        failures,
+        recommendations: recommendations(reports, any_ran, semantic_score),
+    }
+}
+
+/// The share of tests that passed; all or nothing when no counts were reported.
+fn test_rate(passed: bool, total: Option<u32>, failed: Option<u32>) -> f64 {
+    match (total, failed) {
+        (Some(total), Some(failed)) if total > 0 => {
+            f64::from(total.saturating_sub(failed)) / f64::from(total)
+        }
+        _ => f64::from_bool(passed),
+    }
+}
+
+trait FromBool {
+    fn from_bool(value: bool) -> Self;
+}
+
+impl FromBool for f64 {
+    fn from_bool(value: bool) -> Self {
+        if value { 1.0 } else { 0.0 }
+    }
+}
+
+fn recommendations(reports: &[StageReport], any_ran: bool, semantic: Option<f64>) -> Vec<String> {
+    let mut advice = Vec::new();
+    if !any_ran {
+        advice.push(
+            "No check could run on this change (see each stage's reason); it is not verified"
+                .to_owned(),
+        );
+    }
+    for (kind, text) in [
+        (FailureKind::Syntax, "Fix syntax errors before proceeding"),
+        (FailureKind::Type, "Resolve type errors"),
+        (FailureKind::Lint, "Fix lint errors"),
+        (FailureKind::Test, "Fix failing tests"),
+        (
+            FailureKind::Timeout,
+            "A check ran out of time: make it faster or raise its timeout",
+        ),
+        (
+            FailureKind::Policy,
+            "Keep the change within the task's locked paths and limits",
+        ),
+    ] {
+        if reports
+            .iter()
+            .any(|r| r.kind == kind && r.status == StageStatus::Failed)
+        {
+            advice.push(text.to_owned());
+        }
+    }
+    if semantic.is_some_and(|score| score < SEMANTIC_CONCERN) {
+        advice.push("Changes may not fully address the task requirements".to_owned());
+    }
+    advice
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn report(kind: FailureKind, status: StageStatus) -> StageReport {
+        let failures = if status == StageStatus::Failed {
+            vec![VerificationFailure {
+                kind,
+                message: format!("{kind} failed"),
+                file: Some("src/lib.rs".into()),
+                line: Some(3),
+                column: Some(1),
+            }]
+        } else {
+            Vec::new()
+        };
+        StageReport {
+            stage: kind.to_string(),
+            kind,
+            status,
+            failures,
+            tests_total: None,
+            tests_failed: None,
+            score: None,
+            duration: Duration::ZERO,
+        }
+    }
+
+    fn skipped() -> StageStatus {
+        StageStatus::Skipped {
+            reason: "not installed".into(),
+        }
+    }
+
+    #[test]
+    fn everything_passing_is_full_confidence() {
+        let mut tests = report(FailureKind::Test, StageStatus::Passed);
+        tests.tests_total = Some(10);
+        tests.tests_failed = Some(0);
+        let result = summarize(&[
+            report(FailureKind::Syntax, StageStatus::Passed),
+            report(FailureKind::Type, StageStatus::Passed),
+            report(FailureKind::Lint, StageStatus::Passed),
+            tests,
+        ]);
+        assert!(result.passed);
+        assert_eq!(result.confidence_score, 1.0);
+        assert_eq!(result.tests_total, Some(10));
+        assert!(result.failures.is_empty() && result.recommendations.is_empty());
+        result.validate().unwrap();
+    }
+
+    #[test]
+    fn weights_are_the_originals_renormalized_over_what_ran() {
+        let mut tests = report(FailureKind::Test, StageStatus::Failed);
+        tests.tests_total = Some(4);
+        tests.tests_failed = Some(1);
+        let mut semantic = report(FailureKind::Semantic, StageStatus::Passed);
+        semantic.score = Some(0.5);
+        let result = summarize(&[
+            report(FailureKind::Syntax, StageStatus::Passed),
+            report(FailureKind::Type, StageStatus::Failed),
+            report(FailureKind::Lint, skipped()),
+            tests,
+            semantic,
+        ]);
+        // (0.2·1 + 0.2·0 + 0.3·0.75 + 0.2·0.5) / (0.2 + 0.2 + 0.3 + 0.2) = 0.525 / 0.9
+        assert_eq!(result.confidence_score, 0.58);
+        assert!(!result.passed);
+        assert_eq!(
+            result.lint_passed, None,
+            "a skipped check is neither passed nor failed"
+        );
+        assert_eq!(
+            (result.types_passed, result.tests_passed),
+            (Some(false), Some(false))
+        );
+        assert_eq!(result.failures.len(), 2);
+        assert!(
+            result
+                .recommendations
+                .contains(&"Resolve type errors".to_owned())
+        );
+        assert!(
+            result
+                .recommendations
+                .contains(&"Changes may not fully address the task requirements".to_owned())
+        );
+    }
+
+    #[test]
+    fn nothing_passes_by_default() {
+        let result = summarize(&[
+            report(FailureKind::Syntax, skipped()),
+            report(FailureKind::Test, skipped()),
+        ]);
+        assert!(!result.passed);
+        assert_eq!(result.confidence_score, 0.0);
+        assert!(result.recommendations[0].contains("No check could run"));
+        assert!(!summarize(&[]).passed);
+    }
+
+    #[test]
+    fn the_semantic_review_only_advises() {
+        let mut semantic = report(FailureKind::Semantic, StageStatus::Failed);
+        semantic.score = Some(0.2);
+        let result = summarize(&[report(FailureKind::Syntax, StageStatus::Passed), semantic]);
+        assert!(result.passed, "a low review score does not fail the change");
+        assert_eq!(result.semantic_score, Some(0.2));
+        assert_eq!(
+            result.semantic_explanation.as_deref(),
+            Some("semantic failed")
+        );
+        assert!(result.failures.is_empty());
+    }
+
+    #[derive(Debug)]
+    struct Broken;
+
+    #[async_trait::async_trait]
+    impl Verifier for Broken {
+        fn name(&self) -> &str {
+            "broken"
+        }
+
+        async fn verify(&self, _: &VerificationInput) -> orchestrator_core::Result<StageReport> {
+            Err(orchestrator_core::Error::backend("disk on fire"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_verifier_is_a_failed_check() {
+        let pipeline = Pipeline::new().with(Broken);
+        assert_eq!(pipeline.stages(), ["broken"]);
+        let input = VerificationInput {
+            task_title: "t".into(),
+            task_description: "d".into(),
+            work_dir: std::env::temp_dir(),
+            changed_files: Vec::new(),
+            locked_paths: Vec::new(),
+        };
+        let (reports, result) = pipeline.run(&input).await;
+        assert_eq!(reports[0].status, StageStatus::Failed);
+        assert!(!result.passed);
+        assert!(result.failures[0].message.contains("disk on fire"));
+    }
+}
