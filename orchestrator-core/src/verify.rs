@@ -22,6 +22,9 @@ pub struct VerificationInput {
     pub changed_files: Vec<String>,
     /// Paths the task holds locks on.
     pub locked_paths: Vec<String>,
+    /// The commit the attempt started from, where known: verifiers that look at the
+    /// change itself (line ranges, insertions) compare the working tree with it.
+    pub base_commit: Option<String>,
 }
 
 /// Whether a stage passed. Nothing passes by default: a check that could not run is

@@ -364,6 +364,7 @@ mod tests {
             work_dir: std::env::temp_dir(),
             changed_files: Vec::new(),
             locked_paths: Vec::new(),
+            base_commit: None,
         };
         let (reports, result) = pipeline.run(&input).await;
         assert_eq!(reports[0].status, StageStatus::Failed);

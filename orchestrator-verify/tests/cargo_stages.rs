@@ -27,6 +27,7 @@ fn input(dir: &Path) -> VerificationInput {
         work_dir: dir.to_owned(),
         changed_files: vec!["src/lib.rs".into()],
         locked_paths: Vec::new(),
+        base_commit: None,
     }
 }
 

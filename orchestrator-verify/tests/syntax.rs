@@ -1,11 +1,12 @@
 //! The syntax stage on a fixture repository: a valid and a broken file per language, the
 //! change set from git2 feeding the stage, and its limits.
 
-use std::fs;
-use std::path::Path;
+mod common;
+
 use std::time::Duration;
 
-use git2::{IndexAddOption, Repository, Signature};
+use common::{commit_all, write};
+use git2::Repository;
 use orchestrator_core::model::FailureKind;
 use orchestrator_core::verify::{StageStatus, VerificationInput, Verifier};
 use orchestrator_verify::syntax::{ParseProblem, SourceLanguage, check_source};
@@ -138,22 +139,6 @@ const VALID: &[(&str, &str)] = &[
     ("bin/ok.sh", "if [ -f x ]; then\n  echo hi\nfi\n"),
 ];
 
-fn commit_all(repo: &Repository) {
-    let mut index = repo.index().unwrap();
-    index.add_all(["*"], IndexAddOption::DEFAULT, None).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let signature = Signature::now("test", "test@example.com").unwrap();
-    repo.commit(Some("HEAD"), &signature, &signature, "base", &tree, &[])
-        .unwrap();
-}
-
-fn write(root: &Path, path: &str, content: &str) {
-    let full = root.join(path);
-    fs::create_dir_all(full.parent().unwrap()).unwrap();
-    fs::write(full, content).unwrap();
-}
-
 #[tokio::test]
 async fn every_language_reports_the_exact_place_of_its_mistake() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,6 +159,7 @@ async fn every_language_reports_the_exact_place_of_its_mistake() {
         work_dir: dir.path().to_owned(),
         changed_files: changes.present_paths().map(str::to_owned).collect(),
         locked_paths: Vec::new(),
+        base_commit: None,
     };
     let report = SyntaxVerifier::default().verify(&input).await.unwrap();
     assert_eq!(report.status, StageStatus::Failed);
@@ -215,6 +201,7 @@ async fn a_change_without_parsable_files_is_skipped_not_passed() {
         work_dir: dir.path().to_owned(),
         changed_files: vec!["notes.txt".into(), "gone.rs".into()],
         locked_paths: Vec::new(),
+        base_commit: None,
     };
     let report = SyntaxVerifier::default().verify(&input).await.unwrap();
     assert!(
