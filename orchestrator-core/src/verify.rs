@@ -55,6 +55,43 @@ pub struct StageReport {
     pub duration: Duration,
 }
 
+impl StageReport {
+    /// A report without test counts or a score.
+    pub fn new(
+        stage: &str,
+        kind: FailureKind,
+        status: StageStatus,
+        failures: Vec<VerificationFailure>,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            stage: stage.to_owned(),
+            kind,
+            status,
+            failures,
+            tests_total: None,
+            tests_failed: None,
+            score: None,
+            duration,
+        }
+    }
+
+    /// Passed without failures, failed with them.
+    pub fn judged(
+        stage: &str,
+        kind: FailureKind,
+        failures: Vec<VerificationFailure>,
+        duration: Duration,
+    ) -> Self {
+        let status = if failures.is_empty() {
+            StageStatus::Passed
+        } else {
+            StageStatus::Failed
+        };
+        Self::new(stage, kind, status, failures, duration)
+    }
+}
+
 /// One check of a change.
 ///
 /// Contract: a failing check is an `Ok` report with [`StageStatus::Failed`] and structured

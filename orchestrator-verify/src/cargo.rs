@@ -80,16 +80,13 @@ impl Verifier for CargoVerifier {
 
     async fn verify(&self, input: &VerificationInput) -> orchestrator_core::Result<StageReport> {
         let started = Instant::now();
-        let mut report = StageReport {
-            stage: self.name().to_owned(),
-            kind: self.kind(),
-            status: StageStatus::Passed,
-            failures: Vec::new(),
-            tests_total: None,
-            tests_failed: None,
-            score: None,
-            duration: Duration::ZERO,
-        };
+        let mut report = StageReport::new(
+            self.name(),
+            self.kind(),
+            StageStatus::Passed,
+            Vec::new(),
+            Duration::ZERO,
+        );
         if !input.work_dir.join("Cargo.toml").is_file() {
             report.status = skipped("no Cargo.toml in the working tree");
             return Ok(report);

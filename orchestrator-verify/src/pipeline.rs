@@ -45,22 +45,19 @@ impl Pipeline {
             let started = Instant::now();
             let report = match verifier.verify(input).await {
                 Ok(report) => report,
-                Err(err) => StageReport {
-                    stage: verifier.name().to_owned(),
-                    kind: FailureKind::Policy,
-                    status: StageStatus::Failed,
-                    failures: vec![VerificationFailure {
+                Err(err) => StageReport::new(
+                    verifier.name(),
+                    FailureKind::Policy,
+                    StageStatus::Failed,
+                    vec![VerificationFailure {
                         kind: FailureKind::Policy,
                         message: format!("the {} check could not run: {err}", verifier.name()),
                         file: None,
                         line: None,
                         column: None,
                     }],
-                    tests_total: None,
-                    tests_failed: None,
-                    score: None,
-                    duration: started.elapsed(),
-                },
+                    started.elapsed(),
+                ),
             };
             reports.push(report);
         }
@@ -240,16 +237,7 @@ mod tests {
         } else {
             Vec::new()
         };
-        StageReport {
-            stage: kind.to_string(),
-            kind,
-            status,
-            failures,
-            tests_total: None,
-            tests_failed: None,
-            score: None,
-            duration: Duration::ZERO,
-        }
+        StageReport::new(&kind.to_string(), kind, status, failures, Duration::ZERO)
     }
 
     fn skipped() -> StageStatus {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use orchestrator_core::lock::LockPath;
 use orchestrator_core::model::{FailureKind, VerificationFailure};
-use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput, Verifier};
+use orchestrator_core::verify::{StageReport, VerificationInput, Verifier};
 use regex::Regex;
 
 use crate::changes::{ChangeKind, ChangeSet, ChangedFile};
@@ -196,19 +196,11 @@ impl Verifier for PolicyVerifier {
         if self.scan_secrets {
             failures.extend(Self::secrets_in(input, &files));
         }
-        Ok(StageReport {
-            stage: self.name().to_owned(),
-            kind: FailureKind::Policy,
-            status: if failures.is_empty() {
-                StageStatus::Passed
-            } else {
-                StageStatus::Failed
-            },
+        Ok(StageReport::judged(
+            self.name(),
+            FailureKind::Policy,
             failures,
-            tests_total: None,
-            tests_failed: None,
-            score: None,
-            duration: started.elapsed(),
-        })
+            started.elapsed(),
+        ))
     }
 }

@@ -303,15 +303,12 @@ impl Verifier for SyntaxVerifier {
         } else {
             StageStatus::Failed
         };
-        Ok(StageReport {
-            stage: self.name().to_owned(),
-            kind: FailureKind::Syntax,
+        Ok(StageReport::new(
+            self.name(),
+            FailureKind::Syntax,
             status,
             failures,
-            tests_total: None,
-            tests_failed: None,
-            score: None,
-            duration: started.elapsed(),
-        })
+            started.elapsed(),
+        ))
     }
 }
