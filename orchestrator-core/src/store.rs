@@ -94,6 +94,9 @@ pub trait Store: LockManager {
     /// transaction: all of them, or none when any is invalid (the error names its index).
     async fn create_tasks(&self, batch: Vec<NewTask>, now: Timestamp) -> Result<Vec<Task>>;
 
+    /// The tasks among `ids` that exist, in no particular order.
+    async fn get_tasks(&self, ids: &[TaskId]) -> Result<Vec<Task>>;
+
     /// Verification results, log entries and exceptions recorded about each task of
     /// `ids` that exists (tasks with none recorded may be left out).
     async fn task_activity_counts(&self, ids: &[TaskId]) -> Result<Vec<TaskActivityCounts>>;

@@ -68,6 +68,15 @@ struct State {
     setup_tokens: HashMap<String, Timestamp>,
 }
 
+/// The values of `rows` under the distinct keys of `ids` that are present.
+fn existing<K: Eq + std::hash::Hash, V: Clone>(rows: &HashMap<K, V>, ids: &[K]) -> Vec<V> {
+    ids.iter()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .filter_map(|id| rows.get(id).cloned())
+        .collect()
+}
+
 impl InMemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -351,6 +360,11 @@ impl Store for InMemoryStore {
         self.state().task(id).cloned()
     }
 
+    async fn get_tasks(&self, ids: &[TaskId]) -> Result<Vec<Task>> {
+        check_lookup_size(ids)?;
+        Ok(existing(&self.state().tasks, ids))
+    }
+
     async fn task_activity_counts(&self, ids: &[TaskId]) -> Result<Vec<TaskActivityCounts>> {
         check_lookup_size(ids)?;
         let state = self.state();
@@ -493,13 +507,7 @@ impl Store for InMemoryStore {
 
     async fn get_agents(&self, ids: &[AgentId]) -> Result<Vec<Agent>> {
         check_lookup_size(ids)?;
-        let state = self.state();
-        Ok(ids
-            .iter()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .filter_map(|id| state.agents.get(id).cloned())
-            .collect())
+        Ok(existing(&self.state().agents, ids))
     }
 
     async fn list_agents(&self, query: &AgentQuery) -> Result<Page<Agent>> {

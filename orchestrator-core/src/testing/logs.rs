@@ -227,6 +227,14 @@ pub async fn task_activity_is_counted_and_listed_by_task(store: Arc<dyn Store>) 
             .await,
         "ids",
     );
+    let mut tasks = store
+        .get_tasks(&[quiet.id, busy.id, busy.id, TaskId::new()])
+        .await
+        .unwrap();
+    tasks.sort_by_key(|t| t.title.clone());
+    let titles: Vec<&str> = tasks.iter().map(|t| t.title.as_str()).collect();
+    assert_eq!(titles, ["busy", "quiet"]);
+    assert!(store.get_tasks(&[]).await.unwrap().is_empty());
 
     let request = LockRequest {
         holder: first.id,

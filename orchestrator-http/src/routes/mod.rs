@@ -123,44 +123,38 @@ impl From<&Agent> for AgentRef {
     }
 }
 
+/// Sorted, distinct ids.
+fn distinct<T: Ord>(ids: impl Iterator<Item = T>) -> Vec<T> {
+    let mut ids: Vec<T> = ids.collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// The agents among `ids`, by id, in one lookup.
 async fn agents_by_id(
     state: &AppState,
     ids: impl Iterator<Item = AgentId>,
 ) -> ApiResult<HashMap<AgentId, Agent>> {
-    let mut ids: Vec<AgentId> = ids.collect();
-    ids.sort();
-    ids.dedup();
+    let ids = distinct(ids);
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    Ok(state
-        .store
-        .get_agents(&ids)
-        .await?
-        .into_iter()
-        .map(|agent| (agent.id, agent))
-        .collect())
+    let agents = state.store.get_agents(&ids).await?;
+    Ok(agents.into_iter().map(|agent| (agent.id, agent)).collect())
 }
 
-/// The tasks among `ids`, by id (a handful per page: one lookup each).
+/// The tasks among `ids`, by id, in one lookup.
 async fn tasks_by_id(
     state: &AppState,
     ids: impl Iterator<Item = TaskId>,
 ) -> ApiResult<HashMap<TaskId, Task>> {
-    let mut tasks = HashMap::new();
-    for id in ids {
-        if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(id) {
-            match state.store.get_task(id).await {
-                Ok(task) => {
-                    slot.insert(task);
-                }
-                Err(orchestrator_core::Error::NotFound { .. }) => {}
-                Err(err) => return Err(err.into()),
-            }
-        }
+    let ids = distinct(ids);
+    if ids.is_empty() {
+        return Ok(HashMap::new());
     }
-    Ok(tasks)
+    let tasks = state.store.get_tasks(&ids).await?;
+    Ok(tasks.into_iter().map(|task| (task.id, task)).collect())
 }
 
 /// The routes a client is pointed to when it asks for one that does not exist.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{Data, ok};
+use super::{Data, ok, tasks_by_id};
 use crate::auth::{authenticate_runner, bearer_token};
 use crate::error::{ApiError, ApiResult, Denied, ErrorEnvelope, WriteErrors};
 use crate::extract::{Json, Params};
@@ -150,21 +150,25 @@ async fn status(
 ) -> ApiResult<HttpResponse> {
     let session = runner_session(&state, &req, params.text("runnerToken")).await?;
     let slots = session_slots(&state, session.id).await?;
-    let mut active_agents = Vec::new();
-    for agent in slots.into_iter().filter(|a| a.current_task_id.is_some()) {
-        let current_task = match agent.current_task_id {
-            Some(id) => state.store.get_task(id).await.ok().map(|task| TaskTitle {
-                id: task.id,
-                title: task.title,
-            }),
-            None => None,
-        };
-        active_agents.push(ActiveAgent {
+    let busy: Vec<Agent> = slots
+        .into_iter()
+        .filter(|a| a.current_task_id.is_some())
+        .collect();
+    let tasks = tasks_by_id(&state, busy.iter().filter_map(|a| a.current_task_id)).await?;
+    let active_agents = busy
+        .into_iter()
+        .map(|agent| ActiveAgent {
             id: agent.id,
             status: agent.status,
-            current_task,
-        });
-    }
+            current_task: agent
+                .current_task_id
+                .and_then(|id| tasks.get(&id))
+                .map(|task| TaskTitle {
+                    id: task.id,
+                    title: task.title.clone(),
+                }),
+        })
+        .collect();
     let queued = state
         .store
         .list_tasks(&TaskQuery {

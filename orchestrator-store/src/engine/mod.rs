@@ -454,6 +454,11 @@ impl<D: Dialect> Store for SqlStore<D> {
         .await
     }
 
+    async fn get_tasks(&self, ids: &[TaskId]) -> Result<Vec<Task>> {
+        check_lookup_size(ids)?;
+        read::tasks_by_id::<D>(&mut *self.read().await?, ids).await
+    }
+
     async fn task_activity_counts(&self, ids: &[TaskId]) -> Result<Vec<TaskActivityCounts>> {
         check_lookup_size(ids)?;
         read::task_activity_counts::<D>(&mut *self.read().await?, ids).await

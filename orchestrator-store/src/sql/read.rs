@@ -97,6 +97,21 @@ pub(crate) async fn task<D: Dialect>(
     one::<D, _>(conn, query, task_from_row).await
 }
 
+/// The tasks among `ids` that exist.
+pub(crate) async fn tasks_by_id<D: Dialect>(
+    conn: &mut D::Connection,
+    ids: &[TaskId],
+) -> Result<Vec<Task>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = task_select::<D>();
+    query.push(" WHERE t.id IN (");
+    push_list(&mut query, ids.iter().map(|id| Value::id(*id)).collect());
+    query.push(")");
+    all::<D, _>(conn, query, task_from_row).await
+}
+
 pub(crate) async fn task_by_idempotency_key<D: Dialect>(
     conn: &mut D::Connection,
     key: &str,
