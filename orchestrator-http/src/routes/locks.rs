@@ -106,7 +106,7 @@ struct ForceReleaseBody {
     reason: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PreviousHolder {
     agent_id: AgentId,
@@ -185,12 +185,7 @@ async fn force_release(
     Ok(ok(Released {
         message: "Lock forcibly released",
         file_path,
-        previous_holder: holders.first().map(|h| PreviousHolder {
-            agent_id: h.agent_id,
-            agent_name: h.agent_name.clone(),
-            task_id: h.task_id,
-            task_title: h.task_title.clone(),
-        }),
+        previous_holder: holders.first().cloned(),
         previous_holders: holders,
         exception_id: released.exception.id,
     }))
