@@ -1,17 +1,24 @@
 //! Verification of an agent's change: pipelines of
 //! [`Verifier`](orchestrator_core::Verifier)s — syntax checks with tree-sitter, change
-//! sets from git2, and the type, lint and test commands of each ecosystem.
+//! sets from git2, the diff policy, and the type, lint and test commands of each
+//! ecosystem, detected per tree and adjustable through `orchestrator.toml`.
 
-pub mod cargo;
 pub mod changes;
+pub mod check;
 pub mod command;
+pub mod config;
+pub mod detect;
+pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod syntax;
 
-pub use cargo::{CargoStage, CargoVerifier};
 pub use changes::{ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange};
+pub use check::CommandCheck;
+pub use config::{CONFIG_FILE, ConfigError, VerifyConfig};
+pub use detect::detect_checks;
 pub use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput};
+pub use output::OutputFormat;
 pub use pipeline::{Pipeline, summarize};
 pub use policy::PolicyVerifier;
 pub use syntax::{SourceLanguage, SyntaxLimits, SyntaxVerifier};

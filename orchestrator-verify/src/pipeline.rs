@@ -3,11 +3,15 @@
 //! failures, recommendations, and a confidence score weighted 0.2 syntax, 0.2 types,
 //! 0.1 lint, 0.3 tests, 0.2 semantic — renormalized over the checks that ran.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use orchestrator_core::model::{FailureKind, NewVerificationResult, VerificationFailure};
 use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput, Verifier};
+
+use crate::config::{ConfigError, VerifyConfig};
+use crate::syntax::SyntaxVerifier;
 
 /// A semantic score below this is reported as a concern (it never fails the change).
 const SEMANTIC_CONCERN: f64 = 0.7;
@@ -27,6 +31,20 @@ impl Pipeline {
     pub fn with(mut self, verifier: impl Verifier) -> Self {
         self.verifiers.push(Arc::new(verifier));
         self
+    }
+
+    /// The standard pipeline for the tree at `work_dir`: syntax, the diff policy, then
+    /// the detected type, lint and test checks, all as `orchestrator.toml` (read at
+    /// `base_commit` when given) adjusts them.
+    pub fn for_project(work_dir: &Path, base_commit: Option<&str>) -> Result<Self, ConfigError> {
+        let config = VerifyConfig::load(work_dir, base_commit)?;
+        let mut pipeline = Self::new()
+            .with(SyntaxVerifier::default())
+            .with(config.policy());
+        for check in config.checks(work_dir) {
+            pipeline = pipeline.with(check);
+        }
+        Ok(pipeline)
     }
 
     /// The registered verifiers' names, in order.
