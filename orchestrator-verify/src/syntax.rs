@@ -56,7 +56,8 @@ impl SourceLanguage {
         })
     }
 
-    fn grammar(self) -> Language {
+    /// The tree-sitter grammar the stage parses this language with.
+    pub fn grammar(self) -> Language {
         match self {
             Self::Rust => tree_sitter_rust::LANGUAGE.into(),
             Self::TypeScript => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
@@ -216,19 +217,22 @@ impl SyntaxVerifier {
         let queue = Mutex::new(files.iter());
         let results = Mutex::new(Vec::new());
         let workers = self.limits.workers.clamp(1, files.len().max(1));
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    loop {
-                        let next = queue.lock().map(|mut files| files.next().cloned());
-                        let Ok(Some(file)) = next else { break };
-                        let outcome = self.check_file(work_dir, &file);
-                        if let Ok(mut results) = results.lock() {
-                            results.push((file, outcome));
-                        }
-                    }
-                });
+        let work = || {
+            loop {
+                let next = queue.lock().map(|mut files| files.next().cloned());
+                let Ok(Some(file)) = next else { break };
+                let outcome = self.check_file(work_dir, &file);
+                if let Ok(mut results) = results.lock() {
+                    results.push((file, outcome));
+                }
             }
+        };
+        // The calling thread is one of the workers: a single worker spawns nothing.
+        std::thread::scope(|scope| {
+            for _ in 1..workers {
+                scope.spawn(work);
+            }
+            work();
         });
         let mut results = results.into_inner().unwrap_or_default();
         results.sort_by(|a, b| a.0.cmp(&b.0));
