@@ -46,25 +46,11 @@ wire_enum!(
 pub struct RetryStrategy {
     pub should_retry: bool,
     /// Wait before the task becomes claimable again.
-    #[serde(with = "millis")]
+    #[serde(with = "crate::time::millis")]
     pub delay: Duration,
     /// Retries allowed for this class (counted by the task's retry counter).
     pub max_attempts: u32,
     pub requires_human_review: bool,
-}
-
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
 }
 
 /// The strategy for every failure class.

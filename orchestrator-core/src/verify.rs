@@ -30,6 +30,7 @@ pub struct VerificationInput {
 /// Whether a stage passed. Nothing passes by default: a check that could not run is
 /// skipped, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StageStatus {
     Passed,
@@ -39,6 +40,7 @@ pub enum StageStatus {
 
 /// What one verifier found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StageReport {
     /// The verifier's name.
@@ -52,6 +54,8 @@ pub struct StageReport {
     pub tests_failed: Option<u32>,
     /// A 0..1 score, for stages that grade rather than pass or fail.
     pub score: Option<f64>,
+    #[serde(rename = "durationMs", with = "crate::time::millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub duration: Duration,
 }
 

@@ -1,12 +1,13 @@
 //! What every handler shares: the store, the clock, the credentials and the settings.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use orchestrator_core::retry::RetryPolicy;
 use orchestrator_core::supervisor::{Supervisor, SupervisorConfig};
 use orchestrator_core::{Clock, Store, Timestamp};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::auth::{hash_token, token_matches};
 use crate::cache::ResponseCache;
@@ -35,6 +36,11 @@ pub struct AppState {
     pub cache: ResponseCache,
     /// Per-client request budgets; `None` turns rate limiting off.
     pub rate_limits: Option<Arc<RateLimits>>,
+    /// Canonical directories under which `POST /api/verify` may run checks on the
+    /// server; empty turns server-side verification off.
+    pub verify_roots: Vec<PathBuf>,
+    /// One server-side verification at a time: checks use every core.
+    pub verify_slot: Arc<Semaphore>,
     /// Turns true when the server begins to shut down; event streams end on it.
     shutdown: watch::Sender<bool>,
 }
@@ -65,8 +71,27 @@ impl AppState {
             cors_origins: Vec::new(),
             cache: ResponseCache::default(),
             rate_limits: Some(Arc::new(RateLimits::new(RateLimitConfig::default()))),
+            verify_roots: Vec::new(),
+            verify_slot: Arc::new(Semaphore::new(1)),
             shutdown: watch::Sender::new(false),
         }
+    }
+
+    /// Lets `POST /api/verify` run checks in directories under `roots`, which must
+    /// exist; they are kept canonical (symlinks resolved).
+    pub fn with_verify_roots(mut self, roots: &[PathBuf]) -> Result<Self, String> {
+        self.verify_roots = roots
+            .iter()
+            .map(|root| match std::fs::canonicalize(root) {
+                Ok(canonical) if canonical.is_dir() => Ok(canonical),
+                Ok(_) => Err(format!("verify root {} is not a directory", root.display())),
+                Err(err) => Err(format!(
+                    "verify root {} cannot be used: {err}",
+                    root.display()
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self)
     }
 
     /// Sets the request budgets, or turns rate limiting off with `None`.

@@ -270,6 +270,12 @@ async fn evidence_is_recorded_and_failed_tasks_retry_by_policy() {
             .set_json(json!({ "taskId": task, "workingDir": "/srv" })),
     )
     .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no verify roots: {body}");
+    let (status, body) = send(
+        &app,
+        admin(TestRequest::post().uri("/api/verify")).set_json(json!({ "taskId": task })),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["details"]["field"], "verification");
 

@@ -65,8 +65,10 @@ pub struct ChangeSet {
 }
 
 impl ChangeSet {
-    /// Compares the working tree at `work_dir` (index and untracked files included) with
-    /// the commit `base` names (a sha, a branch, `HEAD~2`, …).
+    /// Compares the files of the working tree at `work_dir` as they are (staged or not,
+    /// untracked ones included, ignored ones left out) with the commit `base` names (a
+    /// sha, a branch, `HEAD~2`, …). What the index says does not matter: a file taken out
+    /// of it but still in the tree is compared by its content.
     pub fn collect(work_dir: &Path, base: &str) -> Result<Self, ChangeSetError> {
         let repo = Repository::open(work_dir).map_err(|source| ChangeSetError::NotARepository {
             path: work_dir.to_owned(),
@@ -91,7 +93,7 @@ impl ChangeSet {
             .show_untracked_content(true)
             .context_lines(0);
         let mut diff = repo
-            .diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut options))
+            .diff_tree_to_workdir(Some(&base_tree), Some(&mut options))
             .map_err(failed)?;
         diff.find_similar(Some(
             DiffFindOptions::new()
@@ -306,6 +308,19 @@ mod tests {
         assert_eq!(untracked.changed_lines, [LineRange { start: 1, end: 1 }]);
         assert_eq!(file(&set, "src/committed.rs").kind, ChangeKind::Added);
         assert!(!set.present_paths().any(|p| p == "docs/gone.md"));
+    }
+
+    #[test]
+    fn a_file_taken_out_of_the_index_is_judged_by_its_content() {
+        let (dir, repo) = repository(&[("app/main.py", b"def main():\n    return 1\n")]);
+        let mut index = repo.index().unwrap();
+        index.remove_path(Path::new("app/main.py")).unwrap();
+        index.write().unwrap();
+        fs::write(dir.path().join("app/main.py"), "def main(:\n    return 1\n").unwrap();
+        let set = ChangeSet::collect(dir.path(), "HEAD").unwrap();
+        let main = file(&set, "app/main.py");
+        assert_eq!(main.kind, ChangeKind::Modified);
+        assert_eq!(main.changed_lines, [LineRange { start: 1, end: 1 }]);
     }
 
     #[test]

@@ -136,7 +136,9 @@ pub fn summarize(reports: &[StageReport]) -> NewVerificationResult {
     // A pass needs at least one check that ran and no check that failed; the semantic
     // review only advises.
     let deciding = || reports.iter().filter(|r| r.kind != FailureKind::Semantic);
-    let any_ran = deciding().any(|r| r.status == StageStatus::Passed);
+    // A policy that passes says nothing about whether the code works: a pass needs a
+    // syntax, type, lint or test check that ran.
+    let any_ran = [syntax, types, lint, tests].iter().any(Option::is_some);
     let any_failed = deciding().any(|r| r.status == StageStatus::Failed);
     let passed = any_ran && !any_failed;
 
@@ -330,6 +332,14 @@ mod tests {
         assert_eq!(result.confidence_score, 0.0);
         assert!(result.recommendations[0].contains("No check could run"));
         assert!(!summarize(&[]).passed);
+        let only_policy = summarize(&[
+            report(FailureKind::Syntax, skipped()),
+            report(FailureKind::Policy, StageStatus::Passed),
+        ]);
+        assert!(
+            !only_policy.passed,
+            "a passing policy alone verifies nothing"
+        );
     }
 
     #[test]

@@ -73,6 +73,16 @@ struct Args {
     )]
     cors_origins: Vec<String>,
 
+    /// A directory under which `POST /api/verify` may run a project's checks on this
+    /// machine (symlinks resolved); repeat for more. Without any, it only records
+    /// evidence produced elsewhere.
+    #[arg(
+        long = "verify-root",
+        env = "ORCHESTRATOR_VERIFY_ROOTS",
+        value_delimiter = ','
+    )]
+    verify_roots: Vec<PathBuf>,
+
     /// Log format.
     #[arg(
         long,
@@ -269,8 +279,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let admin = resolve_admin_token(args.admin_token.as_deref(), store.as_ref(), clock.as_ref())
         .await
         .context("cannot settle the admin token")?;
-    let mut state =
-        AppState::new(store, clock, admin.hash(), public_url).with_rate_limits(rate_limits);
+    let mut state = AppState::new(store, clock, admin.hash(), public_url)
+        .with_rate_limits(rate_limits)
+        .with_verify_roots(&args.verify_roots)
+        .map_err(|err| anyhow::anyhow!("{err} (--verify-root / ORCHESTRATOR_VERIFY_ROOTS)"))?;
     state.cors_origins = cors_origins;
     if let Some(secret) = &args.cron_secret {
         state = state.with_cron_secret(secret.trim());

@@ -76,7 +76,7 @@ impl Modify for BearerTokens {
         locks::force_release,
         locks::check_locks,
         dashboard::stats,
-        verify::record,
+        verify::verify,
         verify::results,
         connect::mint_setup_token,
         connect::exchange_setup_token,

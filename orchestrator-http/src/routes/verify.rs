@@ -1,12 +1,18 @@
-//! `/api/verify`: verification evidence per task. Verification itself runs on runners,
-//! in the task's worktree; this route records evidence produced elsewhere (a CI system,
-//! a person) and lists what was recorded.
+//! `/api/verify`: verification evidence per task. Runners verify in the task's worktree
+//! and report with their completion; this route records evidence produced elsewhere (a CI
+//! system, a person), or — as the original did — runs the checks in a directory on the
+//! server, limited to the directories under the server's `--verify-root` paths.
+
+use std::path::{Path, PathBuf};
 
 use actix_web::{HttpResponse, web};
 use orchestrator_core::ids::TaskId;
+use orchestrator_core::lock::LockQuery;
 use orchestrator_core::model::{
     NewVerificationResult, Task, TaskStatus, VerificationResult, VerificationStatus,
 };
+use orchestrator_core::verify::{StageReport, VerificationInput};
+use orchestrator_verify::{ChangeSet, ChangeSetError, Pipeline};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -17,7 +23,7 @@ use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/verify").route(web::post().to(record)))
+    cfg.service(web::resource("/verify").route(web::post().to(verify)))
         .service(web::resource("/verify/{taskId}").route(web::get().to(results)));
 }
 
@@ -45,11 +51,16 @@ impl From<&Task> for VerifiedTask {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RecordBody {
+struct VerifyBody {
     task_id: TaskId,
-    /// The original's server directory to verify in; verification runs on runners.
-    #[serde(rename = "workingDir")]
-    _working_dir: Option<String>,
+    /// An absolute directory on the server, under one of its `--verify-root` paths, to
+    /// run the checks in (its symlinks are resolved before the check).
+    working_dir: Option<String>,
+    /// What the directory's change is compared with: a commit, branch or `HEAD~n`
+    /// (default `HEAD`, that is its uncommitted changes). The directory's
+    /// `orchestrator.toml` is read at this commit.
+    base_commit: Option<String>,
+    /// Evidence produced elsewhere, recorded as given (instead of `workingDir`).
     verification: Option<NewVerificationResult>,
 }
 
@@ -58,42 +69,55 @@ struct RecordBody {
 struct Recorded {
     verification_result: VerificationResult,
     task: VerifiedTask,
+    /// What each check found, when the checks ran here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stages: Option<Vec<StageReport>>,
 }
 
 #[utoipa::path(
     post,
     path = "/api/verify",
     tag = "verification",
-    summary = "Record verification evidence produced elsewhere",
-    request_body = RecordBody,
+    summary = "Verify a task's change in a server directory, or record evidence produced elsewhere",
+    request_body = VerifyBody,
     responses(
         (status = 200, description = "Recorded", body = Data<Recorded>),
         WriteErrors,
     ),
     security(("admin" = [])),
 )]
-async fn record(
+async fn verify(
     _: Admin,
     state: web::Data<AppState>,
-    Json(body): Json<RecordBody>,
+    Json(body): Json<VerifyBody>,
 ) -> ApiResult<HttpResponse> {
-    let Some(verification) = body.verification else {
-        return Err(ApiError::invalid(
-            "verification",
-            "is required: verification runs on the runner in the task's worktree; send \
-             evidence produced elsewhere here, or retry the task to have a runner verify it",
-        ));
-    };
     let task = state.store.get_task(body.task_id).await?;
-    if !matches!(
-        task.status,
-        TaskStatus::InProgress | TaskStatus::Verifying | TaskStatus::Failed
-    ) {
-        return Err(ApiError::conflict(format!(
-            "Cannot verify task with status {}. Allowed: IN_PROGRESS, VERIFYING, FAILED",
-            task.status
-        )));
-    }
+    let (verification, stages) = match (body.verification, body.working_dir) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give either workingDir (to verify here) or verification (evidence produced \
+                 elsewhere), not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "verification",
+                "is required, or workingDir: send evidence produced elsewhere, or a \
+                 directory under the server's --verify-root to verify in",
+            ));
+        }
+        (Some(verification), None) => {
+            check_verifiable(&task)?;
+            (verification, None)
+        }
+        (None, Some(working_dir)) => {
+            let dir = resolve_working_dir(&state.verify_roots, &working_dir)?;
+            check_verifiable(&task)?;
+            let base = body.base_commit.unwrap_or_else(|| "HEAD".to_owned());
+            let (reports, result) = run_checks(&state, &task, dir, base).await?;
+            (result, Some(reports))
+        }
+    };
     let result = state
         .store
         .record_verification(body.task_id, verification, state.now())
@@ -102,7 +126,104 @@ async fn record(
     Ok(ok(Recorded {
         verification_result: result,
         task: VerifiedTask::from(&task),
+        stages,
     }))
+}
+
+fn check_verifiable(task: &Task) -> ApiResult<()> {
+    if matches!(
+        task.status,
+        TaskStatus::InProgress | TaskStatus::Verifying | TaskStatus::Failed
+    ) {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(format!(
+            "Cannot verify task with status {}. Allowed: IN_PROGRESS, VERIFYING, FAILED",
+            task.status
+        )))
+    }
+}
+
+/// `requested` with its symlinks resolved, if that lies under one of `roots`.
+fn resolve_working_dir(roots: &[PathBuf], requested: &str) -> ApiResult<PathBuf> {
+    if roots.is_empty() {
+        return Err(ApiError::forbidden(
+            "verifying in a server directory is off: start the server with --verify-root DIR \
+             to allow directories under DIR",
+        ));
+    }
+    let path = Path::new(requested);
+    if !path.is_absolute() {
+        return Err(ApiError::invalid("workingDir", "must be an absolute path"));
+    }
+    let canonical = std::fs::canonicalize(path)
+        .map_err(|err| ApiError::invalid("workingDir", format!("cannot be resolved: {err}")))?;
+    if !canonical.is_dir() {
+        return Err(ApiError::invalid("workingDir", "is not a directory"));
+    }
+    if !roots.iter().any(|root| canonical.starts_with(root)) {
+        let allowed: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        return Err(ApiError::forbidden(format!(
+            "workingDir resolves to {}, which is outside the verify roots ({})",
+            canonical.display(),
+            allowed.join(", ")
+        )));
+    }
+    Ok(canonical)
+}
+
+/// Runs the project's pipeline in `dir` against `base`, one verification at a time.
+async fn run_checks(
+    state: &AppState,
+    task: &Task,
+    dir: PathBuf,
+    base: String,
+) -> ApiResult<(Vec<StageReport>, NewVerificationResult)> {
+    let locks = LockQuery {
+        task_id: Some(task.id),
+        ..LockQuery::default()
+    };
+    let locked_paths = state
+        .store
+        .list_locks(&locks, state.now())
+        .await?
+        .into_iter()
+        .map(|lock| lock.file_path)
+        .collect();
+    let _slot = state
+        .verify_slot
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
+    let prepared = {
+        let dir = dir.clone();
+        web::block(move || -> Result<_, ApiError> {
+            let changes = match ChangeSet::collect(&dir, &base) {
+                Ok(changes) => Some(changes),
+                Err(ChangeSetError::NotARepository { .. }) => None,
+                Err(err) => return Err(ApiError::invalid("baseCommit", err)),
+            };
+            // Outside git there is no base to read the settings at: the tree's own.
+            let base = changes.as_ref().map(|_| base);
+            let pipeline = Pipeline::for_project(&dir, base.as_deref())
+                .map_err(|err| ApiError::invalid("workingDir", err))?;
+            Ok((changes, base, pipeline))
+        })
+        .await
+        .map_err(ApiError::internal)?
+    };
+    let (changes, base, pipeline) = prepared?;
+    let input = VerificationInput {
+        task_title: task.title.clone(),
+        task_description: task.description.clone(),
+        work_dir: dir,
+        changed_files: changes
+            .map(|c| c.present_paths().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        locked_paths,
+        base_commit: base,
+    };
+    Ok(pipeline.run(&input).await)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
