@@ -70,39 +70,12 @@ impl ChangeSet {
     /// sha, a branch, `HEAD~2`, …). What the index says does not matter: a file taken out
     /// of it but still in the tree is compared by its content.
     pub fn collect(work_dir: &Path, base: &str) -> Result<Self, ChangeSetError> {
-        let repo = Repository::open(work_dir).map_err(|source| ChangeSetError::NotARepository {
-            path: work_dir.to_owned(),
-            source,
-        })?;
-        let base_tree = repo
-            .revparse_single(base)
-            .and_then(|object| object.peel_to_tree())
-            .map_err(|source| ChangeSetError::UnknownBase {
-                base: base.to_owned(),
-                path: work_dir.to_owned(),
-                source,
-            })?;
+        let repo = open(work_dir)?;
+        let diff = diff_against(&repo, base, 0, work_dir)?;
         let failed = |source| ChangeSetError::Diff {
             path: work_dir.to_owned(),
             source,
         };
-        let mut options = DiffOptions::new();
-        options
-            .include_untracked(true)
-            .recurse_untracked_dirs(true)
-            .show_untracked_content(true)
-            .context_lines(0);
-        let mut diff = repo
-            .diff_tree_to_workdir(Some(&base_tree), Some(&mut options))
-            .map_err(failed)?;
-        diff.find_similar(Some(
-            DiffFindOptions::new()
-                .renames(true)
-                .for_untracked(true)
-                .renames_from_rewrites(true),
-        ))
-        .map_err(failed)?;
-
         let mut files: Vec<ChangedFile> = Vec::new();
         for (index, delta) in diff.deltas().enumerate() {
             let kind = match delta.status() {
@@ -163,6 +136,93 @@ impl ChangeSet {
             .filter(|file| file.kind != ChangeKind::Deleted)
             .map(|file| file.path.as_str())
     }
+}
+
+/// The change as a unified diff (three lines of context, binary files named only), cut
+/// at `max_bytes`; the flag tells whether it was cut.
+pub fn patch_text(
+    work_dir: &Path,
+    base: &str,
+    max_bytes: usize,
+) -> Result<(String, bool), ChangeSetError> {
+    let repo = open(work_dir)?;
+    let diff = diff_against(&repo, base, 3, work_dir)?;
+    let mut text = String::new();
+    let mut cut = false;
+    let printed = diff.print(git2::DiffFormat::Patch, |_, _, line| {
+        let prefix = match line.origin() {
+            origin @ ('+' | '-' | ' ') => Some(origin),
+            _ => None,
+        };
+        let content = String::from_utf8_lossy(line.content());
+        text.extend(prefix);
+        let room = max_bytes.saturating_sub(text.len());
+        if content.len() <= room {
+            text.push_str(&content);
+            return true;
+        }
+        let mut end = room;
+        while !content.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.push_str(&content[..end]);
+        cut = true;
+        false
+    });
+    // Stopping early is how the cap ends the walk, not a failure.
+    if !cut {
+        printed.map_err(|source| ChangeSetError::Diff {
+            path: work_dir.to_owned(),
+            source,
+        })?;
+    }
+    Ok((text, cut))
+}
+
+fn open(work_dir: &Path) -> Result<Repository, ChangeSetError> {
+    Repository::open(work_dir).map_err(|source| ChangeSetError::NotARepository {
+        path: work_dir.to_owned(),
+        source,
+    })
+}
+
+/// The working tree's files against the commit `base` names, renames found, with
+/// `context` lines around each change.
+fn diff_against<'r>(
+    repo: &'r Repository,
+    base: &str,
+    context: u32,
+    work_dir: &Path,
+) -> Result<git2::Diff<'r>, ChangeSetError> {
+    let base_tree = repo
+        .revparse_single(base)
+        .and_then(|object| object.peel_to_tree())
+        .map_err(|source| ChangeSetError::UnknownBase {
+            base: base.to_owned(),
+            path: work_dir.to_owned(),
+            source,
+        })?;
+    let failed = |source| ChangeSetError::Diff {
+        path: work_dir.to_owned(),
+        source,
+    };
+    let mut options = DiffOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .show_untracked_content(true)
+        .context_lines(context);
+    let mut diff = repo
+        .diff_tree_to_workdir(Some(&base_tree), Some(&mut options))
+        .map_err(failed)?;
+    diff.find_similar(Some(
+        DiffFindOptions::new()
+            .renames(true)
+            .for_untracked(true)
+            .renames_from_rewrites(true),
+    ))
+    .map_err(failed)?;
+    Ok(diff)
 }
 
 fn path_text(path: &Path) -> String {

@@ -11,9 +11,10 @@ pub mod detect;
 pub mod output;
 pub mod pipeline;
 pub mod policy;
+pub mod semantic;
 pub mod syntax;
 
-pub use changes::{ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange};
+pub use changes::{ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange, patch_text};
 pub use check::CommandCheck;
 pub use config::{CONFIG_FILE, ConfigError, VerifyConfig};
 pub use detect::detect_checks;
@@ -21,4 +22,5 @@ pub use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput}
 pub use output::OutputFormat;
 pub use pipeline::{Pipeline, summarize};
 pub use policy::PolicyVerifier;
+pub use semantic::{ReviewModel, SemanticVerifier};
 pub use syntax::{SourceLanguage, SyntaxLimits, SyntaxVerifier};
