@@ -1,5 +1,35 @@
 //! The runner as a library: claims tasks, runs an
-//! [`AgentBackend`](orchestrator_core::AgentBackend) in an isolated git worktree, streams
-//! its output, verifies its change and reports back through an orchestrator client.
+//! [`AgentBackend`](orchestrator_core::AgentBackend) in an isolated git worktree per task,
+//! streams its output, verifies its change and reports back through an
+//! [`OrchestratorClient`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use orchestrator_runner::{HttpClient, Runner, Worktrees, backend::ClaudeCode};
+//!
+//! let client = HttpClient::new("http://127.0.0.1:3000", "runner-token")?;
+//! let worktrees = Worktrees::new("/src/app", "/src/app/.orchestrator/worktrees");
+//! Runner::builder(Arc::new(client), Arc::new(ClaudeCode::default()), worktrees)
+//!     .build()
+//!     .run()
+//!     .await?;
+//! # Ok(()) }
+//! ```
 
+pub mod backend;
+pub mod client;
+pub mod http;
+pub mod logs;
+pub mod process;
+pub mod prompt;
+pub mod runner;
+pub mod worktree;
+
+pub use client::{Assignment, AttemptRef, ClientError, Completion, LogLine, OrchestratorClient};
+pub use http::HttpClient;
 pub use orchestrator_core::backend::{AgentOutcome, AgentOutput, AgentOutputSink, AgentRequest};
+pub use runner::{
+    RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl, RunnerError, RunnerEvent,
+};
+pub use worktree::{Workspace, Worktrees};

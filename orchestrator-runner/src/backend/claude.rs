@@ -1,0 +1,321 @@
+//! Claude Code: the `claude` CLI in print mode with `--output-format stream-json`, each
+//! line of its stream turned into a log entry, and the final `result` event deciding
+//! success (not the exit status).
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use orchestrator_core::backend::{
+    AgentBackend, AgentOutcome, AgentOutput, AgentOutputSink, AgentRequest,
+};
+use orchestrator_core::model::{LogType, Usage};
+use serde_json::{Value, json};
+
+use super::tail;
+use crate::process::AgentProcess;
+
+/// Characters of a tool's result kept in a log entry.
+const RESULT_CHARS: usize = 4_000;
+
+/// The tools Claude Code may use without asking, unless configured otherwise.
+pub const DEFAULT_ALLOWED_TOOLS: &str = "Read,Write,Edit,MultiEdit,Glob,Grep,LS,Bash";
+
+/// Runs the `claude` binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaudeCode {
+    /// The binary: a path, or a name looked up on `PATH`.
+    pub binary: PathBuf,
+    /// Passed to `--allowedTools`.
+    pub allowed_tools: String,
+    /// Passed to `--max-turns`.
+    pub max_turns: u32,
+    /// Passed to `--model` when set.
+    pub model: Option<String>,
+    /// Variables for the agent (an API key, a base URL) on top of the runner's.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for ClaudeCode {
+    fn default() -> Self {
+        Self {
+            binary: PathBuf::from("claude"),
+            allowed_tools: DEFAULT_ALLOWED_TOOLS.to_owned(),
+            max_turns: 50,
+            model: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl ClaudeCode {
+    fn argv(&self, prompt: &str) -> Vec<String> {
+        let mut argv: Vec<String> = vec![
+            self.binary.to_string_lossy().into_owned(),
+            "-p".into(),
+            prompt.into(),
+            "--output-format".into(),
+            "stream-json".into(),
+            "--verbose".into(),
+            "--permission-mode".into(),
+            "acceptEdits".into(),
+            "--allowedTools".into(),
+            self.allowed_tools.clone(),
+            "--max-turns".into(),
+            self.max_turns.to_string(),
+        ];
+        if let Some(model) = &self.model {
+            argv.extend(["--model".into(), model.clone()]);
+        }
+        argv
+    }
+}
+
+/// What one line of the stream says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// Entries for the log.
+    Output(Vec<AgentOutput>),
+    /// The closing `result` event.
+    Finished(AgentOutcome),
+}
+
+/// Reads one line of `--output-format stream-json`.
+pub fn parse_stream_line(line: &str) -> StreamEvent {
+    let Ok(event) = serde_json::from_str::<Value>(line) else {
+        return StreamEvent::Output(vec![entry(LogType::Info, line.to_owned(), None)]);
+    };
+    match event["type"].as_str().unwrap_or_default() {
+        "system" => {
+            let model = event["model"].as_str().unwrap_or("unknown model");
+            let subtype = event["subtype"].as_str().unwrap_or("system");
+            StreamEvent::Output(vec![entry(
+                LogType::Info,
+                format!("claude {subtype} ({model})"),
+                Some(json!({ "sessionId": event["session_id"] })),
+            )])
+        }
+        "assistant" => StreamEvent::Output(
+            blocks(&event)
+                .filter_map(|block| match block["type"].as_str()? {
+                    "text" => Some(entry(
+                        LogType::Thinking,
+                        block["text"].as_str()?.to_owned(),
+                        None,
+                    )),
+                    "thinking" => Some(entry(
+                        LogType::Thinking,
+                        block["thinking"].as_str()?.to_owned(),
+                        None,
+                    )),
+                    "tool_use" => Some(entry(
+                        LogType::ToolCall,
+                        describe_tool_call(block),
+                        Some(json!({ "tool": block["name"], "input": block["input"], "id": block["id"] })),
+                    )),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        "user" => StreamEvent::Output(
+            blocks(&event)
+                .filter(|block| block["type"] == "tool_result")
+                .map(|block| {
+                    let failed = block["is_error"].as_bool().unwrap_or(false);
+                    let text: String = result_text(&block["content"])
+                        .chars()
+                        .take(RESULT_CHARS)
+                        .collect();
+                    entry(
+                        if failed { LogType::Error } else { LogType::ToolResult },
+                        text,
+                        Some(json!({ "toolUseId": block["tool_use_id"] })),
+                    )
+                })
+                .collect(),
+        ),
+        "result" => StreamEvent::Finished(outcome(&event)),
+        _ => StreamEvent::Output(Vec::new()),
+    }
+}
+
+fn entry(log_type: LogType, content: String, metadata: Option<Value>) -> AgentOutput {
+    AgentOutput {
+        log_type,
+        content,
+        metadata,
+    }
+}
+
+fn blocks(event: &Value) -> impl Iterator<Item = &Value> {
+    event["message"]["content"].as_array().into_iter().flatten()
+}
+
+/// `Write src/lib.rs`, `Bash cargo test`, or the tool's name.
+fn describe_tool_call(block: &Value) -> String {
+    let name = block["name"].as_str().unwrap_or("tool");
+    let input = &block["input"];
+    let detail = ["file_path", "path", "command", "pattern", "url"]
+        .iter()
+        .find_map(|key| input[*key].as_str());
+    match detail {
+        Some(detail) => format!("{name} {detail}"),
+        None => name.to_owned(),
+    }
+}
+
+/// A tool result's content: a string, or text blocks.
+fn result_text(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|part| part["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    }
+}
+
+fn outcome(event: &Value) -> AgentOutcome {
+    let success = event["subtype"] == "success" && event["is_error"] == false;
+    let usage = &event["usage"];
+    let count = |key: &str| usage[key].as_u64().unwrap_or(0);
+    let text = event["result"].as_str().map(str::to_owned);
+    AgentOutcome {
+        success,
+        summary: text.clone().filter(|_| success),
+        error: (!success).then(|| {
+            let subtype = event["subtype"].as_str().unwrap_or("error");
+            match text {
+                Some(text) if !text.is_empty() => format!("claude ended with {subtype}: {text}"),
+                _ => format!("claude ended with {subtype}"),
+            }
+        }),
+        usage: Usage {
+            input_tokens: count("input_tokens"),
+            output_tokens: count("output_tokens"),
+            cache_read_tokens: count("cache_read_input_tokens"),
+            cache_write_tokens: count("cache_creation_input_tokens"),
+            cost_usd: event["total_cost_usd"].as_f64().unwrap_or(0.0),
+        },
+    }
+}
+
+#[async_trait]
+impl AgentBackend for ClaudeCode {
+    fn name(&self) -> &str {
+        "claude-code"
+    }
+
+    async fn run(
+        &self,
+        request: AgentRequest,
+        sink: &dyn AgentOutputSink,
+    ) -> orchestrator_core::Result<AgentOutcome> {
+        let mut process =
+            AgentProcess::spawn(&self.argv(&request.prompt), &request.work_dir, &self.env)
+                .map_err(|err| {
+                    orchestrator_core::Error::backend(format!(
+                        "`{}` could not be started ({err}); install Claude Code \
+                     (npm install -g @anthropic-ai/claude-code) or give its path with --claude-bin",
+                        self.binary.display()
+                    ))
+                })?;
+        let mut finished = None;
+        let mut stderr = Vec::new();
+        let (mut out_open, mut err_open) = (true, true);
+        while out_open || err_open {
+            tokio::select! {
+                line = process.stdout.next_line(), if out_open => match line {
+                    Ok(Some(line)) if line.trim().is_empty() => {}
+                    Ok(Some(line)) => match parse_stream_line(&line) {
+                        StreamEvent::Output(entries) => entries.into_iter().for_each(|e| sink.emit(e)),
+                        StreamEvent::Finished(outcome) => finished = Some(outcome),
+                    },
+                    _ => out_open = false,
+                },
+                line = process.stderr.next_line(), if err_open => match line {
+                    Ok(Some(line)) => stderr.push(line),
+                    _ => err_open = false,
+                },
+            }
+        }
+        let status = process
+            .wait()
+            .await
+            .map_err(orchestrator_core::Error::backend)?;
+        Ok(finished.unwrap_or_else(|| AgentOutcome {
+            success: false,
+            summary: None,
+            error: Some(format!(
+                "claude ended without a result ({status}): {}",
+                tail(&stderr, 5)
+            )),
+            usage: Usage::default(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outputs(line: &str) -> Vec<AgentOutput> {
+        match parse_stream_line(line) {
+            StreamEvent::Output(entries) => entries,
+            StreamEvent::Finished(outcome) => panic!("unexpected result {outcome:?}"),
+        }
+    }
+
+    #[test]
+    fn stream_lines_become_log_entries() {
+        let init = r#"{"type":"system","subtype":"init","model":"claude-sonnet","session_id":"s1","tools":["Write"]}"#;
+        assert_eq!(outputs(init)[0].content, "claude init (claude-sonnet)");
+
+        let assistant = r#"{"type":"assistant","message":{"content":[{"type":"text","text":"I will add it."},{"type":"tool_use","id":"t1","name":"Write","input":{"file_path":"/w/src/a.rs","content":"x"}}]}}"#;
+        let entries = outputs(assistant);
+        assert_eq!(entries[0].log_type, LogType::Thinking);
+        assert_eq!(entries[1].log_type, LogType::ToolCall);
+        assert_eq!(entries[1].content, "Write /w/src/a.rs");
+
+        let user = r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"File created"}]},{"type":"tool_result","tool_use_id":"t2","content":"no such file","is_error":true}]}}"#;
+        let entries = outputs(user);
+        assert_eq!(
+            (entries[0].log_type, entries[0].content.as_str()),
+            (LogType::ToolResult, "File created")
+        );
+        assert_eq!(entries[1].log_type, LogType::Error);
+
+        assert_eq!(outputs("plain text")[0].log_type, LogType::Info);
+    }
+
+    #[test]
+    fn the_result_event_decides_success_and_carries_usage() {
+        let done = r#"{"type":"result","subtype":"success","is_error":false,"result":"Added a.rs","total_cost_usd":0.0123,"usage":{"input_tokens":100,"output_tokens":20,"cache_read_input_tokens":5,"cache_creation_input_tokens":7}}"#;
+        let StreamEvent::Finished(outcome) = parse_stream_line(done) else {
+            panic!("no result");
+        };
+        assert!(outcome.success);
+        assert_eq!(outcome.summary.as_deref(), Some("Added a.rs"));
+        assert_eq!(
+            (
+                outcome.usage.input_tokens,
+                outcome.usage.output_tokens,
+                outcome.usage.cache_read_tokens,
+                outcome.usage.cache_write_tokens
+            ),
+            (100, 20, 5, 7)
+        );
+        assert!((outcome.usage.cost_usd - 0.0123).abs() < 1e-9);
+
+        let capped = r#"{"type":"result","subtype":"error_max_turns","is_error":true}"#;
+        let StreamEvent::Finished(outcome) = parse_stream_line(capped) else {
+            panic!("no result");
+        };
+        assert!(!outcome.success);
+        assert_eq!(
+            outcome.error.as_deref(),
+            Some("claude ended with error_max_turns")
+        );
+    }
+}

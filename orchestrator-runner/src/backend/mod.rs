@@ -1,0 +1,18 @@
+//! Agent backends: [`ClaudeCode`] runs the `claude` CLI, [`CommandAgent`] any command-line
+//! agent from a template.
+
+mod claude;
+mod command;
+
+pub use claude::{ClaudeCode, DEFAULT_ALLOWED_TOOLS, StreamEvent, parse_stream_line};
+pub use command::{CommandAgent, PROMPT_PLACEHOLDER};
+
+/// The last `count` non-empty lines of `lines`, joined.
+fn tail(lines: &[String], count: usize) -> String {
+    let kept: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    kept[kept.len().saturating_sub(count)..].join("\n")
+}

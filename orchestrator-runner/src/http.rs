@@ -1,0 +1,222 @@
+//! [`OrchestratorClient`] over the orchestrator's HTTP API (`/api/runner/*`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orchestrator_core::coordination::ControlSignal;
+use orchestrator_core::model::TaskStatus;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::client::{Assignment, AttemptRef, ClientError, Completion, LogLine, OrchestratorClient};
+
+/// Slack on top of a claim's wait before the HTTP request itself gives up.
+const CLAIM_SLACK: Duration = Duration::from_secs(15);
+
+/// Time allowed for every other call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A runner's connection to one orchestrator.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    base_url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+/// `{"data": …}`.
+#[derive(Debug, Deserialize)]
+struct Data<T> {
+    data: T,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    code: String,
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Claimed {
+    claims: Vec<Assignment>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HeartbeatAnswer {
+    signal: ControlSignal,
+}
+
+impl HttpClient {
+    /// A client of the orchestrator at `base_url` (scheme, host and port) with a runner
+    /// token.
+    pub fn new(base_url: &str, token: &str) -> Result<Self, ClientError> {
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("agent-orchestrator/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|err| ClientError::Unreachable {
+                url: base_url.clone(),
+                detail: err.to_string(),
+            })?;
+        Ok(Self {
+            base_url,
+            token: token.to_owned(),
+            http,
+        })
+    }
+
+    /// The orchestrator's address.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn unreachable(&self, err: impl std::fmt::Display) -> ClientError {
+        ClientError::Unreachable {
+            url: self.base_url.clone(),
+            detail: err.to_string(),
+        }
+    }
+
+    /// Sends `body` to `path` with the runner token and reads `{"data": T}`.
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(&self.token)
+            .timeout(timeout);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|err| self.unreachable(err))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| self.unreachable(err))?;
+        if status.is_success() {
+            return serde_json::from_slice::<Data<T>>(&bytes)
+                .map(|data| data.data)
+                .map_err(|err| self.unreachable(format!("unexpected answer to {path}: {err}")));
+        }
+        Err(match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+            Ok(envelope) => ClientError::Refused {
+                status: status.as_u16(),
+                code: envelope.error.code,
+                message: envelope.error.message,
+            },
+            Err(_) => ClientError::Refused {
+                status: status.as_u16(),
+                code: status.to_string(),
+                message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+            },
+        })
+    }
+}
+
+/// The lease fields every attempt report carries.
+fn attempt_fields(attempt: AttemptRef) -> serde_json::Map<String, Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("agentId".into(), json!(attempt.agent_id));
+    fields.insert("taskId".into(), json!(attempt.lease.task_id));
+    fields.insert("attempt".into(), json!(attempt.lease.attempt));
+    fields.insert("leaseToken".into(), json!(attempt.lease.lease_token));
+    fields
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[async_trait]
+impl OrchestratorClient for HttpClient {
+    async fn claim(
+        &self,
+        max: usize,
+        wait: Duration,
+        lease_ttl: Duration,
+    ) -> Result<Vec<Assignment>, ClientError> {
+        let body = json!({
+            "max": max,
+            "waitMs": millis(wait),
+            "leaseTtlMs": millis(lease_ttl),
+        });
+        let claimed: Claimed = self
+            .call(
+                reqwest::Method::POST,
+                "/api/runner/claim",
+                Some(&body),
+                wait + CLAIM_SLACK,
+            )
+            .await?;
+        Ok(claimed.claims)
+    }
+
+    async fn heartbeat(
+        &self,
+        attempt: AttemptRef,
+        lease_ttl: Duration,
+        status: Option<TaskStatus>,
+    ) -> Result<ControlSignal, ClientError> {
+        let mut body = attempt_fields(attempt);
+        body.insert("leaseTtlMs".into(), json!(millis(lease_ttl)));
+        if let Some(status) = status {
+            body.insert("status".into(), json!(status));
+        }
+        let answer: HeartbeatAnswer = self
+            .call(
+                reqwest::Method::POST,
+                "/api/runner/heartbeat",
+                Some(&Value::Object(body)),
+                CALL_TIMEOUT,
+            )
+            .await?;
+        Ok(answer.signal)
+    }
+
+    async fn send_logs(&self, attempt: AttemptRef, logs: &[LogLine]) -> Result<(), ClientError> {
+        let mut body = attempt_fields(attempt);
+        body.insert("logs".into(), json!(logs));
+        let _: Value = self
+            .call(
+                reqwest::Method::POST,
+                "/api/runner/logs",
+                Some(&Value::Object(body)),
+                CALL_TIMEOUT,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        attempt: AttemptRef,
+        completion: &Completion,
+    ) -> Result<(), ClientError> {
+        let mut body = attempt_fields(attempt);
+        if let Value::Object(fields) = json!(completion) {
+            body.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
+        }
+        let _: Value = self
+            .call(
+                reqwest::Method::POST,
+                "/api/runner/complete",
+                Some(&Value::Object(body)),
+                CALL_TIMEOUT,
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! An agent's process: started from an argument vector in its own process group, its
+//! output read line by line, and the whole group killed when it is dropped.
+
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+/// Variables of the runner's own that an agent never sees.
+const WITHHELD_PREFIXES: &[&str] = &["AGENT_ORCHESTRATOR_", "ORCHESTRATOR_"];
+
+/// A running agent process; dropping it kills its process group.
+#[derive(Debug)]
+pub struct AgentProcess {
+    child: Child,
+    group: Option<Pid>,
+    pub stdout: Lines<BufReader<ChildStdout>>,
+    pub stderr: Lines<BufReader<ChildStderr>>,
+}
+
+impl AgentProcess {
+    /// Starts `argv` in `work_dir` with `env` added to the runner's environment (minus
+    /// the runner's own settings).
+    pub fn spawn(
+        argv: &[String],
+        work_dir: &Path,
+        env: &[(String, String)],
+    ) -> std::io::Result<Self> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("the agent command is empty"))?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(work_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if WITHHELD_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                command.env_remove(name.as_ref());
+            }
+        }
+        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut child = command.spawn()?;
+        let group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stderr"))?;
+        Ok(Self {
+            child,
+            group,
+            stdout: BufReader::new(stdout).lines(),
+            stderr: BufReader::new(stderr).lines(),
+        })
+    }
+
+    /// Waits for the agent to exit, then kills whatever it left running in its group.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        let status = self.child.wait().await?;
+        self.kill_group();
+        Ok(status)
+    }
+
+    fn kill_group(&mut self) {
+        if let Some(group) = self.group.take() {
+            // The group may be gone already; nothing else to do then.
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill_group();
+    }
+}

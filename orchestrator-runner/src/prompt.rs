@@ -1,0 +1,41 @@
+//! The prompt an agent gets: the task, its files, the paths it may change, and on a retry
+//! what went wrong the last time.
+
+use orchestrator_core::model::Task;
+
+/// Builds the prompt for `task` holding locks on `locked_paths`.
+pub fn build(task: &Task, locked_paths: &[String]) -> String {
+    let mut prompt = format!("# Task: {}\n\n{}\n", task.title, task.description.trim());
+    if !task.files_hint.is_empty() {
+        prompt.push_str("\n## Files to look at\n");
+        for file in &task.files_hint {
+            prompt.push_str(&format!("- {file}\n"));
+        }
+    }
+    if !locked_paths.is_empty() {
+        prompt.push_str(
+            "\n## Where you may make changes\nOther agents work in this repository at the same \
+             time. Change files only under these paths (a path ending in / covers everything \
+             below it); a change elsewhere fails the task:\n",
+        );
+        for path in locked_paths {
+            prompt.push_str(&format!("- {path}\n"));
+        }
+    }
+    if task.attempt > 1
+        && let Some(error) = task.last_error.as_deref().filter(|e| !e.trim().is_empty())
+    {
+        prompt.push_str(&format!(
+            "\n## Previous attempt\nThis is attempt {} of {}. The previous attempt failed; \
+             fix this first:\n{}\n",
+            task.attempt,
+            task.max_attempts,
+            error.trim()
+        ));
+    }
+    prompt.push_str(
+        "\nWork in the current directory, which is this task's own git worktree. Do not \
+         commit; the runner verifies and commits your changes when you finish.\n",
+    );
+    prompt
+}

@@ -1,0 +1,665 @@
+//! The runner: claims tasks into its agent slots by long poll, runs each attempt in the
+//! task's worktree with heartbeats and streamed logs, verifies the change, commits it on
+//! the task's branch and reports the completion with its evidence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orchestrator_core::backend::{AgentBackend, AgentOutcome, AgentRequest};
+use orchestrator_core::coordination::ControlSignal;
+use orchestrator_core::ids::TaskId;
+use orchestrator_core::model::{LogType, NewVerificationResult, TaskStatus, Usage};
+use orchestrator_core::verify::VerificationInput;
+use orchestrator_verify::{ChangeSet, Pipeline};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::client::{
+    Assignment, AttemptRef, ClientError, Completion, DiffStats, OrchestratorClient,
+};
+use crate::logs::{self, LogSink};
+use crate::prompt;
+use crate::worktree::{Workspace, Worktrees};
+
+/// Failures listed in the error a failed verification reports (and the next prompt shows).
+const FAILURES_REPORTED: usize = 10;
+
+/// How the runner works.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerConfig {
+    /// Agent slots: attempts run at once.
+    pub parallel: usize,
+    /// Lease length asked for at claim and at every heartbeat.
+    pub lease_ttl: Duration,
+    /// Time between heartbeats.
+    pub heartbeat_every: Duration,
+    /// How long one claim waits for work.
+    pub claim_wait: Duration,
+    /// Longest time a log entry waits before it is sent.
+    pub log_flush: Duration,
+    /// Verify each change before reporting it (on by default).
+    pub verify: bool,
+    /// Claim once, run what came, and stop.
+    pub once: bool,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            parallel: 1,
+            lease_ttl: Duration::from_secs(300),
+            heartbeat_every: Duration::from_secs(5),
+            claim_wait: Duration::from_secs(20),
+            log_flush: Duration::from_millis(500),
+            verify: true,
+            once: false,
+        }
+    }
+}
+
+/// What the runner is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    Running,
+    /// Claim nothing more; finish the attempts under way.
+    Draining,
+    /// Stop the agents, report the attempts as failed (releasing their leases), exit.
+    Stopping,
+}
+
+/// Tells a running [`Runner`] to drain or stop.
+#[derive(Debug, Clone)]
+pub struct RunnerControl {
+    mode: watch::Sender<RunMode>,
+}
+
+impl RunnerControl {
+    pub fn drain(&self) {
+        self.mode.send_if_modified(|mode| {
+            let changed = *mode == RunMode::Running;
+            if changed {
+                *mode = RunMode::Draining;
+            }
+            changed
+        });
+    }
+
+    pub fn stop(&self) {
+        self.mode.send_replace(RunMode::Stopping);
+    }
+
+    pub fn mode(&self) -> RunMode {
+        *self.mode.borrow()
+    }
+}
+
+/// What happened, for a user interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunnerEvent {
+    Claimed {
+        task: TaskId,
+        title: String,
+        attempt: u32,
+    },
+    Verifying {
+        task: TaskId,
+    },
+    Finished {
+        task: TaskId,
+        success: bool,
+        commit: Option<String>,
+        detail: String,
+    },
+    /// The orchestrator could not be reached; the runner tries again.
+    Disconnected {
+        detail: String,
+    },
+}
+
+/// Why the runner stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("the runner token was refused ({0}); connect again with a new connection token")]
+    Unauthorized(ClientError),
+}
+
+/// Builds a [`Runner`].
+#[derive(Debug)]
+pub struct RunnerBuilder {
+    client: Arc<dyn OrchestratorClient>,
+    backend: Arc<dyn AgentBackend>,
+    worktrees: Worktrees,
+    config: RunnerConfig,
+    events: Option<mpsc::UnboundedSender<RunnerEvent>>,
+}
+
+impl RunnerBuilder {
+    pub fn config(mut self, config: RunnerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sends what happens to `events`.
+    pub fn events(mut self, events: mpsc::UnboundedSender<RunnerEvent>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    pub fn build(self) -> Runner {
+        let (mode, _) = watch::channel(RunMode::Running);
+        Runner {
+            shared: Arc::new(Shared {
+                client: self.client,
+                backend: self.backend,
+                worktrees: self.worktrees,
+                config: RunnerConfig {
+                    parallel: self.config.parallel.max(1),
+                    ..self.config
+                },
+                events: self.events,
+                control: RunnerControl { mode },
+            }),
+        }
+    }
+}
+
+/// Runs agents on claimed tasks until drained or stopped.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    client: Arc<dyn OrchestratorClient>,
+    backend: Arc<dyn AgentBackend>,
+    worktrees: Worktrees,
+    config: RunnerConfig,
+    events: Option<mpsc::UnboundedSender<RunnerEvent>>,
+    control: RunnerControl,
+}
+
+impl Runner {
+    /// A runner over `client` running `backend` in worktrees of `worktrees`.
+    pub fn builder(
+        client: Arc<dyn OrchestratorClient>,
+        backend: Arc<dyn AgentBackend>,
+        worktrees: Worktrees,
+    ) -> RunnerBuilder {
+        RunnerBuilder {
+            client,
+            backend,
+            worktrees,
+            config: RunnerConfig::default(),
+            events: None,
+        }
+    }
+
+    /// Drains or stops this runner from elsewhere.
+    pub fn control(&self) -> RunnerControl {
+        self.shared.control.clone()
+    }
+
+    /// Claims and runs tasks until drained (or, with `once`, after one claim).
+    pub async fn run(&self) -> Result<(), RunnerError> {
+        let shared = &self.shared;
+        let slots = Arc::new(Semaphore::new(shared.config.parallel));
+        let mut attempts = JoinSet::new();
+        let mut mode = shared.control.mode.subscribe();
+        let mut failures = 0u32;
+        while *mode.borrow() == RunMode::Running {
+            // Wait for a free slot (or a change of mode), then take every free one.
+            let first = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.expect("never closed"),
+                _ = mode.changed() => continue,
+                Some(_) = attempts.join_next(), if !attempts.is_empty() => continue,
+            };
+            let mut permits = vec![first];
+            while let Ok(permit) = slots.clone().try_acquire_owned() {
+                permits.push(permit);
+            }
+            // A claim in flight is never abandoned on a drain: the server may have
+            // handed over tasks. A stop abandons it; their leases then run out.
+            let claim = shared.client.claim(
+                permits.len(),
+                shared.config.claim_wait,
+                shared.config.lease_ttl,
+            );
+            let claimed = tokio::select! {
+                claimed = claim => claimed,
+                _ = wait_for(&mut mode, RunMode::Stopping) => break,
+            };
+            match claimed {
+                Ok(assignments) => {
+                    failures = 0;
+                    let claimed_any = !assignments.is_empty();
+                    for assignment in assignments {
+                        let permit = permits.pop().expect("no more claims than slots");
+                        let shared = shared.clone();
+                        attempts.spawn(async move {
+                            run_attempt(&shared, assignment).await;
+                            drop(permit);
+                        });
+                    }
+                    if shared.config.once && (claimed_any || attempts.is_empty()) {
+                        break;
+                    }
+                }
+                Err(err) if err.is_unauthorized() => {
+                    shared.control.stop();
+                    while attempts.join_next().await.is_some() {}
+                    return Err(RunnerError::Unauthorized(err));
+                }
+                Err(err) => {
+                    failures += 1;
+                    shared.emit(RunnerEvent::Disconnected {
+                        detail: err.to_string(),
+                    });
+                    let backoff = Duration::from_secs(u64::from(failures.min(5)) * 2);
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = mode.changed() => {}
+                    }
+                }
+            }
+        }
+        while attempts.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+/// Resolves once the mode is `wanted`.
+async fn wait_for(mode: &mut watch::Receiver<RunMode>, wanted: RunMode) {
+    // The sender lives in the runner; an error means it is gone, and so is the wait.
+    let _ = mode.wait_for(|current| *current == wanted).await;
+}
+
+/// How a supervised piece of work ended.
+enum Supervised<T> {
+    Done(T),
+    /// The heartbeat said stop: the task was cancelled.
+    Cancelled,
+    /// The runner is stopping.
+    Stopped,
+    /// The lease is gone (expired and taken back); nothing more may be reported.
+    LeaseLost(ClientError),
+}
+
+impl Shared {
+    fn emit(&self, event: RunnerEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
+        }
+    }
+
+    /// Runs `work` while heartbeating the attempt, the first beat reporting `status`.
+    async fn supervise<T>(
+        &self,
+        attempt: AttemptRef,
+        status: TaskStatus,
+        sink: &LogSink,
+        work: impl Future<Output = T>,
+    ) -> Supervised<T> {
+        let mut mode = self.control.mode.subscribe();
+        let mut report = Some(status);
+        let mut beats = tokio::time::interval(self.config.heartbeat_every);
+        let mut pause_noted = false;
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return Supervised::Done(done),
+                _ = beats.tick() => {
+                    match self.client.heartbeat(attempt, self.config.lease_ttl, report).await {
+                        Ok(ControlSignal::Continue) => report = None,
+                        Ok(ControlSignal::Stop) => return Supervised::Cancelled,
+                        Ok(ControlSignal::Pause) => {
+                            report = None;
+                            if !pause_noted {
+                                pause_noted = true;
+                                sink.note(LogType::Info, "pause requested: the agent cannot be paused mid-run and goes on; cancel the task to stop it");
+                            }
+                        }
+                        Err(err) if err.is_stale_lease() => return Supervised::LeaseLost(err),
+                        Err(err) => tracing::warn!(task = %attempt.task_id(), error = %err, "heartbeat failed; the lease holds until it runs out"),
+                    }
+                }
+                _ = wait_for(&mut mode, RunMode::Stopping) => return Supervised::Stopped,
+            }
+        }
+    }
+
+    async fn complete(&self, attempt: AttemptRef, completion: &Completion) {
+        // A completion that cannot be delivered leaves the lease to run out: the
+        // supervisor then gives the task back to the queue.
+        for delay in [0, 1, 3] {
+            tokio::time::sleep(Duration::from_secs(delay)).await;
+            match self.client.complete(attempt, completion).await {
+                Ok(()) => return,
+                Err(err) if matches!(err, ClientError::Refused { .. }) => {
+                    tracing::warn!(task = %attempt.task_id(), error = %err, "completion refused");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(task = %attempt.task_id(), error = %err, "completion not delivered; retrying")
+                }
+            }
+        }
+    }
+}
+
+fn failed_completion(error: String, usage: Usage) -> Completion {
+    Completion {
+        success: false,
+        cancelled: false,
+        summary: None,
+        error: Some(error),
+        commit_sha: None,
+        usage,
+        diff_stats: None,
+        verification: None,
+    }
+}
+
+/// One attempt, start to completion.
+async fn run_attempt(shared: &Arc<Shared>, assignment: Assignment) {
+    let attempt = AttemptRef::from(&assignment);
+    let task = &assignment.task;
+    shared.emit(RunnerEvent::Claimed {
+        task: task.id,
+        title: task.title.clone(),
+        attempt: assignment.lease.attempt,
+    });
+    let (sink, sender) = logs::stream(shared.client.clone(), attempt, shared.config.log_flush);
+    let completion = attempt_work(shared, &assignment, &sink).await;
+    drop(sink);
+    let _ = sender.await;
+    if let Some(completion) = completion {
+        shared.complete(attempt, &completion).await;
+        shared.emit(RunnerEvent::Finished {
+            task: task.id,
+            success: completion.success,
+            commit: completion.commit_sha.clone(),
+            detail: completion
+                .summary
+                .clone()
+                .or(completion.error.clone())
+                .unwrap_or_default(),
+        });
+    } else {
+        shared.emit(RunnerEvent::Finished {
+            task: task.id,
+            success: false,
+            commit: None,
+            detail: "the lease was lost; the orchestrator gives the task to another runner".into(),
+        });
+    }
+}
+
+/// The attempt's work; `None` when its lease was lost and nothing may be reported.
+async fn attempt_work(
+    shared: &Arc<Shared>,
+    assignment: &Assignment,
+    sink: &LogSink,
+) -> Option<Completion> {
+    let attempt = AttemptRef::from(assignment);
+    let task = &assignment.task;
+    let worktrees = shared.worktrees.clone();
+    let task_id = task.id;
+    let workspace = match tokio::task::spawn_blocking(move || worktrees.prepare(task_id)).await {
+        Ok(Ok(workspace)) => workspace,
+        Ok(Err(err)) => {
+            return Some(failed_completion(
+                format!("the worktree could not be prepared: {err}"),
+                Usage::default(),
+            ));
+        }
+        Err(err) => {
+            return Some(failed_completion(
+                format!("the worktree could not be prepared: {err}"),
+                Usage::default(),
+            ));
+        }
+    };
+    sink.note(
+        LogType::StatusChange,
+        format!(
+            "attempt {} started in {} on {}",
+            assignment.lease.attempt,
+            workspace.path.display(),
+            workspace.branch
+        ),
+    );
+    let locked_paths: Vec<String> = assignment
+        .locks
+        .iter()
+        .map(|l| l.file_path.clone())
+        .collect();
+    let request = AgentRequest {
+        prompt: prompt::build(task, &locked_paths),
+        work_dir: workspace.path.clone(),
+        locked_paths: locked_paths.clone(),
+    };
+    let outcome = match shared
+        .supervise(
+            attempt,
+            TaskStatus::InProgress,
+            sink,
+            shared.backend.run(request, sink),
+        )
+        .await
+    {
+        Supervised::Done(Ok(outcome)) => outcome,
+        Supervised::Done(Err(err)) => {
+            sink.note(LogType::Error, err.to_string());
+            return Some(failed_completion(
+                format!("the agent could not run: {err}"),
+                Usage::default(),
+            ));
+        }
+        Supervised::Cancelled => {
+            sink.note(LogType::StatusChange, "cancelled: the agent was stopped");
+            return Some(Completion {
+                cancelled: true,
+                ..failed_completion("cancelled while running".into(), Usage::default())
+            });
+        }
+        Supervised::Stopped => {
+            sink.note(
+                LogType::StatusChange,
+                "the runner stopped: the agent was stopped",
+            );
+            return Some(failed_completion(
+                "the runner was stopped during the attempt".into(),
+                Usage::default(),
+            ));
+        }
+        Supervised::LeaseLost(err) => {
+            tracing::warn!(task = %task.id, error = %err, "lease lost while the agent ran");
+            return None;
+        }
+    };
+    let finished = shared
+        .supervise(
+            attempt,
+            TaskStatus::Verifying,
+            sink,
+            finish(
+                shared,
+                assignment,
+                &workspace,
+                &locked_paths,
+                &outcome,
+                sink,
+            ),
+        )
+        .await;
+    match finished {
+        Supervised::Done(completion) => Some(completion),
+        Supervised::Cancelled => Some(Completion {
+            cancelled: true,
+            ..failed_completion("cancelled during verification".into(), outcome.usage)
+        }),
+        Supervised::Stopped => Some(failed_completion(
+            "the runner was stopped during verification".into(),
+            outcome.usage,
+        )),
+        Supervised::LeaseLost(_) => None,
+    }
+}
+
+/// After the agent: the change set, verification, the commit, and the completion.
+async fn finish(
+    shared: &Arc<Shared>,
+    assignment: &Assignment,
+    workspace: &Workspace,
+    locked_paths: &[String],
+    outcome: &AgentOutcome,
+    sink: &LogSink,
+) -> Completion {
+    let task = &assignment.task;
+    shared.emit(RunnerEvent::Verifying { task: task.id });
+    let prepared = {
+        let workspace = workspace.clone();
+        let verify = shared.config.verify;
+        tokio::task::spawn_blocking(move || {
+            let changes = ChangeSet::collect(&workspace.path, &workspace.base_commit)
+                .map_err(|err| format!("the change could not be read: {err}"))?;
+            let pipeline = if verify {
+                Some(
+                    Pipeline::for_project(&workspace.path, Some(&workspace.base_commit))
+                        .map_err(|err| err.to_string())?,
+                )
+            } else {
+                None
+            };
+            Ok::<_, String>((changes, pipeline))
+        })
+        .await
+        .unwrap_or_else(|err| Err(err.to_string()))
+    };
+    let (changes, pipeline) = match prepared {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            sink.note(LogType::Error, err.clone());
+            return failed_completion(err, outcome.usage);
+        }
+    };
+    let diff_stats = DiffStats {
+        files_changed: u32::try_from(changes.files.len()).unwrap_or(u32::MAX),
+        insertions: changes.files.iter().map(|f| f.insertions).sum(),
+        deletions: changes.files.iter().map(|f| f.deletions).sum(),
+    };
+    let verification = match pipeline {
+        Some(pipeline) => {
+            let input = VerificationInput {
+                task_title: task.title.clone(),
+                task_description: task.description.clone(),
+                work_dir: workspace.path.clone(),
+                changed_files: changes.present_paths().map(str::to_owned).collect(),
+                locked_paths: locked_paths.to_vec(),
+                base_commit: Some(workspace.base_commit.clone()),
+            };
+            let (reports, result) = pipeline.run(&input).await;
+            for report in &reports {
+                sink.note(
+                    LogType::Info,
+                    format!(
+                        "verification: {} {}",
+                        report.stage,
+                        stage_word(&report.status)
+                    ),
+                );
+            }
+            Some(result)
+        }
+        None => None,
+    };
+    let verified = verification.as_ref().is_none_or(|v| v.passed);
+    let message = format!(
+        "{}\n\nTask {}, attempt {}{}.\n",
+        task.title,
+        task.id,
+        assignment.lease.attempt,
+        if verified {
+            ""
+        } else {
+            " (verification failed)"
+        }
+    );
+    let commit = {
+        let worktrees = shared.worktrees.clone();
+        let workspace = workspace.clone();
+        tokio::task::spawn_blocking(move || worktrees.commit(&workspace, &message)).await
+    };
+    let commit_sha = match commit {
+        Ok(Ok(sha)) => sha,
+        Ok(Err(err)) => {
+            let err = format!("the change could not be committed: {err}");
+            sink.note(LogType::Error, err.clone());
+            return failed_completion(err, outcome.usage);
+        }
+        Err(err) => return failed_completion(err.to_string(), outcome.usage),
+    };
+    if let Some(sha) = &commit_sha {
+        sink.note(
+            LogType::StatusChange,
+            format!("committed {sha} on {}", workspace.branch),
+        );
+    }
+    let success = outcome.success && verified;
+    let error = if !outcome.success {
+        outcome
+            .error
+            .clone()
+            .or_else(|| Some("the agent did not finish its work".into()))
+    } else if !verified {
+        verification.as_ref().map(failure_summary)
+    } else {
+        None
+    };
+    Completion {
+        success,
+        cancelled: false,
+        summary: outcome.summary.clone(),
+        error,
+        commit_sha,
+        usage: outcome.usage,
+        diff_stats: Some(diff_stats),
+        verification,
+    }
+}
+
+fn stage_word(status: &orchestrator_core::verify::StageStatus) -> String {
+    match status {
+        orchestrator_core::verify::StageStatus::Passed => "passed".into(),
+        orchestrator_core::verify::StageStatus::Failed => "FAILED".into(),
+        orchestrator_core::verify::StageStatus::Skipped { reason } => format!("skipped ({reason})"),
+    }
+}
+
+/// `verification failed:` and the first failures, one per line with their places.
+fn failure_summary(result: &NewVerificationResult) -> String {
+    let mut summary = String::from("verification failed:");
+    for failure in result.failures.iter().take(FAILURES_REPORTED) {
+        let place = match (&failure.file, failure.line, failure.column) {
+            (Some(file), Some(line), Some(column)) => format!("{file}:{line}:{column}: "),
+            (Some(file), Some(line), None) => format!("{file}:{line}: "),
+            (Some(file), None, _) => format!("{file}: "),
+            _ => String::new(),
+        };
+        summary.push_str(&format!(
+            "\n- [{}] {place}{}",
+            failure.kind, failure.message
+        ));
+    }
+    if result.failures.len() > FAILURES_REPORTED {
+        summary.push_str(&format!(
+            "\n- … and {} more",
+            result.failures.len() - FAILURES_REPORTED
+        ));
+    }
+    if result.failures.is_empty() {
+        summary.push_str(" no check could run on the change");
+    }
+    summary
+}
