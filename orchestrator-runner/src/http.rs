@@ -95,8 +95,10 @@ impl HttpClient {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))
-            .bearer_auth(&self.token)
             .timeout(timeout);
+        if !self.token.is_empty() {
+            request = request.bearer_auth(&self.token);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -123,6 +125,92 @@ impl HttpClient {
                 message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
             },
         })
+    }
+}
+
+/// What a connection token holds: the orchestrator's address and a setup token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionToken {
+    pub url: String,
+    pub setup_token: String,
+}
+
+impl std::str::FromStr for ConnectionToken {
+    type Err = String;
+
+    /// base64 of `<url>|<secret>:<expiresAtMs>`, as `GET /api/connect` mints it.
+    fn from_str(token: &str) -> Result<Self, String> {
+        use base64::Engine as _;
+
+        let invalid = "this is not a connection token: ask an admin for a new one \
+                       (GET /api/connect, or the dashboard's Connect page)";
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(token.trim())
+            .map_err(|_| invalid.to_owned())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| invalid.to_owned())?;
+        let (url, setup_token) = decoded.split_once('|').ok_or(invalid)?;
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || !setup_token.contains(':')
+        {
+            return Err(invalid.to_owned());
+        }
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            setup_token: setup_token.to_owned(),
+        })
+    }
+}
+
+/// The runner session a setup token was exchanged for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connected {
+    pub runner_token: String,
+    pub runner_name: String,
+    pub runner_id: String,
+}
+
+impl HttpClient {
+    /// Exchanges the setup token in `token` for a runner token (single use).
+    pub async fn connect(
+        token: &ConnectionToken,
+        name: Option<&str>,
+        working_dir: &str,
+    ) -> Result<(Self, Connected), ClientError> {
+        let anonymous = Self::new(&token.url, "")?;
+        let mut body = json!({ "setupToken": token.setup_token, "workingDir": working_dir });
+        if let Some(name) = name {
+            body["name"] = json!(name);
+        }
+        let connected: Connected = anonymous
+            .call(
+                reqwest::Method::POST,
+                "/api/connect",
+                Some(&body),
+                CALL_TIMEOUT,
+            )
+            .await?;
+        let client = Self::new(&token.url, &connected.runner_token)?;
+        Ok((client, connected))
+    }
+
+    /// The runner's session, its busy agents and the queue, as the server sees them.
+    pub async fn status(&self) -> Result<Value, ClientError> {
+        self.call(
+            reqwest::Method::GET,
+            "/api/runner/status",
+            None,
+            CALL_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Revokes this runner's session on the server.
+    pub async fn disconnect(&self) -> Result<(), ClientError> {
+        let _: Value = self
+            .call(reqwest::Method::DELETE, "/api/connect", None, CALL_TIMEOUT)
+            .await?;
+        Ok(())
     }
 }
 

@@ -27,7 +27,7 @@ pub mod runner;
 pub mod worktree;
 
 pub use client::{Assignment, AttemptRef, ClientError, Completion, LogLine, OrchestratorClient};
-pub use http::HttpClient;
+pub use http::{Connected, ConnectionToken, HttpClient};
 pub use orchestrator_core::backend::{AgentOutcome, AgentOutput, AgentOutputSink, AgentRequest};
 pub use runner::{
     RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl, RunnerError, RunnerEvent,

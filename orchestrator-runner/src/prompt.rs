@@ -26,10 +26,9 @@ pub fn build(task: &Task, locked_paths: &[String]) -> String {
         && let Some(error) = task.last_error.as_deref().filter(|e| !e.trim().is_empty())
     {
         prompt.push_str(&format!(
-            "\n## Previous attempt\nThis is attempt {} of {}. The previous attempt failed; \
-             fix this first:\n{}\n",
+            "\n## Previous attempt\nThis is attempt {}. The previous attempt failed; fix this \
+             first:\n{}\n",
             task.attempt,
-            task.max_attempts,
             error.trim()
         ));
     }

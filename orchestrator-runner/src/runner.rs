@@ -49,7 +49,9 @@ impl Default for RunnerConfig {
             parallel: 1,
             lease_ttl: Duration::from_secs(300),
             heartbeat_every: Duration::from_secs(5),
-            claim_wait: Duration::from_secs(20),
+            // Short enough that a drain is not held up long by a claim in flight;
+            // new work still arrives at once, as the server answers when it commits.
+            claim_wait: Duration::from_secs(5),
             log_flush: Duration::from_millis(500),
             verify: true,
             once: false,

@@ -1,13 +1,435 @@
-//! `agent-orchestrator`: connects a machine to an orchestrator server and runs agents on
-//! its tasks.
+//! `agent-orchestrator`: connects a machine to an orchestrator server and runs coding
+//! agents on its tasks, each in its own git worktree.
 
-use clap::Parser;
+mod config;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use orchestrator_runner::backend::{AgentBackend, ClaudeCode, CommandAgent, DEFAULT_ALLOWED_TOOLS};
+use orchestrator_runner::{
+    ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, RunnerEvent, Worktrees,
+};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
 
 /// Connect this machine to an orchestrator and run coding agents on its tasks.
 #[derive(Debug, Parser)]
 #[command(version, about)]
-struct Args {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    Args::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Connect this machine with a connection token minted on the server.
+    Connect {
+        /// The connection token (`GET /api/connect` or the dashboard prints it).
+        token: String,
+        /// The git repository the agents work on (default: the current directory).
+        #[arg(short = 'd', long = "dir")]
+        dir: Option<PathBuf>,
+        /// This runner's name on the server (default: generated).
+        #[arg(long)]
+        name: Option<String>,
+        /// The agent backend `start` uses unless told otherwise.
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
+    },
+    /// Claim tasks and run agents on them until Ctrl-C.
+    Start(StartArgs),
+    /// Show the connection and what the server says about this runner.
+    Status,
+    /// Revoke this runner on the server and forget the connection.
+    Disconnect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendKind {
+    /// The `claude` CLI (Claude Code).
+    ClaudeCode,
+    /// Any command-line agent, given after `--` with a `{prompt}` argument.
+    Command,
+}
+
+impl BackendKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::ClaudeCode => "claude-code",
+            Self::Command => "command",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::value_variants()
+            .iter()
+            .copied()
+            .find(|k| k.name() == name)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct StartArgs {
+    /// The git repository the agents work on (default: the one given at connect).
+    #[arg(short = 'd', long = "dir")]
+    dir: Option<PathBuf>,
+    /// An Anthropic API key for Claude Code (else its own login or ANTHROPIC_API_KEY).
+    #[arg(short = 'k', long = "api-key")]
+    api_key: Option<String>,
+    /// Claim once, run what came, and exit.
+    #[arg(long)]
+    once: bool,
+    /// Agents run at once (1-32).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=32))]
+    parallel: u8,
+    /// The agent backend (default: the one given at connect, else claude-code when
+    /// `claude` is installed).
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    /// The claude binary.
+    #[arg(long, env = "CLAUDE_BIN", default_value = "claude")]
+    claude_bin: PathBuf,
+    /// Tools Claude Code may use without asking.
+    #[arg(long, default_value = DEFAULT_ALLOWED_TOOLS)]
+    allowed_tools: String,
+    /// Most agent turns per attempt.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_turns: u32,
+    /// The model Claude Code uses (default: its own).
+    #[arg(long)]
+    model: Option<String>,
+    /// Where task worktrees are kept (default: the platform's data directory).
+    #[arg(long)]
+    worktree_dir: Option<PathBuf>,
+    /// Report changes without verifying them.
+    #[arg(long)]
+    no_verify: bool,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
+    heartbeat_secs: u64,
+    /// Seconds an attempt's lease lasts without a heartbeat (a runner that dies gives
+    /// its tasks back after this long).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    lease_secs: u64,
+    /// The command backend's agent: the program and its arguments, one of them holding
+    /// `{prompt}` (e.g. `-- codex exec {prompt}`).
+    #[arg(last = true)]
+    agent_command: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AGENT_ORCHESTRATOR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Connect {
+            token,
+            dir,
+            name,
+            backend,
+        } => connect(&token, dir, name, backend).await,
+        Command::Start(args) => start(args).await,
+        Command::Status => status().await,
+        Command::Disconnect => disconnect().await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `dir`, or the current directory, as an absolute path to a git repository.
+fn repository(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let dir = dir.canonicalize().with_context(|| {
+        format!(
+            "{} does not exist; give the repository with -d DIR",
+            dir.display()
+        )
+    })?;
+    if !dir.join(".git").exists() {
+        bail!(
+            "{} is not a git repository: agents work in git worktrees; run `git init` and make a first commit, or give another directory with -d DIR",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+async fn connect(
+    token: &str,
+    dir: Option<PathBuf>,
+    name: Option<String>,
+    backend: Option<BackendKind>,
+) -> anyhow::Result<()> {
+    let token: ConnectionToken = token.parse().map_err(anyhow::Error::msg)?;
+    let dir = repository(dir)?;
+    let (_, connected) = HttpClient::connect(&token, name.as_deref(), &dir.to_string_lossy())
+        .await
+        .context("connecting failed")?;
+    let path = config::path()?;
+    config::save(
+        &path,
+        &Config {
+            url: token.url.clone(),
+            runner_token: connected.runner_token,
+            runner_id: connected.runner_id,
+            runner_name: connected.runner_name.clone(),
+            working_dir: dir.clone(),
+            backend: backend.map(|b| b.name().to_owned()),
+        },
+    )?;
+    println!(
+        "connected to {} as {} (repository {}); saved to {}",
+        token.url,
+        connected.runner_name,
+        dir.display(),
+        path.display()
+    );
+    println!("next: agent-orchestrator start");
+    Ok(())
+}
+
+/// Whether `program` can be run: a path that exists, or a name on `PATH`.
+fn installed(program: &Path) -> bool {
+    if program.components().count() > 1 {
+        return program.is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Where task worktrees of `repository` go by default.
+fn default_worktree_dir(repository: &Path) -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| home.map(|h| h.join(".local/share")))
+        .context("no home directory for worktrees: give one with --worktree-dir")?;
+    // Repositories with the same name in different places get their own folders.
+    let path = repository.to_string_lossy();
+    let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let name = repository
+        .file_name()
+        .map_or_else(|| "repository".into(), |n| n.to_string_lossy().into_owned());
+    Ok(data
+        .join("agent-orchestrator/worktrees")
+        .join(format!("{name}-{:08x}", hash as u32)))
+}
+
+async fn start(args: StartArgs) -> anyhow::Result<()> {
+    let path = config::path()?;
+    let config = config::load(&path)?;
+    let repository = repository(args.dir.clone().or(Some(config.working_dir.clone())))?;
+    let kind = match args
+        .backend
+        .or_else(|| config.backend.as_deref().and_then(BackendKind::from_name))
+    {
+        Some(kind) => kind,
+        None if !args.agent_command.is_empty() => BackendKind::Command,
+        None if installed(&args.claude_bin) => BackendKind::ClaudeCode,
+        None => bail!(
+            "no agent backend: `{}` is not installed; install Claude Code (npm install -g @anthropic-ai/claude-code), point --claude-bin at it, or pick --backend command -- <agent> {{prompt}}",
+            args.claude_bin.display()
+        ),
+    };
+    let agent: Arc<dyn AgentBackend> = match kind {
+        BackendKind::ClaudeCode => {
+            if !installed(&args.claude_bin) {
+                bail!(
+                    "`{}` is not installed: install Claude Code (npm install -g @anthropic-ai/claude-code) or give its path with --claude-bin",
+                    args.claude_bin.display()
+                );
+            }
+            let mut claude = ClaudeCode {
+                binary: args.claude_bin.clone(),
+                allowed_tools: args.allowed_tools.clone(),
+                max_turns: args.max_turns,
+                model: args.model.clone(),
+                env: Vec::new(),
+            };
+            if let Some(key) = &args.api_key {
+                claude.env.push(("ANTHROPIC_API_KEY".into(), key.clone()));
+            }
+            Arc::new(claude)
+        }
+        BackendKind::Command => {
+            if args.agent_command.is_empty() {
+                bail!(
+                    "the command backend needs the agent after --, e.g. agent-orchestrator start --backend command -- codex exec {{prompt}}"
+                );
+            }
+            Arc::new(CommandAgent::new(args.agent_command.clone()).map_err(anyhow::Error::msg)?)
+        }
+    };
+    let worktree_dir = match &args.worktree_dir {
+        Some(dir) => dir.clone(),
+        None => default_worktree_dir(&repository)?,
+    };
+    let client = HttpClient::new(&config.url, &config.runner_token)?;
+    let (events, mut received) = mpsc::unbounded_channel();
+    let runner = Runner::builder(
+        Arc::new(client),
+        agent,
+        Worktrees::new(&repository, &worktree_dir),
+    )
+    .config(RunnerConfig {
+        parallel: usize::from(args.parallel),
+        heartbeat_every: Duration::from_secs(args.heartbeat_secs),
+        lease_ttl: Duration::from_secs(args.lease_secs),
+        verify: !args.no_verify,
+        once: args.once,
+        ..RunnerConfig::default()
+    })
+    .events(events)
+    .build();
+    println!(
+        "{} runs {} agent(s) with {} on {} (worktrees in {}); Ctrl-C to finish",
+        config.runner_name,
+        args.parallel,
+        kind.name(),
+        repository.display(),
+        worktree_dir.display()
+    );
+    tokio::spawn(handle_signals(runner.control()));
+    let printer = tokio::spawn(async move {
+        while let Some(event) = received.recv().await {
+            print_event(&event);
+        }
+    });
+    let outcome = runner.run().await;
+    drop(runner);
+    let _ = printer.await;
+    outcome.map_err(anyhow::Error::from)
+}
+
+/// Ctrl-C once drains; a second Ctrl-C or SIGTERM stops the agents now.
+async fn handle_signals(control: RunnerControl) {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("warning: signals cannot be handled; stop the runner with SIGKILL");
+        return;
+    };
+    let mut interrupts = 0;
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => {
+                interrupts += 1;
+                if interrupts == 1 {
+                    eprintln!("finishing the current work; Ctrl-C again stops the agents now");
+                    control.drain();
+                } else {
+                    eprintln!("stopping the agents and giving their tasks back");
+                    control.stop();
+                }
+            }
+            _ = terminate.recv() => {
+                eprintln!("stopping the agents and giving their tasks back");
+                control.stop();
+            }
+        }
+    }
+}
+
+fn short(task: impl std::fmt::Display) -> String {
+    task.to_string().chars().take(8).collect()
+}
+
+fn print_event(event: &RunnerEvent) {
+    match event {
+        RunnerEvent::Claimed {
+            task,
+            title,
+            attempt,
+        } => {
+            println!("claimed  {} {title} (attempt {attempt})", short(task));
+        }
+        RunnerEvent::Verifying { task } => println!("verify   {}", short(task)),
+        RunnerEvent::Finished {
+            task,
+            success: true,
+            commit,
+            ..
+        } => println!(
+            "done     {}{}",
+            short(task),
+            commit
+                .as_deref()
+                .map(|c| format!(" commit {}", &c[..c.len().min(12)]))
+                .unwrap_or_default()
+        ),
+        RunnerEvent::Finished {
+            task,
+            success: false,
+            detail,
+            ..
+        } => {
+            println!(
+                "failed   {} {}",
+                short(task),
+                detail.lines().next().unwrap_or_default()
+            );
+        }
+        RunnerEvent::Disconnected { detail } => eprintln!("warning: {detail}; retrying"),
+    }
+}
+
+async fn status() -> anyhow::Result<()> {
+    let path = config::path()?;
+    let config = config::load(&path)?;
+    println!("runner     {} ({})", config.runner_name, config.runner_id);
+    println!("server     {}", config.url);
+    println!("repository {}", config.working_dir.display());
+    println!(
+        "backend    {}",
+        config.backend.as_deref().unwrap_or("chosen at start")
+    );
+    let client = HttpClient::new(&config.url, &config.runner_token)?;
+    let status = client.status().await.context("the server did not answer")?;
+    let agents = status["activeAgents"].as_array().map_or(0, Vec::len);
+    println!("working    {agents} agent(s)");
+    println!("queued     {} task(s)", status["availableTasks"]["count"]);
+    Ok(())
+}
+
+async fn disconnect() -> anyhow::Result<()> {
+    let path = config::path()?;
+    let config = config::load(&path)?;
+    let client = HttpClient::new(&config.url, &config.runner_token)?;
+    match client.disconnect().await {
+        Ok(()) => println!("revoked {} on {}", config.runner_name, config.url),
+        Err(err) if err.is_unauthorized() => println!("{} was already revoked", config.runner_name),
+        Err(err) => {
+            return Err(err).context(
+                "the server could not revoke this runner (the config is kept; try again, or have an admin revoke it with DELETE /api/runners/:id)",
+            );
+        }
+    }
+    config::remove(&path)?;
+    println!("forgot the connection ({})", path.display());
+    Ok(())
 }

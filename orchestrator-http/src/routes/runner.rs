@@ -14,6 +14,7 @@ use orchestrator_core::model::{
     NewAgentLog, NewException, NewVerificationResult, RiskLevel, RunnerSession,
     RunnerSessionStatus, Task, TaskQuery, TaskStatus, Usage,
 };
+use orchestrator_core::retry;
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use orchestrator_core::{Timestamp, store::MAX_LOG_BATCH};
 use serde::{Deserialize, Serialize};
@@ -779,17 +780,24 @@ async fn complete(
             usage: body.usage,
         }
     };
-    let task = state
+    let mut task = state
         .store
         .apply_task_action(lease.task_id, action, Some(lease), now)
         .await?;
-    if first_report && task.status == TaskStatus::Failed {
-        let kind = if body.verification.is_some() {
-            ExceptionType::VerificationFailed
-        } else {
-            ExceptionType::UnknownError
-        };
-        let mut exception = NewException::new(kind, ExceptionSeverity::Error, "Task failed");
+    if first_report && task.status == TaskStatus::Failed && body.verification.is_some() {
+        // A change that failed verification is retried as the policy says (with its
+        // delay); once it may not be, a human is asked to look.
+        match retry::auto_retry(state.store.as_ref(), task.id, &state.retry_policy, now).await {
+            Ok((requeued, _)) => task = requeued,
+            Err(orchestrator_core::Error::Conflict(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+    } else if first_report && task.status == TaskStatus::Failed {
+        let mut exception = NewException::new(
+            ExceptionType::UnknownError,
+            ExceptionSeverity::Error,
+            "Task failed",
+        );
         exception.description = Some(body.error.unwrap_or_else(|| "Unknown error".into()));
         exception.suggested_action = Some("Review the agent logs and retry the task".into());
         exception.task_id = Some(task.id);

@@ -1,6 +1,8 @@
 //! Agent backends: [`ClaudeCode`] runs the `claude` CLI, [`CommandAgent`] any command-line
 //! agent from a template.
 
+pub use orchestrator_core::backend::AgentBackend;
+
 mod claude;
 mod command;
 
