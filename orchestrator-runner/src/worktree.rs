@@ -3,6 +3,7 @@
 //! by its later attempts and kept after it ends; the runner never deletes one.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use git2::{IndexAddOption, Repository, Signature, WorktreeAddOptions};
 use orchestrator_core::ids::TaskId;
@@ -34,6 +35,8 @@ pub struct Workspace {
 pub struct Worktrees {
     repository: PathBuf,
     root: PathBuf,
+    /// libgit2 cannot add two worktrees to one repository at the same time.
+    adding: Arc<Mutex<()>>,
 }
 
 impl Worktrees {
@@ -42,6 +45,7 @@ impl Worktrees {
         Self {
             repository: repository.into(),
             root: root.into(),
+            adding: Arc::default(),
         }
     }
 
@@ -57,6 +61,12 @@ impl Worktrees {
 
     /// The task's worktree: created from HEAD on its first attempt, reused afterwards.
     pub fn prepare(&self, task: TaskId) -> Result<Workspace, WorktreeError> {
+        // A poisoned lock only means another preparation panicked; the repository is
+        // still consistent for git.
+        let _adding = self
+            .adding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let short = Self::short_id(task);
         let branch = format!("agent/{short}");
         let name = format!("agent-{short}");

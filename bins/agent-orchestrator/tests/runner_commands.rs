@@ -146,3 +146,266 @@ fn chrono_millis(value: &Value) -> i64 {
         + clock[2] * 1000
         + millis.parse::<i64>().unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_syntax_error_is_retried_with_its_failure_in_the_prompt_then_escalated() {
+    let server = Server::start().await;
+    let repo = repository(&[("README.md", "# app\n")]);
+    let cli = Cli::new();
+    let scripts = tempfile::tempdir().unwrap();
+    let prompts = scripts.path().join("prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    let agent = agent_script(
+        scripts.path(),
+        "broken.sh",
+        &format!(
+            "printf '%s' \"$1\" > {}/prompt-$(date +%s%N).txt\nmkdir -p src\nprintf 'def broken(:\\n    return 1\\n' > src/broken.py",
+            prompts.display()
+        ),
+    );
+    let token = server.connection_token().await;
+    cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
+    let _runner = cli.start(&[
+        "--backend",
+        "command",
+        "--heartbeat-secs",
+        "1",
+        "--",
+        &agent.to_string_lossy(),
+        "{prompt}",
+    ]);
+    let task = server.create_task("Add broken", &["src/"]).await;
+    let task_id = id(&task);
+
+    // SYNTAX_ERROR: retried 3 times, 5 s apart, then a human is asked.
+    let failed = server
+        .wait_task(&task_id, Duration::from_secs(90), |t| {
+            t["status"] == "FAILED" && t["retryCount"] == 3
+        })
+        .await;
+    assert_eq!(failed["attempt"], 4, "{failed}");
+    let exceptions = server
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/exceptions?taskId={task_id}&status=OPEN"),
+            None,
+        )
+        .await;
+    let exceptions = exceptions["exceptions"].as_array().unwrap().clone();
+    assert!(
+        exceptions
+            .iter()
+            .any(|e| e["exceptionType"] == "VERIFICATION_FAILED"
+                && e["description"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("maximum retries")),
+        "{exceptions:?}"
+    );
+
+    let mut seen: Vec<String> = std::fs::read_dir(&prompts)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .collect();
+    seen.sort();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    let first = std::fs::read_to_string(&seen[0]).unwrap();
+    assert!(!first.contains("Previous attempt"), "{first}");
+    let second = std::fs::read_to_string(&seen[1]).unwrap();
+    assert!(second.contains("## Previous attempt"), "{second}");
+    assert!(second.contains("[syntax] src/broken.py:1:"), "{second}");
+    assert!(
+        second.contains("- src/"),
+        "the locked paths are in the prompt: {second}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runners_task_comes_back_after_its_lease_and_nothing_is_lost() {
+    let server = Server::start().await;
+    let repo = repository(&[("README.md", "# app\n")]);
+    let cli = Cli::new();
+    let scripts = tempfile::tempdir().unwrap();
+    let pid_file = scripts.path().join("slow.pid");
+    let slow = agent_script(
+        scripts.path(),
+        "slow.sh",
+        &format!(
+            "echo $$ > {}\nmkdir -p src\nprintf 'x = 1\\n' > src/partial.py\nexec sleep 60",
+            pid_file.display()
+        ),
+    );
+    let quick = agent_script(
+        scripts.path(),
+        "quick.sh",
+        "mkdir -p src\nprintf 'def done():\\n    return True\\n' > src/done.py",
+    );
+    let token = server.connection_token().await;
+    cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
+    let task = server.create_task("Survive a crash", &["src/"]).await;
+    let task_id = id(&task);
+
+    let killed = cli.start(&[
+        "--backend",
+        "command",
+        "--heartbeat-secs",
+        "1",
+        "--lease-secs",
+        "5",
+        "--",
+        &slow.to_string_lossy(),
+        "{prompt}",
+    ]);
+    let running = server
+        .wait_task(&task_id, Duration::from_secs(20), |t| {
+            t["status"] == "IN_PROGRESS"
+        })
+        .await;
+    assert_eq!(running["attempt"], 1);
+    killed.signal("KILL");
+    let _ = killed.wait(Duration::from_secs(10));
+    // The orphaned agent is the test's to stop; the runner that owned it is gone.
+    for _ in 0..100 {
+        if pid_file.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status();
+
+    // Not before the lease runs out…
+    server.cleanup().await;
+    assert_eq!(server.task(&task_id).await["status"], "IN_PROGRESS");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    server.cleanup().await;
+    let requeued = server.task(&task_id).await;
+    assert_eq!(requeued["status"], "QUEUED", "{requeued}");
+
+    // …then another runner finishes it, in the same worktree.
+    let _second = cli.start(&[
+        "--backend",
+        "command",
+        "--heartbeat-secs",
+        "1",
+        "--",
+        &quick.to_string_lossy(),
+        "{prompt}",
+    ]);
+    let done = server
+        .wait_task(&task_id, Duration::from_secs(60), |t| {
+            matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"))
+        })
+        .await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(done["attempt"], 2);
+    let short: String = task_id.chars().take(8).collect();
+    let worktree = cli.worktrees().join(&short);
+    assert!(
+        worktree.join("src/partial.py").is_file(),
+        "the first attempt's work is kept"
+    );
+    assert!(worktree.join("src/done.py").is_file());
+    let exceptions = server
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/exceptions?taskId={task_id}"),
+            None,
+        )
+        .await;
+    assert!(
+        exceptions.to_string().contains("AGENT_STUCK"),
+        "the lost attempt is on record: {exceptions}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_slots_run_disjoint_tasks_at_once_and_overlapping_ones_in_turn() {
+    let server = Server::start().await;
+    let repo = repository(&[("README.md", "# app\n")]);
+    let cli = Cli::new();
+    let scripts = tempfile::tempdir().unwrap();
+    let journal = scripts.path().join("journal.txt");
+    // Works in the first path it may change, and notes when it starts and ends.
+    let agent = agent_script(
+        scripts.path(),
+        "worker.sh",
+        &format!(
+            "dir=$(printf '%s\\n' \"$1\" | sed -n 's/^- \\(src\\/[a-z]*\\/\\)$/\\1/p' | head -n 1)\n\
+             echo \"start $dir $(date +%s%N)\" >> {journal}\n\
+             sleep 2\n\
+             mkdir -p \"$dir\"\n\
+             printf 'value = %s\\n' $$ > \"${{dir}}w$$.py\"\n\
+             echo \"end $dir $(date +%s%N)\" >> {journal}",
+            journal = journal.display()
+        ),
+    );
+    let token = server.connection_token().await;
+    cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
+    let mut ids = Vec::new();
+    for (title, path) in [
+        ("shared one", "src/shared/"),
+        ("alpha", "src/alpha/"),
+        ("beta", "src/beta/"),
+        ("shared two", "src/shared/"),
+        ("gamma", "src/gamma/"),
+    ] {
+        ids.push(id(&server.create_task(title, &[path]).await));
+    }
+    let _runner = cli.start(&[
+        "--backend",
+        "command",
+        "--parallel",
+        "4",
+        "--heartbeat-secs",
+        "1",
+        "--",
+        &agent.to_string_lossy(),
+        "{prompt}",
+    ]);
+    for task_id in &ids {
+        let done = server
+            .wait_task(task_id, Duration::from_secs(90), |t| {
+                matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"))
+            })
+            .await;
+        assert_eq!(done["status"], "COMPLETED", "{done}");
+    }
+
+    // (dir, start, end) of every run.
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut runs: Vec<(String, u128, u128)> = Vec::new();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let at: u128 = parts[2].parse().unwrap();
+        match parts[0] {
+            "start" => runs.push((parts[1].to_owned(), at, 0)),
+            _ => {
+                let run = runs
+                    .iter_mut()
+                    .find(|(dir, _, end)| dir == parts[1] && *end == 0)
+                    .unwrap();
+                run.2 = at;
+            }
+        }
+    }
+    assert_eq!(runs.len(), 5, "{text}");
+    let overlap = |a: &(String, u128, u128), b: &(String, u128, u128)| a.1 < b.2 && b.1 < a.2;
+    let shared: Vec<_> = runs.iter().filter(|r| r.0 == "src/shared/").collect();
+    assert_eq!(shared.len(), 2);
+    assert!(
+        !overlap(shared[0], shared[1]),
+        "overlapping tasks ran at once: {text}"
+    );
+    // The first four claimed (one per slot) ran at the same time.
+    let mut first_four: Vec<_> = runs.iter().collect();
+    first_four.sort_by_key(|r| r.1);
+    let first_four = &first_four[..4];
+    for (i, a) in first_four.iter().enumerate() {
+        for b in &first_four[i + 1..] {
+            assert!(overlap(a, b), "{a:?} and {b:?} did not run at once: {text}");
+        }
+    }
+}
