@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod model_server;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -298,4 +300,31 @@ pub fn branch_head(repo: &Path, branch: &str) -> Option<String> {
     let repo = git2::Repository::open(repo).ok()?;
     let branch = repo.find_branch(branch, git2::BranchType::Local).ok()?;
     Some(branch.get().peel_to_commit().ok()?.id().to_string())
+}
+
+/// With this variable set to `1`, a missing tool fails the test instead of skipping it.
+pub const REQUIRE_TOOLS_VAR: &str = "ORCHESTRATOR_REQUIRE_TOOLS";
+
+/// The real `claude` binary: `CLAUDE_BIN`, else `claude` on `PATH`. `None` (after a
+/// printed skip) where it is not installed, unless tools are required.
+pub fn claude_binary(test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("CLAUDE_BIN")
+        .map(PathBuf::from)
+        .filter(|path| path.is_file())
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("claude"))
+                    .find(|candidate| candidate.is_file())
+            })
+        });
+    if found.is_none() {
+        let reason = "the claude CLI is not installed (npm install @anthropic-ai/claude-code; CLAUDE_BIN names it)";
+        assert!(
+            std::env::var(REQUIRE_TOOLS_VAR).map_or(true, |v| v != "1"),
+            "{test}: {reason}, and {REQUIRE_TOOLS_VAR}=1 requires it"
+        );
+        eprintln!("skipping {test}: {reason}");
+    }
+    found
 }
