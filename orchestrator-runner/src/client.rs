@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use orchestrator_core::change::LeaseRef;
 use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::ids::{AgentId, TaskId};
+use orchestrator_core::lock::LockConflict;
 use orchestrator_core::model::{FileLock, LogType, NewVerificationResult, Task, TaskStatus, Usage};
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +87,17 @@ pub struct Completion {
     pub verification: Option<NewVerificationResult>,
 }
 
+/// The answer to a request for more locks: all granted, or the locks in the way.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockAnswer {
+    pub granted: bool,
+    #[serde(default)]
+    pub locks: Vec<FileLock>,
+    #[serde(default)]
+    pub conflicts: Vec<LockConflict>,
+}
+
 /// Why a call to the orchestrator failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -147,6 +159,13 @@ pub trait OrchestratorClient: Send + Sync + Debug + 'static {
 
     /// Appends a batch of log entries to the attempt.
     async fn send_logs(&self, attempt: AttemptRef, logs: &[LogLine]) -> Result<(), ClientError>;
+
+    /// Locks `paths` the attempt changed beyond its locks, all or none.
+    async fn acquire_locks(
+        &self,
+        attempt: AttemptRef,
+        paths: &[String],
+    ) -> Result<LockAnswer, ClientError>;
 
     /// Ends the attempt with its evidence; sending the same completion again is harmless.
     async fn complete(

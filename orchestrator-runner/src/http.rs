@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::client::{Assignment, AttemptRef, ClientError, Completion, LogLine, OrchestratorClient};
+use crate::client::{
+    Assignment, AttemptRef, ClientError, Completion, LockAnswer, LogLine, OrchestratorClient,
+};
 
 /// Slack on top of a claim's wait before the HTTP request itself gives up.
 const CLAIM_SLACK: Duration = Duration::from_secs(15);
@@ -286,6 +288,22 @@ impl OrchestratorClient for HttpClient {
             )
             .await?;
         Ok(())
+    }
+
+    async fn acquire_locks(
+        &self,
+        attempt: AttemptRef,
+        paths: &[String],
+    ) -> Result<LockAnswer, ClientError> {
+        let mut body = attempt_fields(attempt);
+        body.insert("paths".into(), json!(paths));
+        self.call(
+            reqwest::Method::POST,
+            "/api/runner/locks",
+            Some(&Value::Object(body)),
+            CALL_TIMEOUT,
+        )
+        .await
     }
 
     async fn complete(

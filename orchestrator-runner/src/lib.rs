@@ -26,7 +26,9 @@ pub mod prompt;
 pub mod runner;
 pub mod worktree;
 
-pub use client::{Assignment, AttemptRef, ClientError, Completion, LogLine, OrchestratorClient};
+pub use client::{
+    Assignment, AttemptRef, ClientError, Completion, LockAnswer, LogLine, OrchestratorClient,
+};
 pub use http::{Connected, ConnectionToken, HttpClient};
 pub use orchestrator_core::backend::{AgentOutcome, AgentOutput, AgentOutputSink, AgentRequest};
 pub use runner::{

@@ -10,7 +10,7 @@ use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::ids::TaskId;
 use orchestrator_core::model::{LogType, NewVerificationResult, TaskStatus, Usage};
 use orchestrator_core::verify::VerificationInput;
-use orchestrator_verify::{ChangeSet, Pipeline};
+use orchestrator_verify::{ChangeSet, Pipeline, paths_outside_locks};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -546,6 +546,47 @@ async fn finish(
             return failed_completion(err, outcome.usage);
         }
     };
+    // Changed paths beyond the task's locks are locked now, or the attempt fails: two
+    // agents never hand in overlapping changes.
+    let mut locked_paths = locked_paths.to_vec();
+    let outside: Vec<String> = paths_outside_locks(&changes.files, &locked_paths)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if !outside.is_empty() {
+        let attempt = AttemptRef::from(assignment);
+        match shared.client.acquire_locks(attempt, &outside).await {
+            Ok(answer) if answer.granted => {
+                sink.note(
+                    LogType::Info,
+                    format!(
+                        "locked {} more path(s): {}",
+                        outside.len(),
+                        outside.join(", ")
+                    ),
+                );
+                locked_paths.extend(outside);
+            }
+            Ok(answer) => {
+                let held: Vec<String> = answer
+                    .conflicts
+                    .iter()
+                    .map(|c| format!("{} (held by agent {})", c.requested_path, c.held.agent_id))
+                    .collect();
+                let error = format!(
+                    "the change touches files another agent holds: {}",
+                    held.join(", ")
+                );
+                sink.note(LogType::Error, error.clone());
+                return failed_completion(error, outcome.usage);
+            }
+            Err(err) => {
+                let error = format!("the changed paths could not be locked: {err}");
+                sink.note(LogType::Error, error.clone());
+                return failed_completion(error, outcome.usage);
+            }
+        }
+    }
     let diff_stats = DiffStats {
         files_changed: u32::try_from(changes.files.len()).unwrap_or(u32::MAX),
         insertions: changes.files.iter().map(|f| f.insertions).sum(),
@@ -558,7 +599,7 @@ async fn finish(
                 task_description: task.description.clone(),
                 work_dir: workspace.path.clone(),
                 changed_files: changes.present_paths().map(str::to_owned).collect(),
-                locked_paths: locked_paths.to_vec(),
+                locked_paths,
                 base_commit: Some(workspace.base_commit.clone()),
             };
             let (reports, result) = pipeline.run(&input).await;

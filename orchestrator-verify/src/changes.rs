@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use git2::{Delta, DiffFindOptions, DiffOptions, Repository};
+use orchestrator_core::lock::LockPath;
 use serde::Serialize;
 
 /// Why a change set could not be read.
@@ -136,6 +137,27 @@ impl ChangeSet {
             .filter(|file| file.kind != ChangeKind::Deleted)
             .map(|file| file.path.as_str())
     }
+}
+
+/// Every path `files` touch (new paths, deleted paths and rename sources) that no lock
+/// in `locked_paths` covers, in order, each once.
+pub fn paths_outside_locks<'f>(files: &'f [ChangedFile], locked_paths: &[String]) -> Vec<&'f str> {
+    let locks: Vec<LockPath> = locked_paths
+        .iter()
+        .filter_map(|path| LockPath::parse(path).ok())
+        .collect();
+    let mut outside: Vec<&str> = Vec::new();
+    for path in files
+        .iter()
+        .flat_map(|file| std::iter::once(file.path.as_str()).chain(file.old_path.as_deref()))
+    {
+        let covered = LockPath::parse(path)
+            .is_ok_and(|changed| locks.iter().any(|lock| lock.overlaps(&changed)));
+        if !covered && !outside.contains(&path) {
+            outside.push(path);
+        }
+    }
+    outside
 }
 
 /// The change as a unified diff (three lines of context, binary files named only), cut

@@ -14,7 +14,9 @@ pub mod policy;
 pub mod semantic;
 pub mod syntax;
 
-pub use changes::{ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange, patch_text};
+pub use changes::{
+    ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange, patch_text, paths_outside_locks,
+};
 pub use check::CommandCheck;
 pub use config::{CONFIG_FILE, ConfigError, VerifyConfig};
 pub use detect::detect_checks;

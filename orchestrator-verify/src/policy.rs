@@ -6,12 +6,11 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use orchestrator_core::lock::LockPath;
 use orchestrator_core::model::{FailureKind, VerificationFailure};
 use orchestrator_core::verify::{StageReport, VerificationInput, Verifier};
 use regex::Regex;
 
-use crate::changes::{ChangeKind, ChangeSet, ChangedFile};
+use crate::changes::{ChangeKind, ChangeSet, ChangedFile, paths_outside_locks};
 
 /// Kinds of secrets recognized in added lines, with the pattern that finds them.
 const SECRET_PATTERNS: &[(&str, &str)] = &[
@@ -94,27 +93,16 @@ impl PolicyVerifier {
 
     /// Paths written outside every lock of the task.
     fn outside_locks(input: &VerificationInput, files: &[ChangedFile]) -> Vec<VerificationFailure> {
-        let locks: Vec<LockPath> = input
-            .locked_paths
-            .iter()
-            .filter_map(|path| LockPath::parse(path).ok())
-            .collect();
-        let mut found = Vec::new();
-        for file in files {
-            let touched = std::iter::once(file.path.as_str()).chain(file.old_path.as_deref());
-            for path in touched {
-                let covered = LockPath::parse(path)
-                    .is_ok_and(|changed| locks.iter().any(|lock| lock.overlaps(&changed)));
-                if !covered {
-                    found.push(violation(
-                        format!("{path} changed outside the task's locks"),
-                        Some(path),
-                        None,
-                    ));
-                }
-            }
-        }
-        found
+        paths_outside_locks(files, &input.locked_paths)
+            .into_iter()
+            .map(|path| {
+                violation(
+                    format!("{path} changed outside the task's locks"),
+                    Some(path),
+                    None,
+                )
+            })
+            .collect()
     }
 
     /// Added lines that look like secrets.

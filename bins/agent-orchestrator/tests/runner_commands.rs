@@ -409,3 +409,76 @@ async fn four_slots_run_disjoint_tasks_at_once_and_overlapping_ones_in_turn() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_beyond_the_files_hint_are_locked_or_fail_as_a_conflict() {
+    let server = Server::start().await;
+    let repo = repository(&[("README.md", "# app\n")]);
+    let cli = Cli::new();
+    let scripts = tempfile::tempdir().unwrap();
+    let agent = agent_script(
+        scripts.path(),
+        "spill.sh",
+        "dir=$(printf '%s\\n' \"$1\" | sed -n 's/^- \\(src\\/[a-z]*\\/\\)$/\\1/p' | head -n 1)\n\
+         case \"$dir\" in\n\
+           src/a/) sleep 4; mkdir -p src/a; printf 'a = 1\\n' > src/a/own.py;;\n\
+           src/b/) mkdir -p src/a; printf 'b = 1\\n' > src/a/intruder.py;;\n\
+           src/c/) mkdir -p src/c docs; printf 'c = 1\\n' > src/c/x.py; printf '# notes\\n' > docs/notes.md;;\n\
+         esac",
+    );
+    let token = server.connection_token().await;
+    cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
+    let owner = id(&server.create_task("owner", &["src/a/"]).await);
+    let intruder = id(&server.create_task("intruder", &["src/b/"]).await);
+    let spiller = id(&server.create_task("spiller", &["src/c/"]).await);
+    let _runner = cli.start(&[
+        "--backend",
+        "command",
+        "--parallel",
+        "3",
+        "--heartbeat-secs",
+        "1",
+        "--",
+        &agent.to_string_lossy(),
+        "{prompt}",
+    ]);
+
+    let finished = |t: &Value| matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"));
+    let blocked = server
+        .wait_task(&intruder, Duration::from_secs(60), finished)
+        .await;
+    assert_eq!(blocked["status"], "FAILED", "{blocked}");
+    assert!(
+        blocked["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("src/a/intruder.py (held by agent"),
+        "{blocked}"
+    );
+    let exceptions = server
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/exceptions?taskId={intruder}"),
+            None,
+        )
+        .await;
+    assert!(
+        exceptions["exceptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["exceptionType"] == "CONFLICT_DETECTED"),
+        "{exceptions}"
+    );
+    let spilled = server
+        .wait_task(&spiller, Duration::from_secs(60), finished)
+        .await;
+    assert_eq!(
+        spilled["status"], "COMPLETED",
+        "a free path is locked and kept: {spilled}"
+    );
+    let owned = server
+        .wait_task(&owner, Duration::from_secs(60), finished)
+        .await;
+    assert_eq!(owned["status"], "COMPLETED", "{owned}");
+}

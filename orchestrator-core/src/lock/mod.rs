@@ -34,6 +34,7 @@ pub struct LockRequest {
 
 /// A held lock that stands in the way of a request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LockConflict {
     /// The requested path, normalized.

@@ -88,6 +88,7 @@ impl Modify for BearerTokens {
         runner::claim,
         runner::heartbeat,
         runner::logs,
+        runner::acquire_locks,
         runner::complete,
         cron::cleanup,
         events::events,

@@ -9,9 +9,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use orchestrator_core::change::{self, AgentAction, LeaseRef, TaskAction};
 use orchestrator_core::coordination::{self, Claim, ClaimRequest, ControlSignal, MAX_BATCH_CLAIM};
 use orchestrator_core::ids::{AgentId, LeaseToken, RunnerSessionId, TaskId};
+use orchestrator_core::lock::{LockConflict, LockOutcome, LockRequest};
 use orchestrator_core::model::{
-    Agent, AgentQuery, AgentStatus, ExceptionSeverity, ExceptionType, FileLock, LogType, NewAgent,
-    NewAgentLog, NewException, NewVerificationResult, RiskLevel, RunnerSession,
+    Agent, AgentQuery, AgentStatus, ExceptionSeverity, ExceptionType, FileLock, LockMode, LogType,
+    NewAgent, NewAgentLog, NewException, NewVerificationResult, RiskLevel, RunnerSession,
     RunnerSessionStatus, Task, TaskQuery, TaskStatus, Usage,
 };
 use orchestrator_core::retry;
@@ -31,6 +32,9 @@ use crate::state::AppState;
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Lease length when the runner does not ask for one.
 const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+
+/// Paths one lock request may name.
+const MAX_LOCK_PATHS: usize = 1_000;
 /// Most agent slots one runner session keeps.
 const MAX_SLOTS: usize = MAX_BATCH_CLAIM;
 /// A session's last-seen time is written at most this often.
@@ -51,6 +55,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(LOG_BATCH_BODY_LIMIT))
             .route(web::post().to(logs)),
     )
+    .service(web::resource("/runner/locks").route(web::post().to(acquire_locks)))
     .service(web::resource("/runner/complete").route(web::post().to(complete)));
 }
 
@@ -669,6 +674,112 @@ fn with_runner_time(
         Some(other) => Some(json!({ "value": other, "runnerTimestamp": timestamp })),
         None => Some(json!({ "runnerTimestamp": timestamp })),
     }
+}
+
+attempt_report! {
+    struct LocksBody {
+        /// Repository-relative paths the attempt changed outside the locks it holds.
+        paths: Vec<String>,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct LocksAnswer {
+    /// All the paths were granted; otherwise none was.
+    granted: bool,
+    locks: Vec<FileLock>,
+    /// The locks of other agents in the way.
+    conflicts: Vec<LockConflict>,
+}
+
+/// Locks paths an attempt changed beyond its files hint, all or none, until its lease
+/// ends. Paths held by another agent are answered as conflicts (not an error), and a
+/// CONFLICT_DETECTED exception names the holders for a human.
+#[utoipa::path(
+    post,
+    path = "/api/runner/locks",
+    tag = "runner protocol",
+    summary = "Lock the paths an attempt changed outside its locks (all or none)",
+    request_body = LocksBody,
+    responses(
+        (status = 200, description = "Granted, or the conflicts", body = Data<LocksAnswer>),
+        WriteErrors,
+    ),
+    security(("runner" = [])),
+)]
+async fn acquire_locks(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(body): Json<LocksBody>,
+) -> ApiResult<HttpResponse> {
+    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
+    own_agent(&state, &session, body.agent_id).await?;
+    if body.paths.is_empty() || body.paths.len() > MAX_LOCK_PATHS {
+        return Err(ApiError::invalid(
+            "paths",
+            format!("send 1 to {MAX_LOCK_PATHS} paths"),
+        ));
+    }
+    let now = state.now();
+    let lease = body.lease();
+    let task = state.store.get_task(lease.task_id).await?;
+    change::check_lease(&task, &lease, now)?;
+    let ttl = task
+        .lease_expires_at
+        .map_or(DEFAULT_LEASE, |expires| expires.since(now));
+    let request = LockRequest {
+        holder: body.agent_id,
+        task_id: Some(task.id),
+        paths: body.paths,
+        mode: LockMode::Exclusive,
+        ttl,
+    };
+    let answer = match state.store.acquire(request, now).await? {
+        LockOutcome::Granted(locks) => LocksAnswer {
+            granted: true,
+            locks,
+            conflicts: Vec::new(),
+        },
+        LockOutcome::Denied(conflicts) => {
+            let holders: Vec<String> = conflicts
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} (held on {} by agent {}{})",
+                        c.requested_path,
+                        c.held.file_path,
+                        c.held.agent_id,
+                        c.held
+                            .task_id
+                            .map(|t| format!(" for task {t}"))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            let mut exception = NewException::new(
+                ExceptionType::ConflictDetected,
+                ExceptionSeverity::Warning,
+                "Changed files are locked by another agent",
+            );
+            exception.description = Some(format!(
+                "The attempt changed files that another agent holds: {}",
+                holders.join("; ")
+            ));
+            exception.suggested_action = Some(
+                "Let the other task finish, then retry this one (or widen its files hint)".into(),
+            );
+            exception.task_id = Some(task.id);
+            exception.agent_id = Some(body.agent_id);
+            state.store.raise_exception(exception, now).await?;
+            LocksAnswer {
+                granted: false,
+                locks: Vec::new(),
+                conflicts,
+            }
+        }
+    };
+    Ok(ok(answer))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
