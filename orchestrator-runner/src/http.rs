@@ -86,8 +86,9 @@ impl HttpClient {
         }
     }
 
-    /// Sends `body` to `path` with the runner token and reads `{"data": T}`.
-    pub(crate) async fn call<T: DeserializeOwned>(
+    /// Sends `body` to `path` with the client's token and reads `{"data": T}`; an error
+    /// envelope becomes [`ClientError::Refused`].
+    pub async fn call<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,

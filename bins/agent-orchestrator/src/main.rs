@@ -1,6 +1,7 @@
 //! `agent-orchestrator`: connects a machine to an orchestrator server and runs coding
 //! agents on its tasks, each in its own git worktree.
 
+mod admin;
 mod config;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,31 @@ enum Command {
     Status,
     /// Revoke this runner on the server and forget the connection.
     Disconnect,
+    /// Manage tasks (needs the admin token).
+    Task {
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+        #[command(subcommand)]
+        command: admin::TaskCommand,
+    },
+    /// The queued tasks, in the order runners take them (needs the admin token).
+    Queue {
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+    },
+    /// An agent's log (needs the admin token).
+    Logs {
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+        /// The agent's id.
+        agent_id: String,
+        /// Keep printing new entries.
+        #[arg(short, long)]
+        follow: bool,
+        /// Entries to show.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,6 +170,14 @@ async fn main() -> ExitCode {
         Command::Start(args) => start(args).await,
         Command::Status => status().await,
         Command::Disconnect => disconnect().await,
+        Command::Task { admin, command } => admin::task(&admin, command).await,
+        Command::Queue { admin } => admin::queue(&admin).await,
+        Command::Logs {
+            admin,
+            agent_id,
+            follow,
+            limit,
+        } => admin::logs(&admin, &agent_id, follow, limit).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
