@@ -163,6 +163,81 @@ pub async fn claim_waiting(
     }
 }
 
+/// The live agent slots of a runner session (finished ones left out).
+pub async fn session_slots(
+    store: &dyn crate::Store,
+    session: RunnerSessionId,
+) -> Result<Vec<crate::model::Agent>> {
+    use crate::model::{AgentQuery, AgentStatus};
+
+    let page = store
+        .list_agents(&AgentQuery {
+            runner_session_id: Some(session),
+            limit: 100,
+            ..AgentQuery::default()
+        })
+        .await?;
+    Ok(page
+        .items
+        .into_iter()
+        .filter(|a| !matches!(a.status, AgentStatus::Completed | AgentStatus::Failed))
+        .collect())
+}
+
+/// Up to `wanted` idle slots of the session, creating slots while it has fewer than
+/// [`MAX_BATCH_CLAIM`]; a slot left STUCK by an expired lease recovers when its runner
+/// asks for work again.
+pub async fn idle_slots(
+    store: &dyn crate::Store,
+    session: &crate::model::RunnerSession,
+    wanted: usize,
+    now: Timestamp,
+) -> Result<Vec<AgentId>> {
+    use crate::change::AgentAction;
+    use crate::model::{AgentStatus, NewAgent};
+
+    let slots = session_slots(store, session.id).await?;
+    let mut idle = Vec::new();
+    for slot in &slots {
+        if idle.len() == wanted {
+            break;
+        }
+        match slot.status {
+            AgentStatus::Idle => idle.push(slot.id),
+            AgentStatus::Stuck if slot.current_task_id.is_none() => {
+                store
+                    .apply_agent_action(slot.id, AgentAction::Recover, now)
+                    .await?;
+                idle.push(slot.id);
+            }
+            _ => {}
+        }
+    }
+    let mut next_slot = slots
+        .iter()
+        .filter_map(|s| s.slot)
+        .max()
+        .map_or(0, |s| s + 1);
+    let mut live = slots.len();
+    while idle.len() < wanted && live < MAX_BATCH_CLAIM {
+        let agent = store
+            .create_agent(
+                NewAgent {
+                    name: Some(format!("{} #{next_slot}", session.name)),
+                    runner_session_id: Some(session.id),
+                    slot: Some(next_slot),
+                    is_local_runner: true,
+                },
+                now,
+            )
+            .await?;
+        idle.push(agent.id);
+        next_slot += 1;
+        live += 1;
+    }
+    Ok(idle)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

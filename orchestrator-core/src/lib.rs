@@ -14,6 +14,7 @@
 #[macro_use]
 mod wire_enum;
 
+pub mod attempts;
 pub mod backend;
 pub mod change;
 pub mod coordination;

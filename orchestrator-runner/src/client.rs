@@ -5,11 +5,11 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use orchestrator_core::attempts::{AttemptCompletion, LockAnswer};
 use orchestrator_core::change::LeaseRef;
 use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::ids::{AgentId, TaskId};
-use orchestrator_core::lock::LockConflict;
-use orchestrator_core::model::{FileLock, LogType, NewVerificationResult, Task, TaskStatus, Usage};
+use orchestrator_core::model::{FileLock, LogType, Task, TaskStatus};
 use serde::{Deserialize, Serialize};
 
 /// A task handed to one of the runner's agent slots.
@@ -61,41 +61,6 @@ pub struct LogLine {
     pub content: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
-}
-
-/// Lines added and removed by an attempt.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DiffStats {
-    pub files_changed: u32,
-    pub insertions: u32,
-    pub deletions: u32,
-}
-
-/// How an attempt ended, with its evidence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Completion {
-    pub success: bool,
-    /// The attempt stopped because the task was cancelled.
-    pub cancelled: bool,
-    pub summary: Option<String>,
-    pub error: Option<String>,
-    pub commit_sha: Option<String>,
-    pub usage: Usage,
-    pub diff_stats: Option<DiffStats>,
-    pub verification: Option<NewVerificationResult>,
-}
-
-/// The answer to a request for more locks: all granted, or the locks in the way.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LockAnswer {
-    pub granted: bool,
-    #[serde(default)]
-    pub locks: Vec<FileLock>,
-    #[serde(default)]
-    pub conflicts: Vec<LockConflict>,
 }
 
 /// Why a call to the orchestrator failed.
@@ -171,6 +136,6 @@ pub trait OrchestratorClient: Send + Sync + Debug + 'static {
     async fn complete(
         &self,
         attempt: AttemptRef,
-        completion: &Completion,
+        completion: &AttemptCompletion,
     ) -> Result<(), ClientError>;
 }

@@ -3,15 +3,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use orchestrator_core::attempts::{AttemptCompletion, LockAnswer};
 use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::model::TaskStatus;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::client::{
-    Assignment, AttemptRef, ClientError, Completion, LockAnswer, LogLine, OrchestratorClient,
-};
+use crate::client::{Assignment, AttemptRef, ClientError, LogLine, OrchestratorClient};
 
 /// Slack on top of a claim's wait before the HTTP request itself gives up.
 const CLAIM_SLACK: Duration = Duration::from_secs(15);
@@ -310,7 +309,7 @@ impl OrchestratorClient for HttpClient {
     async fn complete(
         &self,
         attempt: AttemptRef,
-        completion: &Completion,
+        completion: &AttemptCompletion,
     ) -> Result<(), ClientError> {
         let mut body = attempt_fields(attempt);
         if let Value::Object(fields) = json!(completion) {

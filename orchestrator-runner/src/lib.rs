@@ -20,16 +20,17 @@
 pub mod backend;
 pub mod client;
 pub mod http;
+pub mod local;
 pub mod logs;
 pub mod process;
 pub mod prompt;
 pub mod runner;
 pub mod worktree;
 
-pub use client::{
-    Assignment, AttemptRef, ClientError, Completion, LockAnswer, LogLine, OrchestratorClient,
-};
+pub use client::{Assignment, AttemptRef, ClientError, LogLine, OrchestratorClient};
 pub use http::{Connected, ConnectionToken, HttpClient};
+pub use local::LocalClient;
+pub use orchestrator_core::attempts::{AttemptCompletion, DiffStats, LockAnswer};
 pub use orchestrator_core::backend::{AgentOutcome, AgentOutput, AgentOutputSink, AgentRequest};
 pub use runner::{
     RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl, RunnerError, RunnerEvent,

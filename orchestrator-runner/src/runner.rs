@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use orchestrator_core::attempts::{AttemptCompletion, DiffStats};
 use orchestrator_core::backend::{AgentBackend, AgentOutcome, AgentRequest};
 use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::ids::TaskId;
@@ -14,9 +15,7 @@ use orchestrator_verify::{ChangeSet, Pipeline, paths_outside_locks};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::client::{
-    Assignment, AttemptRef, ClientError, Completion, DiffStats, OrchestratorClient,
-};
+use crate::client::{Assignment, AttemptRef, ClientError, OrchestratorClient};
 use crate::logs::{self, LogSink};
 use crate::prompt;
 use crate::worktree::{Workspace, Worktrees};
@@ -330,7 +329,7 @@ impl Shared {
         }
     }
 
-    async fn complete(&self, attempt: AttemptRef, completion: &Completion) {
+    async fn complete(&self, attempt: AttemptRef, completion: &AttemptCompletion) {
         // A completion that cannot be delivered leaves the lease to run out: the
         // supervisor then gives the task back to the queue.
         for delay in [0, 1, 3] {
@@ -349,8 +348,8 @@ impl Shared {
     }
 }
 
-fn failed_completion(error: String, usage: Usage) -> Completion {
-    Completion {
+fn failed_completion(error: String, usage: Usage) -> AttemptCompletion {
+    AttemptCompletion {
         success: false,
         cancelled: false,
         summary: None,
@@ -402,7 +401,7 @@ async fn attempt_work(
     shared: &Arc<Shared>,
     assignment: &Assignment,
     sink: &LogSink,
-) -> Option<Completion> {
+) -> Option<AttemptCompletion> {
     let attempt = AttemptRef::from(assignment);
     let task = &assignment.task;
     let worktrees = shared.worktrees.clone();
@@ -460,7 +459,7 @@ async fn attempt_work(
         }
         Supervised::Cancelled => {
             sink.note(LogType::StatusChange, "cancelled: the agent was stopped");
-            return Some(Completion {
+            return Some(AttemptCompletion {
                 cancelled: true,
                 ..failed_completion("cancelled while running".into(), Usage::default())
             });
@@ -497,7 +496,7 @@ async fn attempt_work(
         .await;
     match finished {
         Supervised::Done(completion) => Some(completion),
-        Supervised::Cancelled => Some(Completion {
+        Supervised::Cancelled => Some(AttemptCompletion {
             cancelled: true,
             ..failed_completion("cancelled during verification".into(), outcome.usage)
         }),
@@ -517,7 +516,7 @@ async fn finish(
     locked_paths: &[String],
     outcome: &AgentOutcome,
     sink: &LogSink,
-) -> Completion {
+) -> AttemptCompletion {
     let task = &assignment.task;
     shared.emit(RunnerEvent::Verifying { task: task.id });
     let prepared = {
@@ -660,7 +659,7 @@ async fn finish(
     } else {
         None
     };
-    Completion {
+    AttemptCompletion {
         success,
         cancelled: false,
         summary: outcome.summary.clone(),

@@ -17,7 +17,12 @@ pub(crate) struct AdminArgs {
     #[arg(long, env = "ORCHESTRATOR_URL", global = true)]
     server: Option<String>,
     /// The admin token the server printed at its first start.
-    #[arg(long, env = "ORCHESTRATOR_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     admin_token: Option<String>,
 }
 

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -15,6 +15,8 @@ use orchestrator_core::{Clock, Store, SystemClock};
 use orchestrator_http::AppState;
 use orchestrator_http::auth::{hash_token, new_secret};
 use orchestrator_http::rate_limit::RateLimitConfig;
+use orchestrator_runner::backend::{AgentBackend, ClaudeCode, CommandAgent};
+use orchestrator_runner::{LocalClient, Runner, RunnerConfig, RunnerControl, Worktrees};
 
 /// Run the orchestrator server.
 #[derive(Debug, Parser)]
@@ -82,6 +84,24 @@ struct Args {
         value_delimiter = ','
     )]
     verify_roots: Vec<PathBuf>,
+
+    /// Also run a runner in this process on the git repository DIR: server and runner
+    /// in one process on the embedded database.
+    #[arg(long, env = "ORCHESTRATOR_LOCAL_RUNNER", value_name = "DIR")]
+    local_runner: Option<PathBuf>,
+
+    /// The local runner's agent: a command with a `{prompt}` argument, given last
+    /// (default: the claude CLI).
+    #[arg(long = "local-agent", num_args = 1.., value_name = "ARG")]
+    local_agent: Vec<String>,
+
+    /// The claude binary for the local runner.
+    #[arg(long, env = "CLAUDE_BIN", default_value = "claude")]
+    claude_bin: PathBuf,
+
+    /// Agents the local runner runs at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=32))]
+    local_parallel: u8,
 
     /// Log format.
     #[arg(
@@ -288,6 +308,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         state = state.with_cron_secret(secret.trim());
     }
     let state = web::Data::new(state);
+    let local_runner = match &args.local_runner {
+        Some(dir) => Some(start_local_runner(&args, dir, &state).await?),
+        None => None,
+    };
 
     let server = HttpServer::new({
         let state = state.clone();
@@ -320,11 +344,77 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await;
     });
     let served = server.await;
+    if let Some((control, running)) = local_runner {
+        // Agents are stopped and their tasks given back before the process ends.
+        control.stop();
+        let _ = running.await;
+    }
     let _ = stop_supervisor.send(());
     let _ = supervising.await;
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the in-process runner on the repository at `dir`.
+async fn start_local_runner(
+    args: &Args,
+    dir: &Path,
+    state: &AppState,
+) -> anyhow::Result<(RunnerControl, tokio::task::JoinHandle<()>)> {
+    let repository = dir
+        .canonicalize()
+        .with_context(|| format!("--local-runner {} does not exist", dir.display()))?;
+    if !repository.join(".git").exists() {
+        anyhow::bail!(
+            "--local-runner {} is not a git repository: run `git init` and make a first commit there",
+            repository.display()
+        );
+    }
+    let agent: Arc<dyn AgentBackend> = if args.local_agent.is_empty() {
+        Arc::new(ClaudeCode {
+            binary: args.claude_bin.clone(),
+            ..ClaudeCode::default()
+        })
+    } else {
+        Arc::new(
+            CommandAgent::new(args.local_agent.clone())
+                .map_err(|err| anyhow::anyhow!("--local-agent: {err}"))?,
+        )
+    };
+    let client = LocalClient::register(
+        state.store.clone(),
+        state.clock.clone(),
+        "local runner",
+        &repository,
+    )
+    .await
+    .context("cannot register the local runner")?
+    .with_retry_policy(state.retry_policy.clone());
+    let worktree_dir = std::path::absolute(args.data_dir.join("worktrees"))
+        .context("cannot place the local runner's worktrees")?;
+    let worktrees = Worktrees::new(&repository, worktree_dir);
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let runner = Runner::builder(Arc::new(client), agent, worktrees)
+        .config(RunnerConfig {
+            parallel: usize::from(args.local_parallel),
+            ..RunnerConfig::default()
+        })
+        .events(events)
+        .build();
+    let control = runner.control();
+    tokio::spawn(async move {
+        while let Some(event) = received.recv().await {
+            tracing::info!(?event, "local runner");
+        }
+    });
+    let running = tokio::spawn(async move {
+        if let Err(err) = runner.run().await {
+            tracing::error!(error = %err, "the local runner stopped");
+        }
+    });
+    tracing::info!(repository = %repository.display(), "local runner started");
+    Ok((control, running))
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.

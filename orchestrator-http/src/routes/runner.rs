@@ -6,16 +6,14 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use orchestrator_core::change::{self, AgentAction, LeaseRef, TaskAction};
+use orchestrator_core::attempts::{self, AttemptCompletion, DiffStats, LockAnswer};
+use orchestrator_core::change::{AgentAction, LeaseRef};
 use orchestrator_core::coordination::{self, Claim, ClaimRequest, ControlSignal, MAX_BATCH_CLAIM};
 use orchestrator_core::ids::{AgentId, LeaseToken, RunnerSessionId, TaskId};
-use orchestrator_core::lock::{LockConflict, LockOutcome, LockRequest};
 use orchestrator_core::model::{
-    Agent, AgentQuery, AgentStatus, ExceptionSeverity, ExceptionType, FileLock, LockMode, LogType,
-    NewAgent, NewAgentLog, NewException, NewVerificationResult, RiskLevel, RunnerSession,
-    RunnerSessionStatus, Task, TaskQuery, TaskStatus, Usage,
+    Agent, AgentStatus, FileLock, LogType, NewAgentLog, NewVerificationResult, RiskLevel,
+    RunnerSession, RunnerSessionStatus, Task, TaskQuery, TaskStatus, Usage,
 };
-use orchestrator_core::retry;
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use orchestrator_core::{Timestamp, store::MAX_LOG_BATCH};
 use serde::{Deserialize, Serialize};
@@ -155,7 +153,7 @@ async fn status(
     params: Params,
 ) -> ApiResult<HttpResponse> {
     let session = runner_session(&state, &req, params.text("runnerToken")).await?;
-    let slots = session_slots(&state, session.id).await?;
+    let slots = coordination::session_slots(state.store.as_ref(), session.id).await?;
     let busy: Vec<Agent> = slots
         .into_iter()
         .filter(|a| a.current_task_id.is_some())
@@ -205,22 +203,6 @@ async fn status(
 }
 
 /// Every live (not retired) slot of the session.
-async fn session_slots(state: &AppState, session: RunnerSessionId) -> ApiResult<Vec<Agent>> {
-    let page = state
-        .store
-        .list_agents(&AgentQuery {
-            runner_session_id: Some(session),
-            limit: 100,
-            ..AgentQuery::default()
-        })
-        .await?;
-    Ok(page
-        .items
-        .into_iter()
-        .filter(|a| !matches!(a.status, AgentStatus::Completed | AgentStatus::Failed))
-        .collect())
-}
-
 /// The original's `POST /api/runner/status`: registration without a token (refused: runners
 /// connect with a setup token), or a runner setting one of its agents' status.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -401,7 +383,7 @@ async fn claim(
         }
         other => other.into(),
     })?;
-    let agents = idle_slots(&state, &session, max).await?;
+    let agents = coordination::idle_slots(state.store.as_ref(), &session, max, state.now()).await?;
     if agents.is_empty() {
         return Err(ApiError::conflict(format!(
             "Every one of this runner's {MAX_SLOTS} agent slots is busy; finish or stop work first"
@@ -429,58 +411,6 @@ async fn claim(
         message: claims.is_empty().then_some("No tasks available"),
         claims,
     }))
-}
-
-/// Up to `wanted` idle slots of the session, creating slots while it has fewer than
-/// [`MAX_SLOTS`]; a slot left STUCK by an expired lease recovers when its runner calls.
-async fn idle_slots(
-    state: &AppState,
-    session: &RunnerSession,
-    wanted: usize,
-) -> ApiResult<Vec<AgentId>> {
-    let now = state.now();
-    let slots = session_slots(state, session.id).await?;
-    let mut idle = Vec::new();
-    for slot in &slots {
-        if idle.len() == wanted {
-            break;
-        }
-        match slot.status {
-            AgentStatus::Idle => idle.push(slot.id),
-            AgentStatus::Stuck if slot.current_task_id.is_none() => {
-                state
-                    .store
-                    .apply_agent_action(slot.id, AgentAction::Recover, now)
-                    .await?;
-                idle.push(slot.id);
-            }
-            _ => {}
-        }
-    }
-    let mut next_slot = slots
-        .iter()
-        .filter_map(|s| s.slot)
-        .max()
-        .map_or(0, |s| s + 1);
-    let mut live = slots.len();
-    while idle.len() < wanted && live < MAX_SLOTS {
-        let agent = state
-            .store
-            .create_agent(
-                NewAgent {
-                    name: Some(format!("{} #{next_slot}", session.name)),
-                    runner_session_id: Some(session.id),
-                    slot: Some(next_slot),
-                    is_local_runner: true,
-                },
-                now,
-            )
-            .await?;
-        idle.push(agent.id);
-        next_slot += 1;
-        live += 1;
-    }
-    Ok(idle)
 }
 
 /// Every report on an attempt carries the agent and the attempt's lease: `agentId`,
@@ -555,23 +485,7 @@ async fn heartbeat(
         .map_or(DEFAULT_LEASE, Duration::from_millis);
     let now = state.now();
     if let Some(status) = body.status {
-        let action = match status {
-            TaskStatus::InProgress => TaskAction::Start,
-            TaskStatus::Verifying => TaskAction::BeginVerification,
-            other => {
-                return Err(ApiError::invalid(
-                    "status",
-                    format!("{other} is not reported by runners; send IN_PROGRESS or VERIFYING"),
-                ));
-            }
-        };
-        let task = state.store.get_task(body.task_id).await?;
-        if task.status != status {
-            state
-                .store
-                .apply_task_action(body.task_id, action, Some(body.lease()), now)
-                .await?;
-        }
+        attempts::report_progress(state.store.as_ref(), body.lease(), status, now).await?;
     }
     let ack = state.store.heartbeat(body.lease(), ttl, now).await?;
     Ok(ok(HeartbeatView {
@@ -683,16 +597,6 @@ attempt_report! {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct LocksAnswer {
-    /// All the paths were granted; otherwise none was.
-    granted: bool,
-    locks: Vec<FileLock>,
-    /// The locks of other agents in the way.
-    conflicts: Vec<LockConflict>,
-}
-
 /// Locks paths an attempt changed beyond its files hint, all or none, until its lease
 /// ends. Paths held by another agent are answered as conflicts (not an error), and a
 /// CONFLICT_DETECTED exception names the holders for a human.
@@ -703,7 +607,7 @@ struct LocksAnswer {
     summary = "Lock the paths an attempt changed outside its locks (all or none)",
     request_body = LocksBody,
     responses(
-        (status = 200, description = "Granted, or the conflicts", body = Data<LocksAnswer>),
+        (status = 200, description = "Granted, or the conflicts", body = Data<LockAnswer>),
         WriteErrors,
     ),
     security(("runner" = [])),
@@ -721,73 +625,15 @@ async fn acquire_locks(
             format!("send 1 to {MAX_LOCK_PATHS} paths"),
         ));
     }
-    let now = state.now();
-    let lease = body.lease();
-    let task = state.store.get_task(lease.task_id).await?;
-    change::check_lease(&task, &lease, now)?;
-    let ttl = task
-        .lease_expires_at
-        .map_or(DEFAULT_LEASE, |expires| expires.since(now));
-    let request = LockRequest {
-        holder: body.agent_id,
-        task_id: Some(task.id),
-        paths: body.paths,
-        mode: LockMode::Exclusive,
-        ttl,
-    };
-    let answer = match state.store.acquire(request, now).await? {
-        LockOutcome::Granted(locks) => LocksAnswer {
-            granted: true,
-            locks,
-            conflicts: Vec::new(),
-        },
-        LockOutcome::Denied(conflicts) => {
-            let holders: Vec<String> = conflicts
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} (held on {} by agent {}{})",
-                        c.requested_path,
-                        c.held.file_path,
-                        c.held.agent_id,
-                        c.held
-                            .task_id
-                            .map(|t| format!(" for task {t}"))
-                            .unwrap_or_default()
-                    )
-                })
-                .collect();
-            let mut exception = NewException::new(
-                ExceptionType::ConflictDetected,
-                ExceptionSeverity::Warning,
-                "Changed files are locked by another agent",
-            );
-            exception.description = Some(format!(
-                "The attempt changed files that another agent holds: {}",
-                holders.join("; ")
-            ));
-            exception.suggested_action = Some(
-                "Let the other task finish, then retry this one (or widen its files hint)".into(),
-            );
-            exception.task_id = Some(task.id);
-            exception.agent_id = Some(body.agent_id);
-            state.store.raise_exception(exception, now).await?;
-            LocksAnswer {
-                granted: false,
-                locks: Vec::new(),
-                conflicts,
-            }
-        }
-    };
+    let answer = attempts::lock_changed_paths(
+        state.store.as_ref(),
+        body.agent_id,
+        body.lease(),
+        body.paths,
+        state.now(),
+    )
+    .await?;
     Ok(ok(answer))
-}
-
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DiffStats {
-    files_changed: u32,
-    insertions: u32,
-    deletions: u32,
 }
 
 attempt_report! {
@@ -837,84 +683,26 @@ async fn complete(
     let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
     let agent_id = body.agent_id;
     own_agent(&state, &session, agent_id).await?;
-    if let Some(verification) = &body.verification {
-        verification.validate()?;
-    }
     let lease = body.lease();
-    let now = state.now();
-    let task = state.store.get_task(lease.task_id).await?;
-    // A repeated completion finds the attempt ended: nothing is recorded twice.
-    let first_report = change::check_lease(&task, &lease, now).is_ok();
-    if first_report {
-        if let Some(verification) = body.verification.clone() {
-            state
-                .store
-                .record_verification(task.id, verification, now)
-                .await?;
-        }
-        let content = match (body.success, &body.summary, &body.error) {
-            (true, summary, _) => format!(
-                "Task completed: {}",
-                summary.as_deref().unwrap_or("No summary provided")
-            ),
-            (false, _, error) => format!(
-                "Task failed: {}",
-                error.as_deref().unwrap_or("Unknown error")
-            ),
-        };
-        let closing = NewAgentLog {
-            agent_id,
-            task_id: Some(task.id),
-            log_type: LogType::StatusChange,
-            content,
-            metadata: Some(json!({
-                "commitSha": body.commit_sha,
-                "diffStats": body.diff_stats,
-                "usage": body.usage,
-            })),
-        };
-        state
-            .store
-            .append_attempt_logs(lease, vec![closing], now)
-            .await?;
-    }
-    let action = if body.cancelled {
-        TaskAction::AcknowledgeCancel
-    } else if body.success {
-        TaskAction::Complete {
-            commit_sha: body.commit_sha.clone(),
-            usage: body.usage,
-        }
-    } else {
-        TaskAction::Fail {
-            reason: body.error.clone().unwrap_or_else(|| "Unknown error".into()),
-            usage: body.usage,
-        }
+    let completion = AttemptCompletion {
+        success: body.success,
+        cancelled: body.cancelled,
+        summary: body.summary,
+        error: body.error,
+        commit_sha: body.commit_sha,
+        usage: body.usage,
+        diff_stats: body.diff_stats,
+        verification: body.verification,
     };
-    let mut task = state
-        .store
-        .apply_task_action(lease.task_id, action, Some(lease), now)
-        .await?;
-    if first_report && task.status == TaskStatus::Failed && body.verification.is_some() {
-        // A change that failed verification is retried as the policy says (with its
-        // delay); once it may not be, a human is asked to look.
-        match retry::auto_retry(state.store.as_ref(), task.id, &state.retry_policy, now).await {
-            Ok((requeued, _)) => task = requeued,
-            Err(orchestrator_core::Error::Conflict(_)) => {}
-            Err(other) => return Err(other.into()),
-        }
-    } else if first_report && task.status == TaskStatus::Failed {
-        let mut exception = NewException::new(
-            ExceptionType::UnknownError,
-            ExceptionSeverity::Error,
-            "Task failed",
-        );
-        exception.description = Some(body.error.unwrap_or_else(|| "Unknown error".into()));
-        exception.suggested_action = Some("Review the agent logs and retry the task".into());
-        exception.task_id = Some(task.id);
-        exception.agent_id = Some(agent_id);
-        state.store.raise_exception(exception, now).await?;
-    }
+    let task = attempts::complete_attempt(
+        state.store.as_ref(),
+        &state.retry_policy,
+        agent_id,
+        lease,
+        completion,
+        state.now(),
+    )
+    .await?;
     let agent = state.store.get_agent(agent_id).await?;
     Ok(ok(Completed {
         success: true,
