@@ -286,6 +286,21 @@ enum Supervised<T> {
     LeaseLost(ClientError),
 }
 
+/// Why a heartbeat ends an attempt.
+enum Interrupted {
+    Cancelled,
+    LeaseLost(ClientError),
+}
+
+impl<T> From<Interrupted> for Supervised<T> {
+    fn from(interrupted: Interrupted) -> Self {
+        match interrupted {
+            Interrupted::Cancelled => Self::Cancelled,
+            Interrupted::LeaseLost(err) => Self::LeaseLost(err),
+        }
+    }
+}
+
 impl Shared {
     fn emit(&self, event: RunnerEvent) {
         if let Some(events) = &self.events {
@@ -293,7 +308,9 @@ impl Shared {
         }
     }
 
-    /// Runs `work` while heartbeating the attempt, the first beat reporting `status`.
+    /// Runs `work` while heartbeating the attempt. The first beat reports `status` before
+    /// the work starts, so the orchestrator knows where the attempt is even when the work
+    /// ends at once.
     async fn supervise<T>(
         &self,
         attempt: AttemptRef,
@@ -302,29 +319,58 @@ impl Shared {
         work: impl Future<Output = T>,
     ) -> Supervised<T> {
         let mut mode = self.control.mode.subscribe();
-        let mut report = Some(status);
-        let mut beats = tokio::time::interval(self.config.heartbeat_every);
         let mut pause_noted = false;
+        if let Some(ended) = self
+            .beat(attempt, Some(status), sink, &mut pause_noted)
+            .await
+        {
+            return ended.into();
+        }
+        let every = self.config.heartbeat_every;
+        let mut beats = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tokio::pin!(work);
         loop {
             tokio::select! {
                 done = &mut work => return Supervised::Done(done),
                 _ = beats.tick() => {
-                    match self.client.heartbeat(attempt, self.config.lease_ttl, report).await {
-                        Ok(ControlSignal::Continue) => report = None,
-                        Ok(ControlSignal::Stop) => return Supervised::Cancelled,
-                        Ok(ControlSignal::Pause) => {
-                            report = None;
-                            if !pause_noted {
-                                pause_noted = true;
-                                sink.note(LogType::Info, "pause requested: the agent cannot be paused mid-run and goes on; cancel the task to stop it");
-                            }
-                        }
-                        Err(err) if err.is_stale_lease() => return Supervised::LeaseLost(err),
-                        Err(err) => tracing::warn!(task = %attempt.task_id(), error = %err, "heartbeat failed; the lease holds until it runs out"),
+                    if let Some(ended) = self.beat(attempt, None, sink, &mut pause_noted).await {
+                        return ended.into();
                     }
                 }
                 _ = wait_for(&mut mode, RunMode::Stopping) => return Supervised::Stopped,
+            }
+        }
+    }
+
+    /// One heartbeat; `Some` when the attempt must end.
+    async fn beat(
+        &self,
+        attempt: AttemptRef,
+        report: Option<TaskStatus>,
+        sink: &LogSink,
+        pause_noted: &mut bool,
+    ) -> Option<Interrupted> {
+        match self
+            .client
+            .heartbeat(attempt, self.config.lease_ttl, report)
+            .await
+        {
+            Ok(ControlSignal::Continue) => None,
+            Ok(ControlSignal::Stop) => Some(Interrupted::Cancelled),
+            Ok(ControlSignal::Pause) => {
+                if !*pause_noted {
+                    *pause_noted = true;
+                    sink.note(
+                        LogType::Info,
+                        "pause requested: the agent cannot be paused mid-run and goes on; cancel the task to stop it",
+                    );
+                }
+                None
+            }
+            Err(err) if err.is_stale_lease() => Some(Interrupted::LeaseLost(err)),
+            Err(err) => {
+                tracing::warn!(task = %attempt.task_id(), error = %err, "heartbeat failed; the lease holds until it runs out");
+                None
             }
         }
     }
