@@ -11,7 +11,9 @@ use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::ids::TaskId;
 use orchestrator_core::model::{LogType, NewVerificationResult, TaskStatus, Usage};
 use orchestrator_core::verify::VerificationInput;
-use orchestrator_verify::{ChangeSet, Pipeline, paths_outside_locks};
+use orchestrator_verify::{
+    ChangeSet, Pipeline, ReviewModel, SemanticVerifier, paths_outside_locks,
+};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -132,9 +134,16 @@ pub struct RunnerBuilder {
     worktrees: Worktrees,
     config: RunnerConfig,
     events: Option<mpsc::UnboundedSender<RunnerEvent>>,
+    review: Option<Arc<dyn ReviewModel>>,
 }
 
 impl RunnerBuilder {
+    /// Adds the semantic review by `model` to every verification (advisory).
+    pub fn semantic_review(mut self, model: Arc<dyn ReviewModel>) -> Self {
+        self.review = Some(model);
+        self
+    }
+
     pub fn config(mut self, config: RunnerConfig) -> Self {
         self.config = config;
         self
@@ -158,6 +167,7 @@ impl RunnerBuilder {
                     ..self.config
                 },
                 events: self.events,
+                review: self.review,
                 control: RunnerControl { mode },
             }),
         }
@@ -177,6 +187,7 @@ struct Shared {
     worktrees: Worktrees,
     config: RunnerConfig,
     events: Option<mpsc::UnboundedSender<RunnerEvent>>,
+    review: Option<Arc<dyn ReviewModel>>,
     control: RunnerControl,
 }
 
@@ -193,6 +204,7 @@ impl Runner {
             worktrees,
             config: RunnerConfig::default(),
             events: None,
+            review: None,
         }
     }
 
@@ -639,6 +651,10 @@ async fn finish(
     };
     let verification = match pipeline {
         Some(pipeline) => {
+            let pipeline = match &shared.review {
+                Some(model) => pipeline.with(SemanticVerifier::new(model.clone())),
+                None => pipeline,
+            };
             let input = VerificationInput {
                 task_title: task.title.clone(),
                 task_description: task.description.clone(),

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use orchestrator_runner::backend::{AgentBackend, ClaudeCode, CommandAgent, DEFAULT_ALLOWED_TOOLS};
+use orchestrator_runner::backend::{
+    AgentBackend, AnthropicAgent, ClaudeCode, CommandAgent, DEFAULT_ALLOWED_TOOLS, DEFAULT_MODEL,
+};
 use orchestrator_runner::{
     ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, RunnerEvent, Worktrees,
 };
@@ -83,6 +85,8 @@ enum BackendKind {
     ClaudeCode,
     /// Any command-line agent, given after `--` with a `{prompt}` argument.
     Command,
+    /// The Anthropic Messages API with the runner's own tools (needs an API key).
+    Anthropic,
 }
 
 impl BackendKind {
@@ -90,6 +94,7 @@ impl BackendKind {
         match self {
             Self::ClaudeCode => "claude-code",
             Self::Command => "command",
+            Self::Anthropic => "anthropic",
         }
     }
 
@@ -106,9 +111,18 @@ struct StartArgs {
     /// The git repository the agents work on (default: the one given at connect).
     #[arg(short = 'd', long = "dir")]
     dir: Option<PathBuf>,
-    /// An Anthropic API key for Claude Code (else its own login or ANTHROPIC_API_KEY).
-    #[arg(short = 'k', long = "api-key")]
+    /// An Anthropic API key (the anthropic backend and the semantic review need one;
+    /// Claude Code uses it instead of its own login).
+    #[arg(
+        short = 'k',
+        long = "api-key",
+        env = "ANTHROPIC_API_KEY",
+        hide_env_values = true
+    )]
     api_key: Option<String>,
+    /// Have a model score each change against its task (advisory; needs an API key).
+    #[arg(long)]
+    semantic_review: bool,
     /// Claim once, run what came, and exit.
     #[arg(long)]
     once: bool,
@@ -309,6 +323,7 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
             }
             Arc::new(claude)
         }
+        BackendKind::Anthropic => Arc::new(anthropic_agent(&args)?),
         BackendKind::Command => {
             if args.agent_command.is_empty() {
                 bail!(
@@ -337,8 +352,13 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
         once: args.once,
         ..RunnerConfig::default()
     })
-    .events(events)
-    .build();
+    .events(events);
+    let runner = if args.semantic_review {
+        runner.semantic_review(Arc::new(anthropic_agent(&args)?))
+    } else {
+        runner
+    };
+    let runner = runner.build();
     println!(
         "{} runs {} agent(s) with {} on {} (worktrees in {}); Ctrl-C to finish",
         config.runner_name,
@@ -357,6 +377,16 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
     drop(runner);
     let _ = printer.await;
     outcome.map_err(anyhow::Error::from)
+}
+
+/// The Messages API client for the anthropic backend and the semantic review.
+fn anthropic_agent(args: &StartArgs) -> anyhow::Result<AnthropicAgent> {
+    let Some(key) = args.api_key.as_deref().filter(|k| !k.trim().is_empty()) else {
+        bail!("an Anthropic API key is needed: pass -k/--api-key or set ANTHROPIC_API_KEY");
+    };
+    let mut agent = AnthropicAgent::new(key.trim(), args.model.as_deref().unwrap_or(DEFAULT_MODEL));
+    agent.max_turns = args.max_turns;
+    Ok(agent)
 }
 
 /// Ctrl-C once drains; a second Ctrl-C or SIGTERM stops the agents now.

@@ -3,9 +3,12 @@
 
 pub use orchestrator_core::backend::AgentBackend;
 
+mod anthropic;
 mod claude;
 mod command;
+pub mod tools;
 
+pub use anthropic::{AnthropicAgent, DEFAULT_BASE_URL, DEFAULT_MODEL};
 pub use claude::{ClaudeCode, DEFAULT_ALLOWED_TOOLS, StreamEvent, parse_stream_line};
 pub use command::{CommandAgent, PROMPT_PLACEHOLDER};
 

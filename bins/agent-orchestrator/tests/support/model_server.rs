@@ -25,6 +25,8 @@ struct Script {
     steps: Vec<Step>,
     next: usize,
     requests: Vec<Value>,
+    /// The answer to requests without tools.
+    plain: &'static str,
 }
 
 /// A running scripted server on a loopback port; stops when dropped.
@@ -36,10 +38,16 @@ pub struct ModelServer {
 
 impl ModelServer {
     pub async fn start(steps: Vec<Step>) -> Self {
+        Self::start_answering(steps, "ok").await
+    }
+
+    /// Like [`ModelServer::start`], answering requests without tools with `plain`.
+    pub async fn start_answering(steps: Vec<Step>, plain: &'static str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let script = Arc::new(Mutex::new(Script {
             steps,
+            plain,
             ..Script::default()
         }));
         let shared = script.clone();
@@ -115,7 +123,7 @@ async fn serve(stream: tokio::net::TcpStream, script: Arc<Mutex<Script>>) -> std
                 script.steps[script.next - 1].clone()
             } else {
                 Step::Text {
-                    text: "ok",
+                    text: script.plain,
                     delay: Duration::ZERO,
                 }
             };

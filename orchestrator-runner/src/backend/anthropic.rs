@@ -1,0 +1,366 @@
+//! The Anthropic Messages API as an agent: a streamed tool loop over the worktree's tools
+//! ([`super::tools`]), with retries on overload and server errors. The same client serves
+//! the verification's semantic review.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orchestrator_core::backend::{
+    AgentBackend, AgentOutcome, AgentOutput, AgentOutputSink, AgentRequest,
+};
+use orchestrator_core::model::{LogType, Usage};
+use orchestrator_verify::ReviewModel;
+use serde_json::{Value, json};
+
+use super::tools::{self, Workspace};
+
+/// The API's address unless `ANTHROPIC_BASE_URL` says otherwise.
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+/// The model unless configured otherwise.
+pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
+/// Attempts per request when the API is overloaded or fails.
+const REQUEST_ATTEMPTS: u32 = 5;
+
+const SYSTEM: &str = "You are a coding agent working in a git worktree of a repository. Use \
+the tools to read the code and make the change the task asks for, staying inside the paths \
+it allows. Run the project's checks with run_command when useful. Do not commit. When the \
+work is done, answer with a one-sentence summary of what you changed.";
+
+/// Talks to the Messages API.
+#[derive(Debug, Clone)]
+pub struct AnthropicAgent {
+    pub base_url: String,
+    api_key: String,
+    pub model: String,
+    pub max_tokens: u32,
+    pub max_turns: u32,
+    http: reqwest::Client,
+}
+
+/// One assistant turn, assembled from the stream.
+#[derive(Debug, Default)]
+struct Turn {
+    content: Vec<Value>,
+    stop_reason: String,
+    usage: Usage,
+}
+
+impl AnthropicAgent {
+    /// An agent with `api_key` on `model`, at `ANTHROPIC_BASE_URL` or the public API.
+    pub fn new(api_key: &str, model: &str) -> Self {
+        let base_url = std::env::var("ANTHROPIC_BASE_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key: api_key.to_owned(),
+            model: model.to_owned(),
+            max_tokens: 8_192,
+            max_turns: 50,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// One streamed request, retried on 429, 529 and 5xx answers.
+    async fn turn(
+        &self,
+        system: &str,
+        messages: &[Value],
+        with_tools: bool,
+        sink: Option<&dyn AgentOutputSink>,
+    ) -> Result<Turn, String> {
+        let mut body = json!({
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "system": system,
+            "messages": messages,
+            "stream": true,
+        });
+        if with_tools {
+            body["tools"] = tools::definitions();
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let response = self
+                .http
+                .post(format!("{}/v1/messages", self.base_url))
+                .header("x-api-key", &self.api_key)
+                .header("anthropic-version", "2023-06-01")
+                .json(&body)
+                .timeout(Duration::from_secs(600))
+                .send()
+                .await;
+            let response = match response {
+                Ok(response) => response,
+                Err(err) if attempt < REQUEST_ATTEMPTS => {
+                    tracing::warn!(error = %err, "the model API could not be reached; retrying");
+                    tokio::time::sleep(backoff(attempt, None)).await;
+                    continue;
+                }
+                Err(err) => {
+                    return Err(format!(
+                        "the model API at {} could not be reached: {err}",
+                        self.base_url
+                    ));
+                }
+            };
+            let status = response.status().as_u16();
+            if (status == 429 || status == 529 || status >= 500) && attempt < REQUEST_ATTEMPTS {
+                let wait = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                tokio::time::sleep(backoff(attempt, wait)).await;
+                continue;
+            }
+            if !(200..300).contains(&status) {
+                let text = response.text().await.unwrap_or_default();
+                return Err(format!(
+                    "the model API answered {status}: {}",
+                    text.chars().take(500).collect::<String>()
+                ));
+            }
+            return read_stream(response, sink).await;
+        }
+    }
+}
+
+/// Waits 1, 2, 4, 8 s (or what the server asked for, up to a minute).
+fn backoff(attempt: u32, asked_secs: Option<u64>) -> Duration {
+    match asked_secs {
+        Some(secs) => Duration::from_secs(secs.min(60)),
+        None => Duration::from_secs(1 << (attempt - 1).min(3)),
+    }
+}
+
+/// Assembles a turn from the server-sent events, logging each block as it completes.
+async fn read_stream(
+    mut response: reqwest::Response,
+    sink: Option<&dyn AgentOutputSink>,
+) -> Result<Turn, String> {
+    let mut turn = Turn::default();
+    let mut partial_json: Vec<String> = Vec::new();
+    let mut buffer = String::new();
+    loop {
+        let chunk = response
+            .chunk()
+            .await
+            .map_err(|err| format!("the model's answer broke off: {err}"))?;
+        let Some(chunk) = chunk else { break };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) else {
+                continue;
+            };
+            let Ok(data) = serde_json::from_str::<Value>(data.trim()) else {
+                continue;
+            };
+            match data["type"].as_str().unwrap_or_default() {
+                "message_start" => {
+                    turn.usage.input_tokens += data["message"]["usage"]["input_tokens"]
+                        .as_u64()
+                        .unwrap_or(0);
+                    turn.usage.cache_read_tokens +=
+                        data["message"]["usage"]["cache_read_input_tokens"]
+                            .as_u64()
+                            .unwrap_or(0);
+                }
+                "content_block_start" => {
+                    turn.content.push(data["content_block"].clone());
+                    partial_json.push(String::new());
+                }
+                "content_block_delta" => {
+                    let index = data["index"].as_u64().unwrap_or(0) as usize;
+                    let delta = &data["delta"];
+                    match delta["type"].as_str() {
+                        Some("text_delta") => {
+                            if let Some(block) = turn.content.get_mut(index) {
+                                let text = format!(
+                                    "{}{}",
+                                    block["text"].as_str().unwrap_or_default(),
+                                    delta["text"].as_str().unwrap_or_default()
+                                );
+                                block["text"] = json!(text);
+                            }
+                        }
+                        Some("input_json_delta") => {
+                            if let Some(part) = partial_json.get_mut(index) {
+                                part.push_str(delta["partial_json"].as_str().unwrap_or_default());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                "content_block_stop" => {
+                    let index = data["index"].as_u64().unwrap_or(0) as usize;
+                    let Some(block) = turn.content.get_mut(index) else {
+                        continue;
+                    };
+                    if block["type"] == "tool_use" {
+                        let raw = partial_json
+                            .get(index)
+                            .map(String::as_str)
+                            .unwrap_or_default();
+                        block["input"] = if raw.trim().is_empty() {
+                            json!({})
+                        } else {
+                            serde_json::from_str(raw).map_err(|err| {
+                                format!("the model sent a broken tool input: {err}")
+                            })?
+                        };
+                    }
+                    if let Some(sink) = sink {
+                        log_block(block, sink);
+                    }
+                }
+                "message_delta" => {
+                    if let Some(reason) = data["delta"]["stop_reason"].as_str() {
+                        turn.stop_reason = reason.to_owned();
+                    }
+                    turn.usage.output_tokens +=
+                        data["usage"]["output_tokens"].as_u64().unwrap_or(0);
+                }
+                "error" => {
+                    return Err(format!(
+                        "the model API failed mid-answer: {}",
+                        data["error"]
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(turn)
+}
+
+fn log_block(block: &Value, sink: &dyn AgentOutputSink) {
+    match block["type"].as_str() {
+        Some("text") => {
+            let text = block["text"].as_str().unwrap_or_default();
+            if !text.trim().is_empty() {
+                sink.emit(AgentOutput {
+                    log_type: LogType::Thinking,
+                    content: text.to_owned(),
+                    metadata: None,
+                });
+            }
+        }
+        Some("tool_use") => {
+            let name = block["name"].as_str().unwrap_or("tool");
+            let input = &block["input"];
+            let detail = input["path"].as_str().map(str::to_owned).or_else(|| {
+                input["argv"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+            });
+            sink.emit(AgentOutput {
+                log_type: LogType::ToolCall,
+                content: detail.map_or_else(|| name.to_owned(), |d| format!("{name} {d}")),
+                metadata: Some(json!({ "tool": name, "input": input, "id": block["id"] })),
+            });
+        }
+        _ => {}
+    }
+}
+
+#[async_trait]
+impl AgentBackend for AnthropicAgent {
+    fn name(&self) -> &str {
+        "anthropic"
+    }
+
+    async fn run(
+        &self,
+        request: AgentRequest,
+        sink: &dyn AgentOutputSink,
+    ) -> orchestrator_core::Result<AgentOutcome> {
+        let workspace =
+            Workspace::new(&request.work_dir).map_err(orchestrator_core::Error::backend)?;
+        let mut messages = vec![json!({"role": "user", "content": request.prompt})];
+        let mut usage = Usage::default();
+        let failed = |error: String, usage: Usage| AgentOutcome {
+            success: false,
+            summary: None,
+            error: Some(error),
+            usage,
+        };
+        for _ in 0..self.max_turns {
+            let turn = match self.turn(SYSTEM, &messages, true, Some(sink)).await {
+                Ok(turn) => turn,
+                Err(err) => return Ok(failed(err, usage)),
+            };
+            usage.input_tokens += turn.usage.input_tokens;
+            usage.output_tokens += turn.usage.output_tokens;
+            usage.cache_read_tokens += turn.usage.cache_read_tokens;
+            messages.push(json!({"role": "assistant", "content": turn.content}));
+            if turn.stop_reason != "tool_use" {
+                let summary = turn
+                    .content
+                    .iter()
+                    .rev()
+                    .find_map(|b| b["text"].as_str())
+                    .map(str::to_owned);
+                return Ok(match turn.stop_reason.as_str() {
+                    "end_turn" | "stop_sequence" => AgentOutcome {
+                        success: true,
+                        summary,
+                        error: None,
+                        usage,
+                    },
+                    other => failed(format!("the model stopped with {other}"), usage),
+                });
+            }
+            let mut results = Vec::new();
+            for block in turn.content.iter().filter(|b| b["type"] == "tool_use") {
+                let (text, is_error) = workspace
+                    .call(block["name"].as_str().unwrap_or_default(), &block["input"])
+                    .await;
+                sink.emit(AgentOutput {
+                    log_type: if is_error {
+                        LogType::Error
+                    } else {
+                        LogType::ToolResult
+                    },
+                    content: text.chars().take(4_000).collect(),
+                    metadata: Some(json!({ "toolUseId": block["id"] })),
+                });
+                results.push(json!({"type": "tool_result", "tool_use_id": block["id"], "content": text, "is_error": is_error}));
+            }
+            messages.push(json!({"role": "user", "content": results}));
+        }
+        Ok(failed(
+            format!(
+                "the agent used all its {} turns without finishing",
+                self.max_turns
+            ),
+            usage,
+        ))
+    }
+}
+
+#[async_trait]
+impl ReviewModel for AnthropicAgent {
+    async fn complete(&self, system: &str, prompt: &str) -> Result<String, String> {
+        let turn = self
+            .turn(
+                system,
+                &[json!({"role": "user", "content": prompt})],
+                false,
+                None,
+            )
+            .await?;
+        Ok(turn
+            .content
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+}
