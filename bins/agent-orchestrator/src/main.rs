@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use orchestrator_runner::backend::{
     AgentBackend, AnthropicAgent, ClaudeCode, CommandAgent, DEFAULT_ALLOWED_TOOLS, DEFAULT_MODEL,
+    OpenAiAgent,
 };
 use orchestrator_runner::{
     ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, RunnerEvent, Worktrees,
@@ -87,6 +88,8 @@ enum BackendKind {
     Command,
     /// The Anthropic Messages API with the runner's own tools (needs an API key).
     Anthropic,
+    /// An OpenAI-compatible Chat Completions server (OPENAI_BASE_URL) with the same tools.
+    Openai,
 }
 
 impl BackendKind {
@@ -95,6 +98,7 @@ impl BackendKind {
             Self::ClaudeCode => "claude-code",
             Self::Command => "command",
             Self::Anthropic => "anthropic",
+            Self::Openai => "openai",
         }
     }
 
@@ -120,6 +124,9 @@ struct StartArgs {
         hide_env_values = true
     )]
     api_key: Option<String>,
+    /// A key for the openai backend (local servers often need none).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    openai_api_key: Option<String>,
     /// Have a model score each change against its task (advisory; needs an API key).
     #[arg(long)]
     semantic_review: bool,
@@ -324,6 +331,16 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
             Arc::new(claude)
         }
         BackendKind::Anthropic => Arc::new(anthropic_agent(&args)?),
+        BackendKind::Openai => {
+            let Some(model) = args.model.as_deref() else {
+                bail!(
+                    "the openai backend needs the model's name: pass --model (e.g. --model qwen2.5-coder)"
+                );
+            };
+            let mut agent = OpenAiAgent::new(args.openai_api_key.as_deref(), model);
+            agent.max_turns = args.max_turns;
+            Arc::new(agent)
+        }
         BackendKind::Command => {
             if args.agent_command.is_empty() {
                 bail!(

@@ -252,17 +252,9 @@ fn log_block(block: &Value, sink: &dyn AgentOutputSink) {
         Some("tool_use") => {
             let name = block["name"].as_str().unwrap_or("tool");
             let input = &block["input"];
-            let detail = input["path"].as_str().map(str::to_owned).or_else(|| {
-                input["argv"].as_array().map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-            });
             sink.emit(AgentOutput {
                 log_type: LogType::ToolCall,
-                content: detail.map_or_else(|| name.to_owned(), |d| format!("{name} {d}")),
+                content: tools::describe_call(name, input),
                 metadata: Some(json!({ "tool": name, "input": input, "id": block["id"] })),
             });
         }
@@ -319,18 +311,10 @@ impl AgentBackend for AnthropicAgent {
             }
             let mut results = Vec::new();
             for block in turn.content.iter().filter(|b| b["type"] == "tool_use") {
+                let name = block["name"].as_str().unwrap_or_default();
                 let (text, is_error) = workspace
-                    .call(block["name"].as_str().unwrap_or_default(), &block["input"])
+                    .call_logged(name, &block["input"], &block["id"], sink)
                     .await;
-                sink.emit(AgentOutput {
-                    log_type: if is_error {
-                        LogType::Error
-                    } else {
-                        LogType::ToolResult
-                    },
-                    content: text.chars().take(4_000).collect(),
-                    metadata: Some(json!({ "toolUseId": block["id"] })),
-                });
                 results.push(json!({"type": "tool_result", "tool_use_id": block["id"], "content": text, "is_error": is_error}));
             }
             messages.push(json!({"role": "user", "content": results}));

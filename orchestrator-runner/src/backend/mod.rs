@@ -6,11 +6,13 @@ pub use orchestrator_core::backend::AgentBackend;
 mod anthropic;
 mod claude;
 mod command;
+mod openai;
 pub mod tools;
 
 pub use anthropic::{AnthropicAgent, DEFAULT_BASE_URL, DEFAULT_MODEL};
 pub use claude::{ClaudeCode, DEFAULT_ALLOWED_TOOLS, StreamEvent, parse_stream_line};
 pub use command::{CommandAgent, PROMPT_PLACEHOLDER};
+pub use openai::{DEFAULT_OPENAI_BASE_URL, OpenAiAgent};
 
 /// The last `count` non-empty lines of `lines`, joined.
 fn tail(lines: &[String], count: usize) -> String {

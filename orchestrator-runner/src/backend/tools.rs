@@ -5,6 +5,8 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use orchestrator_core::backend::{AgentOutput, AgentOutputSink};
+use orchestrator_core::model::LogType;
 use orchestrator_verify::command::{CommandError, CommandSpec, run};
 use regex::Regex;
 use serde_json::{Value, json};
@@ -34,6 +36,38 @@ pub fn definitions() -> Value {
         {"name": "run_command", "description": "Run a program with arguments (no shell) in the repository, e.g. [\"cargo\", \"test\"].",
          "input_schema": {"type": "object", "properties": {"argv": {"type": "array", "items": {"type": "string"}}, "timeout_secs": {"type": "integer", "minimum": 1, "maximum": 600}}, "required": ["argv"]}}
     ])
+}
+
+/// The same tools in the Chat Completions `tools` shape (OpenAI-compatible servers).
+pub fn function_definitions() -> Value {
+    let tools = definitions();
+    Value::Array(
+        tools
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|tool| {
+                json!({"type": "function", "function": {
+                    "name": tool["name"],
+                    "description": tool["description"],
+                    "parameters": tool["input_schema"],
+                }})
+            })
+            .collect(),
+    )
+}
+
+/// A tool call for the log: its name and the path or command it acts on.
+pub fn describe_call(name: &str, input: &Value) -> String {
+    let detail = input["path"].as_str().map(str::to_owned).or_else(|| {
+        input["argv"].as_array().map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    });
+    detail.map_or_else(|| name.to_owned(), |d| format!("{name} {d}"))
 }
 
 /// A worktree the tools act in.
@@ -144,6 +178,27 @@ impl Workspace {
             Ok(text) => (text, false),
             Err(err) => (err, true),
         }
+    }
+
+    /// [`Workspace::call`], with the result logged as a TOOL_RESULT (or ERROR) entry.
+    pub async fn call_logged(
+        &self,
+        name: &str,
+        input: &Value,
+        call_id: &Value,
+        sink: &dyn AgentOutputSink,
+    ) -> (String, bool) {
+        let (text, failed) = self.call(name, input).await;
+        sink.emit(AgentOutput {
+            log_type: if failed {
+                LogType::Error
+            } else {
+                LogType::ToolResult
+            },
+            content: text.chars().take(4_000).collect(),
+            metadata: Some(json!({ "toolUseId": call_id })),
+        });
+        (text, failed)
     }
 
     fn read_file(&self, path: &str) -> Result<String, String> {

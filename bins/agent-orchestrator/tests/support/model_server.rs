@@ -107,7 +107,8 @@ async fn serve(stream: tokio::net::TcpStream, script: Arc<Mutex<Script>>) -> std
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body).await?;
-        if !request_line.starts_with("POST /v1/messages") {
+        let openai = request_line.starts_with("POST /v1/chat/completions");
+        if !request_line.starts_with("POST /v1/messages") && !openai {
             write
                 .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 .await?;
@@ -145,7 +146,12 @@ async fn serve(stream: tokio::net::TcpStream, script: Arc<Mutex<Script>>) -> std
             }
             Step::Text { text, .. } => (json!({"type": "text", "text": text}), "end_turn"),
         };
-        let (content_type, payload) = if streaming {
+        let (content_type, payload) = if openai {
+            (
+                "application/json",
+                chat_completion(&model, &content, stop_reason),
+            )
+        } else if streaming {
             ("text/event-stream", sse(&model, &content, stop_reason))
         } else {
             let message = json!({
@@ -162,6 +168,26 @@ async fn serve(stream: tokio::net::TcpStream, script: Arc<Mutex<Script>>) -> std
         write.write_all(head.as_bytes()).await?;
         write.write_all(payload.as_bytes()).await?;
     }
+}
+
+/// The step as a Chat Completions answer.
+fn chat_completion(model: &str, content: &Value, stop_reason: &str) -> String {
+    let message = if content["type"] == "tool_use" {
+        json!({"role": "assistant", "content": null, "tool_calls": [{
+            "id": content["id"], "type": "function",
+            "function": {"name": content["name"], "arguments": content["input"].to_string()}}]})
+    } else {
+        json!({"role": "assistant", "content": content["text"]})
+    };
+    let finish = if stop_reason == "tool_use" {
+        "tool_calls"
+    } else {
+        "stop"
+    };
+    json!({"id": "chatcmpl-scripted", "object": "chat.completion", "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}})
+    .to_string()
 }
 
 /// The working directory the client names in its system prompt.

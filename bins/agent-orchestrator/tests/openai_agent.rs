@@ -1,0 +1,84 @@
+//! The openai backend end to end against a scripted OpenAI-compatible server: Chat
+//! Completions with tool calls, the same confined tools as the anthropic backend.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::model_server::{ModelServer, Step};
+use support::{Cli, Server, repository};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_completions_model_writes_and_edits_through_tool_calls() {
+    let model = ModelServer::start(vec![
+        Step::Tool {
+            name: "write_file",
+            input: json!({"path": "src/local.py", "content": "VALUE = 1\n"}),
+        },
+        Step::Tool {
+            name: "edit_file",
+            input: json!({"path": "src/local.py", "old_string": "1", "new_string": "3"}),
+        },
+        Step::Text {
+            text: "Set VALUE to 3.",
+            delay: Duration::ZERO,
+        },
+    ])
+    .await;
+    let server = Server::start().await;
+    let repo = repository(&[("README.md", "# app\n")]);
+    let cli = Cli::new();
+    let token = server.connection_token().await;
+    cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
+
+    // Without a model name, the error names the flag.
+    let output = cli
+        .command()
+        .args(["start", "--backend", "openai"])
+        .env("OPENAI_BASE_URL", format!("{}/v1", model.url))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--model"));
+
+    let mut start = cli.command();
+    start
+        .env("OPENAI_BASE_URL", format!("{}/v1", model.url))
+        .env_remove("OPENAI_API_KEY")
+        .arg("start")
+        .args(["--worktree-dir", &cli.worktrees().to_string_lossy()])
+        .args([
+            "--backend",
+            "openai",
+            "--model",
+            "local-coder",
+            "--heartbeat-secs",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let _runner = support::Runner {
+        child: start.spawn().unwrap(),
+    };
+    let task = server.create_task("Set value", &["src/"]).await;
+    let id = task["id"].as_str().unwrap().to_owned();
+    let done = server
+        .wait_task(&id, Duration::from_secs(60), |t| {
+            matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"))
+        })
+        .await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let short: String = id.chars().take(8).collect();
+    assert_eq!(
+        std::fs::read_to_string(cli.worktrees().join(&short).join("src/local.py")).unwrap(),
+        "VALUE = 3\n"
+    );
+    let requests = model.requests();
+    assert_eq!(requests[0]["model"], "local-coder");
+    assert_eq!(requests[0]["tools"][0]["type"], "function");
+    let last = requests.last().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(last.last().unwrap()["role"], "tool", "{last:?}");
+}
