@@ -104,7 +104,10 @@ impl HttpClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|err| self.unreachable(err))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|err| self.unreachable(with_causes(&err)))?;
         let status = response.status();
         let bytes = response
             .bytes()
@@ -216,6 +219,18 @@ impl HttpClient {
     }
 }
 
+/// An error with the causes behind it (`error sending request: … : connection refused`).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 /// The lease fields every attempt report carries.
 fn attempt_fields(attempt: AttemptRef) -> serde_json::Map<String, Value> {
     let mut fields = serde_json::Map::new();
@@ -324,5 +339,40 @@ impl OrchestratorClient for HttpClient {
             )
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_tokens_are_decoded_and_garbage_is_refused() {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD
+            .encode("https://orchestrator.example.com/|secret:1795574271826");
+        let parsed: ConnectionToken = token.parse().unwrap();
+        assert_eq!(parsed.url, "https://orchestrator.example.com");
+        assert_eq!(parsed.setup_token, "secret:1795574271826");
+        for bad in [
+            "",
+            "not base64!",
+            "aGVsbG8=",
+            &base64::engine::general_purpose::STANDARD.encode("ftp://x|a:1"),
+        ] {
+            assert!(bad.parse::<ConnectionToken>().is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn https_servers_are_reachable_over_tls() {
+        // Nothing listens there: the failure must be the connection, not a client that
+        // cannot speak TLS at all.
+        let client = HttpClient::new("https://127.0.0.1:9", "token").unwrap();
+        let err = client.status().await.unwrap_err();
+        let ClientError::Unreachable { detail, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(detail.contains("onnection refused"), "{detail}");
     }
 }
