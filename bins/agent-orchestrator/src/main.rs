@@ -3,6 +3,7 @@
 
 mod admin;
 mod config;
+mod progress;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ use orchestrator_runner::backend::{
     OpenAiAgent,
 };
 use orchestrator_runner::{
-    ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, RunnerEvent, Worktrees,
+    ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, Worktrees,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -386,8 +387,9 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
     );
     tokio::spawn(handle_signals(runner.control()));
     let printer = tokio::spawn(async move {
+        let mut display = progress::Display::new();
         while let Some(event) = received.recv().await {
-            print_event(&event);
+            display.show(&event);
         }
     });
     let outcome = runner.run().await;
@@ -433,49 +435,6 @@ async fn handle_signals(control: RunnerControl) {
                 control.stop();
             }
         }
-    }
-}
-
-fn short(task: impl std::fmt::Display) -> String {
-    task.to_string().chars().take(8).collect()
-}
-
-fn print_event(event: &RunnerEvent) {
-    match event {
-        RunnerEvent::Claimed {
-            task,
-            title,
-            attempt,
-        } => {
-            println!("claimed  {} {title} (attempt {attempt})", short(task));
-        }
-        RunnerEvent::Verifying { task } => println!("verify   {}", short(task)),
-        RunnerEvent::Finished {
-            task,
-            success: true,
-            commit,
-            ..
-        } => println!(
-            "done     {}{}",
-            short(task),
-            commit
-                .as_deref()
-                .map(|c| format!(" commit {}", &c[..c.len().min(12)]))
-                .unwrap_or_default()
-        ),
-        RunnerEvent::Finished {
-            task,
-            success: false,
-            detail,
-            ..
-        } => {
-            println!(
-                "failed   {} {}",
-                short(task),
-                detail.lines().next().unwrap_or_default()
-            );
-        }
-        RunnerEvent::Disconnected { detail } => eprintln!("warning: {detail}; retrying"),
     }
 }
 

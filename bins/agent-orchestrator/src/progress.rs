@@ -1,0 +1,109 @@
+//! What `start` shows while it runs: a spinner per running attempt on a terminal, one
+//! plain line per event otherwise (logs, pipes, CI).
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use orchestrator_core::ids::TaskId;
+use orchestrator_runner::RunnerEvent;
+
+/// Where events go.
+pub(crate) enum Display {
+    Terminal {
+        bars: MultiProgress,
+        running: HashMap<TaskId, ProgressBar>,
+    },
+    Plain,
+}
+
+impl Display {
+    /// Spinners when standard output is a terminal, plain lines otherwise.
+    pub(crate) fn new() -> Self {
+        if std::io::stdout().is_terminal() {
+            Self::Terminal {
+                bars: MultiProgress::new(),
+                running: HashMap::new(),
+            }
+        } else {
+            Self::Plain
+        }
+    }
+
+    pub(crate) fn show(&mut self, event: &RunnerEvent) {
+        let text = line(event);
+        match self {
+            Self::Plain => match event {
+                RunnerEvent::Disconnected { .. } => eprintln!("{text}"),
+                _ => println!("{text}"),
+            },
+            Self::Terminal { bars, running } => match event {
+                RunnerEvent::Claimed { task, .. } => {
+                    let bar = bars.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar.set_message(text);
+                    running.insert(*task, bar);
+                }
+                RunnerEvent::Verifying { task } => {
+                    if let Some(bar) = running.get(task) {
+                        bar.set_message(text);
+                    }
+                }
+                RunnerEvent::Finished { task, .. } => match running.remove(task) {
+                    Some(bar) => bar.finish_with_message(text),
+                    None => {
+                        let _ = bars.println(text);
+                    }
+                },
+                RunnerEvent::Disconnected { .. } => {
+                    let _ = bars.println(text);
+                }
+            },
+        }
+    }
+}
+
+fn short(task: impl std::fmt::Display) -> String {
+    task.to_string().chars().take(8).collect()
+}
+
+/// The event in one line.
+fn line(event: &RunnerEvent) -> String {
+    match event {
+        RunnerEvent::Claimed {
+            task,
+            title,
+            attempt,
+        } => format!("claimed  {} {title} (attempt {attempt})", short(task)),
+        RunnerEvent::Verifying { task } => format!("verify   {}", short(task)),
+        RunnerEvent::Finished {
+            task,
+            success: true,
+            commit,
+            ..
+        } => format!(
+            "done     {}{}",
+            short(task),
+            commit
+                .as_deref()
+                .map(|c| format!(" commit {}", &c[..c.len().min(12)]))
+                .unwrap_or_default()
+        ),
+        RunnerEvent::Finished {
+            task,
+            success: false,
+            detail,
+            ..
+        } => format!(
+            "failed   {} {}",
+            short(task),
+            detail.lines().next().unwrap_or_default()
+        ),
+        RunnerEvent::Disconnected { detail } => format!("warning: {detail}; retrying"),
+    }
+}
