@@ -43,6 +43,28 @@ pub struct AgentOutcome {
     pub usage: Usage,
 }
 
+impl AgentOutcome {
+    /// The agent finished its work.
+    pub fn succeeded(summary: Option<String>, usage: Usage) -> Self {
+        Self {
+            success: true,
+            summary,
+            error: None,
+            usage,
+        }
+    }
+
+    /// The agent did not finish its work, for the reason given.
+    pub fn failed(error: impl Into<String>, usage: Usage) -> Self {
+        Self {
+            success: false,
+            summary: None,
+            error: Some(error.into()),
+            usage,
+        }
+    }
+}
+
 /// Runs an agent on a request.
 ///
 /// Contract: `run` returns when the agent has finished; a failed task is an `Ok` outcome

@@ -42,32 +42,17 @@ async fn the_messages_api_agent_edits_runs_and_is_reviewed() {
     let cli = Cli::new();
     let token = server.connection_token().await;
     cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
-    let mut start = cli.command();
-    start
-        .env("ANTHROPIC_BASE_URL", &model.url)
-        .env("ANTHROPIC_API_KEY", "scripted-test-key")
-        .arg("start")
-        .args(["--worktree-dir", &cli.worktrees().to_string_lossy()])
-        .args([
-            "--backend",
-            "anthropic",
-            "--semantic-review",
-            "--heartbeat-secs",
-            "1",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let _runner = support::Runner {
-        child: start.spawn().unwrap(),
-    };
+    let _runner = cli.start_with_env(
+        &[
+            ("ANTHROPIC_BASE_URL", &model.url),
+            ("ANTHROPIC_API_KEY", "scripted-test-key"),
+        ],
+        &["--backend", "anthropic", "--semantic-review"],
+    );
 
     let task = server.create_task("Add tool", &["src/"]).await;
     let id = task["id"].as_str().unwrap().to_owned();
-    let done = server
-        .wait_task(&id, Duration::from_secs(60), |t| {
-            matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"))
-        })
-        .await;
+    let done = server.wait_finished(&id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     let short: String = id.chars().take(8).collect();
     let worktree = cli.worktrees().join(&short);

@@ -48,20 +48,14 @@ async fn claude_code_writes_edits_and_runs_commands_and_the_task_completes() {
         "claude-code",
     ]);
 
-    let mut start = cli.command();
-    start
-        .env("ANTHROPIC_BASE_URL", &model.url)
-        .env("ANTHROPIC_API_KEY", "scripted-test-key")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .arg("start")
-        .args(["--worktree-dir", &cli.worktrees().to_string_lossy()])
-        .args(["--claude-bin", &claude.to_string_lossy()])
-        .args(["--heartbeat-secs", "1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let runner = support::Runner {
-        child: start.spawn().expect("start agent-orchestrator"),
-    };
+    let runner = cli.start_with_env(
+        &[
+            ("ANTHROPIC_BASE_URL", &model.url),
+            ("ANTHROPIC_API_KEY", "scripted-test-key"),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+        ],
+        &["--claude-bin", &claude.to_string_lossy()],
+    );
 
     let task = server.create_task("Add greeting", &["src/"]).await;
     let task_id = task["id"].as_str().unwrap().to_owned();
@@ -75,14 +69,8 @@ async fn claude_code_writes_edits_and_runs_commands_and_the_task_completes() {
     // The tool calls reach the server while the agent still works.
     let mut seen_while_running = false;
     for _ in 0..600 {
-        let logs = server
-            .admin(
-                reqwest::Method::GET,
-                &format!("/api/agents/{agent_id}/logs"),
-                None,
-            )
-            .await;
-        let wrote = logs["logs"].as_array().unwrap().iter().any(|l| {
+        let logs = server.agent_log(&agent_id).await;
+        let wrote = logs.iter().any(|l| {
             l["logType"] == "TOOL_CALL"
                 && l["content"]
                     .as_str()
@@ -101,9 +89,7 @@ async fn claude_code_writes_edits_and_runs_commands_and_the_task_completes() {
     );
 
     let done = server
-        .wait_task(&task_id, Duration::from_secs(120), |t| {
-            matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"))
-        })
+        .wait_finished(&task_id, Duration::from_secs(120))
         .await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     assert_eq!(model.played(), 4, "every scripted step was asked for");
@@ -123,16 +109,8 @@ async fn claude_code_writes_edits_and_runs_commands_and_the_task_completes() {
     // The prompt named the task and its paths; usage and the summary were reported.
     let first = model.requests()[0].to_string();
     assert!(first.contains("# Task: Add greeting"), "{first}");
-    let logs = server
-        .admin(
-            reqwest::Method::GET,
-            &format!("/api/agents/{agent_id}/logs"),
-            None,
-        )
-        .await;
-    let closing = logs["logs"]
-        .as_array()
-        .unwrap()
+    let logs = server.agent_log(&agent_id).await;
+    let closing = logs
         .iter()
         .find(|l| {
             l["content"]

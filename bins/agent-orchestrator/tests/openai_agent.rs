@@ -41,32 +41,13 @@ async fn a_chat_completions_model_writes_and_edits_through_tool_calls() {
         .unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("--model"));
 
-    let mut start = cli.command();
-    start
-        .env("OPENAI_BASE_URL", format!("{}/v1", model.url))
-        .env_remove("OPENAI_API_KEY")
-        .arg("start")
-        .args(["--worktree-dir", &cli.worktrees().to_string_lossy()])
-        .args([
-            "--backend",
-            "openai",
-            "--model",
-            "local-coder",
-            "--heartbeat-secs",
-            "1",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let _runner = support::Runner {
-        child: start.spawn().unwrap(),
-    };
+    let _runner = cli.start_with_env(
+        &[("OPENAI_BASE_URL", &format!("{}/v1", model.url))],
+        &["--backend", "openai", "--model", "local-coder"],
+    );
     let task = server.create_task("Set value", &["src/"]).await;
     let id = task["id"].as_str().unwrap().to_owned();
-    let done = server
-        .wait_task(&id, Duration::from_secs(60), |t| {
-            matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"))
-        })
-        .await;
+    let done = server.wait_finished(&id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     let short: String = id.chars().take(8).collect();
     assert_eq!(

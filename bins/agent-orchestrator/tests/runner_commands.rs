@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use orchestrator_core::Timestamp;
 use serde_json::Value;
 use support::{Cli, Server, agent_script, branch_head, repository};
 
@@ -39,15 +40,7 @@ async fn a_task_is_claimed_at_once_worked_verified_committed_and_completed() {
     let status = cli.run(&["status"]);
     assert!(status.contains("e2e-runner"), "{status}");
 
-    let runner = cli.start(&[
-        "--backend",
-        "command",
-        "--heartbeat-secs",
-        "1",
-        "--",
-        &agent.to_string_lossy(),
-        "{prompt}",
-    ]);
+    let runner = cli.start_agent(&agent, &[]);
     // Let the runner reach its long poll before the task exists.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let task = server.create_task("Add hello", &["src/"]).await;
@@ -58,8 +51,8 @@ async fn a_task_is_claimed_at_once_worked_verified_committed_and_completed() {
             t["status"] == "IN_PROGRESS"
         })
         .await;
-    let created = chrono_millis(&task["createdAt"]);
-    let assigned = chrono_millis(&working["assignedAt"]);
+    let created = millis(&task["createdAt"]);
+    let assigned = millis(&working["assignedAt"]);
     assert!(
         assigned - created < 100,
         "claimed {} ms after creation",
@@ -69,16 +62,8 @@ async fn a_task_is_claimed_at_once_worked_verified_committed_and_completed() {
     let agent_id = working["assignedAgentId"].as_str().unwrap().to_owned();
     let mut seen_while_running = false;
     for _ in 0..40 {
-        let logs = server
-            .admin(
-                reqwest::Method::GET,
-                &format!("/api/agents/{agent_id}/logs"),
-                None,
-            )
-            .await;
-        let lines: Vec<String> = logs["logs"]
-            .as_array()
-            .unwrap()
+        let logs = server.agent_log(&agent_id).await;
+        let lines: Vec<String> = logs
             .iter()
             .map(|l| l["content"].as_str().unwrap_or_default().to_owned())
             .collect();
@@ -98,9 +83,7 @@ async fn a_task_is_claimed_at_once_worked_verified_committed_and_completed() {
     );
 
     let done = server
-        .wait_task(&task_id, Duration::from_secs(60), |t| {
-            matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"))
-        })
+        .wait_finished(&task_id, Duration::from_secs(60))
         .await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     let short: String = task_id.chars().take(8).collect();
@@ -133,18 +116,12 @@ async fn a_task_is_claimed_at_once_worked_verified_committed_and_completed() {
     assert!(runners.to_string().contains("e2e-runner"));
 }
 
-/// Milliseconds since the epoch of an ISO timestamp `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-fn chrono_millis(value: &Value) -> i64 {
+/// Milliseconds since the epoch of an ISO timestamp.
+fn millis(value: &Value) -> i64 {
     let text = value.as_str().expect("a timestamp");
-    let (date, time) = text.trim_end_matches('Z').split_once('T').unwrap();
-    let day: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
-    let (hms, millis) = time.split_once('.').unwrap_or((time, "0"));
-    let clock: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
-    // Only differences within a day are compared; the day number need not be exact.
-    let days = day[0] * 372 + day[1] * 31 + day[2];
-    ((days * 24 + clock[0]) * 60 + clock[1]) * 60_000
-        + clock[2] * 1000
-        + millis.parse::<i64>().unwrap()
+    text.parse::<Timestamp>()
+        .expect("an ISO timestamp")
+        .as_millis()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,15 +142,7 @@ async fn a_syntax_error_is_retried_with_its_failure_in_the_prompt_then_escalated
     );
     let token = server.connection_token().await;
     cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
-    let _runner = cli.start(&[
-        "--backend",
-        "command",
-        "--heartbeat-secs",
-        "1",
-        "--",
-        &agent.to_string_lossy(),
-        "{prompt}",
-    ]);
+    let _runner = cli.start_agent(&agent, &[]);
     let task = server.create_task("Add broken", &["src/"]).await;
     let task_id = id(&task);
 
@@ -245,17 +214,7 @@ async fn a_killed_runners_task_comes_back_after_its_lease_and_nothing_is_lost() 
     let task = server.create_task("Survive a crash", &["src/"]).await;
     let task_id = id(&task);
 
-    let killed = cli.start(&[
-        "--backend",
-        "command",
-        "--heartbeat-secs",
-        "1",
-        "--lease-secs",
-        "5",
-        "--",
-        &slow.to_string_lossy(),
-        "{prompt}",
-    ]);
+    let killed = cli.start_agent(&slow, &["--lease-secs", "5"]);
     let running = server
         .wait_task(&task_id, Duration::from_secs(20), |t| {
             t["status"] == "IN_PROGRESS"
@@ -285,19 +244,9 @@ async fn a_killed_runners_task_comes_back_after_its_lease_and_nothing_is_lost() 
     assert_eq!(requeued["status"], "QUEUED", "{requeued}");
 
     // …then another runner finishes it, in the same worktree.
-    let _second = cli.start(&[
-        "--backend",
-        "command",
-        "--heartbeat-secs",
-        "1",
-        "--",
-        &quick.to_string_lossy(),
-        "{prompt}",
-    ]);
+    let _second = cli.start_agent(&quick, &[]);
     let done = server
-        .wait_task(&task_id, Duration::from_secs(60), |t| {
-            matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"))
-        })
+        .wait_finished(&task_id, Duration::from_secs(60))
         .await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     assert_eq!(done["attempt"], 2);
@@ -354,23 +303,9 @@ async fn four_slots_run_disjoint_tasks_at_once_and_overlapping_ones_in_turn() {
     ] {
         ids.push(id(&server.create_task(title, &[path]).await));
     }
-    let _runner = cli.start(&[
-        "--backend",
-        "command",
-        "--parallel",
-        "4",
-        "--heartbeat-secs",
-        "1",
-        "--",
-        &agent.to_string_lossy(),
-        "{prompt}",
-    ]);
+    let _runner = cli.start_agent(&agent, &["--parallel", "4"]);
     for task_id in &ids {
-        let done = server
-            .wait_task(task_id, Duration::from_secs(90), |t| {
-                matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"))
-            })
-            .await;
+        let done = server.wait_finished(task_id, Duration::from_secs(90)).await;
         assert_eq!(done["status"], "COMPLETED", "{done}");
     }
 
@@ -431,21 +366,10 @@ async fn changes_beyond_the_files_hint_are_locked_or_fail_as_a_conflict() {
     let owner = id(&server.create_task("owner", &["src/a/"]).await);
     let intruder = id(&server.create_task("intruder", &["src/b/"]).await);
     let spiller = id(&server.create_task("spiller", &["src/c/"]).await);
-    let _runner = cli.start(&[
-        "--backend",
-        "command",
-        "--parallel",
-        "3",
-        "--heartbeat-secs",
-        "1",
-        "--",
-        &agent.to_string_lossy(),
-        "{prompt}",
-    ]);
+    let _runner = cli.start_agent(&agent, &["--parallel", "3"]);
 
-    let finished = |t: &Value| matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"));
     let blocked = server
-        .wait_task(&intruder, Duration::from_secs(60), finished)
+        .wait_finished(&intruder, Duration::from_secs(60))
         .await;
     assert_eq!(blocked["status"], "FAILED", "{blocked}");
     assert!(
@@ -471,14 +395,12 @@ async fn changes_beyond_the_files_hint_are_locked_or_fail_as_a_conflict() {
         "{exceptions}"
     );
     let spilled = server
-        .wait_task(&spiller, Duration::from_secs(60), finished)
+        .wait_finished(&spiller, Duration::from_secs(60))
         .await;
     assert_eq!(
         spilled["status"], "COMPLETED",
         "a free path is locked and kept: {spilled}"
     );
-    let owned = server
-        .wait_task(&owner, Duration::from_secs(60), finished)
-        .await;
+    let owned = server.wait_finished(&owner, Duration::from_secs(60)).await;
     assert_eq!(owned["status"], "COMPLETED", "{owned}");
 }

@@ -277,16 +277,10 @@ impl AgentBackend for AnthropicAgent {
             Workspace::new(&request.work_dir).map_err(orchestrator_core::Error::backend)?;
         let mut messages = vec![json!({"role": "user", "content": request.prompt})];
         let mut usage = Usage::default();
-        let failed = |error: String, usage: Usage| AgentOutcome {
-            success: false,
-            summary: None,
-            error: Some(error),
-            usage,
-        };
         for _ in 0..self.max_turns {
             let turn = match self.turn(SYSTEM, &messages, true, Some(sink)).await {
                 Ok(turn) => turn,
-                Err(err) => return Ok(failed(err, usage)),
+                Err(err) => return Ok(AgentOutcome::failed(err, usage)),
             };
             usage.input_tokens += turn.usage.input_tokens;
             usage.output_tokens += turn.usage.output_tokens;
@@ -300,13 +294,8 @@ impl AgentBackend for AnthropicAgent {
                     .find_map(|b| b["text"].as_str())
                     .map(str::to_owned);
                 return Ok(match turn.stop_reason.as_str() {
-                    "end_turn" | "stop_sequence" => AgentOutcome {
-                        success: true,
-                        summary,
-                        error: None,
-                        usage,
-                    },
-                    other => failed(format!("the model stopped with {other}"), usage),
+                    "end_turn" | "stop_sequence" => AgentOutcome::succeeded(summary, usage),
+                    other => AgentOutcome::failed(format!("the model stopped with {other}"), usage),
                 });
             }
             let mut results = Vec::new();
@@ -319,7 +308,7 @@ impl AgentBackend for AnthropicAgent {
             }
             messages.push(json!({"role": "user", "content": results}));
         }
-        Ok(failed(
+        Ok(AgentOutcome::failed(
             format!(
                 "the agent used all its {} turns without finishing",
                 self.max_turns

@@ -244,14 +244,14 @@ impl AgentBackend for ClaudeCode {
             .wait()
             .await
             .map_err(orchestrator_core::Error::backend)?;
-        Ok(finished.unwrap_or_else(|| AgentOutcome {
-            success: false,
-            summary: None,
-            error: Some(format!(
-                "claude ended without a result ({status}): {}",
-                tail(&stderr, 5)
-            )),
-            usage: Usage::default(),
+        Ok(finished.unwrap_or_else(|| {
+            AgentOutcome::failed(
+                format!(
+                    "claude ended without a result ({status}): {}",
+                    tail(&stderr, 5)
+                ),
+                Usage::default(),
+            )
         }))
     }
 }

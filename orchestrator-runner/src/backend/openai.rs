@@ -116,16 +116,10 @@ impl AgentBackend for OpenAiAgent {
             json!({"role": "user", "content": request.prompt}),
         ];
         let mut usage = Usage::default();
-        let failed = |error: String, usage: Usage| AgentOutcome {
-            success: false,
-            summary: None,
-            error: Some(error),
-            usage,
-        };
         for _ in 0..self.max_turns {
             let answer = match self.completion(&messages).await {
                 Ok(answer) => answer,
-                Err(err) => return Ok(failed(err, usage)),
+                Err(err) => return Ok(AgentOutcome::failed(err, usage)),
             };
             usage.input_tokens += answer["usage"]["prompt_tokens"].as_u64().unwrap_or(0);
             usage.output_tokens += answer["usage"]["completion_tokens"].as_u64().unwrap_or(0);
@@ -145,13 +139,13 @@ impl AgentBackend for OpenAiAgent {
             messages.push(message.clone());
             if calls.is_empty() {
                 return Ok(match choice["finish_reason"].as_str() {
-                    Some("stop") | None => AgentOutcome {
-                        success: true,
-                        summary: message["content"].as_str().map(str::to_owned),
-                        error: None,
+                    Some("stop") | None => AgentOutcome::succeeded(
+                        message["content"].as_str().map(str::to_owned),
                         usage,
-                    },
-                    Some(other) => failed(format!("the model stopped with {other}"), usage),
+                    ),
+                    Some(other) => {
+                        AgentOutcome::failed(format!("the model stopped with {other}"), usage)
+                    }
                 });
             }
             for call in calls {
@@ -169,7 +163,7 @@ impl AgentBackend for OpenAiAgent {
                 messages.push(json!({"role": "tool", "tool_call_id": call["id"], "content": text}));
             }
         }
-        Ok(failed(
+        Ok(AgentOutcome::failed(
             format!(
                 "the agent used all its {} turns without finishing",
                 self.max_turns

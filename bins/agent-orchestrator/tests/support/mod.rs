@@ -136,6 +136,26 @@ impl Server {
         }
     }
 
+    /// Polls the task until it is COMPLETED or FAILED (or panics after `limit`).
+    pub async fn wait_finished(&self, id: &str, limit: Duration) -> Value {
+        self.wait_task(id, limit, |t| {
+            matches!(t["status"].as_str(), Some("COMPLETED" | "FAILED"))
+        })
+        .await
+    }
+
+    /// The agent's log entries, newest first.
+    pub async fn agent_log(&self, agent_id: &str) -> Vec<Value> {
+        let page = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/api/agents/{agent_id}/logs"),
+                None,
+            )
+            .await;
+        page["logs"].as_array().cloned().unwrap_or_default()
+    }
+
     /// A connection token minted by the admin.
     pub async fn connection_token(&self) -> String {
         self.admin(reqwest::Method::GET, "/api/connect", None).await["connectionToken"]
@@ -237,19 +257,35 @@ impl Cli {
         self.home.path().join("worktrees")
     }
 
-    /// Starts `start` with `args` in the background.
+    /// Starts `start` with `args` in the background, heartbeating every second.
     pub fn start(&self, args: &[&str]) -> Runner {
+        self.start_with_env(&[], args)
+    }
+
+    /// [`Cli::start`] with variables added to the runner's environment.
+    pub fn start_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> Runner {
         let worktrees = self.worktrees();
         let child = self
             .command()
+            .envs(env.iter().copied())
             .arg("start")
             .args(["--worktree-dir", &worktrees.to_string_lossy()])
+            .args(["--heartbeat-secs", "1"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start agent-orchestrator");
         Runner { child }
+    }
+
+    /// Starts the command backend with the scripted `agent` (and `args` before it).
+    pub fn start_agent(&self, agent: &Path, args: &[&str]) -> Runner {
+        let agent = agent.to_string_lossy();
+        let mut all = vec!["--backend", "command"];
+        all.extend_from_slice(args);
+        all.extend(["--", &agent, "{prompt}"]);
+        self.start(&all)
     }
 }
 
