@@ -31,7 +31,9 @@ pub use client::{Assignment, AttemptRef, ClientError, LogLine, OrchestratorClien
 pub use http::{Connected, ConnectionToken, HttpClient};
 pub use local::LocalClient;
 pub use orchestrator_core::attempts::{AttemptCompletion, DiffStats, LockAnswer};
-pub use orchestrator_core::backend::{AgentOutcome, AgentOutput, AgentOutputSink, AgentRequest};
+pub use orchestrator_core::backend::{
+    AgentOutcome, AgentOutput, AgentOutputSink, AgentRequest, PauseSignal,
+};
 pub use runner::{
     RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl, RunnerError, RunnerEvent,
 };

@@ -1,13 +1,16 @@
 //! An agent's process: started from an argument vector in its own process group, its
-//! output read line by line, and the whole group killed when it is dropped.
+//! output read line by line, the whole group suspended while a human pauses the agent,
+//! and killed when it is dropped.
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use orchestrator_core::backend::PauseSignal;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::task::JoinHandle;
 
 /// Variables of the runner's own that an agent never sees.
 const WITHHELD_PREFIXES: &[&str] = &["AGENT_ORCHESTRATOR_", "ORCHESTRATOR_"];
@@ -17,17 +20,21 @@ const WITHHELD_PREFIXES: &[&str] = &["AGENT_ORCHESTRATOR_", "ORCHESTRATOR_"];
 pub struct AgentProcess {
     child: Child,
     group: Option<Pid>,
+    /// Stops and continues the group as the pause signal changes.
+    pause_follower: Option<JoinHandle<()>>,
     pub stdout: Lines<BufReader<ChildStdout>>,
     pub stderr: Lines<BufReader<ChildStderr>>,
 }
 
 impl AgentProcess {
     /// Starts `argv` in `work_dir` with `env` added to the runner's environment (minus
-    /// the runner's own settings).
+    /// the runner's own settings); the group is stopped (SIGSTOP) while `pause` is set and
+    /// continued (SIGCONT) when it clears.
     pub fn spawn(
         argv: &[String],
         work_dir: &Path,
         env: &[(String, String)],
+        pause: PauseSignal,
     ) -> std::io::Result<Self> {
         let (program, args) = argv
             .split_first()
@@ -64,6 +71,7 @@ impl AgentProcess {
         Ok(Self {
             child,
             group,
+            pause_follower: group.map(|group| tokio::spawn(follow_pause(group, pause))),
             stdout: BufReader::new(stdout).lines(),
             stderr: BufReader::new(stderr).lines(),
         })
@@ -77,10 +85,28 @@ impl AgentProcess {
     }
 
     fn kill_group(&mut self) {
+        if let Some(follower) = self.pause_follower.take() {
+            follower.abort();
+        }
         if let Some(group) = self.group.take() {
             // The group may be gone already; nothing else to do then.
             let _ = killpg(group, Signal::SIGKILL);
         }
+    }
+}
+
+/// Suspends and continues `group` as `pause` asks, until aborted.
+async fn follow_pause(group: Pid, mut pause: PauseSignal) {
+    let mut paused = pause.is_paused();
+    loop {
+        let signal = if paused {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
+        // A group that has exited needs neither.
+        let _ = killpg(group, signal);
+        paused = pause.changed().await;
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orchestrator_core::attempts::{AttemptCompletion, DiffStats};
-use orchestrator_core::backend::{AgentBackend, AgentOutcome, AgentRequest};
+use orchestrator_core::backend::{AgentBackend, AgentOutcome, AgentRequest, PauseSignal};
 use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::ids::TaskId;
 use orchestrator_core::model::{LogType, NewVerificationResult, TaskStatus, Usage};
@@ -322,20 +322,21 @@ impl Shared {
 
     /// Runs `work` while heartbeating the attempt. The first beat reports `status` before
     /// the work starts, so the orchestrator knows where the attempt is even when the work
-    /// ends at once.
+    /// ends at once. Pause and resume go to `agent_pause` when the work is the agent's.
     async fn supervise<T>(
         &self,
         attempt: AttemptRef,
         status: TaskStatus,
         sink: &LogSink,
+        agent_pause: Option<&watch::Sender<bool>>,
         work: impl Future<Output = T>,
     ) -> Supervised<T> {
         let mut mode = self.control.mode.subscribe();
-        let mut pause_noted = false;
-        if let Some(ended) = self
-            .beat(attempt, Some(status), sink, &mut pause_noted)
-            .await
-        {
+        let mut pause = PauseRelay {
+            agent: agent_pause,
+            paused: false,
+        };
+        if let Some(ended) = self.beat(attempt, Some(status), sink, &mut pause).await {
             return ended.into();
         }
         let every = self.config.heartbeat_every;
@@ -345,7 +346,7 @@ impl Shared {
             tokio::select! {
                 done = &mut work => return Supervised::Done(done),
                 _ = beats.tick() => {
-                    if let Some(ended) = self.beat(attempt, None, sink, &mut pause_noted).await {
+                    if let Some(ended) = self.beat(attempt, None, sink, &mut pause).await {
                         return ended.into();
                     }
                 }
@@ -360,23 +361,20 @@ impl Shared {
         attempt: AttemptRef,
         report: Option<TaskStatus>,
         sink: &LogSink,
-        pause_noted: &mut bool,
+        pause: &mut PauseRelay<'_>,
     ) -> Option<Interrupted> {
         match self
             .client
             .heartbeat(attempt, self.config.lease_ttl, report)
             .await
         {
-            Ok(ControlSignal::Continue) => None,
+            Ok(ControlSignal::Continue) => {
+                pause.set(false, sink);
+                None
+            }
             Ok(ControlSignal::Stop) => Some(Interrupted::Cancelled),
             Ok(ControlSignal::Pause) => {
-                if !*pause_noted {
-                    *pause_noted = true;
-                    sink.note(
-                        LogType::Info,
-                        "pause requested: the agent cannot be paused mid-run and goes on; cancel the task to stop it",
-                    );
-                }
+                pause.set(true, sink);
                 None
             }
             Err(err) if err.is_stale_lease() => Some(Interrupted::LeaseLost(err)),
@@ -402,6 +400,41 @@ impl Shared {
                     tracing::warn!(task = %attempt.task_id(), error = %err, "completion not delivered; retrying")
                 }
             }
+        }
+    }
+}
+
+/// Carries a human's pause and resume from the heartbeats to the agent, noting each change
+/// in the attempt's log.
+struct PauseRelay<'a> {
+    /// The agent's pause signal; `None` while the attempt verifies, which is not paused.
+    agent: Option<&'a watch::Sender<bool>>,
+    paused: bool,
+}
+
+impl PauseRelay<'_> {
+    fn set(&mut self, paused: bool, sink: &LogSink) {
+        if paused == self.paused {
+            return;
+        }
+        self.paused = paused;
+        match (self.agent, paused) {
+            (Some(agent), _) => {
+                agent.send_replace(paused);
+                sink.note(
+                    LogType::StatusChange,
+                    if paused {
+                        "paused: the agent holds still until it is resumed"
+                    } else {
+                        "resumed: the agent goes on"
+                    },
+                );
+            }
+            (None, true) => sink.note(
+                LogType::Info,
+                "pause requested while verifying: verification is not paused and finishes",
+            ),
+            (None, false) => {}
         }
     }
 }
@@ -493,16 +526,19 @@ async fn attempt_work(
         .iter()
         .map(|l| l.file_path.clone())
         .collect();
+    let (pause, pause_signal) = PauseSignal::channel();
     let request = AgentRequest {
         prompt: prompt::build(task, &locked_paths),
         work_dir: workspace.path.clone(),
         locked_paths: locked_paths.clone(),
+        pause: pause_signal,
     };
     let outcome = match shared
         .supervise(
             attempt,
             TaskStatus::InProgress,
             sink,
+            Some(&pause),
             shared.backend.run(request, sink),
         )
         .await
@@ -542,6 +578,7 @@ async fn attempt_work(
             attempt,
             TaskStatus::Verifying,
             sink,
+            None,
             finish(
                 shared,
                 assignment,

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use orchestrator_runner::backend::{
     AgentBackend, AnthropicAgent, ClaudeCode, CommandAgent, DEFAULT_ALLOWED_TOOLS, DEFAULT_MODEL,
-    OpenAiAgent,
+    OpenAiAgent, Prices,
 };
 use orchestrator_runner::{
     ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, Worktrees,
@@ -153,6 +153,14 @@ struct StartArgs {
     /// The model Claude Code uses (default: its own).
     #[arg(long)]
     model: Option<String>,
+    /// Let Claude Code run any command without asking (refused when running as root).
+    #[arg(long)]
+    dangerously_skip_permissions: bool,
+    /// What the anthropic and openai backends' tokens cost, in US dollars per million:
+    /// INPUT,OUTPUT[,CACHE_READ,CACHE_WRITE] (default: the list price of known Anthropic
+    /// models; otherwise the cost is recorded as 0).
+    #[arg(long)]
+    prices: Option<Prices>,
     /// Where task worktrees are kept (default: the platform's data directory).
     #[arg(long)]
     worktree_dir: Option<PathBuf>,
@@ -325,7 +333,9 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
                 max_turns: args.max_turns,
                 model: args.model.clone(),
                 env: Vec::new(),
+                skip_permissions: args.dangerously_skip_permissions,
             };
+            claude.check().map_err(anyhow::Error::msg)?;
             if let Some(key) = &args.api_key {
                 claude.env.push(("ANTHROPIC_API_KEY".into(), key.clone()));
             }
@@ -340,6 +350,7 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
             };
             let mut agent = OpenAiAgent::new(args.openai_api_key.as_deref(), model);
             agent.max_turns = args.max_turns;
+            agent.prices = args.prices;
             Arc::new(agent)
         }
         BackendKind::Command => {
@@ -405,6 +416,9 @@ fn anthropic_agent(args: &StartArgs) -> anyhow::Result<AnthropicAgent> {
     };
     let mut agent = AnthropicAgent::new(key.trim(), args.model.as_deref().unwrap_or(DEFAULT_MODEL));
     agent.max_turns = args.max_turns;
+    if args.prices.is_some() {
+        agent.prices = args.prices;
+    }
     Ok(agent)
 }
 

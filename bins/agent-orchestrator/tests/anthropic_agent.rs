@@ -40,8 +40,7 @@ async fn the_messages_api_agent_edits_runs_and_is_reviewed() {
     let server = Server::start().await;
     let repo = repository(&[("README.md", "# app\n")]);
     let cli = Cli::new();
-    let token = server.connection_token().await;
-    cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
+    cli.connect(&server, repo.path()).await;
     let _runner = cli.start_with_env(
         &[
             ("ANTHROPIC_BASE_URL", &model.url),
@@ -52,6 +51,7 @@ async fn the_messages_api_agent_edits_runs_and_is_reviewed() {
 
     let task = server.create_task("Add tool", &["src/"]).await;
     let id = task["id"].as_str().unwrap().to_owned();
+    let (_, agent_id) = server.wait_running(&id).await;
     let done = server.wait_finished(&id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     let short: String = id.chars().take(8).collect();
@@ -88,6 +88,14 @@ async fn the_messages_api_agent_edits_runs_and_is_reviewed() {
             .any(|m| m.contains("outside the repository") && m.contains("\"is_error\":true")),
         "{results:?}"
     );
+
+    // Five turns of 12 input and 6 output tokens at the default model's list price
+    // (3 and 15 US dollars per million).
+    let usage = server.completed_usage(&agent_id).await;
+    assert_eq!(usage["inputTokens"], 60, "{usage}");
+    assert_eq!(usage["outputTokens"], 30, "{usage}");
+    let cost = usage["costUsd"].as_f64().unwrap();
+    assert!((cost - 0.000_63).abs() < 1e-9, "{usage}");
 
     let verified = server
         .admin(reqwest::Method::GET, &format!("/api/verify/{id}"), None)

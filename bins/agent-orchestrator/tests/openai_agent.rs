@@ -29,8 +29,7 @@ async fn a_chat_completions_model_writes_and_edits_through_tool_calls() {
     let server = Server::start().await;
     let repo = repository(&[("README.md", "# app\n")]);
     let cli = Cli::new();
-    let token = server.connection_token().await;
-    cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
+    cli.connect(&server, repo.path()).await;
 
     // Without a model name, the error names the flag.
     let output = cli
@@ -40,13 +39,38 @@ async fn a_chat_completions_model_writes_and_edits_through_tool_calls() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("--model"));
+    // Prices that are not prices say how to write them.
+    let output = cli
+        .command()
+        .args([
+            "start",
+            "--backend",
+            "openai",
+            "--model",
+            "m",
+            "--prices",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(said.contains("INPUT,OUTPUT"), "{said}");
 
     let _runner = cli.start_with_env(
         &[("OPENAI_BASE_URL", &format!("{}/v1", model.url))],
-        &["--backend", "openai", "--model", "local-coder"],
+        &[
+            "--backend",
+            "openai",
+            "--model",
+            "local-coder",
+            "--prices",
+            "1,2",
+        ],
     );
     let task = server.create_task("Set value", &["src/"]).await;
     let id = task["id"].as_str().unwrap().to_owned();
+    let (_, agent_id) = server.wait_running(&id).await;
     let done = server.wait_finished(&id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     let short: String = id.chars().take(8).collect();
@@ -62,4 +86,10 @@ async fn a_chat_completions_model_writes_and_edits_through_tool_calls() {
         .unwrap()
         .clone();
     assert_eq!(last.last().unwrap()["role"], "tool", "{last:?}");
+
+    // Three answers of 12 prompt and 6 completion tokens at 1 and 2 US dollars per million.
+    let usage = server.completed_usage(&agent_id).await;
+    assert_eq!(usage["inputTokens"], 36, "{usage}");
+    let cost = usage["costUsd"].as_f64().unwrap();
+    assert!((cost - 0.000_072).abs() < 1e-9, "{usage}");
 }

@@ -46,11 +46,7 @@ async fn a_task_is_claimed_at_once_worked_verified_committed_and_completed() {
     let task = server.create_task("Add hello", &["src/"]).await;
     let task_id = id(&task);
 
-    let working = server
-        .wait_task(&task_id, Duration::from_secs(20), |t| {
-            t["status"] == "IN_PROGRESS"
-        })
-        .await;
+    let (working, agent_id) = server.wait_running(&task_id).await;
     let created = millis(&task["createdAt"]);
     let assigned = millis(&working["assignedAt"]);
     assert!(
@@ -59,7 +55,6 @@ async fn a_task_is_claimed_at_once_worked_verified_committed_and_completed() {
         assigned - created
     );
     // The agent's first line reaches the server while it still works.
-    let agent_id = working["assignedAgentId"].as_str().unwrap().to_owned();
     let mut seen_while_running = false;
     for _ in 0..40 {
         let logs = server.agent_log(&agent_id).await;
@@ -140,8 +135,7 @@ async fn a_syntax_error_is_retried_with_its_failure_in_the_prompt_then_escalated
             prompts.display()
         ),
     );
-    let token = server.connection_token().await;
-    cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
+    cli.connect(&server, repo.path()).await;
     let _runner = cli.start_agent(&agent, &[]);
     let task = server.create_task("Add broken", &["src/"]).await;
     let task_id = id(&task);
@@ -209,17 +203,12 @@ async fn a_killed_runners_task_comes_back_after_its_lease_and_nothing_is_lost() 
         "quick.sh",
         "mkdir -p src\nprintf 'def done():\\n    return True\\n' > src/done.py",
     );
-    let token = server.connection_token().await;
-    cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
+    cli.connect(&server, repo.path()).await;
     let task = server.create_task("Survive a crash", &["src/"]).await;
     let task_id = id(&task);
 
     let killed = cli.start_agent(&slow, &["--lease-secs", "5"]);
-    let running = server
-        .wait_task(&task_id, Duration::from_secs(20), |t| {
-            t["status"] == "IN_PROGRESS"
-        })
-        .await;
+    let (running, _) = server.wait_running(&task_id).await;
     assert_eq!(running["attempt"], 1);
     killed.signal("KILL");
     let _ = killed.wait(Duration::from_secs(10));
@@ -291,8 +280,7 @@ async fn four_slots_run_disjoint_tasks_at_once_and_overlapping_ones_in_turn() {
             journal = journal.display()
         ),
     );
-    let token = server.connection_token().await;
-    cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
+    cli.connect(&server, repo.path()).await;
     let mut ids = Vec::new();
     for (title, path) in [
         ("shared one", "src/shared/"),
@@ -361,8 +349,7 @@ async fn changes_beyond_the_files_hint_are_locked_or_fail_as_a_conflict() {
            src/c/) mkdir -p src/c docs; printf 'c = 1\\n' > src/c/x.py; printf '# notes\\n' > docs/notes.md;;\n\
          esac",
     );
-    let token = server.connection_token().await;
-    cli.run(&["connect", &token, "-d", &repo.path().to_string_lossy()]);
+    cli.connect(&server, repo.path()).await;
     let owner = id(&server.create_task("owner", &["src/a/"]).await);
     let intruder = id(&server.create_task("intruder", &["src/b/"]).await);
     let spiller = id(&server.create_task("spiller", &["src/c/"]).await);
@@ -403,4 +390,128 @@ async fn changes_beyond_the_files_hint_are_locked_or_fail_as_a_conflict() {
     );
     let owned = server.wait_finished(&owner, Duration::from_secs(60)).await;
     assert_eq!(owned["status"], "COMPLETED", "{owned}");
+}
+
+/// Lines in `path` (0 when it does not exist yet).
+fn lines_in(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |text| text.lines().count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_agent_holds_still_keeps_its_lease_and_goes_on_when_resumed() {
+    let server = Server::start().await;
+    let repo = repository(&[("README.md", "# app\n")]);
+    let cli = Cli::new();
+    let scripts = tempfile::tempdir().unwrap();
+    let ticks = scripts.path().join("ticks");
+    // Ticks ten times a second for a while, then writes its file.
+    let agent = agent_script(
+        scripts.path(),
+        "ticking.sh",
+        &format!(
+            "i=0\nwhile [ $i -lt 80 ]; do echo tick >> {}; sleep 0.1; i=$((i+1)); done\nmkdir -p src\nprintf 'DONE = True\\n' > src/done.py",
+            ticks.display()
+        ),
+    );
+    cli.connect(&server, repo.path()).await;
+    let _runner = cli.start_agent(&agent, &["--lease-secs", "5"]);
+    let task = server.create_task("Tick, pause, tick", &["src/"]).await;
+    let task_id = id(&task);
+    let (_, agent_id) = server.wait_running(&task_id).await;
+    while lines_in(&ticks) < 5 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let control = |action: &'static str| {
+        let server = &server;
+        let agent_id = agent_id.clone();
+        async move {
+            server
+                .admin(
+                    reqwest::Method::PATCH,
+                    &format!("/api/agents/{agent_id}"),
+                    Some(serde_json::json!({ "action": action })),
+                )
+                .await
+        }
+    };
+    let noted = |logs: &[Value], prefix: &str| {
+        logs.iter()
+            .any(|l| l["content"].as_str().is_some_and(|c| c.starts_with(prefix)))
+    };
+    control("pause").await;
+    // The runner hears it on its next heartbeat (every second here) and says so.
+    let mut waited = Duration::ZERO;
+    while !noted(&server.agent_log(&agent_id).await, "paused:") {
+        assert!(
+            waited < Duration::from_secs(10),
+            "the pause was not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = lines_in(&ticks);
+    // Longer than the lease: heartbeats keep it while the agent holds still.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(lines_in(&ticks), held, "the agent ticked while paused");
+    server.cleanup().await;
+    let paused = server.task(&task_id).await;
+    assert_eq!(paused["status"], "IN_PROGRESS", "{paused}");
+    assert_eq!(paused["attempt"], 1);
+    let stalled = server
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/exceptions?taskId={task_id}"),
+            None,
+        )
+        .await;
+    assert!(
+        !stalled.to_string().contains("AGENT_STUCK"),
+        "a paused attempt is not stuck: {stalled}"
+    );
+
+    control("resume").await;
+    let done = server
+        .wait_finished(&task_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(done["attempt"], 1);
+    assert_eq!(
+        lines_in(&ticks),
+        80,
+        "the agent finished its work after resuming"
+    );
+    assert!(noted(&server.agent_log(&agent_id).await, "resumed:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipping_claudes_permissions_is_refused_as_root() {
+    let server = Server::start().await;
+    let repo = repository(&[("README.md", "# app\n")]);
+    let cli = Cli::new();
+    cli.connect(&server, repo.path()).await;
+    let output = cli
+        .command()
+        .args([
+            "start",
+            "--once",
+            "--backend",
+            "claude-code",
+            "--claude-bin",
+            "/bin/true",
+            "--dangerously-skip-permissions",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    if nix::unistd::geteuid().is_root() {
+        assert!(!output.status.success());
+        assert!(
+            said.contains("refused when running as root") && said.contains("ordinary user"),
+            "{said}"
+        );
+    } else {
+        assert!(output.status.success(), "{said}");
+    }
 }

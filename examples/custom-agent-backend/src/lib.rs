@@ -73,6 +73,8 @@ impl AgentBackend for ChangelogAgent {
 mod tests {
     use std::sync::Mutex;
 
+    use orchestrator_core::backend::PauseSignal;
+
     use super::*;
 
     #[derive(Default)]
@@ -92,6 +94,7 @@ mod tests {
             prompt: "# Task: Add login\n\nJWT login.".into(),
             work_dir: dir.path().to_owned(),
             locked_paths: Vec::new(),
+            pause: PauseSignal::never(),
         };
         let outcome = ChangelogAgent.run(request.clone(), &sink).await.unwrap();
         assert!(outcome.success);
@@ -108,6 +111,7 @@ mod tests {
             prompt: "# Task: x".into(),
             work_dir: dir.path().join("missing"),
             locked_paths: Vec::new(),
+            pause: PauseSignal::never(),
         };
         let outcome = ChangelogAgent.run(missing, &sink).await.unwrap();
         assert!(!outcome.success && outcome.error.is_some());

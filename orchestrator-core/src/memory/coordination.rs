@@ -8,7 +8,7 @@ use crate::coordination::{Claim, ClaimRequest, HeartbeatAck, PruneReport, Retent
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, TaskId};
 use crate::model::{
-    ExceptionType, NewException, RunnerSession, RunnerSessionStatus, Task, TaskStatus,
+    AgentStatus, ExceptionType, NewException, RunnerSession, RunnerSessionStatus, Task, TaskStatus,
 };
 use crate::state::agent::{self as agent_state, AgentEvent};
 use crate::state::runner_session::RunnerSessionEvent;
@@ -195,8 +195,8 @@ impl InMemoryStore {
             .filter(|t| {
                 t.assigned_agent_id
                     .and_then(|a| state.agents.get(&a))
-                    .and_then(|a| a.last_activity_at)
-                    .is_none_or(|at| at < quiet_since)
+                    .filter(|a| a.status != AgentStatus::Paused)
+                    .is_some_and(|a| a.last_activity_at.is_none_or(|at| at < quiet_since))
             })
             .cloned()
             .collect();

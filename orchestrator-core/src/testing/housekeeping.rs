@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use super::claims::futures_agents;
 use super::helpers::*;
+use crate::change::AgentAction;
 use crate::coordination::{ClaimRequest, RetentionPolicy};
 use crate::model::{
     LogQuery, LogType, NewAgentLog, NewRunnerSession, NewTask, RunnerSessionStatus, TaskStatus,
 };
 use crate::store::Store;
 
-/// Runner sessions go inactive when unseen; tasks stall when their agent goes quiet; a
+/// Runner sessions go inactive when unseen; tasks stall when their agent goes quiet (unless
+/// a human paused it); a
 /// queued task whose dependency failed is reported as blocked.
 pub async fn quiet_runners_stalled_and_blocked_tasks_are_found(store: Arc<dyn Store>) {
     let seen = store
@@ -96,6 +98,23 @@ pub async fn quiet_runners_stalled_and_blocked_tasks_are_found(store: Arc<dyn St
         stalled.iter().map(|t| t.id).collect::<Vec<_>>(),
         [silent.id]
     );
+    // A human paused the silent one: holding still is not stalling.
+    store
+        .apply_agent_action(claims[1].agent_id, AgentAction::Pause, at(250_000))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .stalled_tasks(at(100_000), at(250_001))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a paused agent is not reported as stalled"
+    );
+    store
+        .apply_agent_action(claims[1].agent_id, AgentAction::Resume, at(250_002))
+        .await
+        .unwrap();
 
     let (_, lease) = (claims[1].task.clone(), claims[1].lease);
     store

@@ -12,7 +12,9 @@ use orchestrator_core::model::{LogType, Usage};
 use orchestrator_verify::ReviewModel;
 use serde_json::{Value, json};
 
+use super::pricing::Prices;
 use super::tools::{self, Workspace};
+use super::{note_unpriced, priced};
 
 /// The API's address unless `ANTHROPIC_BASE_URL` says otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -34,6 +36,8 @@ pub struct AnthropicAgent {
     pub model: String,
     pub max_tokens: u32,
     pub max_turns: u32,
+    /// What the model's tokens cost; the list price of a known model unless set.
+    pub prices: Option<Prices>,
     http: reqwest::Client,
 }
 
@@ -58,6 +62,7 @@ impl AnthropicAgent {
             model: model.to_owned(),
             max_tokens: 8_192,
             max_turns: 50,
+            prices: Prices::anthropic(model),
             http: reqwest::Client::new(),
         }
     }
@@ -143,16 +148,18 @@ async fn read_stream(
 ) -> Result<Turn, String> {
     let mut turn = Turn::default();
     let mut partial_json: Vec<String> = Vec::new();
-    let mut buffer = String::new();
+    // Bytes, not text: a character may be split between two chunks.
+    let mut buffer: Vec<u8> = Vec::new();
     loop {
         let chunk = response
             .chunk()
             .await
             .map_err(|err| format!("the model's answer broke off: {err}"))?;
         let Some(chunk) = chunk else { break };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let event: String = buffer.drain(..end + 2).collect();
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.windows(2).position(|pair| pair == b"\n\n") {
+            let event: Vec<u8> = buffer.drain(..end + 2).collect();
+            let event = String::from_utf8_lossy(&event);
             let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) else {
                 continue;
             };
@@ -166,6 +173,10 @@ async fn read_stream(
                         .unwrap_or(0);
                     turn.usage.cache_read_tokens +=
                         data["message"]["usage"]["cache_read_input_tokens"]
+                            .as_u64()
+                            .unwrap_or(0);
+                    turn.usage.cache_write_tokens +=
+                        data["message"]["usage"]["cache_creation_input_tokens"]
                             .as_u64()
                             .unwrap_or(0);
                 }
@@ -273,11 +284,26 @@ impl AgentBackend for AnthropicAgent {
         request: AgentRequest,
         sink: &dyn AgentOutputSink,
     ) -> orchestrator_core::Result<AgentOutcome> {
+        note_unpriced(self.prices, &self.model, sink);
+        let outcome = self.tool_loop(request, sink).await?;
+        Ok(priced(outcome, self.prices))
+    }
+}
+
+impl AnthropicAgent {
+    /// Turns until the model stops asking for tools.
+    async fn tool_loop(
+        &self,
+        request: AgentRequest,
+        sink: &dyn AgentOutputSink,
+    ) -> orchestrator_core::Result<AgentOutcome> {
         let workspace =
             Workspace::new(&request.work_dir).map_err(orchestrator_core::Error::backend)?;
         let mut messages = vec![json!({"role": "user", "content": request.prompt})];
         let mut usage = Usage::default();
+        let mut pause = request.pause.clone();
         for _ in 0..self.max_turns {
+            pause.until_resumed().await;
             let turn = match self.turn(SYSTEM, &messages, true, Some(sink)).await {
                 Ok(turn) => turn,
                 Err(err) => return Ok(AgentOutcome::failed(err, usage)),
@@ -285,6 +311,7 @@ impl AgentBackend for AnthropicAgent {
             usage.input_tokens += turn.usage.input_tokens;
             usage.output_tokens += turn.usage.output_tokens;
             usage.cache_read_tokens += turn.usage.cache_read_tokens;
+            usage.cache_write_tokens += turn.usage.cache_write_tokens;
             messages.push(json!({"role": "assistant", "content": turn.content}));
             if turn.stop_reason != "tool_use" {
                 let summary = turn
@@ -300,6 +327,7 @@ impl AgentBackend for AnthropicAgent {
             }
             let mut results = Vec::new();
             for block in turn.content.iter().filter(|b| b["type"] == "tool_use") {
+                pause.until_resumed().await;
                 let name = block["name"].as_str().unwrap_or_default();
                 let (text, is_error) = workspace
                     .call_logged(name, &block["input"], &block["id"], sink)

@@ -33,6 +33,9 @@ pub struct ClaudeCode {
     pub model: Option<String>,
     /// Variables for the agent (an API key, a base URL) on top of the runner's.
     pub env: Vec<(String, String)>,
+    /// Passes `--dangerously-skip-permissions` instead of `--permission-mode acceptEdits`:
+    /// the agent runs any command without asking. Refused when running as root.
+    pub skip_permissions: bool,
 }
 
 impl Default for ClaudeCode {
@@ -43,12 +46,33 @@ impl Default for ClaudeCode {
             max_turns: 50,
             model: None,
             env: Vec::new(),
+            skip_permissions: false,
         }
     }
 }
 
 impl ClaudeCode {
+    /// Whether this configuration may run here. Skipping permissions as root is refused:
+    /// every command the model chose would run unchecked with the machine's full rights.
+    pub fn check(&self) -> Result<(), String> {
+        if self.skip_permissions && nix::unistd::geteuid().is_root() {
+            return Err(
+                "--dangerously-skip-permissions is refused when running as root: \
+                 the agent's commands would run unchecked with full control of the machine; \
+                 run the runner as an ordinary user, or drop the flag (edits are accepted \
+                 and --allowed-tools lists the commands allowed without asking)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     fn argv(&self, prompt: &str) -> Vec<String> {
+        let permissions: &[&str] = if self.skip_permissions {
+            &["--dangerously-skip-permissions"]
+        } else {
+            &["--permission-mode", "acceptEdits"]
+        };
         let mut argv: Vec<String> = vec![
             self.binary.to_string_lossy().into_owned(),
             "-p".into(),
@@ -56,13 +80,14 @@ impl ClaudeCode {
             "--output-format".into(),
             "stream-json".into(),
             "--verbose".into(),
-            "--permission-mode".into(),
-            "acceptEdits".into(),
+        ];
+        argv.extend(permissions.iter().map(|&flag| flag.to_owned()));
+        argv.extend([
             "--allowedTools".into(),
             self.allowed_tools.clone(),
             "--max-turns".into(),
             self.max_turns.to_string(),
-        ];
+        ]);
         if let Some(model) = &self.model {
             argv.extend(["--model".into(), model.clone()]);
         }
@@ -212,15 +237,20 @@ impl AgentBackend for ClaudeCode {
         request: AgentRequest,
         sink: &dyn AgentOutputSink,
     ) -> orchestrator_core::Result<AgentOutcome> {
-        let mut process =
-            AgentProcess::spawn(&self.argv(&request.prompt), &request.work_dir, &self.env)
-                .map_err(|err| {
-                    orchestrator_core::Error::backend(format!(
-                        "`{}` could not be started ({err}); install Claude Code \
+        self.check().map_err(orchestrator_core::Error::backend)?;
+        let mut process = AgentProcess::spawn(
+            &self.argv(&request.prompt),
+            &request.work_dir,
+            &self.env,
+            request.pause.clone(),
+        )
+        .map_err(|err| {
+            orchestrator_core::Error::backend(format!(
+                "`{}` could not be started ({err}); install Claude Code \
                      (npm install -g @anthropic-ai/claude-code) or give its path with --claude-bin",
-                        self.binary.display()
-                    ))
-                })?;
+                self.binary.display()
+            ))
+        })?;
         let mut finished = None;
         let mut stderr = Vec::new();
         let (mut out_open, mut err_open) = (true, true);
@@ -264,6 +294,35 @@ mod tests {
         match parse_stream_line(line) {
             StreamEvent::Output(entries) => entries,
             StreamEvent::Finished(outcome) => panic!("unexpected result {outcome:?}"),
+        }
+    }
+
+    #[test]
+    fn permissions_are_accepted_edits_unless_skipped_and_never_skipped_as_root() {
+        let claude = ClaudeCode::default();
+        let argv = claude.argv("do it");
+        assert!(
+            argv.windows(2)
+                .any(|w| w == ["--permission-mode", "acceptEdits"])
+        );
+        assert!(!argv.contains(&"--dangerously-skip-permissions".to_owned()));
+        assert_eq!(claude.check(), Ok(()));
+
+        let skipping = ClaudeCode {
+            skip_permissions: true,
+            ..ClaudeCode::default()
+        };
+        let argv = skipping.argv("do it");
+        assert!(argv.contains(&"--dangerously-skip-permissions".to_owned()));
+        assert!(!argv.contains(&"acceptEdits".to_owned()));
+        assert_eq!(argv[2], "do it", "the prompt stays one argument");
+        let refused = skipping.check();
+        assert_eq!(refused.is_err(), nix::unistd::geteuid().is_root());
+        if let Err(why) = refused {
+            assert!(
+                why.contains("root") && why.contains("ordinary user"),
+                "{why}"
+            );
         }
     }
 

@@ -57,13 +57,18 @@ impl AgentBackend for CommandAgent {
         request: AgentRequest,
         sink: &dyn AgentOutputSink,
     ) -> orchestrator_core::Result<AgentOutcome> {
-        let mut process = AgentProcess::spawn(&self.argv(&request.prompt), &request.work_dir, &[])
-            .map_err(|err| {
-                orchestrator_core::Error::backend(format!(
-                    "`{}` could not be started: {err}",
-                    self.template[0]
-                ))
-            })?;
+        let mut process = AgentProcess::spawn(
+            &self.argv(&request.prompt),
+            &request.work_dir,
+            &[],
+            request.pause.clone(),
+        )
+        .map_err(|err| {
+            orchestrator_core::Error::backend(format!(
+                "`{}` could not be started: {err}",
+                self.template[0]
+            ))
+        })?;
         let mut errors = Vec::new();
         let (mut out_open, mut err_open) = (true, true);
         while out_open || err_open {

@@ -2,17 +2,21 @@
 //! agent from a template.
 
 pub use orchestrator_core::backend::AgentBackend;
+use orchestrator_core::backend::{AgentOutcome, AgentOutput, AgentOutputSink};
+use orchestrator_core::model::LogType;
 
 mod anthropic;
 mod claude;
 mod command;
 mod openai;
+mod pricing;
 pub mod tools;
 
 pub use anthropic::{AnthropicAgent, DEFAULT_BASE_URL, DEFAULT_MODEL};
 pub use claude::{ClaudeCode, DEFAULT_ALLOWED_TOOLS, StreamEvent, parse_stream_line};
 pub use command::{CommandAgent, PROMPT_PLACEHOLDER};
 pub use openai::{DEFAULT_OPENAI_BASE_URL, OpenAiAgent};
+pub use pricing::{Prices, PricesError};
 
 /// The last `count` non-empty lines of `lines`, joined.
 fn tail(lines: &[String], count: usize) -> String {
@@ -22,4 +26,24 @@ fn tail(lines: &[String], count: usize) -> String {
         .filter(|l| !l.trim().is_empty())
         .collect();
     kept[kept.len().saturating_sub(count)..].join("\n")
+}
+
+/// Tells the attempt's log once that its cost cannot be known.
+fn note_unpriced(prices: Option<Prices>, model: &str, sink: &dyn AgentOutputSink) {
+    if prices.is_none() {
+        sink.emit(AgentOutput {
+            log_type: LogType::Info,
+            content: format!(
+                "no price is known for the model `{model}`: the attempt's cost is recorded as 0 \
+                 (give --prices INPUT,OUTPUT in US dollars per million tokens)"
+            ),
+            metadata: None,
+        });
+    }
+}
+
+/// `outcome` with the cost of its tokens at `prices`.
+fn priced(mut outcome: AgentOutcome, prices: Option<Prices>) -> AgentOutcome {
+    outcome.usage.cost_usd = prices.map_or(0.0, |p| p.cost(&outcome.usage));
+    outcome
 }

@@ -11,7 +11,9 @@ use orchestrator_core::backend::{
 use orchestrator_core::model::{LogType, Usage};
 use serde_json::{Value, json};
 
+use super::pricing::Prices;
 use super::tools::{self, Workspace};
+use super::{note_unpriced, priced};
 
 /// The API's address unless `OPENAI_BASE_URL` says otherwise.
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -29,6 +31,8 @@ pub struct OpenAiAgent {
     api_key: Option<String>,
     pub model: String,
     pub max_turns: u32,
+    /// What the model's tokens cost; unknown (recorded as 0) unless set.
+    pub prices: Option<Prices>,
     http: reqwest::Client,
 }
 
@@ -45,6 +49,7 @@ impl OpenAiAgent {
             api_key: api_key.map(str::to_owned),
             model: model.to_owned(),
             max_turns: 50,
+            prices: None,
             http: reqwest::Client::new(),
         }
     }
@@ -109,6 +114,19 @@ impl AgentBackend for OpenAiAgent {
         request: AgentRequest,
         sink: &dyn AgentOutputSink,
     ) -> orchestrator_core::Result<AgentOutcome> {
+        note_unpriced(self.prices, &self.model, sink);
+        let outcome = self.tool_loop(request, sink).await?;
+        Ok(priced(outcome, self.prices))
+    }
+}
+
+impl OpenAiAgent {
+    /// Completions until the model stops calling tools.
+    async fn tool_loop(
+        &self,
+        request: AgentRequest,
+        sink: &dyn AgentOutputSink,
+    ) -> orchestrator_core::Result<AgentOutcome> {
         let workspace =
             Workspace::new(&request.work_dir).map_err(orchestrator_core::Error::backend)?;
         let mut messages = vec![
@@ -116,7 +134,9 @@ impl AgentBackend for OpenAiAgent {
             json!({"role": "user", "content": request.prompt}),
         ];
         let mut usage = Usage::default();
+        let mut pause = request.pause.clone();
         for _ in 0..self.max_turns {
+            pause.until_resumed().await;
             let answer = match self.completion(&messages).await {
                 Ok(answer) => answer,
                 Err(err) => return Ok(AgentOutcome::failed(err, usage)),
@@ -149,6 +169,7 @@ impl AgentBackend for OpenAiAgent {
                 });
             }
             for call in calls {
+                pause.until_resumed().await;
                 let name = call["function"]["name"].as_str().unwrap_or_default();
                 let input: Value = call["function"]["arguments"]
                     .as_str()

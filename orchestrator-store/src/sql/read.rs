@@ -526,7 +526,8 @@ pub(crate) async fn quiet_runners<D: Dialect>(
         .collect())
 }
 
-/// Running tasks with a live lease whose agent has shown no activity since `quiet_since`.
+/// Running tasks with a live lease whose agent, not paused, has shown no activity since
+/// `quiet_since`.
 pub(crate) async fn stalled<D: Dialect>(
     conn: &mut D::Connection,
     quiet_since: Timestamp,
@@ -535,7 +536,8 @@ pub(crate) async fn stalled<D: Dialect>(
     let mut query = task_select::<D>();
     query.push(
         " JOIN agents a ON a.id = t.assigned_agent_id \
-         WHERE t.status IN ('ASSIGNED', 'IN_PROGRESS', 'VERIFYING') AND t.lease_expires_at > ",
+         WHERE t.status IN ('ASSIGNED', 'IN_PROGRESS', 'VERIFYING') AND a.status <> 'PAUSED' \
+         AND t.lease_expires_at > ",
     );
     Value::at(now).bind(&mut query);
     query.push(" AND (a.last_activity_at IS NULL OR a.last_activity_at < ");

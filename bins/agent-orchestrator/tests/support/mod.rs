@@ -156,6 +156,31 @@ impl Server {
         page["logs"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The task once it is IN_PROGRESS, and the id of the agent working on it.
+    pub async fn wait_running(&self, id: &str) -> (Value, String) {
+        let task = self
+            .wait_task(id, Duration::from_secs(20), |t| {
+                t["status"] == "IN_PROGRESS"
+            })
+            .await;
+        let agent_id = task["assignedAgentId"].as_str().unwrap().to_owned();
+        (task, agent_id)
+    }
+
+    /// The usage reported with the agent's completed attempt (the "Task completed" entry).
+    pub async fn completed_usage(&self, agent_id: &str) -> Value {
+        let logs = self.agent_log(agent_id).await;
+        let closing = logs
+            .iter()
+            .find(|l| {
+                l["content"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("Task completed"))
+            })
+            .unwrap_or_else(|| panic!("no completion in the agent's log: {logs:?}"));
+        closing["metadata"]["usage"].clone()
+    }
+
     /// A connection token minted by the admin.
     pub async fn connection_token(&self) -> String {
         self.admin(reqwest::Method::GET, "/api/connect", None).await["connectionToken"]
@@ -251,6 +276,12 @@ impl Cli {
             String::from_utf8_lossy(&output.stderr)
         );
         stdout
+    }
+
+    /// `connect` to `server` with a fresh token, working on `repo`.
+    pub async fn connect(&self, server: &Server, repo: &Path) {
+        let token = server.connection_token().await;
+        self.run(&["connect", &token, "-d", &repo.to_string_lossy()]);
     }
 
     pub fn worktrees(&self) -> PathBuf {
