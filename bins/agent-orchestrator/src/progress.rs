@@ -45,8 +45,8 @@ impl Display {
                         ProgressStyle::with_template("{spinner} {msg} {elapsed}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
-                    bar.enable_steady_tick(Duration::from_millis(120));
                     bar.set_message(text);
+                    bar.enable_steady_tick(Duration::from_millis(120));
                     running.insert(*task, bar);
                 }
                 RunnerEvent::Verifying { task } => {

@@ -515,3 +515,69 @@ async fn skipping_claudes_permissions_is_refused_as_root() {
         assert!(output.status.success(), "{said}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_draws_spinners_on_a_terminal_and_plain_lines_elsewhere() {
+    let server = Server::start().await;
+    let repo = repository(&[("README.md", "# app\n")]);
+    let cli = Cli::new();
+    let scripts = tempfile::tempdir().unwrap();
+    // Slow enough for the spinner to turn a few times.
+    let agent = agent_script(
+        scripts.path(),
+        "agent.sh",
+        "sleep 1\nmkdir -p src\necho \"STAMP = $(date +%N)\" > src/spun.py",
+    );
+    cli.connect(&server, repo.path()).await;
+    let run_once = |on_terminal: bool| {
+        let plain = cli.command();
+        let mut argv = vec![plain.get_program().to_string_lossy().into_owned()];
+        argv.extend(["start", "--once", "--worktree-dir"].map(String::from));
+        argv.push(cli.worktrees().to_string_lossy().into_owned());
+        argv.extend(["--backend", "command", "--"].map(String::from));
+        argv.extend([agent.to_string_lossy().into_owned(), "{prompt}".into()]);
+        let mut command = if on_terminal {
+            // util-linux `script` gives the command a pseudo-terminal and copies what it
+            // draws to its own standard output.
+            let mut on_pty = std::process::Command::new("script");
+            on_pty
+                .args(["-qfec", &argv.join(" "), "/dev/null"])
+                .env("TERM", "xterm-256color");
+            for (name, value) in plain.get_envs() {
+                match value {
+                    Some(value) => on_pty.env(name, value),
+                    None => on_pty.env_remove(name),
+                };
+            }
+            on_pty
+        } else {
+            let mut plain = plain;
+            plain.args(&argv[1..]);
+            plain
+        };
+        let output = command.output().expect("run start --once");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    let spun = server.create_task("Spin on a terminal", &["src/"]).await;
+    let drawn = run_once(true);
+    let short = &id(&spun)[..8];
+    // The spinner's line is cleared and drawn again as it turns.
+    let claimed = format!("claimed  {short} Spin on a terminal (attempt 1)");
+    assert!(
+        drawn.matches("\u{1b}[2K").count() >= 3 && drawn.matches(&claimed).count() >= 3,
+        "a spinner turns on a terminal: {drawn:?}"
+    );
+    assert!(drawn.contains(&format!("done     {short}")), "{drawn:?}");
+
+    let listed = server.create_task("Plain in a pipe", &["src/"]).await;
+    let plain = run_once(false);
+    assert!(!plain.contains('\u{1b}'), "no drawing in a pipe: {plain:?}");
+    let short = &id(&listed)[..8];
+    assert!(
+        plain.contains(&format!("claimed  {short} Plain in a pipe (attempt 1)"))
+            && plain.contains(&format!("done     {short}")),
+        "{plain}"
+    );
+}
