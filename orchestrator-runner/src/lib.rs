@@ -37,4 +37,4 @@ pub use orchestrator_core::backend::{
 pub use runner::{
     RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl, RunnerError, RunnerEvent,
 };
-pub use worktree::{Workspace, Worktrees};
+pub use worktree::{TaskWorktree, Workspace, WorktreeState, Worktrees};

@@ -1,11 +1,15 @@
 //! Isolated git worktrees, one per task, on branch `agent/<first 8 of the task id>` from
 //! the repository's HEAD, in a directory the runner manages. A task's worktree is reused
-//! by its later attempts and kept after it ends; the runner never deletes one.
+//! by its later attempts and kept after it ends; only [`Worktrees::prune`] removes one,
+//! once its branch is merged and nothing in it is uncommitted.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use git2::{IndexAddOption, Repository, Signature, WorktreeAddOptions};
+use git2::{
+    BranchType, IndexAddOption, Oid, Repository, Signature, StatusOptions, WorktreeAddOptions,
+    WorktreePruneOptions,
+};
 use orchestrator_core::ids::TaskId;
 
 /// Why a worktree could not be prepared or committed.
@@ -28,6 +32,40 @@ pub struct Workspace {
     pub branch: String,
     /// The commit the task's branch started from: its change is everything since.
     pub base_commit: String,
+}
+
+/// Where a task worktree stands, as far as removing it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorktreeState {
+    /// Its branch's commits are all in the repository's HEAD and nothing is uncommitted:
+    /// it can go.
+    Merged,
+    /// Its branch has `ahead` commits that the repository's HEAD does not.
+    Unmerged { ahead: usize },
+    /// Files changed since the branch's last commit (an agent may be at work in it).
+    Uncommitted,
+    /// Nothing committed on its branch yet (a task still running, or one that changed
+    /// nothing).
+    NoCommits,
+}
+
+impl std::fmt::Display for WorktreeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Merged => f.write_str("merged"),
+            Self::Unmerged { ahead } => write!(f, "{ahead} commit(s) not merged"),
+            Self::Uncommitted => f.write_str("uncommitted changes"),
+            Self::NoCommits => f.write_str("no commits yet"),
+        }
+    }
+}
+
+/// A task worktree found under the runner's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskWorktree {
+    pub path: PathBuf,
+    pub branch: String,
+    pub state: WorktreeState,
 }
 
 /// Makes and finds task worktrees of one repository.
@@ -72,10 +110,7 @@ impl Worktrees {
         let name = format!("agent-{short}");
         let path = self.root.join(&short);
         let base_file = self.root.join(format!("{short}.base"));
-        let repo = Repository::open(&self.repository).map_err(failed(format!(
-            "open the repository {}",
-            self.repository.display()
-        )))?;
+        let repo = self.open()?;
         if path.join(".git").exists()
             && let Ok(base_commit) = std::fs::read_to_string(&base_file)
         {
@@ -95,7 +130,7 @@ impl Worktrees {
             .map_err(failed(
                 "find the repository's HEAD commit (is there a first commit?)",
             ))?;
-        let reference = match repo.find_branch(&branch, git2::BranchType::Local) {
+        let reference = match repo.find_branch(&branch, BranchType::Local) {
             Ok(existing) => existing.into_reference(),
             Err(_) => repo
                 .branch(&branch, &head, false)
@@ -122,6 +157,78 @@ impl Worktrees {
             branch,
             base_commit,
         })
+    }
+
+    /// The task worktrees of the repository under the runner's directory, with their
+    /// states, by branch name.
+    pub fn list(&self) -> Result<Vec<TaskWorktree>, WorktreeError> {
+        let repo = self.open()?;
+        let head = repo
+            .head()
+            .and_then(|head| head.peel_to_commit())
+            .map_err(failed("find the repository's HEAD commit"))?
+            .id();
+        let names = repo
+            .worktrees()
+            .map_err(failed("list the repository's worktrees"))?;
+        let mut found = Vec::new();
+        for name in names.iter().flatten() {
+            let Some(short) = name.strip_prefix("agent-") else {
+                continue;
+            };
+            let base_file = self.root.join(format!("{short}.base"));
+            let Ok(base) = std::fs::read_to_string(&base_file) else {
+                continue; // not one of this directory's task worktrees
+            };
+            let branch = format!("agent/{short}");
+            let path = self.root.join(short);
+            let state = worktree_state(&repo, &path, &branch, base.trim(), head)?;
+            found.push(TaskWorktree {
+                path,
+                branch,
+                state,
+            });
+        }
+        found.sort_by(|a, b| a.branch.cmp(&b.branch));
+        Ok(found)
+    }
+
+    /// Removes the merged task worktrees — the directory, git's record of it, the branch
+    /// — and returns them. The others are kept.
+    pub fn prune(&self) -> Result<Vec<TaskWorktree>, WorktreeError> {
+        let _adding = self
+            .adding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let repo = self.open()?;
+        let merged: Vec<TaskWorktree> = self
+            .list()?
+            .into_iter()
+            .filter(|w| w.state == WorktreeState::Merged)
+            .collect();
+        for worktree in &merged {
+            let short = worktree.branch.trim_start_matches("agent/");
+            repo.find_worktree(&format!("agent-{short}"))
+                .and_then(|found| {
+                    found.prune(Some(
+                        WorktreePruneOptions::new().valid(true).working_tree(true),
+                    ))
+                })
+                .map_err(failed(format!("remove {}", worktree.path.display())))?;
+            repo.find_branch(&worktree.branch, BranchType::Local)
+                .and_then(|mut branch| branch.delete())
+                .map_err(failed(format!("delete branch {}", worktree.branch)))?;
+            // The base commit's note goes with its worktree; a leftover file is harmless.
+            let _ = std::fs::remove_file(self.root.join(format!("{short}.base")));
+        }
+        Ok(merged)
+    }
+
+    fn open(&self) -> Result<Repository, WorktreeError> {
+        Repository::open(&self.repository).map_err(failed(format!(
+            "open the repository {}",
+            self.repository.display()
+        )))
     }
 
     /// Commits everything in the worktree (`.gitignore` honoured) on its branch; `None`
@@ -168,6 +275,44 @@ impl Worktrees {
     }
 }
 
+/// Where the worktree at `path` on `branch` (started at `base`) stands against `head`.
+fn worktree_state(
+    repo: &Repository,
+    path: &Path,
+    branch: &str,
+    base: &str,
+    head: Oid,
+) -> Result<WorktreeState, WorktreeError> {
+    let checkout =
+        Repository::open(path).map_err(failed(format!("open the worktree {}", path.display())))?;
+    let statuses = checkout
+        .statuses(Some(
+            StatusOptions::new()
+                .include_untracked(true)
+                .include_ignored(false),
+        ))
+        .map_err(failed(format!("read the changes in {}", path.display())))?;
+    if !statuses.is_empty() {
+        return Ok(WorktreeState::Uncommitted);
+    }
+    let tip = repo
+        .find_branch(branch, BranchType::Local)
+        .and_then(|b| b.into_reference().peel_to_commit())
+        .map_err(failed(format!("read branch {branch}")))?
+        .id();
+    if tip.to_string() == base {
+        return Ok(WorktreeState::NoCommits);
+    }
+    let (ahead, _) = repo
+        .graph_ahead_behind(tip, head)
+        .map_err(failed(format!("compare {branch} with HEAD")))?;
+    Ok(if ahead == 0 {
+        WorktreeState::Merged
+    } else {
+        WorktreeState::Unmerged { ahead }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,7 +347,7 @@ mod tests {
         let sha = worktrees.commit(&workspace, "Task work").unwrap().unwrap();
         let main = Repository::open(repo.path()).unwrap();
         let branch = main
-            .find_branch(&workspace.branch, git2::BranchType::Local)
+            .find_branch(&workspace.branch, BranchType::Local)
             .unwrap();
         assert_eq!(branch.get().peel_to_commit().unwrap().id().to_string(), sha);
         // The repository's own checkout is untouched.
@@ -211,5 +356,71 @@ mod tests {
         let again = worktrees.prepare(task).unwrap();
         assert_eq!(again, workspace);
         assert!(again.path.join("new.txt").is_file());
+    }
+
+    /// Commits a file in `workspace` and returns the new tip.
+    fn work(worktrees: &Worktrees, workspace: &Workspace, file: &str) -> Oid {
+        std::fs::write(workspace.path.join(file), "work\n").unwrap();
+        let sha = worktrees.commit(workspace, file).unwrap().unwrap();
+        Oid::from_str(&sha).unwrap()
+    }
+
+    #[test]
+    fn only_merged_clean_worktrees_are_pruned() {
+        let repo = repository();
+        let root = tempfile::tempdir().unwrap();
+        let worktrees = Worktrees::new(repo.path(), root.path());
+        let [merged, unmerged, dirty, fresh] = [(); 4].map(|()| {
+            let workspace = worktrees.prepare(TaskId::new()).unwrap();
+            (workspace.branch.clone(), workspace)
+        });
+        let merged_tip = work(&worktrees, &merged.1, "merged.txt");
+        work(&worktrees, &unmerged.1, "unmerged.txt");
+        let dirty_tip = work(&worktrees, &dirty.1, "dirty.txt");
+        std::fs::write(dirty.1.path.join("more.txt"), "not committed\n").unwrap();
+        // The repository's branch takes the first branch (a fast-forward), then merges
+        // the dirty one.
+        let main = Repository::open(repo.path()).unwrap();
+        main.head()
+            .unwrap()
+            .set_target(merged_tip, "merge")
+            .unwrap();
+        let dirty_commit = main.find_commit(dirty_tip).unwrap();
+        let merged_commit = main.find_commit(merged_tip).unwrap();
+        let signature = Signature::now("t", "t@example.com").unwrap();
+        main.commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            "merge dirty",
+            &merged_commit.tree().unwrap(),
+            &[&merged_commit, &dirty_commit],
+        )
+        .unwrap();
+
+        let states: Vec<(String, WorktreeState)> = worktrees
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.branch, w.state))
+            .collect();
+        let state_of = |branch: &str| states.iter().find(|(b, _)| b == branch).unwrap().1;
+        assert_eq!(states.len(), 4);
+        assert_eq!(state_of(&merged.0), WorktreeState::Merged);
+        assert_eq!(state_of(&unmerged.0), WorktreeState::Unmerged { ahead: 1 });
+        assert_eq!(state_of(&dirty.0), WorktreeState::Uncommitted);
+        assert_eq!(state_of(&fresh.0), WorktreeState::NoCommits);
+
+        let pruned = worktrees.prune().unwrap();
+        assert_eq!(pruned.len(), 1);
+        assert_eq!(pruned[0].branch, merged.0);
+        assert!(!merged.1.path.exists(), "the merged worktree is gone");
+        assert!(main.find_branch(&merged.0, BranchType::Local).is_err());
+        for kept in [&unmerged.1, &dirty.1, &fresh.1] {
+            assert!(kept.path.join("README.md").is_file());
+        }
+        assert!(dirty.1.path.join("more.txt").is_file());
+        assert_eq!(worktrees.list().unwrap().len(), 3);
+        assert!(worktrees.prune().unwrap().is_empty());
     }
 }

@@ -54,6 +54,21 @@ enum Command {
     Status,
     /// Revoke this runner on the server and forget the connection.
     Disconnect,
+    /// The task worktrees and whether their work is merged; `--prune` removes the merged
+    /// ones.
+    Worktrees {
+        /// The git repository (default: the one given at connect, else the current
+        /// directory).
+        #[arg(short = 'd', long = "dir")]
+        dir: Option<PathBuf>,
+        /// Where the task worktrees are kept (default: the platform's data directory).
+        #[arg(long)]
+        worktree_dir: Option<PathBuf>,
+        /// Remove the worktrees and branches whose commits are all merged into the
+        /// repository's HEAD and that hold no uncommitted changes.
+        #[arg(long)]
+        prune: bool,
+    },
     /// Manage tasks (needs the admin token).
     Task {
         #[command(flatten)]
@@ -200,6 +215,11 @@ async fn main() -> ExitCode {
         Command::Start(args) => start(args).await,
         Command::Status => status().await,
         Command::Disconnect => disconnect().await,
+        Command::Worktrees {
+            dir,
+            worktree_dir,
+            prune,
+        } => worktrees(dir, worktree_dir, prune),
         Command::Task { admin, command } => admin::task(&admin, command).await,
         Command::Queue { admin } => admin::queue(&admin).await,
         Command::Logs {
@@ -450,6 +470,44 @@ async fn handle_signals(control: RunnerControl) {
             }
         }
     }
+}
+
+fn worktrees(
+    dir: Option<PathBuf>,
+    worktree_dir: Option<PathBuf>,
+    prune: bool,
+) -> anyhow::Result<()> {
+    let connected = config::load(&config::path()?).ok().map(|c| c.working_dir);
+    let repository = repository(dir.or(connected))?;
+    let root = match worktree_dir {
+        Some(dir) => dir,
+        None => default_worktree_dir(&repository)?,
+    };
+    let worktrees = Worktrees::new(&repository, &root);
+    if prune {
+        let pruned = worktrees.prune()?;
+        for worktree in &pruned {
+            println!("removed  {} ({})", worktree.path.display(), worktree.branch);
+        }
+        println!(
+            "{} merged worktree(s) removed; the others are kept",
+            pruned.len()
+        );
+    } else {
+        let listed = worktrees.list()?;
+        if listed.is_empty() {
+            println!("no task worktrees in {}", root.display());
+        }
+        for worktree in listed {
+            println!(
+                "{}  {}  {}",
+                worktree.branch,
+                worktree.state,
+                worktree.path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn status() -> anyhow::Result<()> {

@@ -581,3 +581,51 @@ async fn start_draws_spinners_on_a_terminal_and_plain_lines_elsewhere() {
         "{plain}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worktrees_are_listed_and_only_merged_ones_pruned() {
+    let server = Server::start().await;
+    let repo = repository(&[("README.md", "# app\n")]);
+    let cli = Cli::new();
+    let scripts = tempfile::tempdir().unwrap();
+    let agent = agent_script(
+        scripts.path(),
+        "agent.sh",
+        "mkdir -p src\nprintf 'VALUE = 1\\n' > src/value.py",
+    );
+    cli.connect(&server, repo.path()).await;
+    let task = server.create_task("Add value", &["src/"]).await;
+    let short = id(&task)[..8].to_owned();
+    let _ = cli
+        .start_agent(&agent, &["--once"])
+        .wait(Duration::from_secs(60));
+    let done = server.task(&id(&task)).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+
+    let worktree_dir = cli.worktrees().to_string_lossy().into_owned();
+    let listed = cli.run(&["worktrees", "--worktree-dir", &worktree_dir]);
+    assert!(
+        listed.contains(&format!("agent/{short}  1 commit(s) not merged")),
+        "{listed}"
+    );
+    let kept = cli.run(&["worktrees", "--worktree-dir", &worktree_dir, "--prune"]);
+    assert!(kept.contains("0 merged worktree(s) removed"), "{kept}");
+    assert!(cli.worktrees().join(&short).is_dir());
+
+    // The repository takes the branch (a fast-forward); now it can go.
+    let main = git2::Repository::open(repo.path()).unwrap();
+    let tip = git2::Oid::from_str(done["commitSha"].as_str().unwrap()).unwrap();
+    main.head().unwrap().set_target(tip, "merge").unwrap();
+    let listed = cli.run(&["worktrees", "--worktree-dir", &worktree_dir]);
+    assert!(
+        listed.contains(&format!("agent/{short}  merged")),
+        "{listed}"
+    );
+    let pruned = cli.run(&["worktrees", "--worktree-dir", &worktree_dir, "--prune"]);
+    assert!(pruned.contains("1 merged worktree(s) removed"), "{pruned}");
+    assert!(!cli.worktrees().join(&short).exists());
+    assert!(
+        main.find_branch(&format!("agent/{short}"), git2::BranchType::Local)
+            .is_err()
+    );
+}
