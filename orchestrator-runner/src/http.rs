@@ -53,19 +53,45 @@ struct HeartbeatAnswer {
     signal: ControlSignal,
 }
 
+/// Reads the PEM certificates in `path`: the private certificate authority of an
+/// orchestrator served over TLS with a certificate the public roots do not vouch for.
+pub fn read_ca_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem =
+        std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certificates) if !certificates.is_empty() => Ok(certificates),
+        _ => Err(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----): give the CA's certificate file",
+            path.display()
+        )),
+    }
+}
+
 impl HttpClient {
     /// A client of the orchestrator at `base_url` (scheme, host and port) with a runner
     /// token.
     pub fn new(base_url: &str, token: &str) -> Result<Self, ClientError> {
+        Self::trusting(base_url, token, &[])
+    }
+
+    /// [`HttpClient::new`] that also trusts `ca_certificates` for `https://` addresses
+    /// (see [`read_ca_certificates`]).
+    pub fn trusting(
+        base_url: &str,
+        token: &str,
+        ca_certificates: &[reqwest::Certificate],
+    ) -> Result<Self, ClientError> {
         let base_url = base_url.trim_end_matches('/').to_owned();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("agent-orchestrator/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|err| ClientError::Unreachable {
-                url: base_url.clone(),
-                detail: err.to_string(),
-            })?;
+            .connect_timeout(Duration::from_secs(10));
+        for certificate in ca_certificates {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+        let http = builder.build().map_err(|err| ClientError::Unreachable {
+            url: base_url.clone(),
+            detail: err.to_string(),
+        })?;
         Ok(Self {
             base_url,
             token: token.to_owned(),
@@ -104,10 +130,16 @@ impl HttpClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| self.unreachable(with_causes(&err)))?;
+        let response = request.send().await.map_err(|err| {
+            let mut detail = with_causes(&err);
+            if detail.contains("certificate") {
+                detail.push_str(
+                    " (an orchestrator whose certificate comes from a private CA needs that \
+                     CA's certificate: --ca-cert FILE)",
+                );
+            }
+            self.unreachable(detail)
+        })?;
         let status = response.status();
         let bytes = response
             .bytes()
@@ -176,13 +208,15 @@ pub struct Connected {
 }
 
 impl HttpClient {
-    /// Exchanges the setup token in `token` for a runner token (single use).
+    /// Exchanges the setup token in `token` for a runner token (single use), trusting
+    /// `ca_certificates` as well as the public roots.
     pub async fn connect(
         token: &ConnectionToken,
         name: Option<&str>,
         working_dir: &str,
+        ca_certificates: &[reqwest::Certificate],
     ) -> Result<(Self, Connected), ClientError> {
-        let anonymous = Self::new(&token.url, "")?;
+        let anonymous = Self::trusting(&token.url, "", ca_certificates)?;
         let mut body = json!({ "setupToken": token.setup_token, "workingDir": working_dir });
         if let Some(name) = name {
             body["name"] = json!(name);
@@ -195,7 +229,7 @@ impl HttpClient {
                 CALL_TIMEOUT,
             )
             .await?;
-        let client = Self::new(&token.url, &connected.runner_token)?;
+        let client = Self::trusting(&token.url, &connected.runner_token, ca_certificates)?;
         Ok((client, connected))
     }
 

@@ -28,7 +28,7 @@ pub mod runner;
 pub mod worktree;
 
 pub use client::{Assignment, AttemptRef, ClientError, LogLine, OrchestratorClient};
-pub use http::{Connected, ConnectionToken, HttpClient};
+pub use http::{Connected, ConnectionToken, HttpClient, read_ca_certificates};
 pub use local::LocalClient;
 pub use orchestrator_core::attempts::{AttemptCompletion, DiffStats, LockAnswer};
 pub use orchestrator_core::backend::{

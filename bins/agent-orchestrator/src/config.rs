@@ -6,6 +6,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use orchestrator_runner::{HttpClient, read_ca_certificates};
 use serde::{Deserialize, Serialize};
 
 /// Overrides where the config file is.
@@ -23,6 +24,29 @@ pub(crate) struct Config {
     pub(crate) working_dir: PathBuf,
     /// The agent backend chosen at connect time.
     pub(crate) backend: Option<String>,
+    /// The certificate authority trusted for an `https://` orchestrator, besides the
+    /// public roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ca_cert: Option<PathBuf>,
+}
+
+impl Config {
+    /// A client of the orchestrator with the runner's token.
+    pub(crate) fn client(&self) -> anyhow::Result<HttpClient> {
+        let certificates = ca_certificates(self.ca_cert.as_deref())?;
+        Ok(HttpClient::trusting(
+            &self.url,
+            &self.runner_token,
+            &certificates,
+        )?)
+    }
+}
+
+/// The certificates in the `--ca-cert` file, if one is given.
+pub(crate) fn ca_certificates(path: Option<&Path>) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    path.map_or(Ok(Vec::new()), |path| {
+        read_ca_certificates(path).map_err(anyhow::Error::msg)
+    })
 }
 
 /// The config file's path.

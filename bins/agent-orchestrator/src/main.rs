@@ -47,6 +47,10 @@ enum Command {
         /// The agent backend `start` uses unless told otherwise.
         #[arg(long, value_enum)]
         backend: Option<BackendKind>,
+        /// A PEM file with the certificate authority of an `https://` orchestrator whose
+        /// certificate the public roots do not vouch for (kept for later commands).
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
     },
     /// Claim tasks and run agents on them until Ctrl-C.
     Start(StartArgs),
@@ -211,7 +215,8 @@ async fn main() -> ExitCode {
             dir,
             name,
             backend,
-        } => connect(&token, dir, name, backend).await,
+            ca_cert,
+        } => connect(&token, dir, name, backend, ca_cert).await,
         Command::Start(args) => start(args).await,
         Command::Status => status().await,
         Command::Disconnect => disconnect().await,
@@ -264,12 +269,25 @@ async fn connect(
     dir: Option<PathBuf>,
     name: Option<String>,
     backend: Option<BackendKind>,
+    ca_cert: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let token: ConnectionToken = token.parse().map_err(anyhow::Error::msg)?;
     let dir = repository(dir)?;
-    let (_, connected) = HttpClient::connect(&token, name.as_deref(), &dir.to_string_lossy())
-        .await
-        .context("connecting failed")?;
+    let ca_cert = ca_cert
+        .map(|path| {
+            path.canonicalize()
+                .with_context(|| format!("--ca-cert {} does not exist", path.display()))
+        })
+        .transpose()?;
+    let certificates = config::ca_certificates(ca_cert.as_deref())?;
+    let (_, connected) = HttpClient::connect(
+        &token,
+        name.as_deref(),
+        &dir.to_string_lossy(),
+        &certificates,
+    )
+    .await
+    .context("connecting failed")?;
     let path = config::path()?;
     config::save(
         &path,
@@ -280,6 +298,7 @@ async fn connect(
             runner_name: connected.runner_name.clone(),
             working_dir: dir.clone(),
             backend: backend.map(|b| b.name().to_owned()),
+            ca_cert,
         },
     )?;
     println!(
@@ -386,7 +405,7 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => default_worktree_dir(&repository)?,
     };
-    let client = HttpClient::new(&config.url, &config.runner_token)?;
+    let client = config.client()?;
     let (events, mut received) = mpsc::unbounded_channel();
     let runner = Runner::builder(
         Arc::new(client),
@@ -520,7 +539,7 @@ async fn status() -> anyhow::Result<()> {
         "backend    {}",
         config.backend.as_deref().unwrap_or("chosen at start")
     );
-    let client = HttpClient::new(&config.url, &config.runner_token)?;
+    let client = config.client()?;
     let status = client.status().await.context("the server did not answer")?;
     let agents = status["activeAgents"].as_array().map_or(0, Vec::len);
     println!("working    {agents} agent(s)");
@@ -531,7 +550,7 @@ async fn status() -> anyhow::Result<()> {
 async fn disconnect() -> anyhow::Result<()> {
     let path = config::path()?;
     let config = config::load(&path)?;
-    let client = HttpClient::new(&config.url, &config.runner_token)?;
+    let client = config.client()?;
     match client.disconnect().await {
         Ok(()) => println!("revoked {} on {}", config.runner_name, config.url),
         Err(err) if err.is_unauthorized() => println!("{} was already revoked", config.runner_name),

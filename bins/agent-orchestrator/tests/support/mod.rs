@@ -386,12 +386,25 @@ pub fn claude_binary(test: &str) -> Option<PathBuf> {
             })
         });
     if found.is_none() {
-        let reason = "the claude CLI is not installed (npm install @anthropic-ai/claude-code; CLAUDE_BIN names it)";
-        assert!(
-            std::env::var(REQUIRE_TOOLS_VAR).map_or(true, |v| v != "1"),
-            "{test}: {reason}, and {REQUIRE_TOOLS_VAR}=1 requires it"
+        skip_without_tool(
+            test,
+            "the claude CLI is not installed (npm install @anthropic-ai/claude-code; CLAUDE_BIN names it)",
         );
-        eprintln!("skipping {test}: {reason}");
     }
     found
+}
+
+/// Says why `test` skips, or fails it when the environment requires every tool.
+pub fn skip_without_tool(test: &str, reason: &str) {
+    assert!(
+        std::env::var(REQUIRE_TOOLS_VAR).map_or(true, |v| v != "1"),
+        "{test}: {reason}, and {REQUIRE_TOOLS_VAR}=1 requires it"
+    );
+    eprintln!("skipping {test}: {reason}");
+}
+
+/// Whether `program` is on `PATH`.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
