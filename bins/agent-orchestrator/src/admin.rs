@@ -1,6 +1,7 @@
 //! The admin commands: tasks, the queue and agents' logs, over the API with the admin
 //! token.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -24,6 +25,10 @@ pub(crate) struct AdminArgs {
         global = true
     )]
     admin_token: Option<String>,
+    /// A PEM file with the certificate authority of an `https://` server whose
+    /// certificate the public roots do not vouch for (default: the one given at connect).
+    #[arg(long, global = true)]
+    ca_cert: Option<PathBuf>,
 }
 
 impl AdminArgs {
@@ -31,13 +36,18 @@ impl AdminArgs {
         let Some(token) = self.admin_token.as_deref().filter(|t| !t.trim().is_empty()) else {
             bail!("the admin token is needed: pass --admin-token or set ORCHESTRATOR_ADMIN_TOKEN");
         };
+        let connected = crate::config::path().and_then(|path| crate::config::load(&path));
+        let connected = connected.as_ref().ok();
         let server = match &self.server {
             Some(server) => server.clone(),
-            None => crate::config::path()
-                .and_then(|path| crate::config::load(&path))
-                .map_or_else(|_| "http://127.0.0.1:3000".to_owned(), |config| config.url),
+            None => connected.map_or_else(|| "http://127.0.0.1:3000".to_owned(), |c| c.url.clone()),
         };
-        Ok(HttpClient::new(&server, token.trim())?)
+        let ca_cert = self
+            .ca_cert
+            .as_deref()
+            .or_else(|| connected.and_then(|c| c.ca_cert.as_deref()));
+        let certificates = crate::config::ca_certificates(ca_cert)?;
+        Ok(HttpClient::trusting(&server, token.trim(), &certificates)?)
     }
 }
 

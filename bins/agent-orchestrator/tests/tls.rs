@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use support::{Cli, Server, agent_script, on_path, repository, skip_without_tool};
+use support::{ADMIN_TOKEN, Cli, Server, agent_script, on_path, repository, skip_without_tool};
 
 /// Runs openssl with `args` in `dir`.
 fn openssl(dir: &Path, args: &[&str]) {
@@ -88,6 +88,8 @@ impl TlsEndpoint {
             ))
             .arg(format!("TCP:127.0.0.1:{to_port}"))
             .stdout(Stdio::null())
+            // It reports the refused handshake the test provokes.
+            .stderr(Stdio::null())
             .spawn()
             .expect("start socat");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -179,6 +181,9 @@ async fn a_runner_connects_over_tls_with_a_private_ca_and_completes_a_task() {
     );
     let task = server.create_task("Over TLS", &["src/"]).await;
     let id = task["id"].as_str().unwrap().to_owned();
+    // The admin commands reach the connected server with the same CA.
+    let queue = cli.run(&["queue", "--admin-token", ADMIN_TOKEN]);
+    assert!(queue.contains("Over TLS"), "{queue}");
     let (status, said) = cli
         .start_agent(&agent, &["--once"])
         .wait(Duration::from_secs(60));
