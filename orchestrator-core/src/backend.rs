@@ -26,8 +26,8 @@ pub struct AgentRequest {
 /// A human's "pause" and "resume", as the runner hears them on its heartbeats.
 ///
 /// A backend that runs a process suspends the process group while paused; one that
-/// drives a model waits before its next request or tool call. A signal whose sender is
-/// gone stays where it was.
+/// drives a model waits before its next request or tool call. Once the sender is gone
+/// the signal no longer changes, and nothing waits for a resume.
 #[derive(Debug, Clone)]
 pub struct PauseSignal(watch::Receiver<bool>);
 

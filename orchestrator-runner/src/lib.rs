@@ -37,4 +37,4 @@ pub use orchestrator_core::backend::{
 pub use runner::{
     RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl, RunnerError, RunnerEvent,
 };
-pub use worktree::{TaskWorktree, Workspace, WorktreeState, Worktrees};
+pub use worktree::{InUse, TaskWorktree, Workspace, WorktreeError, WorktreeState, Worktrees};

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::client::{Assignment, AttemptRef, ClientError, OrchestratorClient};
 use crate::logs::{self, LogSink};
 use crate::prompt;
-use crate::worktree::{Workspace, Worktrees};
+use crate::worktree::{Workspace, WorktreeError, Worktrees};
 
 /// Failures listed in the error a failed verification reports (and the next prompt shows).
 const FAILURES_REPORTED: usize = 10;
@@ -497,14 +497,17 @@ async fn attempt_work(
     let task = &assignment.task;
     let worktrees = shared.worktrees.clone();
     let task_id = task.id;
-    let workspace = match tokio::task::spawn_blocking(move || worktrees.prepare(task_id)).await {
-        Ok(Ok(workspace)) => workspace,
-        Ok(Err(err)) => {
-            return Some(failed_completion(
-                format!("the worktree could not be prepared: {err}"),
-                Usage::default(),
-            ));
-        }
+    // The worktree is held (against prunes) until the attempt's work is over.
+    let prepared = tokio::task::spawn_blocking(move || {
+        let workspace = worktrees.prepare(task_id)?;
+        let in_use = worktrees.hold(&workspace)?;
+        Ok((workspace, in_use))
+    })
+    .await
+    .map_err(|err| err.to_string())
+    .and_then(|prepared: Result<_, WorktreeError>| prepared.map_err(|err| err.to_string()));
+    let (workspace, _in_use) = match prepared {
+        Ok(prepared) => prepared,
         Err(err) => {
             return Some(failed_completion(
                 format!("the worktree could not be prepared: {err}"),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use git2::{
     BranchType, IndexAddOption, Oid, Repository, Signature, StatusOptions, WorktreeAddOptions,
-    WorktreePruneOptions,
+    WorktreeLockStatus, WorktreePruneOptions,
 };
 use orchestrator_core::ids::TaskId;
 
@@ -47,6 +47,11 @@ pub enum WorktreeState {
     /// Nothing committed on its branch yet (a task still running, or one that changed
     /// nothing).
     NoCommits,
+    /// A runner is at work in it (git's worktree lock; a runner that died leaves it:
+    /// `git worktree unlock <path>` once no runner works there).
+    InUse,
+    /// Its directory is gone; pruning forgets it and keeps the branch.
+    Missing,
 }
 
 impl std::fmt::Display for WorktreeState {
@@ -56,6 +61,8 @@ impl std::fmt::Display for WorktreeState {
             Self::Unmerged { ahead } => write!(f, "{ahead} commit(s) not merged"),
             Self::Uncommitted => f.write_str("uncommitted changes"),
             Self::NoCommits => f.write_str("no commits yet"),
+            Self::InUse => f.write_str("in use by a runner"),
+            Self::Missing => f.write_str("directory missing"),
         }
     }
 }
@@ -182,7 +189,17 @@ impl Worktrees {
             };
             let branch = format!("agent/{short}");
             let path = self.root.join(short);
-            let state = worktree_state(&repo, &path, &branch, base.trim(), head)?;
+            let locked = repo
+                .find_worktree(name)
+                .and_then(|w| w.is_locked())
+                .map_err(failed(format!("read git's record of {}", path.display())))?;
+            let state = if !path.join(".git").exists() {
+                WorktreeState::Missing
+            } else if matches!(locked, WorktreeLockStatus::Locked(_)) {
+                WorktreeState::InUse
+            } else {
+                worktree_state(&repo, &path, &branch, base.trim(), head)?
+            };
             found.push(TaskWorktree {
                 path,
                 branch,
@@ -194,34 +211,73 @@ impl Worktrees {
     }
 
     /// Removes the merged task worktrees — the directory, git's record of it, the branch
-    /// — and returns them. The others are kept.
+    /// — and forgets those whose directory is gone (their branches stay); returns them.
+    /// The others are kept, and so is any worktree a runner holds.
     pub fn prune(&self) -> Result<Vec<TaskWorktree>, WorktreeError> {
         let _adding = self
             .adding
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let repo = self.open()?;
-        let merged: Vec<TaskWorktree> = self
+        let removable: Vec<TaskWorktree> = self
             .list()?
             .into_iter()
-            .filter(|w| w.state == WorktreeState::Merged)
+            .filter(|w| matches!(w.state, WorktreeState::Merged | WorktreeState::Missing))
             .collect();
-        for worktree in &merged {
+        let mut pruned = Vec::new();
+        for worktree in removable {
             let short = worktree.branch.trim_start_matches("agent/");
-            repo.find_worktree(&format!("agent-{short}"))
-                .and_then(|found| {
-                    found.prune(Some(
-                        WorktreePruneOptions::new().valid(true).working_tree(true),
-                    ))
-                })
+            let merged = worktree.state == WorktreeState::Merged;
+            let found = repo
+                .find_worktree(&format!("agent-{short}"))
+                .map_err(failed(format!(
+                    "find git's record of {}",
+                    worktree.path.display()
+                )))?;
+            if matches!(found.is_locked(), Ok(WorktreeLockStatus::Locked(_))) {
+                continue; // a runner took it since it was listed
+            }
+            found
+                .prune(Some(
+                    WorktreePruneOptions::new()
+                        .valid(merged)
+                        .working_tree(merged),
+                ))
                 .map_err(failed(format!("remove {}", worktree.path.display())))?;
-            repo.find_branch(&worktree.branch, BranchType::Local)
-                .and_then(|mut branch| branch.delete())
-                .map_err(failed(format!("delete branch {}", worktree.branch)))?;
+            if merged {
+                repo.find_branch(&worktree.branch, BranchType::Local)
+                    .and_then(|mut branch| branch.delete())
+                    .map_err(failed(format!("delete branch {}", worktree.branch)))?;
+            }
             // The base commit's note goes with its worktree; a leftover file is harmless.
             let _ = std::fs::remove_file(self.root.join(format!("{short}.base")));
+            pruned.push(worktree);
         }
-        Ok(merged)
+        Ok(pruned)
+    }
+
+    /// Marks `workspace` as in use (git's worktree lock) until the guard is dropped, so
+    /// that a prune leaves it alone. A lock left by a runner that died is taken over: the
+    /// task's claim, not the lock, decides who works there.
+    pub fn hold(&self, workspace: &Workspace) -> Result<InUse, WorktreeError> {
+        let repo = self.open()?;
+        let name = format!("agent-{}", workspace.branch.trim_start_matches("agent/"));
+        let worktree = repo.find_worktree(&name).map_err(failed(format!(
+            "find git's record of {}",
+            workspace.path.display()
+        )))?;
+        if let Ok(WorktreeLockStatus::Locked(_)) = worktree.is_locked() {
+            worktree
+                .unlock()
+                .map_err(failed(format!("take over {}", workspace.path.display())))?;
+        }
+        worktree
+            .lock(Some("an agent-orchestrator runner is working here"))
+            .map_err(failed(format!("lock {}", workspace.path.display())))?;
+        Ok(InUse {
+            repository: self.repository.clone(),
+            name,
+        })
     }
 
     fn open(&self) -> Result<Repository, WorktreeError> {
@@ -272,6 +328,23 @@ impl Worktrees {
             )
             .map_err(failed(format!("commit on {}", workspace.branch)))?;
         Ok(Some(commit.to_string()))
+    }
+}
+
+/// A task worktree held by a runner; dropping it lets prunes have it again.
+#[derive(Debug)]
+pub struct InUse {
+    repository: PathBuf,
+    /// git's name for the worktree.
+    name: String,
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        // Gone or unlocked by hand already: nothing left to do.
+        let _ = Repository::open(&self.repository)
+            .and_then(|repo| repo.find_worktree(&self.name))
+            .and_then(|worktree| worktree.unlock());
     }
 }
 
@@ -411,6 +484,20 @@ mod tests {
         assert_eq!(state_of(&dirty.0), WorktreeState::Uncommitted);
         assert_eq!(state_of(&fresh.0), WorktreeState::NoCommits);
 
+        // A runner at work in a merged worktree keeps it.
+        let in_use = worktrees.hold(&merged.1).unwrap();
+        assert_eq!(
+            worktrees.list().unwrap()[..]
+                .iter()
+                .find(|w| w.branch == merged.0)
+                .unwrap()
+                .state,
+            WorktreeState::InUse
+        );
+        assert!(worktrees.prune().unwrap().is_empty());
+        assert!(merged.1.path.join("merged.txt").is_file());
+        drop(in_use);
+
         let pruned = worktrees.prune().unwrap();
         assert_eq!(pruned.len(), 1);
         assert_eq!(pruned[0].branch, merged.0);
@@ -422,5 +509,13 @@ mod tests {
         assert!(dirty.1.path.join("more.txt").is_file());
         assert_eq!(worktrees.list().unwrap().len(), 3);
         assert!(worktrees.prune().unwrap().is_empty());
+
+        // A directory removed by hand is forgotten; its branch stays.
+        std::fs::remove_dir_all(&unmerged.1.path).unwrap();
+        let missing = worktrees.prune().unwrap();
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].state, WorktreeState::Missing);
+        assert!(main.find_branch(&unmerged.0, BranchType::Local).is_ok());
+        assert_eq!(worktrees.list().unwrap().len(), 2);
     }
 }

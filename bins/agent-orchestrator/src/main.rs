@@ -358,6 +358,18 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
             args.claude_bin.display()
         ),
     };
+    if args.dangerously_skip_permissions && kind != BackendKind::ClaudeCode {
+        bail!(
+            "--dangerously-skip-permissions is a claude-code setting; the {} backend does not use it: drop the flag",
+            kind.name()
+        );
+    }
+    if args.prices.is_some() && !matches!(kind, BackendKind::Anthropic | BackendKind::Openai) {
+        bail!(
+            "--prices is for the anthropic and openai backends (the {} backend's cost does not come from token prices): drop the flag",
+            kind.name()
+        );
+    }
     let agent: Arc<dyn AgentBackend> = match kind {
         BackendKind::ClaudeCode => {
             if !installed(&args.claude_bin) {
@@ -476,7 +488,9 @@ async fn handle_signals(control: RunnerControl) {
             _ = interrupt.recv() => {
                 interrupts += 1;
                 if interrupts == 1 {
-                    eprintln!("finishing the current work; Ctrl-C again stops the agents now");
+                    eprintln!(
+                        "finishing the current work (a paused agent waits to be resumed); Ctrl-C again stops the agents now"
+                    );
                     control.drain();
                 } else {
                     eprintln!("stopping the agents and giving their tasks back");

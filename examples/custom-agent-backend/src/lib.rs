@@ -40,6 +40,10 @@ impl AgentBackend for ChangelogAgent {
             content: format!("Recording \"{title}\" in the changelog."),
             metadata: None,
         });
+        // A human may pause the agent from the dashboard; hold still until resumed
+        // before each step that changes something.
+        let mut pause = request.pause.clone();
+        pause.until_resumed().await;
         let path = request.work_dir.join("CHANGELOG.md");
         let mut changelog = tokio::fs::read_to_string(&path).await.unwrap_or_default();
         if changelog.is_empty() {

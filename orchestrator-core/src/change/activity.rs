@@ -37,6 +37,11 @@ pub fn plan_agent_action(agent: Agent, action: AgentAction, now: Timestamp) -> R
     if matches!(action, AgentAction::Retire | AgentAction::Fail) {
         next.completed_at = Some(now);
     }
+    if matches!(action, AgentAction::Pause | AgentAction::Resume) {
+        // A human's pause or resume counts as activity: the quiet that follows a long
+        // pause is not a stall.
+        next.last_activity_at = Some(now);
+    }
     next.revision += 1;
     next.updated_at = now;
     Ok(Change {

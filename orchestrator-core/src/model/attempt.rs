@@ -45,6 +45,21 @@ pub struct Usage {
     pub cost_usd: f64,
 }
 
+impl std::ops::AddAssign for Usage {
+    /// Adds another call's tokens and cost.
+    fn add_assign(&mut self, other: Self) {
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.cache_read_tokens = self
+            .cache_read_tokens
+            .saturating_add(other.cache_read_tokens);
+        self.cache_write_tokens = self
+            .cache_write_tokens
+            .saturating_add(other.cache_write_tokens);
+        self.cost_usd += other.cost_usd;
+    }
+}
+
 impl Usage {
     /// Input plus output tokens.
     pub fn total_tokens(&self) -> u64 {

@@ -115,6 +115,14 @@ pub async fn quiet_runners_stalled_and_blocked_tasks_are_found(store: Arc<dyn St
         .apply_agent_action(claims[1].agent_id, AgentAction::Resume, at(250_002))
         .await
         .unwrap();
+    assert!(
+        store
+            .stalled_tasks(at(100_000), at(250_003))
+            .await
+            .unwrap()
+            .is_empty(),
+        "resuming is activity: an agent is not stalled the moment it resumes"
+    );
 
     let (_, lease) = (claims[1].task.clone(), claims[1].lease);
     store

@@ -148,22 +148,15 @@ async fn read_stream(
 ) -> Result<Turn, String> {
     let mut turn = Turn::default();
     let mut partial_json: Vec<String> = Vec::new();
-    // Bytes, not text: a character may be split between two chunks.
-    let mut buffer: Vec<u8> = Vec::new();
+    let mut events = ServerSentEvents::default();
     loop {
         let chunk = response
             .chunk()
             .await
             .map_err(|err| format!("the model's answer broke off: {err}"))?;
         let Some(chunk) = chunk else { break };
-        buffer.extend_from_slice(&chunk);
-        while let Some(end) = buffer.windows(2).position(|pair| pair == b"\n\n") {
-            let event: Vec<u8> = buffer.drain(..end + 2).collect();
-            let event = String::from_utf8_lossy(&event);
-            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) else {
-                continue;
-            };
-            let Ok(data) = serde_json::from_str::<Value>(data.trim()) else {
+        for data in events.push(&chunk) {
+            let Ok(data) = serde_json::from_str::<Value>(&data) else {
                 continue;
             };
             match data["type"].as_str().unwrap_or_default() {
@@ -248,6 +241,36 @@ async fn read_stream(
     Ok(turn)
 }
 
+/// Splits a server-sent event stream, arriving in chunks, into its events' `data`.
+#[derive(Debug, Default)]
+struct ServerSentEvents {
+    /// Bytes, not text: a character may be split between two chunks.
+    pending: Vec<u8>,
+}
+
+impl ServerSentEvents {
+    /// Takes a chunk; returns the data of the events it completed.
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        // Lines may end in CRLF; a carriage return is never part of a UTF-8 character.
+        self.pending
+            .extend(chunk.iter().filter(|&&byte| byte != b'\r'));
+        let mut complete = Vec::new();
+        while let Some(end) = self.pending.windows(2).position(|pair| pair == b"\n\n") {
+            let event: Vec<u8> = self.pending.drain(..end + 2).collect();
+            let event = String::from_utf8_lossy(&event);
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .map(|data| data.strip_prefix(' ').unwrap_or(data))
+                .collect();
+            if !data.is_empty() {
+                complete.push(data.join("\n"));
+            }
+        }
+        complete
+    }
+}
+
 fn log_block(block: &Value, sink: &dyn AgentOutputSink) {
     match block["type"].as_str() {
         Some("text") => {
@@ -308,10 +331,7 @@ impl AnthropicAgent {
                 Ok(turn) => turn,
                 Err(err) => return Ok(AgentOutcome::failed(err, usage)),
             };
-            usage.input_tokens += turn.usage.input_tokens;
-            usage.output_tokens += turn.usage.output_tokens;
-            usage.cache_read_tokens += turn.usage.cache_read_tokens;
-            usage.cache_write_tokens += turn.usage.cache_write_tokens;
+            usage += turn.usage;
             messages.push(json!({"role": "assistant", "content": turn.content}));
             if turn.stop_reason != "tool_use" {
                 let summary = turn
@@ -363,5 +383,27 @@ impl ReviewModel for AnthropicAgent {
             .filter_map(|b| b["text"].as_str())
             .collect::<Vec<_>>()
             .join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_split_whole_whatever_the_chunks() {
+        let stream = "event: content_block_delta\r\ndata: {\"text\":\"caf\u{e9}\"}\r\n\r\n: keep-alive\n\ndata: {\"a\":1}\ndata: {\"b\":2}\n\n";
+        let bytes = stream.as_bytes();
+        let split_in_e_acute = stream.find('\u{e9}').unwrap() + 1;
+        for cut in [1, split_in_e_acute, bytes.len() - 1] {
+            let mut events = ServerSentEvents::default();
+            let mut data = events.push(&bytes[..cut]);
+            data.extend(events.push(&bytes[cut..]));
+            assert_eq!(
+                data,
+                ["{\"text\":\"caf\u{e9}\"}", "{\"a\":1}\n{\"b\":2}"],
+                "cut at {cut}"
+            );
+        }
     }
 }

@@ -141,8 +141,7 @@ impl OpenAiAgent {
                 Ok(answer) => answer,
                 Err(err) => return Ok(AgentOutcome::failed(err, usage)),
             };
-            usage.input_tokens += answer["usage"]["prompt_tokens"].as_u64().unwrap_or(0);
-            usage.output_tokens += answer["usage"]["completion_tokens"].as_u64().unwrap_or(0);
+            usage += answer_usage(&answer["usage"]);
             let choice = &answer["choices"][0];
             let message = choice["message"].clone();
             if let Some(text) = message["content"].as_str().filter(|t| !t.trim().is_empty()) {
@@ -191,5 +190,44 @@ impl OpenAiAgent {
             ),
             usage,
         ))
+    }
+}
+
+/// The tokens of one Chat Completions answer. Cached prompt tokens are part of the
+/// prompt count; they are counted (and priced) apart.
+fn answer_usage(usage: &Value) -> Usage {
+    let count = |value: &Value| value.as_u64().unwrap_or(0);
+    let prompt = count(&usage["prompt_tokens"]);
+    let cached = count(&usage["prompt_tokens_details"]["cached_tokens"]).min(prompt);
+    Usage {
+        input_tokens: prompt - cached,
+        output_tokens: count(&usage["completion_tokens"]),
+        cache_read_tokens: cached,
+        ..Usage::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_prompt_tokens_are_counted_apart() {
+        let usage = answer_usage(&json!({
+            "prompt_tokens": 1000,
+            "completion_tokens": 50,
+            "prompt_tokens_details": {"cached_tokens": 800}
+        }));
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.cache_read_tokens,
+                usage.output_tokens
+            ),
+            (200, 800, 50)
+        );
+        let plain = answer_usage(&json!({"prompt_tokens": 12, "completion_tokens": 6}));
+        assert_eq!((plain.input_tokens, plain.cache_read_tokens), (12, 0));
+        assert_eq!(answer_usage(&json!(null)), Usage::default());
     }
 }

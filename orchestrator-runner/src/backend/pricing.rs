@@ -15,28 +15,27 @@ pub struct Prices {
     pub cache_write: f64,
 }
 
-/// Anthropic's list prices (USD per million input and output tokens) by model family, as
-/// published for these models; a cache read costs a tenth of an input token and a cache
-/// write a quarter more.
-const ANTHROPIC_LIST_PRICES: &[(&str, f64, f64)] = &[
-    ("claude-opus-4-5", 5.0, 25.0),
-    ("claude-opus-4-1", 15.0, 75.0),
-    ("claude-opus-4-0", 15.0, 75.0),
-    ("claude-opus-4", 15.0, 75.0),
-    ("claude-sonnet-4-5", 3.0, 15.0),
-    ("claude-sonnet-4-0", 3.0, 15.0),
-    ("claude-sonnet-4", 3.0, 15.0),
-    ("claude-3-7-sonnet", 3.0, 15.0),
-    ("claude-3-5-sonnet", 3.0, 15.0),
-    ("claude-haiku-4-5", 1.0, 5.0),
-    ("claude-3-5-haiku", 0.8, 4.0),
-    ("claude-3-opus", 15.0, 75.0),
-    ("claude-3-haiku", 0.25, 1.25),
+/// Anthropic's list prices by model family, US dollars per million tokens: input, output,
+/// cache read, cache write (five-minute cache).
+const ANTHROPIC_LIST_PRICES: &[(&str, [f64; 4])] = &[
+    ("claude-opus-4-5", [5.0, 25.0, 0.5, 6.25]),
+    ("claude-opus-4-1", [15.0, 75.0, 1.5, 18.75]),
+    ("claude-opus-4-0", [15.0, 75.0, 1.5, 18.75]),
+    ("claude-opus-4", [15.0, 75.0, 1.5, 18.75]),
+    ("claude-sonnet-4-5", [3.0, 15.0, 0.3, 3.75]),
+    ("claude-sonnet-4-0", [3.0, 15.0, 0.3, 3.75]),
+    ("claude-sonnet-4", [3.0, 15.0, 0.3, 3.75]),
+    ("claude-3-7-sonnet", [3.0, 15.0, 0.3, 3.75]),
+    ("claude-3-5-sonnet", [3.0, 15.0, 0.3, 3.75]),
+    ("claude-haiku-4-5", [1.0, 5.0, 0.1, 1.25]),
+    ("claude-3-5-haiku", [0.8, 4.0, 0.08, 1.0]),
+    ("claude-3-opus", [15.0, 75.0, 1.5, 18.75]),
+    ("claude-3-haiku", [0.25, 1.25, 0.03, 0.3]),
 ];
 
 impl Prices {
-    /// Input and output prices, with cache reads and writes priced the way Anthropic
-    /// prices them relative to input.
+    /// Input and output prices, with cache reads at a tenth of input and cache writes a
+    /// quarter above it (as most of Anthropic's models are priced).
     pub fn new(input: f64, output: f64) -> Self {
         Self {
             input,
@@ -58,8 +57,13 @@ impl Prices {
             .unwrap_or(model);
         ANTHROPIC_LIST_PRICES
             .iter()
-            .find(|(name, _, _)| *name == family)
-            .map(|&(_, input, output)| Self::new(input, output))
+            .find(|(name, _)| *name == family)
+            .map(|&(_, [input, output, cache_read, cache_write])| Self {
+                input,
+                output,
+                cache_read,
+                cache_write,
+            })
     }
 
     /// The cost in US dollars of `usage`'s tokens.
@@ -141,6 +145,8 @@ mod tests {
             75.0
         );
         assert_eq!(Prices::anthropic("claude-opus-4-5").unwrap().output, 25.0);
+        let haiku = Prices::anthropic("claude-3-haiku-20240307").unwrap();
+        assert_eq!((haiku.cache_read, haiku.cache_write), (0.03, 0.3));
         assert_eq!(Prices::anthropic("scripted-model"), None);
         assert_eq!(Prices::anthropic("claude-sonnet-4-5-2025"), None);
     }
