@@ -6,15 +6,18 @@
 
 use async_trait::async_trait;
 use orchestrator_core::Timestamp;
-use orchestrator_core::error::Result;
-use sqlx::{Database, Pool, QueryBuilder, Transaction};
+use orchestrator_core::error::{Error, Result};
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Execute, IntoArguments, QueryBuilder};
 use uuid::Uuid;
 
 use crate::rows::RowReader;
 
 /// A SQL backend: SQLite or PostgreSQL.
 #[async_trait]
-pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
+pub trait Dialect:
+    Database<Row: RowReader, Arguments: IntoArguments<Self>> + Sized + private::Sealed
+{
     /// An aggregate over `task_dependencies d` giving the dependency ids comma-separated.
     const DEPENDENCY_LIST: &'static str;
     /// Appended to a text column in `ORDER BY` so that it sorts by bytes, as Rust does.
@@ -22,26 +25,38 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
     /// Whether reads inside a write transaction must lock their rows (`FOR UPDATE`);
     /// false where the transaction already holds the whole database's write lock.
     const LOCKS_ROWS: bool;
-    /// Text around an `INSERT INTO events …` statement so that it returns one number
-    /// that grows with every append (and, on PostgreSQL, notifies other processes).
+    /// Text around an `INSERT INTO events …` statement (on PostgreSQL, it notifies other
+    /// processes).
     const EVENT_INSERT_WRAPPER: (&'static str, &'static str);
-    /// Whether several statements (with their parameters) can be sent in one call.
+    /// Whether several statements (with their parameters) can be sent in one call. Such
+    /// dialects send a write transaction's BEGIN in front of its first statement, its
+    /// writes together, and its COMMIT after its last writes.
     const BATCHES_WRITES: bool;
+    /// The statement that opens a write transaction.
+    const BEGIN: &'static str;
     /// Whether claims may pass over rows another transaction has locked
     /// (`FOR UPDATE SKIP LOCKED`).
     const SKIP_LOCKED: &'static str;
 
-    /// Opens a transaction that may write: SQLite takes its write lock at once.
-    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>>;
+    /// Opens a write transaction on `conn` with [`BEGIN`](Self::BEGIN) and, if
+    /// `read_clock`, returns the database clock read in the same round trip. Dialects that
+    /// [batch writes](Self::BATCHES_WRITES) send nothing here: their BEGIN goes in front of
+    /// the transaction's first statement.
+    async fn begin(conn: &mut Self::Connection, read_clock: bool) -> Result<Option<Timestamp>>;
     /// Numbers the events committed since the last call, where they are not numbered as
     /// they are inserted (PostgreSQL). Every read of the event log calls it first.
-    async fn number_events(pool: &Pool<Self>) -> Result<()>;
+    async fn number_events(pool: &sqlx::Pool<Self>) -> Result<()>;
 
-    /// Runs the statements of `batch` in order (in one round trip where the database
-    /// takes several statements at once) and checks what each must do. Returns the last
-    /// number the event insert returned, if the batch appended events; other processes are
-    /// told of them once the transaction commits.
-    async fn run_batch(conn: &mut Self::Connection, batch: Batch<Self>) -> Result<Option<i64>>;
+    /// Runs, in order, `begin` (a BEGIN not sent yet), the statements of `batch` and, if
+    /// `commit`, a COMMIT — in one call where the database takes several statements at
+    /// once — and checks what each statement must do. A failing statement stops the rest,
+    /// so nothing after it (in particular the COMMIT) runs.
+    async fn run_batch(
+        conn: &mut Self::Connection,
+        begin: Option<&'static str>,
+        batch: Batch<Self>,
+        commit: bool,
+    ) -> Result<()>;
 
     async fn fetch_all(
         conn: &mut Self::Connection,
@@ -52,22 +67,30 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
         query: QueryBuilder<Self>,
     ) -> Result<Option<Self::Row>>;
     async fn fetch_count(conn: &mut Self::Connection, query: QueryBuilder<Self>) -> Result<u64>;
-    /// Runs a statement; returns the number of rows it touched.
+    /// Runs `query`; returns the number of rows its last statement touched.
     async fn execute(conn: &mut Self::Connection, query: QueryBuilder<Self>) -> Result<u64>;
+    /// Runs `begin` (a BEGIN not sent yet) and the statements `parts` write — as one
+    /// script where the database takes several statements at once, else one by one — and
+    /// returns the rows of each part.
+    async fn fetch_script(
+        conn: &mut Self::Connection,
+        begin: Option<&'static str>,
+        parts: Vec<Part<Self>>,
+    ) -> Result<Vec<Vec<Self::Row>>>;
 
     /// The database's own clock, where it should decide lease expiry instead of the
     /// caller's (PostgreSQL, shared by several server processes).
-    async fn database_now(conn: &mut Self::Connection) -> Result<Timestamp>;
+    async fn database_now<E: Exec<Self>>(conn: &mut E) -> Result<Timestamp>;
 
     /// Reserves `count` fresh fencing tokens and returns them in increasing order. They
     /// need not be consecutive: concurrent transactions may interleave.
-    async fn next_fencing_tokens(conn: &mut Self::Connection, count: u64) -> Result<Vec<i64>>;
+    async fn next_fencing_tokens<E: Exec<Self>>(conn: &mut E, count: u64) -> Result<Vec<i64>>;
 
     /// Takes the transaction-scoped guards of lock `keys` (hashed path keys, exclusive or
     /// shared), in the given order, so that concurrent acquirers of overlapping paths
     /// take turns. With `wait` false, gives up at once (returns false) if one is taken.
-    async fn guard_lock_keys(
-        conn: &mut Self::Connection,
+    async fn guard_lock_keys<E: Exec<Self>>(
+        conn: &mut E,
         keys: &[(i64, bool)],
         wait: bool,
     ) -> Result<bool>;
@@ -82,6 +105,58 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
 
     /// Pushes a condition: `needle` occurs in `column`, ignoring the case of ASCII letters.
     fn push_contains(query: &mut QueryBuilder<Self>, column: &str, needle: String);
+}
+
+/// A statement of a script: written into the script's query by the reader that needs it.
+pub(crate) type Part<D> = Box<dyn FnOnce(&mut QueryBuilder<D>) + Send>;
+
+/// Where statements run: a pooled connection, or a write transaction (which may still
+/// have statements of its own to send in front).
+#[async_trait]
+pub trait Exec<D: Dialect>: Send {
+    async fn fetch_all(&mut self, query: QueryBuilder<D>) -> Result<Vec<D::Row>>;
+    async fn fetch_optional(&mut self, query: QueryBuilder<D>) -> Result<Option<D::Row>>;
+    async fn fetch_count(&mut self, query: QueryBuilder<D>) -> Result<u64>;
+    /// Runs a statement; returns the number of rows it touched.
+    async fn execute(&mut self, query: QueryBuilder<D>) -> Result<u64>;
+    /// Runs several reads as one script where the dialect can; returns each one's rows.
+    async fn fetch_script(&mut self, parts: Vec<Part<D>>) -> Result<Vec<Vec<D::Row>>>;
+}
+
+#[async_trait]
+impl<D: Dialect> Exec<D> for PoolConnection<D> {
+    async fn fetch_all(&mut self, query: QueryBuilder<D>) -> Result<Vec<D::Row>> {
+        D::fetch_all(self, query).await
+    }
+
+    async fn fetch_optional(&mut self, query: QueryBuilder<D>) -> Result<Option<D::Row>> {
+        D::fetch_optional(self, query).await
+    }
+
+    async fn fetch_count(&mut self, query: QueryBuilder<D>) -> Result<u64> {
+        D::fetch_count(self, query).await
+    }
+
+    async fn execute(&mut self, query: QueryBuilder<D>) -> Result<u64> {
+        D::execute(self, query).await
+    }
+
+    async fn fetch_script(&mut self, parts: Vec<Part<D>>) -> Result<Vec<Vec<D::Row>>> {
+        D::fetch_script(self, None, parts).await
+    }
+}
+
+/// `query` with the parameterless statement `first` in front, to be sent in one call.
+pub(crate) fn prefixed<D: Dialect>(
+    first: &str,
+    mut query: QueryBuilder<D>,
+) -> Result<QueryBuilder<D>> {
+    let sql = format!("{first}; {}", query.sql().as_str());
+    let arguments = query.build().take_arguments().map_err(Error::backend)?;
+    Ok(match arguments {
+        Some(arguments) => QueryBuilder::with_arguments(sql, arguments),
+        None => QueryBuilder::new(sql),
+    })
 }
 
 mod private {
@@ -134,7 +209,7 @@ impl Value {
     pub(crate) fn json(value: &impl serde::Serialize) -> Result<Self> {
         serde_json::to_value(value)
             .map(|v| Self::Json(Some(v)))
-            .map_err(orchestrator_core::Error::backend)
+            .map_err(Error::backend)
     }
 
     pub(crate) fn bind<D: Dialect>(self, query: &mut QueryBuilder<D>) {
@@ -225,7 +300,7 @@ pub enum Expect {
     Anything,
     /// Exactly one row (a guarded update); otherwise the row changed meanwhile.
     OneRow(&'static str),
-    /// Appends events and returns their sequence numbers (`RETURNING seq`).
+    /// Appends events (on PostgreSQL it returns a row, and tells listeners).
     Events,
 }
 
@@ -233,8 +308,7 @@ pub enum Expect {
 ///
 /// Where it does (SQLite), the statements run as one call inside a transaction that
 /// holds the database's only write lock and has read the rows it updates, so no guard can
-/// fail there and only the event numbers are read back. Elsewhere each statement runs on
-/// its own and guarded updates are checked.
+/// fail there. Elsewhere each statement runs on its own and guarded updates are checked.
 pub struct Batch<D: Dialect> {
     combined: Option<QueryBuilder<D>>,
     separate: Vec<(QueryBuilder<D>, Expect)>,

@@ -13,11 +13,11 @@ use chrono::{DateTime, Utc};
 use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Column, PgConnection, Pool, Postgres, QueryBuilder, Row, Transaction, TypeInfo};
+use sqlx::{Column, PgConnection, Pool, Postgres, QueryBuilder, Row, TypeInfo};
 use uuid::Uuid;
 
-use crate::dialect::{Batch, Dialect, Expect};
-use crate::engine::{ClockSource, SqlStore, announce};
+use crate::dialect::{Batch, Dialect, Exec, Expect, Part};
+use crate::engine::{ClockSource, SqlStore, Writer, announce};
 use crate::error::SqlxResultExt;
 use crate::migrations;
 use crate::rows::RowReader;
@@ -51,7 +51,8 @@ impl SqlStore<Postgres> {
         migrations::postgres().run(&pool).await.map_err(|err| {
             Error::Unavailable(format!("migrating the PostgreSQL database failed: {err}"))
         })?;
-        let mut store = SqlStore::new(pool.clone(), pool.clone(), ClockSource::Database).await?;
+        let writer = Writer::Shared(pool.clone());
+        let mut store = SqlStore::new(pool.clone(), writer, ClockSource::Database).await?;
         let committed = store.committed_sender();
         store.keep_running(tokio::spawn(listen_for_commits(pool, committed)));
         Ok(store)
@@ -111,10 +112,20 @@ impl Dialect for Postgres {
          FROM inserted",
     );
     const BATCHES_WRITES: bool = false;
+    const BEGIN: &'static str = "BEGIN";
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF t SKIP LOCKED";
 
-    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {
-        pool.begin().await.db()
+    async fn begin(conn: &mut PgConnection, read_clock: bool) -> Result<Option<Timestamp>> {
+        if !read_clock {
+            sqlx::raw_sql(Self::BEGIN).execute(conn).await.db()?;
+            return Ok(None);
+        }
+        // Parameterless statements can share a round trip (simple query protocol).
+        let row = sqlx::raw_sql("BEGIN; SELECT clock_timestamp() AS now")
+            .fetch_one(conn)
+            .await
+            .db()?;
+        row.instant("now")
     }
 
     async fn number_events(pool: &Pool<Self>) -> Result<()> {
@@ -148,8 +159,15 @@ impl Dialect for Postgres {
         tx.commit().await.db()
     }
 
-    async fn run_batch(conn: &mut PgConnection, batch: Batch<Self>) -> Result<Option<i64>> {
-        let mut last_seq = None;
+    async fn run_batch(
+        conn: &mut PgConnection,
+        begin: Option<&'static str>,
+        batch: Batch<Self>,
+        commit: bool,
+    ) -> Result<()> {
+        if let Some(begin) = begin {
+            sqlx::raw_sql(begin).execute(&mut *conn).await.db()?;
+        }
         for (mut query, expect) in batch.into_separate() {
             match expect {
                 Expect::Anything => {
@@ -170,16 +188,14 @@ impl Dialect for Postgres {
                     }
                 }
                 Expect::Events => {
-                    let seq: Option<i64> = query
-                        .build_query_scalar()
-                        .fetch_one(&mut *conn)
-                        .await
-                        .db()?;
-                    last_seq = last_seq.max(seq);
+                    query.build().fetch_one(&mut *conn).await.db()?;
                 }
             }
         }
-        Ok(last_seq)
+        if commit {
+            sqlx::raw_sql("COMMIT").execute(&mut *conn).await.db()?;
+        }
+        Ok(())
     }
 
     async fn fetch_all(
@@ -205,30 +221,56 @@ impl Dialect for Postgres {
         Ok(query.build().execute(conn).await.db()?.rows_affected())
     }
 
-    async fn database_now(conn: &mut PgConnection) -> Result<Timestamp> {
-        let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-            .fetch_one(conn)
-            .await
-            .db()?;
-        Ok(Timestamp::from(now))
+    async fn fetch_script(
+        conn: &mut PgConnection,
+        begin: Option<&'static str>,
+        parts: Vec<Part<Self>>,
+    ) -> Result<Vec<Vec<PgRow>>> {
+        if let Some(begin) = begin {
+            sqlx::raw_sql(begin).execute(&mut *conn).await.db()?;
+        }
+        let mut sets = Vec::with_capacity(parts.len());
+        for part in parts {
+            let mut query = QueryBuilder::new("");
+            part(&mut query);
+            sets.push(query.build().fetch_all(&mut *conn).await.db()?);
+        }
+        Ok(sets)
     }
 
-    async fn next_fencing_tokens(conn: &mut PgConnection, count: u64) -> Result<Vec<i64>> {
+    async fn database_now<E: Exec<Self>>(conn: &mut E) -> Result<Timestamp> {
+        let row = conn
+            .fetch_optional(QueryBuilder::new("SELECT clock_timestamp() AS now"))
+            .await?;
+        row.map(|row| row.instant("now"))
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| Error::backend("the database returned no time"))
+    }
+
+    async fn next_fencing_tokens<E: Exec<Self>>(conn: &mut E, count: u64) -> Result<Vec<i64>> {
         let count = i64::try_from(count).map_err(Error::backend)?;
         // A sequence hands out unique, increasing numbers without serializing transactions;
         // calls of concurrent transactions interleave, so the numbers are kept one by one.
-        let mut tokens: Vec<i64> =
-            sqlx::query_scalar("SELECT nextval('file_lock_fencing') FROM generate_series(1, $1)")
-                .bind(count)
-                .fetch_all(conn)
-                .await
-                .db()?;
+        let mut query = QueryBuilder::new(
+            "SELECT nextval('file_lock_fencing') AS token FROM generate_series(1, ",
+        );
+        query.push_bind(count).push(")");
+        let mut tokens = conn
+            .fetch_all(query)
+            .await?
+            .iter()
+            .map(|row| {
+                row.integer("token")?
+                    .ok_or_else(|| Error::backend("a NULL fencing token"))
+            })
+            .collect::<Result<Vec<i64>>>()?;
         tokens.sort_unstable();
         Ok(tokens)
     }
 
-    async fn guard_lock_keys(
-        conn: &mut PgConnection,
+    async fn guard_lock_keys<E: Exec<Self>>(
+        conn: &mut E,
         keys: &[(i64, bool)],
         wait: bool,
     ) -> Result<bool> {
@@ -239,22 +281,15 @@ impl Dialect for Postgres {
                 (true, false) => "pg_try_advisory_xact_lock",
                 (false, false) => "pg_try_advisory_xact_lock_shared",
             };
+            let mut query = QueryBuilder::new(format!("SELECT {function}("));
+            query.push_bind(*key).push(") AS taken");
             if wait {
-                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
-                    .bind(key)
-                    .execute(&mut *conn)
-                    .await
-                    .db()?;
-            } else {
-                let taken: bool =
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
-                        .bind(key)
-                        .fetch_one(&mut *conn)
-                        .await
-                        .db()?;
-                if !taken {
-                    return Ok(false);
-                }
+                conn.execute(query).await?;
+                continue;
+            }
+            let row = conn.fetch_optional(query).await?;
+            if row.map(|row| row.flag("taken")).transpose()?.flatten() != Some(true) {
+                return Ok(false);
             }
         }
         Ok(true)
