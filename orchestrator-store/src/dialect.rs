@@ -25,13 +25,10 @@ pub trait Dialect:
     /// Whether reads inside a write transaction must lock their rows (`FOR UPDATE`);
     /// false where the transaction already holds the whole database's write lock.
     const LOCKS_ROWS: bool;
-    /// Text around an `INSERT INTO events …` statement (on PostgreSQL, it notifies other
-    /// processes).
-    const EVENT_INSERT_WRAPPER: (&'static str, &'static str);
     /// Whether several statements (with their parameters) can be sent in one call. Such
-    /// dialects send a write transaction's BEGIN in front of its first statement, its
-    /// writes together, and its COMMIT after its last writes.
-    const BATCHES_WRITES: bool;
+    /// dialects send a write transaction's BEGIN in front of its first statement, several
+    /// reads as one script, and the COMMIT behind the last writes.
+    const SCRIPTS: bool;
     /// The statement that opens a write transaction.
     const BEGIN: &'static str;
     /// Whether claims may pass over rows another transaction has locked
@@ -40,17 +37,17 @@ pub trait Dialect:
 
     /// Opens a write transaction on `conn` with [`BEGIN`](Self::BEGIN) and, if
     /// `read_clock`, returns the database clock read in the same round trip. Dialects that
-    /// [batch writes](Self::BATCHES_WRITES) send nothing here: their BEGIN goes in front of
-    /// the transaction's first statement.
+    /// [take scripts](Self::SCRIPTS) send nothing here: their BEGIN goes in front of the
+    /// transaction's first statement.
     async fn begin(conn: &mut Self::Connection, read_clock: bool) -> Result<Option<Timestamp>>;
     /// Numbers the events committed since the last call, where they are not numbered as
     /// they are inserted (PostgreSQL). Every read of the event log calls it first.
     async fn number_events(pool: &sqlx::Pool<Self>) -> Result<()>;
 
     /// Runs, in order, `begin` (a BEGIN not sent yet), the statements of `batch` and, if
-    /// `commit`, a COMMIT — in one call where the database takes several statements at
-    /// once — and checks what each statement must do. A failing statement stops the rest,
-    /// so nothing after it (in particular the COMMIT) runs.
+    /// `commit`, a COMMIT — in one call where the database takes scripts — and checks what
+    /// each statement must do. A failing statement or guard fails the call before the
+    /// COMMIT runs.
     async fn run_batch(
         conn: &mut Self::Connection,
         begin: Option<&'static str>,
@@ -105,6 +102,13 @@ pub trait Dialect:
 
     /// Pushes a condition: `needle` occurs in `column`, ignoring the case of ASCII letters.
     fn push_contains(query: &mut QueryBuilder<Self>, column: &str, needle: String);
+
+    /// Pushes what comes before statement `index` of a [`Batch`].
+    fn start_statement(query: &mut QueryBuilder<Self>, index: usize);
+    /// Pushes what comes after statement `index` of a [`Batch`], which must do `expect`.
+    fn end_statement(query: &mut QueryBuilder<Self>, index: usize, expect: Expect);
+    /// Pushes what comes after the last statement of a [`Batch`].
+    fn end_batch(query: &mut QueryBuilder<Self>, expects: &[Expect]);
 }
 
 /// A statement of a script: written into the script's query by the reader that needs it.
@@ -298,29 +302,28 @@ pub(crate) fn update<D: Dialect>(
 pub enum Expect {
     /// Any number of rows.
     Anything,
-    /// Exactly one row (a guarded update); otherwise the row changed meanwhile.
+    /// Exactly one row (a guarded update); otherwise the row changed meanwhile and the
+    /// transaction fails with a conflict.
     OneRow(&'static str),
-    /// Appends events (on PostgreSQL it returns a row, and tells listeners).
+    /// Appends events.
     Events,
 }
 
-/// The writes of one operation, sent together where the dialect allows.
-///
-/// Where it does (SQLite), the statements run as one call inside a transaction that
-/// holds the database's only write lock and has read the rows it updates, so no guard can
-/// fail there. Elsewhere each statement runs on its own and guarded updates are checked.
+/// The writes of one operation (or several), sent as one query: statements that the
+/// dialect frames ([`Dialect::start_statement`], [`Dialect::end_statement`],
+/// [`Dialect::end_batch`]) so that they run together and a failed guard fails them all.
 pub struct Batch<D: Dialect> {
-    combined: Option<QueryBuilder<D>>,
-    separate: Vec<(QueryBuilder<D>, Expect)>,
-    statements: usize,
-    appends_events: bool,
+    query: QueryBuilder<D>,
+    /// What each statement must do, in order.
+    expects: Vec<Expect>,
+    /// Whether the last statement still needs its end.
+    open: bool,
 }
 
 impl<D: Dialect> std::fmt::Debug for Batch<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batch")
-            .field("statements", &self.statements)
-            .field("combined", &self.combined.is_some())
+            .field("expects", &self.expects)
             .finish()
     }
 }
@@ -328,45 +331,46 @@ impl<D: Dialect> std::fmt::Debug for Batch<D> {
 impl<D: Dialect> Batch<D> {
     pub(crate) fn new() -> Self {
         Self {
-            combined: D::BATCHES_WRITES.then(|| QueryBuilder::new("")),
-            separate: Vec::new(),
-            statements: 0,
-            appends_events: false,
+            query: QueryBuilder::new(""),
+            expects: Vec::new(),
+            open: false,
         }
     }
 
     /// The builder to write the next statement into.
     pub(crate) fn statement(&mut self, expect: Expect) -> &mut QueryBuilder<D> {
-        self.statements += 1;
-        self.appends_events |= expect == Expect::Events;
-        if let Some(query) = self.combined.as_mut() {
-            if self.statements > 1 {
-                query.push("; ");
-            }
-            return query;
+        self.end_last();
+        D::start_statement(&mut self.query, self.expects.len());
+        self.expects.push(expect);
+        self.open = true;
+        &mut self.query
+    }
+
+    fn end_last(&mut self) {
+        if self.open {
+            let index = self.expects.len() - 1;
+            D::end_statement(&mut self.query, index, self.expects[index]);
+            self.open = false;
         }
-        self.separate.push((QueryBuilder::new(""), expect));
-        let last = self.separate.len() - 1;
-        &mut self.separate[last].0
     }
 
     /// Whether the batch holds no statement.
     pub fn is_empty(&self) -> bool {
-        self.statements == 0
+        self.expects.is_empty()
     }
 
     /// Whether one of the statements appends events.
     pub fn appends_events(&self) -> bool {
-        self.appends_events
+        self.expects.contains(&Expect::Events)
     }
 
-    /// The statements as one combined query (dialects that batch writes).
-    pub fn into_combined(self) -> Option<QueryBuilder<D>> {
-        self.combined.filter(|_| self.statements > 0)
-    }
-
-    /// The statements one by one, with what each must do (other dialects).
-    pub fn into_separate(self) -> Vec<(QueryBuilder<D>, Expect)> {
-        self.separate
+    /// The query and what each of its statements must do; `None` for an empty batch.
+    pub fn finish(mut self) -> Option<(QueryBuilder<D>, Vec<Expect>)> {
+        if self.is_empty() {
+            return None;
+        }
+        self.end_last();
+        D::end_batch(&mut self.query, &self.expects);
+        Some((self.query, self.expects))
     }
 }

@@ -89,8 +89,7 @@ async fn listen_for_commits(pool: Pool<Postgres>, committed: tokio::sync::watch:
     }
 }
 
-/// The channel on which commits are announced to other server processes (also spelled
-/// out in `EVENT_INSERT_WRAPPER`).
+/// The channel on which commits are announced to other server processes.
 pub(crate) const EVENTS_CHANNEL: &str = "orchestrator_events";
 
 /// The advisory lock that makes event numbering one at a time.
@@ -104,14 +103,7 @@ impl Dialect for Postgres {
     const DEPENDENCY_LIST: &'static str = "string_agg(d.depends_on_id::text, ',')";
     const BYTE_ORDER: &'static str = " COLLATE \"C\"";
     const LOCKS_ROWS: bool = true;
-    // Events get their sequence number later (see `number_events`); the insert returns
-    // the last insertion id and tells listeners (delivered at commit).
-    const EVENT_INSERT_WRAPPER: (&'static str, &'static str) = (
-        "WITH inserted AS (",
-        " RETURNING id) SELECT max(id) AS id, pg_notify('orchestrator_events', '') \
-         FROM inserted",
-    );
-    const BATCHES_WRITES: bool = false;
+    const SCRIPTS: bool = false;
     const BEGIN: &'static str = "BEGIN";
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF t SKIP LOCKED";
 
@@ -168,27 +160,15 @@ impl Dialect for Postgres {
         if let Some(begin) = begin {
             sqlx::raw_sql(begin).execute(&mut *conn).await.db()?;
         }
-        for (mut query, expect) in batch.into_separate() {
-            match expect {
-                Expect::Anything => {
-                    query.build().execute(&mut *conn).await.db()?;
-                }
-                Expect::OneRow(what) => {
-                    if query
-                        .build()
-                        .execute(&mut *conn)
-                        .await
-                        .db()?
-                        .rows_affected()
-                        != 1
-                    {
-                        return Err(Error::conflict(format!(
-                            "the {what} was changed by someone else meanwhile; retry"
-                        )));
-                    }
-                }
-                Expect::Events => {
-                    query.build().fetch_one(&mut *conn).await.db()?;
+        if let Some((mut query, expects)) = batch.finish() {
+            let row = query.build().fetch_one(&mut *conn).await.db()?;
+            for (index, expect) in expects.iter().enumerate() {
+                if let Expect::OneRow(what) = expect
+                    && row.integer(&format!("s{index}"))? != Some(1)
+                {
+                    return Err(Error::conflict(format!(
+                        "the {what} was changed by someone else meanwhile; retry"
+                    )));
                 }
             }
         }
@@ -327,6 +307,30 @@ impl Dialect for Postgres {
         query.push(format!("strpos(translate({column}, {ASCII_LOWER}), "));
         query.push_bind(needle);
         query.push(") > 0");
+    }
+
+    // A batch is one statement: each write a data-modifying WITH clause (they all run,
+    // read or not), and a final SELECT of how many rows each guarded update touched.
+    fn start_statement(query: &mut QueryBuilder<Self>, index: usize) {
+        query.push(if index == 0 { "WITH " } else { ", " });
+        query.push(format!("s{index} AS ("));
+    }
+
+    fn end_statement(query: &mut QueryBuilder<Self>, _index: usize, _expect: Expect) {
+        query.push(" RETURNING 1)");
+    }
+
+    fn end_batch(query: &mut QueryBuilder<Self>, expects: &[Expect]) {
+        query.push(" SELECT 1 AS done");
+        for (index, expect) in expects.iter().enumerate() {
+            if let Expect::OneRow(_) = expect {
+                query.push(format!(", (SELECT count(*) FROM s{index}) AS s{index}"));
+            }
+        }
+        if expects.contains(&Expect::Events) {
+            // Delivered to listeners when the transaction commits.
+            query.push(format!(", pg_notify('{EVENTS_CHANNEL}', '') AS notified"));
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use sqlx::sqlite::{
 use sqlx::{Either, Executor, Pool, QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use crate::dialect::{Batch, Dialect, Exec, Part, prefixed};
+use crate::dialect::{Batch, Dialect, Exec, Expect, Part, prefixed};
 use crate::engine::{ClockSource, SqlStore, Writer};
 use crate::error::SqlxResultExt;
 use crate::migrations;
@@ -30,6 +30,12 @@ use crate::rows::RowReader;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reading connections: readers run in parallel under WAL (writes have one of their own).
 const MAX_READERS: u32 = 8;
+/// Set up on every connection that writes: a row inserted into `write_guard` fails its
+/// statement (with SQLITE_CONSTRAINT_TRIGGER), which is how a batch's guarded update
+/// that touched no row stops the batch.
+const WRITE_GUARD: &str = "CREATE TEMP TABLE write_guard (failed INTEGER); \
+    CREATE TEMP TRIGGER write_guard_failed BEFORE INSERT ON write_guard \
+    BEGIN SELECT RAISE(ABORT, 'a guarded row was changed meanwhile'); END";
 
 /// The SQLite [`Store`](orchestrator_core::Store).
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -80,12 +86,12 @@ impl SqlStore<Sqlite> {
             // the same hot pages are rewritten by every claim and completion, so a
             // checkpoint copies hardly more pages for covering four times the commits.
             .pragma("wal_autocheckpoint", "4000");
-        let writer = pool_of(options.clone(), 1).await?;
+        let writer = pool_of(options.clone(), 1, true).await?;
         migrations::sqlite().run(&writer).await.map_err(|err| {
             Error::Unavailable(format!("migrating the SQLite database failed: {err}"))
         })?;
         let (pool, writer) = if readers > 1 {
-            (pool_of(options, readers).await?, Writer::own(writer))
+            (pool_of(options, readers, false).await?, Writer::own(writer))
         } else {
             (writer.clone(), Writer::Shared(writer))
         };
@@ -93,8 +99,17 @@ impl SqlStore<Sqlite> {
     }
 }
 
-async fn pool_of(options: SqliteConnectOptions, size: u32) -> Result<Pool<Sqlite>> {
+/// A pool of `size` connections; with `writes`, each set up with [`WRITE_GUARD`].
+async fn pool_of(options: SqliteConnectOptions, size: u32, writes: bool) -> Result<Pool<Sqlite>> {
     SqlitePoolOptions::new()
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if writes {
+                    conn.execute(sqlx::raw_sql(WRITE_GUARD)).await?;
+                }
+                Ok(())
+            })
+        })
         .max_connections(size)
         // A local file cannot drop a connection; skip the round trip per checkout.
         .test_before_acquire(false)
@@ -110,8 +125,7 @@ impl Dialect for Sqlite {
     // SQLite's default collation already compares bytes.
     const BYTE_ORDER: &'static str = "";
     const LOCKS_ROWS: bool = false;
-    const EVENT_INSERT_WRAPPER: (&'static str, &'static str) = ("", "");
-    const BATCHES_WRITES: bool = true;
+    const SCRIPTS: bool = true;
     // Takes the write lock at once: the rows a transaction reads cannot change before it
     // writes, and another process's writer waits (busy timeout) instead of failing later.
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
@@ -135,12 +149,12 @@ impl Dialect for Sqlite {
     ) -> Result<()> {
         // Write transactions run one at a time here, so events are numbered in commit
         // order as they are inserted.
-        let query = match (batch.into_combined(), commit) {
-            (Some(mut query), true) => {
+        let query = match (batch.finish(), commit) {
+            (Some((mut query, _)), true) => {
                 query.push("; COMMIT");
                 query
             }
-            (Some(query), false) => query,
+            (Some((query, _)), false) => query,
             (None, true) => QueryBuilder::new("COMMIT"),
             (None, false) => return Ok(()),
         };
@@ -281,6 +295,21 @@ impl Dialect for Sqlite {
         query.push_bind(needle);
         query.push(") > 0");
     }
+
+    fn start_statement(query: &mut QueryBuilder<Self>, index: usize) {
+        if index > 0 {
+            query.push("; ");
+        }
+    }
+
+    fn end_statement(query: &mut QueryBuilder<Self>, _index: usize, expect: Expect) {
+        if let Expect::OneRow(_) = expect {
+            // Stops the script, before its COMMIT, unless the update touched one row.
+            query.push("; INSERT INTO temp.write_guard SELECT 1 WHERE changes() <> 1");
+        }
+    }
+
+    fn end_batch(_query: &mut QueryBuilder<Self>, _expects: &[Expect]) {}
 }
 
 fn column<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(

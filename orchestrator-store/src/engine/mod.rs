@@ -153,11 +153,11 @@ impl<D: Dialect> fmt::Debug for SqlStore<D> {
 }
 
 /// A write transaction, begun and ended by hand rather than through sqlx's transaction
-/// type. Where the dialect takes several statements in one call (SQLite), the BEGIN
-/// travels in front of the first statement, writes wait in [`Tx::batch`] until the next
-/// statement or the commit, and the COMMIT travels behind the last writes: on SQLite every
-/// call is a hand-off to the connection's own thread, the largest cost of a small
-/// transaction. Dropped before its commit, the transaction rolls back.
+/// type. Writes wait in [`Tx::batch`] and go out as one query before the next statement
+/// or with the commit. Where the dialect takes several statements in one call (SQLite),
+/// the BEGIN also travels in front of the first statement and the COMMIT behind the last
+/// writes: on SQLite every call is a hand-off to the connection's own thread, the largest
+/// cost of a small transaction. Dropped before its commit, the transaction rolls back.
 pub(crate) struct Tx<D: Dialect> {
     /// Taken when the transaction is dropped.
     conn: Option<Held<D>>,
@@ -177,8 +177,8 @@ impl<D: Dialect> Tx<D> {
     async fn begin(conn: Held<D>, read_clock: bool) -> Result<(Self, Option<Timestamp>)> {
         let mut tx = Self {
             conn: Some(conn),
-            begin: D::BATCHES_WRITES.then_some(D::BEGIN),
-            open: !D::BATCHES_WRITES,
+            begin: D::SCRIPTS.then_some(D::BEGIN),
+            open: !D::SCRIPTS,
             batch: Batch::new(),
             appends_events: false,
         };
@@ -1018,5 +1018,59 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     fn subscribe(&self) -> watch::Receiver<i64> {
         self.committed.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orchestrator_core::Timestamp;
+    use orchestrator_core::change;
+    use orchestrator_core::error::Error;
+    use orchestrator_core::model::NewAgent;
+    use orchestrator_core::store::Store;
+
+    use super::{Dialect, SqlStore};
+    use crate::sql::write;
+
+    /// Writes batched in front of a guarded update whose row changed meanwhile are not
+    /// committed, the transaction fails with a conflict, and the writer keeps working.
+    async fn failed_guard_writes_nothing<D: Dialect>(store: &SqlStore<D>) {
+        let now = Timestamp::from_millis(1_000).expect("an instant");
+        let agent = store.create_agent(NewAgent::default(), now).await.unwrap();
+        let events_before = store.last_event_seq().await.unwrap();
+
+        let (mut tx, now) = store.begin_at(now).await.unwrap();
+        write::append_events(tx.batch(), &[change::agent_created_event(&agent)], now);
+        let mut stale = agent.clone();
+        stale.name = Some("from a stale read".into());
+        stale.revision += 5;
+        write::update_agent(tx.batch(), &stale);
+        let failed = store.commit(tx).await;
+        assert!(matches!(failed, Err(Error::Conflict(_))), "{failed:?}");
+
+        assert_eq!(store.last_event_seq().await.unwrap(), events_before);
+        assert_eq!(store.get_agent(agent.id).await.unwrap(), agent);
+        store.create_agent(NewAgent::default(), now).await.unwrap();
+        assert!(store.last_event_seq().await.unwrap() > events_before);
+    }
+
+    #[tokio::test]
+    async fn sqlite_failed_guard_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::open(dir.path().join("guard.db"))
+            .await
+            .unwrap();
+        failed_guard_writes_nothing(&store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_failed_guard_writes_nothing() {
+        let Some(schema) = crate::scratch::ScratchSchema::from_env("guard test").await else {
+            return;
+        };
+        let store = schema.open(super::ClockSource::Caller).await;
+        failed_guard_writes_nothing(&store).await;
+        drop(store);
+        schema.drop_schema().await;
     }
 }

@@ -365,7 +365,7 @@ pub(crate) fn upsert_exception<D: Dialect>(batch: &mut Batch<D>, exception: &Exc
 }
 
 /// Appends events at the end of the log (numbered by the dialect so that a reader never
-/// skips one). Must be the last statement of its batch.
+/// skips one).
 pub(crate) fn append_events<D: Dialect>(batch: &mut Batch<D>, events: &[NewEvent], now: Timestamp) {
     if events.is_empty() {
         return;
@@ -384,11 +384,7 @@ pub(crate) fn append_events<D: Dialect>(batch: &mut Batch<D>, events: &[NewEvent
             ]
         })
         .collect();
-    let query = batch.statement(Expect::Events);
-    let (before, after) = D::EVENT_INSERT_WRAPPER;
-    query.push(before);
-    insert_into(query, "events", rows);
-    query.push(after);
+    insert_into(batch.statement(Expect::Events), "events", rows);
 }
 
 /// Takes the named lease for `holder` until `expires` if it is free, expired at `now`,
