@@ -1023,14 +1023,17 @@ impl<D: Dialect> Store for SqlStore<D> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use orchestrator_core::Timestamp;
     use orchestrator_core::change;
+    use orchestrator_core::coordination::ClaimRequest;
     use orchestrator_core::error::Error;
-    use orchestrator_core::model::NewAgent;
+    use orchestrator_core::model::{NewAgent, NewTask};
     use orchestrator_core::store::Store;
 
     use super::{Dialect, SqlStore};
-    use crate::sql::write;
+    use crate::sql::{read, write};
 
     /// Writes batched in front of a guarded update whose row changed meanwhile are not
     /// committed, the transaction fails with a conflict, and the writer keeps working.
@@ -1054,22 +1057,60 @@ mod tests {
         assert!(store.last_event_seq().await.unwrap() > events_before);
     }
 
+    /// The combined read of a task action gives the rows the single-row lookups give.
+    async fn task_context_matches_lookups<D: Dialect>(store: &SqlStore<D>) {
+        let now = Timestamp::from_millis(2_000).expect("an instant");
+        let mut new = NewTask::new("read together", "d");
+        new.files_hint = vec!["src/".into()];
+        store.create_task(new, now).await.unwrap();
+        let named = NewAgent {
+            name: Some("slot".into()),
+            ..NewAgent::default()
+        };
+        let agent = store.create_agent(named, now).await.unwrap();
+        let request = ClaimRequest {
+            agents: vec![agent.id],
+            runner_session_id: None,
+            task_id: None,
+            lease_ttl: Duration::from_secs(60),
+        };
+        let claim = store.claim(request, now).await.unwrap().remove(0);
+        let id = claim.task.id;
+
+        let (mut tx, _) = store.begin_at(now).await.unwrap();
+        let read = read::task_with_agent_and_attempt::<D>(&mut tx, id, None)
+            .await
+            .unwrap();
+        drop(tx);
+        let attempts = store.list_attempts(id).await.unwrap();
+        let expected = (
+            Some(store.get_task(id).await.unwrap()),
+            Some(store.get_agent(agent.id).await.unwrap()),
+            attempts.last().cloned(),
+        );
+        assert_eq!(read, expected);
+        assert!(read.2.is_some());
+    }
+
     #[tokio::test]
-    async fn sqlite_failed_guard_writes_nothing() {
+    async fn sqlite_transactions() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::SqliteStore::open(dir.path().join("guard.db"))
             .await
             .unwrap();
         failed_guard_writes_nothing(&store).await;
+        task_context_matches_lookups(&store).await;
     }
 
     #[tokio::test]
-    async fn postgres_failed_guard_writes_nothing() {
-        let Some(schema) = crate::scratch::ScratchSchema::from_env("guard test").await else {
+    async fn postgres_transactions() {
+        let Some(schema) = crate::scratch::ScratchSchema::from_env("transaction tests").await
+        else {
             return;
         };
         let store = schema.open(super::ClockSource::Caller).await;
         failed_guard_writes_nothing(&store).await;
+        task_context_matches_lookups(&store).await;
         drop(store);
         schema.drop_schema().await;
     }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::dialect::{Dialect, Exec, Part, Value, push_list};
 use crate::rows::{
-    RowReader, agent_activity_from_row, agent_from_row, attempt_from_row, event_from_row,
+    JsonRow, RowReader, agent_activity_from_row, agent_from_row, attempt_from_row, event_from_row,
     exception_from_row, log_from_row, runner_session_from_row, task_activity_from_row,
     task_from_row, verification_from_row,
 };
@@ -111,6 +111,9 @@ pub(crate) async fn task_with_agent_and_attempt<D: Dialect>(
     id: TaskId,
     agent: Option<AgentId>,
 ) -> Result<(Option<Task>, Option<Agent>, Option<TaskAttempt>)> {
+    if !D::SCRIPTS {
+        return task_with_agent_and_attempt_as_json(conn, id, agent).await;
+    }
     let task: Part<D> = Box::new(move |query| {
         push_task_select(query);
         query.push(" WHERE t.id = ");
@@ -144,6 +147,47 @@ pub(crate) async fn task_with_agent_and_attempt<D: Dialect>(
         first::<D, _>(sets.next(), task_from_row)?,
         first::<D, _>(sets.next(), agent_from_row)?,
         first::<D, _>(sets.next(), attempt_from_row)?,
+    ))
+}
+
+/// [`task_with_agent_and_attempt`] in one statement, for a dialect that runs one
+/// statement per round trip (PostgreSQL): the agent and the attempt come as JSON columns
+/// of the task's row. Locks the task, then the agent.
+async fn task_with_agent_and_attempt_as_json<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    id: TaskId,
+    agent: Option<AgentId>,
+) -> Result<(Option<Task>, Option<Agent>, Option<TaskAttempt>)> {
+    let mut query = QueryBuilder::<D>::new("WITH t AS (SELECT * FROM tasks WHERE id = ");
+    Value::id(id).bind(&mut query);
+    query.push(" FOR UPDATE), a AS (SELECT * FROM agents WHERE id = ");
+    match agent {
+        Some(agent) => Value::id(agent).bind(&mut query),
+        None => {
+            query.push("(SELECT assigned_agent_id FROM t)");
+        }
+    }
+    query.push(format!(
+        " FOR UPDATE) SELECT t.*, \
+         (SELECT {} FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on, \
+         (SELECT to_jsonb(a) FROM a) AS agent_row, \
+         (SELECT to_jsonb(p) FROM task_attempts p \
+          WHERE p.task_id = t.id AND p.attempt_number = t.attempt) AS attempt_row \
+         FROM t",
+        D::DEPENDENCY_LIST
+    ));
+    let Some(row) = conn.fetch_optional(query).await? else {
+        return Ok((None, None, None));
+    };
+    let nested = |column: &str| row.json(column)?.map(JsonRow::new).transpose();
+    Ok((
+        Some(task_from_row(&row)?),
+        nested("agent_row")?
+            .map(|r| agent_from_row(&r))
+            .transpose()?,
+        nested("attempt_row")?
+            .map(|r| attempt_from_row(&r))
+            .transpose()?,
     ))
 }
 
