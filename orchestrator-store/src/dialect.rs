@@ -31,15 +31,23 @@ pub trait Dialect:
     const SCRIPTS: bool;
     /// The statement that opens a write transaction.
     const BEGIN: &'static str;
+    /// Settings for a transaction that claims from the queue, sent with its BEGIN, that
+    /// make the candidate query walk the queue index in order and stop at the first free
+    /// task.
+    const QUEUE_CLAIM_SETTINGS: &'static str;
     /// Whether claims may pass over rows another transaction has locked
     /// (`FOR UPDATE SKIP LOCKED`).
     const SKIP_LOCKED: &'static str;
 
-    /// Opens a write transaction on `conn` with [`BEGIN`](Self::BEGIN) and, if
-    /// `read_clock`, returns the database clock read in the same round trip. Dialects that
-    /// [take scripts](Self::SCRIPTS) send nothing here: their BEGIN goes in front of the
-    /// transaction's first statement.
-    async fn begin(conn: &mut Self::Connection, read_clock: bool) -> Result<Option<Timestamp>>;
+    /// Opens a write transaction on `conn` with [`BEGIN`](Self::BEGIN) followed by
+    /// `settings` and, if `read_clock`, returns the database clock read in the same round
+    /// trip. Dialects that [take scripts](Self::SCRIPTS) send nothing here: their BEGIN
+    /// goes in front of the transaction's first statement.
+    async fn begin(
+        conn: &mut Self::Connection,
+        settings: &'static str,
+        read_clock: bool,
+    ) -> Result<Option<Timestamp>>;
     /// Numbers the events committed since the last call, where they are not numbered as
     /// they are inserted (PostgreSQL). Every read of the event log calls it first.
     async fn number_events(pool: &sqlx::Pool<Self>) -> Result<()>;

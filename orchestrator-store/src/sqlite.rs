@@ -129,9 +129,15 @@ impl Dialect for Sqlite {
     // Takes the write lock at once: the rows a transaction reads cannot change before it
     // writes, and another process's writer waits (busy timeout) instead of failing later.
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    // The planner walks the queue index in order without help.
+    const QUEUE_CLAIM_SETTINGS: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
 
-    async fn begin(_conn: &mut SqliteConnection, read_clock: bool) -> Result<Option<Timestamp>> {
+    async fn begin(
+        _conn: &mut SqliteConnection,
+        _settings: &'static str,
+        read_clock: bool,
+    ) -> Result<Option<Timestamp>> {
         // BEGIN goes in front of the first statement; the clock is this process's.
         Ok(read_clock.then(|| Timestamp::from(chrono::Utc::now())))
     }

@@ -97,7 +97,11 @@ impl<D: Dialect> SqlStore<D> {
         now: Timestamp,
     ) -> Result<Vec<Claim>> {
         request.validate()?;
-        let (mut tx, now) = self.begin_at(now).await?;
+        let settings = match request.task_id {
+            None => D::QUEUE_CLAIM_SETTINGS,
+            Some(_) => "",
+        };
+        let (mut tx, now) = self.begin_with(settings, now).await?;
         let slots_wanted = request.agents.len() as u32;
         // The slots in one locked read (sorted, so concurrent claimers lock in one order),
         // and for a queue claim the first round of candidates (one per slot: the head of

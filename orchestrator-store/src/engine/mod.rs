@@ -174,7 +174,11 @@ pub(crate) struct Tx<D: Dialect> {
 impl<D: Dialect> Tx<D> {
     /// Opens a write transaction on `conn`; with `read_clock`, also returns the database
     /// clock.
-    async fn begin(conn: Held<D>, read_clock: bool) -> Result<(Self, Option<Timestamp>)> {
+    async fn begin(
+        conn: Held<D>,
+        settings: &'static str,
+        read_clock: bool,
+    ) -> Result<(Self, Option<Timestamp>)> {
         let mut tx = Self {
             conn: Some(conn),
             begin: D::SCRIPTS.then_some(D::BEGIN),
@@ -182,7 +186,7 @@ impl<D: Dialect> Tx<D> {
             batch: Batch::new(),
             appends_events: false,
         };
-        let clock = D::begin(tx.connection(), read_clock).await?;
+        let clock = D::begin(tx.connection(), settings, read_clock).await?;
         Ok((tx, clock))
     }
 
@@ -330,8 +334,18 @@ impl<D: Dialect> SqlStore<D> {
     /// Opens a write transaction and settles the instant it works with (the caller's or
     /// the database's, see [`ClockSource`]).
     async fn begin_at(&self, caller_now: Timestamp) -> Result<(Tx<D>, Timestamp)> {
+        self.begin_with("", caller_now).await
+    }
+
+    /// [`begin_at`](Self::begin_at) with `settings` sent along with the BEGIN.
+    async fn begin_with(
+        &self,
+        settings: &'static str,
+        caller_now: Timestamp,
+    ) -> Result<(Tx<D>, Timestamp)> {
         let conn = self.writer.acquire().await?;
-        let (tx, clock) = Tx::begin(conn, self.clock == ClockSource::Database).await?;
+        let read_clock = self.clock == ClockSource::Database;
+        let (tx, clock) = Tx::begin(conn, settings, read_clock).await?;
         Ok((tx, clock.unwrap_or(caller_now)))
     }
 
