@@ -6,15 +6,18 @@
 
 use async_trait::async_trait;
 use orchestrator_core::Timestamp;
-use orchestrator_core::error::Result;
-use sqlx::{Database, Pool, QueryBuilder, Transaction};
+use orchestrator_core::error::{Error, Result};
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Execute, IntoArguments, QueryBuilder};
 use uuid::Uuid;
 
 use crate::rows::RowReader;
 
 /// A SQL backend: SQLite or PostgreSQL.
 #[async_trait]
-pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
+pub trait Dialect:
+    Database<Row: RowReader, Arguments: IntoArguments<Self>> + Sized + private::Sealed
+{
     /// An aggregate over `task_dependencies d` giving the dependency ids comma-separated.
     const DEPENDENCY_LIST: &'static str;
     /// Appended to a text column in `ORDER BY` so that it sorts by bytes, as Rust does.
@@ -22,26 +25,43 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
     /// Whether reads inside a write transaction must lock their rows (`FOR UPDATE`);
     /// false where the transaction already holds the whole database's write lock.
     const LOCKS_ROWS: bool;
-    /// Text around an `INSERT INTO events …` statement so that it returns one number
-    /// that grows with every append (and, on PostgreSQL, notifies other processes).
-    const EVENT_INSERT_WRAPPER: (&'static str, &'static str);
-    /// Whether several statements (with their parameters) can be sent in one call.
-    const BATCHES_WRITES: bool;
+    /// Whether several statements (with their parameters) can be sent in one call. Such
+    /// dialects send a write transaction's BEGIN in front of its first statement, several
+    /// reads as one script, and the COMMIT behind the last writes.
+    const SCRIPTS: bool;
+    /// The statement that opens a write transaction.
+    const BEGIN: &'static str;
+    /// Settings for a transaction that claims from the queue, sent with its BEGIN, that
+    /// make the candidate query walk the queue index in order and stop at the first free
+    /// task.
+    const QUEUE_CLAIM_SETTINGS: &'static str;
     /// Whether claims may pass over rows another transaction has locked
     /// (`FOR UPDATE SKIP LOCKED`).
     const SKIP_LOCKED: &'static str;
 
-    /// Opens a transaction that may write: SQLite takes its write lock at once.
-    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>>;
+    /// Opens a write transaction on `conn` with [`BEGIN`](Self::BEGIN) followed by
+    /// `settings` and, if `read_clock`, returns the database clock read in the same round
+    /// trip. Dialects that [take scripts](Self::SCRIPTS) send nothing here: their BEGIN
+    /// goes in front of the transaction's first statement.
+    async fn begin(
+        conn: &mut Self::Connection,
+        settings: &'static str,
+        read_clock: bool,
+    ) -> Result<Option<Timestamp>>;
     /// Numbers the events committed since the last call, where they are not numbered as
     /// they are inserted (PostgreSQL). Every read of the event log calls it first.
-    async fn number_events(pool: &Pool<Self>) -> Result<()>;
+    async fn number_events(pool: &sqlx::Pool<Self>) -> Result<()>;
 
-    /// Runs the statements of `batch` in order (in one round trip where the database
-    /// takes several statements at once) and checks what each must do. Returns the last
-    /// number the event insert returned, if the batch appended events; other processes are
-    /// told of them once the transaction commits.
-    async fn run_batch(conn: &mut Self::Connection, batch: Batch<Self>) -> Result<Option<i64>>;
+    /// Runs, in order, `begin` (a BEGIN not sent yet), the statements of `batch` and, if
+    /// `commit`, a COMMIT — in one call where the database takes scripts — and checks what
+    /// each statement must do. A failing statement or guard fails the call before the
+    /// COMMIT runs.
+    async fn run_batch(
+        conn: &mut Self::Connection,
+        begin: Option<&'static str>,
+        batch: Batch<Self>,
+        commit: bool,
+    ) -> Result<()>;
 
     async fn fetch_all(
         conn: &mut Self::Connection,
@@ -52,22 +72,30 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
         query: QueryBuilder<Self>,
     ) -> Result<Option<Self::Row>>;
     async fn fetch_count(conn: &mut Self::Connection, query: QueryBuilder<Self>) -> Result<u64>;
-    /// Runs a statement; returns the number of rows it touched.
+    /// Runs `query`; returns the number of rows its last statement touched.
     async fn execute(conn: &mut Self::Connection, query: QueryBuilder<Self>) -> Result<u64>;
+    /// Runs `begin` (a BEGIN not sent yet) and the statements `parts` write — as one
+    /// script where the database takes several statements at once, else one by one — and
+    /// returns the rows of each part.
+    async fn fetch_script(
+        conn: &mut Self::Connection,
+        begin: Option<&'static str>,
+        parts: Vec<Part<Self>>,
+    ) -> Result<Vec<Vec<Self::Row>>>;
 
     /// The database's own clock, where it should decide lease expiry instead of the
     /// caller's (PostgreSQL, shared by several server processes).
-    async fn database_now(conn: &mut Self::Connection) -> Result<Timestamp>;
+    async fn database_now<E: Exec<Self>>(conn: &mut E) -> Result<Timestamp>;
 
     /// Reserves `count` fresh fencing tokens and returns them in increasing order. They
     /// need not be consecutive: concurrent transactions may interleave.
-    async fn next_fencing_tokens(conn: &mut Self::Connection, count: u64) -> Result<Vec<i64>>;
+    async fn next_fencing_tokens<E: Exec<Self>>(conn: &mut E, count: u64) -> Result<Vec<i64>>;
 
     /// Takes the transaction-scoped guards of lock `keys` (hashed path keys, exclusive or
     /// shared), in the given order, so that concurrent acquirers of overlapping paths
     /// take turns. With `wait` false, gives up at once (returns false) if one is taken.
-    async fn guard_lock_keys(
-        conn: &mut Self::Connection,
+    async fn guard_lock_keys<E: Exec<Self>>(
+        conn: &mut E,
         keys: &[(i64, bool)],
         wait: bool,
     ) -> Result<bool>;
@@ -82,6 +110,65 @@ pub trait Dialect: Database<Row: RowReader> + Sized + private::Sealed {
 
     /// Pushes a condition: `needle` occurs in `column`, ignoring the case of ASCII letters.
     fn push_contains(query: &mut QueryBuilder<Self>, column: &str, needle: String);
+
+    /// Pushes what comes before statement `index` of a [`Batch`].
+    fn start_statement(query: &mut QueryBuilder<Self>, index: usize);
+    /// Pushes what comes after statement `index` of a [`Batch`], which must do `expect`.
+    fn end_statement(query: &mut QueryBuilder<Self>, index: usize, expect: Expect);
+    /// Pushes what comes after the last statement of a [`Batch`].
+    fn end_batch(query: &mut QueryBuilder<Self>, expects: &[Expect]);
+}
+
+/// A statement of a script: written into the script's query by the reader that needs it.
+pub(crate) type Part<D> = Box<dyn FnOnce(&mut QueryBuilder<D>) + Send>;
+
+/// Where statements run: a pooled connection, or a write transaction (which may still
+/// have statements of its own to send in front).
+#[async_trait]
+pub trait Exec<D: Dialect>: Send {
+    async fn fetch_all(&mut self, query: QueryBuilder<D>) -> Result<Vec<D::Row>>;
+    async fn fetch_optional(&mut self, query: QueryBuilder<D>) -> Result<Option<D::Row>>;
+    async fn fetch_count(&mut self, query: QueryBuilder<D>) -> Result<u64>;
+    /// Runs a statement; returns the number of rows it touched.
+    async fn execute(&mut self, query: QueryBuilder<D>) -> Result<u64>;
+    /// Runs several reads as one script where the dialect can; returns each one's rows.
+    async fn fetch_script(&mut self, parts: Vec<Part<D>>) -> Result<Vec<Vec<D::Row>>>;
+}
+
+#[async_trait]
+impl<D: Dialect> Exec<D> for PoolConnection<D> {
+    async fn fetch_all(&mut self, query: QueryBuilder<D>) -> Result<Vec<D::Row>> {
+        D::fetch_all(self, query).await
+    }
+
+    async fn fetch_optional(&mut self, query: QueryBuilder<D>) -> Result<Option<D::Row>> {
+        D::fetch_optional(self, query).await
+    }
+
+    async fn fetch_count(&mut self, query: QueryBuilder<D>) -> Result<u64> {
+        D::fetch_count(self, query).await
+    }
+
+    async fn execute(&mut self, query: QueryBuilder<D>) -> Result<u64> {
+        D::execute(self, query).await
+    }
+
+    async fn fetch_script(&mut self, parts: Vec<Part<D>>) -> Result<Vec<Vec<D::Row>>> {
+        D::fetch_script(self, None, parts).await
+    }
+}
+
+/// `query` with the parameterless statement `first` in front, to be sent in one call.
+pub(crate) fn prefixed<D: Dialect>(
+    first: &str,
+    mut query: QueryBuilder<D>,
+) -> Result<QueryBuilder<D>> {
+    let sql = format!("{first}; {}", query.sql().as_str());
+    let arguments = query.build().take_arguments().map_err(Error::backend)?;
+    Ok(match arguments {
+        Some(arguments) => QueryBuilder::with_arguments(sql, arguments),
+        None => QueryBuilder::new(sql),
+    })
 }
 
 mod private {
@@ -134,7 +221,7 @@ impl Value {
     pub(crate) fn json(value: &impl serde::Serialize) -> Result<Self> {
         serde_json::to_value(value)
             .map(|v| Self::Json(Some(v)))
-            .map_err(orchestrator_core::Error::backend)
+            .map_err(Error::backend)
     }
 
     pub(crate) fn bind<D: Dialect>(self, query: &mut QueryBuilder<D>) {
@@ -223,30 +310,28 @@ pub(crate) fn update<D: Dialect>(
 pub enum Expect {
     /// Any number of rows.
     Anything,
-    /// Exactly one row (a guarded update); otherwise the row changed meanwhile.
+    /// Exactly one row (a guarded update); otherwise the row changed meanwhile and the
+    /// transaction fails with a conflict.
     OneRow(&'static str),
-    /// Appends events and returns their sequence numbers (`RETURNING seq`).
+    /// Appends events.
     Events,
 }
 
-/// The writes of one operation, sent together where the dialect allows.
-///
-/// Where it does (SQLite), the statements run as one call inside a transaction that
-/// holds the database's only write lock and has read the rows it updates, so no guard can
-/// fail there and only the event numbers are read back. Elsewhere each statement runs on
-/// its own and guarded updates are checked.
+/// The writes of one operation (or several), sent as one query: statements that the
+/// dialect frames ([`Dialect::start_statement`], [`Dialect::end_statement`],
+/// [`Dialect::end_batch`]) so that they run together and a failed guard fails them all.
 pub struct Batch<D: Dialect> {
-    combined: Option<QueryBuilder<D>>,
-    separate: Vec<(QueryBuilder<D>, Expect)>,
-    statements: usize,
-    appends_events: bool,
+    query: QueryBuilder<D>,
+    /// What each statement must do, in order.
+    expects: Vec<Expect>,
+    /// Whether the last statement still needs its end.
+    open: bool,
 }
 
 impl<D: Dialect> std::fmt::Debug for Batch<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batch")
-            .field("statements", &self.statements)
-            .field("combined", &self.combined.is_some())
+            .field("expects", &self.expects)
             .finish()
     }
 }
@@ -254,45 +339,46 @@ impl<D: Dialect> std::fmt::Debug for Batch<D> {
 impl<D: Dialect> Batch<D> {
     pub(crate) fn new() -> Self {
         Self {
-            combined: D::BATCHES_WRITES.then(|| QueryBuilder::new("")),
-            separate: Vec::new(),
-            statements: 0,
-            appends_events: false,
+            query: QueryBuilder::new(""),
+            expects: Vec::new(),
+            open: false,
         }
     }
 
     /// The builder to write the next statement into.
     pub(crate) fn statement(&mut self, expect: Expect) -> &mut QueryBuilder<D> {
-        self.statements += 1;
-        self.appends_events |= expect == Expect::Events;
-        if let Some(query) = self.combined.as_mut() {
-            if self.statements > 1 {
-                query.push("; ");
-            }
-            return query;
+        self.end_last();
+        D::start_statement(&mut self.query, self.expects.len());
+        self.expects.push(expect);
+        self.open = true;
+        &mut self.query
+    }
+
+    fn end_last(&mut self) {
+        if self.open {
+            let index = self.expects.len() - 1;
+            D::end_statement(&mut self.query, index, self.expects[index]);
+            self.open = false;
         }
-        self.separate.push((QueryBuilder::new(""), expect));
-        let last = self.separate.len() - 1;
-        &mut self.separate[last].0
     }
 
     /// Whether the batch holds no statement.
     pub fn is_empty(&self) -> bool {
-        self.statements == 0
+        self.expects.is_empty()
     }
 
     /// Whether one of the statements appends events.
     pub fn appends_events(&self) -> bool {
-        self.appends_events
+        self.expects.contains(&Expect::Events)
     }
 
-    /// The statements as one combined query (dialects that batch writes).
-    pub fn into_combined(self) -> Option<QueryBuilder<D>> {
-        self.combined.filter(|_| self.statements > 0)
-    }
-
-    /// The statements one by one, with what each must do (other dialects).
-    pub fn into_separate(self) -> Vec<(QueryBuilder<D>, Expect)> {
-        self.separate
+    /// The query and what each of its statements must do; `None` for an empty batch.
+    pub fn finish(mut self) -> Option<(QueryBuilder<D>, Vec<Expect>)> {
+        if self.is_empty() {
+            return None;
+        }
+        self.end_last();
+        D::end_batch(&mut self.query, &self.expects);
+        Some((self.query, self.expects))
     }
 }

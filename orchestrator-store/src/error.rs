@@ -7,6 +7,9 @@ use sqlx::error::ErrorKind;
 /// SQLite result codes for a busy or locked database, and PostgreSQL SQLSTATEs for
 /// serialization failures and deadlocks: all worth retrying.
 const RETRYABLE_CODES: &[&str] = &["5", "6", "261", "517", "40001", "40P01"];
+/// SQLite's code for a trigger's RAISE(ABORT): the SQLite store's guard on batched
+/// updates, raised when a row changed meanwhile.
+const GUARD_FAILED_CODE: &str = "1811";
 
 pub(crate) fn map_sqlx(err: sqlx::Error) -> Error {
     match err {
@@ -16,6 +19,9 @@ pub(crate) fn map_sqlx(err: sqlx::Error) -> Error {
                 .is_some_and(|code| RETRYABLE_CODES.contains(&code.as_ref()))
             {
                 return Error::Unavailable("the database is busy; retry shortly".into());
+            }
+            if db.code().as_deref() == Some(GUARD_FAILED_CODE) {
+                return Error::conflict("a row was changed by someone else meanwhile; retry");
             }
             match db.kind() {
                 ErrorKind::UniqueViolation => Error::conflict(format!(

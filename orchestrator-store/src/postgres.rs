@@ -13,11 +13,11 @@ use chrono::{DateTime, Utc};
 use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Column, PgConnection, Pool, Postgres, QueryBuilder, Row, Transaction, TypeInfo};
+use sqlx::{Column, PgConnection, Pool, Postgres, QueryBuilder, Row, TypeInfo};
 use uuid::Uuid;
 
-use crate::dialect::{Batch, Dialect, Expect};
-use crate::engine::{ClockSource, SqlStore, announce};
+use crate::dialect::{Batch, Dialect, Exec, Expect, Part};
+use crate::engine::{ClockSource, SqlStore, Writer, announce};
 use crate::error::SqlxResultExt;
 use crate::migrations;
 use crate::rows::RowReader;
@@ -51,7 +51,8 @@ impl SqlStore<Postgres> {
         migrations::postgres().run(&pool).await.map_err(|err| {
             Error::Unavailable(format!("migrating the PostgreSQL database failed: {err}"))
         })?;
-        let mut store = SqlStore::new(pool.clone(), pool.clone(), ClockSource::Database).await?;
+        let writer = Writer::Shared(pool.clone());
+        let mut store = SqlStore::new(pool.clone(), writer, ClockSource::Database).await?;
         let committed = store.committed_sender();
         store.keep_running(tokio::spawn(listen_for_commits(pool, committed)));
         Ok(store)
@@ -88,8 +89,7 @@ async fn listen_for_commits(pool: Pool<Postgres>, committed: tokio::sync::watch:
     }
 }
 
-/// The channel on which commits are announced to other server processes (also spelled
-/// out in `EVENT_INSERT_WRAPPER`).
+/// The channel on which commits are announced to other server processes.
 pub(crate) const EVENTS_CHANNEL: &str = "orchestrator_events";
 
 /// The advisory lock that makes event numbering one at a time.
@@ -103,18 +103,38 @@ impl Dialect for Postgres {
     const DEPENDENCY_LIST: &'static str = "string_agg(d.depends_on_id::text, ',')";
     const BYTE_ORDER: &'static str = " COLLATE \"C\"";
     const LOCKS_ROWS: bool = true;
-    // Events get their sequence number later (see `number_events`); the insert returns
-    // the last insertion id and tells listeners (delivered at commit).
-    const EVENT_INSERT_WRAPPER: (&'static str, &'static str) = (
-        "WITH inserted AS (",
-        " RETURNING id) SELECT max(id) AS id, pg_notify('orchestrator_events', '') \
-         FROM inserted",
-    );
-    const BATCHES_WRITES: bool = false;
+    const SCRIPTS: bool = false;
+    const BEGIN: &'static str = "BEGIN";
+    // Without statistics (a new or bulk-filled table) the planner reads and sorts every
+    // queued task, checking the dependencies of each, instead of walking the queue index
+    // in order and stopping at the first free task: milliseconds per claim with a few
+    // thousand queued. Sorting stays allowed but costed out for the claim transaction,
+    // whose other reads (slots by primary key, locks by path) need no sort.
+    const QUEUE_CLAIM_SETTINGS: &'static str = "SET LOCAL enable_sort = off";
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF t SKIP LOCKED";
 
-    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {
-        pool.begin().await.db()
+    async fn begin(
+        conn: &mut PgConnection,
+        settings: &'static str,
+        read_clock: bool,
+    ) -> Result<Option<Timestamp>> {
+        // Parameterless statements share one round trip (simple query protocol).
+        let mut sql = String::from(Self::BEGIN);
+        if !settings.is_empty() {
+            sql.push_str("; ");
+            sql.push_str(settings);
+        }
+        if read_clock {
+            sql.push_str("; SELECT clock_timestamp() AS now");
+        }
+        let row = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .fetch_optional(conn)
+            .await
+            .db()?;
+        match row {
+            Some(row) if read_clock => row.instant("now"),
+            _ => Ok(None),
+        }
     }
 
     async fn number_events(pool: &Pool<Self>) -> Result<()> {
@@ -148,38 +168,31 @@ impl Dialect for Postgres {
         tx.commit().await.db()
     }
 
-    async fn run_batch(conn: &mut PgConnection, batch: Batch<Self>) -> Result<Option<i64>> {
-        let mut last_seq = None;
-        for (mut query, expect) in batch.into_separate() {
-            match expect {
-                Expect::Anything => {
-                    query.build().execute(&mut *conn).await.db()?;
-                }
-                Expect::OneRow(what) => {
-                    if query
-                        .build()
-                        .execute(&mut *conn)
-                        .await
-                        .db()?
-                        .rows_affected()
-                        != 1
-                    {
-                        return Err(Error::conflict(format!(
-                            "the {what} was changed by someone else meanwhile; retry"
-                        )));
-                    }
-                }
-                Expect::Events => {
-                    let seq: Option<i64> = query
-                        .build_query_scalar()
-                        .fetch_one(&mut *conn)
-                        .await
-                        .db()?;
-                    last_seq = last_seq.max(seq);
+    async fn run_batch(
+        conn: &mut PgConnection,
+        begin: Option<&'static str>,
+        batch: Batch<Self>,
+        commit: bool,
+    ) -> Result<()> {
+        if let Some(begin) = begin {
+            sqlx::raw_sql(begin).execute(&mut *conn).await.db()?;
+        }
+        if let Some((mut query, expects)) = batch.finish() {
+            let row = query.build().fetch_one(&mut *conn).await.db()?;
+            for (index, expect) in expects.iter().enumerate() {
+                if let Expect::OneRow(what) = expect
+                    && row.integer(&format!("s{index}"))? != Some(1)
+                {
+                    return Err(Error::conflict(format!(
+                        "the {what} was changed by someone else meanwhile; retry"
+                    )));
                 }
             }
         }
-        Ok(last_seq)
+        if commit {
+            sqlx::raw_sql("COMMIT").execute(&mut *conn).await.db()?;
+        }
+        Ok(())
     }
 
     async fn fetch_all(
@@ -205,30 +218,56 @@ impl Dialect for Postgres {
         Ok(query.build().execute(conn).await.db()?.rows_affected())
     }
 
-    async fn database_now(conn: &mut PgConnection) -> Result<Timestamp> {
-        let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-            .fetch_one(conn)
-            .await
-            .db()?;
-        Ok(Timestamp::from(now))
+    async fn fetch_script(
+        conn: &mut PgConnection,
+        begin: Option<&'static str>,
+        parts: Vec<Part<Self>>,
+    ) -> Result<Vec<Vec<PgRow>>> {
+        if let Some(begin) = begin {
+            sqlx::raw_sql(begin).execute(&mut *conn).await.db()?;
+        }
+        let mut sets = Vec::with_capacity(parts.len());
+        for part in parts {
+            let mut query = QueryBuilder::new("");
+            part(&mut query);
+            sets.push(query.build().fetch_all(&mut *conn).await.db()?);
+        }
+        Ok(sets)
     }
 
-    async fn next_fencing_tokens(conn: &mut PgConnection, count: u64) -> Result<Vec<i64>> {
+    async fn database_now<E: Exec<Self>>(conn: &mut E) -> Result<Timestamp> {
+        let row = conn
+            .fetch_optional(QueryBuilder::new("SELECT clock_timestamp() AS now"))
+            .await?;
+        row.map(|row| row.instant("now"))
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| Error::backend("the database returned no time"))
+    }
+
+    async fn next_fencing_tokens<E: Exec<Self>>(conn: &mut E, count: u64) -> Result<Vec<i64>> {
         let count = i64::try_from(count).map_err(Error::backend)?;
         // A sequence hands out unique, increasing numbers without serializing transactions;
         // calls of concurrent transactions interleave, so the numbers are kept one by one.
-        let mut tokens: Vec<i64> =
-            sqlx::query_scalar("SELECT nextval('file_lock_fencing') FROM generate_series(1, $1)")
-                .bind(count)
-                .fetch_all(conn)
-                .await
-                .db()?;
+        let mut query = QueryBuilder::new(
+            "SELECT nextval('file_lock_fencing') AS token FROM generate_series(1, ",
+        );
+        query.push_bind(count).push(")");
+        let mut tokens = conn
+            .fetch_all(query)
+            .await?
+            .iter()
+            .map(|row| {
+                row.integer("token")?
+                    .ok_or_else(|| Error::backend("a NULL fencing token"))
+            })
+            .collect::<Result<Vec<i64>>>()?;
         tokens.sort_unstable();
         Ok(tokens)
     }
 
-    async fn guard_lock_keys(
-        conn: &mut PgConnection,
+    async fn guard_lock_keys<E: Exec<Self>>(
+        conn: &mut E,
         keys: &[(i64, bool)],
         wait: bool,
     ) -> Result<bool> {
@@ -239,22 +278,15 @@ impl Dialect for Postgres {
                 (true, false) => "pg_try_advisory_xact_lock",
                 (false, false) => "pg_try_advisory_xact_lock_shared",
             };
+            let mut query = QueryBuilder::new(format!("SELECT {function}("));
+            query.push_bind(*key).push(") AS taken");
             if wait {
-                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
-                    .bind(key)
-                    .execute(&mut *conn)
-                    .await
-                    .db()?;
-            } else {
-                let taken: bool =
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
-                        .bind(key)
-                        .fetch_one(&mut *conn)
-                        .await
-                        .db()?;
-                if !taken {
-                    return Ok(false);
-                }
+                conn.execute(query).await?;
+                continue;
+            }
+            let row = conn.fetch_optional(query).await?;
+            if row.map(|row| row.flag("taken")).transpose()?.flatten() != Some(true) {
+                return Ok(false);
             }
         }
         Ok(true)
@@ -292,6 +324,30 @@ impl Dialect for Postgres {
         query.push(format!("strpos(translate({column}, {ASCII_LOWER}), "));
         query.push_bind(needle);
         query.push(") > 0");
+    }
+
+    // A batch is one statement: each write a data-modifying WITH clause (they all run,
+    // read or not), and a final SELECT of how many rows each guarded update touched.
+    fn start_statement(query: &mut QueryBuilder<Self>, index: usize) {
+        query.push(if index == 0 { "WITH " } else { ", " });
+        query.push(format!("s{index} AS ("));
+    }
+
+    fn end_statement(query: &mut QueryBuilder<Self>, _index: usize, _expect: Expect) {
+        query.push(" RETURNING 1)");
+    }
+
+    fn end_batch(query: &mut QueryBuilder<Self>, expects: &[Expect]) {
+        query.push(" SELECT 1 AS done");
+        for (index, expect) in expects.iter().enumerate() {
+            if let Expect::OneRow(_) = expect {
+                query.push(format!(", (SELECT count(*) FROM s{index}) AS s{index}"));
+            }
+        }
+        if expects.contains(&Expect::Events) {
+            // Delivered to listeners when the transaction commits.
+            query.push(format!(", pg_notify('{EVENTS_CHANNEL}', '') AS notified"));
+        }
     }
 }
 

@@ -34,6 +34,69 @@ pub trait RowReader {
     fn json(&self, column: &str) -> Result<Option<serde_json::Value>>;
 }
 
+/// A row nested in another row as a JSON object (PostgreSQL's `to_jsonb(row)`): the
+/// columns as JSON values, instants as RFC 3339 text.
+pub(crate) struct JsonRow(serde_json::Map<String, serde_json::Value>);
+
+impl JsonRow {
+    /// The row `value` holds; a non-object is a backend error.
+    pub(crate) fn new(value: serde_json::Value) -> Result<Self> {
+        match value {
+            serde_json::Value::Object(columns) => Ok(Self(columns)),
+            other => Err(Error::backend(format!(
+                "a nested row is not an object: {other}"
+            ))),
+        }
+    }
+
+    fn get<T>(
+        &self,
+        column: &str,
+        convert: impl FnOnce(&serde_json::Value) -> Option<T>,
+    ) -> Result<Option<T>> {
+        match self.0.get(column) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(value) => convert(value)
+                .map(Some)
+                .ok_or_else(|| Error::backend(format!("column {column} holds {value}"))),
+        }
+    }
+}
+
+impl RowReader for JsonRow {
+    fn text(&self, column: &str) -> Result<Option<String>> {
+        self.get(column, |v| v.as_str().map(str::to_owned))
+    }
+
+    fn integer(&self, column: &str) -> Result<Option<i64>> {
+        self.get(column, serde_json::Value::as_i64)
+    }
+
+    fn real(&self, column: &str) -> Result<Option<f64>> {
+        self.get(column, serde_json::Value::as_f64)
+    }
+
+    fn flag(&self, column: &str) -> Result<Option<bool>> {
+        self.get(column, serde_json::Value::as_bool)
+    }
+
+    fn uuid(&self, column: &str) -> Result<Option<Uuid>> {
+        self.get(column, |v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
+    }
+
+    fn instant(&self, column: &str) -> Result<Option<Timestamp>> {
+        self.get(column, |v| {
+            let text = v.as_str()?;
+            let at = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+            Some(Timestamp::from(at.with_timezone(&chrono::Utc)))
+        })
+    }
+
+    fn json(&self, column: &str) -> Result<Option<serde_json::Value>> {
+        self.get(column, |v| Some(v.clone()))
+    }
+}
+
 fn required<T>(value: Option<T>, column: &str) -> Result<T> {
     value.ok_or_else(|| Error::backend(format!("column {column} is unexpectedly NULL")))
 }

@@ -11,16 +11,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Pool, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Either, Executor, Pool, QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use crate::dialect::{Batch, Dialect};
-use crate::engine::{ClockSource, SqlStore};
+use crate::dialect::{Batch, Dialect, Exec, Expect, Part, prefixed};
+use crate::engine::{ClockSource, SqlStore, Writer};
 use crate::error::SqlxResultExt;
 use crate::migrations;
 use crate::rows::RowReader;
@@ -29,6 +30,12 @@ use crate::rows::RowReader;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reading connections: readers run in parallel under WAL (writes have one of their own).
 const MAX_READERS: u32 = 8;
+/// Set up on every connection that writes: a row inserted into `write_guard` fails its
+/// statement (with SQLITE_CONSTRAINT_TRIGGER), which is how a batch's guarded update
+/// that touched no row stops the batch.
+const WRITE_GUARD: &str = "CREATE TEMP TABLE write_guard (failed INTEGER); \
+    CREATE TEMP TRIGGER write_guard_failed BEFORE INSERT ON write_guard \
+    BEGIN SELECT RAISE(ABORT, 'a guarded row was changed meanwhile'); END";
 
 /// The SQLite [`Store`](orchestrator_core::Store).
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -74,22 +81,35 @@ impl SqlStore<Sqlite> {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let writer = pool_of(options.clone(), 1).await?;
+            .foreign_keys(true)
+            // Checkpoints (each with two fsyncs) every 4,000 WAL pages instead of 1,000:
+            // the same hot pages are rewritten by every claim and completion, so a
+            // checkpoint copies hardly more pages for covering four times the commits.
+            .pragma("wal_autocheckpoint", "4000");
+        let writer = pool_of(options.clone(), 1, true).await?;
         migrations::sqlite().run(&writer).await.map_err(|err| {
             Error::Unavailable(format!("migrating the SQLite database failed: {err}"))
         })?;
-        let pool = if readers > 1 {
-            pool_of(options, readers).await?
+        let (pool, writer) = if readers > 1 {
+            (pool_of(options, readers, false).await?, Writer::own(writer))
         } else {
-            writer.clone()
+            (writer.clone(), Writer::Shared(writer))
         };
         SqlStore::new(pool, writer, ClockSource::Caller).await
     }
 }
 
-async fn pool_of(options: SqliteConnectOptions, size: u32) -> Result<Pool<Sqlite>> {
+/// A pool of `size` connections; with `writes`, each set up with [`WRITE_GUARD`].
+async fn pool_of(options: SqliteConnectOptions, size: u32, writes: bool) -> Result<Pool<Sqlite>> {
     SqlitePoolOptions::new()
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if writes {
+                    conn.execute(sqlx::raw_sql(WRITE_GUARD)).await?;
+                }
+                Ok(())
+            })
+        })
         .max_connections(size)
         // A local file cannot drop a connection; skip the round trip per checkout.
         .test_before_acquire(false)
@@ -105,12 +125,21 @@ impl Dialect for Sqlite {
     // SQLite's default collation already compares bytes.
     const BYTE_ORDER: &'static str = "";
     const LOCKS_ROWS: bool = false;
-    const EVENT_INSERT_WRAPPER: (&'static str, &'static str) = ("", " RETURNING seq");
-    const BATCHES_WRITES: bool = true;
+    const SCRIPTS: bool = true;
+    // Takes the write lock at once: the rows a transaction reads cannot change before it
+    // writes, and another process's writer waits (busy timeout) instead of failing later.
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    // The planner walks the queue index in order without help.
+    const QUEUE_CLAIM_SETTINGS: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
 
-    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>> {
-        pool.begin_with("BEGIN IMMEDIATE").await.db()
+    async fn begin(
+        _conn: &mut SqliteConnection,
+        _settings: &'static str,
+        read_clock: bool,
+    ) -> Result<Option<Timestamp>> {
+        // BEGIN goes in front of the first statement; the clock is this process's.
+        Ok(read_clock.then(|| Timestamp::from(chrono::Utc::now())))
     }
 
     async fn number_events(_pool: &Pool<Self>) -> Result<()> {
@@ -118,16 +147,29 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
-    async fn run_batch(conn: &mut SqliteConnection, batch: Batch<Self>) -> Result<Option<i64>> {
-        let appends_events = batch.appends_events();
-        let Some(mut query) = batch.into_combined() else {
-            return Ok(None);
-        };
+    async fn run_batch(
+        conn: &mut SqliteConnection,
+        begin: Option<&'static str>,
+        batch: Batch<Self>,
+        commit: bool,
+    ) -> Result<()> {
         // Write transactions run one at a time here, so events are numbered in commit
-        // order as they are inserted; the event insert comes last, so the last row id is
-        // the last sequence number.
-        let result = query.build().execute(conn).await.db()?;
-        Ok(appends_events.then(|| result.last_insert_rowid()))
+        // order as they are inserted.
+        let query = match (batch.finish(), commit) {
+            (Some((mut query, _)), true) => {
+                query.push("; COMMIT");
+                query
+            }
+            (Some((query, _)), false) => query,
+            (None, true) => QueryBuilder::new("COMMIT"),
+            (None, false) => return Ok(()),
+        };
+        let query = match begin {
+            Some(begin) => prefixed(begin, query)?,
+            None => query,
+        };
+        Self::execute(conn, query).await?;
+        Ok(())
     }
 
     async fn fetch_all(
@@ -153,29 +195,71 @@ impl Dialect for Sqlite {
     }
 
     async fn execute(conn: &mut SqliteConnection, mut query: QueryBuilder<Self>) -> Result<u64> {
-        Ok(query.build().execute(conn).await.db()?.rows_affected())
+        // SQLite reports a statement's changes as those of the last statement that wrote,
+        // so only the last statement's count is the query's own (not a BEGIN's, nor a sum).
+        let mut stream = conn.fetch_many(query.build());
+        let mut touched = 0;
+        while let Some(step) = stream.try_next().await.db()? {
+            if let Either::Left(done) = step {
+                touched = done.rows_affected();
+            }
+        }
+        Ok(touched)
     }
 
-    async fn database_now(_conn: &mut SqliteConnection) -> Result<Timestamp> {
+    async fn fetch_script(
+        conn: &mut SqliteConnection,
+        begin: Option<&'static str>,
+        parts: Vec<Part<Self>>,
+    ) -> Result<Vec<Vec<SqliteRow>>> {
+        let count = parts.len();
+        let mut query = QueryBuilder::new("");
+        if let Some(begin) = begin {
+            query.push(begin).push("; ");
+        }
+        for (index, part) in parts.into_iter().enumerate() {
+            if index > 0 {
+                query.push("; ");
+            }
+            part(&mut query);
+        }
+        // Every statement ends with its summary after its rows; a BEGIN in front has no
+        // rows, so the parts' rows are the last `count` sets.
+        let mut sets = Vec::new();
+        let mut rows = Vec::new();
+        let mut stream = conn.fetch_many(query.build());
+        while let Some(step) = stream.try_next().await.db()? {
+            match step {
+                Either::Left(_) => sets.push(std::mem::take(&mut rows)),
+                Either::Right(row) => rows.push(row),
+            }
+        }
+        Ok(sets.split_off(sets.len().saturating_sub(count)))
+    }
+
+    async fn database_now<E: Exec<Self>>(_conn: &mut E) -> Result<Timestamp> {
         // One process owns the file: its clock is the clock.
         Ok(Timestamp::from(chrono::Utc::now()))
     }
 
-    async fn next_fencing_tokens(conn: &mut SqliteConnection, count: u64) -> Result<Vec<i64>> {
+    async fn next_fencing_tokens<E: Exec<Self>>(conn: &mut E, count: u64) -> Result<Vec<i64>> {
         let count = i64::try_from(count).map_err(Error::backend)?;
         // The write transaction holds the only writer lock: the reserved range is ours alone.
-        let last: i64 = sqlx::query_scalar(
-            "UPDATE counters SET value = value + ? WHERE name = 'file_lock_fencing' RETURNING value",
-        )
-        .bind(count)
-        .fetch_one(conn)
-        .await
-        .db()?;
+        let mut query = QueryBuilder::new("UPDATE counters SET value = value + ");
+        query.push_bind(count);
+        query.push(" WHERE name = 'file_lock_fencing' RETURNING value");
+        let row = conn
+            .fetch_optional(query)
+            .await?
+            .ok_or_else(|| Error::backend("the fencing counter is missing"))?;
+        let last = row
+            .integer("value")?
+            .ok_or_else(|| Error::backend("the fencing counter is NULL"))?;
         Ok((last - count + 1..=last).collect())
     }
 
-    async fn guard_lock_keys(
-        _conn: &mut SqliteConnection,
+    async fn guard_lock_keys<E: Exec<Self>>(
+        _conn: &mut E,
         _keys: &[(i64, bool)],
         _wait: bool,
     ) -> Result<bool> {
@@ -217,6 +301,21 @@ impl Dialect for Sqlite {
         query.push_bind(needle);
         query.push(") > 0");
     }
+
+    fn start_statement(query: &mut QueryBuilder<Self>, index: usize) {
+        if index > 0 {
+            query.push("; ");
+        }
+    }
+
+    fn end_statement(query: &mut QueryBuilder<Self>, _index: usize, expect: Expect) {
+        if let Expect::OneRow(_) = expect {
+            // Stops the script, before its COMMIT, unless the update touched one row.
+            query.push("; INSERT INTO temp.write_guard SELECT 1 WHERE changes() <> 1");
+        }
+    }
+
+    fn end_batch(_query: &mut QueryBuilder<Self>, _expects: &[Expect]) {}
 }
 
 fn column<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(

@@ -15,20 +15,20 @@ use orchestrator_core::state::agent::{self as agent_state, AgentEvent};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 
 use super::{SqlStore, Tx, found, locked_task, write_change};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, Exec};
+use crate::rows::{agent_from_row, task_from_row};
 use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
 
 /// Candidates looked at per round of a claim, per slot to fill, after the first round
-/// (which looks at one per slot: the head of the queue is usually free).
+/// (which looks at one per slot).
 const CANDIDATES_PER_SLOT: u32 = 4;
 /// Rounds of candidates a claim looks through before it settles for fewer tasks.
 const MAX_CANDIDATE_ROUNDS: usize = 8;
 
 impl<D: Dialect> SqlStore<D> {
-    /// Assigns `task` to `agent` inside `tx`; returns the claim and the last event
-    /// sequence number written. `None` when, for a queue claim (`named` false), another
+    /// Assigns `task` to `agent` inside `tx`; returns the claim. `None` when, for a queue claim (`named` false), another
     /// claimer is taking overlapping paths at this moment or someone holds them.
     async fn assign(
         tx: &mut Tx<D>,
@@ -37,7 +37,7 @@ impl<D: Dialect> SqlStore<D> {
         request: &ClaimRequest,
         now: Timestamp,
         named: bool,
-    ) -> Result<Option<(Claim, Option<i64>)>> {
+    ) -> Result<Option<Claim>> {
         let agent = slot.id;
         let paths = parse_paths(&task.files_hint, "filesHint")?;
         let mut lock_conflicts = Vec::new();
@@ -71,7 +71,7 @@ impl<D: Dialect> SqlStore<D> {
             lease_ttl: request.lease_ttl,
         };
         let change = change::plan_task_action(context, action, None, now)?;
-        let (locks, seq) = write_change(tx, &change, now).await?;
+        let locks = write_change(tx, &change, now).await?;
         let assigned = change
             .task
             .ok_or_else(|| Error::backend("claim planned no task"))?;
@@ -88,7 +88,7 @@ impl<D: Dialect> SqlStore<D> {
             lease,
             locks,
         };
-        Ok(Some((claim, seq)))
+        Ok(Some(claim))
     }
 
     pub(super) async fn claim_work(
@@ -97,10 +97,26 @@ impl<D: Dialect> SqlStore<D> {
         now: Timestamp,
     ) -> Result<Vec<Claim>> {
         request.validate()?;
-        let (mut tx, now) = self.begin_at(now).await?;
+        let settings = match request.task_id {
+            None => D::QUEUE_CLAIM_SETTINGS,
+            Some(_) => "",
+        };
+        let (mut tx, now) = self.begin_with(settings, now).await?;
+        let slots_wanted = request.agents.len() as u32;
         // The slots in one locked read (sorted, so concurrent claimers lock in one order),
-        // then back in the order the request gave them.
-        let mut slots = read::agents_by_id::<D>(&mut tx, &request.agents, Lock::ForUpdate).await?;
+        // and for a queue claim the first round of candidates (one per slot: the head of
+        // the queue is usually free), in one script.
+        let mut script = vec![read::agents_by_id_part::<D>(
+            &request.agents,
+            Lock::ForUpdate,
+        )];
+        if request.task_id.is_none() {
+            script.push(read::claimable_part::<D>(now, None, slots_wanted));
+        }
+        let mut sets = tx.fetch_script(script).await?.into_iter();
+        let mut slots = read::decode_all(&sets.next().unwrap_or_default(), agent_from_row)?;
+        let mut candidates = read::decode_all(&sets.next().unwrap_or_default(), task_from_row)?;
+        // The slots back in the order the request gave them.
         let mut idle = Vec::with_capacity(request.agents.len());
         for agent in &request.agents {
             let position = slots.iter().position(|slot| slot.id == *agent);
@@ -111,26 +127,17 @@ impl<D: Dialect> SqlStore<D> {
         if let Some(id) = request.task_id {
             let task = locked_task(&mut tx, id).await?;
             let assigned = Self::assign(&mut tx, task, &idle[0], &request, now, true).await?;
-            let (claim, seq) =
-                assigned.ok_or_else(|| Error::backend("a named claim was passed over"))?;
-            self.commit(tx, seq).await?;
+            let claim = assigned.ok_or_else(|| Error::backend("a named claim was passed over"))?;
+            self.commit(tx).await?;
             return Ok(vec![claim]);
         }
 
         let mut claims = Vec::new();
-        let mut last_seq = None;
         let mut slots = idle.iter().peekable();
-        let mut after: Option<Task> = None;
-        let slots_wanted = request.agents.len() as u32;
-        for round in 0..MAX_CANDIDATE_ROUNDS {
-            let per_round = if round == 0 {
-                slots_wanted
-            } else {
-                CANDIDATES_PER_SLOT * slots_wanted
-            };
-            let candidates = read::claimable::<D>(&mut tx, now, after.as_ref(), per_round).await?;
+        let mut per_round = slots_wanted;
+        for round in 1..=MAX_CANDIDATE_ROUNDS {
             let exhausted = candidates.len() < per_round as usize;
-            after = candidates.last().cloned();
+            let after = candidates.last().cloned();
             // One indexed lookup for the whole round: the held locks any candidate could
             // run into. Candidates that clearly cannot be had are passed over without
             // another query; grants made in this round join the list.
@@ -149,20 +156,20 @@ impl<D: Dialect> SqlStore<D> {
                 {
                     continue;
                 }
-                if let Some((claim, seq)) =
-                    Self::assign(&mut tx, task, slot, &request, now, false).await?
+                if let Some(claim) = Self::assign(&mut tx, task, slot, &request, now, false).await?
                 {
                     held.extend(claim.locks.iter().cloned());
                     claims.push(claim);
-                    last_seq = last_seq.max(seq);
                     slots.next();
                 }
             }
-            if exhausted || slots.peek().is_none() {
+            if exhausted || slots.peek().is_none() || round == MAX_CANDIDATE_ROUNDS {
                 break;
             }
+            per_round = CANDIDATES_PER_SLOT * slots_wanted;
+            candidates = read::claimable::<D>(&mut tx, now, after, per_round).await?;
         }
-        self.commit(tx, last_seq).await?;
+        self.commit(tx).await?;
         Ok(claims)
     }
 
@@ -174,8 +181,8 @@ impl<D: Dialect> SqlStore<D> {
     ) -> Result<HeartbeatAck> {
         let (mut tx, now) = self.begin_at(now).await?;
         let id = lease.task_id;
-        let task = locked_task(&mut tx, id).await?;
-        let context = super::task_context::<D>(&mut tx, task, &TaskAction::Start, now).await?;
+        let context = super::task_context::<D>(&mut tx, id, &TaskAction::Start, now).await?;
+        let context = found(context, "task", id)?;
         let (change, ack) = change::plan_heartbeat(context, &lease, ttl, now)?;
         self.persist(tx, &change, now).await?;
         Ok(ack)
@@ -188,16 +195,17 @@ impl<D: Dialect> SqlStore<D> {
         drop(conn);
         let mut expired = Vec::with_capacity(due.len());
         for id in due {
-            let mut tx = self.begin().await?;
-            let Some(task) = read::task::<D>(&mut tx, id, Lock::ForUpdate).await? else {
+            let (mut tx, _) = self.begin_at(now).await?;
+            let context =
+                super::task_context::<D>(&mut tx, id, &TaskAction::ExpireLease, now).await?;
+            let Some(context) = context else {
                 continue;
             };
+            let task = &context.task;
             if !task.status.is_running() || task.lease_expires_at.is_none_or(|at| at > now) {
                 // Renewed or finished since it was listed.
                 continue;
             }
-            let context =
-                super::task_context::<D>(&mut tx, task, &TaskAction::ExpireLease, now).await?;
             let unresolved =
                 read::unresolved_exception::<D>(&mut tx, ExceptionType::AgentStuck, id).await?;
             let change = change::plan_lease_expiry(context, unresolved, now)?;
@@ -213,7 +221,7 @@ impl<D: Dialect> SqlStore<D> {
         seen_before: Timestamp,
         now: Timestamp,
     ) -> Result<Vec<RunnerSession>> {
-        let quiet = read::quiet_runners::<D>(&mut *self.read().await?, seen_before).await?;
+        let quiet = read::quiet_runners::<D>(&mut self.read().await?, seen_before).await?;
         let mut marked = Vec::with_capacity(quiet.len());
         for id in quiet {
             let (mut tx, now) = self.begin_at(now).await?;
@@ -243,7 +251,7 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     pub(super) async fn blocked(&self, limit: u32) -> Result<Vec<(Task, TaskId, TaskStatus)>> {
-        read::blocked::<D>(&mut *self.read().await?, limit).await
+        read::blocked::<D>(&mut self.read().await?, limit).await
     }
 
     pub(super) async fn take_lease(

@@ -16,7 +16,7 @@ use orchestrator_core::lock::{
 use orchestrator_core::model::{FileLock, LockMode};
 
 use super::{SqlStore, Tx, found};
-use crate::dialect::{Batch, Dialect};
+use crate::dialect::Dialect;
 use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
@@ -30,14 +30,12 @@ impl<D: Dialect> SqlStore<D> {
         reason: &str,
         now: Timestamp,
     ) -> Result<()> {
-        let mut batch = Batch::new();
         write::append_events(
-            &mut batch,
+            tx.batch(),
             &Vec::from_iter(released_event(released, reason)),
             now,
         );
-        let seq = D::run_batch(&mut tx, batch).await?;
-        self.commit(tx, seq).await
+        self.commit(tx).await
     }
 }
 
@@ -79,11 +77,9 @@ impl<D: Dialect> LockManager for SqlStore<D> {
         );
         let granted = sql_locks::number::<D>(&mut tx, &grants).await?;
         let event = acquired_event(&paths, holder, request.task_id);
-        let mut batch = Batch::new();
-        sql_locks::insert(&mut batch, &granted);
-        write::append_events(&mut batch, &[event], now);
-        let seq = D::run_batch(&mut tx, batch).await?;
-        self.commit(tx, seq).await?;
+        sql_locks::insert(tx.batch(), &granted);
+        write::append_events(tx.batch(), &[event], now);
+        self.commit(tx).await?;
         Ok(LockOutcome::Granted(granted))
     }
 
@@ -91,7 +87,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
         check_lease_ttl(ttl)?;
         let (mut tx, now) = self.begin_at(now).await?;
         let renewed = sql_locks::renew_holder::<D>(&mut tx, holder, now.add(ttl), now).await?;
-        self.commit(tx, None).await?;
+        self.commit(tx).await?;
         Ok(renewed)
     }
 

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,10 +31,10 @@ use orchestrator_core::model::{FileLock, LockMode};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use orchestrator_core::store::{Created, Store, check_lookup_size, check_token_hash};
 use sqlx::pool::PoolConnection;
-use sqlx::{Pool, Transaction};
-use tokio::sync::watch;
+use sqlx::{Pool, QueryBuilder};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
-use crate::dialect::{Batch, Dialect};
+use crate::dialect::{Batch, Dialect, Exec, Part, prefixed};
 use crate::error::SqlxResultExt;
 use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
@@ -50,16 +51,79 @@ const ADMIN_TOKEN_SETTING: &str = "admin_token_hash";
 pub struct SqlStore<D: Dialect> {
     /// Connections reads run on.
     pub(crate) pool: Pool<D>,
-    /// Connections write transactions run on: SQLite's one writer connection, which
-    /// writers queue for in order (instead of polling the busy handler, and without
-    /// waiting behind readers for a pooled connection), or the shared pool.
-    writer: Pool<D>,
+    /// Where write transactions get their connection.
+    writer: Writer<D>,
     clock: ClockSource,
     /// The newest event sequence number known to be committed.
     committed: watch::Sender<i64>,
     /// Background work that lives as long as the store (a listener for other processes'
     /// commits); stopped when the store is dropped.
     background: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Where write transactions get their connection.
+pub(crate) enum Writer<D: Dialect> {
+    /// From the pool reads use too.
+    Shared(Pool<D>),
+    /// One connection of its own (SQLite's writer), taken from a pool of one and kept:
+    /// writers queue for it in order (instead of polling the busy handler, and without
+    /// waiting behind readers), and none waits for the pool's check of a returned
+    /// connection (on SQLite a round trip to the connection's thread).
+    Own {
+        pool: Pool<D>,
+        conn: Arc<Mutex<Option<PoolConnection<D>>>>,
+    },
+}
+
+impl<D: Dialect> Writer<D> {
+    /// A writer with a connection of its own from `pool`.
+    pub(crate) fn own(pool: Pool<D>) -> Self {
+        Self::Own {
+            pool,
+            conn: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    async fn acquire(&self) -> Result<Held<D>> {
+        match self {
+            Self::Shared(pool) => Ok(Held::Pooled(pool.acquire().await.db()?)),
+            Self::Own { pool, conn } => {
+                let mut held = conn.clone().lock_owned().await;
+                if held.is_none() {
+                    *held = Some(pool.acquire().await.db()?);
+                }
+                Ok(Held::Own(held))
+            }
+        }
+    }
+}
+
+/// The connection of a write transaction.
+enum Held<D: Dialect> {
+    Pooled(PoolConnection<D>),
+    /// Never empty while held.
+    Own(OwnedMutexGuard<Option<PoolConnection<D>>>),
+}
+
+impl<D: Dialect> Held<D> {
+    fn connection(&mut self) -> &mut D::Connection {
+        match self {
+            Self::Pooled(conn) => conn,
+            Self::Own(held) => held.as_mut().expect("a held writer connection"),
+        }
+    }
+
+    /// Makes sure the connection is closed, not reused, once released.
+    fn discard(&mut self) {
+        match self {
+            Self::Pooled(conn) => conn.close_on_drop(),
+            Self::Own(held) => {
+                if let Some(mut conn) = held.take() {
+                    conn.close_on_drop();
+                }
+            }
+        }
+    }
 }
 
 /// Whose clock decides time-dependent outcomes (lease expiry, delays).
@@ -88,36 +152,152 @@ impl<D: Dialect> fmt::Debug for SqlStore<D> {
     }
 }
 
-/// A write transaction.
+/// A write transaction, begun and ended by hand rather than through sqlx's transaction
+/// type. Writes wait in [`Tx::batch`] and go out as one query before the next statement
+/// or with the commit. Where the dialect takes several statements in one call (SQLite),
+/// the BEGIN also travels in front of the first statement and the COMMIT behind the last
+/// writes: on SQLite every call is a hand-off to the connection's own thread, the largest
+/// cost of a small transaction. Dropped before its commit, the transaction rolls back.
 pub(crate) struct Tx<D: Dialect> {
-    tx: Transaction<'static, D>,
+    /// Taken when the transaction is dropped.
+    conn: Option<Held<D>>,
+    /// A BEGIN not sent yet.
+    begin: Option<&'static str>,
+    /// Whether a BEGIN went out and no COMMIT has succeeded since.
+    open: bool,
+    /// Writes not sent yet.
+    batch: Batch<D>,
+    /// Whether the transaction appended events.
+    appends_events: bool,
 }
 
 impl<D: Dialect> Tx<D> {
-    async fn commit(self) -> Result<()> {
-        self.tx.commit().await.db()
+    /// Opens a write transaction on `conn`; with `read_clock`, also returns the database
+    /// clock.
+    async fn begin(
+        conn: Held<D>,
+        settings: &'static str,
+        read_clock: bool,
+    ) -> Result<(Self, Option<Timestamp>)> {
+        let mut tx = Self {
+            conn: Some(conn),
+            begin: D::SCRIPTS.then_some(D::BEGIN),
+            open: !D::SCRIPTS,
+            batch: Batch::new(),
+            appends_events: false,
+        };
+        let clock = D::begin(tx.connection(), settings, read_clock).await?;
+        Ok((tx, clock))
+    }
+
+    fn connection(&mut self) -> &mut D::Connection {
+        self.conn
+            .as_mut()
+            .expect("a transaction keeps its connection until dropped")
+            .connection()
+    }
+
+    /// Where writes go: they are sent with the transaction's next statement or commit.
+    fn batch(&mut self) -> &mut Batch<D> {
+        &mut self.batch
+    }
+
+    /// Sends the writes waiting in the batch (and a BEGIN not sent yet), then a COMMIT if
+    /// `commit`.
+    async fn send(&mut self, commit: bool) -> Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Batch::new());
+        self.appends_events |= batch.appends_events();
+        let begin = self.begin.take();
+        self.open |= begin.is_some();
+        D::run_batch(self.connection(), begin, batch, commit).await
+    }
+
+    /// `query` ready to send: waiting writes go out first (it may read what they wrote),
+    /// a BEGIN not sent yet goes in front of it.
+    async fn lead(&mut self, query: QueryBuilder<D>) -> Result<QueryBuilder<D>> {
+        if !self.batch.is_empty() {
+            self.send(false).await?;
+        }
+        match self.begin.take() {
+            Some(begin) => {
+                self.open = true;
+                prefixed(begin, query)
+            }
+            None => Ok(query),
+        }
+    }
+
+    /// Sends what is left and commits; returns whether the transaction appended events.
+    async fn commit(mut self) -> Result<bool> {
+        if self.open || !self.batch.is_empty() {
+            self.send(true).await?;
+        }
+        self.open = false;
+        Ok(self.appends_events)
     }
 }
 
-impl<D: Dialect> std::ops::Deref for Tx<D> {
-    type Target = D::Connection;
-
-    fn deref(&self) -> &D::Connection {
-        &self.tx
+impl<D: Dialect> Drop for Tx<D> {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if !self.open {
+            return;
+        }
+        // Rolled back before the connection goes back to the pool (which waits for it);
+        // if that fails, or there is no runtime to do it on, closing the connection ends
+        // the transaction instead.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let rollback = QueryBuilder::new("ROLLBACK");
+                    if D::execute(conn.connection(), rollback).await.is_err() {
+                        conn.discard();
+                    }
+                });
+            }
+            Err(_) => conn.discard(),
+        }
     }
 }
 
-impl<D: Dialect> std::ops::DerefMut for Tx<D> {
-    fn deref_mut(&mut self) -> &mut D::Connection {
-        &mut self.tx
+#[async_trait]
+impl<D: Dialect> Exec<D> for Tx<D> {
+    async fn fetch_all(&mut self, query: QueryBuilder<D>) -> Result<Vec<D::Row>> {
+        let query = self.lead(query).await?;
+        D::fetch_all(self.connection(), query).await
+    }
+
+    async fn fetch_optional(&mut self, query: QueryBuilder<D>) -> Result<Option<D::Row>> {
+        let query = self.lead(query).await?;
+        D::fetch_optional(self.connection(), query).await
+    }
+
+    async fn fetch_count(&mut self, query: QueryBuilder<D>) -> Result<u64> {
+        let query = self.lead(query).await?;
+        D::fetch_count(self.connection(), query).await
+    }
+
+    async fn execute(&mut self, query: QueryBuilder<D>) -> Result<u64> {
+        let query = self.lead(query).await?;
+        D::execute(self.connection(), query).await
+    }
+
+    async fn fetch_script(&mut self, parts: Vec<Part<D>>) -> Result<Vec<Vec<D::Row>>> {
+        if !self.batch.is_empty() {
+            self.send(false).await?;
+        }
+        let begin = self.begin.take();
+        self.open |= begin.is_some();
+        D::fetch_script(self.connection(), begin, parts).await
     }
 }
 
 impl<D: Dialect> SqlStore<D> {
-    /// A store reading through `pool` and writing through `writer` (which may be the same
-    /// pool).
-    pub(crate) async fn new(pool: Pool<D>, writer: Pool<D>, clock: ClockSource) -> Result<Self> {
-        let newest = read::newest_event_seq::<D>(&mut *pool.acquire().await.db()?).await?;
+    /// A store reading through `pool` and writing through `writer`.
+    pub(crate) async fn new(pool: Pool<D>, writer: Writer<D>, clock: ClockSource) -> Result<Self> {
+        let newest = read::newest_event_seq::<D>(&mut pool.acquire().await.db()?).await?;
         Ok(Self {
             pool,
             writer,
@@ -154,9 +334,19 @@ impl<D: Dialect> SqlStore<D> {
     /// Opens a write transaction and settles the instant it works with (the caller's or
     /// the database's, see [`ClockSource`]).
     async fn begin_at(&self, caller_now: Timestamp) -> Result<(Tx<D>, Timestamp)> {
-        let mut tx = self.begin().await?;
-        let now = self.now(&mut tx, caller_now).await?;
-        Ok((tx, now))
+        self.begin_with("", caller_now).await
+    }
+
+    /// [`begin_at`](Self::begin_at) with `settings` sent along with the BEGIN.
+    async fn begin_with(
+        &self,
+        settings: &'static str,
+        caller_now: Timestamp,
+    ) -> Result<(Tx<D>, Timestamp)> {
+        let conn = self.writer.acquire().await?;
+        let read_clock = self.clock == ClockSource::Database;
+        let (tx, clock) = Tx::begin(conn, settings, read_clock).await?;
+        Ok((tx, clock.unwrap_or(caller_now)))
     }
 
     /// Writes planned log entries, marks `agents` active, records the events, commits;
@@ -169,33 +359,24 @@ impl<D: Dialect> SqlStore<D> {
         events: &[NewEvent],
         now: Timestamp,
     ) -> Result<u64> {
-        let mut batch = Batch::new();
-        write::insert_logs(&mut batch, stored);
-        write::touch_agents(&mut batch, agents, now);
-        write::append_events(&mut batch, events, now);
-        let seq = D::run_batch(&mut tx, batch).await?;
-        self.commit(tx, seq).await?;
+        write::insert_logs(tx.batch(), stored);
+        write::touch_agents(tx.batch(), agents, now);
+        write::append_events(tx.batch(), events, now);
+        self.commit(tx).await?;
         Ok(stored.len() as u64)
     }
 
-    async fn begin(&self) -> Result<Tx<D>> {
-        Ok(Tx {
-            tx: D::begin_write(&self.writer).await?,
-        })
-    }
-
-    /// The instant a transaction works with: the caller's, or the database's.
-    async fn now(&self, conn: &mut D::Connection, caller: Timestamp) -> Result<Timestamp> {
+    /// The instant a read works with: the caller's, or the database's.
+    async fn now(&self, conn: &mut impl Exec<D>, caller: Timestamp) -> Result<Timestamp> {
         match self.clock {
             ClockSource::Caller => Ok(caller),
             ClockSource::Database => D::database_now(conn).await,
         }
     }
 
-    /// Commits and tells subscribers how far the event log reaches.
-    async fn commit(&self, tx: Tx<D>, last_seq: Option<i64>) -> Result<()> {
-        tx.commit().await?;
-        if last_seq.is_some() {
+    /// Commits and, if events were appended, wakes subscribers.
+    async fn commit(&self, tx: Tx<D>) -> Result<()> {
+        if tx.commit().await? {
             announce(&self.committed);
         }
         Ok(())
@@ -211,8 +392,8 @@ impl<D: Dialect> SqlStore<D> {
         if change.noop {
             return Ok(Vec::new());
         }
-        let (granted, seq) = write_change(&mut tx, change, now).await?;
-        self.commit(tx, seq).await?;
+        let granted = write_change(&mut tx, change, now).await?;
+        self.commit(tx).await?;
         Ok(granted)
     }
 
@@ -239,46 +420,45 @@ pub(crate) fn announce(committed: &watch::Sender<i64>) {
     committed.send_modify(|generation| *generation += 1);
 }
 
-/// Writes a planned change inside `tx` (nothing for a no-op); returns the locks it granted
-/// and the last event sequence number it wrote.
+/// Adds the writes of a planned change to `tx`'s batch (nothing for a no-op); returns the
+/// locks it granted.
 async fn write_change<D: Dialect>(
     tx: &mut Tx<D>,
     change: &Change,
     now: Timestamp,
-) -> Result<(Vec<FileLock>, Option<i64>)> {
+) -> Result<Vec<FileLock>> {
     if change.noop {
-        return Ok((Vec::new(), None));
+        return Ok(Vec::new());
     }
     let granted = sql_locks::number::<D>(tx, &change.lock_grants).await?;
-    let mut batch = Batch::new();
+    let batch = tx.batch();
     if let Some(task) = change.release_task_locks {
-        sql_locks::release_task(&mut batch, task);
+        sql_locks::release_task(batch, task);
     }
     if let Some((task, expires)) = change.renew_task_locks {
-        sql_locks::renew_task(&mut batch, task, expires);
+        sql_locks::renew_task(batch, task, expires);
     }
     if let Some(task) = &change.task {
-        write::update_task(&mut batch, task)?;
+        write::update_task(batch, task)?;
     }
     if let Some(agent) = &change.agent {
-        write::update_agent(&mut batch, agent);
+        write::update_agent(batch, agent);
     }
     if let Some(attempt) = &change.attempt {
-        write::upsert_attempt(&mut batch, attempt);
+        write::upsert_attempt(batch, attempt);
     }
     if let Some(exception) = &change.exception {
-        write::upsert_exception(&mut batch, exception);
+        write::upsert_exception(batch, exception);
     }
     if let Some(session) = &change.runner_session {
-        write::update_runner_session(&mut batch, session);
+        write::update_runner_session(batch, session);
     }
     if let Some(result) = &change.verification {
-        write::insert_verification(&mut batch, result)?;
+        write::insert_verification(batch, result)?;
     }
-    sql_locks::insert(&mut batch, &granted);
-    write::append_events(&mut batch, &change.events, now);
-    let seq = D::run_batch(tx, batch).await?;
-    Ok((granted, seq))
+    sql_locks::insert(batch, &granted);
+    write::append_events(batch, &change.events, now);
+    Ok(granted)
 }
 
 /// Runs `operation` once more if it lost a uniqueness race with a concurrent writer (an
@@ -312,77 +492,68 @@ async fn check_dependencies<D: Dialect>(
     Ok(())
 }
 
-/// Inserts `new` unless its idempotency key names an existing task; returns the task and
-/// the sequence number of its creation event.
+/// Adds `new` to `tx`'s batch unless its idempotency key names an existing task.
 async fn insert_new_task<D: Dialect>(
     tx: &mut Tx<D>,
     new: NewTask,
     now: Timestamp,
-) -> Result<(Created<Task>, Option<i64>)> {
+) -> Result<Created<Task>> {
     if let Some(key) = &new.idempotency_key
         && let Some(existing) = read::task_by_idempotency_key::<D>(tx, key).await?
     {
-        let created = Created {
+        return Ok(Created {
             value: existing,
             created: false,
-        };
-        return Ok((created, None));
+        });
     }
     let task = new.into_task(TaskId::new(), now);
-    let mut batch = Batch::new();
-    write::insert_task(&mut batch, &task)?;
-    write::append_events(&mut batch, &[change::task_created_event(&task)], now);
-    let seq = D::run_batch(tx, batch).await?;
-    let created = Created {
+    write::insert_task(tx.batch(), &task)?;
+    write::append_events(tx.batch(), &[change::task_created_event(&task)], now);
+    Ok(Created {
         value: task,
         created: true,
-    };
-    Ok((created, seq))
+    })
 }
 
+/// The rows a task action on task `id` starts from, locked; `None` if there is no such
+/// task. The task, its agent and its latest attempt are read as one script.
 async fn task_context<D: Dialect>(
     tx: &mut Tx<D>,
-    task: Task,
+    id: TaskId,
     action: &TaskAction,
     now: Timestamp,
-) -> Result<TaskContext> {
-    let agent = match action {
-        TaskAction::Assign { agent_id, .. } => Some(found(
-            read::agent::<D>(tx, *agent_id, Lock::ForUpdate).await?,
-            "agent",
-            agent_id,
-        )?),
-        _ => match task.assigned_agent_id {
-            Some(id) => read::agent::<D>(tx, id, Lock::ForUpdate).await?,
-            None => None,
-        },
+) -> Result<Option<TaskContext>> {
+    let assignee = match action {
+        TaskAction::Assign { agent_id, .. } => Some(*agent_id),
+        _ => None,
     };
-    let attempt = match task.attempt {
-        0 => None,
-        number => read::attempt::<D>(tx, task.id, number).await?,
+    let (task, agent, attempt) = read::task_with_agent_and_attempt::<D>(tx, id, assignee).await?;
+    let Some(task) = task else {
+        return Ok(None);
     };
-    let (unfinished_dependencies, lock_conflicts) = match action {
-        TaskAction::Assign { agent_id, .. } => {
+    let (unfinished_dependencies, lock_conflicts) = match assignee {
+        Some(agent_id) => {
+            found(agent.as_ref(), "agent", agent_id)?;
             let paths = parse_paths(&task.files_hint, "filesHint")?;
             let guards = sql_locks::guard_keys(&paths, LockMode::Exclusive);
             D::guard_lock_keys(tx, &guards, true).await?;
             let conflicts =
-                sql_locks::conflicts::<D>(tx, &paths, LockMode::Exclusive, Some(*agent_id), now)
+                sql_locks::conflicts::<D>(tx, &paths, LockMode::Exclusive, Some(agent_id), now)
                     .await?;
             (
                 read::unfinished_dependencies::<D>(tx, task.id).await?,
                 conflicts,
             )
         }
-        _ => (Vec::new(), Vec::new()),
+        None => (Vec::new(), Vec::new()),
     };
-    Ok(TaskContext {
+    Ok(Some(TaskContext {
         task,
         agent,
         attempt,
         unfinished_dependencies,
         lock_conflicts,
-    })
+    }))
 }
 
 impl<D: Dialect> SqlStore<D> {
@@ -416,7 +587,7 @@ impl<D: Dialect> SqlStore<D> {
 #[async_trait]
 impl<D: Dialect> Store for SqlStore<D> {
     async fn ping(&self) -> Result<()> {
-        read::events_since::<D>(&mut *self.read().await?, i64::MAX, 1).await?;
+        read::events_since::<D>(&mut self.read().await?, i64::MAX, 1).await?;
         Ok(())
     }
 
@@ -425,9 +596,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         retry_on_race(|| async {
             let (mut tx, now) = self.begin_at(now).await?;
             check_dependencies(&mut tx, &new, "").await?;
-            let (created, seq) = insert_new_task(&mut tx, new.clone(), now).await?;
+            let created = insert_new_task(&mut tx, new.clone(), now).await?;
             if created.created {
-                self.commit(tx, seq).await?;
+                self.commit(tx).await?;
             }
             Ok(created)
         })
@@ -442,13 +613,10 @@ impl<D: Dialect> Store for SqlStore<D> {
                 check_dependencies(&mut tx, new, &format!("tasks[{index}].")).await?;
             }
             let mut tasks = Vec::with_capacity(batch.len());
-            let mut last_seq = None;
             for new in batch.iter().cloned() {
-                let (created, seq) = insert_new_task(&mut tx, new, now).await?;
-                tasks.push(created.value);
-                last_seq = last_seq.max(seq);
+                tasks.push(insert_new_task(&mut tx, new, now).await?.value);
             }
-            self.commit(tx, last_seq).await?;
+            self.commit(tx).await?;
             Ok(tasks)
         })
         .await
@@ -456,17 +624,17 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn get_tasks(&self, ids: &[TaskId]) -> Result<Vec<Task>> {
         check_lookup_size(ids)?;
-        read::tasks_by_id::<D>(&mut *self.read().await?, ids).await
+        read::tasks_by_id::<D>(&mut self.read().await?, ids).await
     }
 
     async fn task_activity_counts(&self, ids: &[TaskId]) -> Result<Vec<TaskActivityCounts>> {
         check_lookup_size(ids)?;
-        read::task_activity_counts::<D>(&mut *self.read().await?, ids).await
+        read::task_activity_counts::<D>(&mut self.read().await?, ids).await
     }
 
     async fn get_task(&self, id: TaskId) -> Result<Task> {
         found(
-            read::task::<D>(&mut *self.read().await?, id, Lock::None).await?,
+            read::task::<D>(&mut self.read().await?, id, Lock::None).await?,
             "task",
             id,
         )
@@ -474,7 +642,7 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
         query.validate()?;
-        read::tasks::<D>(&mut *self.read().await?, query).await
+        read::tasks::<D>(&mut self.read().await?, query).await
     }
 
     async fn edit_task(&self, id: TaskId, edit: TaskEdit, now: Timestamp) -> Result<Task> {
@@ -495,8 +663,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         now: Timestamp,
     ) -> Result<Task> {
         let (mut tx, now) = self.begin_at(now).await?;
-        let task = locked_task(&mut tx, id).await?;
-        let context = task_context(&mut tx, task, &action, now).await?;
+        let context = found(task_context(&mut tx, id, &action, now).await?, "task", id)?;
         let change = change::plan_task_action(context, action, lease.as_ref(), now)?;
         let task = planned(change.task.clone(), "task")?;
         self.persist(tx, &change, now).await?;
@@ -508,11 +675,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         let task = locked_task(&mut tx, id).await?;
         let dependents = read::dependents::<D>(&mut tx, id).await?;
         let event = change::check_deletable(&task, &dependents)?;
-        let mut batch = Batch::new();
-        write::delete_task(&mut batch, id);
-        write::append_events(&mut batch, &[event], now);
-        let seq = D::run_batch(&mut tx, batch).await?;
-        self.commit(tx, seq).await
+        write::delete_task(tx.batch(), id);
+        write::append_events(tx.batch(), &[event], now);
+        self.commit(tx).await
     }
 
     async fn list_attempts(&self, task: TaskId) -> Result<Vec<TaskAttempt>> {
@@ -533,27 +698,25 @@ impl<D: Dialect> Store for SqlStore<D> {
             found(row, "runnerSession", session)?;
         }
         let agent = new.into_agent(AgentId::new(), now);
-        let mut batch = Batch::new();
-        write::insert_agent(&mut batch, &agent);
-        write::append_events(&mut batch, &[change::agent_created_event(&agent)], now);
-        let seq = D::run_batch(&mut tx, batch).await?;
-        self.commit(tx, seq).await?;
+        write::insert_agent(tx.batch(), &agent);
+        write::append_events(tx.batch(), &[change::agent_created_event(&agent)], now);
+        self.commit(tx).await?;
         Ok(agent)
     }
 
     async fn agent_activity_counts(&self, ids: &[AgentId]) -> Result<Vec<AgentActivityCounts>> {
         check_lookup_size(ids)?;
-        read::agent_activity_counts::<D>(&mut *self.read().await?, ids).await
+        read::agent_activity_counts::<D>(&mut self.read().await?, ids).await
     }
 
     async fn get_agents(&self, ids: &[AgentId]) -> Result<Vec<Agent>> {
         check_lookup_size(ids)?;
-        read::agents_by_id::<D>(&mut *self.read().await?, ids, Lock::None).await
+        read::agents_by_id::<D>(&mut self.read().await?, ids, Lock::None).await
     }
 
     async fn get_agent(&self, id: AgentId) -> Result<Agent> {
         found(
-            read::agent::<D>(&mut *self.read().await?, id, Lock::None).await?,
+            read::agent::<D>(&mut self.read().await?, id, Lock::None).await?,
             "agent",
             id,
         )
@@ -561,7 +724,7 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn list_agents(&self, query: &AgentQuery) -> Result<Page<Agent>> {
         query.validate()?;
-        read::agents::<D>(&mut *self.read().await?, query).await
+        read::agents::<D>(&mut self.read().await?, query).await
     }
 
     async fn apply_agent_action(
@@ -590,23 +753,19 @@ impl<D: Dialect> Store for SqlStore<D> {
         new.validate()?;
         let (mut tx, now) = self.begin_at(now).await?;
         let session = new.into_session(RunnerSessionId::new(), now);
-        let mut batch = Batch::new();
-        write::insert_runner_session(&mut batch, &session);
-        write::append_events(&mut batch, &[change::runner_connected_event(&session)], now);
-        let seq = D::run_batch(&mut tx, batch)
-            .await
-            .map_err(|err| match err {
-                Error::Conflict(_) => {
-                    Error::conflict("a runner session with this token already exists")
-                }
-                other => other,
-            })?;
-        self.commit(tx, seq).await?;
+        write::insert_runner_session(tx.batch(), &session);
+        write::append_events(tx.batch(), &[change::runner_connected_event(&session)], now);
+        self.commit(tx).await.map_err(|err| match err {
+            Error::Conflict(_) => {
+                Error::conflict("a runner session with this token already exists")
+            }
+            other => other,
+        })?;
         Ok(session)
     }
 
     async fn admin_token_hash(&self) -> Result<Option<String>> {
-        read::setting::<D>(&mut *self.read().await?, ADMIN_TOKEN_SETTING).await
+        read::setting::<D>(&mut self.read().await?, ADMIN_TOKEN_SETTING).await
     }
 
     async fn save_admin_token_hash(&self, hash: &str, now: Timestamp) -> Result<String> {
@@ -645,16 +804,16 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn get_runner_session(&self, id: RunnerSessionId) -> Result<RunnerSession> {
-        let row = read::runner_session::<D>(&mut *self.read().await?, id, Lock::None).await?;
+        let row = read::runner_session::<D>(&mut self.read().await?, id, Lock::None).await?;
         found(row, "runnerSession", id)
     }
 
     async fn find_runner_session(&self, token_hash: &str) -> Result<Option<RunnerSession>> {
-        read::runner_session_by_token::<D>(&mut *self.read().await?, token_hash).await
+        read::runner_session_by_token::<D>(&mut self.read().await?, token_hash).await
     }
 
     async fn list_runner_sessions(&self) -> Result<Vec<RunnerSession>> {
-        read::runner_sessions::<D>(&mut *self.read().await?).await
+        read::runner_sessions::<D>(&mut self.read().await?).await
     }
 
     async fn apply_runner_session_event(
@@ -771,13 +930,13 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn get_exception(&self, id: ExceptionId) -> Result<Exception> {
-        let row = read::exception::<D>(&mut *self.read().await?, id, Lock::None).await?;
+        let row = read::exception::<D>(&mut self.read().await?, id, Lock::None).await?;
         found(row, "exception", id)
     }
 
     async fn list_exceptions(&self, query: &ExceptionQuery) -> Result<Page<Exception>> {
         query.validate()?;
-        read::exceptions::<D>(&mut *self.read().await?, query).await
+        read::exceptions::<D>(&mut self.read().await?, query).await
     }
 
     async fn decide_exception(
@@ -808,20 +967,20 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn stats(&self, since: Timestamp) -> Result<SystemStats> {
-        read::stats::<D>(&mut *self.read().await?, since).await
+        read::stats::<D>(&mut self.read().await?, since).await
     }
 
     async fn last_event_seq(&self) -> Result<i64> {
         D::number_events(&self.pool).await?;
-        let query = sqlx::QueryBuilder::<D>::new("SELECT COALESCE(MAX(seq), 0) FROM events");
-        let last = D::fetch_count(&mut *self.read().await?, query).await?;
+        let query = QueryBuilder::<D>::new("SELECT COALESCE(MAX(seq), 0) FROM events");
+        let last = self.read().await?.fetch_count(query).await?;
         Ok(i64::try_from(last).unwrap_or(i64::MAX))
     }
 
     async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
         change::check_events_limit(limit)?;
         D::number_events(&self.pool).await?;
-        read::events_since::<D>(&mut *self.read().await?, after, limit).await
+        read::events_since::<D>(&mut self.read().await?, after, limit).await
     }
 
     async fn claim(&self, request: ClaimRequest, now: Timestamp) -> Result<Vec<Claim>> {
@@ -873,5 +1032,100 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     fn subscribe(&self) -> watch::Receiver<i64> {
         self.committed.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use orchestrator_core::Timestamp;
+    use orchestrator_core::change;
+    use orchestrator_core::coordination::ClaimRequest;
+    use orchestrator_core::error::Error;
+    use orchestrator_core::model::{NewAgent, NewTask};
+    use orchestrator_core::store::Store;
+
+    use super::{Dialect, SqlStore};
+    use crate::sql::{read, write};
+
+    /// Writes batched in front of a guarded update whose row changed meanwhile are not
+    /// committed, the transaction fails with a conflict, and the writer keeps working.
+    async fn failed_guard_writes_nothing<D: Dialect>(store: &SqlStore<D>) {
+        let now = Timestamp::from_millis(1_000).expect("an instant");
+        let agent = store.create_agent(NewAgent::default(), now).await.unwrap();
+        let events_before = store.last_event_seq().await.unwrap();
+
+        let (mut tx, now) = store.begin_at(now).await.unwrap();
+        write::append_events(tx.batch(), &[change::agent_created_event(&agent)], now);
+        let mut stale = agent.clone();
+        stale.name = Some("from a stale read".into());
+        stale.revision += 5;
+        write::update_agent(tx.batch(), &stale);
+        let failed = store.commit(tx).await;
+        assert!(matches!(failed, Err(Error::Conflict(_))), "{failed:?}");
+
+        assert_eq!(store.last_event_seq().await.unwrap(), events_before);
+        assert_eq!(store.get_agent(agent.id).await.unwrap(), agent);
+        store.create_agent(NewAgent::default(), now).await.unwrap();
+        assert!(store.last_event_seq().await.unwrap() > events_before);
+    }
+
+    /// The combined read of a task action gives the rows the single-row lookups give.
+    async fn task_context_matches_lookups<D: Dialect>(store: &SqlStore<D>) {
+        let now = Timestamp::from_millis(2_000).expect("an instant");
+        let mut new = NewTask::new("read together", "d");
+        new.files_hint = vec!["src/".into()];
+        store.create_task(new, now).await.unwrap();
+        let named = NewAgent {
+            name: Some("slot".into()),
+            ..NewAgent::default()
+        };
+        let agent = store.create_agent(named, now).await.unwrap();
+        let request = ClaimRequest {
+            agents: vec![agent.id],
+            runner_session_id: None,
+            task_id: None,
+            lease_ttl: Duration::from_secs(60),
+        };
+        let claim = store.claim(request, now).await.unwrap().remove(0);
+        let id = claim.task.id;
+
+        let (mut tx, _) = store.begin_at(now).await.unwrap();
+        let read = read::task_with_agent_and_attempt::<D>(&mut tx, id, None)
+            .await
+            .unwrap();
+        drop(tx);
+        let attempts = store.list_attempts(id).await.unwrap();
+        let expected = (
+            Some(store.get_task(id).await.unwrap()),
+            Some(store.get_agent(agent.id).await.unwrap()),
+            attempts.last().cloned(),
+        );
+        assert_eq!(read, expected);
+        assert!(read.2.is_some());
+    }
+
+    #[tokio::test]
+    async fn sqlite_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::open(dir.path().join("guard.db"))
+            .await
+            .unwrap();
+        failed_guard_writes_nothing(&store).await;
+        task_context_matches_lookups(&store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_transactions() {
+        let Some(schema) = crate::scratch::ScratchSchema::from_env("transaction tests").await
+        else {
+            return;
+        };
+        let store = schema.open(super::ClockSource::Caller).await;
+        failed_guard_writes_nothing(&store).await;
+        task_context_matches_lookups(&store).await;
+        drop(store);
+        schema.drop_schema().await;
     }
 }

@@ -10,7 +10,7 @@ use orchestrator_core::lock::{
 use orchestrator_core::model::{FileLock, FileLockStatus, LockMode};
 use sqlx::QueryBuilder;
 
-use crate::dialect::{Batch, Dialect, Expect, Value, insert_into, push_list, update_into};
+use crate::dialect::{Batch, Dialect, Exec, Expect, Value, insert_into, push_list, update_into};
 use crate::rows::RowReader;
 
 fn lock_from_row(row: &impl RowReader) -> Result<FileLock> {
@@ -21,7 +21,7 @@ fn lock_from_row(row: &impl RowReader) -> Result<FileLock> {
 /// overlap are looked up — each path's ancestors and itself, and for a directory the key
 /// range below it — so the cost follows the request, not the table.
 pub(crate) async fn held_overlapping<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     paths: &[LockPath],
     now: Timestamp,
 ) -> Result<Vec<FileLock>> {
@@ -51,7 +51,7 @@ pub(crate) async fn held_overlapping<D: Dialect>(
         }
         query.push(")");
     }
-    D::fetch_all(conn, query)
+    conn.fetch_all(query)
         .await?
         .iter()
         .map(lock_from_row)
@@ -60,7 +60,7 @@ pub(crate) async fn held_overlapping<D: Dialect>(
 
 /// Live locks of holders other than `holder` that stand in the way of `paths` in `mode`.
 pub(crate) async fn conflicts<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     paths: &[LockPath],
     mode: LockMode,
     holder: Option<AgentId>,
@@ -101,7 +101,7 @@ fn guard_hash(key: &str) -> i64 {
 
 /// Numbers `grants` with fresh fencing tokens.
 pub(crate) async fn number<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     grants: &[FileLock],
 ) -> Result<Vec<FileLock>> {
     if grants.is_empty() {
@@ -170,7 +170,7 @@ pub(crate) fn renew_task<D: Dialect>(batch: &mut Batch<D>, task: TaskId, expires
 /// Deletes the locks matching `condition` (a fragment followed by one bound value) and
 /// returns them.
 async fn delete_where<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     condition: &str,
     value: Value,
     extra: Option<(&str, Vec<Value>)>,
@@ -184,7 +184,7 @@ async fn delete_where<D: Dialect>(
         query.push(")");
     }
     query.push(" RETURNING *");
-    D::fetch_all(conn, query)
+    conn.fetch_all(query)
         .await?
         .iter()
         .map(lock_from_row)
@@ -192,7 +192,7 @@ async fn delete_where<D: Dialect>(
 }
 
 pub(crate) async fn release_holder<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     holder: AgentId,
     keys: Option<Vec<String>>,
 ) -> Result<Vec<FileLock>> {
@@ -209,21 +209,21 @@ pub(crate) async fn release_holder<D: Dialect>(
 }
 
 pub(crate) async fn release_key<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     key: &str,
 ) -> Result<Vec<FileLock>> {
     delete_where::<D>(conn, "file_path = ", Value::text(key), None).await
 }
 
 pub(crate) async fn sweep<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     now: Timestamp,
 ) -> Result<Vec<FileLock>> {
     delete_where::<D>(conn, "expires_at <= ", Value::at(now), None).await
 }
 
 pub(crate) async fn renew_holder<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     holder: AgentId,
     expires: Timestamp,
     now: Timestamp,
@@ -234,11 +234,11 @@ pub(crate) async fn renew_holder<D: Dialect>(
     Value::id(holder).bind(&mut query);
     query.push(" AND expires_at > ");
     Value::at(now).bind(&mut query);
-    D::execute(conn, query).await
+    conn.execute(query).await
 }
 
 pub(crate) async fn list<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     query: &LockQuery,
     now: Timestamp,
 ) -> Result<Vec<FileLock>> {
@@ -257,7 +257,7 @@ pub(crate) async fn list<D: Dialect>(
     }
     sql.push(" ORDER BY acquired_at DESC, fencing_token DESC LIMIT ");
     Value::int(query.limit).bind(&mut sql);
-    D::fetch_all(conn, sql)
+    conn.fetch_all(sql)
         .await?
         .iter()
         .map(lock_from_row)

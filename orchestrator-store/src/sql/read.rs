@@ -14,9 +14,9 @@ use orchestrator_core::model::{
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use crate::dialect::{Dialect, Value, push_list};
+use crate::dialect::{Dialect, Exec, Part, Value, push_list};
 use crate::rows::{
-    RowReader, agent_activity_from_row, agent_from_row, attempt_from_row, event_from_row,
+    JsonRow, RowReader, agent_activity_from_row, agent_from_row, attempt_from_row, event_from_row,
     exception_from_row, log_from_row, runner_session_from_row, task_activity_from_row,
     task_from_row, verification_from_row,
 };
@@ -40,40 +40,59 @@ impl Lock {
     }
 }
 
-fn task_select<D: Dialect>() -> QueryBuilder<D> {
-    QueryBuilder::<D>::new(format!(
+fn push_task_select<D: Dialect>(query: &mut QueryBuilder<D>) {
+    query.push(format!(
         "SELECT t.*, (SELECT {} FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on \
          FROM tasks t",
         D::DEPENDENCY_LIST
-    ))
+    ));
+}
+
+fn task_select<D: Dialect>() -> QueryBuilder<D> {
+    let mut query = QueryBuilder::new("");
+    push_task_select(&mut query);
+    query
+}
+
+/// A query built from a part of a script.
+fn from_part<D: Dialect>(part: Part<D>) -> QueryBuilder<D> {
+    let mut query = QueryBuilder::new("");
+    part(&mut query);
+    query
+}
+
+/// The first row of a script's result set, decoded.
+fn first<D: Dialect, T>(
+    rows: Option<Vec<D::Row>>,
+    decode: fn(&D::Row) -> Result<T>,
+) -> Result<Option<T>> {
+    rows.and_then(|rows| rows.into_iter().next())
+        .map(|row| decode(&row))
+        .transpose()
 }
 
 async fn one<D: Dialect, T>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     query: QueryBuilder<D>,
     decode: fn(&D::Row) -> Result<T>,
 ) -> Result<Option<T>> {
-    D::fetch_optional(conn, query)
+    conn.fetch_optional(query)
         .await?
         .map(|row| decode(&row))
         .transpose()
 }
 
 async fn all<D: Dialect, T>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     query: QueryBuilder<D>,
     decode: fn(&D::Row) -> Result<T>,
 ) -> Result<Vec<T>> {
-    D::fetch_all(conn, query)
-        .await?
-        .iter()
-        .map(decode)
-        .collect()
+    conn.fetch_all(query).await?.iter().map(decode).collect()
 }
 
 /// `SELECT * FROM table WHERE id = ?`, optionally locked.
 async fn by_id<D: Dialect, T>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     table: &str,
     id: Uuid,
     lock: Lock,
@@ -85,8 +104,95 @@ async fn by_id<D: Dialect, T>(
     one::<D, _>(conn, query, decode).await
 }
 
+/// The task `id`, locked, with the agent `agent` (or, without one, the task's own) locked
+/// and the task's latest attempt: the rows a task action starts from, read as one script.
+pub(crate) async fn task_with_agent_and_attempt<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    id: TaskId,
+    agent: Option<AgentId>,
+) -> Result<(Option<Task>, Option<Agent>, Option<TaskAttempt>)> {
+    if !D::SCRIPTS {
+        return task_with_agent_and_attempt_as_json(conn, id, agent).await;
+    }
+    let task: Part<D> = Box::new(move |query| {
+        push_task_select(query);
+        query.push(" WHERE t.id = ");
+        Value::id(id).bind(query);
+        query.push(Lock::ForUpdate.clause::<D>(Some("t")));
+    });
+    let agent: Part<D> = Box::new(move |query| {
+        query.push("SELECT * FROM agents WHERE id = ");
+        match agent {
+            Some(agent) => Value::id(agent).bind(query),
+            None => {
+                query.push("(SELECT assigned_agent_id FROM tasks WHERE id = ");
+                Value::id(id).bind(query);
+                query.push(")");
+            }
+        }
+        query.push(Lock::ForUpdate.clause::<D>(None));
+    });
+    let attempt: Part<D> = Box::new(move |query| {
+        query.push("SELECT * FROM task_attempts WHERE task_id = ");
+        Value::id(id).bind(query);
+        query.push(" AND attempt_number = (SELECT attempt FROM tasks WHERE id = ");
+        Value::id(id).bind(query);
+        query.push(")");
+    });
+    let mut sets = conn
+        .fetch_script(vec![task, agent, attempt])
+        .await?
+        .into_iter();
+    Ok((
+        first::<D, _>(sets.next(), task_from_row)?,
+        first::<D, _>(sets.next(), agent_from_row)?,
+        first::<D, _>(sets.next(), attempt_from_row)?,
+    ))
+}
+
+/// [`task_with_agent_and_attempt`] in one statement, for a dialect that runs one
+/// statement per round trip (PostgreSQL): the agent and the attempt come as JSON columns
+/// of the task's row. Locks the task, then the agent.
+async fn task_with_agent_and_attempt_as_json<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    id: TaskId,
+    agent: Option<AgentId>,
+) -> Result<(Option<Task>, Option<Agent>, Option<TaskAttempt>)> {
+    let mut query = QueryBuilder::<D>::new("WITH t AS (SELECT * FROM tasks WHERE id = ");
+    Value::id(id).bind(&mut query);
+    query.push(" FOR UPDATE), a AS (SELECT * FROM agents WHERE id = ");
+    match agent {
+        Some(agent) => Value::id(agent).bind(&mut query),
+        None => {
+            query.push("(SELECT assigned_agent_id FROM t)");
+        }
+    }
+    query.push(format!(
+        " FOR UPDATE) SELECT t.*, \
+         (SELECT {} FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on, \
+         (SELECT to_jsonb(a) FROM a) AS agent_row, \
+         (SELECT to_jsonb(p) FROM task_attempts p \
+          WHERE p.task_id = t.id AND p.attempt_number = t.attempt) AS attempt_row \
+         FROM t",
+        D::DEPENDENCY_LIST
+    ));
+    let Some(row) = conn.fetch_optional(query).await? else {
+        return Ok((None, None, None));
+    };
+    let nested = |column: &str| row.json(column)?.map(JsonRow::new).transpose();
+    Ok((
+        Some(task_from_row(&row)?),
+        nested("agent_row")?
+            .map(|r| agent_from_row(&r))
+            .transpose()?,
+        nested("attempt_row")?
+            .map(|r| attempt_from_row(&r))
+            .transpose()?,
+    ))
+}
+
 pub(crate) async fn task<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     id: TaskId,
     lock: Lock,
 ) -> Result<Option<Task>> {
@@ -99,7 +205,7 @@ pub(crate) async fn task<D: Dialect>(
 
 /// The tasks among `ids` that exist.
 pub(crate) async fn tasks_by_id<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     ids: &[TaskId],
 ) -> Result<Vec<Task>> {
     if ids.is_empty() {
@@ -113,7 +219,7 @@ pub(crate) async fn tasks_by_id<D: Dialect>(
 }
 
 pub(crate) async fn task_by_idempotency_key<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     key: &str,
 ) -> Result<Option<Task>> {
     let mut query = task_select::<D>();
@@ -123,7 +229,7 @@ pub(crate) async fn task_by_idempotency_key<D: Dialect>(
 }
 
 pub(crate) async fn agent<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     id: AgentId,
     lock: Lock,
 ) -> Result<Option<Agent>> {
@@ -131,7 +237,7 @@ pub(crate) async fn agent<D: Dialect>(
 }
 
 pub(crate) async fn runner_session<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     id: RunnerSessionId,
     lock: Lock,
 ) -> Result<Option<RunnerSession>> {
@@ -146,7 +252,7 @@ pub(crate) async fn runner_session<D: Dialect>(
 }
 
 pub(crate) async fn exception<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     id: ExceptionId,
     lock: Lock,
 ) -> Result<Option<Exception>> {
@@ -154,7 +260,7 @@ pub(crate) async fn exception<D: Dialect>(
 }
 
 pub(crate) async fn runner_session_by_token<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     token_hash: &str,
 ) -> Result<Option<RunnerSession>> {
     let mut query = QueryBuilder::<D>::new("SELECT * FROM runner_sessions WHERE token_hash = ");
@@ -163,27 +269,15 @@ pub(crate) async fn runner_session_by_token<D: Dialect>(
 }
 
 pub(crate) async fn runner_sessions<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
 ) -> Result<Vec<RunnerSession>> {
     let query =
         QueryBuilder::<D>::new("SELECT * FROM runner_sessions ORDER BY created_at DESC, id DESC");
     all::<D, _>(conn, query, runner_session_from_row).await
 }
 
-pub(crate) async fn attempt<D: Dialect>(
-    conn: &mut D::Connection,
-    task: TaskId,
-    number: u32,
-) -> Result<Option<TaskAttempt>> {
-    let mut query = QueryBuilder::<D>::new("SELECT * FROM task_attempts WHERE task_id = ");
-    Value::id(task).bind(&mut query);
-    query.push(" AND attempt_number = ");
-    Value::int(number).bind(&mut query);
-    one::<D, _>(conn, query, attempt_from_row).await
-}
-
 pub(crate) async fn attempts<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     task: TaskId,
 ) -> Result<Vec<TaskAttempt>> {
     let mut query = QueryBuilder::<D>::new("SELECT * FROM task_attempts WHERE task_id = ");
@@ -194,7 +288,7 @@ pub(crate) async fn attempts<D: Dialect>(
 
 /// The ids among `ids` that `table` has no row for.
 pub(crate) async fn missing<D: Dialect, T: Copy + Into<Uuid>>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     table: &str,
     ids: &[T],
 ) -> Result<Vec<T>> {
@@ -213,7 +307,7 @@ pub(crate) async fn missing<D: Dialect, T: Copy + Into<Uuid>>(
 }
 
 pub(crate) async fn unfinished_dependencies<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     task: TaskId,
 ) -> Result<Vec<(TaskId, TaskStatus)>> {
     let mut query = QueryBuilder::<D>::new(
@@ -233,7 +327,7 @@ pub(crate) async fn unfinished_dependencies<D: Dialect>(
 }
 
 pub(crate) async fn dependents<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     task: TaskId,
 ) -> Result<Vec<TaskId>> {
     let mut query =
@@ -245,7 +339,7 @@ pub(crate) async fn dependents<D: Dialect>(
 }
 
 pub(crate) async fn unresolved_exception<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     kind: ExceptionType,
     task: TaskId,
 ) -> Result<Option<Exception>> {
@@ -285,7 +379,7 @@ fn direction(order: SortOrder) -> &'static str {
 }
 
 pub(crate) async fn tasks<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     query: &TaskQuery,
 ) -> Result<Page<Task>> {
     let mut filters: Filters = Vec::new();
@@ -308,7 +402,7 @@ pub(crate) async fn tasks<D: Dialect>(
     };
     let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM tasks t");
     with_search(&mut count);
-    let total_count = D::fetch_count(conn, count).await?;
+    let total_count = conn.fetch_count(count).await?;
 
     let dir = direction(query.sort_order);
     let bytes = D::BYTE_ORDER;
@@ -336,7 +430,7 @@ pub(crate) async fn tasks<D: Dialect>(
 }
 
 pub(crate) async fn agents<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     query: &AgentQuery,
 ) -> Result<Page<Agent>> {
     let mut filters: Filters = Vec::new();
@@ -348,7 +442,7 @@ pub(crate) async fn agents<D: Dialect>(
     }
     let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM agents");
     push_filters::<D>(&mut count, &filters);
-    let total_count = D::fetch_count(conn, count).await?;
+    let total_count = conn.fetch_count(count).await?;
     let mut page = QueryBuilder::<D>::new("SELECT * FROM agents");
     push_filters::<D>(&mut page, &filters);
     page.push(" ORDER BY created_at DESC, id DESC");
@@ -361,10 +455,7 @@ pub(crate) async fn agents<D: Dialect>(
     })
 }
 
-pub(crate) async fn logs<D: Dialect>(
-    conn: &mut D::Connection,
-    query: &LogQuery,
-) -> Result<LogPage> {
+pub(crate) async fn logs<D: Dialect>(conn: &mut impl Exec<D>, query: &LogQuery) -> Result<LogPage> {
     let mut filters: Filters = Vec::new();
     if let Some(agent) = query.agent_id {
         filters.push(("agent_id = ", Value::id(agent)));
@@ -377,7 +468,7 @@ pub(crate) async fn logs<D: Dialect>(
     }
     let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM agent_logs");
     push_filters::<D>(&mut count, &filters);
-    let total_count = D::fetch_count(conn, count).await?;
+    let total_count = conn.fetch_count(count).await?;
     let mut page = QueryBuilder::<D>::new("SELECT * FROM agent_logs");
     push_filters::<D>(&mut page, &filters);
     if let Some(cursor) = query.before {
@@ -396,7 +487,7 @@ pub(crate) async fn logs<D: Dialect>(
 }
 
 pub(crate) async fn verification_results<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     task: TaskId,
     limit: u32,
 ) -> Result<Vec<VerificationResult>> {
@@ -408,7 +499,7 @@ pub(crate) async fn verification_results<D: Dialect>(
 }
 
 pub(crate) async fn exceptions<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     query: &ExceptionQuery,
 ) -> Result<Page<Exception>> {
     let mut filters: Filters = Vec::new();
@@ -429,7 +520,7 @@ pub(crate) async fn exceptions<D: Dialect>(
     }
     let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM exceptions");
     push_filters::<D>(&mut count, &filters);
-    let total_count = D::fetch_count(conn, count).await?;
+    let total_count = conn.fetch_count(count).await?;
     let mut page = QueryBuilder::<D>::new("SELECT * FROM exceptions");
     push_filters::<D>(&mut page, &filters);
     page.push(
@@ -446,7 +537,7 @@ pub(crate) async fn exceptions<D: Dialect>(
 }
 
 pub(crate) async fn events_since<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     after: i64,
     limit: u32,
 ) -> Result<Vec<Event>> {
@@ -461,39 +552,56 @@ pub(crate) async fn events_since<D: Dialect>(
 /// id): QUEUED, past `notBefore`, every dependency COMPLETED. Where the dialect can, rows
 /// other claimers have locked are passed over, and the returned ones stay locked.
 pub(crate) async fn claimable<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     now: Timestamp,
-    after: Option<&Task>,
+    after: Option<Task>,
     limit: u32,
 ) -> Result<Vec<Task>> {
-    let mut query = task_select::<D>();
-    query.push(" WHERE t.status = 'QUEUED' AND (t.not_before IS NULL OR t.not_before <= ");
-    Value::at(now).bind(&mut query);
-    query.push(
-        ") AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks dt ON dt.id = d.depends_on_id \
-         WHERE d.task_id = t.id AND dt.status <> 'COMPLETED')",
-    );
-    if let Some(last) = after {
-        query.push(" AND (t.priority, t.created_at, t.id) > (");
-        push_list(
-            &mut query,
-            vec![
-                Value::int(last.priority),
-                Value::at(last.created_at),
-                Value::id(last.id),
-            ],
-        );
-        query.push(")");
-    }
-    query.push(" ORDER BY t.priority, t.created_at, t.id LIMIT ");
-    Value::int(limit).bind(&mut query);
-    query.push(D::SKIP_LOCKED);
+    let query = from_part(claimable_part::<D>(now, after, limit));
     all::<D, _>(conn, query, task_from_row).await
+}
+
+/// The statement of [`claimable`], for a script.
+pub(crate) fn claimable_part<D: Dialect>(
+    now: Timestamp,
+    after: Option<Task>,
+    limit: u32,
+) -> Part<D> {
+    Box::new(move |query| {
+        push_task_select(query);
+        query.push(" WHERE t.status = 'QUEUED' AND (t.not_before IS NULL OR t.not_before <= ");
+        Value::at(now).bind(query);
+        query.push(
+            ") AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
+             JOIN tasks dt ON dt.id = d.depends_on_id \
+             WHERE d.task_id = t.id AND dt.status <> 'COMPLETED')",
+        );
+        if let Some(last) = after {
+            query.push(" AND (t.priority, t.created_at, t.id) > (");
+            push_list(
+                query,
+                vec![
+                    Value::int(last.priority),
+                    Value::at(last.created_at),
+                    Value::id(last.id),
+                ],
+            );
+            query.push(")");
+        }
+        query.push(" ORDER BY t.priority, t.created_at, t.id LIMIT ");
+        Value::int(limit).bind(query);
+        query.push(D::SKIP_LOCKED);
+    })
+}
+
+/// Decodes the rows of a script's result set.
+pub(crate) fn decode_all<R, T>(rows: &[R], decode: fn(&R) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(decode).collect()
 }
 
 /// Ids of up to `limit` running tasks whose lease ran out by `now`, earliest first.
 pub(crate) async fn expired_leases<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     now: Timestamp,
     limit: u32,
 ) -> Result<Vec<TaskId>> {
@@ -510,7 +618,7 @@ pub(crate) async fn expired_leases<D: Dialect>(
 
 /// Ids of ACTIVE runner sessions not seen since `seen_before`.
 pub(crate) async fn quiet_runners<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     seen_before: Timestamp,
 ) -> Result<Vec<RunnerSessionId>> {
     let mut query = QueryBuilder::<D>::new(
@@ -529,7 +637,7 @@ pub(crate) async fn quiet_runners<D: Dialect>(
 /// Running tasks with a live lease whose agent, not paused, has shown no activity since
 /// `quiet_since`.
 pub(crate) async fn stalled<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     quiet_since: Timestamp,
     now: Timestamp,
 ) -> Result<Vec<Task>> {
@@ -548,7 +656,7 @@ pub(crate) async fn stalled<D: Dialect>(
 
 /// Up to `limit` QUEUED tasks waiting for a dependency that FAILED or was CANCELLED.
 pub(crate) async fn blocked<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     limit: u32,
 ) -> Result<Vec<(Task, TaskId, TaskStatus)>> {
     let mut query = QueryBuilder::<D>::new(format!(
@@ -578,26 +686,34 @@ pub(crate) async fn blocked<D: Dialect>(
 }
 
 /// The newest event sequence number (0 for an empty log).
-pub(crate) async fn newest_event_seq<D: Dialect>(conn: &mut D::Connection) -> Result<i64> {
+pub(crate) async fn newest_event_seq<D: Dialect>(conn: &mut impl Exec<D>) -> Result<i64> {
     let query = QueryBuilder::<D>::new("SELECT COALESCE(MAX(seq), 0) FROM events");
-    Ok(i64::try_from(D::fetch_count(conn, query).await?).unwrap_or(i64::MAX))
+    Ok(i64::try_from(conn.fetch_count(query).await?).unwrap_or(i64::MAX))
 }
 
 /// The agents with the given ids, locked until the transaction ends (where the dialect
 /// locks rows), in id order; unknown ids are left out.
 pub(crate) async fn agents_by_id<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     ids: &[AgentId],
     lock: Lock,
 ) -> Result<Vec<Agent>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut query = QueryBuilder::<D>::new("SELECT * FROM agents WHERE id IN (");
-    push_list(&mut query, ids.iter().map(|id| Value::id(*id)).collect());
-    query.push(") ORDER BY id");
-    query.push(lock.clause::<D>(None));
+    let query = from_part(agents_by_id_part::<D>(ids, lock));
     all::<D, _>(conn, query, agent_from_row).await
+}
+
+/// The statement of [`agents_by_id`] (for at least one id), for a script.
+pub(crate) fn agents_by_id_part<D: Dialect>(ids: &[AgentId], lock: Lock) -> Part<D> {
+    let ids: Vec<Value> = ids.iter().map(|id| Value::id(*id)).collect();
+    Box::new(move |query| {
+        query.push("SELECT * FROM agents WHERE id IN (");
+        push_list(query, ids);
+        query.push(") ORDER BY id");
+        query.push(lock.clause::<D>(None));
+    })
 }
 
 /// For each row of `owners` among `ids`: its id and, per `(alias, table, column)`, how
@@ -622,7 +738,7 @@ fn related_counts<D: Dialect>(
 
 /// Verification results, log entries and exceptions per task of `ids`.
 pub(crate) async fn task_activity_counts<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     ids: &[TaskId],
 ) -> Result<Vec<TaskActivityCounts>> {
     if ids.is_empty() {
@@ -642,7 +758,7 @@ pub(crate) async fn task_activity_counts<D: Dialect>(
 
 /// Log entries, file locks and exceptions per agent of `ids`.
 pub(crate) async fn agent_activity_counts<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     ids: &[AgentId],
 ) -> Result<Vec<AgentActivityCounts>> {
     if ids.is_empty() {
@@ -662,12 +778,12 @@ pub(crate) async fn agent_activity_counts<D: Dialect>(
 
 /// The server setting `name`, if set.
 pub(crate) async fn setting<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     name: &str,
 ) -> Result<Option<String>> {
     let mut query = QueryBuilder::<D>::new("SELECT value FROM server_settings WHERE name = ");
     Value::text(name).bind(&mut query);
-    D::fetch_optional(conn, query)
+    conn.fetch_optional(query)
         .await?
         .map(|row| {
             row.text("value")?
@@ -679,10 +795,10 @@ pub(crate) async fn setting<D: Dialect>(
 /// Rows of `sql` (`SELECT <text key> AS k, COUNT(*) AS n ... GROUP BY ...`) as counts per
 /// parsed key.
 async fn grouped_counts<D: Dialect, K: Ord + FromStr<Err = Error>>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     sql: &str,
 ) -> Result<BTreeMap<K, u64>> {
-    let rows = D::fetch_all(conn, QueryBuilder::<D>::new(sql)).await?;
+    let rows = conn.fetch_all(QueryBuilder::<D>::new(sql)).await?;
     rows.iter()
         .map(|row| {
             let key = row
@@ -696,7 +812,7 @@ async fn grouped_counts<D: Dialect, K: Ord + FromStr<Err = Error>>(
 
 /// The dashboard's counts, each through an index or a grouped scan of one table.
 pub(crate) async fn stats<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     since: Timestamp,
 ) -> Result<SystemStats> {
     let tasks_by_status = grouped_counts::<D, _>(
@@ -715,28 +831,27 @@ pub(crate) async fn stats<D: Dialect>(
          GROUP BY severity",
     )
     .await?;
-    let exceptions_total = D::fetch_count(
-        conn,
-        QueryBuilder::<D>::new("SELECT COUNT(*) FROM exceptions"),
-    )
-    .await?;
+    let exceptions_total = conn
+        .fetch_count(QueryBuilder::<D>::new("SELECT COUNT(*) FROM exceptions"))
+        .await?;
     let mut completed = QueryBuilder::<D>::new(
         "SELECT COUNT(*) FROM tasks WHERE status = 'COMPLETED' AND completed_at >= ",
     );
     Value::at(since).bind(&mut completed);
-    let completed_since = D::fetch_count(conn, completed).await?;
+    let completed_since = conn.fetch_count(completed).await?;
     let mut failed = QueryBuilder::<D>::new(
         "SELECT COUNT(*) FROM tasks WHERE status = 'FAILED' AND updated_at >= ",
     );
     Value::at(since).bind(&mut failed);
-    let failed_since = D::fetch_count(conn, failed).await?;
+    let failed_since = conn.fetch_count(failed).await?;
     let mut recent = QueryBuilder::<D>::new(
         "SELECT assigned_at, completed_at FROM tasks WHERE status = 'COMPLETED' \
          AND assigned_at IS NOT NULL AND completed_at IS NOT NULL \
          ORDER BY completed_at DESC LIMIT ",
     );
     Value::int(COMPLETION_SAMPLE).bind(&mut recent);
-    let durations = D::fetch_all(conn, recent)
+    let durations = conn
+        .fetch_all(recent)
         .await?
         .iter()
         .map(|row| {

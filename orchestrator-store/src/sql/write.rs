@@ -9,7 +9,9 @@ use orchestrator_core::model::{
 };
 use sqlx::QueryBuilder;
 
-use crate::dialect::{Batch, Dialect, Expect, Value, insert, insert_into, push_list, update_into};
+use crate::dialect::{
+    Batch, Dialect, Exec, Expect, Value, insert, insert_into, push_list, update_into,
+};
 
 type Columns = Vec<(&'static str, Value)>;
 
@@ -363,7 +365,7 @@ pub(crate) fn upsert_exception<D: Dialect>(batch: &mut Batch<D>, exception: &Exc
 }
 
 /// Appends events at the end of the log (numbered by the dialect so that a reader never
-/// skips one). Must be the last statement of its batch.
+/// skips one).
 pub(crate) fn append_events<D: Dialect>(batch: &mut Batch<D>, events: &[NewEvent], now: Timestamp) {
     if events.is_empty() {
         return;
@@ -382,17 +384,13 @@ pub(crate) fn append_events<D: Dialect>(batch: &mut Batch<D>, events: &[NewEvent
             ]
         })
         .collect();
-    let query = batch.statement(Expect::Events);
-    let (before, after) = D::EVENT_INSERT_WRAPPER;
-    query.push(before);
-    insert_into(query, "events", rows);
-    query.push(after);
+    insert_into(batch.statement(Expect::Events), "events", rows);
 }
 
 /// Takes the named lease for `holder` until `expires` if it is free, expired at `now`,
 /// or already `holder`'s.
 pub(crate) async fn take_named_lease<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     name: &str,
     holder: &str,
     expires: Timestamp,
@@ -412,13 +410,13 @@ pub(crate) async fn take_named_lease<D: Dialect>(
          WHERE named_leases.holder = excluded.holder OR named_leases.expires_at <= ",
     );
     Value::at(now).bind(&mut query);
-    Ok(D::execute(conn, query).await? == 1)
+    Ok(conn.execute(query).await? == 1)
 }
 
 /// Deletes rows of `table` created before `cutoff`, then all but the newest `keep`
 /// (by `order`, a descending key list); returns how many went.
 pub(crate) async fn prune_table<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     table: &str,
     cutoff: Timestamp,
     keep: u64,
@@ -427,19 +425,19 @@ pub(crate) async fn prune_table<D: Dialect>(
 ) -> Result<u64> {
     let mut by_age = QueryBuilder::<D>::new(format!("DELETE FROM {table} WHERE created_at < "));
     Value::at(cutoff).bind(&mut by_age);
-    let aged = D::execute(conn, by_age).await?;
+    let aged = conn.execute(by_age).await?;
     let mut by_count = QueryBuilder::<D>::new(format!(
         "DELETE FROM {table} WHERE ({key}) <= (SELECT {key} FROM {table} ORDER BY {order} \
          LIMIT 1 OFFSET "
     ));
     Value::count(keep).bind(&mut by_count);
     by_count.push(")");
-    Ok(aged + D::execute(conn, by_count).await?)
+    Ok(aged + conn.execute(by_count).await?)
 }
 
 /// Stores the server setting `name` unless it is set already.
 pub(crate) async fn insert_setting_if_absent<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     name: &str,
     value: &str,
     now: Timestamp,
@@ -453,23 +451,23 @@ pub(crate) async fn insert_setting_if_absent<D: Dialect>(
         ]],
     );
     query.push(" ON CONFLICT (name) DO NOTHING");
-    D::execute(conn, query).await?;
+    conn.execute(query).await?;
     Ok(())
 }
 
 /// Removes setup tokens that expired by `now`.
 pub(crate) async fn delete_expired_setup_tokens<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     now: Timestamp,
 ) -> Result<u64> {
     let mut query = QueryBuilder::<D>::new("DELETE FROM setup_tokens WHERE expires_at <= ");
     Value::at(now).bind(&mut query);
-    D::execute(conn, query).await
+    conn.execute(query).await
 }
 
 /// Stores a setup token's hash (a duplicate is a `Conflict`).
 pub(crate) async fn insert_setup_token<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     token_hash: &str,
     expires_at: Timestamp,
     now: Timestamp,
@@ -482,13 +480,13 @@ pub(crate) async fn insert_setup_token<D: Dialect>(
             ("created_at", Value::at(now)),
         ]],
     );
-    D::execute(conn, query).await?;
+    conn.execute(query).await?;
     Ok(())
 }
 
 /// Deletes the setup token `token_hash`; true if it existed and had not expired.
 pub(crate) async fn take_setup_token<D: Dialect>(
-    conn: &mut D::Connection,
+    conn: &mut impl Exec<D>,
     token_hash: &str,
     now: Timestamp,
 ) -> Result<bool> {
@@ -496,5 +494,5 @@ pub(crate) async fn take_setup_token<D: Dialect>(
     Value::text(token_hash).bind(&mut query);
     query.push(" AND expires_at > ");
     Value::at(now).bind(&mut query);
-    Ok(D::execute(conn, query).await? == 1)
+    Ok(conn.execute(query).await? == 1)
 }
