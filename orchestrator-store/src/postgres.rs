@@ -95,6 +95,11 @@ pub(crate) const EVENTS_CHANNEL: &str = "orchestrator_events";
 /// The advisory lock that makes event numbering one at a time.
 const EVENT_NUMBERING_KEY: i64 = 0x6f72_6368_6576_6e74;
 
+/// Advisory locks belong to the whole database, not to a schema: every key is mixed with
+/// the store's schema, so that stores in different schemas of one database (tenants,
+/// test runs) never wait for, nor are refused by, each other's guards.
+const IN_THIS_SCHEMA: &str = " # hashtextextended(coalesce(current_schema(), ''), 0)";
+
 /// `translate` arguments that lower-case ASCII letters only, as the other stores do.
 const ASCII_LOWER: &str = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'";
 
@@ -151,11 +156,13 @@ impl Dialect for Postgres {
         // after this snapshot, or still uncommitted, get larger numbers later — so a
         // reader that has seen number N never finds a number below N appear.
         let mut tx = pool.begin().await.db()?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(EVENT_NUMBERING_KEY)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_xact_lock($1{IN_THIS_SCHEMA})"
+        )))
+        .bind(EVENT_NUMBERING_KEY)
+        .execute(&mut *tx)
+        .await
+        .db()?;
         sqlx::query(
             "UPDATE events SET seq = numbered.seq FROM ( \
                  SELECT id, nextval('events_seq_seq') AS seq FROM ( \
@@ -279,7 +286,10 @@ impl Dialect for Postgres {
                 (false, false) => "pg_try_advisory_xact_lock_shared",
             };
             let mut query = QueryBuilder::new(format!("SELECT {function}("));
-            query.push_bind(*key).push(") AS taken");
+            query
+                .push_bind(*key)
+                .push(IN_THIS_SCHEMA)
+                .push(") AS taken");
             if wait {
                 conn.execute(query).await?;
                 continue;
@@ -390,5 +400,59 @@ impl RowReader for PgRow {
 
     fn json(&self, name: &str) -> Result<Option<serde_json::Value>> {
         column(self, name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::pool::PoolConnection;
+
+    use super::*;
+    use crate::scratch::ScratchSchema;
+
+    async fn in_transaction(store: &PostgresStore) -> PoolConnection<Postgres> {
+        let mut conn = store.pool().acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+        conn
+    }
+
+    #[tokio::test]
+    async fn guards_of_one_schema_leave_another_schema_alone() {
+        let Some(first) = ScratchSchema::from_env("guard keys").await else {
+            return;
+        };
+        let second = ScratchSchema::from_env("guard keys").await.unwrap();
+        let one = first.open(ClockSource::Caller).await;
+        let two = second.open(ClockSource::Caller).await;
+        let keys = [(42_i64, true)];
+
+        let mut holder = in_transaction(&one).await;
+        assert!(
+            Postgres::guard_lock_keys(&mut holder, &keys, false)
+                .await
+                .unwrap()
+        );
+        let mut same_schema = in_transaction(&one).await;
+        assert!(
+            !Postgres::guard_lock_keys(&mut same_schema, &keys, false)
+                .await
+                .unwrap(),
+            "a guard held in the schema is refused there"
+        );
+        let mut other_schema = in_transaction(&two).await;
+        assert!(
+            Postgres::guard_lock_keys(&mut other_schema, &keys, false)
+                .await
+                .unwrap(),
+            "the same key in another schema is free"
+        );
+
+        for mut conn in [holder, same_schema, other_schema] {
+            sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+        }
+        one.pool().close().await;
+        two.pool().close().await;
+        first.drop_schema().await;
+        second.drop_schema().await;
     }
 }
