@@ -28,8 +28,9 @@ const CANDIDATES_PER_SLOT: u32 = 4;
 const MAX_CANDIDATE_ROUNDS: usize = 8;
 
 impl<D: Dialect> SqlStore<D> {
-    /// Assigns `task` to `agent` inside `tx`; returns the claim. `None` when, for a queue claim (`named` false), another
-    /// claimer is taking overlapping paths at this moment or someone holds them.
+    /// Assigns `task` to `agent` inside `tx`; returns the claim. `None` when, for a queue
+    /// claim (`named` false), another claimer is taking overlapping paths at this moment
+    /// or someone holds them.
     async fn assign(
         tx: &mut Tx<D>,
         task: Task,

@@ -245,7 +245,7 @@ impl<D: Dialect> Drop for Tx<D> {
         if !self.open {
             return;
         }
-        // Rolled back before the connection goes back to the pool (which waits for it);
+        // Rolled back before the connection is released (the next writer waits for it);
         // if that fails, or there is no runtime to do it on, closing the connection ends
         // the transaction instead.
         match tokio::runtime::Handle::try_current() {
@@ -516,7 +516,8 @@ async fn insert_new_task<D: Dialect>(
 }
 
 /// The rows a task action on task `id` starts from, locked; `None` if there is no such
-/// task. The task, its agent and its latest attempt are read as one script.
+/// task. The task, its agent and its latest attempt are read together (one script on
+/// SQLite, one statement on PostgreSQL).
 async fn task_context<D: Dialect>(
     tx: &mut Tx<D>,
     id: TaskId,
