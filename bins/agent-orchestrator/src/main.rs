@@ -17,7 +17,7 @@ use orchestrator_runner::backend::{
     OpenAiAgent, Prices,
 };
 use orchestrator_runner::{
-    ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, Worktrees,
+    ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, WorktreeState, Worktrees,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -519,13 +519,20 @@ fn worktrees(
     let worktrees = Worktrees::new(&repository, &root);
     if prune {
         let pruned = worktrees.prune()?;
+        let mut merged = 0;
         for worktree in &pruned {
-            println!("removed  {} ({})", worktree.path.display(), worktree.branch);
+            if worktree.state == WorktreeState::Missing {
+                println!(
+                    "forgot   {} (directory missing; branch {} kept)",
+                    worktree.path.display(),
+                    worktree.branch
+                );
+            } else {
+                merged += 1;
+                println!("removed  {} ({})", worktree.path.display(), worktree.branch);
+            }
         }
-        println!(
-            "{} merged worktree(s) removed; the others are kept",
-            pruned.len()
-        );
+        println!("{merged} merged worktree(s) removed; the others are kept");
     } else {
         let listed = worktrees.list()?;
         if listed.is_empty() {

@@ -12,9 +12,9 @@ use orchestrator_core::model::{LogType, Usage};
 use orchestrator_verify::ReviewModel;
 use serde_json::{Value, json};
 
+use super::priced;
 use super::pricing::Prices;
 use super::tools::{self, Workspace};
-use super::{note_unpriced, priced};
 
 /// The API's address unless `ANTHROPIC_BASE_URL` says otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -307,9 +307,13 @@ impl AgentBackend for AnthropicAgent {
         request: AgentRequest,
         sink: &dyn AgentOutputSink,
     ) -> orchestrator_core::Result<AgentOutcome> {
-        note_unpriced(self.prices, &self.model, sink);
-        let outcome = self.tool_loop(request, sink).await?;
-        Ok(priced(outcome, self.prices))
+        priced(
+            self.prices,
+            &self.model,
+            sink,
+            self.tool_loop(request, sink),
+        )
+        .await
     }
 }
 

@@ -28,8 +28,14 @@ fn tail(lines: &[String], count: usize) -> String {
     kept[kept.len().saturating_sub(count)..].join("\n")
 }
 
-/// Tells the attempt's log once that its cost cannot be known.
-fn note_unpriced(prices: Option<Prices>, model: &str, sink: &dyn AgentOutputSink) {
+/// Runs a model backend's `work` and puts the cost of its tokens at `prices` on the
+/// outcome; without prices, the attempt's log says once that the cost is recorded as 0.
+async fn priced(
+    prices: Option<Prices>,
+    model: &str,
+    sink: &dyn AgentOutputSink,
+    work: impl Future<Output = orchestrator_core::Result<AgentOutcome>>,
+) -> orchestrator_core::Result<AgentOutcome> {
     if prices.is_none() {
         sink.emit(AgentOutput {
             log_type: LogType::Info,
@@ -40,10 +46,7 @@ fn note_unpriced(prices: Option<Prices>, model: &str, sink: &dyn AgentOutputSink
             metadata: None,
         });
     }
-}
-
-/// `outcome` with the cost of its tokens at `prices`.
-fn priced(mut outcome: AgentOutcome, prices: Option<Prices>) -> AgentOutcome {
+    let mut outcome = work.await?;
     outcome.usage.cost_usd = prices.map_or(0.0, |p| p.cost(&outcome.usage));
-    outcome
+    Ok(outcome)
 }

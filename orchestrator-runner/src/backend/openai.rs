@@ -11,9 +11,9 @@ use orchestrator_core::backend::{
 use orchestrator_core::model::{LogType, Usage};
 use serde_json::{Value, json};
 
+use super::priced;
 use super::pricing::Prices;
 use super::tools::{self, Workspace};
-use super::{note_unpriced, priced};
 
 /// The API's address unless `OPENAI_BASE_URL` says otherwise.
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -114,9 +114,13 @@ impl AgentBackend for OpenAiAgent {
         request: AgentRequest,
         sink: &dyn AgentOutputSink,
     ) -> orchestrator_core::Result<AgentOutcome> {
-        note_unpriced(self.prices, &self.model, sink);
-        let outcome = self.tool_loop(request, sink).await?;
-        Ok(priced(outcome, self.prices))
+        priced(
+            self.prices,
+            &self.model,
+            sink,
+            self.tool_loop(request, sink),
+        )
+        .await
     }
 }
 
