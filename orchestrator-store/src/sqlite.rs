@@ -2,12 +2,14 @@
 //! keys on, created on first start. Reads run on a pool of connections; every write runs
 //! on one connection of its own, taking the database's write lock up front
 //! (`BEGIN IMMEDIATE`), so write transactions queue in order, never wait behind readers
-//! for a connection, and see the latest rows.
+//! for a connection, and see the latest rows. The log is copied into the database file
+//! by a background task ([`checkpoint`]), not by the commits themselves.
 //!
 //! UUIDs are stored as text, instants as milliseconds since the Unix epoch, JSON as text.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,14 +19,16 @@ use orchestrator_core::error::{Error, Result};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Either, Executor, Pool, QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{ConnectOptions, Either, Executor, Pool, QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use crate::dialect::{Batch, Dialect, Exec, Expect, Part, prefixed};
-use crate::engine::{ClockSource, SqlStore, Writer};
+use crate::engine::{ClockSource, Commits, SqlStore, Writer};
 use crate::error::SqlxResultExt;
 use crate::migrations;
 use crate::rows::RowReader;
+
+mod checkpoint;
 
 /// How long a writer waits for the write lock before reporting the database busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,24 +82,36 @@ impl SqlStore<Sqlite> {
     async fn with_pools(options: SqliteConnectOptions, readers: u32) -> Result<Self> {
         let options = options
             .create_if_missing(true)
+            // Every page a transaction changes is written to the log whole, and a claim or
+            // a completion changes about twenty (a row and a leaf of each index it moves):
+            // 1 KiB pages write a quarter of the bytes 4 KiB pages would (about +25 % in
+            // claim-complete cycles). Applies to new databases; an existing one keeps its size.
+            .page_size(1024)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
-            // Checkpoints (each with two fsyncs) every 4,000 WAL pages instead of 1,000:
-            // the same hot pages are rewritten by every claim and completion, so a
-            // checkpoint copies hardly more pages for covering four times the commits.
-            .pragma("wal_autocheckpoint", "4000");
+            // Commits never copy the log into the database file: a background task does
+            // (see `checkpoint`), or, without one, the last connection to close.
+            .pragma("wal_autocheckpoint", "0")
+            // A log grown by a burst of writes is cut back when it starts over.
+            .pragma("journal_size_limit", "67108864");
         let writer = pool_of(options.clone(), 1, true).await?;
         migrations::sqlite().run(&writer).await.map_err(|err| {
             Error::Unavailable(format!("migrating the SQLite database failed: {err}"))
         })?;
-        let (pool, writer) = if readers > 1 {
-            (pool_of(options, readers, false).await?, Writer::own(writer))
-        } else {
-            (writer.clone(), Writer::Shared(writer))
-        };
-        SqlStore::new(pool, writer, ClockSource::Caller).await
+        if readers == 1 {
+            // An in-memory database: no log to checkpoint.
+            return SqlStore::new(writer.clone(), Writer::Shared(writer), ClockSource::Caller)
+                .await;
+        }
+        let commits = Arc::new(Commits::new(checkpoint::COMMITS_PER_CHECKPOINT));
+        let writer = Writer::own(writer, commits.clone());
+        let checkpointer = options.connect().await.db()?;
+        let readers = pool_of(options, readers, false).await?;
+        let mut store = SqlStore::new(readers, writer.clone(), ClockSource::Caller).await?;
+        store.keep_running(tokio::spawn(checkpoint::run(checkpointer, writer, commits)));
+        Ok(store)
     }
 }
 

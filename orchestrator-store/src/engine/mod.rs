@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,7 +33,7 @@ use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use orchestrator_core::store::{Created, Store, check_lookup_size, check_token_hash};
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, QueryBuilder};
-use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 
 use crate::dialect::{Batch, Dialect, Exec, Part, prefixed};
 use crate::error::SqlxResultExt;
@@ -57,8 +58,8 @@ pub struct SqlStore<D: Dialect> {
     /// The newest event sequence number known to be committed.
     committed: watch::Sender<i64>,
     /// Background work that lives as long as the store (a listener for other processes'
-    /// commits); stopped when the store is dropped.
-    background: Option<tokio::task::JoinHandle<()>>,
+    /// commits, a checkpointer); stopped when the store is dropped.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Where write transactions get their connection.
@@ -72,44 +73,110 @@ pub(crate) enum Writer<D: Dialect> {
     Own {
         pool: Pool<D>,
         conn: Arc<Mutex<Option<PoolConnection<D>>>>,
+        commits: Arc<Commits>,
     },
 }
 
+impl<D: Dialect> Clone for Writer<D> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Shared(pool) => Self::Shared(pool.clone()),
+            Self::Own {
+                pool,
+                conn,
+                commits,
+            } => Self::Own {
+                pool: pool.clone(),
+                conn: conn.clone(),
+                commits: commits.clone(),
+            },
+        }
+    }
+}
+
 impl<D: Dialect> Writer<D> {
-    /// A writer with a connection of its own from `pool`.
-    pub(crate) fn own(pool: Pool<D>) -> Self {
+    /// A writer with a connection of its own from `pool`, counting its commits in
+    /// `commits`.
+    pub(crate) fn own(pool: Pool<D>, commits: Arc<Commits>) -> Self {
         Self::Own {
             pool,
             conn: Arc::new(Mutex::new(None)),
+            commits,
         }
     }
 
-    async fn acquire(&self) -> Result<Held<D>> {
+    /// The writer's connection, for this caller alone until the returned guard is
+    /// dropped: write transactions wait meanwhile.
+    pub(crate) async fn acquire(&self) -> Result<Held<D>> {
         match self {
             Self::Shared(pool) => Ok(Held::Pooled(pool.acquire().await.db()?)),
-            Self::Own { pool, conn } => {
+            Self::Own {
+                pool,
+                conn,
+                commits,
+            } => {
                 let mut held = conn.clone().lock_owned().await;
                 if held.is_none() {
                     *held = Some(pool.acquire().await.db()?);
                 }
-                Ok(Held::Own(held))
+                Ok(Held::Own(held, commits.clone()))
             }
         }
     }
 }
 
+/// Counts a writer's commits and wakes one waiter on the first commit after a reset and
+/// on every `wake_every`-th.
+#[derive(Debug)]
+pub(crate) struct Commits {
+    since_reset: AtomicU64,
+    wake_every: u64,
+    wake: Notify,
+}
+
+impl Commits {
+    pub(crate) fn new(wake_every: u64) -> Self {
+        Self {
+            since_reset: AtomicU64::new(0),
+            wake_every: wake_every.max(1),
+            wake: Notify::new(),
+        }
+    }
+
+    fn record(&self) {
+        let count = self.since_reset.fetch_add(1, Ordering::Relaxed) + 1;
+        if count == 1 || count.is_multiple_of(self.wake_every) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Commits since the last [`reset`](Self::reset).
+    pub(crate) fn since_reset(&self) -> u64 {
+        self.since_reset.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn reset(&self) {
+        self.since_reset.store(0, Ordering::Relaxed);
+    }
+
+    /// Waits for a wake-up (one that came while nobody waited is kept).
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await;
+    }
+}
+
 /// The connection of a write transaction.
-enum Held<D: Dialect> {
+pub(crate) enum Held<D: Dialect> {
     Pooled(PoolConnection<D>),
     /// Never empty while held.
-    Own(OwnedMutexGuard<Option<PoolConnection<D>>>),
+    Own(OwnedMutexGuard<Option<PoolConnection<D>>>, Arc<Commits>),
 }
 
 impl<D: Dialect> Held<D> {
-    fn connection(&mut self) -> &mut D::Connection {
+    pub(crate) fn connection(&mut self) -> &mut D::Connection {
         match self {
             Self::Pooled(conn) => conn,
-            Self::Own(held) => held.as_mut().expect("a held writer connection"),
+            Self::Own(held, _) => held.as_mut().expect("a held writer connection"),
         }
     }
 
@@ -117,11 +184,17 @@ impl<D: Dialect> Held<D> {
     fn discard(&mut self) {
         match self {
             Self::Pooled(conn) => conn.close_on_drop(),
-            Self::Own(held) => {
+            Self::Own(held, _) => {
                 if let Some(mut conn) = held.take() {
                     conn.close_on_drop();
                 }
             }
+        }
+    }
+
+    fn committed(&self) {
+        if let Self::Own(_, commits) = self {
+            commits.record();
         }
     }
 }
@@ -137,7 +210,7 @@ pub enum ClockSource {
 
 impl<D: Dialect> Drop for SqlStore<D> {
     fn drop(&mut self) {
-        if let Some(task) = &self.background {
+        for task in &self.background {
             task.abort();
         }
     }
@@ -231,6 +304,9 @@ impl<D: Dialect> Tx<D> {
     async fn commit(mut self) -> Result<bool> {
         if self.open || !self.batch.is_empty() {
             self.send(true).await?;
+            if let Some(conn) = &self.conn {
+                conn.committed();
+            }
         }
         self.open = false;
         Ok(self.appends_events)
@@ -303,14 +379,13 @@ impl<D: Dialect> SqlStore<D> {
             writer,
             clock,
             committed: watch::Sender::new(newest),
-            background: None,
+            background: Vec::new(),
         })
     }
 
     /// Runs `task` for as long as the store lives.
-    #[cfg(feature = "postgres")]
     pub(crate) fn keep_running(&mut self, task: tokio::task::JoinHandle<()>) {
-        self.background = Some(task);
+        self.background.push(task);
     }
 
     /// The sender subscribers are woken through, for work that learns of commits
