@@ -7,9 +7,10 @@ use sqlx::error::ErrorKind;
 /// SQLite result codes for a busy or locked database, and PostgreSQL SQLSTATEs for
 /// serialization failures and deadlocks: all worth retrying.
 const RETRYABLE_CODES: &[&str] = &["5", "6", "261", "517", "40001", "40P01"];
-/// SQLite's code for a trigger's RAISE(ABORT): the SQLite store's guard on batched
-/// updates, raised when a row changed meanwhile.
-const GUARD_FAILED_CODE: &str = "1811";
+/// The codes of the stores' guards on batched updates, raised when a row changed
+/// meanwhile: SQLite's for a trigger's RAISE(ABORT), and the SQLSTATE of PostgreSQL's
+/// `orchestrator_write_guard` (migration 0006).
+const GUARD_FAILED_CODES: &[&str] = &["1811", "OR001"];
 
 pub(crate) fn map_sqlx(err: sqlx::Error) -> Error {
     match err {
@@ -20,8 +21,11 @@ pub(crate) fn map_sqlx(err: sqlx::Error) -> Error {
             {
                 return Error::Unavailable("the database is busy; retry shortly".into());
             }
-            if db.code().as_deref() == Some(GUARD_FAILED_CODE) {
-                return Error::conflict("a row was changed by someone else meanwhile; retry");
+            if db
+                .code()
+                .is_some_and(|code| GUARD_FAILED_CODES.contains(&code.as_ref()))
+            {
+                return Error::conflict(db.message());
             }
             match db.kind() {
                 ErrorKind::UniqueViolation => Error::conflict(format!(

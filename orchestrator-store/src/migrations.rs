@@ -40,6 +40,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "task listing",
         include_str!("../migrations/sqlite/0005_task_listing.sql"),
     ),
+    (
+        6,
+        "write guard",
+        include_str!("../migrations/sqlite/0006_write_guard.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order; the same versions as the SQLite ones.
@@ -69,6 +74,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         5,
         "task listing",
         include_str!("../migrations/postgres/0005_task_listing.sql"),
+    ),
+    (
+        6,
+        "write guard",
+        include_str!("../migrations/postgres/0006_write_guard.sql"),
     ),
 ];
 

@@ -184,17 +184,9 @@ impl Dialect for Postgres {
         if let Some(begin) = begin {
             sqlx::raw_sql(begin).execute(&mut *conn).await.db()?;
         }
-        if let Some((mut query, expects)) = batch.finish() {
-            let row = query.build().fetch_one(&mut *conn).await.db()?;
-            for (index, expect) in expects.iter().enumerate() {
-                if let Expect::OneRow(what) = expect
-                    && row.integer(&format!("s{index}"))? != Some(1)
-                {
-                    return Err(Error::conflict(format!(
-                        "the {what} was changed by someone else meanwhile; retry"
-                    )));
-                }
-            }
+        if let Some((mut query, _)) = batch.finish() {
+            // A failed guard fails the statement (see `end_batch`).
+            query.build().execute(&mut *conn).await.db()?;
         }
         if commit {
             sqlx::raw_sql("COMMIT").execute(&mut *conn).await.db()?;
@@ -350,8 +342,13 @@ impl Dialect for Postgres {
     fn end_batch(query: &mut QueryBuilder<Self>, expects: &[Expect]) {
         query.push(" SELECT 1 AS done");
         for (index, expect) in expects.iter().enumerate() {
-            if let Expect::OneRow(_) = expect {
-                query.push(format!(", (SELECT count(*) FROM s{index}) AS s{index}"));
+            if let Expect::OneRow(what) = expect {
+                // Raises unless the guarded update touched one row: the statement fails
+                // as a whole, so none of its writes is kept.
+                query.push(format!(
+                    ", orchestrator_write_guard((SELECT count(*) FROM s{index}), '{what}') \
+                     AS s{index}"
+                ));
             }
         }
         if expects.contains(&Expect::Events) {

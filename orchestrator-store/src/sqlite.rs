@@ -39,7 +39,7 @@ const MAX_READERS: u32 = 8;
 /// that touched no row stops the batch.
 const WRITE_GUARD: &str = "CREATE TEMP TABLE write_guard (failed INTEGER); \
     CREATE TEMP TRIGGER write_guard_failed BEFORE INSERT ON write_guard \
-    BEGIN SELECT RAISE(ABORT, 'a guarded row was changed meanwhile'); END";
+    BEGIN SELECT RAISE(ABORT, 'a row was changed by someone else meanwhile; retry'); END";
 
 /// The SQLite [`Store`](orchestrator_core::Store).
 pub type SqliteStore = SqlStore<Sqlite>;

@@ -104,21 +104,33 @@ async fn by_id<D: Dialect, T>(
     one::<D, _>(conn, query, decode).await
 }
 
-/// The task `id`, locked, with the agent `agent` (or, without one, the task's own) locked
-/// and the task's latest attempt: the rows a task action starts from, read as one script.
+/// The rows a task action starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TaskRows {
+    pub task: Option<Task>,
+    pub agent: Option<Agent>,
+    pub attempt: Option<TaskAttempt>,
+    /// The database clock when they were read, where it was read along (PostgreSQL).
+    pub clock: Option<Timestamp>,
+}
+
+/// The task `id` with the agent `agent` (or, without one, the task's own), both locked
+/// with `lock`, and the task's latest attempt: the rows a task action starts from, read as
+/// one script.
 pub(crate) async fn task_with_agent_and_attempt<D: Dialect>(
     conn: &mut impl Exec<D>,
     id: TaskId,
     agent: Option<AgentId>,
-) -> Result<(Option<Task>, Option<Agent>, Option<TaskAttempt>)> {
+    lock: Lock,
+) -> Result<TaskRows> {
     if !D::SCRIPTS {
-        return task_with_agent_and_attempt_as_json(conn, id, agent).await;
+        return task_with_agent_and_attempt_as_json(conn, id, agent, lock).await;
     }
     let task: Part<D> = Box::new(move |query| {
         push_task_select(query);
         query.push(" WHERE t.id = ");
         Value::id(id).bind(query);
-        query.push(Lock::ForUpdate.clause::<D>(Some("t")));
+        query.push(lock.clause::<D>(Some("t")));
     });
     let agent: Part<D> = Box::new(move |query| {
         query.push("SELECT * FROM agents WHERE id = ");
@@ -130,7 +142,7 @@ pub(crate) async fn task_with_agent_and_attempt<D: Dialect>(
                 query.push(")");
             }
         }
-        query.push(Lock::ForUpdate.clause::<D>(None));
+        query.push(lock.clause::<D>(None));
     });
     let attempt: Part<D> = Box::new(move |query| {
         query.push("SELECT * FROM task_attempts WHERE task_id = ");
@@ -143,52 +155,64 @@ pub(crate) async fn task_with_agent_and_attempt<D: Dialect>(
         .fetch_script(vec![task, agent, attempt])
         .await?
         .into_iter();
-    Ok((
-        first::<D, _>(sets.next(), task_from_row)?,
-        first::<D, _>(sets.next(), agent_from_row)?,
-        first::<D, _>(sets.next(), attempt_from_row)?,
-    ))
+    Ok(TaskRows {
+        task: first::<D, _>(sets.next(), task_from_row)?,
+        agent: first::<D, _>(sets.next(), agent_from_row)?,
+        attempt: first::<D, _>(sets.next(), attempt_from_row)?,
+        clock: None,
+    })
 }
 
 /// [`task_with_agent_and_attempt`] in one statement, for a dialect that runs one
 /// statement per round trip (PostgreSQL): the agent and the attempt come as JSON columns
-/// of the task's row. Locks the task, then the agent.
+/// of the task's row, and the database clock along. Locks (with `lock`) the task, then
+/// the agent.
 async fn task_with_agent_and_attempt_as_json<D: Dialect>(
     conn: &mut impl Exec<D>,
     id: TaskId,
     agent: Option<AgentId>,
-) -> Result<(Option<Task>, Option<Agent>, Option<TaskAttempt>)> {
+    lock: Lock,
+) -> Result<TaskRows> {
     let mut query = QueryBuilder::<D>::new("WITH t AS (SELECT * FROM tasks WHERE id = ");
     Value::id(id).bind(&mut query);
-    query.push(" FOR UPDATE), a AS (SELECT * FROM agents WHERE id = ");
+    query.push(lock.clause::<D>(None));
+    query.push("), a AS (SELECT * FROM agents WHERE id = ");
     match agent {
         Some(agent) => Value::id(agent).bind(&mut query),
         None => {
             query.push("(SELECT assigned_agent_id FROM t)");
         }
     }
+    query.push(lock.clause::<D>(None));
     query.push(format!(
-        " FOR UPDATE) SELECT t.*, \
+        ") SELECT t.*, \
          (SELECT {} FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on, \
          (SELECT to_jsonb(a) FROM a) AS agent_row, \
          (SELECT to_jsonb(p) FROM task_attempts p \
-          WHERE p.task_id = t.id AND p.attempt_number = t.attempt) AS attempt_row \
+          WHERE p.task_id = t.id AND p.attempt_number = t.attempt) AS attempt_row, \
+         clock_timestamp() AS clock \
          FROM t",
         D::DEPENDENCY_LIST
     ));
     let Some(row) = conn.fetch_optional(query).await? else {
-        return Ok((None, None, None));
+        return Ok(TaskRows {
+            task: None,
+            agent: None,
+            attempt: None,
+            clock: None,
+        });
     };
     let nested = |column: &str| row.json(column)?.map(JsonRow::new).transpose();
-    Ok((
-        Some(task_from_row(&row)?),
-        nested("agent_row")?
+    Ok(TaskRows {
+        task: Some(task_from_row(&row)?),
+        agent: nested("agent_row")?
             .map(|r| agent_from_row(&r))
             .transpose()?,
-        nested("attempt_row")?
+        attempt: nested("attempt_row")?
             .map(|r| attempt_from_row(&r))
             .transpose()?,
-    ))
+        clock: row.instant("clock")?,
+    })
 }
 
 pub(crate) async fn task<D: Dialect>(
