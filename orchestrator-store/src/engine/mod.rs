@@ -267,8 +267,13 @@ impl<D: Dialect> Tx<D> {
     }
 
     /// Statements on `conn` without an explicit transaction, each committed by itself: for
-    /// a change whose writes go out as one statement after unlocked reads.
+    /// a change whose writes go out as one statement after unlocked reads. Only for a
+    /// dialect that sends a batch as one statement, not as a script.
     fn implicit(conn: Held<D>) -> Self {
+        debug_assert!(
+            !D::SCRIPTS,
+            "a script outside a transaction commits piecemeal"
+        );
         Self {
             conn: Some(conn),
             begin: None,
@@ -1210,6 +1215,26 @@ mod tests {
         assert!(store.last_event_seq().await.unwrap() > events_before);
     }
 
+    /// The same without an explicit transaction (PostgreSQL's unlocked task actions): the
+    /// guard fails the batch's one statement, so the writes ahead of it are not kept.
+    async fn failed_guard_outside_a_transaction_writes_nothing<D: Dialect>(store: &SqlStore<D>) {
+        let now = Timestamp::from_millis(3_000).expect("an instant");
+        let agent = store.create_agent(NewAgent::default(), now).await.unwrap();
+        let events_before = store.last_event_seq().await.unwrap();
+
+        let mut tx = super::Tx::implicit(store.writer.acquire().await.unwrap());
+        write::append_events(tx.batch(), &[change::agent_created_event(&agent)], now);
+        let mut stale = agent.clone();
+        stale.name = Some("from a stale read".into());
+        stale.revision += 5;
+        write::update_agent(tx.batch(), &stale);
+        let failed = store.commit(tx).await;
+        assert!(matches!(failed, Err(Error::Conflict(_))), "{failed:?}");
+
+        assert_eq!(store.last_event_seq().await.unwrap(), events_before);
+        assert_eq!(store.get_agent(agent.id).await.unwrap(), agent);
+    }
+
     /// The combined read of a task action gives the rows the single-row lookups give.
     async fn task_context_matches_lookups<D: Dialect>(store: &SqlStore<D>) {
         let now = Timestamp::from_millis(2_000).expect("an instant");
@@ -1272,6 +1297,7 @@ mod tests {
         let store = schema.open(super::ClockSource::Caller).await;
         failed_guard_writes_nothing(&store).await;
         task_context_matches_lookups(&store).await;
+        failed_guard_outside_a_transaction_writes_nothing(&store).await;
         drop(store);
         schema.drop_schema().await;
     }
