@@ -180,8 +180,14 @@ impl<D: Dialect> SqlStore<D> {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<HeartbeatAck> {
-        let (mut tx, now) = self.begin_at(now).await?;
         let id = lease.task_id;
+        if D::LOCKS_ROWS {
+            let plan = |context, now| change::plan_heartbeat(context, &lease, ttl, now);
+            if let Ok(ack) = self.write_unlocked(id, now, plan).await {
+                return Ok(ack);
+            }
+        }
+        let (mut tx, now) = self.begin_at(now).await?;
         let context = super::task_context::<D>(&mut tx, id, &TaskAction::Start, now).await?;
         let context = found(context, "task", id)?;
         let (change, ack) = change::plan_heartbeat(context, &lease, ttl, now)?;

@@ -660,19 +660,19 @@ async fn task_context<D: Dialect>(
 }
 
 impl<D: Dialect> SqlStore<D> {
-    /// [`Store::apply_task_action`] where reads lock rows (PostgreSQL), tried first for
-    /// every action but a claim's: the task's rows and the clock are read without locks and
-    /// the planned change is written as one guarded statement that commits by itself, two
-    /// round trips instead of four. A row changed between the read and the write fails
-    /// the guarded statement whole; on that, or on any error, the caller runs the action
-    /// again in a transaction that locks the rows, which decides.
-    async fn apply_task_action_unlocked(
+    /// A change to task `id` and its agent where reads lock rows (PostgreSQL), tried
+    /// first for task actions other than claims and for heartbeats: the task's rows and the
+    /// clock are read without locks, `plan` decides, and the change is written as one
+    /// guarded statement that commits by itself — two round trips instead of four. A row
+    /// changed between the read and the write fails the guarded statement whole; on that,
+    /// or on any error, the caller runs the operation again in a transaction that locks
+    /// the rows, which decides.
+    async fn write_unlocked<T>(
         &self,
         id: TaskId,
-        action: TaskAction,
-        lease: Option<&LeaseRef>,
         now: Timestamp,
-    ) -> Result<Task> {
+        plan: impl FnOnce(TaskContext, Timestamp) -> Result<(Change, T)>,
+    ) -> Result<T> {
         let mut tx = Tx::implicit(self.writer.acquire().await?);
         let rows = read::task_with_agent_and_attempt::<D>(&mut tx, id, None, Lock::None).await?;
         let now = match self.clock {
@@ -686,10 +686,9 @@ impl<D: Dialect> SqlStore<D> {
             unfinished_dependencies: Vec::new(),
             lock_conflicts: Vec::new(),
         };
-        let change = change::plan_task_action(context, action, lease, now)?;
-        let task = planned(change.task.clone(), "task")?;
+        let (change, outcome) = plan(context, now)?;
         self.persist(tx, &change, now).await?;
-        Ok(task)
+        Ok(outcome)
     }
 
     async fn raise_once(&self, new: NewException, now: Timestamp) -> Result<Exception> {
@@ -798,12 +797,16 @@ impl<D: Dialect> Store for SqlStore<D> {
         now: Timestamp,
     ) -> Result<Task> {
         let unlocked_first = D::LOCKS_ROWS && !matches!(action, TaskAction::Assign { .. });
-        if unlocked_first
-            && let Ok(task) = self
-                .apply_task_action_unlocked(id, action.clone(), lease.as_ref(), now)
-                .await
-        {
-            return Ok(task);
+        if unlocked_first {
+            let plan = |context, now| {
+                let change =
+                    change::plan_task_action(context, action.clone(), lease.as_ref(), now)?;
+                let task = planned(change.task.clone(), "task")?;
+                Ok((change, task))
+            };
+            if let Ok(task) = self.write_unlocked(id, now, plan).await {
+                return Ok(task);
+            }
         }
         let (mut tx, now) = self.begin_at(now).await?;
         let context = found(task_context(&mut tx, id, &action, now).await?, "task", id)?;
