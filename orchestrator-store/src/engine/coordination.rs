@@ -183,14 +183,17 @@ impl<D: Dialect> SqlStore<D> {
         let id = lease.task_id;
         if D::LOCKS_ROWS {
             let plan = |context, now| change::plan_heartbeat(context, &lease, ttl, now);
-            if let Ok(ack) = self.write_unlocked(id, now, plan).await {
+            if let Some(ack) = self.write_unlocked(id, now, plan).await? {
                 return Ok(ack);
             }
         }
         let (mut tx, now) = self.begin_at(now).await?;
         let context = super::task_context::<D>(&mut tx, id, &TaskAction::Start, now).await?;
         let context = found(context, "task", id)?;
-        let (change, ack) = change::plan_heartbeat(context, &lease, ttl, now)?;
+        let (change, ack) = match change::plan_heartbeat(context, &lease, ttl, now) {
+            Ok(planned) => planned,
+            Err(refusal) => return tx.refuse(refusal).await,
+        };
         self.persist(tx, &change, now).await?;
         Ok(ack)
     }

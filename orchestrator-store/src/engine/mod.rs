@@ -321,6 +321,21 @@ impl<D: Dialect> Tx<D> {
         }
     }
 
+    /// Rolls back at once (not in the background, as a drop does), so that the rows it
+    /// locked are free when the caller hears of `refusal`, which it returns.
+    async fn refuse<T>(mut self, refusal: Error) -> Result<T> {
+        if self.open {
+            self.open = false;
+            let rollback = QueryBuilder::new("ROLLBACK");
+            if D::execute(self.connection(), rollback).await.is_err()
+                && let Some(conn) = self.conn.as_mut()
+            {
+                conn.discard();
+            }
+        }
+        Err(refusal)
+    }
+
     /// Sends what is left and commits; returns whether the transaction appended events.
     async fn commit(mut self) -> Result<bool> {
         if self.open || !self.batch.is_empty() {
@@ -665,9 +680,23 @@ impl<D: Dialect> SqlStore<D> {
     /// clock are read without locks, `plan` decides, and the change is written as one
     /// guarded statement that commits by itself — two round trips instead of four. A row
     /// changed between the read and the write fails the guarded statement whole; on that,
-    /// or on any error, the caller runs the operation again in a transaction that locks
-    /// the rows, which decides.
+    /// or on any other refusal, returns `None`: the caller runs the operation again in a
+    /// transaction that locks the rows, which decides. An unreachable database is the
+    /// caller's error instead, as the write may have committed before its reply was lost.
     async fn write_unlocked<T>(
+        &self,
+        id: TaskId,
+        now: Timestamp,
+        plan: impl FnOnce(TaskContext, Timestamp) -> Result<(Change, T)>,
+    ) -> Result<Option<T>> {
+        match self.try_write_unlocked(id, now, plan).await {
+            Ok(outcome) => Ok(Some(outcome)),
+            Err(err @ Error::Unavailable(_)) => Err(err),
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn try_write_unlocked<T>(
         &self,
         id: TaskId,
         now: Timestamp,
@@ -804,13 +833,16 @@ impl<D: Dialect> Store for SqlStore<D> {
                 let task = planned(change.task.clone(), "task")?;
                 Ok((change, task))
             };
-            if let Ok(task) = self.write_unlocked(id, now, plan).await {
+            if let Some(task) = self.write_unlocked(id, now, plan).await? {
                 return Ok(task);
             }
         }
         let (mut tx, now) = self.begin_at(now).await?;
         let context = found(task_context(&mut tx, id, &action, now).await?, "task", id)?;
-        let change = change::plan_task_action(context, action, lease.as_ref(), now)?;
+        let change = match change::plan_task_action(context, action, lease.as_ref(), now) {
+            Ok(change) => change,
+            Err(refusal) => return tx.refuse(refusal).await,
+        };
         let task = planned(change.task.clone(), "task")?;
         self.persist(tx, &change, now).await?;
         Ok(task)
