@@ -1221,7 +1221,7 @@ mod tests {
     use orchestrator_core::change;
     use orchestrator_core::coordination::ClaimRequest;
     use orchestrator_core::error::Error;
-    use orchestrator_core::model::{NewAgent, NewTask};
+    use orchestrator_core::model::{Agent, NewAgent, NewTask};
     use orchestrator_core::store::Store;
 
     use super::{Dialect, SqlStore};
@@ -1235,17 +1235,8 @@ mod tests {
         let agent = store.create_agent(NewAgent::default(), now).await.unwrap();
         let events_before = store.last_event_seq().await.unwrap();
 
-        let (mut tx, now) = store.begin_at(now).await.unwrap();
-        write::append_events(tx.batch(), &[change::agent_created_event(&agent)], now);
-        let mut stale = agent.clone();
-        stale.name = Some("from a stale read".into());
-        stale.revision += 5;
-        write::update_agent(tx.batch(), &stale);
-        let failed = store.commit(tx).await;
-        assert!(matches!(failed, Err(Error::Conflict(_))), "{failed:?}");
-
-        assert_eq!(store.last_event_seq().await.unwrap(), events_before);
-        assert_eq!(store.get_agent(agent.id).await.unwrap(), agent);
+        let (tx, now) = store.begin_at(now).await.unwrap();
+        stale_batch_keeps_nothing(store, tx, &agent, events_before, now).await;
         store.create_agent(NewAgent::default(), now).await.unwrap();
         assert!(store.last_event_seq().await.unwrap() > events_before);
     }
@@ -1257,8 +1248,20 @@ mod tests {
         let agent = store.create_agent(NewAgent::default(), now).await.unwrap();
         let events_before = store.last_event_seq().await.unwrap();
 
-        let mut tx = super::Tx::implicit(store.writer.acquire().await.unwrap());
-        write::append_events(tx.batch(), &[change::agent_created_event(&agent)], now);
+        let tx = super::Tx::implicit(store.writer.acquire().await.unwrap());
+        stale_batch_keeps_nothing(store, tx, &agent, events_before, now).await;
+    }
+
+    /// Batches an event and an update of `agent` from a stale read into `tx` and commits:
+    /// the commit fails with a conflict and keeps neither.
+    async fn stale_batch_keeps_nothing<D: Dialect>(
+        store: &SqlStore<D>,
+        mut tx: super::Tx<D>,
+        agent: &Agent,
+        events_before: i64,
+        now: Timestamp,
+    ) {
+        write::append_events(tx.batch(), &[change::agent_created_event(agent)], now);
         let mut stale = agent.clone();
         stale.name = Some("from a stale read".into());
         stale.revision += 5;
@@ -1267,7 +1270,7 @@ mod tests {
         assert!(matches!(failed, Err(Error::Conflict(_))), "{failed:?}");
 
         assert_eq!(store.last_event_seq().await.unwrap(), events_before);
-        assert_eq!(store.get_agent(agent.id).await.unwrap(), agent);
+        assert_eq!(&store.get_agent(agent.id).await.unwrap(), agent);
     }
 
     /// The combined read of a task action gives the rows the single-row lookups give.
