@@ -372,13 +372,13 @@ impl<D: Dialect> Batch<D> {
         self.expects.contains(&Expect::Events)
     }
 
-    /// The query and what each of its statements must do; `None` for an empty batch.
-    pub fn finish(mut self) -> Option<(QueryBuilder<D>, Vec<Expect>)> {
+    /// The query, its guards framed by the dialect; `None` for an empty batch.
+    pub fn finish(mut self) -> Option<QueryBuilder<D>> {
         if self.is_empty() {
             return None;
         }
         self.end_last();
         D::end_batch(&mut self.query, &self.expects);
-        Some((self.query, self.expects))
+        Some(self.query)
     }
 }

@@ -184,7 +184,7 @@ impl Dialect for Postgres {
         if let Some(begin) = begin {
             sqlx::raw_sql(begin).execute(&mut *conn).await.db()?;
         }
-        if let Some((mut query, _)) = batch.finish() {
+        if let Some(mut query) = batch.finish() {
             // A failed guard fails the statement (see `end_batch`).
             query.build().execute(&mut *conn).await.db()?;
         }

@@ -172,11 +172,11 @@ impl Dialect for Sqlite {
         // Write transactions run one at a time here, so events are numbered in commit
         // order as they are inserted.
         let query = match (batch.finish(), commit) {
-            (Some((mut query, _)), true) => {
+            (Some(mut query), true) => {
                 query.push("; COMMIT");
                 query
             }
-            (Some((query, _)), false) => query,
+            (Some(query), false) => query,
             (None, true) => QueryBuilder::new("COMMIT"),
             (None, false) => return Ok(()),
         };
