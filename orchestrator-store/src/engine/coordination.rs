@@ -103,6 +103,23 @@ impl<D: Dialect> SqlStore<D> {
             Some(_) => "",
         };
         let (mut tx, now) = self.begin_with(settings, now).await?;
+        match Self::claim_in(&mut tx, &request, now).await {
+            Ok(claims) => {
+                self.commit(tx).await?;
+                Ok(claims)
+            }
+            // A slot that cannot take work, or a named task that cannot be had, is found
+            // after candidates were locked: they are free again when the caller hears.
+            Err(refusal) => tx.refuse(refusal).await,
+        }
+    }
+
+    /// The claims of `request` made in `tx`, not committed yet.
+    async fn claim_in(
+        tx: &mut Tx<D>,
+        request: &ClaimRequest,
+        now: Timestamp,
+    ) -> Result<Vec<Claim>> {
         let slots_wanted = request.agents.len() as u32;
         // The slots in one locked read (sorted, so concurrent claimers lock in one order),
         // and for a queue claim the first round of candidates (one per slot: the head of
@@ -126,10 +143,9 @@ impl<D: Dialect> SqlStore<D> {
             idle.push(slot);
         }
         if let Some(id) = request.task_id {
-            let task = locked_task(&mut tx, id).await?;
-            let assigned = Self::assign(&mut tx, task, &idle[0], &request, now, true).await?;
+            let task = locked_task(tx, id).await?;
+            let assigned = Self::assign(tx, task, &idle[0], request, now, true).await?;
             let claim = assigned.ok_or_else(|| Error::backend("a named claim was passed over"))?;
-            self.commit(tx).await?;
             return Ok(vec![claim]);
         }
 
@@ -147,7 +163,7 @@ impl<D: Dialect> SqlStore<D> {
                 wanted.push(parse_paths(&task.files_hint, "filesHint")?);
             }
             let all_paths: Vec<_> = wanted.iter().flatten().cloned().collect();
-            let mut held = sql_locks::held_overlapping::<D>(&mut tx, &all_paths, now).await?;
+            let mut held = sql_locks::held_overlapping::<D>(tx, &all_paths, now).await?;
             for (task, paths) in candidates.into_iter().zip(wanted) {
                 let Some(slot) = slots.peek().copied() else {
                     break;
@@ -157,8 +173,7 @@ impl<D: Dialect> SqlStore<D> {
                 {
                     continue;
                 }
-                if let Some(claim) = Self::assign(&mut tx, task, slot, &request, now, false).await?
-                {
+                if let Some(claim) = Self::assign(tx, task, slot, request, now, false).await? {
                     held.extend(claim.locks.iter().cloned());
                     claims.push(claim);
                     slots.next();
@@ -168,9 +183,8 @@ impl<D: Dialect> SqlStore<D> {
                 break;
             }
             per_round = CANDIDATES_PER_SLOT * slots_wanted;
-            candidates = read::claimable::<D>(&mut tx, now, after, per_round).await?;
+            candidates = read::claimable::<D>(tx, now, after, per_round).await?;
         }
-        self.commit(tx).await?;
         Ok(claims)
     }
 
@@ -190,10 +204,9 @@ impl<D: Dialect> SqlStore<D> {
         let (mut tx, now) = self.begin_at(now).await?;
         let context = super::task_context::<D>(&mut tx, id, &TaskAction::Start, now).await?;
         let context = found(context, "task", id)?;
-        let (change, ack) = match change::plan_heartbeat(context, &lease, ttl, now) {
-            Ok(planned) => planned,
-            Err(refusal) => return tx.refuse(refusal).await,
-        };
+        let (tx, (change, ack)) = tx
+            .check(change::plan_heartbeat(context, &lease, ttl, now))
+            .await?;
         self.persist(tx, &change, now).await?;
         Ok(ack)
     }
@@ -209,16 +222,19 @@ impl<D: Dialect> SqlStore<D> {
             let context =
                 super::task_context::<D>(&mut tx, id, &TaskAction::ExpireLease, now).await?;
             let Some(context) = context else {
+                tx.rollback().await;
                 continue;
             };
             let task = &context.task;
             if !task.status.is_running() || task.lease_expires_at.is_none_or(|at| at > now) {
                 // Renewed or finished since it was listed.
+                tx.rollback().await;
                 continue;
             }
             let unresolved =
                 read::unresolved_exception::<D>(&mut tx, ExceptionType::AgentStuck, id).await?;
-            let change = change::plan_lease_expiry(context, unresolved, now)?;
+            let planned_change = change::plan_lease_expiry(context, unresolved, now);
+            let (tx, change) = tx.check(planned_change).await?;
             let task = change.task.clone();
             self.persist(tx, &change, now).await?;
             expired.extend(task);
@@ -237,13 +253,16 @@ impl<D: Dialect> SqlStore<D> {
             let (mut tx, now) = self.begin_at(now).await?;
             let Some(session) = read::runner_session::<D>(&mut tx, id, Lock::ForUpdate).await?
             else {
+                tx.rollback().await;
                 continue;
             };
             if session.last_seen_at >= seen_before {
+                tx.rollback().await;
                 continue;
             }
-            let change =
-                change::plan_runner_session_event(session, RunnerSessionEvent::MarkInactive, now)?;
+            let planned_change =
+                change::plan_runner_session_event(session, RunnerSessionEvent::MarkInactive, now);
+            let (tx, change) = tx.check(planned_change).await?;
             marked.extend(change.runner_session.clone());
             self.persist(tx, &change, now).await?;
         }

@@ -136,7 +136,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
         let (mut tx, now) = self.begin_at(now).await?;
         let released = sql_locks::release_key::<D>(&mut tx, &key).await?;
         if released.is_empty() {
-            return Err(Error::not_found("fileLock", &key));
+            return tx.refuse(Error::not_found("fileLock", &key)).await;
         }
         let new = force_release_exception(&key, &released, reason.as_deref());
         let unresolved = match new.task_id {
@@ -145,7 +145,9 @@ impl<D: Dialect> LockManager for SqlStore<D> {
             }
             None => None,
         };
-        let mut planned = change::plan_exception(new, unresolved, now)?;
+        let (tx, mut planned) = tx
+            .check(change::plan_exception(new, unresolved, now))
+            .await?;
         planned
             .events
             .extend(released_event(&released, "force_released"));

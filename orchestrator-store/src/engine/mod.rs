@@ -321,9 +321,9 @@ impl<D: Dialect> Tx<D> {
         }
     }
 
-    /// Rolls back at once (not in the background, as a drop does), so that the rows it
-    /// locked are free when the caller hears of `refusal`, which it returns.
-    async fn refuse<T>(mut self, refusal: Error) -> Result<T> {
+    /// Rolls back at once, not in the background as a drop does: the rows it locked (on
+    /// SQLite, the writer) are free when the caller goes on.
+    async fn rollback(mut self) {
         if self.open {
             self.open = false;
             let rollback = QueryBuilder::new("ROLLBACK");
@@ -333,7 +333,21 @@ impl<D: Dialect> Tx<D> {
                 conn.discard();
             }
         }
+    }
+
+    /// Rolls back at once and returns `refusal`.
+    async fn refuse<T>(self, refusal: Error) -> Result<T> {
+        self.rollback().await;
         Err(refusal)
+    }
+
+    /// The transaction and `outcome`'s value (a plan, a check) to go on with; a refusal
+    /// rolls back at once and is returned.
+    async fn check<T>(self, outcome: Result<T>) -> Result<(Self, T)> {
+        match outcome {
+            Ok(value) => Ok((self, value)),
+            Err(refusal) => self.refuse(refusal).await,
+        }
     }
 
     /// Sends what is left and commits; returns whether the transaction appended events.
@@ -740,7 +754,9 @@ impl<D: Dialect> SqlStore<D> {
             }
             None => None,
         };
-        let change = change::plan_exception(new, unresolved, now)?;
+        let (tx, change) = tx
+            .check(change::plan_exception(new, unresolved, now))
+            .await?;
         let exception = planned(change.exception.clone(), "exception")?;
         self.persist(tx, &change, now).await?;
         Ok(exception)
@@ -812,7 +828,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         edit.validate()?;
         let (mut tx, now) = self.begin_at(now).await?;
         let task = locked_task(&mut tx, id).await?;
-        let change = change::plan_task_edit(task, edit, now)?;
+        let (tx, change) = tx.check(change::plan_task_edit(task, edit, now)).await?;
         let task = planned(change.task.clone(), "task")?;
         self.persist(tx, &change, now).await?;
         Ok(task)
@@ -839,10 +855,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         }
         let (mut tx, now) = self.begin_at(now).await?;
         let context = found(task_context(&mut tx, id, &action, now).await?, "task", id)?;
-        let change = match change::plan_task_action(context, action, lease.as_ref(), now) {
-            Ok(change) => change,
-            Err(refusal) => return tx.refuse(refusal).await,
-        };
+        let planned_change = change::plan_task_action(context, action, lease.as_ref(), now);
+        let (tx, change) = tx.check(planned_change).await?;
         let task = planned(change.task.clone(), "task")?;
         self.persist(tx, &change, now).await?;
         Ok(task)
@@ -852,7 +866,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         let (mut tx, now) = self.begin_at(now).await?;
         let task = locked_task(&mut tx, id).await?;
         let dependents = read::dependents::<D>(&mut tx, id).await?;
-        let event = change::check_deletable(&task, &dependents)?;
+        let (mut tx, event) = tx
+            .check(change::check_deletable(&task, &dependents))
+            .await?;
         write::delete_task(tx.batch(), id);
         write::append_events(tx.batch(), &[event], now);
         self.commit(tx).await
@@ -917,7 +933,9 @@ impl<D: Dialect> Store for SqlStore<D> {
             "agent",
             id,
         )?;
-        let change = change::plan_agent_action(agent, action, now)?;
+        let (tx, change) = tx
+            .check(change::plan_agent_action(agent, action, now))
+            .await?;
         let agent = planned(change.agent.clone(), "agent")?;
         self.persist(tx, &change, now).await?;
         Ok(agent)
@@ -1003,7 +1021,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         let (mut tx, now) = self.begin_at(now).await?;
         let session = read::runner_session::<D>(&mut tx, id, Lock::ForUpdate).await?;
         let session = found(session, "runnerSession", id)?;
-        let change = change::plan_runner_session_event(session, event, now)?;
+        let planned_change = change::plan_runner_session_event(session, event, now);
+        let (tx, change) = tx.check(planned_change).await?;
         let session = planned(change.runner_session.clone(), "runner session")?;
         self.persist(tx, &change, now).await?;
         Ok(session)
@@ -1047,7 +1066,8 @@ impl<D: Dialect> Store for SqlStore<D> {
     ) -> Result<u64> {
         let (mut tx, now) = self.begin_at(now).await?;
         let task = locked_task(&mut tx, lease.task_id).await?;
-        let (stored, events) = change::plan_attempt_logs(&task, &lease, logs, now)?;
+        let planned_logs = change::plan_attempt_logs(&task, &lease, logs, now);
+        let (tx, (stored, events)) = tx.check(planned_logs).await?;
         let agents: Vec<AgentId> = task.assigned_agent_id.into_iter().collect();
         self.store_logs(tx, &stored, &agents, &events, now).await
     }
@@ -1081,7 +1101,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         result.validate()?;
         let (mut tx, now) = self.begin_at(now).await?;
         let current = locked_task(&mut tx, task).await?;
-        let change = change::plan_verification(current, result, now)?;
+        let (tx, change) = tx
+            .check(change::plan_verification(current, result, now))
+            .await?;
         let recorded = planned(change.verification.clone(), "verification result")?;
         self.persist(tx, &change, now).await?;
         Ok(recorded)
@@ -1133,12 +1155,14 @@ impl<D: Dialect> Store for SqlStore<D> {
                 read::unresolved_exception::<D>(&mut tx, exception.exception_type, task).await?
             && other.id != id
         {
-            return Err(Error::conflict(format!(
+            let refusal = Error::conflict(format!(
                 "exception {} of this type is already unresolved for the task",
                 other.id
-            )));
+            ));
+            return tx.refuse(refusal).await;
         }
-        let change = change::plan_exception_decision(exception, decision, now)?;
+        let planned_change = change::plan_exception_decision(exception, decision, now);
+        let (tx, change) = tx.check(planned_change).await?;
         let exception = planned(change.exception.clone(), "exception")?;
         self.persist(tx, &change, now).await?;
         Ok(exception)
@@ -1316,14 +1340,70 @@ mod tests {
         assert!(expected.2.is_some());
     }
 
-    #[tokio::test]
-    async fn sqlite_transactions() {
+    /// Whether SQLite's writer is free at this moment: nothing holds it, not even a
+    /// rollback waiting in the background (which, on this test's one-thread runtime,
+    /// cannot run before the test awaits).
+    fn writer_is_free(store: &crate::SqliteStore) -> bool {
+        match &store.writer {
+            super::Writer::Own { conn, .. } => conn.try_lock().is_ok(),
+            super::Writer::Shared(_) => panic!("a file database has a writer of its own"),
+        }
+    }
+
+    /// A SQLite store in a file of a new directory, which lives as long as it is kept.
+    async fn sqlite_store() -> (tempfile::TempDir, crate::SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::SqliteStore::open(dir.path().join("guard.db"))
+        let store = crate::SqliteStore::open(dir.path().join("store.db"))
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn sqlite_transactions() {
+        let (_dir, store) = sqlite_store().await;
         failed_guard_writes_nothing(&store).await;
         task_context_matches_lookups(&store).await;
+    }
+
+    /// A refusal found inside a write transaction ends the transaction before the caller
+    /// hears of it: a claim whose second slot does not exist finds out after it read (on
+    /// PostgreSQL, locked) the head of the queue, and a delete of a running task after it
+    /// locked the task.
+    #[tokio::test]
+    async fn refusals_end_their_transaction_before_answering() {
+        let (_dir, store) = sqlite_store().await;
+        let now = Timestamp::from_millis(1_000).expect("an instant");
+        store
+            .create_task(NewTask::new("queued", "d"), now)
+            .await
+            .unwrap();
+        let agent = store.create_agent(NewAgent::default(), now).await.unwrap();
+        let mut request = ClaimRequest {
+            agents: vec![agent.id, orchestrator_core::ids::AgentId::new()],
+            runner_session_id: None,
+            task_id: None,
+            lease_ttl: Duration::from_secs(60),
+        };
+
+        let refused = store.claim(request.clone(), now).await;
+        assert!(
+            matches!(refused, Err(Error::NotFound { .. })),
+            "{refused:?}"
+        );
+        assert!(
+            writer_is_free(&store),
+            "the refused claim still holds the writer"
+        );
+
+        request.agents.truncate(1);
+        let claimed = store.claim(request, now).await.unwrap().remove(0);
+        let refused = store.delete_task(claimed.task.id, now).await;
+        assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
+        assert!(
+            writer_is_free(&store),
+            "the refused delete still holds the writer"
+        );
     }
 
     #[tokio::test]
