@@ -103,15 +103,12 @@ impl<D: Dialect> SqlStore<D> {
             Some(_) => "",
         };
         let (mut tx, now) = self.begin_with(settings, now).await?;
-        match Self::claim_in(&mut tx, &request, now).await {
-            Ok(claims) => {
-                self.commit(tx).await?;
-                Ok(claims)
-            }
-            // A slot that cannot take work, or a named task that cannot be had, is found
-            // after candidates were locked: they are free again when the caller hears.
-            Err(refusal) => tx.refuse(refusal).await,
-        }
+        let outcome = Self::claim_in(&mut tx, &request, now).await;
+        // A slot that cannot take work, or a named task that cannot be had, is found after
+        // candidates were locked: they are free again when the caller hears.
+        let (tx, claims) = tx.check(outcome).await?;
+        self.commit(tx).await?;
+        Ok(claims)
     }
 
     /// The claims of `request` made in `tx`, not committed yet.
