@@ -148,6 +148,35 @@ pub async fn claims_pass_over_tasks_that_are_not_ready(store: Arc<dyn Store>) {
     assert_eq!(delayed_claim[0].task.id, delayed.id);
 }
 
+/// However many tasks wait behind a held lock at the head of the queue, a claim finds the
+/// task behind them that can be had.
+pub async fn claims_look_past_every_task_a_lock_holds_back(store: Arc<dyn Store>) {
+    let holder = task_with(&store, "holder", 0, &["hot/"], 0).await;
+    let agents = futures_agents(&store, 2).await;
+    let held = store.claim(request(&agents[..1]), at(1)).await.unwrap();
+    assert_eq!(held[0].task.id, holder.id);
+    let blocked: Vec<_> = (0..120)
+        .map(|i| {
+            let mut new = NewTask::new(format!("blocked {i}"), "d");
+            new.priority = 1;
+            new.files_hint = vec![format!("hot/{i}.rs")];
+            new
+        })
+        .collect();
+    for batch in blocked.chunks(crate::model::MAX_BATCH_SIZE) {
+        store.create_tasks(batch.to_vec(), at(2)).await.unwrap();
+    }
+    let free = task_with(&store, "free", 1, &["cold/"], 3).await;
+
+    let claims = store.claim(request(&agents[1..]), at(4)).await.unwrap();
+    let ids: Vec<_> = claims.iter().map(|c| c.task.id).collect();
+    assert_eq!(
+        ids,
+        [free.id],
+        "the 120 tasks behind the lock on hot/ are passed over"
+    );
+}
+
 /// Claiming a named task is atomic too, and says precisely why it cannot happen.
 pub async fn claiming_a_named_task_explains_refusals(store: Arc<dyn Store>) {
     let holder = task_with(&store, "holder", 2, &["src/"], 0).await;

@@ -21,11 +21,14 @@ use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
 
-/// Candidates looked at per round of a claim, per slot to fill, after the first round
-/// (which looks at one per slot).
+/// Candidates looked at in a claim's second round, per slot to fill (the first round looks
+/// at one per slot: the head of the queue is usually free). Every later round looks at
+/// twice as many as the one before, up to [`MAX_CANDIDATES_PER_ROUND`], until the slots
+/// are filled or the queue runs out: however many tasks wait behind held locks, a task
+/// that can be had is found.
 const CANDIDATES_PER_SLOT: u32 = 4;
-/// Rounds of candidates a claim looks through before it settles for fewer tasks.
-const MAX_CANDIDATE_ROUNDS: usize = 8;
+/// The most candidates one round reads.
+const MAX_CANDIDATES_PER_ROUND: u32 = 512;
 
 impl<D: Dialect> SqlStore<D> {
     /// Assigns `task` to `agent` inside `tx`; returns the claim. `None` when, for a queue
@@ -149,7 +152,7 @@ impl<D: Dialect> SqlStore<D> {
         let mut claims = Vec::new();
         let mut slots = idle.iter().peekable();
         let mut per_round = slots_wanted;
-        for round in 1..=MAX_CANDIDATE_ROUNDS {
+        for round in 1.. {
             let exhausted = candidates.len() < per_round as usize;
             let after = candidates.last().cloned();
             // One indexed lookup for the whole round: the held locks any candidate could
@@ -176,10 +179,13 @@ impl<D: Dialect> SqlStore<D> {
                     slots.next();
                 }
             }
-            if exhausted || slots.peek().is_none() || round == MAX_CANDIDATE_ROUNDS {
+            if exhausted || slots.peek().is_none() {
                 break;
             }
-            per_round = CANDIDATES_PER_SLOT * slots_wanted;
+            per_round = match round {
+                1 => CANDIDATES_PER_SLOT * slots_wanted,
+                _ => (per_round * 2).min(MAX_CANDIDATES_PER_ROUND),
+            };
             candidates = read::claimable::<D>(tx, now, after, per_round).await?;
         }
         Ok(claims)
