@@ -1,14 +1,15 @@
 //! Many runners draining one queue at once: the heaviest test of claims and locks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::helpers::overlapping_locks;
 use crate::change::TaskAction;
 use crate::coordination::ClaimRequest;
 use crate::error::Error;
 use crate::ids::{AgentId, TaskId};
-use crate::lock::{LockPath, LockQuery};
+use crate::lock::LockQuery;
 use crate::model::{NewAgent, NewTask, TaskQuery, TaskStatus, Usage};
 use crate::store::Store;
 use crate::time::{Clock, SystemClock, Timestamp};
@@ -38,9 +39,9 @@ fn files_hint(index: usize) -> Vec<String> {
 }
 
 /// Queues `tasks` tasks, then lets `claimers` concurrent runners (one agent slot each)
-/// claim and complete them until the queue is empty. Every grant is checked against the
-/// locks the other runners hold at that moment, and every task must be claimed exactly
-/// once.
+/// claim and complete them until the queue is empty. After every grant the store's live
+/// locks are checked (no two of different runners overlap), and every task must be
+/// claimed exactly once.
 pub async fn drain_queue(store: Arc<dyn Store>, tasks: usize, claimers: usize) -> DrainReport {
     let clock = SystemClock;
     let mut ids = HashSet::new();
@@ -62,7 +63,6 @@ pub async fn drain_queue(store: Arc<dyn Store>, tasks: usize, claimers: usize) -
         }
     }
 
-    let held: Arc<Mutex<HashMap<AgentId, Vec<LockPath>>>> = Arc::default();
     let claimed: Arc<Mutex<HashSet<TaskId>>> = Arc::default();
     let report: Arc<Mutex<DrainReport>> = Arc::default();
     let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(tasks));
@@ -73,15 +73,14 @@ pub async fn drain_queue(store: Arc<dyn Store>, tasks: usize, claimers: usize) -
             .await
             .expect("agent")
             .id;
-        let (store, held, claimed, report, remaining) = (
+        let (store, claimed, report, remaining) = (
             store.clone(),
-            held.clone(),
             claimed.clone(),
             report.clone(),
             remaining.clone(),
         );
         runners.push(tokio::spawn(async move {
-            run_claimer(store, agent, held, claimed, report, remaining).await;
+            run_claimer(store, agent, claimed, report, remaining).await;
         }));
     }
     for runner in runners {
@@ -97,7 +96,6 @@ pub async fn drain_queue(store: Arc<dyn Store>, tasks: usize, claimers: usize) -
 async fn run_claimer(
     store: Arc<dyn Store>,
     agent: AgentId,
-    held: Arc<Mutex<HashMap<AgentId, Vec<LockPath>>>>,
     claimed: Arc<Mutex<HashSet<TaskId>>>,
     report: Arc<Mutex<DrainReport>>,
     remaining: Arc<std::sync::atomic::AtomicUsize>,
@@ -131,22 +129,27 @@ async fn run_claimer(
             if !claimed.lock().expect("claimed").insert(claim.task.id) {
                 report.double_claims += 1;
             }
-            let paths: Vec<LockPath> = claim
-                .locks
-                .iter()
-                .filter_map(|l| LockPath::parse(&l.file_path).ok())
-                .collect();
-            let mut held = held.lock().expect("held");
-            let overlaps = held.iter().any(|(other, theirs)| {
-                *other != agent && theirs.iter().any(|t| paths.iter().any(|p| p.overlaps(t)))
-            });
-            if overlaps {
-                report.overlapping_grants += 1;
-            }
-            held.insert(agent, paths);
         }
-        tokio::task::yield_now().await;
-        held.lock().expect("held").remove(&agent);
+        if !claim.locks.is_empty() {
+            // The grant's locks are live until the completion below releases them.
+            let query = LockQuery {
+                limit: 200,
+                ..LockQuery::default()
+            };
+            match store.list_locks(&query, clock.now()).await {
+                Ok(live) => {
+                    if let Some(overlap) = overlapping_locks(&live) {
+                        let mut report = report.lock().expect("report");
+                        report.overlapping_grants += 1;
+                        report.errors.push(overlap);
+                    }
+                }
+                Err(err) => {
+                    record(format!("list locks: {err}"));
+                    return;
+                }
+            }
+        }
         let done = TaskAction::Complete {
             commit_sha: None,
             usage: Usage::default(),

@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::change::{LeaseRef, TaskAction};
 use crate::error::Error;
 use crate::ids::AgentId;
-use crate::model::{Agent, NewAgent, NewTask, Task, Usage};
+use crate::lock::LockPath;
+use crate::model::{Agent, FileLock, LockMode, NewAgent, NewTask, Task, Usage};
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -17,6 +18,26 @@ pub(crate) fn at(offset_ms: i64) -> Timestamp {
 
 /// How long an attempt's lease lasts in the cases.
 pub(crate) const LEASE: Duration = Duration::from_secs(60);
+
+/// The first two of `live` that break the lock invariant, described: locks of different
+/// holders over overlapping paths, unless both are shared.
+pub(crate) fn overlapping_locks(live: &[FileLock]) -> Option<String> {
+    for (i, a) in live.iter().enumerate() {
+        for b in &live[i + 1..] {
+            let both_shared = a.mode == LockMode::Shared && b.mode == LockMode::Shared;
+            let overlap = LockPath::parse(&a.file_path)
+                .expect("a held path is valid")
+                .overlaps(&LockPath::parse(&b.file_path).expect("a held path is valid"));
+            if a.agent_id != b.agent_id && !both_shared && overlap {
+                return Some(format!(
+                    "{} ({}) and {} ({}) overlap",
+                    a.file_path, a.agent_id, b.file_path, b.agent_id
+                ));
+            }
+        }
+    }
+    None
+}
 
 pub(crate) async fn new_task(store: &Arc<dyn Store>, title: &str, now: Timestamp) -> Task {
     store

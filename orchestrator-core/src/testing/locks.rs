@@ -274,7 +274,6 @@ pub async fn locks_are_renewed_released_swept_and_forced(store: Arc<dyn Store>) 
 /// 32 holders acquiring and releasing overlapping path sets at once: after every grant,
 /// no two live locks of different holders overlap (unless both are shared).
 pub async fn concurrent_lock_acquisitions_never_overlap(store: Arc<dyn Store>) {
-    use crate::lock::LockPath;
     const PATHS: &[&str] = &[
         "src/",
         "src/a.rs",
@@ -327,22 +326,8 @@ pub async fn concurrent_lock_acquisitions_never_overlap(store: Arc<dyn Store>) {
                             )
                             .await
                             .expect("list");
-                        for (i, a) in live.iter().enumerate() {
-                            for b in &live[i + 1..] {
-                                let both_shared =
-                                    a.mode == LockMode::Shared && b.mode == LockMode::Shared;
-                                let overlap = LockPath::parse(&a.file_path)
-                                    .expect("path")
-                                    .overlaps(&LockPath::parse(&b.file_path).expect("path"));
-                                assert!(
-                                    a.agent_id == b.agent_id || both_shared || !overlap,
-                                    "{} ({}) and {} ({}) overlap",
-                                    a.file_path,
-                                    a.agent_id,
-                                    b.file_path,
-                                    b.agent_id
-                                );
-                            }
+                        if let Some(overlap) = overlapping_locks(&live) {
+                            panic!("{overlap}");
                         }
                         tokio::task::yield_now().await;
                         store
