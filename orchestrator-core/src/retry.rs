@@ -325,6 +325,30 @@ mod tests {
     }
 
     #[test]
+    fn the_default_table_is_the_originals() {
+        let policy = RetryPolicy::default();
+        // (class, retried, delay in seconds, retries allowed, human review)
+        let table = [
+            (FailureClass::Syntax, true, 5, 3, false),
+            (FailureClass::Type, true, 10, 3, false),
+            (FailureClass::Lint, true, 5, 2, false),
+            (FailureClass::Test, true, 30, 2, true),
+            (FailureClass::Semantic, false, 0, 1, true),
+            (FailureClass::Timeout, true, 60, 2, false),
+            (FailureClass::Unknown, true, 30, 1, true),
+        ];
+        for (class, retried, delay, max_attempts, review) in table {
+            let expected = RetryStrategy {
+                should_retry: retried,
+                delay: Duration::from_secs(delay),
+                max_attempts,
+                requires_human_review: review,
+            };
+            assert_eq!(policy.strategy(class), expected, "{class}");
+        }
+    }
+
+    #[test]
     fn decisions_follow_the_table_and_its_limits() {
         let now = Timestamp::from_millis(1_000).unwrap();
         let mut task = NewTask::new("t", "d").into_task(TaskId::new(), now);

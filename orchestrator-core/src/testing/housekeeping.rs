@@ -233,6 +233,28 @@ pub async fn retention_prunes_logs_and_events(store: Arc<dyn Store>) {
         last_seq(&store).await > before,
         "sequence numbers keep growing"
     );
+
+    let newest = last_seq(&store).await;
+    let a_year = Duration::from_secs(365 * 86_400);
+    let newest_only = RetentionPolicy {
+        log_max_age: a_year,
+        log_max_count: 100,
+        event_max_age: a_year,
+        event_max_count: 1,
+    };
+    let report = store
+        .prune(&newest_only, at(4 * 86_400_000 + 1))
+        .await
+        .unwrap();
+    assert!(report.events_deleted >= 1, "events beyond the count cap go");
+    let remaining: Vec<_> = store
+        .events_since(0, 1_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(remaining, [newest], "the newest event is the one kept");
 }
 
 /// Subscribers learn of every commit without polling.
