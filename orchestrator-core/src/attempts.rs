@@ -177,11 +177,16 @@ pub async fn complete_attempt(
         verification.validate()?;
     }
     let task = store.get_task(lease.task_id).await?;
-    let first_report = change::check_lease(&task, &lease, now).is_ok();
+    // The evidence goes with the first report only: a repeat finds the attempt ended and
+    // gets the first answer. Whether the lease is still live is for each write to decide,
+    // on the store's clock; a stale one is refused before anything is written.
+    let first_report = task.status.is_running()
+        && task.attempt == lease.attempt
+        && task.lease_token == Some(lease.lease_token);
     if first_report {
         if let Some(verification) = completion.verification.clone() {
             store
-                .record_verification(task.id, verification, now)
+                .record_verification(task.id, Some(lease), verification, now)
                 .await?;
         }
         let content = match (completion.success, &completion.summary, &completion.error) {

@@ -454,7 +454,7 @@ mod store_tests {
             recommendations: Vec::new(),
         };
         store
-            .record_verification(task.id, failing_tests, now)
+            .record_verification(task.id, None, failing_tests, now)
             .await
             .unwrap();
         let fail = TaskAction::Fail {

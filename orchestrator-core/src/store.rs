@@ -212,10 +212,12 @@ pub trait Store: LockManager {
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage>;
 
     /// Records a verification run of a task (numbered after the previous ones) and sets
-    /// its verification status.
+    /// its verification status. A runner reports with its attempt's `lease`: only while it
+    /// is live; a stale lease is a `Conflict` that writes nothing.
     async fn record_verification(
         &self,
         task: TaskId,
+        lease: Option<LeaseRef>,
         result: NewVerificationResult,
         now: Timestamp,
     ) -> Result<VerificationResult>;

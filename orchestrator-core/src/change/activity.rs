@@ -53,12 +53,17 @@ pub fn plan_agent_action(agent: Agent, action: AgentAction, now: Timestamp) -> R
 
 /// Records a verification run of `task`: numbers it, and sets the task's verification
 /// status. The task's lifecycle status is not touched; the runner reports the outcome.
+/// A runner's report carries its `lease`, which must be live.
 pub fn plan_verification(
     task: Task,
     result: NewVerificationResult,
+    lease: Option<&LeaseRef>,
     now: Timestamp,
 ) -> Result<Change> {
     result.validate()?;
+    if let Some(lease) = lease {
+        check_lease(&task, lease, now)?;
+    }
     let mut next = task;
     next.verification_attempts += 1;
     next.verification_status = if result.passed {

@@ -693,12 +693,13 @@ impl Store for InMemoryStore {
     async fn record_verification(
         &self,
         task: TaskId,
+        lease: Option<LeaseRef>,
         result: NewVerificationResult,
         now: Timestamp,
     ) -> Result<VerificationResult> {
         let mut state = self.state();
         let current = state.task(task)?.clone();
-        let change = change::plan_verification(current, result, now)?;
+        let change = change::plan_verification(current, result, lease.as_ref(), now)?;
         let recorded = change.verification.clone();
         state.persist(change, now);
         recorded.ok_or_else(|| Error::backend("verification planned no result"))

@@ -114,6 +114,7 @@ macro_rules! store_conformance_tests {
             task_activity_is_counted_and_listed_by_task,
             attempt_logs_need_the_live_lease,
             verification_results_are_numbered_per_task,
+            runner_evidence_needs_the_live_lease,
             exceptions_deduplicate_and_sort_by_urgency,
             exception_decisions_follow_the_state_machine,
             events_are_ordered_and_resumable,

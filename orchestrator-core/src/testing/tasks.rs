@@ -455,6 +455,7 @@ pub async fn deletion_cascades_and_is_guarded(store: Arc<dyn Store>) {
     store
         .record_verification(
             task.id,
+            None,
             NewVerificationResult {
                 passed: false,
                 confidence_score: 0.2,

@@ -3,7 +3,13 @@
 use std::sync::Arc;
 
 use super::helpers::*;
-use crate::model::{FailureKind, NewVerificationResult, VerificationFailure, VerificationStatus};
+use crate::attempts::{AttemptCompletion, complete_attempt};
+use crate::change::LeaseRef;
+use crate::ids::LeaseToken;
+use crate::model::{
+    FailureKind, NewVerificationResult, TaskStatus, Usage, VerificationFailure, VerificationStatus,
+};
+use crate::retry::RetryPolicy;
 use crate::store::Store;
 
 fn result(passed: bool) -> NewVerificationResult {
@@ -37,7 +43,7 @@ fn result(passed: bool) -> NewVerificationResult {
 pub async fn verification_results_are_numbered_per_task(store: Arc<dyn Store>) {
     let task = new_task(&store, "verify", at(0)).await;
     let first = store
-        .record_verification(task.id, result(false), at(1))
+        .record_verification(task.id, None, result(false), at(1))
         .await
         .unwrap();
     assert_eq!(first.attempt_number, 1);
@@ -45,7 +51,7 @@ pub async fn verification_results_are_numbered_per_task(store: Arc<dyn Store>) {
     assert_eq!(after_first.verification_status, VerificationStatus::Failed);
     assert_eq!(after_first.verification_attempts, 1);
     let second = store
-        .record_verification(task.id, result(true), at(2))
+        .record_verification(task.id, None, result(true), at(2))
         .await
         .unwrap();
     assert_eq!(second.attempt_number, 2);
@@ -68,19 +74,96 @@ pub async fn verification_results_are_numbered_per_task(store: Arc<dyn Store>) {
     let mut bad = result(true);
     bad.confidence_score = 1.5;
     assert_invalid_input(
-        store.record_verification(task.id, bad, at(3)).await,
+        store.record_verification(task.id, None, bad, at(3)).await,
         "confidenceScore",
     );
     let mut inconsistent = result(true);
     inconsistent.tests_failed = Some(13);
     assert_invalid_input(
         store
-            .record_verification(task.id, inconsistent, at(3))
+            .record_verification(task.id, None, inconsistent, at(3))
             .await,
         "testsFailed",
     );
     assert_eq!(
         store.get_task(task.id).await.unwrap().verification_attempts,
+        2
+    );
+}
+
+/// A runner reports evidence with its attempt's lease: a stale token or an expired lease is
+/// a Conflict that records nothing, also when the evidence comes with the completion.
+pub async fn runner_evidence_needs_the_live_lease(store: Arc<dyn Store>) {
+    let task = new_task(&store, "verify under lease", at(0)).await;
+    let agent = new_agent(&store, at(0)).await;
+    let (_, lease) = assign(&store, &task, agent.id, at(1)).await;
+    let stale = LeaseRef {
+        lease_token: LeaseToken::new(),
+        ..lease
+    };
+    let expired = at(1).add(LEASE);
+    assert_conflict(
+        store
+            .record_verification(task.id, Some(stale), result(false), at(2))
+            .await,
+    );
+    assert_conflict(
+        store
+            .record_verification(task.id, Some(lease), result(false), expired)
+            .await,
+    );
+    let completion = AttemptCompletion {
+        success: false,
+        cancelled: false,
+        summary: None,
+        error: Some("types".into()),
+        commit_sha: None,
+        usage: Usage::default(),
+        diff_stats: None,
+        verification: Some(result(false)),
+    };
+    let policy = RetryPolicy::default();
+    assert_conflict(
+        complete_attempt(
+            &*store,
+            &policy,
+            agent.id,
+            lease,
+            completion.clone(),
+            expired,
+        )
+        .await,
+    );
+    let untouched = store.get_task(task.id).await.unwrap();
+    assert_eq!(untouched.verification_attempts, 0);
+    assert_eq!(untouched.status, TaskStatus::Assigned);
+    assert!(
+        store
+            .list_verification_results(task.id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let recorded = store
+        .record_verification(task.id, Some(lease), result(false), at(2))
+        .await
+        .unwrap();
+    assert_eq!(recorded.attempt_number, 1);
+    let failed = complete_attempt(&*store, &policy, agent.id, lease, completion, at(3))
+        .await
+        .unwrap();
+    assert_ne!(
+        failed.status,
+        TaskStatus::Assigned,
+        "the live lease ends the attempt"
+    );
+    assert_eq!(
+        store
+            .list_verification_results(task.id, 10)
+            .await
+            .unwrap()
+            .len(),
         2
     );
 }

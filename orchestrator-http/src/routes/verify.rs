@@ -120,7 +120,7 @@ async fn verify(
     };
     let result = state
         .store
-        .record_verification(body.task_id, verification, state.now())
+        .record_verification(body.task_id, None, verification, state.now())
         .await?;
     let task = state.store.get_task(body.task_id).await?;
     Ok(ok(Recorded {

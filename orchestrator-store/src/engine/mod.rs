@@ -1095,15 +1095,15 @@ impl<D: Dialect> Store for SqlStore<D> {
     async fn record_verification(
         &self,
         task: TaskId,
+        lease: Option<LeaseRef>,
         result: NewVerificationResult,
         now: Timestamp,
     ) -> Result<VerificationResult> {
         result.validate()?;
         let (mut tx, now) = self.begin_at(now).await?;
         let current = locked_task(&mut tx, task).await?;
-        let (tx, change) = tx
-            .check(change::plan_verification(current, result, now))
-            .await?;
+        let planned_change = change::plan_verification(current, result, lease.as_ref(), now);
+        let (tx, change) = tx.check(planned_change).await?;
         let recorded = planned(change.verification.clone(), "verification result")?;
         self.persist(tx, &change, now).await?;
         Ok(recorded)
