@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::change::LeaseRef;
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, RunnerSessionId, TaskId};
-use crate::model::{FileLock, Task};
+use crate::model::{Event, EventKind, FileLock, Task, TaskStatus};
 use crate::time::Timestamp;
 
 /// Most agent slots one claim may fill.
@@ -137,8 +137,11 @@ pub struct PruneReport {
 }
 
 /// Claims like [`Store::claim`](crate::Store::claim), but when nothing is claimable waits
-/// up to `wait` for a commit (a new task, a released lock, a finished dependency) and tries
-/// again, instead of polling. Returns an empty list when `wait` passes without work.
+/// up to `wait` for a commit that may have made work claimable (see [`may_free_work`]: a
+/// new task, a released lock, a finished dependency) and tries again, instead of polling.
+/// Commits that cannot free work (log entries, evidence, other runners' claims) are read
+/// past without claiming. Returns an empty list when `wait` passes without work; a task
+/// whose `notBefore` passes during the wait is found by the next claim.
 pub async fn claim_waiting(
     store: &dyn crate::Store,
     clock: &dyn crate::Clock,
@@ -147,19 +150,63 @@ pub async fn claim_waiting(
 ) -> Result<Vec<Claim>> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut commits = store.subscribe();
+    // Mark the current state seen before looking, so that a commit between the claim and
+    // the wait still wakes us; its events are the ones after `seen`.
+    commits.borrow_and_update();
+    let mut seen = store.last_event_seq().await?;
     loop {
-        // Mark the current state seen before looking, so that a commit between the claim
-        // and the wait still wakes us.
-        commits.borrow_and_update();
         let claims = store.claim(request.clone(), clock.now()).await?;
         if !claims.is_empty() {
             return Ok(claims);
         }
-        match tokio::time::timeout_at(deadline, commits.changed()).await {
-            Ok(Ok(())) => {}
-            // The deadline passed, or the store is gone: no work this time.
-            Ok(Err(_)) | Err(_) => return Ok(Vec::new()),
+        loop {
+            match tokio::time::timeout_at(deadline, commits.changed()).await {
+                Ok(Ok(())) => {}
+                // The deadline passed, or the store is gone: no work this time.
+                Ok(Err(_)) | Err(_) => return Ok(Vec::new()),
+            }
+            commits.borrow_and_update();
+            let events = store.events_since(seen, WAKE_EVENTS_PAGE).await?;
+            let Some(last) = events.last() else {
+                // Commits without events (pruning) free nothing.
+                continue;
+            };
+            seen = last.seq;
+            if events.len() == WAKE_EVENTS_PAGE as usize || events.iter().any(may_free_work) {
+                break;
+            }
         }
+    }
+}
+
+/// Events a waiting claim reads per wake; a full page counts as a reason to look.
+const WAKE_EVENTS_PAGE: u32 = 500;
+
+/// Whether `event` may have made a task claimable that was not before: a task created,
+/// edited, deleted (a dependency gone), queued again or completed (its dependents may be
+/// ready), or a lock released.
+pub fn may_free_work(event: &Event) -> bool {
+    match event.kind {
+        EventKind::TaskCreated
+        | EventKind::TaskUpdated
+        | EventKind::TaskDeleted
+        | EventKind::LockReleased => true,
+        EventKind::TaskStatusChanged => event
+            .payload
+            .get("to")
+            .and_then(|to| TaskStatus::deserialize(to).ok())
+            .is_none_or(|to| matches!(to, TaskStatus::Queued | TaskStatus::Completed)),
+        EventKind::TaskCancelRequested
+        | EventKind::LeaseRenewed
+        | EventKind::AgentCreated
+        | EventKind::AgentStatusChanged
+        | EventKind::RunnerConnected
+        | EventKind::RunnerStatusChanged
+        | EventKind::LogsAppended
+        | EventKind::VerificationRecorded
+        | EventKind::ExceptionOpened
+        | EventKind::ExceptionStatusChanged
+        | EventKind::LockAcquired => false,
     }
 }
 
@@ -285,5 +332,106 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(claims[0].task.id, task.id);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_claim_wakes_when_a_lock_is_released() {
+        use crate::lock::LockRequest;
+        use crate::model::{LockMode, LogType, NewAgentLog};
+
+        let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+        let clock = SystemClock;
+        let holder = store
+            .create_agent(NewAgent::default(), clock.now())
+            .await
+            .unwrap();
+        let slot = store
+            .create_agent(NewAgent::default(), clock.now())
+            .await
+            .unwrap();
+        let lock = LockRequest {
+            holder: holder.id,
+            task_id: None,
+            paths: vec!["src/".into()],
+            mode: LockMode::Exclusive,
+            ttl: Duration::from_secs(60),
+        };
+        store.acquire(lock, clock.now()).await.unwrap();
+        let mut new = NewTask::new("needs src", "d");
+        new.files_hint = vec!["src/main.rs".into()];
+        let task = store.create_task(new, clock.now()).await.unwrap().value;
+
+        let waiter = {
+            let store = store.clone();
+            let request = ClaimRequest {
+                agents: vec![slot.id],
+                runner_session_id: None,
+                task_id: None,
+                lease_ttl: Duration::from_secs(60),
+            };
+            tokio::spawn(async move {
+                claim_waiting(&*store, &SystemClock, request, Duration::from_secs(30)).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let log = NewAgentLog {
+            agent_id: holder.id,
+            task_id: None,
+            log_type: LogType::Info,
+            content: "still editing".into(),
+            metadata: None,
+        };
+        store.append_logs(vec![log], clock.now()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "a log entry frees nothing");
+        store.release(holder.id, None, clock.now()).await.unwrap();
+        let claims = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the release")
+            .unwrap()
+            .unwrap();
+        assert_eq!(claims[0].task.id, task.id);
+    }
+
+    #[test]
+    fn only_events_that_can_free_work_wake_a_waiting_claim() {
+        let event = |kind, payload| Event {
+            seq: 1,
+            kind,
+            task_id: None,
+            agent_id: None,
+            runner_session_id: None,
+            exception_id: None,
+            payload,
+            created_at: Timestamp::from_millis(0).unwrap(),
+        };
+        let status = |to: &str| {
+            event(
+                EventKind::TaskStatusChanged,
+                serde_json::json!({ "to": to }),
+            )
+        };
+        for waking in [
+            event(EventKind::TaskCreated, serde_json::Value::Null),
+            event(EventKind::TaskUpdated, serde_json::Value::Null),
+            event(EventKind::LockReleased, serde_json::Value::Null),
+            status("QUEUED"),
+            status("COMPLETED"),
+            event(EventKind::TaskStatusChanged, serde_json::Value::Null),
+        ] {
+            assert!(may_free_work(&waking), "{waking:?}");
+        }
+        for quiet in [
+            event(EventKind::LogsAppended, serde_json::Value::Null),
+            event(EventKind::VerificationRecorded, serde_json::Value::Null),
+            event(EventKind::LockAcquired, serde_json::Value::Null),
+            event(EventKind::ExceptionOpened, serde_json::Value::Null),
+            event(EventKind::AgentStatusChanged, serde_json::Value::Null),
+            status("ASSIGNED"),
+            status("IN_PROGRESS"),
+            status("FAILED"),
+        ] {
+            assert!(!may_free_work(&quiet), "{quiet:?}");
+        }
     }
 }
