@@ -52,7 +52,8 @@ impl SupervisorConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SupervisorReport {
-    /// False when another process held the lease and this pass did nothing.
+    /// False when another pass was running (in this process or another) and this one did
+    /// nothing.
     pub ran: bool,
     pub expired_attempts: usize,
     pub swept_locks: u64,
@@ -76,6 +77,9 @@ pub struct Supervisor {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: SupervisorConfig,
+    /// Held while a pass runs in this process (the lease is this process's as a whole, so
+    /// it cannot tell the interval's pass from the cron endpoint's).
+    running: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Supervisor {
@@ -84,19 +88,30 @@ impl Supervisor {
             store,
             clock,
             config,
+            running: Arc::default(),
         }
     }
 
-    /// One pass, unless another process is running one (then `ran` is false).
-    pub async fn run_once(&self) -> Result<SupervisorReport> {
-        let now = self.clock.now();
-        // The lease outlives a pass comfortably but frees itself if this process dies.
+    /// Takes the supervisor lease for this process, or extends it; false while another
+    /// process holds it.
+    async fn hold_lease(&self) -> Result<bool> {
+        // The lease outlives a pass's step comfortably but frees itself if this process
+        // dies.
         let lease = self.config.interval.max(Duration::from_secs(30)) * 2;
-        if !self
-            .store
-            .try_acquire_lease(LEASE_NAME, &self.config.holder, lease, now)
-            .await?
-        {
+        self.store
+            .try_acquire_lease(LEASE_NAME, &self.config.holder, lease, self.clock.now())
+            .await
+    }
+
+    /// One pass, unless another one is running, in this process or another (then `ran`
+    /// is false). The lease is extended before each step; a pass that loses it (a step
+    /// outlasted the lease and another process took over) stops where it is.
+    pub async fn run_once(&self) -> Result<SupervisorReport> {
+        let Ok(_running) = self.running.try_lock() else {
+            return Ok(SupervisorReport::default());
+        };
+        let now = self.clock.now();
+        if !self.hold_lease().await? {
             return Ok(SupervisorReport::default());
         }
         let mut report = SupervisorReport {
@@ -110,12 +125,18 @@ impl Supervisor {
                 break;
             }
         }
+        if !self.hold_lease().await? {
+            return Ok(report);
+        }
         report.swept_locks = self.store.sweep_expired_locks(now).await?;
         report.inactive_runners = self
             .store
             .mark_inactive_runners(now.sub(self.config.runner_inactive_after), now)
             .await?
             .len();
+        if !self.hold_lease().await? {
+            return Ok(report);
+        }
         let quiet_since = now.sub(self.config.stall_after);
         for task in self.store.stalled_tasks(quiet_since, now).await? {
             self.store
@@ -128,6 +149,9 @@ impl Supervisor {
                 .raise_exception(change::blocked_exception(&task, dependency, status), now)
                 .await?;
             report.blocked_tasks += 1;
+        }
+        if !self.hold_lease().await? {
+            return Ok(report);
         }
         let PruneReport {
             logs_deleted,
@@ -149,7 +173,7 @@ impl Supervisor {
                 () = &mut shutdown => return,
                 _ = ticker.tick() => match self.run_once().await {
                     Ok(report) if report.ran => tracing::debug!(?report, "supervisor pass"),
-                    Ok(_) => tracing::trace!("another process holds the supervisor lease"),
+                    Ok(_) => tracing::trace!("another pass is running, here or in another process"),
                     Err(err) => tracing::warn!(error = %err, "supervisor pass failed"),
                 },
             }
@@ -253,5 +277,19 @@ mod tests {
             "the lease frees itself"
         );
         assert!(!first.run_once().await.unwrap().ran);
+    }
+
+    #[tokio::test]
+    async fn a_pass_running_in_this_process_is_not_started_twice() {
+        let (store, clock) = setup();
+        let supervisor = Supervisor::new(store, clock, SupervisorConfig::new("a"));
+        let interval_pass = supervisor.running.clone();
+        let running = interval_pass.try_lock().unwrap();
+        assert!(
+            !supervisor.clone().run_once().await.unwrap().ran,
+            "the cron endpoint's pass waits for the next turn"
+        );
+        drop(running);
+        assert!(supervisor.run_once().await.unwrap().ran);
     }
 }

@@ -62,7 +62,7 @@ async fn cleanup(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Http
         message: if report.ran {
             "Cleanup completed"
         } else {
-            "Another server is running the cleanup now"
+            "A cleanup is running now (here or on another server)"
         },
         duration: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         timestamp: state.now(),
