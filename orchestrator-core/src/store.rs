@@ -293,7 +293,9 @@ pub trait Store: LockManager {
     async fn stalled_tasks(&self, quiet_since: Timestamp, now: Timestamp) -> Result<Vec<Task>>;
 
     /// Up to `limit` QUEUED tasks that wait for a dependency that FAILED or was CANCELLED,
-    /// with that dependency and its status.
+    /// with that dependency and its status, oldest first; tasks already reported (an
+    /// unresolved [`BLOCKED_TASK_EXCEPTION`](crate::change::BLOCKED_TASK_EXCEPTION) on the
+    /// task) are left out, so that every blocked task is reported in turn.
     async fn blocked_tasks(&self, limit: u32) -> Result<Vec<(Task, TaskId, TaskStatus)>>;
 
     /// Takes the named lease for `holder` until `now + ttl` if it is free, expired or

@@ -239,6 +239,10 @@ mod tests {
         let report = supervisor.run_once().await.unwrap();
         assert_eq!(report.expired_attempts, 1);
         assert_eq!(
+            report.blocked_tasks, 0,
+            "the blocked task was reported already"
+        );
+        assert_eq!(
             store.get_task(task.id).await.unwrap().status,
             TaskStatus::Queued
         );
@@ -261,7 +265,7 @@ mod tests {
             blocked_reports.total_count, 1,
             "reported once, however many passes"
         );
-        assert_eq!(blocked_reports.items[0].occurrences, 2);
+        assert_eq!(blocked_reports.items[0].occurrences, 1);
     }
 
     #[tokio::test]

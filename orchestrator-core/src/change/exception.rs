@@ -121,13 +121,17 @@ pub fn stalled_exception(task: &Task, quiet_since: Timestamp) -> crate::model::N
 }
 
 /// The exception for a queued task that waits for a dependency that will never complete.
+/// The type of the exception that reports a blocked task.
+pub const BLOCKED_TASK_EXCEPTION: crate::model::ExceptionType =
+    crate::model::ExceptionType::UnknownError;
+
 pub fn blocked_exception(
     task: &Task,
     dependency: TaskId,
     status: TaskStatus,
 ) -> crate::model::NewException {
     let mut blocked = crate::model::NewException::new(
-        crate::model::ExceptionType::UnknownError,
+        BLOCKED_TASK_EXCEPTION,
         crate::model::ExceptionSeverity::Warning,
         format!("Task blocked: \"{}\"", truncate_title(&task.title)),
     );

@@ -210,6 +210,13 @@ impl InMemoryStore {
             .tasks
             .values()
             .filter(|t| t.status == TaskStatus::Queued)
+            .filter(|t| {
+                !state.exceptions.values().any(|e| {
+                    e.task_id == Some(t.id)
+                        && e.exception_type == change::BLOCKED_TASK_EXCEPTION
+                        && e.status.is_unresolved()
+                })
+            })
             .filter_map(|t| {
                 t.depends_on.iter().find_map(|d| {
                     let dependency = state.tasks.get(d)?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::claims::futures_agents;
 use super::helpers::*;
-use crate::change::AgentAction;
+use crate::change::{self, AgentAction};
 use crate::coordination::{ClaimRequest, RetentionPolicy};
 use crate::model::{
     LogQuery, LogType, NewAgentLog, NewRunnerSession, NewTask, RunnerSessionStatus, TaskStatus,
@@ -138,6 +138,21 @@ pub async fn quiet_runners_stalled_and_blocked_tasks_are_found(store: Arc<dyn St
     assert_eq!(
         (blocked[0].1, blocked[0].2),
         (silent.id, TaskStatus::Failed)
+    );
+    let mut also_waiting = NewTask::new("also waiting", "after silent");
+    also_waiting.depends_on = vec![silent.id];
+    let also_waiting = store
+        .create_task(also_waiting, at(280_000))
+        .await
+        .unwrap()
+        .value;
+    let report = change::blocked_exception(&blocked[0].0, silent.id, TaskStatus::Failed);
+    store.raise_exception(report, at(290_000)).await.unwrap();
+    let next = store.blocked_tasks(1).await.unwrap();
+    assert_eq!(
+        next.iter().map(|b| b.0.id).collect::<Vec<_>>(),
+        [also_waiting.id],
+        "a reported task gives way to the next"
     );
 }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use orchestrator_core::Timestamp;
+use orchestrator_core::change;
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use orchestrator_core::model::{
@@ -689,9 +690,12 @@ pub(crate) async fn blocked<D: Dialect>(
          FROM tasks t JOIN task_dependencies bd ON bd.task_id = t.id \
          JOIN tasks dt ON dt.id = bd.depends_on_id \
          WHERE t.status = 'QUEUED' AND dt.status IN ('FAILED', 'CANCELLED') \
-         ORDER BY t.created_at, t.id, dt.id LIMIT ",
+         AND NOT EXISTS (SELECT 1 FROM exceptions e WHERE e.task_id = t.id \
+         AND e.status IN ('OPEN', 'ACKNOWLEDGED') AND e.exception_type = ",
         D::DEPENDENCY_LIST
     ));
+    Value::text(change::BLOCKED_TASK_EXCEPTION.as_str()).bind(&mut query);
+    query.push(") ORDER BY t.created_at, t.id, dt.id LIMIT ");
     Value::int(limit).bind(&mut query);
     let rows = all::<D, _>(conn, query, |row: &D::Row| {
         let task = task_from_row(row)?;
