@@ -74,16 +74,29 @@ impl Error {
 
 /// An event that the entity's state machine rejects in its current state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {entity} transition: cannot {event} from {from}{}", describe_allowed(.allowed))]
+#[error(
+    "invalid {entity} transition: cannot {event} from {from}{}{}",
+    describe_target(.to),
+    describe_allowed(.allowed)
+)]
 pub struct InvalidTransition {
     /// Kind of entity, e.g. "task".
     pub entity: &'static str,
     /// The state the entity was in.
     pub from: String,
+    /// The state the event leads to (`None` for an event whose target depends on where it
+    /// starts, like a request that keeps the state).
+    pub to: Option<String>,
     /// The event that was rejected.
     pub event: String,
     /// The events the entity would accept in `from` (empty for a terminal state).
     pub allowed: Vec<String>,
+}
+
+fn describe_target(to: &Option<String>) -> String {
+    to.as_deref()
+        .map(|to| format!(" to {to}"))
+        .unwrap_or_default()
 }
 
 fn describe_allowed(allowed: &[String]) -> String {

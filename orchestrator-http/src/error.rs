@@ -254,6 +254,7 @@ impl From<CoreError> for ApiError {
                 .with_details(json!({
                     "entity": transition.entity,
                     "from": transition.from,
+                    "to": transition.to,
                     "event": transition.event,
                     "allowed": transition.allowed,
                 })),

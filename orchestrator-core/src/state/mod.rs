@@ -40,7 +40,8 @@ pub trait StateMachine {
     }
 }
 
-/// The rejection of `event` in `state`, listing what `state` would accept.
+/// The rejection of `event` in `state`, naming where the event leads and listing what
+/// `state` would accept.
 pub(crate) fn rejected<M: StateMachine>(
     state: M::State,
     event: M::Event,
@@ -48,9 +49,15 @@ pub(crate) fn rejected<M: StateMachine>(
     name_event: fn(M::Event) -> &'static str,
     accepts: fn(M::State, M::Event) -> Option<M::State>,
 ) -> InvalidTransition {
+    let mut targets = M::STATES.iter().filter_map(|from| accepts(*from, event));
+    let to = targets
+        .next()
+        .filter(|first| targets.all(|other| other == *first))
+        .map(|target| name_state(target).to_owned());
     InvalidTransition {
         entity: M::ENTITY,
         from: name_state(state).to_owned(),
+        to,
         event: name_event(event).to_owned(),
         allowed: M::EVENTS
             .iter()

@@ -118,8 +118,17 @@ mod tests {
     fn a_rejection_names_state_event_and_alternatives() {
         let err = transition(S::Completed, E::Retry).unwrap_err();
         assert_eq!(err.from, "COMPLETED");
+        assert_eq!(err.to.as_deref(), Some("QUEUED"));
         assert_eq!(err.event, "retry");
-        assert!(err.to_string().contains("final state"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "invalid task transition: cannot retry from COMPLETED to QUEUED (it is a final state)"
+        );
+        let err = transition(S::Queued, E::RequestCancel).unwrap_err();
+        assert_eq!(
+            err.to, None,
+            "a request to cancel keeps whatever state it is in"
+        );
         let err = transition(S::Failed, E::Cancel).unwrap_err();
         assert_eq!(err.allowed, vec!["retry".to_owned()]);
     }
