@@ -26,7 +26,7 @@ use crate::time::Timestamp;
 pub struct LockRequest {
     pub holder: AgentId,
     pub task_id: Option<TaskId>,
-    /// Repository-relative paths; a trailing `/` covers everything below.
+    /// Repository-relative paths, each covering everything below it.
     pub paths: Vec<String>,
     pub mode: LockMode,
     pub ttl: Duration,

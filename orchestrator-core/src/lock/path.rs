@@ -1,9 +1,11 @@
 //! [`LockPath`]: a normalized, repository-relative path that a lock covers.
 //!
 //! `\` becomes `/`, repeated slashes and `.` segments collapse, `..` is resolved and may
-//! not leave the repository, absolute paths are refused. A path ending in `/` (or `.`)
-//! names a directory and covers everything below it; `./` is the whole repository.
-//! Segments compare exactly, so `src/a` and `src/ab` never overlap.
+//! not leave the repository, absolute paths are refused. Every path covers everything
+//! below it: the server cannot see the repository to tell a directory named without a
+//! trailing `/` from a file, and below a file there is nothing to cover. A trailing `/`
+//! (or `.`) is kept in the key as the caller's mark of a directory; `./` is the whole
+//! repository. Segments compare exactly, so `src/a` and `src/ab` never overlap.
 
 use std::fmt;
 
@@ -82,12 +84,8 @@ impl LockPath {
         &self.segments
     }
 
-    /// Whether the path is a directory (covering everything below it).
-    pub fn is_directory(&self) -> bool {
-        self.directory
-    }
-
-    /// Whether two locks on these paths would cover a common file.
+    /// Whether two locks on these paths would cover a common file: one lies in the other
+    /// or below it.
     pub fn overlaps(&self, other: &LockPath) -> bool {
         let (short, long) = if self.segments.len() <= other.segments.len() {
             (self, other)
@@ -95,37 +93,31 @@ impl LockPath {
             (other, self)
         };
         long.segments.starts_with(&short.segments)
-            && (short.segments.len() == long.segments.len() || short.directory)
     }
 
     /// Keys of every lock that covers this path from above or names it exactly: the
-    /// root, each ancestor directory, and the path as a file and as a directory.
+    /// root, and each ancestor and the path itself, with and without the trailing `/`.
     pub fn covering_keys(&self) -> Vec<String> {
         let mut keys = vec![ROOT_KEY.to_owned()];
-        for depth in 1..self.segments.len() {
-            keys.push(format!("{}/", self.segments[..depth].join("/")));
-        }
-        if !self.segments.is_empty() {
-            let joined = self.segments.join("/");
+        for depth in 1..=self.segments.len() {
+            let joined = self.segments[..depth].join("/");
             keys.push(format!("{joined}/"));
             keys.push(joined);
         }
         keys
     }
 
-    /// For a directory, the half-open key range `[start, end)` holding every path below
-    /// it (`None` for the root: everything is below it). `None` as well for a file.
-    pub fn descendant_range(&self) -> Option<DescendantRange> {
-        if !self.directory {
-            return None;
-        }
+    /// The half-open key range `[start, end)` holding every path below this one.
+    pub fn descendant_range(&self) -> DescendantRange {
         if self.segments.is_empty() {
-            return Some(DescendantRange::Everything);
+            return DescendantRange::Everything;
         }
-        let prefix = format!("{}/", self.segments.join("/"));
-        // Every key below starts with `prefix`; `0` is the byte after `/`.
-        let end = format!("{}0", self.segments.join("/"));
-        Some(DescendantRange::Keys { start: prefix, end })
+        let joined = self.segments.join("/");
+        // Every key below starts with `joined/`; `0` is the byte after `/`.
+        DescendantRange::Keys {
+            start: format!("{joined}/"),
+            end: format!("{joined}0"),
+        }
     }
 }
 
@@ -222,28 +214,42 @@ mod tests {
         );
         assert!(!overlaps("src/a", "src/ab"));
         assert!(!overlaps("src/a/", "src/ab/"));
+        assert!(!overlaps("src/a", "src/a.rs"));
         assert!(
-            !overlaps("src/a", "src/a/b.rs"),
-            "a file covers nothing below it"
+            overlaps("src/components", "src/components/button.tsx"),
+            "a directory named without a trailing slash covers what is below it"
         );
     }
 
     #[test]
     fn covering_keys_and_ranges_find_every_overlap() {
-        let dir = LockPath::parse("src/a/").unwrap();
-        let range = dir.descendant_range().unwrap();
-        assert!(range.contains("src/a/b.rs") && range.contains("src/a/"));
-        assert!(!range.contains("src/ab") && !range.contains("src/a"));
+        for named in ["src/a/", "src/a"] {
+            let range = LockPath::parse(named).unwrap().descendant_range();
+            assert!(range.contains("src/a/b.rs") && range.contains("src/a/"));
+            assert!(!range.contains("src/ab") && !range.contains("src/a"));
+            assert!(!range.contains("src/a.rs") && !range.contains("src/aü"));
+        }
         let file = LockPath::parse("src/a/b.rs").unwrap();
         assert_eq!(
             file.covering_keys(),
-            ["./", "src/", "src/a/", "src/a/b.rs/", "src/a/b.rs"]
+            [
+                "./",
+                "src/",
+                "src",
+                "src/a/",
+                "src/a",
+                "src/a/b.rs/",
+                "src/a/b.rs"
+            ]
         );
-        assert_eq!(file.descendant_range(), None);
+        assert_eq!(
+            LockPath::parse("./").unwrap().descendant_range(),
+            DescendantRange::Everything
+        );
     }
 
-    /// An independent, deliberately naive model: the set of concrete files (from a small
-    /// universe) that a raw path covers.
+    /// An independent, deliberately naive model: the set of entries (from a small universe)
+    /// that a raw path covers — the one it names and everything below it.
     fn covered(raw: &str, universe: &[Vec<String>]) -> Vec<Vec<String>> {
         let unified = raw.replace('\\', "/");
         let mut stack: Vec<String> = Vec::new();
@@ -256,20 +262,9 @@ mod tests {
                 name => stack.push(name.to_owned()),
             }
         }
-        let directory = stack.is_empty()
-            || unified.ends_with('/')
-            || unified.ends_with("/.")
-            || unified == "."
-            || unified.ends_with("/..");
         universe
             .iter()
-            .filter(|file| {
-                if directory {
-                    file.len() >= stack.len() && file[..stack.len()] == stack[..]
-                } else {
-                    **file == stack
-                }
-            })
+            .filter(|entry| entry.len() >= stack.len() && entry[..stack.len()] == stack[..])
             .cloned()
             .collect()
     }
@@ -338,8 +333,7 @@ mod tests {
             };
             // How a store finds the held lock `pb` when `pa` is requested.
             let held = pb.key();
-            let found = pa.covering_keys().contains(&held)
-                || pa.descendant_range().is_some_and(|range| range.contains(&held));
+            let found = pa.covering_keys().contains(&held) || pa.descendant_range().contains(&held);
             prop_assert_eq!(found, pa.overlaps(&pb), "{:?} vs held {:?}", pa, held);
         }
 

@@ -19,8 +19,7 @@ use crate::time::Timestamp;
 
 impl State {
     /// Live locks of holders other than `holder` that stand in the way of `paths`, found
-    /// through the path index (ancestors, the path itself, and for a directory the key
-    /// range below it).
+    /// through the path index (ancestors, the path itself, and the key range below it).
     pub(super) fn conflicts(
         &self,
         paths: &[LockPath],
@@ -34,17 +33,16 @@ impl State {
                 candidates.extend(self.locks_by_path.get(&key).into_iter().flatten());
             }
             match path.descendant_range() {
-                Some(DescendantRange::Everything) => {
+                DescendantRange::Everything => {
                     candidates.extend(self.locks_by_path.values().flatten());
                 }
-                Some(DescendantRange::Keys { start, end }) => {
+                DescendantRange::Keys { start, end } => {
                     candidates.extend(
                         self.locks_by_path
                             .range(start..end)
                             .flat_map(|(_, ids)| ids),
                     );
                 }
-                None => {}
             }
         }
         candidates.sort();

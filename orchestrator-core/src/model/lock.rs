@@ -4,7 +4,7 @@ use crate::ids::{AgentId, FileLockId, TaskId};
 use crate::model::{FileLockStatus, LockMode};
 use crate::time::Timestamp;
 
-/// A grant on a repository-relative path (a path ending in `/` covers everything below).
+/// A grant on a repository-relative path, covering everything below it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]

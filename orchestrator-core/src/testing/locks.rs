@@ -60,6 +60,24 @@ pub async fn locks_are_exclusive_over_overlapping_paths(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(docs.is_empty(), "a denied request takes nothing");
+    granted(
+        store
+            .acquire(lock(c, &["web/components"], LockMode::Shared), at(2))
+            .await
+            .unwrap(),
+    );
+    let below = store
+        .check(&["web/components/button.tsx".to_owned()], None, at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        below.len(),
+        1,
+        "a directory named without a trailing slash covers what is below it"
+    );
+    let above = store.check(&["web".to_owned()], None, at(2)).await.unwrap();
+    assert_eq!(above.len(), 1, "and so does a path above it");
+    store.release(c, None, at(2)).await.unwrap();
 
     let own = granted(
         store

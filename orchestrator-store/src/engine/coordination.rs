@@ -46,7 +46,7 @@ impl<D: Dialect> SqlStore<D> {
         let paths = parse_paths(&task.files_hint, "filesHint")?;
         let mut lock_conflicts = Vec::new();
         if !paths.is_empty() {
-            let guards = sql_locks::guard_keys(&paths, LockMode::Exclusive);
+            let guards = sql_locks::guard_keys(&paths);
             if !D::guard_lock_keys(tx, &guards, named).await? {
                 return Ok(None);
             }

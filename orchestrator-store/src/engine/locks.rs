@@ -61,7 +61,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
                 task,
             )?;
         }
-        D::guard_lock_keys(&mut tx, &sql_locks::guard_keys(&paths, request.mode), true).await?;
+        D::guard_lock_keys(&mut tx, &sql_locks::guard_keys(&paths), true).await?;
         let conflicts =
             sql_locks::conflicts::<D>(&mut tx, &paths, request.mode, Some(holder), now).await?;
         if !conflicts.is_empty() {

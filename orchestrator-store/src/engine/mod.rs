@@ -667,7 +667,7 @@ async fn task_context<D: Dialect>(
         Some(agent_id) => {
             found(agent.as_ref(), "agent", agent_id)?;
             let paths = parse_paths(&task.files_hint, "filesHint")?;
-            let guards = sql_locks::guard_keys(&paths, LockMode::Exclusive);
+            let guards = sql_locks::guard_keys(&paths);
             D::guard_lock_keys(tx, &guards, true).await?;
             let conflicts =
                 sql_locks::conflicts::<D>(tx, &paths, LockMode::Exclusive, Some(agent_id), now)

@@ -18,8 +18,8 @@ fn lock_from_row(row: &impl RowReader) -> Result<FileLock> {
 }
 
 /// Live locks that overlap any of `paths`, whoever holds them. Only the keys that can
-/// overlap are looked up — each path's ancestors and itself, and for a directory the key
-/// range below it — so the cost follows the request, not the table.
+/// overlap are looked up — each path's ancestors and itself, and the key range below it —
+/// so the cost follows the request, not the table.
 pub(crate) async fn held_overlapping<D: Dialect>(
     conn: &mut impl Exec<D>,
     paths: &[LockPath],
@@ -35,13 +35,13 @@ pub(crate) async fn held_overlapping<D: Dialect>(
     Value::at(now).bind(&mut query);
     let everything = paths
         .iter()
-        .any(|p| p.descendant_range() == Some(DescendantRange::Everything));
+        .any(|p| p.descendant_range() == DescendantRange::Everything);
     if !everything {
         query.push(" AND (file_path IN (");
         push_list(&mut query, keys.into_iter().map(Value::text).collect());
         query.push(")");
         for path in paths {
-            if let Some(DescendantRange::Keys { start, end }) = path.descendant_range() {
+            if let DescendantRange::Keys { start, end } = path.descendant_range() {
                 query.push(" OR (file_path >= ");
                 Value::text(start).bind(&mut query);
                 query.push(" AND file_path < ");
@@ -71,18 +71,17 @@ pub(crate) async fn conflicts<D: Dialect>(
 }
 
 /// The transaction guards that make concurrent acquirers of overlapping paths take
-/// turns: shared on every ancestor directory, exclusive on the path itself (also for a
-/// shared directory request, which overlaps anything below). Sorted, so every acquirer
-/// takes them in the same order.
-pub(crate) fn guard_keys(paths: &[LockPath], mode: LockMode) -> Vec<(i64, bool)> {
+/// turns: shared on every ancestor, exclusive on the path itself — also for a shared
+/// request, which overlaps an exclusive one anywhere below (whose acquirer holds this
+/// path's guard shared). Sorted, so every acquirer takes them in the same order.
+pub(crate) fn guard_keys(paths: &[LockPath]) -> Vec<(i64, bool)> {
     let mut keys: Vec<(i64, bool)> = Vec::new();
     for path in paths {
         let segments = path.segments();
         for depth in 0..segments.len() {
             keys.push((guard_hash(&segments[..depth].join("/")), false));
         }
-        let exclusive = mode == LockMode::Exclusive || path.is_directory();
-        keys.push((guard_hash(&segments.join("/")), exclusive));
+        keys.push((guard_hash(&segments.join("/")), true));
     }
     keys.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     keys.dedup_by(|later, earlier| later.0 == earlier.0);
@@ -280,50 +279,22 @@ mod tests {
     #[test]
     fn overlapping_requests_always_contend_for_a_guard() {
         let cases = [
-            (
-                vec!["src/a.rs"],
-                LockMode::Exclusive,
-                vec!["src/"],
-                LockMode::Exclusive,
-            ),
-            (
-                vec!["src/a.rs"],
-                LockMode::Exclusive,
-                vec!["src/a.rs"],
-                LockMode::Shared,
-            ),
-            (
-                vec!["src/a"],
-                LockMode::Exclusive,
-                vec!["src/a/"],
-                LockMode::Exclusive,
-            ),
-            (
-                vec!["src/a/b/c.rs"],
-                LockMode::Shared,
-                vec!["./"],
-                LockMode::Shared,
-            ),
-            (
-                vec!["src/a.rs"],
-                LockMode::Exclusive,
-                vec!["src/"],
-                LockMode::Shared,
-            ),
+            (vec!["src/a.rs"], vec!["src/"]),
+            (vec!["src/a.rs"], vec!["src/a.rs"]),
+            (vec!["src/a"], vec!["src/a/"]),
+            (vec!["src/a/b/c.rs"], vec!["./"]),
+            (vec!["src/a"], vec!["src/a/b.rs"]),
         ];
-        for (a, mode_a, b, mode_b) in cases {
-            let (ga, gb) = (
-                guard_keys(&paths(&a), mode_a),
-                guard_keys(&paths(&b), mode_b),
-            );
+        for (a, b) in cases {
+            let (ga, gb) = (guard_keys(&paths(&a)), guard_keys(&paths(&b)));
             assert!(shares_a_conflicting_guard(&ga, &gb), "{a:?} vs {b:?}");
         }
     }
 
     #[test]
     fn disjoint_files_do_not_contend() {
-        let a = guard_keys(&paths(&["src/a.rs"]), LockMode::Exclusive);
-        let b = guard_keys(&paths(&["src/b.rs"]), LockMode::Exclusive);
+        let a = guard_keys(&paths(&["src/a.rs"]));
+        let b = guard_keys(&paths(&["src/b.rs"]));
         assert!(!shares_a_conflicting_guard(&a, &b));
         assert!(a.windows(2).all(|w| w[0].0 < w[1].0), "sorted and unique");
     }
