@@ -101,6 +101,61 @@ impl RetryPolicy {
         self.strategies.insert(class, strategy);
         self
     }
+
+    /// This table with the strategies of `json` in place of its own: an object keyed by
+    /// failure class (`"TYPE_ERROR"`, ...), each value a whole strategy, e.g.
+    /// `{"TYPE_ERROR": {"shouldRetry": true, "delay": 20000, "maxAttempts": 5,
+    /// "requiresHumanReview": false}}` (`delay` in milliseconds). Classes it leaves out
+    /// keep their strategy; an unknown class or field, a missing field, a delay over a day
+    /// or more than [`MAX_RETRIES`] retries is refused, naming what is wrong.
+    pub fn overridden_by_json(mut self, json: &str) -> Result<Self> {
+        let overrides: BTreeMap<FailureClass, StrategyOverride> = serde_json::from_str(json)
+            .map_err(|err| Error::invalid("retryPolicy", err.to_string()))?;
+        for (class, strategy) in overrides {
+            let strategy = RetryStrategy::from(strategy);
+            if strategy.delay > MAX_RETRY_DELAY {
+                return Err(Error::invalid(
+                    "retryPolicy",
+                    format!("{class}: delay may be at most a day (86400000 ms)"),
+                ));
+            }
+            if strategy.max_attempts > MAX_RETRIES {
+                return Err(Error::invalid(
+                    "retryPolicy",
+                    format!("{class}: maxAttempts may be at most {MAX_RETRIES}"),
+                ));
+            }
+            self.strategies.insert(class, strategy);
+        }
+        Ok(self)
+    }
+}
+
+/// The most retries a strategy may allow.
+pub const MAX_RETRIES: u32 = 100;
+/// The longest delay a strategy may ask for.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(86_400);
+
+/// A strategy as an operator writes it: every field required, no other.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StrategyOverride {
+    should_retry: bool,
+    #[serde(with = "crate::time::millis")]
+    delay: Duration,
+    max_attempts: u32,
+    requires_human_review: bool,
+}
+
+impl From<StrategyOverride> for RetryStrategy {
+    fn from(written: StrategyOverride) -> Self {
+        Self {
+            should_retry: written.should_retry,
+            delay: written.delay,
+            max_attempts: written.max_attempts,
+            requires_human_review: written.requires_human_review,
+        }
+    }
 }
 
 /// The class of a failed verification: the first failing stage in pipeline order
@@ -322,6 +377,59 @@ mod tests {
             })
         });
         assert_eq!(classify(Some(&timeout)), FailureClass::Timeout);
+    }
+
+    #[test]
+    fn an_operators_table_replaces_the_classes_it_names() {
+        let policy = RetryPolicy::default()
+            .overridden_by_json(
+                r#"{"TYPE_ERROR": {"shouldRetry": true, "delay": 20000, "maxAttempts": 5,
+                    "requiresHumanReview": true}}"#,
+            )
+            .unwrap();
+        let expected = RetryStrategy {
+            should_retry: true,
+            delay: Duration::from_secs(20),
+            max_attempts: 5,
+            requires_human_review: true,
+        };
+        assert_eq!(policy.strategy(FailureClass::Type), expected);
+        assert_eq!(
+            policy.strategy(FailureClass::Lint),
+            RetryPolicy::default().strategy(FailureClass::Lint),
+            "the classes it leaves out keep the original's strategy"
+        );
+        for (bad, says) in [
+            (r#"{"TYPO_ERROR": {}}"#, "TYPO_ERROR"),
+            (
+                r#"{"LINT_ERROR": {"shouldRetry": true, "delay": 1, "maxAttempts": 1}}"#,
+                "requiresHumanReview",
+            ),
+            (
+                r#"{"LINT_ERROR": {"shouldRetry": true, "delay": 1, "maxAttempts": 1,
+                    "requiresHumanReview": false, "dealy": 5}}"#,
+                "dealy",
+            ),
+            (
+                r#"{"TIMEOUT": {"shouldRetry": true, "delay": 86400001, "maxAttempts": 1,
+                    "requiresHumanReview": false}}"#,
+                "at most a day",
+            ),
+            (
+                r#"{"TIMEOUT": {"shouldRetry": true, "delay": 1, "maxAttempts": 101,
+                    "requiresHumanReview": false}}"#,
+                "at most 100",
+            ),
+            ("[]", "map"),
+        ] {
+            match RetryPolicy::default().overridden_by_json(bad) {
+                Err(Error::InvalidInput { field, message }) => {
+                    assert_eq!(field, "retryPolicy");
+                    assert!(message.contains(says), "{bad}: {message}");
+                }
+                other => panic!("{bad} gave {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -92,6 +92,11 @@ impl Supervisor {
         }
     }
 
+    /// How this supervisor works.
+    pub fn config(&self) -> &SupervisorConfig {
+        &self.config
+    }
+
     /// Takes the supervisor lease for this process, or extends it; false while another
     /// process holds it.
     async fn hold_lease(&self) -> Result<bool> {

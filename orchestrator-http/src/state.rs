@@ -100,6 +100,19 @@ impl AppState {
         self
     }
 
+    /// Runs the supervisor with its configuration changed by `configure` (the holder
+    /// names this process in the supervisor lease; keep it unique per replica).
+    pub fn with_supervisor_config(mut self, configure: impl FnOnce(&mut SupervisorConfig)) -> Self {
+        let mut config = self.supervisor.config().clone();
+        configure(&mut config);
+        self.supervisor = Arc::new(Supervisor::new(
+            self.store.clone(),
+            self.clock.clone(),
+            config,
+        ));
+        self
+    }
+
     /// Accepts `secret` as the bearer token of `GET /api/cron/cleanup`.
     pub fn with_cron_secret(mut self, secret: &str) -> Self {
         self.cron_secret_hash = Some(hash_token(secret));

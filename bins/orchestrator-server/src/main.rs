@@ -7,10 +7,14 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
+use orchestrator_core::coordination::RetentionPolicy;
+use orchestrator_core::retry::RetryPolicy;
+use orchestrator_core::supervisor::SupervisorConfig;
 use orchestrator_core::{Clock, Store, SystemClock};
 use orchestrator_http::AppState;
 use orchestrator_http::auth::{hash_token, new_secret};
@@ -103,6 +107,49 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=32))]
     local_parallel: u8,
 
+    /// Seconds between supervisor passes (lease expiry, lock sweep, inactive runners,
+    /// stalled and blocked tasks, retention).
+    #[arg(long, env = "ORCHESTRATOR_SUPERVISOR_INTERVAL", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400), value_name = "SECONDS")]
+    supervisor_interval: u64,
+
+    /// A runner unseen this many seconds is marked inactive.
+    #[arg(long, env = "ORCHESTRATOR_RUNNER_INACTIVE_AFTER", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=604_800), value_name = "SECONDS")]
+    runner_inactive_after: u64,
+
+    /// A running agent that keeps its lease but logs nothing for this many seconds is
+    /// reported as stalled.
+    #[arg(long, env = "ORCHESTRATOR_STALL_AFTER", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=604_800), value_name = "SECONDS")]
+    stall_after: u64,
+
+    /// Agent log entries older than this many days are deleted.
+    #[arg(long, env = "ORCHESTRATOR_KEEP_LOGS_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=36_500), value_name = "DAYS")]
+    keep_logs_days: u64,
+
+    /// At most this many agent log entries are kept (the newest).
+    #[arg(long, env = "ORCHESTRATOR_KEEP_LOGS", default_value_t = 5_000_000,
+          value_parser = clap::value_parser!(u64).range(1..), value_name = "COUNT")]
+    keep_logs: u64,
+
+    /// Events older than this many days are deleted.
+    #[arg(long, env = "ORCHESTRATOR_KEEP_EVENTS_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u64).range(1..=36_500), value_name = "DAYS")]
+    keep_events_days: u64,
+
+    /// At most this many events are kept (the newest).
+    #[arg(long, env = "ORCHESTRATOR_KEEP_EVENTS", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..), value_name = "COUNT")]
+    keep_events: u64,
+
+    /// A JSON file of automatic-retry strategies that replace the original's for the
+    /// failure classes it names, e.g. `{"TYPE_ERROR": {"shouldRetry": true, "delay":
+    /// 20000, "maxAttempts": 5, "requiresHumanReview": false}}` (delay in milliseconds).
+    #[arg(long, env = "ORCHESTRATOR_RETRY_POLICY", value_name = "FILE")]
+    retry_policy: Option<PathBuf>,
+
     /// Log format.
     #[arg(
         long,
@@ -180,6 +227,33 @@ impl Args {
                     .map_err(|err| anyhow::anyhow!("--cors-origin {err}"))
             })
             .collect()
+    }
+
+    /// The supervisor's timing and retention.
+    fn configure_supervisor(&self, config: &mut SupervisorConfig) {
+        const DAY: u64 = 86_400;
+        config.interval = Duration::from_secs(self.supervisor_interval);
+        config.runner_inactive_after = Duration::from_secs(self.runner_inactive_after);
+        config.stall_after = Duration::from_secs(self.stall_after);
+        config.retention = RetentionPolicy {
+            log_max_age: Duration::from_secs(self.keep_logs_days * DAY),
+            log_max_count: self.keep_logs,
+            event_max_age: Duration::from_secs(self.keep_events_days * DAY),
+            event_max_count: self.keep_events,
+        };
+    }
+
+    /// The automatic-retry table: the original's, with the classes of `--retry-policy`
+    /// replaced.
+    fn retry_policy(&self) -> anyhow::Result<RetryPolicy> {
+        let Some(file) = &self.retry_policy else {
+            return Ok(RetryPolicy::default());
+        };
+        let json = std::fs::read_to_string(file)
+            .with_context(|| format!("--retry-policy: cannot read {}", file.display()))?;
+        RetryPolicy::default()
+            .overridden_by_json(&json)
+            .map_err(|err| anyhow::anyhow!("--retry-policy {}: {err}", file.display()))
     }
 
     /// Refuses secrets too short to resist guessing.
@@ -285,6 +359,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let public_url = args.public_url()?;
     let rate_limits = args.rate_limits()?;
     let cors_origins = args.cors_origins()?;
+    let retry_policy = args.retry_policy()?;
     let url = args.database_url();
     let store = orchestrator_store::connect(&url)
         .await
@@ -302,8 +377,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut state = AppState::new(store, clock, admin.hash(), public_url)
         .with_rate_limits(rate_limits)
         .with_verify_roots(&args.verify_roots)
-        .map_err(|err| anyhow::anyhow!("{err} (--verify-root / ORCHESTRATOR_VERIFY_ROOTS)"))?;
+        .map_err(|err| anyhow::anyhow!("{err} (--verify-root / ORCHESTRATOR_VERIFY_ROOTS)"))?
+        .with_supervisor_config(|config| args.configure_supervisor(config));
     state.cors_origins = cors_origins;
+    state.retry_policy = retry_policy;
     if let Some(secret) = &args.cron_secret {
         state = state.with_cron_secret(secret.trim());
     }

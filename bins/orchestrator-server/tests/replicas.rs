@@ -2,90 +2,23 @@
 //! a task created through one is claimed through the other, and an event stream on the
 //! first sees the claim. Both stop gracefully on SIGTERM, saying goodbye to the stream.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{ServerProcess, call, server_command};
 use orchestrator_store::scratch::ScratchSchema;
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "replica-test-admin-token";
 
-/// A server process, killed if the test ends without stopping it.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(database_url: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_orchestrator-server"))
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", database_url])
-            .args(["--admin-token", ADMIN_TOKEN])
-            .env_remove("DATABASE_URL")
-            .env_remove("ORCHESTRATOR_ADMIN_TOKEN")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start orchestrator-server");
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn wait_ready(&self, client: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let health = client.get(format!("{}/api/health", self.url)).send().await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{} did not come up", self.url);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("send SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the server") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Sends `request` with `token`; the JSON body of a successful answer.
-async fn call(request: reqwest::RequestBuilder, token: &str) -> Value {
-    let response = request.bearer_auth(token).send().await.expect("request");
-    let status = response.status();
-    let body: Value = response.json().await.expect("a JSON body");
-    assert!(status.is_success(), "{status}: {body}");
-    body
+/// A server on the database at `database_url`.
+fn start(database_url: &str) -> ServerProcess {
+    let mut command = server_command();
+    command
+        .args(["--database-url", database_url])
+        .args(["--admin-token", ADMIN_TOKEN]);
+    ServerProcess::start(command)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,8 +28,8 @@ async fn two_servers_on_one_database_act_as_one() {
     };
     // Migrate once up front, so the two processes do not race to create the schema.
     drop(schema.open(orchestrator_store::ClockSource::Database).await);
-    let first = Server::start(&schema.url());
-    let second = Server::start(&schema.url());
+    let first = start(&schema.url());
+    let second = start(&schema.url());
     let client = reqwest::Client::new();
     first.wait_ready(&client).await;
     second.wait_ready(&client).await;

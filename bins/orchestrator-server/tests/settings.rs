@@ -1,0 +1,98 @@
+//! The supervisor's timing, retention and retry table come from the command line: bad
+//! values stop the start with the reason, good ones reach the supervisor.
+
+mod common;
+
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ServerProcess, call, free_port, poll, server_command};
+use serde_json::json;
+
+const ADMIN_TOKEN: &str = "settings-test-admin-token";
+const CRON_SECRET: &str = "settings-test-cron-secret";
+
+/// Waits for a server that must refuse to start; kills it if it starts after all.
+fn refused(mut child: Child) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("poll the server").is_none() {
+        if Instant::now() > deadline {
+            child.kill().expect("kill the server");
+            panic!("the server started despite a bad setting");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("the server's output")
+}
+
+#[test]
+fn bad_settings_stop_the_start_and_say_why() {
+    let data = tempfile::tempdir().unwrap();
+    let policy = data.path().join("retry.json");
+    std::fs::write(
+        &policy,
+        r#"{"TYPO_ERROR": {"shouldRetry": true, "delay": 1000, "maxAttempts": 2, "requiresHumanReview": false}}"#,
+    )
+    .unwrap();
+    let policy = policy.to_string_lossy().into_owned();
+    let missing = data
+        .path()
+        .join("missing.json")
+        .to_string_lossy()
+        .into_owned();
+    for (args, says) in [
+        (vec!["--retry-policy", policy.as_str()], "TYPO_ERROR"),
+        (vec!["--retry-policy", missing.as_str()], "cannot read"),
+        (vec!["--supervisor-interval", "0"], "--supervisor-interval"),
+        (vec!["--keep-events", "0"], "--keep-events"),
+        (vec!["--stall-after", "soon"], "--stall-after"),
+    ] {
+        let child = server_command()
+            .args(["--bind", &format!("127.0.0.1:{}", free_port())])
+            .args(["--data-dir", &data.path().join("state").to_string_lossy()])
+            .args(["--admin-token", ADMIN_TOKEN])
+            .args(&args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start orchestrator-server");
+        let output = refused(child);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_settings_reach_the_supervisor() {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = server_command();
+    command
+        .args(["--data-dir", &data.path().join("state").to_string_lossy()])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .args(["--cron-secret", CRON_SECRET])
+        .args(["--keep-events", "1"])
+        .args(["--supervisor-interval", "3600"]);
+    let server = ServerProcess::start(command);
+    let http = reqwest::Client::new();
+    server.wait_ready(&http).await;
+    for title in ["first", "second", "third"] {
+        call(
+            http.post(format!("{}/api/tasks", server.url))
+                .json(&json!({"title": title, "description": "d"})),
+            ADMIN_TOKEN,
+        )
+        .await;
+    }
+    // The pass at start may still be running; the cleanup then waits for its turn.
+    let report = poll(
+        || http.get(format!("{}/api/cron/cleanup", server.url)),
+        CRON_SECRET,
+        Duration::from_secs(30),
+        |cleaned| (cleaned["report"]["ran"] == json!(true)).then(|| cleaned["report"].clone()),
+    )
+    .await;
+    assert!(
+        report["prunedEvents"].as_u64().unwrap() >= 2,
+        "--keep-events 1 keeps only the newest event: {report}"
+    );
+}
