@@ -386,10 +386,17 @@ pub fn plan_heartbeat(
     } else {
         ControlSignal::Continue
     };
+    // Recorded like every other change, so that readers caching by commit see the new
+    // expiry and event streams show the attempt alive.
+    let renewed = NewEvent::new(EventKind::LeaseRenewed)
+        .task(task.id)
+        .agent(task.assigned_agent_id)
+        .payload(json!({"attempt": task.attempt, "leaseExpiresAt": expires}));
     let change = Change {
         task: Some(next),
         attempt,
         renew_task_locks: Some((task.id, expires)),
+        events: vec![renewed],
         ..Change::default()
     };
     Ok((

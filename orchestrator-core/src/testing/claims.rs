@@ -8,7 +8,7 @@ use crate::change::{AgentAction, LeaseRef, TaskAction};
 use crate::coordination::{ClaimRequest, ControlSignal};
 use crate::ids::{AgentId, LeaseToken};
 use crate::lock::LockQuery;
-use crate::model::{AgentStatus, ExceptionQuery, ExceptionType, NewTask, TaskStatus};
+use crate::model::{AgentStatus, EventKind, ExceptionQuery, ExceptionType, NewTask, TaskStatus};
 use crate::store::Store;
 
 fn request(agents: &[AgentId]) -> ClaimRequest {
@@ -243,9 +243,17 @@ pub async fn heartbeats_extend_leases_and_carry_signals(store: Arc<dyn Store>) {
         .unwrap()
         .remove(0);
     let lease = claim.lease;
+    let before = last_seq(&store).await;
     let ack = store.heartbeat(lease, LEASE, at(30_000)).await.unwrap();
     assert_eq!(ack.signal, ControlSignal::Continue);
     assert_eq!(ack.lease_expires_at, at(30_000).add(LEASE));
+    let recorded = store.events_since(before, 10).await.unwrap();
+    assert_eq!(
+        recorded.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventKind::LeaseRenewed],
+        "a renewal is recorded like any change"
+    );
+    assert_eq!(recorded[0].task_id, Some(task.id));
     assert_eq!(
         store.get_task(task.id).await.unwrap().lease_expires_at,
         Some(at(30_000).add(LEASE))
