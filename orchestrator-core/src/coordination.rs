@@ -206,7 +206,8 @@ pub fn may_free_work(event: &Event) -> bool {
         | EventKind::VerificationRecorded
         | EventKind::ExceptionOpened
         | EventKind::ExceptionStatusChanged
-        | EventKind::LockAcquired => false,
+        | EventKind::LockAcquired
+        | EventKind::LockRenewed => false,
     }
 }
 

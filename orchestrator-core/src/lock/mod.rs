@@ -7,7 +7,7 @@ mod rules;
 pub use path::{DescendantRange, LockPath, ROOT_KEY};
 pub use rules::{
     acquired_event, check_force_release, conflicts_among, force_release_exception, grants_for,
-    parse_paths, released_event,
+    parse_paths, released_event, renewed_event,
 };
 
 use std::fmt::Debug;

@@ -149,6 +149,16 @@ pub fn acquired_event(paths: &[LockPath], holder: AgentId, task: Option<TaskId>)
     }
 }
 
+/// The event recording that `count` locks of `holder` now run until `expires`; `None`
+/// when none was renewed.
+pub fn renewed_event(holder: AgentId, count: u64, expires: Timestamp) -> Option<NewEvent> {
+    (count > 0).then(|| {
+        NewEvent::new(EventKind::LockRenewed)
+            .agent(Some(holder))
+            .payload(json!({"count": count, "expiresAt": expires}))
+    })
+}
+
 /// The event recording that `released` locks went (`reason`: released, expired,
 /// force_released); `None` when nothing was released.
 pub fn released_event(released: &[FileLock], reason: &str) -> Option<NewEvent> {

@@ -12,7 +12,7 @@ use crate::ids::AgentId;
 use crate::lock::{
     DescendantRange, ForcedRelease, LockConflict, LockManager, LockOutcome, LockPath, LockQuery,
     LockRequest, acquired_event, check_force_release, conflicts_among, force_release_exception,
-    grants_for, parse_paths, released_event,
+    grants_for, parse_paths, released_event, renewed_event,
 };
 use crate::model::{FileLock, LockMode};
 use crate::time::Timestamp;
@@ -140,6 +140,8 @@ impl LockManager for InMemoryStore {
                 renewed += 1;
             }
         }
+        let event = renewed_event(holder, renewed, now.add(ttl));
+        state.append_events(Vec::from_iter(event), now);
         Ok(renewed)
     }
 

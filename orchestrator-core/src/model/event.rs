@@ -38,6 +38,9 @@ wire_enum!(
         LockAcquired = "lock.acquired",
         /// A file lock was released, expired or taken away.
         LockReleased = "lock.released",
+        /// A holder's file locks were extended (the payload has the count and the new
+        /// expiry).
+        LockRenewed = "lock.renewed",
     }
 );
 

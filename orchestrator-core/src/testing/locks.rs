@@ -7,7 +7,7 @@ use super::claims::futures_agents;
 use super::helpers::*;
 use crate::error::Error;
 use crate::lock::{LockOutcome, LockQuery, LockRequest};
-use crate::model::{ExceptionSeverity, ExceptionType, LockMode};
+use crate::model::{EventKind, ExceptionSeverity, ExceptionType, LockMode};
 use crate::store::Store;
 
 fn lock(agent: crate::ids::AgentId, paths: &[&str], mode: LockMode) -> LockRequest {
@@ -190,6 +190,7 @@ pub async fn locks_are_renewed_released_swept_and_forced(store: Arc<dyn Store>) 
             .await
             .unwrap(),
     );
+    let before = last_seq(&store).await;
     assert_eq!(
         store
             .renew(a, Duration::from_secs(120), at(50_000))
@@ -197,6 +198,13 @@ pub async fn locks_are_renewed_released_swept_and_forced(store: Arc<dyn Store>) 
             .unwrap(),
         2
     );
+    let recorded = store.events_since(before, 10).await.unwrap();
+    assert_eq!(
+        recorded.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventKind::LockRenewed],
+        "a renewal is recorded like any change"
+    );
+    assert_eq!(recorded[0].payload["count"], 2);
     let listed = store
         .list_locks(&LockQuery::default(), at(100_000))
         .await

@@ -11,7 +11,7 @@ use orchestrator_core::ids::AgentId;
 use orchestrator_core::lock::{
     ForcedRelease, LockConflict, LockManager, LockOutcome, LockPath, LockQuery, LockRequest,
     acquired_event, check_force_release, force_release_exception, grants_for, parse_paths,
-    released_event,
+    released_event, renewed_event,
 };
 use orchestrator_core::model::{FileLock, LockMode};
 
@@ -86,7 +86,10 @@ impl<D: Dialect> LockManager for SqlStore<D> {
     async fn renew(&self, holder: AgentId, ttl: Duration, now: Timestamp) -> Result<u64> {
         check_lease_ttl(ttl)?;
         let (mut tx, now) = self.begin_at(now).await?;
-        let renewed = sql_locks::renew_holder::<D>(&mut tx, holder, now.add(ttl), now).await?;
+        let expires = now.add(ttl);
+        let renewed = sql_locks::renew_holder::<D>(&mut tx, holder, expires, now).await?;
+        let event = renewed_event(holder, renewed, expires);
+        write::append_events(tx.batch(), &Vec::from_iter(event), now);
         self.commit(tx).await?;
         Ok(renewed)
     }
