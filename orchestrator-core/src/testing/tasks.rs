@@ -89,6 +89,19 @@ pub async fn idempotency_key_returns_the_existing_task(store: Arc<dyn Store>) {
     assert_eq!(last_seq(&store).await, seq);
     let page = store.list_tasks(&TaskQuery::default()).await.unwrap();
     assert_eq!(page.total_count, 1);
+
+    let mut again = NewTask::new("Once more", "only once");
+    again.idempotency_key = Some("client-42".into());
+    let mut fresh = NewTask::new("Fresh", "new in the batch");
+    fresh.idempotency_key = Some("client-43".into());
+    let batch = store.create_tasks(vec![again, fresh], at(6)).await.unwrap();
+    assert_eq!(
+        batch[0], first.value,
+        "a batch returns the task its key names"
+    );
+    assert_eq!(batch[1].title, "Fresh");
+    let page = store.list_tasks(&TaskQuery::default()).await.unwrap();
+    assert_eq!(page.total_count, 2, "only the new key made a task");
 }
 
 /// Dependencies are recorded sorted and deduplicated; an unknown one is rejected.
