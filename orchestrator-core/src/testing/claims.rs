@@ -148,18 +148,20 @@ pub async fn claims_pass_over_tasks_that_are_not_ready(store: Arc<dyn Store>) {
     assert_eq!(delayed_claim[0].task.id, delayed.id);
 }
 
-/// However many tasks wait behind a held lock at the head of the queue, a claim finds the
-/// task behind them that can be had.
+/// However many tasks wait behind a held lock at the head of the queue, and however many
+/// paths they name, a claim finds the task behind them that can be had.
 pub async fn claims_look_past_every_task_a_lock_holds_back(store: Arc<dyn Store>) {
     let holder = task_with(&store, "holder", 0, &["hot/"], 0).await;
     let agents = futures_agents(&store, 2).await;
     let held = store.claim(request(&agents[..1]), at(1)).await.unwrap();
     assert_eq!(held[0].task.id, holder.id);
-    let blocked: Vec<_> = (0..120)
+    // 130 tasks of 200 paths each: looking up a round of them binds more values than a
+    // database takes in one statement.
+    let blocked: Vec<_> = (0..130)
         .map(|i| {
             let mut new = NewTask::new(format!("blocked {i}"), "d");
             new.priority = 1;
-            new.files_hint = vec![format!("hot/{i}.rs")];
+            new.files_hint = (0..200).map(|f| format!("hot/m{i}/d{f}/f.rs")).collect();
             new
         })
         .collect();
@@ -173,7 +175,7 @@ pub async fn claims_look_past_every_task_a_lock_holds_back(store: Arc<dyn Store>
     assert_eq!(
         ids,
         [free.id],
-        "the 120 tasks behind the lock on hot/ are passed over"
+        "the 130 tasks behind the lock on hot/ are passed over"
     );
 }
 

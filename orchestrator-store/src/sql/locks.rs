@@ -17,17 +17,48 @@ fn lock_from_row(row: &impl RowReader) -> Result<FileLock> {
     crate::rows::file_lock_from_row(row, FileLockStatus::Held)
 }
 
+/// The most values one lookup binds: SQLite takes 32,766 and PostgreSQL 65,535 at most.
+const MAX_LOOKUP_BINDS: usize = 8_000;
+/// The most paths one lookup covers: each adds a key range to a chain of `OR`s, and
+/// SQLite refuses expressions nested more than 1,000 deep.
+const MAX_LOOKUP_PATHS: usize = 400;
+
 /// Live locks that overlap any of `paths`, whoever holds them. Only the keys that can
 /// overlap are looked up — each path's ancestors and itself, and the key range below it —
-/// so the cost follows the request, not the table.
+/// so the cost follows the request, not the table. Many paths (a claim looking through a
+/// long queue) are looked up in several statements.
 pub(crate) async fn held_overlapping<D: Dialect>(
     conn: &mut impl Exec<D>,
     paths: &[LockPath],
     now: Timestamp,
 ) -> Result<Vec<FileLock>> {
-    if paths.is_empty() {
-        return Ok(Vec::new());
+    let mut held = Vec::new();
+    let mut start = 0;
+    let mut binds = 0;
+    for (index, path) in paths.iter().enumerate() {
+        // The root and two keys per level (with and without `/`), the range's two ends.
+        let cost = 2 * path.segments().len() + 3;
+        let full = binds + cost > MAX_LOOKUP_BINDS || index - start == MAX_LOOKUP_PATHS;
+        if full && index > start {
+            held.extend(held_overlapping_at_once(conn, &paths[start..index], now).await?);
+            (start, binds) = (index, 0);
+        }
+        binds += cost;
     }
+    if start < paths.len() {
+        held.extend(held_overlapping_at_once(conn, &paths[start..], now).await?);
+    }
+    held.sort_by_key(|lock| lock.id);
+    held.dedup_by_key(|lock| lock.id);
+    Ok(held)
+}
+
+/// [`held_overlapping`] in one statement.
+async fn held_overlapping_at_once<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    paths: &[LockPath],
+    now: Timestamp,
+) -> Result<Vec<FileLock>> {
     let mut keys: Vec<String> = paths.iter().flat_map(LockPath::covering_keys).collect();
     keys.sort();
     keys.dedup();
