@@ -177,8 +177,9 @@ pub async fn complete_attempt(
         verification.validate()?;
     }
     let task = store.get_task(lease.task_id).await?;
-    // The evidence goes with the first report only: a repeat finds the attempt ended and
-    // gets the first answer. Whether the lease is still live is for each write to decide,
+    // The evidence goes with the first report: a repeat of a report that went through
+    // finds the attempt ended and gets the first answer (one that failed halfway sends
+    // its evidence again). Whether the lease is still live is for each write to decide,
     // on the store's clock; a stale one is refused before anything is written.
     let first_report = task.status.is_running()
         && task.attempt == lease.attempt

@@ -138,10 +138,12 @@ pub struct PruneReport {
 
 /// Claims like [`Store::claim`](crate::Store::claim), but when nothing is claimable waits
 /// up to `wait` for a commit that may have made work claimable (see [`may_free_work`]: a
-/// new task, a released lock, a finished dependency) and tries again, instead of polling.
-/// Commits that cannot free work (log entries, evidence, other runners' claims) are read
-/// past without claiming. Returns an empty list when `wait` passes without work; a task
-/// whose `notBefore` passes during the wait is found by the next claim.
+/// new task, a released lock, a finished dependency, another claim done) and tries again,
+/// instead of polling. Commits that cannot free work (log entries, heartbeats, evidence)
+/// are read past without claiming. Returns an empty list when `wait` passes without work.
+/// Work that becomes claimable without a commit is found by the next claim: a task whose
+/// `notBefore` passes, a lock that runs out before the supervisor sweeps it, and on
+/// PostgreSQL a task passed over while a claim that then took nothing held its row.
 pub async fn claim_waiting(
     store: &dyn crate::Store,
     clock: &dyn crate::Clock,
@@ -168,8 +170,9 @@ pub async fn claim_waiting(
             commits.borrow_and_update();
             let events = store.events_since(seen, WAKE_EVENTS_PAGE).await?;
             let Some(last) = events.last() else {
-                // Commits without events (pruning) free nothing.
-                continue;
+                // Pruning commits without events, and may have taken the events of the
+                // commit that woke us: look again.
+                break;
             };
             seen = last.seq;
             if events.len() == WAKE_EVENTS_PAGE as usize || events.iter().any(may_free_work) {
@@ -184,7 +187,8 @@ const WAKE_EVENTS_PAGE: u32 = 500;
 
 /// Whether `event` may have made a task claimable that was not before: a task created,
 /// edited, deleted (a dependency gone), queued again or completed (its dependents may be
-/// ready), or a lock released.
+/// ready), a lock released, or another claim committed (on PostgreSQL a claim passes over
+/// the rows another claim holds; they are free again once it commits).
 pub fn may_free_work(event: &Event) -> bool {
     match event.kind {
         EventKind::TaskCreated
@@ -195,7 +199,12 @@ pub fn may_free_work(event: &Event) -> bool {
             .payload
             .get("to")
             .and_then(|to| TaskStatus::deserialize(to).ok())
-            .is_none_or(|to| matches!(to, TaskStatus::Queued | TaskStatus::Completed)),
+            .is_none_or(|to| {
+                matches!(
+                    to,
+                    TaskStatus::Queued | TaskStatus::Assigned | TaskStatus::Completed
+                )
+            }),
         EventKind::TaskCancelRequested
         | EventKind::LeaseRenewed
         | EventKind::AgentCreated
@@ -336,7 +345,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_waiting_claim_wakes_when_a_lock_is_released() {
+    async fn a_waiting_claim_sleeps_through_logs_and_wakes_when_a_lock_is_released() {
         use crate::lock::LockRequest;
         use crate::model::{LockMode, LogType, NewAgentLog};
 
@@ -374,7 +383,13 @@ mod tests {
                 claim_waiting(&*store, &SystemClock, request, Duration::from_secs(30)).await
             })
         };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A task that comes due while the waiter sleeps, with no commit to say so: a
+        // waiter that claimed again on any commit would take it at the log entry below.
+        let mut soon = NewTask::new("soon", "d");
+        soon.not_before = Some(clock.now().add(Duration::from_millis(150)));
+        store.create_task(soon, clock.now()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiter.is_finished(), "nothing was claimable yet");
         let log = NewAgentLog {
             agent_id: holder.id,
             task_id: None,
@@ -417,6 +432,7 @@ mod tests {
             event(EventKind::TaskUpdated, serde_json::Value::Null),
             event(EventKind::LockReleased, serde_json::Value::Null),
             status("QUEUED"),
+            status("ASSIGNED"),
             status("COMPLETED"),
             event(EventKind::TaskStatusChanged, serde_json::Value::Null),
         ] {
@@ -428,8 +444,8 @@ mod tests {
             event(EventKind::LockAcquired, serde_json::Value::Null),
             event(EventKind::ExceptionOpened, serde_json::Value::Null),
             event(EventKind::AgentStatusChanged, serde_json::Value::Null),
-            status("ASSIGNED"),
             status("IN_PROGRESS"),
+            status("VERIFYING"),
             status("FAILED"),
         ] {
             assert!(!may_free_work(&quiet), "{quiet:?}");

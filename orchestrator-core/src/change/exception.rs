@@ -120,11 +120,14 @@ pub fn stalled_exception(task: &Task, quiet_since: Timestamp) -> crate::model::N
     stalled
 }
 
-/// The exception for a queued task that waits for a dependency that will never complete.
-/// The type of the exception that reports a blocked task.
+/// The type of the exception that reports a blocked task: the original's catch-all, as
+/// its types have none of their own for it. At most one exception of a type is open per
+/// task, so a task with another open UNKNOWN_ERROR (its own failure, say) already has an
+/// open item for a human, which a blocked report would only count once more.
 pub const BLOCKED_TASK_EXCEPTION: crate::model::ExceptionType =
     crate::model::ExceptionType::UnknownError;
 
+/// The exception for a queued task that waits for a dependency that will never complete.
 pub fn blocked_exception(
     task: &Task,
     dependency: TaskId,
