@@ -270,28 +270,42 @@ impl Dialect for Postgres {
         keys: &[(i64, bool)],
         wait: bool,
     ) -> Result<bool> {
-        for (key, exclusive) in keys {
-            let function = match (exclusive, wait) {
-                (true, true) => "pg_advisory_xact_lock",
-                (false, true) => "pg_advisory_xact_lock_shared",
-                (true, false) => "pg_try_advisory_xact_lock",
-                (false, false) => "pg_try_advisory_xact_lock_shared",
-            };
-            let mut query = QueryBuilder::new(format!("SELECT {function}("));
-            query
-                .push_bind(*key)
-                .push(IN_THIS_SCHEMA)
-                .push(") AS taken");
-            if wait {
-                conn.execute(query).await?;
-                continue;
-            }
-            let row = conn.fetch_optional(query).await?;
-            if row.map(|row| row.flag("taken")).transpose()?.flatten() != Some(true) {
-                return Ok(false);
-            }
+        if keys.is_empty() {
+            return Ok(true);
         }
-        Ok(true)
+        // One statement for all the keys: `unnest` yields them in the given order, and
+        // each row takes its guard as it is produced.
+        let (prefix, exclusive, shared) = if wait {
+            ("", "pg_advisory_xact_lock", "pg_advisory_xact_lock_shared")
+        } else {
+            // Stops at the first guard another transaction holds.
+            (
+                "NOT ",
+                "pg_try_advisory_xact_lock",
+                "pg_try_advisory_xact_lock_shared",
+            )
+        };
+        let guard = format!(
+            "{prefix}(CASE WHEN g.exclusive THEN {exclusive}(g.key{IN_THIS_SCHEMA}) \
+             ELSE {shared}(g.key{IN_THIS_SCHEMA}) END)"
+        );
+        let mut query = QueryBuilder::new("SELECT ");
+        query.push(if wait { guard.as_str() } else { "g.key" });
+        query.push(" FROM unnest(");
+        query.push_bind(keys.iter().map(|(key, _)| *key).collect::<Vec<i64>>());
+        query.push("::bigint[], ");
+        query.push_bind(
+            keys.iter()
+                .map(|(_, exclusive)| *exclusive)
+                .collect::<Vec<bool>>(),
+        );
+        query.push("::boolean[]) AS g(key, exclusive)");
+        if wait {
+            conn.execute(query).await?;
+            return Ok(true);
+        }
+        query.push(" WHERE ").push(guard).push(" LIMIT 1");
+        Ok(conn.fetch_optional(query).await?.is_none())
     }
 
     fn bind_id(query: &mut QueryBuilder<Self>, value: Option<Uuid>) {
@@ -451,5 +465,40 @@ mod tests {
         two.pool().close().await;
         first.drop_schema().await;
         second.drop_schema().await;
+    }
+
+    /// A set of guards is taken in one statement, each in its mode; a try gives up on the
+    /// first one held against it and reports it.
+    #[tokio::test]
+    async fn guard_sets_take_each_key_in_its_mode() {
+        let Some(schema) = ScratchSchema::from_env("guard sets").await else {
+            return;
+        };
+        let store = schema.open(ClockSource::Caller).await;
+        let mut holder = in_transaction(&store).await;
+        Postgres::guard_lock_keys(&mut holder, &[(1, false), (2, true)], true)
+            .await
+            .unwrap();
+        let mut other = in_transaction(&store).await;
+        for (keys, free) in [
+            (vec![(1, false)], true),
+            (vec![(1, true)], false),
+            (vec![(3, true), (2, false)], false),
+            (vec![(3, true), (4, false)], true),
+            (Vec::new(), true),
+        ] {
+            assert_eq!(
+                Postgres::guard_lock_keys(&mut other, &keys, false)
+                    .await
+                    .unwrap(),
+                free,
+                "{keys:?}"
+            );
+        }
+        for mut conn in [holder, other] {
+            sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+        }
+        store.pool().close().await;
+        schema.drop_schema().await;
     }
 }
