@@ -348,9 +348,11 @@ mod tests {
     async fn a_waiting_claim_sleeps_through_logs_and_wakes_when_a_lock_is_released() {
         use crate::lock::LockRequest;
         use crate::model::{LockMode, LogType, NewAgentLog};
+        use crate::time::ManualClock;
 
         let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
-        let clock = SystemClock;
+        // The waiter's clock moves only when the test moves it.
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000).unwrap()));
         let holder = store
             .create_agent(NewAgent::default(), clock.now())
             .await
@@ -364,7 +366,7 @@ mod tests {
             task_id: None,
             paths: vec!["src/".into()],
             mode: LockMode::Exclusive,
-            ttl: Duration::from_secs(60),
+            ttl: Duration::from_secs(600),
         };
         store.acquire(lock, clock.now()).await.unwrap();
         let mut new = NewTask::new("needs src", "d");
@@ -372,7 +374,7 @@ mod tests {
         let task = store.create_task(new, clock.now()).await.unwrap().value;
 
         let waiter = {
-            let store = store.clone();
+            let (store, clock) = (store.clone(), clock.clone());
             let request = ClaimRequest {
                 agents: vec![slot.id],
                 runner_session_id: None,
@@ -380,16 +382,18 @@ mod tests {
                 lease_ttl: Duration::from_secs(60),
             };
             tokio::spawn(async move {
-                claim_waiting(&*store, &SystemClock, request, Duration::from_secs(30)).await
+                claim_waiting(&*store, &*clock, request, Duration::from_secs(30)).await
             })
         };
         // A task that comes due while the waiter sleeps, with no commit to say so: a
         // waiter that claimed again on any commit would take it at the log entry below.
         let mut soon = NewTask::new("soon", "d");
-        soon.not_before = Some(clock.now().add(Duration::from_millis(150)));
-        store.create_task(soon, clock.now()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        soon.not_before = Some(clock.now().add(Duration::from_secs(10)));
+        let later = clock.now().add(Duration::from_millis(1));
+        store.create_task(soon, later).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished(), "nothing was claimable yet");
+        clock.advance(Duration::from_secs(20));
         let log = NewAgentLog {
             agent_id: holder.id,
             task_id: None,
@@ -406,7 +410,7 @@ mod tests {
             .expect("woken by the release")
             .unwrap()
             .unwrap();
-        assert_eq!(claims[0].task.id, task.id);
+        assert_eq!(claims[0].task.id, task.id, "the older task comes first");
     }
 
     #[test]
