@@ -467,6 +467,48 @@ mod tests {
         second.drop_schema().await;
     }
 
+    /// A claim reading deep into the queue leaves the rows it read free for other claims;
+    /// it takes the one it wants, which another claim then passes over.
+    #[tokio::test]
+    async fn deep_claim_reads_lock_only_the_task_taken() {
+        use orchestrator_core::Store;
+        use orchestrator_core::model::NewTask;
+
+        let Some(schema) = ScratchSchema::from_env("claim reads").await else {
+            return;
+        };
+        let store = schema.open(ClockSource::Caller).await;
+        let now = Timestamp::from_millis(1_000).unwrap();
+        let task = store
+            .create_task(NewTask::new("deep", "d"), now)
+            .await
+            .unwrap()
+            .value;
+        let mut reader = in_transaction(&store).await;
+        let read = crate::sql::read::claimable::<Postgres>(&mut reader, now, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(read.iter().map(|t| t.id).collect::<Vec<_>>(), [task.id]);
+        let mut other = in_transaction(&store).await;
+        let taken = crate::sql::read::claimable_task::<Postgres>(&mut other, now, task.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            taken.map(|t| t.id),
+            Some(task.id),
+            "the deep read locked nothing"
+        );
+        let passed_over = crate::sql::read::claimable_task::<Postgres>(&mut reader, now, task.id)
+            .await
+            .unwrap();
+        assert!(passed_over.is_none(), "the row taken is passed over");
+        for mut conn in [reader, other] {
+            sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+        }
+        store.pool().close().await;
+        schema.drop_schema().await;
+    }
+
     /// A set of guards is taken in one statement, each in its mode; a try gives up on the
     /// first one held against it and reports it.
     #[tokio::test]

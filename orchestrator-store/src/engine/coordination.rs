@@ -129,7 +129,7 @@ impl<D: Dialect> SqlStore<D> {
             Lock::ForUpdate,
         )];
         if request.task_id.is_none() {
-            script.push(read::claimable_part::<D>(now, None, slots_wanted));
+            script.push(read::claimable_part::<D>(now, slots_wanted));
         }
         let mut sets = tx.fetch_script(script).await?.into_iter();
         let mut slots = read::decode_all(&sets.next().unwrap_or_default(), agent_from_row)?;
@@ -173,6 +173,14 @@ impl<D: Dialect> SqlStore<D> {
                 {
                     continue;
                 }
+                let task = match round {
+                    1 => task,
+                    // Read without row locks: take the row now, if it is still to be had.
+                    _ => match read::claimable_task::<D>(tx, now, task.id).await? {
+                        Some(task) => task,
+                        None => continue,
+                    },
+                };
                 if let Some(claim) = Self::assign(tx, task, slot, request, now, false).await? {
                     held.extend(claim.locks.iter().cloned());
                     claims.push(claim);

@@ -574,33 +574,51 @@ pub(crate) async fn events_since<D: Dialect>(
 }
 
 /// Up to `limit` claimable tasks in queue order after `after` (priority, creation,
-/// id): QUEUED, past `notBefore`, every dependency COMPLETED. Where the dialect can, rows
-/// other claimers have locked are passed over, and the returned ones stay locked.
+/// id): QUEUED, past `notBefore`, every dependency COMPLETED. The rows are not locked: a
+/// claim looking this far takes the one it wants with [`claimable_task`], so that reading
+/// deep into a blocked queue does not hold every row it read against other claims.
 pub(crate) async fn claimable<D: Dialect>(
     conn: &mut impl Exec<D>,
     now: Timestamp,
     after: Option<Task>,
     limit: u32,
 ) -> Result<Vec<Task>> {
-    let query = from_part(claimable_part::<D>(now, after, limit));
+    let query = from_part(claimable_rows::<D>(now, after, limit, false));
     all::<D, _>(conn, query, task_from_row).await
 }
 
-/// The statement of [`claimable`], for a script.
-pub(crate) fn claimable_part<D: Dialect>(
+/// The first `limit` claimable tasks (see [`claimable`]), for a script; where the dialect
+/// can, rows other claimers have locked are passed over, and the returned ones stay
+/// locked.
+pub(crate) fn claimable_part<D: Dialect>(now: Timestamp, limit: u32) -> Part<D> {
+    claimable_rows::<D>(now, None, limit, true)
+}
+
+/// Task `id` if it is still claimable, locked; `None` as well where another claimer holds
+/// its row.
+pub(crate) async fn claimable_task<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    now: Timestamp,
+    id: TaskId,
+) -> Result<Option<Task>> {
+    let mut query = QueryBuilder::<D>::new("");
+    push_task_select(&mut query);
+    push_claimable_conditions(&mut query, now);
+    query.push(" AND t.id = ");
+    Value::id(id).bind(&mut query);
+    query.push(D::SKIP_LOCKED);
+    one::<D, _>(conn, query, task_from_row).await
+}
+
+fn claimable_rows<D: Dialect>(
     now: Timestamp,
     after: Option<Task>,
     limit: u32,
+    lock: bool,
 ) -> Part<D> {
     Box::new(move |query| {
         push_task_select(query);
-        query.push(" WHERE t.status = 'QUEUED' AND (t.not_before IS NULL OR t.not_before <= ");
-        Value::at(now).bind(query);
-        query.push(
-            ") AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
-             JOIN tasks dt ON dt.id = d.depends_on_id \
-             WHERE d.task_id = t.id AND dt.status <> 'COMPLETED')",
-        );
+        push_claimable_conditions(query, now);
         if let Some(last) = after {
             query.push(" AND (t.priority, t.created_at, t.id) > (");
             push_list(
@@ -615,8 +633,21 @@ pub(crate) fn claimable_part<D: Dialect>(
         }
         query.push(" ORDER BY t.priority, t.created_at, t.id LIMIT ");
         Value::int(limit).bind(query);
-        query.push(D::SKIP_LOCKED);
+        if lock {
+            query.push(D::SKIP_LOCKED);
+        }
     })
+}
+
+/// ` WHERE` the task `t` is claimable at `now`, its files hint aside.
+fn push_claimable_conditions<D: Dialect>(query: &mut QueryBuilder<D>, now: Timestamp) {
+    query.push(" WHERE t.status = 'QUEUED' AND (t.not_before IS NULL OR t.not_before <= ");
+    Value::at(now).bind(query);
+    query.push(
+        ") AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
+         JOIN tasks dt ON dt.id = d.depends_on_id \
+         WHERE d.task_id = t.id AND dt.status <> 'COMPLETED')",
+    );
 }
 
 /// Decodes the rows of a script's result set.
