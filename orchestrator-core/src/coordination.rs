@@ -140,10 +140,11 @@ pub struct PruneReport {
 /// up to `wait` for a commit that may have made work claimable (see [`may_free_work`]: a
 /// new task, a released lock, a finished dependency, another claim done) and tries again,
 /// instead of polling. Commits that cannot free work (log entries, heartbeats, evidence)
-/// are read past without claiming. Returns an empty list when `wait` passes without work.
-/// Work that becomes claimable without a commit is found by the next claim: a task whose
-/// `notBefore` passes, a lock that runs out before the supervisor sweeps it, and on
-/// PostgreSQL a task passed over while a claim that then took nothing held its row.
+/// are read past without claiming; a delayed task is looked for when its `notBefore`
+/// passes. Returns an empty list when `wait` passes without work. Work that becomes
+/// claimable otherwise without a commit is found by the next claim: a lock that runs out
+/// before the supervisor sweeps it, and on PostgreSQL a task passed over while a claim
+/// that then took nothing held its row.
 pub async fn claim_waiting(
     store: &dyn crate::Store,
     clock: &dyn crate::Clock,
@@ -161,9 +162,15 @@ pub async fn claim_waiting(
         if !claims.is_empty() {
             return Ok(claims);
         }
+        let due = store.next_task_due_in(clock.now()).await?;
+        let look_again = due.map_or(deadline, |due| {
+            deadline.min(tokio::time::Instant::now() + due)
+        });
         loop {
-            match tokio::time::timeout_at(deadline, commits.changed()).await {
+            match tokio::time::timeout_at(look_again, commits.changed()).await {
                 Ok(Ok(())) => {}
+                // A delayed task came due.
+                Err(_) if look_again < deadline => break,
                 // The deadline passed, or the store is gone: no work this time.
                 Ok(Err(_)) | Err(_) => return Ok(Vec::new()),
             }
@@ -411,6 +418,31 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(claims[0].task.id, task.id, "the older task comes first");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_claim_looks_again_when_a_delayed_task_comes_due() {
+        let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+        let clock = SystemClock;
+        let agent = store
+            .create_agent(NewAgent::default(), clock.now())
+            .await
+            .unwrap();
+        let mut delayed = NewTask::new("retry later", "d");
+        delayed.not_before = Some(clock.now().add(Duration::from_millis(300)));
+        let task = store.create_task(delayed, clock.now()).await.unwrap().value;
+        let request = ClaimRequest {
+            agents: vec![agent.id],
+            runner_session_id: None,
+            task_id: None,
+            lease_ttl: Duration::from_secs(60),
+        };
+        let waiting = claim_waiting(&*store, &clock, request, Duration::from_secs(60));
+        let claims = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("claimed when it came due, without a commit to wake it")
+            .unwrap();
+        assert_eq!(claims[0].task.id, task.id);
     }
 
     #[test]

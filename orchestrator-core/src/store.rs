@@ -292,6 +292,10 @@ pub trait Store: LockManager {
     /// Running tasks (live lease) whose agent has logged nothing since `quiet_since`.
     async fn stalled_tasks(&self, quiet_since: Timestamp, now: Timestamp) -> Result<Vec<Task>>;
 
+    /// How long until the next queued task's `notBefore` passes, by the store's clock
+    /// (`None` while no queued task waits for its time): when a waiting claim looks again.
+    async fn next_task_due_in(&self, now: Timestamp) -> Result<Option<Duration>>;
+
     /// Up to `limit` QUEUED tasks that wait for a dependency that FAILED or was CANCELLED,
     /// with that dependency and its status, oldest first; tasks already reported (an
     /// unresolved [`BLOCKED_TASK_EXCEPTION`](crate::change::BLOCKED_TASK_EXCEPTION) on the

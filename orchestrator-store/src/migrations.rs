@@ -45,6 +45,11 @@ pub(crate) const SQLITE: &[Embedded] = &[
         "write guard",
         include_str!("../migrations/sqlite/0006_write_guard.sql"),
     ),
+    (
+        7,
+        "delayed tasks",
+        include_str!("../migrations/sqlite/0007_delayed_tasks.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order; the same versions as the SQLite ones.
@@ -79,6 +84,11 @@ pub(crate) const POSTGRES: &[Embedded] = &[
         6,
         "write guard",
         include_str!("../migrations/postgres/0006_write_guard.sql"),
+    ),
+    (
+        7,
+        "delayed tasks",
+        include_str!("../migrations/postgres/0007_delayed_tasks.sql"),
     ),
 ];
 

@@ -868,6 +868,17 @@ impl Store for InMemoryStore {
         Ok(self.stalled(quiet_since, now))
     }
 
+    async fn next_task_due_in(&self, now: Timestamp) -> Result<Option<Duration>> {
+        let state = self.state();
+        let due = state
+            .tasks
+            .values()
+            .filter(|t| t.status == TaskStatus::Queued)
+            .filter_map(|t| t.not_before.filter(|at| *at > now))
+            .min();
+        Ok(due.map(|at| at.since(now)))
+    }
+
     async fn blocked_tasks(&self, limit: u32) -> Result<Vec<(Task, TaskId, TaskStatus)>> {
         Ok(self.blocked(limit))
     }

@@ -148,6 +148,31 @@ pub async fn claims_pass_over_tasks_that_are_not_ready(store: Arc<dyn Store>) {
     assert_eq!(delayed_claim[0].task.id, delayed.id);
 }
 
+/// The store knows when the next delayed task comes due; cancelled and undelayed tasks
+/// do not count.
+pub async fn the_next_delayed_task_is_known(store: Arc<dyn Store>) {
+    assert_eq!(store.next_task_due_in(at(0)).await.unwrap(), None);
+    for (title, due) in [("later", 20_000), ("sooner", 10_000), ("dropped", 5_000)] {
+        let mut new = NewTask::new(title, "d");
+        new.not_before = Some(at(due));
+        let task = store.create_task(new, at(0)).await.unwrap().value;
+        if title == "dropped" {
+            store
+                .apply_task_action(task.id, TaskAction::Cancel, None, at(0))
+                .await
+                .unwrap();
+        }
+    }
+    new_task(&store, "now", at(0)).await;
+    let due_in = |now| {
+        let store = store.clone();
+        async move { store.next_task_due_in(at(now)).await.unwrap() }
+    };
+    assert_eq!(due_in(1_000).await, Some(Duration::from_secs(9)));
+    assert_eq!(due_in(15_000).await, Some(Duration::from_secs(5)));
+    assert_eq!(due_in(20_000).await, None, "due is not waiting");
+}
+
 /// However many tasks wait behind a held lock at the head of the queue, and however many
 /// paths they name, a claim finds the task behind them that can be had.
 pub async fn claims_look_past_every_task_a_lock_holds_back(store: Arc<dyn Store>) {

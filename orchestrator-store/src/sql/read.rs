@@ -710,6 +710,20 @@ pub(crate) async fn stalled<D: Dialect>(
     all::<D, _>(conn, query, task_from_row).await
 }
 
+/// The earliest `notBefore` after `now` among queued tasks.
+pub(crate) async fn next_not_before<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    now: Timestamp,
+) -> Result<Option<Timestamp>> {
+    let mut query = QueryBuilder::<D>::new(
+        "SELECT MIN(not_before) AS due FROM tasks \
+         WHERE status = 'QUEUED' AND not_before IS NOT NULL AND not_before > ",
+    );
+    Value::at(now).bind(&mut query);
+    let row = conn.fetch_optional(query).await?;
+    Ok(row.map(|row| row.instant("due")).transpose()?.flatten())
+}
+
 /// Up to `limit` QUEUED tasks waiting for a dependency that FAILED or was CANCELLED.
 pub(crate) async fn blocked<D: Dialect>(
     conn: &mut impl Exec<D>,
