@@ -310,6 +310,16 @@ mod tests {
     use crate::model::{NewAgent, NewTask};
     use crate::{Clock, InMemoryStore, Store, SystemClock};
 
+    /// A queue claim for `agent`'s slot.
+    fn one_slot(agent: AgentId) -> ClaimRequest {
+        ClaimRequest {
+            agents: vec![agent],
+            runner_session_id: None,
+            task_id: None,
+            lease_ttl: Duration::from_secs(60),
+        }
+    }
+
     #[tokio::test]
     async fn a_waiting_claim_wakes_when_a_task_arrives() {
         let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
@@ -318,12 +328,7 @@ mod tests {
             .create_agent(NewAgent::default(), clock.now())
             .await
             .unwrap();
-        let request = ClaimRequest {
-            agents: vec![agent.id],
-            runner_session_id: None,
-            task_id: None,
-            lease_ttl: Duration::from_secs(60),
-        };
+        let request = one_slot(agent.id);
         let empty = claim_waiting(&*store, &clock, request.clone(), Duration::from_millis(20))
             .await
             .unwrap();
@@ -382,12 +387,7 @@ mod tests {
 
         let waiter = {
             let (store, clock) = (store.clone(), clock.clone());
-            let request = ClaimRequest {
-                agents: vec![slot.id],
-                runner_session_id: None,
-                task_id: None,
-                lease_ttl: Duration::from_secs(60),
-            };
+            let request = one_slot(slot.id);
             tokio::spawn(async move {
                 claim_waiting(&*store, &*clock, request, Duration::from_secs(30)).await
             })
@@ -431,12 +431,7 @@ mod tests {
         let mut delayed = NewTask::new("retry later", "d");
         delayed.not_before = Some(clock.now().add(Duration::from_millis(300)));
         let task = store.create_task(delayed, clock.now()).await.unwrap().value;
-        let request = ClaimRequest {
-            agents: vec![agent.id],
-            runner_session_id: None,
-            task_id: None,
-            lease_ttl: Duration::from_secs(60),
-        };
+        let request = one_slot(agent.id);
         let waiting = claim_waiting(&*store, &clock, request, Duration::from_secs(60));
         let claims = tokio::time::timeout(Duration::from_secs(10), waiting)
             .await

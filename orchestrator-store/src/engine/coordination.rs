@@ -162,7 +162,9 @@ impl<D: Dialect> SqlStore<D> {
             for task in &candidates {
                 wanted.push(parse_paths(&task.files_hint, "filesHint")?);
             }
-            let all_paths: Vec<_> = wanted.iter().flatten().cloned().collect();
+            let mut all_paths: Vec<_> = wanted.iter().flatten().cloned().collect();
+            all_paths.sort();
+            all_paths.dedup();
             let mut held = sql_locks::held_overlapping::<D>(tx, &all_paths, now).await?;
             for (task, paths) in candidates.into_iter().zip(wanted) {
                 let Some(slot) = slots.peek().copied() else {
@@ -174,7 +176,10 @@ impl<D: Dialect> SqlStore<D> {
                     continue;
                 }
                 let task = match round {
+                    // The first round locked its rows; where a write transaction excludes
+                    // every other writer, nothing read since can have changed.
                     1 => task,
+                    _ if !D::LOCKS_ROWS => task,
                     // Read without row locks: take the row now, if it is still to be had.
                     _ => match read::claimable_task::<D>(tx, now, task.id).await? {
                         Some(task) => task,
