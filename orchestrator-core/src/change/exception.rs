@@ -127,7 +127,8 @@ pub fn stalled_exception(task: &Task, quiet_since: Timestamp) -> crate::model::N
 pub const BLOCKED_TASK_EXCEPTION: crate::model::ExceptionType =
     crate::model::ExceptionType::UnknownError;
 
-/// The exception for a queued task that waits for a dependency that will never complete.
+/// The exception for a queued task that waits, directly or through other queued tasks,
+/// for a dependency that will never complete.
 pub fn blocked_exception(
     task: &Task,
     dependency: TaskId,
@@ -138,9 +139,14 @@ pub fn blocked_exception(
         crate::model::ExceptionSeverity::Warning,
         format!("Task blocked: \"{}\"", truncate_title(&task.title)),
     );
+    let how = if task.depends_on.contains(&dependency) {
+        ""
+    } else {
+        " (through the queued tasks it waits for)"
+    };
     blocked.description = Some(format!(
-        "It depends on task {dependency}, which is {status}; it cannot be claimed until that \
-         task is retried and completes."
+        "It depends on task {dependency}{how}, which is {status}; it cannot be claimed until \
+         that task is retried and completes."
     ));
     blocked.suggested_action = Some("Retry or reopen the dependency, or cancel this task".into());
     blocked.task_id = Some(task.id);

@@ -81,6 +81,34 @@ impl State {
     }
 }
 
+impl State {
+    /// The task (the one with the smallest id) that FAILED or was CANCELLED and that `task`
+    /// waits for, directly or through queued tasks in between.
+    fn blocker_of(&self, task: &Task) -> Option<&Task> {
+        let mut waiting_on: Vec<TaskId> = task.depends_on.clone();
+        let mut seen = std::collections::HashSet::new();
+        let mut blocker: Option<&Task> = None;
+        while let Some(id) = waiting_on.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let Some(dependency) = self.tasks.get(&id) else {
+                continue;
+            };
+            match dependency.status {
+                TaskStatus::Failed | TaskStatus::Cancelled
+                    if blocker.is_none_or(|found| dependency.id < found.id) =>
+                {
+                    blocker = Some(dependency);
+                }
+                TaskStatus::Queued => waiting_on.extend(dependency.depends_on.iter().copied()),
+                _ => {}
+            }
+        }
+        blocker
+    }
+}
+
 impl InMemoryStore {
     pub(super) fn claim_work(&self, request: ClaimRequest, now: Timestamp) -> Result<Vec<Claim>> {
         request.validate()?;
@@ -218,14 +246,8 @@ impl InMemoryStore {
                 })
             })
             .filter_map(|t| {
-                t.depends_on.iter().find_map(|d| {
-                    let dependency = state.tasks.get(d)?;
-                    matches!(
-                        dependency.status,
-                        TaskStatus::Failed | TaskStatus::Cancelled
-                    )
-                    .then(|| (t.clone(), dependency.id, dependency.status))
-                })
+                let blocker = state.blocker_of(t)?;
+                Some((t.clone(), blocker.id, blocker.status))
             })
             .collect();
         blocked.sort_by_key(|(t, _, _)| (t.created_at, t.id));

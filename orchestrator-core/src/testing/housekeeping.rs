@@ -132,27 +132,36 @@ pub async fn quiet_runners_stalled_and_blocked_tasks_are_found(store: Arc<dyn St
     let mut waiting = NewTask::new("waiting", "after silent");
     waiting.depends_on = vec![silent.id];
     let waiting = store.create_task(waiting, at(270_000)).await.unwrap().value;
+    let mut chained = NewTask::new("chained", "after waiting");
+    chained.depends_on = vec![waiting.id];
+    let chained = store.create_task(chained, at(280_000)).await.unwrap().value;
     let blocked = store.blocked_tasks(10).await.unwrap();
-    assert_eq!(blocked.len(), 1);
-    assert_eq!(blocked[0].0.id, waiting.id);
+    let found: Vec<_> = blocked
+        .iter()
+        .map(|(t, by, status)| (t.id, *by, *status))
+        .collect();
     assert_eq!(
-        (blocked[0].1, blocked[0].2),
-        (silent.id, TaskStatus::Failed)
+        found,
+        [
+            (waiting.id, silent.id, TaskStatus::Failed),
+            (chained.id, silent.id, TaskStatus::Failed),
+        ],
+        "a task waiting through a queued one for a failed task is blocked too"
     );
-    let mut also_waiting = NewTask::new("also waiting", "after silent");
-    also_waiting.depends_on = vec![silent.id];
-    let also_waiting = store
-        .create_task(also_waiting, at(280_000))
-        .await
-        .unwrap()
-        .value;
     let report = change::blocked_exception(&blocked[0].0, silent.id, TaskStatus::Failed);
     store.raise_exception(report, at(290_000)).await.unwrap();
     let next = store.blocked_tasks(1).await.unwrap();
     assert_eq!(
         next.iter().map(|b| b.0.id).collect::<Vec<_>>(),
-        [also_waiting.id],
+        [chained.id],
         "a reported task gives way to the next"
+    );
+    let indirect = change::blocked_exception(&next[0].0, silent.id, TaskStatus::Failed);
+    assert!(
+        indirect
+            .description
+            .is_some_and(|d| d.contains("through the queued tasks")),
+        "the report says the failed task is not a direct dependency"
     );
 }
 

@@ -724,23 +724,34 @@ pub(crate) async fn next_not_before<D: Dialect>(
     Ok(row.map(|row| row.instant("due")).transpose()?.flatten())
 }
 
-/// Up to `limit` QUEUED tasks waiting for a dependency that FAILED or was CANCELLED.
+/// Up to `limit` QUEUED tasks waiting, directly or through other queued tasks, for a task
+/// that FAILED or was CANCELLED.
 pub(crate) async fn blocked<D: Dialect>(
     conn: &mut impl Exec<D>,
     limit: u32,
 ) -> Result<Vec<(Task, TaskId, TaskStatus)>> {
+    // `stuck`: every task that waits, directly or through queued tasks in between, for a
+    // task that FAILED or was CANCELLED (the blocker).
     let mut query = QueryBuilder::<D>::new(format!(
-        "SELECT t.*, (SELECT {} FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on, \
-         dt.id AS blocker_id, dt.status AS blocker_status \
-         FROM tasks t JOIN task_dependencies bd ON bd.task_id = t.id \
-         JOIN tasks dt ON dt.id = bd.depends_on_id \
-         WHERE t.status = 'QUEUED' AND dt.status IN ('FAILED', 'CANCELLED') \
+        "WITH RECURSIVE stuck (task_id, blocker_id, blocker_status) AS ( \
+             SELECT bd.task_id, dt.id, dt.status FROM task_dependencies bd \
+             JOIN tasks dt ON dt.id = bd.depends_on_id \
+             WHERE dt.status IN ('FAILED', 'CANCELLED') \
+           UNION \
+             SELECT d.task_id, s.blocker_id, s.blocker_status FROM task_dependencies d \
+             JOIN stuck s ON d.depends_on_id = s.task_id \
+             JOIN tasks between_them ON between_them.id = s.task_id \
+             WHERE between_them.status = 'QUEUED') \
+         SELECT t.*, (SELECT {} FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on, \
+         s.blocker_id, s.blocker_status \
+         FROM tasks t JOIN stuck s ON s.task_id = t.id \
+         WHERE t.status = 'QUEUED' \
          AND NOT EXISTS (SELECT 1 FROM exceptions e WHERE e.task_id = t.id \
          AND e.status IN ('OPEN', 'ACKNOWLEDGED') AND e.exception_type = ",
         D::DEPENDENCY_LIST
     ));
     Value::text(change::BLOCKED_TASK_EXCEPTION.as_str()).bind(&mut query);
-    query.push(") ORDER BY t.created_at, t.id, dt.id LIMIT ");
+    query.push(") ORDER BY t.created_at, t.id, s.blocker_id LIMIT ");
     Value::int(limit).bind(&mut query);
     let rows = all::<D, _>(conn, query, |row: &D::Row| {
         let task = task_from_row(row)?;
