@@ -296,8 +296,9 @@ pub trait Store: LockManager {
     /// (`None` while no queued task waits for its time): when a waiting claim looks again.
     async fn next_task_due_in(&self, now: Timestamp) -> Result<Option<Duration>>;
 
-    /// Up to `limit` QUEUED tasks that wait for a dependency that FAILED or was CANCELLED,
-    /// with that dependency and its status, oldest first; tasks already reported (an
+    /// Up to `limit` QUEUED tasks that wait, directly or through other queued tasks, for a
+    /// task that FAILED or was CANCELLED, with that task (the one with the smallest id when
+    /// there are several) and its status, oldest first; tasks already reported (an
     /// unresolved [`BLOCKED_TASK_EXCEPTION`](crate::change::BLOCKED_TASK_EXCEPTION) on the
     /// task) are left out, so that every blocked task is reported in turn.
     async fn blocked_tasks(&self, limit: u32) -> Result<Vec<(Task, TaskId, TaskStatus)>>;
