@@ -730,23 +730,23 @@ pub(crate) async fn blocked<D: Dialect>(
     conn: &mut impl Exec<D>,
     limit: u32,
 ) -> Result<Vec<(Task, TaskId, TaskStatus)>> {
-    // `stuck`: every task that waits, directly or through queued tasks in between, for a
-    // task that FAILED or was CANCELLED (the blocker).
+    // `stuck`: every queued task that waits, directly or through queued tasks in between,
+    // for a task that FAILED or was CANCELLED (the blocker).
     let mut query = QueryBuilder::<D>::new(format!(
         "WITH RECURSIVE stuck (task_id, blocker_id, blocker_status) AS ( \
              SELECT bd.task_id, dt.id, dt.status FROM task_dependencies bd \
              JOIN tasks dt ON dt.id = bd.depends_on_id \
-             WHERE dt.status IN ('FAILED', 'CANCELLED') \
+             JOIN tasks waiter ON waiter.id = bd.task_id \
+             WHERE dt.status IN ('FAILED', 'CANCELLED') AND waiter.status = 'QUEUED' \
            UNION \
              SELECT d.task_id, s.blocker_id, s.blocker_status FROM task_dependencies d \
              JOIN stuck s ON d.depends_on_id = s.task_id \
-             JOIN tasks between_them ON between_them.id = s.task_id \
-             WHERE between_them.status = 'QUEUED') \
+             JOIN tasks waiter ON waiter.id = d.task_id \
+             WHERE waiter.status = 'QUEUED') \
          SELECT t.*, (SELECT {} FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on, \
          s.blocker_id, s.blocker_status \
          FROM tasks t JOIN stuck s ON s.task_id = t.id \
-         WHERE t.status = 'QUEUED' \
-         AND NOT EXISTS (SELECT 1 FROM exceptions e WHERE e.task_id = t.id \
+         WHERE NOT EXISTS (SELECT 1 FROM exceptions e WHERE e.task_id = t.id \
          AND e.status IN ('OPEN', 'ACKNOWLEDGED') AND e.exception_type = ",
         D::DEPENDENCY_LIST
     ));
