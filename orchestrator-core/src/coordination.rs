@@ -310,6 +310,16 @@ mod tests {
     use crate::model::{NewAgent, NewTask};
     use crate::{Clock, InMemoryStore, Store, SystemClock};
 
+    /// An in-memory store with one agent slot.
+    async fn store_with_slot(clock: &dyn Clock) -> (Arc<dyn Store>, crate::model::Agent) {
+        let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+        let agent = store
+            .create_agent(NewAgent::default(), clock.now())
+            .await
+            .unwrap();
+        (store, agent)
+    }
+
     /// A queue claim for `agent`'s slot.
     fn one_slot(agent: AgentId) -> ClaimRequest {
         ClaimRequest {
@@ -322,12 +332,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_claim_wakes_when_a_task_arrives() {
-        let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
         let clock = SystemClock;
-        let agent = store
-            .create_agent(NewAgent::default(), clock.now())
-            .await
-            .unwrap();
+        let (store, agent) = store_with_slot(&clock).await;
         let request = one_slot(agent.id);
         let empty = claim_waiting(&*store, &clock, request.clone(), Duration::from_millis(20))
             .await
@@ -422,12 +428,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_claim_looks_again_when_a_delayed_task_comes_due() {
-        let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
         let clock = SystemClock;
-        let agent = store
-            .create_agent(NewAgent::default(), clock.now())
-            .await
-            .unwrap();
+        let (store, agent) = store_with_slot(&clock).await;
         let mut delayed = NewTask::new("retry later", "d");
         delayed.not_before = Some(clock.now().add(Duration::from_millis(300)));
         let task = store.create_task(delayed, clock.now()).await.unwrap().value;

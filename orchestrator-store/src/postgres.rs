@@ -427,6 +427,19 @@ mod tests {
         conn
     }
 
+    /// Rolls back the transactions of `conns`, closes `store` and drops its schema.
+    async fn finish(
+        conns: impl IntoIterator<Item = PoolConnection<Postgres>>,
+        store: PostgresStore,
+        schema: ScratchSchema,
+    ) {
+        for mut conn in conns {
+            sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+        }
+        store.pool().close().await;
+        schema.drop_schema().await;
+    }
+
     #[tokio::test]
     async fn guards_of_one_schema_leave_another_schema_alone() {
         let Some(first) = ScratchSchema::from_env("guard keys").await else {
@@ -458,13 +471,8 @@ mod tests {
             "the same key in another schema is free"
         );
 
-        for mut conn in [holder, same_schema, other_schema] {
-            sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
-        }
-        one.pool().close().await;
-        two.pool().close().await;
-        first.drop_schema().await;
-        second.drop_schema().await;
+        finish([holder, same_schema], one, first).await;
+        finish([other_schema], two, second).await;
     }
 
     /// A claim reading deep into the queue leaves the rows it read free for other claims;
@@ -502,11 +510,7 @@ mod tests {
             .await
             .unwrap();
         assert!(passed_over.is_none(), "the row taken is passed over");
-        for mut conn in [reader, other] {
-            sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
-        }
-        store.pool().close().await;
-        schema.drop_schema().await;
+        finish([reader, other], store, schema).await;
     }
 
     /// A set of guards is taken in one statement, each in its mode; a try gives up on the
@@ -537,10 +541,6 @@ mod tests {
                 "{keys:?}"
             );
         }
-        for mut conn in [holder, other] {
-            sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
-        }
-        store.pool().close().await;
-        schema.drop_schema().await;
+        finish([holder, other], store, schema).await;
     }
 }

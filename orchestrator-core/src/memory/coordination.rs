@@ -8,7 +8,7 @@ use crate::coordination::{Claim, ClaimRequest, HeartbeatAck, PruneReport, Retent
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, TaskId};
 use crate::model::{
-    AgentStatus, ExceptionType, NewException, RunnerSession, RunnerSessionStatus, Task, TaskStatus,
+    AgentStatus, ExceptionType, RunnerSession, RunnerSessionStatus, Task, TaskStatus,
 };
 use crate::state::agent::{self as agent_state, AgentEvent};
 use crate::state::runner_session::RunnerSessionEvent;
@@ -174,15 +174,7 @@ impl InMemoryStore {
         let mut expired = Vec::with_capacity(due.len());
         for id in due {
             let context = state.context_for(id, &TaskAction::ExpireLease, now)?;
-            let probe = NewException::new(
-                ExceptionType::AgentStuck,
-                crate::model::ExceptionSeverity::Error,
-                "probe",
-            );
-            let unresolved = state.unresolved_exception(&NewException {
-                task_id: Some(id),
-                ..probe
-            });
+            let unresolved = state.open_exception(ExceptionType::AgentStuck, id).cloned();
             let change = change::plan_lease_expiry(context, unresolved, now)?;
             let task = change.task.clone();
             state.persist(change, now);
@@ -239,11 +231,9 @@ impl InMemoryStore {
             .values()
             .filter(|t| t.status == TaskStatus::Queued)
             .filter(|t| {
-                !state.exceptions.values().any(|e| {
-                    e.task_id == Some(t.id)
-                        && e.exception_type == change::BLOCKED_TASK_EXCEPTION
-                        && e.status.is_unresolved()
-                })
+                state
+                    .open_exception(change::BLOCKED_TASK_EXCEPTION, t.id)
+                    .is_none()
             })
             .filter_map(|t| {
                 let blocker = state.blocker_of(t)?;

@@ -19,10 +19,10 @@ use crate::error::{Error, Result};
 use crate::ids::{AgentId, ExceptionId, FileLockId, RunnerSessionId, TaskId};
 use crate::model::{
     Agent, AgentActivityCounts, AgentLog, AgentQuery, COMPLETION_SAMPLE, Event, Exception,
-    ExceptionQuery, ExceptionStatus, FileLock, LogPage, LogQuery, NewAgent, NewAgentLog, NewEvent,
-    NewException, NewRunnerSession, NewTask, NewVerificationResult, Page, RunnerSession,
-    SystemStats, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, TaskStatus,
-    VerificationResult,
+    ExceptionQuery, ExceptionStatus, ExceptionType, FileLock, LogPage, LogQuery, NewAgent,
+    NewAgentLog, NewEvent, NewException, NewRunnerSession, NewTask, NewVerificationResult, Page,
+    RunnerSession, SystemStats, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery,
+    TaskStatus, VerificationResult,
 };
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::store::{Created, Store, check_lookup_size, check_token_hash};
@@ -221,15 +221,15 @@ impl State {
 
     /// The unresolved exception that raising `new` would count again, if any.
     fn unresolved_exception(&self, new: &NewException) -> Option<Exception> {
-        let task = new.task_id?;
-        self.exceptions
-            .values()
-            .find(|e| {
-                e.task_id == Some(task)
-                    && e.exception_type == new.exception_type
-                    && e.status.is_unresolved()
-            })
+        self.open_exception(new.exception_type, new.task_id?)
             .cloned()
+    }
+
+    /// The unresolved exception of `kind` about `task`, if any (there is at most one).
+    fn open_exception(&self, kind: ExceptionType, task: TaskId) -> Option<&Exception> {
+        self.exceptions.values().find(|e| {
+            e.task_id == Some(task) && e.exception_type == kind && e.status.is_unresolved()
+        })
     }
 
     fn check_new_task(&self, new: &NewTask, batch_ids: &[TaskId]) -> Result<()> {
