@@ -140,11 +140,11 @@ pub struct PruneReport {
 /// up to `wait` for a commit that may have made work claimable (see [`may_free_work`]: a
 /// new task, a released lock, a finished dependency, another claim done) and tries again,
 /// instead of polling. Commits that cannot free work (log entries, heartbeats, evidence)
-/// are read past without claiming; a delayed task is looked for when its `notBefore`
-/// passes. Returns an empty list when `wait` passes without work. Work that becomes
-/// claimable otherwise without a commit is found by the next claim: a lock that runs out
-/// before the supervisor sweeps it, and on PostgreSQL a task passed over while a claim
-/// that then took nothing held its row.
+/// are read past without claiming; it also looks again when a delayed task's `notBefore`
+/// passes or a lock runs out (before the supervisor sweeps it). Returns an empty list when
+/// `wait` passes without work. Work that becomes claimable otherwise without a commit is
+/// found by the next claim: on PostgreSQL, a task passed over while a claim that then
+/// took nothing held its row.
 pub async fn claim_waiting(
     store: &dyn crate::Store,
     clock: &dyn crate::Clock,
@@ -162,14 +162,14 @@ pub async fn claim_waiting(
         if !claims.is_empty() {
             return Ok(claims);
         }
-        let due = store.next_task_due_in(clock.now()).await?;
+        let due = store.work_due_in(clock.now()).await?;
         let look_again = due.map_or(deadline, |due| {
             deadline.min(tokio::time::Instant::now() + due)
         });
         loop {
             match tokio::time::timeout_at(look_again, commits.changed()).await {
                 Ok(Ok(())) => {}
-                // A delayed task came due.
+                // A delayed task came due, or a lock ran out.
                 Err(_) if look_again < deadline => break,
                 // The deadline passed, or the store is gone: no work this time.
                 Ok(Err(_)) | Err(_) => return Ok(Vec::new()),
@@ -308,7 +308,7 @@ mod tests {
 
     use super::*;
     use crate::model::{NewAgent, NewTask};
-    use crate::{Clock, InMemoryStore, Store, SystemClock};
+    use crate::{Clock, InMemoryStore, ManualClock, Store, SystemClock};
 
     /// An in-memory store with one agent slot.
     async fn store_with_slot(clock: &dyn Clock) -> (Arc<dyn Store>, crate::model::Agent) {
@@ -328,6 +328,46 @@ mod tests {
             task_id: None,
             lease_ttl: Duration::from_secs(60),
         }
+    }
+
+    /// A holder's lock on `src/` for `ttl` and a queued task that needs `src/main.rs`;
+    /// returns the holder and the task.
+    async fn task_behind_a_lock(
+        store: &Arc<dyn Store>,
+        clock: &dyn Clock,
+        ttl: Duration,
+    ) -> (crate::model::Agent, Task) {
+        use crate::lock::LockRequest;
+        use crate::model::LockMode;
+
+        let holder = store
+            .create_agent(NewAgent::default(), clock.now())
+            .await
+            .unwrap();
+        let lock = LockRequest {
+            holder: holder.id,
+            task_id: None,
+            paths: vec!["src/".into()],
+            mode: LockMode::Exclusive,
+            ttl,
+        };
+        store.acquire(lock, clock.now()).await.unwrap();
+        let mut new = NewTask::new("needs src", "d");
+        new.files_hint = vec!["src/main.rs".into()];
+        let task = store.create_task(new, clock.now()).await.unwrap().value;
+        (holder, task)
+    }
+
+    /// A claim for `slot` waiting up to a minute on `clock`, in a task of its own.
+    fn spawn_waiter(
+        store: &Arc<dyn Store>,
+        clock: &Arc<ManualClock>,
+        slot: AgentId,
+    ) -> tokio::task::JoinHandle<Result<Vec<Claim>>> {
+        let (store, clock) = (store.clone(), clock.clone());
+        tokio::spawn(async move {
+            claim_waiting(&*store, &*clock, one_slot(slot), Duration::from_secs(60)).await
+        })
     }
 
     #[tokio::test]
@@ -364,40 +404,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_claim_sleeps_through_logs_and_wakes_when_a_lock_is_released() {
-        use crate::lock::LockRequest;
-        use crate::model::{LockMode, LogType, NewAgentLog};
-        use crate::time::ManualClock;
+        use crate::model::{LogType, NewAgentLog};
 
-        let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
         // The waiter's clock moves only when the test moves it.
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000).unwrap()));
-        let holder = store
-            .create_agent(NewAgent::default(), clock.now())
-            .await
-            .unwrap();
-        let slot = store
-            .create_agent(NewAgent::default(), clock.now())
-            .await
-            .unwrap();
-        let lock = LockRequest {
-            holder: holder.id,
-            task_id: None,
-            paths: vec!["src/".into()],
-            mode: LockMode::Exclusive,
-            ttl: Duration::from_secs(600),
-        };
-        store.acquire(lock, clock.now()).await.unwrap();
-        let mut new = NewTask::new("needs src", "d");
-        new.files_hint = vec!["src/main.rs".into()];
-        let task = store.create_task(new, clock.now()).await.unwrap().value;
-
-        let waiter = {
-            let (store, clock) = (store.clone(), clock.clone());
-            let request = one_slot(slot.id);
-            tokio::spawn(async move {
-                claim_waiting(&*store, &*clock, request, Duration::from_secs(30)).await
-            })
-        };
+        let (store, slot) = store_with_slot(&*clock).await;
+        let (holder, task) = task_behind_a_lock(&store, &*clock, Duration::from_secs(600)).await;
+        let waiter = spawn_waiter(&store, &clock, slot.id);
         // A task that comes due while the waiter sleeps, with no commit to say so: a
         // waiter that claimed again on any commit would take it at the log entry below.
         let mut soon = NewTask::new("soon", "d");
@@ -438,6 +451,26 @@ mod tests {
         let claims = tokio::time::timeout(Duration::from_secs(10), waiting)
             .await
             .expect("claimed when it came due, without a commit to wake it")
+            .unwrap();
+        assert_eq!(claims[0].task.id, task.id);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_claim_looks_again_when_a_lock_runs_out() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000).unwrap()));
+        let (store, slot) = store_with_slot(&*clock).await;
+        let (_, task) = task_behind_a_lock(&store, &*clock, Duration::from_secs(5)).await;
+        // The lock runs out 300 ms after the waiter starts; the store's clock then passes
+        // that instant while the waiter sleeps, with no commit to say so.
+        clock.advance(Duration::from_millis(4_700));
+        let waiter = spawn_waiter(&store, &clock, slot.id);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "the lock still holds the task back");
+        clock.advance(Duration::from_secs(1));
+        let claims = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("claimed when the lock ran out")
+            .unwrap()
             .unwrap();
         assert_eq!(claims[0].task.id, task.id);
     }

@@ -292,9 +292,10 @@ pub trait Store: LockManager {
     /// Running tasks (live lease) whose agent has logged nothing since `quiet_since`.
     async fn stalled_tasks(&self, quiet_since: Timestamp, now: Timestamp) -> Result<Vec<Task>>;
 
-    /// How long until the next queued task's `notBefore` passes, by the store's clock
-    /// (`None` while no queued task waits for its time): when a waiting claim looks again.
-    async fn next_task_due_in(&self, now: Timestamp) -> Result<Option<Duration>>;
+    /// How long until time alone may make work claimable, by the store's clock: the next
+    /// queued task's `notBefore` passes or the next live lock runs out (`None` while
+    /// neither waits for its time). When a waiting claim looks again without a commit.
+    async fn work_due_in(&self, now: Timestamp) -> Result<Option<Duration>>;
 
     /// Up to `limit` QUEUED tasks that wait, directly or through other queued tasks, for a
     /// task that FAILED or was CANCELLED, with that task (the one with the smallest id when

@@ -868,14 +868,15 @@ impl Store for InMemoryStore {
         Ok(self.stalled(quiet_since, now))
     }
 
-    async fn next_task_due_in(&self, now: Timestamp) -> Result<Option<Duration>> {
+    async fn work_due_in(&self, now: Timestamp) -> Result<Option<Duration>> {
         let state = self.state();
-        let due = state
+        let task_due = state
             .tasks
             .values()
             .filter(|t| t.status == TaskStatus::Queued)
-            .filter_map(|t| t.not_before.filter(|at| *at > now))
-            .min();
+            .filter_map(|t| t.not_before);
+        let lock_due = state.locks.values().map(|lock| lock.expires_at);
+        let due = task_due.chain(lock_due).filter(|at| *at > now).min();
         Ok(due.map(|at| at.since(now)))
     }
 

@@ -7,8 +7,10 @@ use super::helpers::*;
 use crate::change::{AgentAction, LeaseRef, TaskAction};
 use crate::coordination::{ClaimRequest, ControlSignal};
 use crate::ids::{AgentId, LeaseToken};
-use crate::lock::LockQuery;
-use crate::model::{AgentStatus, EventKind, ExceptionQuery, ExceptionType, NewTask, TaskStatus};
+use crate::lock::{LockQuery, LockRequest};
+use crate::model::{
+    AgentStatus, EventKind, ExceptionQuery, ExceptionType, LockMode, NewTask, TaskStatus,
+};
 use crate::store::Store;
 
 fn request(agents: &[AgentId]) -> ClaimRequest {
@@ -148,10 +150,10 @@ pub async fn claims_pass_over_tasks_that_are_not_ready(store: Arc<dyn Store>) {
     assert_eq!(delayed_claim[0].task.id, delayed.id);
 }
 
-/// The store knows when the next delayed task comes due; cancelled and undelayed tasks
-/// do not count.
-pub async fn the_next_delayed_task_is_known(store: Arc<dyn Store>) {
-    assert_eq!(store.next_task_due_in(at(0)).await.unwrap(), None);
+/// The store knows when time alone next makes work claimable: a delayed task comes due
+/// (cancelled and undelayed tasks do not count) or a lock runs out.
+pub async fn the_next_time_work_comes_due_is_known(store: Arc<dyn Store>) {
+    assert_eq!(store.work_due_in(at(0)).await.unwrap(), None);
     for (title, due) in [("later", 20_000), ("sooner", 10_000), ("dropped", 5_000)] {
         let mut new = NewTask::new(title, "d");
         new.not_before = Some(at(due));
@@ -166,11 +168,31 @@ pub async fn the_next_delayed_task_is_known(store: Arc<dyn Store>) {
     new_task(&store, "now", at(0)).await;
     let due_in = |now| {
         let store = store.clone();
-        async move { store.next_task_due_in(at(now)).await.unwrap() }
+        async move { store.work_due_in(at(now)).await.unwrap() }
     };
     assert_eq!(due_in(1_000).await, Some(Duration::from_secs(9)));
     assert_eq!(due_in(15_000).await, Some(Duration::from_secs(5)));
     assert_eq!(due_in(20_000).await, None, "due is not waiting");
+
+    let holder = futures_agents(&store, 1).await[0];
+    let lock = LockRequest {
+        holder,
+        task_id: None,
+        paths: vec!["src/".into()],
+        mode: LockMode::Exclusive,
+        ttl: Duration::from_secs(6),
+    };
+    store.acquire(lock, at(1_000)).await.unwrap();
+    assert_eq!(
+        due_in(2_000).await,
+        Some(Duration::from_secs(5)),
+        "the lock runs out before the next task comes due"
+    );
+    assert_eq!(
+        due_in(8_000).await,
+        Some(Duration::from_secs(2)),
+        "a lock that ran out does not count"
+    );
 }
 
 /// However many tasks wait behind a held lock at the head of the queue, and however many

@@ -1214,10 +1214,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.stalled(quiet_since, now).await
     }
 
-    async fn next_task_due_in(&self, now: Timestamp) -> Result<Option<Duration>> {
+    async fn work_due_in(&self, now: Timestamp) -> Result<Option<Duration>> {
         let mut conn = self.read().await?;
         let now = self.now(&mut conn, now).await?;
-        let due = read::next_not_before::<D>(&mut conn, now).await?;
+        let due = read::next_due::<D>(&mut conn, now).await?;
         Ok(due.map(|at| at.since(now)))
     }
 

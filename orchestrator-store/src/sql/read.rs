@@ -710,18 +710,26 @@ pub(crate) async fn stalled<D: Dialect>(
     all::<D, _>(conn, query, task_from_row).await
 }
 
-/// The earliest `notBefore` after `now` among queued tasks.
-pub(crate) async fn next_not_before<D: Dialect>(
+/// The earliest instant after `now` at which a queued task's `notBefore` passes or a lock
+/// runs out (each through an index).
+pub(crate) async fn next_due<D: Dialect>(
     conn: &mut impl Exec<D>,
     now: Timestamp,
 ) -> Result<Option<Timestamp>> {
     let mut query = QueryBuilder::<D>::new(
-        "SELECT MIN(not_before) AS due FROM tasks \
+        "SELECT (SELECT MIN(not_before) FROM tasks \
          WHERE status = 'QUEUED' AND not_before IS NOT NULL AND not_before > ",
     );
     Value::at(now).bind(&mut query);
-    let row = conn.fetch_optional(query).await?;
-    Ok(row.map(|row| row.instant("due")).transpose()?.flatten())
+    query.push(") AS task_due, (SELECT MIN(expires_at) FROM file_locks WHERE expires_at > ");
+    Value::at(now).bind(&mut query);
+    query.push(") AS lock_due");
+    let Some(row) = conn.fetch_optional(query).await? else {
+        return Ok(None);
+    };
+    let task_due = row.instant("task_due")?;
+    let lock_due = row.instant("lock_due")?;
+    Ok(task_due.into_iter().chain(lock_due).min())
 }
 
 /// Up to `limit` QUEUED tasks waiting, directly or through other queued tasks, for a task
