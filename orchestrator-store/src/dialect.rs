@@ -38,6 +38,8 @@ pub trait Dialect:
     /// Whether claims may pass over rows another transaction has locked
     /// (`FOR UPDATE SKIP LOCKED`).
     const SKIP_LOCKED: &'static str;
+    /// The `LIMIT` clause in front of its bound row count.
+    const LIMIT: &'static str;
 
     /// Opens a write transaction on `conn` with [`BEGIN`](Self::BEGIN) followed by
     /// `settings` and, if `read_clock`, returns the database clock read in the same round
@@ -235,6 +237,12 @@ impl Value {
             Self::Flag(v) => D::bind_flag(query, v),
         }
     }
+}
+
+/// Pushes ` LIMIT` with `count` as a bound parameter.
+pub(crate) fn push_limit<D: Dialect>(query: &mut QueryBuilder<D>, count: Value) {
+    query.push(D::LIMIT);
+    count.bind(query);
 }
 
 /// Pushes `values` as a comma-separated list of bound parameters.

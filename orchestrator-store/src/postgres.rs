@@ -117,6 +117,7 @@ impl Dialect for Postgres {
     // whose other reads (slots by primary key, locks by path) need no sort.
     const QUEUE_CLAIM_SETTINGS: &'static str = "SET LOCAL enable_sort = off";
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF t SKIP LOCKED";
+    const LIMIT: &'static str = " LIMIT ";
 
     async fn begin(
         conn: &mut PgConnection,

@@ -10,7 +10,9 @@ use orchestrator_core::lock::{
 use orchestrator_core::model::{FileLock, FileLockStatus, LockMode};
 use sqlx::QueryBuilder;
 
-use crate::dialect::{Batch, Dialect, Exec, Expect, Value, insert_into, push_list, update_into};
+use crate::dialect::{
+    Batch, Dialect, Exec, Expect, Value, insert_into, push_limit, push_list, update_into,
+};
 use crate::rows::RowReader;
 
 fn lock_from_row(row: &impl RowReader) -> Result<FileLock> {
@@ -285,8 +287,8 @@ pub(crate) async fn list<D: Dialect>(
         sql.push(" AND expires_at > ");
         Value::at(now).bind(&mut sql);
     }
-    sql.push(" ORDER BY acquired_at DESC, fencing_token DESC LIMIT ");
-    Value::int(query.limit).bind(&mut sql);
+    sql.push(" ORDER BY acquired_at DESC, fencing_token DESC");
+    push_limit(&mut sql, Value::int(query.limit));
     conn.fetch_all(sql)
         .await?
         .iter()

@@ -15,7 +15,7 @@ use orchestrator_core::model::{
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use crate::dialect::{Dialect, Exec, Part, Value, push_list};
+use crate::dialect::{Dialect, Exec, Part, Value, push_limit, push_list};
 use crate::rows::{
     JsonRow, RowReader, agent_activity_from_row, agent_from_row, attempt_from_row, event_from_row,
     exception_from_row, log_from_row, runner_session_from_row, task_activity_from_row,
@@ -390,8 +390,7 @@ fn push_filters<D: Dialect>(query: &mut QueryBuilder<D>, filters: &Filters) {
 }
 
 fn push_page<D: Dialect>(query: &mut QueryBuilder<D>, limit: u32, offset: u64) {
-    query.push(" LIMIT ");
-    Value::int(limit).bind(query);
+    push_limit(query, Value::int(limit));
     query.push(" OFFSET ");
     Value::count(offset).bind(query);
 }
@@ -505,8 +504,8 @@ pub(crate) async fn logs<D: Dialect>(conn: &mut impl Exec<D>, query: &LogQuery) 
         Value::id(cursor.id).bind(&mut page);
         page.push("))");
     }
-    page.push(" ORDER BY created_at DESC, id DESC LIMIT ");
-    Value::int(query.limit + 1).bind(&mut page);
+    page.push(" ORDER BY created_at DESC, id DESC");
+    push_limit(&mut page, Value::int(query.limit + 1));
     let logs = all::<D, _>(conn, page, log_from_row).await?;
     Ok(LogPage::from_fetched(logs, query.limit, total_count))
 }
@@ -518,8 +517,8 @@ pub(crate) async fn verification_results<D: Dialect>(
 ) -> Result<Vec<VerificationResult>> {
     let mut query = QueryBuilder::<D>::new("SELECT * FROM verification_results WHERE task_id = ");
     Value::id(task).bind(&mut query);
-    query.push(" ORDER BY attempt_number DESC LIMIT ");
-    Value::int(limit).bind(&mut query);
+    query.push(" ORDER BY attempt_number DESC");
+    push_limit(&mut query, Value::int(limit));
     all::<D, _>(conn, query, verification_from_row).await
 }
 
@@ -568,8 +567,8 @@ pub(crate) async fn events_since<D: Dialect>(
 ) -> Result<Vec<Event>> {
     let mut query = QueryBuilder::<D>::new("SELECT * FROM events WHERE seq > ");
     Value::int(after).bind(&mut query);
-    query.push(" ORDER BY seq LIMIT ");
-    Value::int(limit).bind(&mut query);
+    query.push(" ORDER BY seq");
+    push_limit(&mut query, Value::int(limit));
     all::<D, _>(conn, query, event_from_row).await
 }
 
@@ -631,8 +630,8 @@ fn claimable_rows<D: Dialect>(
             );
             query.push(")");
         }
-        query.push(" ORDER BY t.priority, t.created_at, t.id LIMIT ");
-        Value::int(limit).bind(query);
+        query.push(" ORDER BY t.priority, t.created_at, t.id");
+        push_limit(query, Value::int(limit));
         if lock {
             query.push(D::SKIP_LOCKED);
         }
@@ -666,8 +665,8 @@ pub(crate) async fn expired_leases<D: Dialect>(
          AND lease_expires_at <= ",
     );
     Value::at(now).bind(&mut query);
-    query.push(" ORDER BY lease_expires_at, id LIMIT ");
-    Value::int(limit).bind(&mut query);
+    query.push(" ORDER BY lease_expires_at, id");
+    push_limit(&mut query, Value::int(limit));
     let ids = all::<D, _>(conn, query, |row: &D::Row| row.uuid("id")).await?;
     Ok(ids.into_iter().flatten().map(TaskId::from).collect())
 }
@@ -759,8 +758,8 @@ pub(crate) async fn blocked<D: Dialect>(
         D::DEPENDENCY_LIST
     ));
     Value::text(change::BLOCKED_TASK_EXCEPTION.as_str()).bind(&mut query);
-    query.push(") ORDER BY t.created_at, t.id, s.blocker_id LIMIT ");
-    Value::int(limit).bind(&mut query);
+    query.push(") ORDER BY t.created_at, t.id, s.blocker_id");
+    push_limit(&mut query, Value::int(limit));
     let rows = all::<D, _>(conn, query, |row: &D::Row| {
         let task = task_from_row(row)?;
         let blocker = row
@@ -939,9 +938,9 @@ pub(crate) async fn stats<D: Dialect>(
     let mut recent = QueryBuilder::<D>::new(
         "SELECT assigned_at, completed_at FROM tasks WHERE status = 'COMPLETED' \
          AND assigned_at IS NOT NULL AND completed_at IS NOT NULL \
-         ORDER BY completed_at DESC LIMIT ",
+         ORDER BY completed_at DESC",
     );
-    Value::int(COMPLETION_SAMPLE).bind(&mut recent);
+    push_limit(&mut recent, Value::int(COMPLETION_SAMPLE));
     let durations = conn
         .fetch_all(recent)
         .await?
