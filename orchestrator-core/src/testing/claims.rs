@@ -189,6 +189,11 @@ pub async fn the_next_time_work_comes_due_is_known(store: Arc<dyn Store>) {
         "the lock runs out before the next task comes due"
     );
     assert_eq!(
+        due_in(7_000).await,
+        Some(Duration::from_secs(3)),
+        "a lock running out now is not waited for"
+    );
+    assert_eq!(
         due_in(8_000).await,
         Some(Duration::from_secs(2)),
         "a lock that ran out does not count"

@@ -935,12 +935,11 @@ pub(crate) async fn stats<D: Dialect>(
     );
     Value::at(since).bind(&mut failed);
     let failed_since = conn.fetch_count(failed).await?;
-    let mut recent = QueryBuilder::<D>::new(
+    let recent = QueryBuilder::<D>::new(format!(
         "SELECT assigned_at, completed_at FROM tasks WHERE status = 'COMPLETED' \
          AND assigned_at IS NOT NULL AND completed_at IS NOT NULL \
-         ORDER BY completed_at DESC",
-    );
-    push_limit(&mut recent, Value::int(COMPLETION_SAMPLE));
+         ORDER BY completed_at DESC LIMIT {COMPLETION_SAMPLE}"
+    ));
     let durations = conn
         .fetch_all(recent)
         .await?
