@@ -47,7 +47,7 @@ pub fn conflicts_among(
 ) -> Result<Vec<LockConflict>> {
     let mut conflicts = Vec::new();
     for lock in held {
-        if Some(lock.agent_id) == holder || lock.expires_at <= now {
+        if Some(lock.agent_id) == holder || !lock.is_live(now) {
             continue;
         }
         if mode == LockMode::Shared && lock.mode == LockMode::Shared {

@@ -135,7 +135,7 @@ impl LockManager for InMemoryStore {
         let mut state = self.state();
         let mut renewed = 0;
         for lock in state.locks.values_mut() {
-            if lock.agent_id == holder && lock.expires_at > now {
+            if lock.agent_id == holder && lock.is_live(now) {
                 lock.expires_at = now.add(ttl);
                 renewed += 1;
             }
@@ -182,7 +182,7 @@ impl LockManager for InMemoryStore {
             .values()
             .filter(|l| query.agent_id.is_none_or(|a| l.agent_id == a))
             .filter(|l| query.task_id.is_none_or(|t| l.task_id == Some(t)))
-            .filter(|l| query.include_expired || l.expires_at > now)
+            .filter(|l| query.include_expired || l.is_live(now))
             .cloned()
             .collect();
         locks.sort_by_key(|l| std::cmp::Reverse((l.acquired_at, l.fencing_token)));
@@ -219,7 +219,7 @@ impl LockManager for InMemoryStore {
 
     async fn sweep_expired_locks(&self, now: Timestamp) -> Result<u64> {
         let mut state = self.state();
-        let expired = state.remove_locks(|lock| lock.expires_at <= now);
+        let expired = state.remove_locks(|lock| !lock.is_live(now));
         state.record_release(&expired, "expired", now);
         Ok(expired.len() as u64)
     }

@@ -20,3 +20,10 @@ pub struct FileLock {
     pub acquired_at: Timestamp,
     pub expires_at: Timestamp,
 }
+
+impl FileLock {
+    /// Whether the lock still holds at `now`: it runs out at `expires_at`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.expires_at > now
+    }
+}
