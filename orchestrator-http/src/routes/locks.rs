@@ -89,7 +89,7 @@ async fn list_locks(
                 .task_id
                 .and_then(|id| tasks.get(&id))
                 .map(TaskRef::from),
-            is_expired: lock.expires_at <= now,
+            is_expired: !lock.is_live(now),
             lock,
         })
         .collect();
