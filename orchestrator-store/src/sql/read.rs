@@ -407,15 +407,21 @@ pub(crate) async fn tasks<D: Dialect>(
     query: &TaskQuery,
 ) -> Result<Page<Task>> {
     let mut filters: Filters = Vec::new();
-    if let Some(status) = query.status {
-        filters.push(("t.status = ", Value::text(status.as_str())));
-    }
     if let Some(priority) = query.priority {
         filters.push(("t.priority = ", Value::int(priority)));
     }
+    // A status is one of a closed set of names, written into the statement: SQLite
+    // prepares a statement again at every run when it compares a bound value with a
+    // partial index's condition (`tasks_delayed` names a status).
+    let status = query
+        .status
+        .map(|status| format!(" AND t.status = '{}'", status.as_str()));
     let needle = query.search_needle();
     let with_search = |builder: &mut QueryBuilder<D>| {
         push_filters::<D>(builder, &filters);
+        if let Some(status) = &status {
+            builder.push(status.as_str());
+        }
         if let Some(needle) = &needle {
             builder.push(" AND (");
             D::push_contains(builder, "t.title", needle.clone());
