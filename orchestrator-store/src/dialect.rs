@@ -240,9 +240,9 @@ impl Value {
 }
 
 /// Pushes ` LIMIT` with `count` as a bound parameter.
-pub(crate) fn push_limit<D: Dialect>(query: &mut QueryBuilder<D>, count: Value) {
+pub(crate) fn push_limit<D: Dialect>(query: &mut QueryBuilder<D>, count: u32) {
     query.push(D::LIMIT);
-    count.bind(query);
+    Value::int(count).bind(query);
 }
 
 /// Pushes `values` as a comma-separated list of bound parameters.

@@ -288,7 +288,7 @@ pub(crate) async fn list<D: Dialect>(
         Value::at(now).bind(&mut sql);
     }
     sql.push(" ORDER BY acquired_at DESC, fencing_token DESC");
-    push_limit(&mut sql, Value::int(query.limit));
+    push_limit(&mut sql, query.limit);
     conn.fetch_all(sql)
         .await?
         .iter()

@@ -390,7 +390,7 @@ fn push_filters<D: Dialect>(query: &mut QueryBuilder<D>, filters: &Filters) {
 }
 
 fn push_page<D: Dialect>(query: &mut QueryBuilder<D>, limit: u32, offset: u64) {
-    push_limit(query, Value::int(limit));
+    push_limit(query, limit);
     query.push(" OFFSET ");
     Value::count(offset).bind(query);
 }
@@ -511,7 +511,7 @@ pub(crate) async fn logs<D: Dialect>(conn: &mut impl Exec<D>, query: &LogQuery) 
         page.push("))");
     }
     page.push(" ORDER BY created_at DESC, id DESC");
-    push_limit(&mut page, Value::int(query.limit + 1));
+    push_limit(&mut page, query.limit + 1);
     let logs = all::<D, _>(conn, page, log_from_row).await?;
     Ok(LogPage::from_fetched(logs, query.limit, total_count))
 }
@@ -524,7 +524,7 @@ pub(crate) async fn verification_results<D: Dialect>(
     let mut query = QueryBuilder::<D>::new("SELECT * FROM verification_results WHERE task_id = ");
     Value::id(task).bind(&mut query);
     query.push(" ORDER BY attempt_number DESC");
-    push_limit(&mut query, Value::int(limit));
+    push_limit(&mut query, limit);
     all::<D, _>(conn, query, verification_from_row).await
 }
 
@@ -574,7 +574,7 @@ pub(crate) async fn events_since<D: Dialect>(
     let mut query = QueryBuilder::<D>::new("SELECT * FROM events WHERE seq > ");
     Value::int(after).bind(&mut query);
     query.push(" ORDER BY seq");
-    push_limit(&mut query, Value::int(limit));
+    push_limit(&mut query, limit);
     all::<D, _>(conn, query, event_from_row).await
 }
 
@@ -637,7 +637,7 @@ fn claimable_rows<D: Dialect>(
             query.push(")");
         }
         query.push(" ORDER BY t.priority, t.created_at, t.id");
-        push_limit(query, Value::int(limit));
+        push_limit(query, limit);
         if lock {
             query.push(D::SKIP_LOCKED);
         }
@@ -672,7 +672,7 @@ pub(crate) async fn expired_leases<D: Dialect>(
     );
     Value::at(now).bind(&mut query);
     query.push(" ORDER BY lease_expires_at, id");
-    push_limit(&mut query, Value::int(limit));
+    push_limit(&mut query, limit);
     let ids = all::<D, _>(conn, query, |row: &D::Row| row.uuid("id")).await?;
     Ok(ids.into_iter().flatten().map(TaskId::from).collect())
 }
@@ -765,7 +765,7 @@ pub(crate) async fn blocked<D: Dialect>(
     ));
     Value::text(change::BLOCKED_TASK_EXCEPTION.as_str()).bind(&mut query);
     query.push(") ORDER BY t.created_at, t.id, s.blocker_id");
-    push_limit(&mut query, Value::int(limit));
+    push_limit(&mut query, limit);
     let rows = all::<D, _>(conn, query, |row: &D::Row| {
         let task = task_from_row(row)?;
         let blocker = row
