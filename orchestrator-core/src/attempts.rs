@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::change::{self, LeaseRef, TaskAction};
+use crate::change::{self, AttemptEnd, LeaseRef, TaskAction};
 use crate::error::{Error, Result};
 use crate::ids::AgentId;
 use crate::lock::{LockConflict, LockOutcome, LockRequest};
@@ -14,7 +14,7 @@ use crate::model::{
     NewVerificationResult, Task, TaskStatus, Usage,
 };
 use crate::retry::{self, RetryPolicy};
-use crate::store::Store;
+use crate::store::{EndedAttempt, Store};
 use crate::time::Timestamp;
 
 /// Lines an attempt's change added and removed.
@@ -161,10 +161,11 @@ pub async fn lock_changed_paths(
     Ok(outcome.into())
 }
 
-/// Ends the attempt: records its verification result and a closing log entry (while the
-/// lease is live), completes, fails or acknowledges the cancellation, and on a failure
-/// applies the retry policy (a failed verification) or asks a human (anything else).
-/// The same completion sent again finds the attempt ended and changes nothing.
+/// Ends the attempt: completes, fails or acknowledges the cancellation, recording its
+/// verification result and a closing log entry in the same transaction (while the lease
+/// is live), and on a failure applies the retry policy (a failed verification) or asks a
+/// human (anything else). The same completion sent again finds the attempt ended and
+/// changes nothing.
 pub async fn complete_attempt(
     store: &dyn Store,
     policy: &RetryPolicy,
@@ -173,46 +174,27 @@ pub async fn complete_attempt(
     completion: AttemptCompletion,
     now: Timestamp,
 ) -> Result<Task> {
-    if let Some(verification) = &completion.verification {
-        verification.validate()?;
-    }
-    let task = store.get_task(lease.task_id).await?;
-    // The evidence goes with the first report: a repeat of a report that went through
-    // finds the attempt ended and gets the first answer (one that failed halfway sends
-    // its evidence again). Whether the lease is still live is for each write to decide,
-    // on the store's clock; a stale one is refused before anything is written.
-    let first_report = task.status.is_running()
-        && task.attempt == lease.attempt
-        && task.lease_token == Some(lease.lease_token);
-    if first_report {
-        if let Some(verification) = completion.verification.clone() {
-            store
-                .record_verification(task.id, Some(lease), verification, now)
-                .await?;
-        }
-        let content = match (completion.success, &completion.summary, &completion.error) {
-            (true, summary, _) => format!(
-                "Task completed: {}",
-                summary.as_deref().unwrap_or("No summary provided")
-            ),
-            (false, _, error) => format!(
-                "Task failed: {}",
-                error.as_deref().unwrap_or("Unknown error")
-            ),
-        };
-        let closing = NewAgentLog {
-            agent_id: agent,
-            task_id: Some(task.id),
-            log_type: LogType::StatusChange,
-            content,
-            metadata: Some(json!({
-                "commitSha": completion.commit_sha,
-                "diffStats": completion.diff_stats,
-                "usage": completion.usage,
-            })),
-        };
-        store.append_attempt_logs(lease, vec![closing], now).await?;
-    }
+    let content = match (completion.success, &completion.summary, &completion.error) {
+        (true, summary, _) => format!(
+            "Task completed: {}",
+            summary.as_deref().unwrap_or("No summary provided")
+        ),
+        (false, _, error) => format!(
+            "Task failed: {}",
+            error.as_deref().unwrap_or("Unknown error")
+        ),
+    };
+    let closing = NewAgentLog {
+        agent_id: agent,
+        task_id: Some(lease.task_id),
+        log_type: LogType::StatusChange,
+        content,
+        metadata: Some(json!({
+            "commitSha": completion.commit_sha,
+            "diffStats": completion.diff_stats,
+            "usage": completion.usage,
+        })),
+    };
     let action = if completion.cancelled {
         TaskAction::AcknowledgeCancel
     } else if completion.success {
@@ -229,9 +211,15 @@ pub async fn complete_attempt(
             usage: completion.usage,
         }
     };
-    let mut task = store
-        .apply_task_action(lease.task_id, action, Some(lease), now)
-        .await?;
+    let end = AttemptEnd {
+        action,
+        verification: completion.verification.clone(),
+        logs: vec![closing],
+    };
+    let EndedAttempt {
+        mut task,
+        first_report,
+    } = store.end_attempt(lease, end, now).await?;
     if !first_report || task.status != TaskStatus::Failed {
         return Ok(task);
     }

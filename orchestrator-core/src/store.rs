@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::change::{AgentAction, ExceptionDecision, LeaseRef, TaskAction};
+use crate::change::{AgentAction, AttemptEnd, ExceptionDecision, LeaseRef, TaskAction};
 use crate::coordination::{Claim, ClaimRequest, HeartbeatAck, PruneReport, RetentionPolicy};
 use crate::error::Result;
 use crate::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
@@ -51,6 +51,14 @@ pub struct Created<T> {
     pub value: T,
     /// False when an earlier creation with the same idempotency key was returned.
     pub created: bool,
+}
+
+/// The task after a runner's last report on its attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndedAttempt {
+    pub task: Task,
+    /// False when the same end had been reported before, and nothing was written.
+    pub first_report: bool,
 }
 
 /// Most ids one lookup of several rows (`get_agents`, `task_activity_counts`) accepts.
@@ -119,6 +127,16 @@ pub trait Store: LockManager {
         lease: Option<LeaseRef>,
         now: Timestamp,
     ) -> Result<Task>;
+
+    /// Ends the attempt `lease` names as [`crate::change::plan_attempt_end`] decides: its
+    /// outcome, its verification result and its closing log entries, in one transaction.
+    /// The same end reported again changes nothing and says so.
+    async fn end_attempt(
+        &self,
+        lease: LeaseRef,
+        end: AttemptEnd,
+        now: Timestamp,
+    ) -> Result<EndedAttempt>;
 
     /// Deletes a QUEUED or CANCELLED task with its logs, attempts, verification results
     /// and exceptions. Refused (`Conflict`) in other states or while tasks depend on it.

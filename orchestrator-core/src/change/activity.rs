@@ -65,34 +65,45 @@ pub fn plan_verification(
         check_lease(&task, lease, now)?;
     }
     let mut next = task;
-    next.verification_attempts += 1;
-    next.verification_status = if result.passed {
-        VerificationStatus::Passed
-    } else {
-        VerificationStatus::Failed
-    };
+    let (recorded, event) = count_verification(&mut next, result, now);
     next.revision += 1;
     next.updated_at = now;
-    let recorded = result.into_result(
-        VerificationResultId::new(),
-        next.id,
-        next.verification_attempts,
-        now,
-    );
-    let event = NewEvent::new(EventKind::VerificationRecorded)
-        .task(next.id)
-        .agent(next.assigned_agent_id)
-        .payload(json!({
-            "passed": recorded.passed,
-            "attemptNumber": recorded.attempt_number,
-            "confidenceScore": recorded.confidence_score,
-        }));
     Ok(Change {
         task: Some(next),
         verification: Some(recorded),
         events: vec![event],
         ..Change::default()
     })
+}
+
+/// Counts a (validated) verification run on `task` and sets its verification status;
+/// returns the numbered result and its event. The caller bumps the task's revision.
+pub(super) fn count_verification(
+    task: &mut Task,
+    result: NewVerificationResult,
+    now: Timestamp,
+) -> (VerificationResult, NewEvent) {
+    task.verification_attempts += 1;
+    task.verification_status = if result.passed {
+        VerificationStatus::Passed
+    } else {
+        VerificationStatus::Failed
+    };
+    let recorded = result.into_result(
+        VerificationResultId::new(),
+        task.id,
+        task.verification_attempts,
+        now,
+    );
+    let event = NewEvent::new(EventKind::VerificationRecorded)
+        .task(task.id)
+        .agent(task.assigned_agent_id)
+        .payload(json!({
+            "passed": recorded.passed,
+            "attemptNumber": recorded.attempt_number,
+            "confidenceScore": recorded.confidence_score,
+        }));
+    (recorded, event)
 }
 
 /// Decides what `event` writes for a runner session.
@@ -124,10 +135,7 @@ pub fn plan_runner_session_event(
 }
 
 /// Stamps a batch of log entries and makes one event per agent (and task) concerned.
-pub fn plan_logs(
-    logs: Vec<crate::model::NewAgentLog>,
-    now: Timestamp,
-) -> Result<(Vec<crate::model::AgentLog>, Vec<NewEvent>)> {
+pub fn plan_logs(logs: Vec<NewAgentLog>, now: Timestamp) -> Result<(Vec<AgentLog>, Vec<NewEvent>)> {
     use crate::store::MAX_LOG_BATCH;
     if logs.is_empty() {
         return Err(Error::invalid("logs", "at least one entry is required"));
@@ -173,9 +181,9 @@ pub fn plan_logs(
 pub fn plan_attempt_logs(
     task: &Task,
     lease: &LeaseRef,
-    logs: Vec<crate::model::NewAgentLog>,
+    logs: Vec<NewAgentLog>,
     now: Timestamp,
-) -> Result<(Vec<crate::model::AgentLog>, Vec<NewEvent>)> {
+) -> Result<(Vec<AgentLog>, Vec<NewEvent>)> {
     check_lease(task, lease, now)?;
     for log in &logs {
         if Some(log.agent_id) != task.assigned_agent_id {

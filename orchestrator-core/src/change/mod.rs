@@ -16,9 +16,9 @@ use crate::ids::VerificationResultId;
 use crate::ids::{AgentId, AttemptId, LeaseToken, RunnerSessionId, TaskId};
 use crate::lock::LockConflict;
 use crate::model::{
-    Agent, AgentStatus, AttemptOutcome, EventKind, Exception, ExceptionStatus, NewEvent,
-    NewVerificationResult, RunnerSession, Task, TaskAttempt, TaskEdit, TaskStatus, Usage,
-    VerificationResult, VerificationStatus,
+    Agent, AgentLog, AgentStatus, AttemptOutcome, EventKind, Exception, ExceptionStatus,
+    NewAgentLog, NewEvent, NewVerificationResult, RunnerSession, Task, TaskAttempt, TaskEdit,
+    TaskStatus, Usage, VerificationResult, VerificationStatus,
 };
 use crate::model::{FileLock, LockMode};
 use crate::state::agent::{self as agent_state, AgentEvent};
@@ -46,6 +46,8 @@ pub struct Change {
     pub exception: Option<Exception>,
     pub runner_session: Option<RunnerSession>,
     pub verification: Option<VerificationResult>,
+    /// Log entries appended.
+    pub logs: Vec<AgentLog>,
     /// Locks granted; the store assigns their fencing tokens.
     pub lock_grants: Vec<FileLock>,
     /// Release every lock held for this task.

@@ -1,6 +1,7 @@
 //! The task lifecycle: claims, runner reports, leases, cancellation, retries, edits,
 //! creation and deletion.
 
+use super::activity::count_verification;
 use super::*;
 
 /// Longest failure reason kept on a task or attempt, in characters.
@@ -348,6 +349,66 @@ pub fn plan_task_action(
         events,
         ..Change::default()
     })
+}
+
+/// A runner's last report on its attempt: the outcome, with the evidence that goes with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptEnd {
+    /// [`TaskAction::Complete`], [`TaskAction::Fail`] or [`TaskAction::AcknowledgeCancel`].
+    pub action: TaskAction,
+    /// The verification run of the attempt's change, if there was one.
+    pub verification: Option<NewVerificationResult>,
+    /// Entries closing the attempt's log, from its agent and about its task.
+    pub logs: Vec<NewAgentLog>,
+}
+
+/// Decides what ending an attempt writes: the outcome as [`plan_task_action`] decides it,
+/// with the verification result and the closing log entries, all in one change. The same
+/// end reported again under the same lease finds the outcome recorded, and is a no-op
+/// that records no evidence a second time.
+pub fn plan_attempt_end(
+    context: TaskContext,
+    end: AttemptEnd,
+    lease: &LeaseRef,
+    now: Timestamp,
+) -> Result<Change> {
+    let AttemptEnd {
+        action,
+        verification,
+        logs,
+    } = end;
+    if action.idempotent_outcome().is_none() {
+        return Err(Error::invalid(
+            "action",
+            "an attempt ends in a completion, a failure or an acknowledged cancellation",
+        ));
+    }
+    if let Some(result) = &verification {
+        result.validate()?;
+    }
+    let running = context.task.clone();
+    let mut change = plan_task_action(context, action, Some(lease), now)?;
+    if change.noop {
+        return Ok(change);
+    }
+    let mut events = Vec::new();
+    if let Some(result) = verification {
+        let ended = change
+            .task
+            .as_mut()
+            .ok_or_else(|| Error::backend("an attempt's end planned no task"))?;
+        let (recorded, event) = count_verification(ended, result, now);
+        change.verification = Some(recorded);
+        events.push(event);
+    }
+    if !logs.is_empty() {
+        let (stored, log_events) = plan_attempt_logs(&running, lease, logs, now)?;
+        change.logs = stored;
+        events.extend(log_events);
+    }
+    events.append(&mut change.events);
+    change.events = events;
+    Ok(change)
 }
 
 /// Extends the live attempt's lease (and its locks) to `now + ttl`, and says what the

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::change::{
-    self, AgentAction, Change, ExceptionDecision, LeaseRef, TaskAction, TaskContext,
+    self, AgentAction, AttemptEnd, Change, ExceptionDecision, LeaseRef, TaskAction, TaskContext,
 };
 use crate::coordination::{Claim, ClaimRequest, HeartbeatAck, PruneReport, RetentionPolicy};
 use crate::error::{Error, Result};
@@ -25,7 +25,7 @@ use crate::model::{
     TaskStatus, VerificationResult,
 };
 use crate::state::runner_session::RunnerSessionEvent;
-use crate::store::{Created, Store, check_lookup_size, check_token_hash};
+use crate::store::{Created, EndedAttempt, Store, check_lookup_size, check_token_hash};
 use crate::time::Timestamp;
 
 /// The reference [`Store`]: all state in memory, nothing survives the process.
@@ -214,6 +214,9 @@ impl State {
                 .entry(result.task_id)
                 .or_default()
                 .push(result);
+        }
+        for log in change.logs {
+            self.logs.entry(log.agent_id).or_default().push(log);
         }
         self.append_events(change.events, now);
         granted
@@ -434,6 +437,25 @@ impl Store for InMemoryStore {
         let result = change.task.clone();
         state.persist(change, now);
         result.ok_or_else(|| Error::backend("task action planned no task"))
+    }
+
+    async fn end_attempt(
+        &self,
+        lease: LeaseRef,
+        end: AttemptEnd,
+        now: Timestamp,
+    ) -> Result<EndedAttempt> {
+        let mut state = self.state();
+        let task = state.task(lease.task_id)?.clone();
+        let context = state.task_context(task, &end.action, now)?;
+        let change = change::plan_attempt_end(context, end, &lease, now)?;
+        let first_report = !change.noop;
+        let task = change
+            .task
+            .clone()
+            .ok_or_else(|| Error::backend("an attempt's end planned no task"))?;
+        state.persist(change, now);
+        Ok(EndedAttempt { task, first_report })
     }
 
     async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {

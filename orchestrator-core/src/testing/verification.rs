@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use super::helpers::*;
 use crate::attempts::{AttemptCompletion, complete_attempt};
-use crate::change::LeaseRef;
-use crate::ids::LeaseToken;
+use crate::change::{AttemptEnd, LeaseRef, TaskAction};
+use crate::ids::{AgentId, LeaseToken};
 use crate::model::{
-    FailureKind, NewVerificationResult, TaskStatus, Usage, VerificationFailure, VerificationStatus,
+    EventKind, FailureKind, LogQuery, LogType, NewAgentLog, NewVerificationResult, TaskStatus,
+    Usage, VerificationFailure, VerificationStatus,
 };
 use crate::retry::RetryPolicy;
 use crate::store::Store;
@@ -166,4 +167,96 @@ pub async fn runner_evidence_needs_the_live_lease(store: Arc<dyn Store>) {
             .len(),
         2
     );
+}
+
+/// An attempt's end writes its outcome, verification result and closing log together:
+/// a refused end writes none of them, and the same end sent again writes nothing more.
+pub async fn an_attempt_ends_with_its_evidence_at_once(store: Arc<dyn Store>) {
+    let task = new_task(&store, "end with evidence", at(0)).await;
+    let agent = new_agent(&store, at(0)).await;
+    let other = new_agent(&store, at(0)).await;
+    let (_, lease) = assign(&store, &task, agent.id, at(1)).await;
+    let closing = |from: AgentId| NewAgentLog {
+        agent_id: from,
+        task_id: Some(task.id),
+        log_type: LogType::StatusChange,
+        content: "Task failed: types".into(),
+        metadata: None,
+    };
+    let end = |from: AgentId| AttemptEnd {
+        action: fail("types"),
+        verification: Some(result(false)),
+        logs: vec![closing(from)],
+    };
+    let stale = LeaseRef {
+        lease_token: LeaseToken::new(),
+        ..lease
+    };
+    let before = last_seq(&store).await;
+    assert_conflict(store.end_attempt(stale, end(agent.id), at(2)).await);
+    // The outcome and the evidence are acceptable, the log entry is not: nothing is kept.
+    assert_conflict(store.end_attempt(lease, end(other.id), at(2)).await);
+    assert_invalid_input(
+        store
+            .end_attempt(
+                lease,
+                AttemptEnd {
+                    action: TaskAction::Start,
+                    ..end(agent.id)
+                },
+                at(2),
+            )
+            .await,
+        "action",
+    );
+    let untouched = store.get_task(task.id).await.unwrap();
+    assert_eq!(untouched.status, TaskStatus::Assigned);
+    assert_eq!(untouched.verification_attempts, 0);
+    assert_eq!(
+        last_seq(&store).await,
+        before,
+        "refused ends append no event"
+    );
+
+    let ended = store
+        .end_attempt(lease, end(agent.id), at(3))
+        .await
+        .unwrap();
+    assert!(ended.first_report);
+    assert_eq!(ended.task.status, TaskStatus::Failed);
+    assert_eq!(ended.task.verification_attempts, 1);
+    assert_eq!(ended.task.verification_status, VerificationStatus::Failed);
+    assert_eq!(ended.task, store.get_task(task.id).await.unwrap());
+    let kinds: Vec<EventKind> = store
+        .events_since(before, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.kind)
+        .collect();
+    assert_eq!(
+        &kinds[..3],
+        [
+            EventKind::VerificationRecorded,
+            EventKind::LogsAppended,
+            EventKind::TaskStatusChanged
+        ]
+    );
+
+    let after = last_seq(&store).await;
+    let repeated = store
+        .end_attempt(lease, end(agent.id), at(4))
+        .await
+        .unwrap();
+    assert!(!repeated.first_report);
+    assert_eq!(repeated.task, ended.task);
+    assert_eq!(last_seq(&store).await, after, "a repeat appends no event");
+    let results = store.list_verification_results(task.id, 10).await.unwrap();
+    assert_eq!(results.len(), 1);
+    let logs = store
+        .list_logs(&LogQuery::for_task(task.id, 10))
+        .await
+        .unwrap();
+    assert_eq!(logs.total_count, 1);
+    assert_eq!(logs.logs[0].content, "Task failed: types");
 }

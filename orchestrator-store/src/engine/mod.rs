@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orchestrator_core::Timestamp;
 use orchestrator_core::change::{
-    self, AgentAction, Change, ExceptionDecision, LeaseRef, TaskAction, TaskContext,
+    self, AgentAction, AttemptEnd, Change, ExceptionDecision, LeaseRef, TaskAction, TaskContext,
 };
 use orchestrator_core::coordination::{
     Claim, ClaimRequest, HeartbeatAck, PruneReport, RetentionPolicy,
@@ -30,7 +30,7 @@ use orchestrator_core::model::{
 };
 use orchestrator_core::model::{FileLock, LockMode};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
-use orchestrator_core::store::{Created, Store, check_lookup_size, check_token_hash};
+use orchestrator_core::store::{Created, EndedAttempt, Store, check_lookup_size, check_token_hash};
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, QueryBuilder};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
@@ -582,6 +582,9 @@ async fn write_change<D: Dialect>(
     if let Some(result) = &change.verification {
         write::insert_verification(batch, result)?;
     }
+    if !change.logs.is_empty() {
+        write::insert_logs(batch, &change.logs);
+    }
     sql_locks::insert(batch, &granted);
     write::append_events(batch, &change.events, now);
     Ok(granted)
@@ -734,6 +737,27 @@ impl<D: Dialect> SqlStore<D> {
         Ok(outcome)
     }
 
+    /// Plans a change to task `id` from its rows as `action` needs them, and writes it.
+    /// Where reads lock rows, an attempt without locks comes first (see
+    /// [`Self::write_unlocked`]); claims always lock.
+    async fn change_task<T>(
+        &self,
+        id: TaskId,
+        action: &TaskAction,
+        now: Timestamp,
+        plan: impl Fn(TaskContext, Timestamp) -> Result<(Change, T)>,
+    ) -> Result<T> {
+        let unlocked_first = D::LOCKS_ROWS && !matches!(action, TaskAction::Assign { .. });
+        if unlocked_first && let Some(outcome) = self.write_unlocked(id, now, &plan).await? {
+            return Ok(outcome);
+        }
+        let (mut tx, now) = self.begin_at(now).await?;
+        let context = found(task_context(&mut tx, id, action, now).await?, "task", id)?;
+        let (tx, (change, outcome)) = tx.check(plan(context, now)).await?;
+        self.persist(tx, &change, now).await?;
+        Ok(outcome)
+    }
+
     async fn raise_once(&self, new: NewException, now: Timestamp) -> Result<Exception> {
         let (mut tx, now) = self.begin_at(now).await?;
         if let Some(agent) = new.agent_id {
@@ -841,25 +865,29 @@ impl<D: Dialect> Store for SqlStore<D> {
         lease: Option<LeaseRef>,
         now: Timestamp,
     ) -> Result<Task> {
-        let unlocked_first = D::LOCKS_ROWS && !matches!(action, TaskAction::Assign { .. });
-        if unlocked_first {
-            let plan = |context, now| {
-                let change =
-                    change::plan_task_action(context, action.clone(), lease.as_ref(), now)?;
-                let task = planned(change.task.clone(), "task")?;
-                Ok((change, task))
+        self.change_task(id, &action, now, |context, now| {
+            let change = change::plan_task_action(context, action.clone(), lease.as_ref(), now)?;
+            let task = planned(change.task.clone(), "task")?;
+            Ok((change, task))
+        })
+        .await
+    }
+
+    async fn end_attempt(
+        &self,
+        lease: LeaseRef,
+        end: AttemptEnd,
+        now: Timestamp,
+    ) -> Result<EndedAttempt> {
+        self.change_task(lease.task_id, &end.action, now, |context, now| {
+            let change = change::plan_attempt_end(context, end.clone(), &lease, now)?;
+            let ended = EndedAttempt {
+                task: planned(change.task.clone(), "task")?,
+                first_report: !change.noop,
             };
-            if let Some(task) = self.write_unlocked(id, now, plan).await? {
-                return Ok(task);
-            }
-        }
-        let (mut tx, now) = self.begin_at(now).await?;
-        let context = found(task_context(&mut tx, id, &action, now).await?, "task", id)?;
-        let planned_change = change::plan_task_action(context, action, lease.as_ref(), now);
-        let (tx, change) = tx.check(planned_change).await?;
-        let task = planned(change.task.clone(), "task")?;
-        self.persist(tx, &change, now).await?;
-        Ok(task)
+            Ok((change, ended))
+        })
+        .await
     }
 
     async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {
