@@ -13,8 +13,8 @@ use crate::model::{
     ExceptionSeverity, ExceptionType, FileLock, LockMode, LogType, NewAgentLog, NewException,
     NewVerificationResult, Task, TaskStatus, Usage,
 };
-use crate::retry::{self, RetryPolicy};
-use crate::store::{EndedAttempt, Store};
+use crate::retry::RetryPolicy;
+use crate::store::Store;
 use crate::time::Timestamp;
 
 /// Lines an attempt's change added and removed.
@@ -161,11 +161,11 @@ pub async fn lock_changed_paths(
     Ok(outcome.into())
 }
 
-/// Ends the attempt: completes, fails or acknowledges the cancellation, recording its
-/// verification result and a closing log entry in the same transaction (while the lease
-/// is live), and on a failure applies the retry policy (a failed verification) or asks a
-/// human (anything else). The same completion sent again finds the attempt ended and
-/// changes nothing.
+/// Ends the attempt in one transaction (see [`Store::end_attempt`]): completes, fails or
+/// acknowledges the cancellation, records its verification result and a closing log
+/// entry while the lease is live, and follows a failure up by the retry policy (a failed
+/// verification) or with an exception for a human (anything else). The same completion
+/// sent again finds the attempt ended and changes nothing.
 pub async fn complete_attempt(
     store: &dyn Store,
     policy: &RetryPolicy,
@@ -213,35 +213,9 @@ pub async fn complete_attempt(
     };
     let end = AttemptEnd {
         action,
-        verification: completion.verification.clone(),
+        verification: completion.verification,
         logs: vec![closing],
+        retry_policy: policy.clone(),
     };
-    let EndedAttempt {
-        mut task,
-        first_report,
-    } = store.end_attempt(lease, end, now).await?;
-    if !first_report || task.status != TaskStatus::Failed {
-        return Ok(task);
-    }
-    if completion.verification.is_some() {
-        // A change that failed verification is retried as the policy says (with its
-        // delay); once it may not be, the retry raised an exception for a human.
-        match retry::auto_retry(store, task.id, policy, now).await {
-            Ok((requeued, _)) => task = requeued,
-            Err(Error::Conflict(_)) => {}
-            Err(other) => return Err(other),
-        }
-    } else {
-        let mut exception = NewException::new(
-            ExceptionType::UnknownError,
-            ExceptionSeverity::Error,
-            "Task failed",
-        );
-        exception.description = Some(completion.error.unwrap_or_else(|| "Unknown error".into()));
-        exception.suggested_action = Some("Review the agent logs and retry the task".into());
-        exception.task_id = Some(task.id);
-        exception.agent_id = Some(agent);
-        store.raise_exception(exception, now).await?;
-    }
-    Ok(task)
+    store.end_attempt(lease, end, now).await
 }

@@ -200,6 +200,16 @@ pub struct RetryInfo {
     pub not_before: Timestamp,
 }
 
+impl RetryInfo {
+    /// The description of the exception asking for a review of this retry.
+    pub(crate) fn review_note(&self) -> String {
+        format!(
+            "Retried automatically ({} of {}) after a {} failure; a review is advised.",
+            self.attempt, self.max_attempts, self.failure_type
+        )
+    }
+}
+
 /// Decides whether `task` (FAILED) may be retried automatically after `latest`.
 /// A refusal is a `Conflict` that says why (as the original's 409s do).
 pub fn decide(
@@ -263,13 +273,9 @@ pub async fn auto_retry(
                 )
                 .await?;
             if info.requires_human_review {
-                let note = format!(
-                    "Retried automatically ({} of {}) after a {} failure; a review is advised.",
-                    info.attempt, info.max_attempts, info.failure_type
-                );
                 store
                     .raise_exception(
-                        review_exception(&task, ExceptionSeverity::Warning, note),
+                        review_exception(&task, ExceptionSeverity::Warning, info.review_note()),
                         now,
                     )
                     .await?;
@@ -289,7 +295,12 @@ pub async fn auto_retry(
     }
 }
 
-fn review_exception(task: &Task, severity: ExceptionSeverity, description: String) -> NewException {
+/// The VERIFICATION_FAILED exception asking a human to look at `task`.
+pub(crate) fn review_exception(
+    task: &Task,
+    severity: ExceptionSeverity,
+    description: String,
+) -> NewException {
     let mut exception = NewException::new(
         ExceptionType::VerificationFailed,
         severity,

@@ -53,14 +53,6 @@ pub struct Created<T> {
     pub created: bool,
 }
 
-/// The task after a runner's last report on its attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EndedAttempt {
-    pub task: Task,
-    /// False when the same end had been reported before, and nothing was written.
-    pub first_report: bool,
-}
-
 /// Most ids one lookup of several rows (`get_agents`, `task_activity_counts`) accepts.
 pub const MAX_LOOKUP_IDS: usize = 1000;
 
@@ -129,14 +121,9 @@ pub trait Store: LockManager {
     ) -> Result<Task>;
 
     /// Ends the attempt `lease` names as [`crate::change::plan_attempt_end`] decides: its
-    /// outcome, its verification result and its closing log entries, in one transaction.
-    /// The same end reported again changes nothing and says so.
-    async fn end_attempt(
-        &self,
-        lease: LeaseRef,
-        end: AttemptEnd,
-        now: Timestamp,
-    ) -> Result<EndedAttempt>;
+    /// outcome, its verification result, its closing log entries and a failure's
+    /// follow-up, in one transaction. The same end reported again changes nothing.
+    async fn end_attempt(&self, lease: LeaseRef, end: AttemptEnd, now: Timestamp) -> Result<Task>;
 
     /// Deletes a QUEUED or CANCELLED task with its logs, attempts, verification results
     /// and exceptions. Refused (`Conflict`) in other states or while tasks depend on it.

@@ -3,6 +3,8 @@
 
 use super::activity::count_verification;
 use super::*;
+use crate::model::{ExceptionSeverity, ExceptionType, NewException};
+use crate::retry::{self, RetryPolicy};
 
 /// Longest failure reason kept on a task or attempt, in characters.
 const MAX_REASON_CHARS: usize = 10_000;
@@ -360,15 +362,35 @@ pub struct AttemptEnd {
     pub verification: Option<NewVerificationResult>,
     /// Entries closing the attempt's log, from its agent and about its task.
     pub logs: Vec<NewAgentLog>,
+    /// How a failure is followed up: a failed verification is retried as this policy
+    /// says, with an exception for a human where it asks for review or allows no retry;
+    /// any other failure raises an exception for a human.
+    pub retry_policy: RetryPolicy,
 }
 
-/// Decides what ending an attempt writes: the outcome as [`plan_task_action`] decides it,
-/// with the verification result and the closing log entries, all in one change. The same
-/// end reported again under the same lease finds the outcome recorded, and is a no-op
-/// that records no evidence a second time.
+impl AttemptEnd {
+    /// The type of the exception this end may raise, if it may raise one: the store loads
+    /// the unresolved exception of that type for the task, which is counted again instead
+    /// of raising a second.
+    pub fn follow_up_exception(&self) -> Option<ExceptionType> {
+        match (&self.action, &self.verification) {
+            (TaskAction::Fail { .. }, Some(_)) => Some(ExceptionType::VerificationFailed),
+            (TaskAction::Fail { .. }, None) => Some(ExceptionType::UnknownError),
+            _ => None,
+        }
+    }
+}
+
+/// Decides what ending an attempt writes, all in one change: the outcome as
+/// [`plan_task_action`] decides it, the verification result, the closing log entries, and
+/// for a failure its follow-up (see [`AttemptEnd::retry_policy`]). `unresolved` is the
+/// task's unresolved exception of the type [`AttemptEnd::follow_up_exception`] names. The
+/// same end reported again under the same lease finds the outcome recorded, and is a
+/// no-op that records nothing a second time.
 pub fn plan_attempt_end(
     context: TaskContext,
     end: AttemptEnd,
+    unresolved: Option<Exception>,
     lease: &LeaseRef,
     now: Timestamp,
 ) -> Result<Change> {
@@ -376,6 +398,7 @@ pub fn plan_attempt_end(
         action,
         verification,
         logs,
+        retry_policy,
     } = end;
     if action.idempotent_outcome().is_none() {
         return Err(Error::invalid(
@@ -391,13 +414,13 @@ pub fn plan_attempt_end(
     if change.noop {
         return Ok(change);
     }
+    let mut ended = change
+        .task
+        .take()
+        .ok_or_else(|| Error::backend("an attempt's end planned no task"))?;
     let mut events = Vec::new();
     if let Some(result) = verification {
-        let ended = change
-            .task
-            .as_mut()
-            .ok_or_else(|| Error::backend("an attempt's end planned no task"))?;
-        let (recorded, event) = count_verification(ended, result, now);
+        let (recorded, event) = count_verification(&mut ended, result, now);
         change.verification = Some(recorded);
         events.push(event);
     }
@@ -407,8 +430,87 @@ pub fn plan_attempt_end(
         events.extend(log_events);
     }
     events.append(&mut change.events);
+    if ended.status == TaskStatus::Failed {
+        let (task, follow_up) = follow_up_failure(
+            ended,
+            change.verification.as_ref(),
+            &retry_policy,
+            unresolved,
+            now,
+        )?;
+        ended = task;
+        change.exception = follow_up.exception;
+        events.extend(follow_up.events);
+    }
+    change.task = Some(ended);
     change.events = events;
     Ok(change)
+}
+
+/// What follows a failed attempt: with a failed verification, a retry as `policy` says
+/// (the task queued again in the same write, so it keeps the revision of that write) and
+/// an exception where the policy asks for review or allows no retry; without one, an
+/// exception for a human. Returns the task and the exception's change.
+fn follow_up_failure(
+    failed: Task,
+    verification: Option<&VerificationResult>,
+    policy: &RetryPolicy,
+    unresolved: Option<Exception>,
+    now: Timestamp,
+) -> Result<(Task, Change)> {
+    let Some(verification) = verification else {
+        let mut exception = NewException::new(
+            ExceptionType::UnknownError,
+            ExceptionSeverity::Error,
+            "Task failed",
+        );
+        exception.description = failed.last_error.clone();
+        exception.suggested_action = Some("Review the agent logs and retry the task".into());
+        exception.task_id = Some(failed.id);
+        exception.agent_id = failed.assigned_agent_id;
+        return Ok((failed, plan_exception(exception, unresolved, now)?));
+    };
+    match retry::decide(&failed, Some(verification), policy, now) {
+        Ok(info) => {
+            let context = TaskContext {
+                task: failed.clone(),
+                agent: None,
+                attempt: None,
+                unfinished_dependencies: Vec::new(),
+                lock_conflicts: Vec::new(),
+            };
+            let retry = TaskAction::Retry {
+                not_before: Some(info.not_before),
+            };
+            let requeue = plan_task_action(context, retry, None, now)?;
+            let mut requeued = requeue
+                .task
+                .ok_or_else(|| Error::backend("a retry planned no task"))?;
+            requeued.revision = failed.revision;
+            let mut follow_up = if info.requires_human_review {
+                plan_exception(
+                    retry::review_exception(
+                        &failed,
+                        ExceptionSeverity::Warning,
+                        info.review_note(),
+                    ),
+                    unresolved,
+                    now,
+                )?
+            } else {
+                Change::default()
+            };
+            let mut events = requeue.events;
+            events.append(&mut follow_up.events);
+            follow_up.events = events;
+            Ok((requeued, follow_up))
+        }
+        Err(Error::Conflict(reason)) => {
+            let exception = retry::review_exception(&failed, ExceptionSeverity::Error, reason);
+            Ok((failed, plan_exception(exception, unresolved, now)?))
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// Extends the live attempt's lease (and its locks) to `now + ttl`, and says what the
@@ -758,9 +860,9 @@ pub fn plan_lease_expiry(
         TaskStatus::Failed => "the task failed: all its attempts are used",
         _ => "the task was cancelled as requested",
     };
-    let mut stuck = crate::model::NewException::new(
-        crate::model::ExceptionType::AgentStuck,
-        crate::model::ExceptionSeverity::Error,
+    let mut stuck = NewException::new(
+        ExceptionType::AgentStuck,
+        ExceptionSeverity::Error,
         format!("Agent stuck: {agent_name}"),
     );
     stuck.description = Some(format!(

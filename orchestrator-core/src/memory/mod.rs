@@ -25,7 +25,7 @@ use crate::model::{
     TaskStatus, VerificationResult,
 };
 use crate::state::runner_session::RunnerSessionEvent;
-use crate::store::{Created, EndedAttempt, Store, check_lookup_size, check_token_hash};
+use crate::store::{Created, Store, check_lookup_size, check_token_hash};
 use crate::time::Timestamp;
 
 /// The reference [`Store`]: all state in memory, nothing survives the process.
@@ -439,23 +439,17 @@ impl Store for InMemoryStore {
         result.ok_or_else(|| Error::backend("task action planned no task"))
     }
 
-    async fn end_attempt(
-        &self,
-        lease: LeaseRef,
-        end: AttemptEnd,
-        now: Timestamp,
-    ) -> Result<EndedAttempt> {
+    async fn end_attempt(&self, lease: LeaseRef, end: AttemptEnd, now: Timestamp) -> Result<Task> {
         let mut state = self.state();
         let task = state.task(lease.task_id)?.clone();
+        let unresolved = end
+            .follow_up_exception()
+            .and_then(|kind| state.open_exception(kind, task.id).cloned());
         let context = state.task_context(task, &end.action, now)?;
-        let change = change::plan_attempt_end(context, end, &lease, now)?;
-        let first_report = !change.noop;
-        let task = change
-            .task
-            .clone()
-            .ok_or_else(|| Error::backend("an attempt's end planned no task"))?;
+        let change = change::plan_attempt_end(context, end, unresolved, &lease, now)?;
+        let result = change.task.clone();
         state.persist(change, now);
-        Ok(EndedAttempt { task, first_report })
+        result.ok_or_else(|| Error::backend("an attempt's end planned no task"))
     }
 
     async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {

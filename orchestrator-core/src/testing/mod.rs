@@ -116,6 +116,7 @@ macro_rules! store_conformance_tests {
             verification_results_are_numbered_per_task,
             runner_evidence_needs_the_live_lease,
             an_attempt_ends_with_its_evidence_at_once,
+            a_failure_that_is_not_retried_asks_a_human,
             exceptions_deduplicate_and_sort_by_urgency,
             exception_decisions_follow_the_state_machine,
             events_are_ordered_and_resumable,

@@ -1,16 +1,19 @@
 //! Verification results.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
 
 use super::helpers::*;
 use crate::attempts::{AttemptCompletion, complete_attempt};
 use crate::change::{AttemptEnd, LeaseRef, TaskAction};
-use crate::ids::{AgentId, LeaseToken};
+use crate::ids::{AgentId, LeaseToken, TaskId};
 use crate::model::{
-    EventKind, FailureKind, LogQuery, LogType, NewAgentLog, NewVerificationResult, TaskStatus,
-    Usage, VerificationFailure, VerificationStatus,
+    EventKind, ExceptionQuery, ExceptionType, FailureKind, LogQuery, LogType, NewAgentLog,
+    NewVerificationResult, TaskStatus, Usage, VerificationFailure, VerificationStatus,
 };
-use crate::retry::RetryPolicy;
+use crate::retry::{FailureClass, RetryPolicy, RetryStrategy};
 use crate::store::Store;
 
 fn result(passed: bool) -> NewVerificationResult {
@@ -169,8 +172,9 @@ pub async fn runner_evidence_needs_the_live_lease(store: Arc<dyn Store>) {
     );
 }
 
-/// An attempt's end writes its outcome, verification result and closing log together:
-/// a refused end writes none of them, and the same end sent again writes nothing more.
+/// An attempt's end writes its outcome, verification result, closing log and a failure's
+/// follow-up together: a refused end writes none of them, and the same end sent again
+/// writes nothing more.
 pub async fn an_attempt_ends_with_its_evidence_at_once(store: Arc<dyn Store>) {
     let task = new_task(&store, "end with evidence", at(0)).await;
     let agent = new_agent(&store, at(0)).await;
@@ -187,6 +191,7 @@ pub async fn an_attempt_ends_with_its_evidence_at_once(store: Arc<dyn Store>) {
         action: fail("types"),
         verification: Some(result(false)),
         logs: vec![closing(from)],
+        retry_policy: RetryPolicy::default(),
     };
     let stale = LeaseRef {
         lease_token: LeaseToken::new(),
@@ -218,28 +223,37 @@ pub async fn an_attempt_ends_with_its_evidence_at_once(store: Arc<dyn Store>) {
         "refused ends append no event"
     );
 
+    // A type error is retried after 10 s by the default policy, in the same write.
     let ended = store
         .end_attempt(lease, end(agent.id), at(3))
         .await
         .unwrap();
-    assert!(ended.first_report);
-    assert_eq!(ended.task.status, TaskStatus::Failed);
-    assert_eq!(ended.task.verification_attempts, 1);
-    assert_eq!(ended.task.verification_status, VerificationStatus::Failed);
-    assert_eq!(ended.task, store.get_task(task.id).await.unwrap());
-    let kinds: Vec<EventKind> = store
+    assert_eq!(ended.status, TaskStatus::Queued);
+    assert_eq!(ended.retry_count, 1);
+    assert_eq!(ended.not_before, Some(at(3).add(Duration::from_secs(10))));
+    assert_eq!(ended.verification_attempts, 1);
+    assert_eq!(
+        ended.verification_status,
+        VerificationStatus::Pending,
+        "the retry awaits a new verification"
+    );
+    assert_eq!(ended, store.get_task(task.id).await.unwrap());
+    let changes: Vec<(EventKind, serde_json::Value)> = store
         .events_since(before, 100)
         .await
         .unwrap()
         .into_iter()
-        .map(|event| event.kind)
+        .map(|event| (event.kind, event.payload["to"].clone()))
+        .filter(|(kind, _)| *kind != EventKind::AgentStatusChanged)
         .collect();
     assert_eq!(
-        &kinds[..3],
+        changes,
         [
-            EventKind::VerificationRecorded,
-            EventKind::LogsAppended,
-            EventKind::TaskStatusChanged
+            (EventKind::VerificationRecorded, json!(null)),
+            (EventKind::LogsAppended, json!(null)),
+            (EventKind::TaskStatusChanged, json!("FAILED")),
+            (EventKind::LockReleased, json!(null)),
+            (EventKind::TaskStatusChanged, json!("QUEUED")),
         ]
     );
 
@@ -248,8 +262,7 @@ pub async fn an_attempt_ends_with_its_evidence_at_once(store: Arc<dyn Store>) {
         .end_attempt(lease, end(agent.id), at(4))
         .await
         .unwrap();
-    assert!(!repeated.first_report);
-    assert_eq!(repeated.task, ended.task);
+    assert_eq!(repeated, ended);
     assert_eq!(last_seq(&store).await, after, "a repeat appends no event");
     let results = store.list_verification_results(task.id, 10).await.unwrap();
     assert_eq!(results.len(), 1);
@@ -259,4 +272,76 @@ pub async fn an_attempt_ends_with_its_evidence_at_once(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(logs.total_count, 1);
     assert_eq!(logs.logs[0].content, "Task failed: types");
+}
+
+/// A failure asks a human when it is not retried: in the same transaction that ends the
+/// attempt, once however often the end is reported, and a later failure of the task
+/// counts the unresolved exception again.
+pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
+    let agent = new_agent(&store, at(0)).await;
+    let exceptions = |task: TaskId| {
+        let store = store.clone();
+        async move {
+            store
+                .list_exceptions(&ExceptionQuery {
+                    task_id: Some(task),
+                    ..ExceptionQuery::default()
+                })
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    // Without evidence.
+    let task = new_task(&store, "fails", at(0)).await;
+    let (_, lease) = assign(&store, &task, agent.id, at(1)).await;
+    let crash = AttemptEnd {
+        action: fail("crashed"),
+        verification: None,
+        logs: Vec::new(),
+        retry_policy: RetryPolicy::default(),
+    };
+    for now in [at(2), at(3)] {
+        let failed = store.end_attempt(lease, crash.clone(), now).await.unwrap();
+        assert_eq!(failed.status, TaskStatus::Failed);
+        let asked = exceptions(task.id).await;
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].exception_type, ExceptionType::UnknownError);
+        assert_eq!(asked[0].description.as_deref(), Some("crashed"));
+        assert_eq!(asked[0].agent_id, Some(agent.id));
+        assert_eq!(asked[0].occurrences, 1, "a repeat counts nothing");
+    }
+    store
+        .apply_task_action(task.id, TaskAction::Retry { not_before: None }, None, at(4))
+        .await
+        .unwrap();
+    let (_, lease) = assign(&store, &task, agent.id, at(5)).await;
+    store.end_attempt(lease, crash, at(6)).await.unwrap();
+    let asked = exceptions(task.id).await;
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        asked[0].occurrences, 2,
+        "the unresolved exception counts again"
+    );
+
+    // With failed verification that the policy does not retry.
+    let no_retry = RetryStrategy {
+        should_retry: false,
+        delay: Duration::ZERO,
+        max_attempts: 0,
+        requires_human_review: true,
+    };
+    let task = new_task(&store, "fails verification", at(10)).await;
+    let (_, lease) = assign(&store, &task, agent.id, at(11)).await;
+    let rejected = AttemptEnd {
+        action: fail("types"),
+        verification: Some(result(false)),
+        logs: Vec::new(),
+        retry_policy: RetryPolicy::default().with(FailureClass::Type, no_retry),
+    };
+    let failed = store.end_attempt(lease, rejected, at(12)).await.unwrap();
+    assert_eq!(failed.status, TaskStatus::Failed);
+    let asked = exceptions(task.id).await;
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].exception_type, ExceptionType::VerificationFailed);
 }

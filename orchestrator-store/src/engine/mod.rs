@@ -30,7 +30,7 @@ use orchestrator_core::model::{
 };
 use orchestrator_core::model::{FileLock, LockMode};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
-use orchestrator_core::store::{Created, EndedAttempt, Store, check_lookup_size, check_token_hash};
+use orchestrator_core::store::{Created, Store, check_lookup_size, check_token_hash};
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, QueryBuilder};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
@@ -873,19 +873,30 @@ impl<D: Dialect> Store for SqlStore<D> {
         .await
     }
 
-    async fn end_attempt(
-        &self,
-        lease: LeaseRef,
-        end: AttemptEnd,
-        now: Timestamp,
-    ) -> Result<EndedAttempt> {
-        self.change_task(lease.task_id, &end.action, now, |context, now| {
-            let change = change::plan_attempt_end(context, end.clone(), &lease, now)?;
-            let ended = EndedAttempt {
-                task: planned(change.task.clone(), "task")?,
-                first_report: !change.noop,
+    async fn end_attempt(&self, lease: LeaseRef, end: AttemptEnd, now: Timestamp) -> Result<Task> {
+        // A failure's exception is counted again if the task has one unresolved; it is read
+        // before the task's rows, and a raise of the same exception in between fails the
+        // write on the unique index: the second run sees it.
+        retry_on_race(|| async {
+            let unresolved = match end.follow_up_exception() {
+                Some(kind) => {
+                    let mut conn = self.read().await?;
+                    read::unresolved_exception::<D>(&mut conn, kind, lease.task_id).await?
+                }
+                None => None,
             };
-            Ok((change, ended))
+            self.change_task(lease.task_id, &end.action, now, |context, now| {
+                let change = change::plan_attempt_end(
+                    context,
+                    end.clone(),
+                    unresolved.clone(),
+                    &lease,
+                    now,
+                )?;
+                let task = planned(change.task.clone(), "task")?;
+                Ok((change, task))
+            })
+            .await
         })
         .await
     }
