@@ -369,6 +369,21 @@ pub struct AttemptEnd {
 }
 
 impl AttemptEnd {
+    /// Checks what can be checked without the task: the action ends an attempt, and the
+    /// verification result is well formed.
+    pub fn validate(&self) -> Result<()> {
+        if self.action.idempotent_outcome().is_none() {
+            return Err(Error::invalid(
+                "action",
+                "an attempt ends in a completion, a failure or an acknowledged cancellation",
+            ));
+        }
+        match &self.verification {
+            Some(result) => result.validate(),
+            None => Ok(()),
+        }
+    }
+
     /// The type of the exception this end may raise, if it may raise one: the store loads
     /// the unresolved exception of that type for the task, which is counted again instead
     /// of raising a second.
@@ -383,7 +398,8 @@ impl AttemptEnd {
 
 /// Decides what ending an attempt writes, all in one change: the outcome as
 /// [`plan_task_action`] decides it, the verification result, the closing log entries, and
-/// for a failure its follow-up (see [`AttemptEnd::retry_policy`]). `unresolved` is the
+/// for a failure its follow-up (see [`AttemptEnd::retry_policy`]; none when the task was
+/// asked to stop). `unresolved` is the
 /// task's unresolved exception of the type [`AttemptEnd::follow_up_exception`] names. The
 /// same end reported again under the same lease finds the outcome recorded, and is a
 /// no-op that records nothing a second time.
@@ -394,21 +410,13 @@ pub fn plan_attempt_end(
     lease: &LeaseRef,
     now: Timestamp,
 ) -> Result<Change> {
+    end.validate()?;
     let AttemptEnd {
         action,
         verification,
         logs,
         retry_policy,
     } = end;
-    if action.idempotent_outcome().is_none() {
-        return Err(Error::invalid(
-            "action",
-            "an attempt ends in a completion, a failure or an acknowledged cancellation",
-        ));
-    }
-    if let Some(result) = &verification {
-        result.validate()?;
-    }
     let running = context.task.clone();
     let mut change = plan_task_action(context, action, Some(lease), now)?;
     if change.noop {
@@ -430,7 +438,9 @@ pub fn plan_attempt_end(
         events.extend(log_events);
     }
     events.append(&mut change.events);
-    if ended.status == TaskStatus::Failed {
+    // A failure reported while a cancellation was pending is not followed up: nobody
+    // wants the task run again, nor asked about it.
+    if ended.status == TaskStatus::Failed && !running.cancel_requested {
         let (task, follow_up) = follow_up_failure(
             ended,
             change.verification.as_ref(),

@@ -440,6 +440,7 @@ impl Store for InMemoryStore {
     }
 
     async fn end_attempt(&self, lease: LeaseRef, end: AttemptEnd, now: Timestamp) -> Result<Task> {
+        end.validate()?;
         let mut state = self.state();
         let task = state.task(lease.task_id)?.clone();
         let unresolved = end

@@ -214,6 +214,26 @@ pub async fn an_attempt_ends_with_its_evidence_at_once(store: Arc<dyn Store>) {
             .await,
         "action",
     );
+    // Bad evidence is refused as such, before the task is looked for.
+    let mut bad = result(false);
+    bad.confidence_score = 1.5;
+    let unknown = LeaseRef {
+        task_id: TaskId::new(),
+        ..lease
+    };
+    assert_invalid_input(
+        store
+            .end_attempt(
+                unknown,
+                AttemptEnd {
+                    verification: Some(bad),
+                    ..end(agent.id)
+                },
+                at(2),
+            )
+            .await,
+        "confidenceScore",
+    );
     let untouched = store.get_task(task.id).await.unwrap();
     assert_eq!(untouched.status, TaskStatus::Assigned);
     assert_eq!(untouched.verification_attempts, 0);
@@ -276,7 +296,8 @@ pub async fn an_attempt_ends_with_its_evidence_at_once(store: Arc<dyn Store>) {
 
 /// A failure asks a human when it is not retried: in the same transaction that ends the
 /// attempt, once however often the end is reported, and a later failure of the task
-/// counts the unresolved exception again.
+/// counts the unresolved exception again. A failure while the task was asked to stop is
+/// left as it is.
 pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
     let agent = new_agent(&store, at(0)).await;
     let exceptions = |task: TaskId| {
@@ -344,4 +365,24 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
     let asked = exceptions(task.id).await;
     assert_eq!(asked.len(), 1);
     assert_eq!(asked[0].exception_type, ExceptionType::VerificationFailed);
+
+    // Failing while asked to stop: neither retried nor asked about.
+    let task = new_task(&store, "cancelled while failing", at(20)).await;
+    let (_, lease) = assign(&store, &task, agent.id, at(21)).await;
+    store
+        .apply_task_action(task.id, TaskAction::Cancel, None, at(22))
+        .await
+        .unwrap();
+    let retried_otherwise = AttemptEnd {
+        action: fail("types"),
+        verification: Some(result(false)),
+        logs: Vec::new(),
+        retry_policy: RetryPolicy::default(),
+    };
+    let failed = store
+        .end_attempt(lease, retried_otherwise, at(23))
+        .await
+        .unwrap();
+    assert_eq!(failed.status, TaskStatus::Failed);
+    assert!(exceptions(task.id).await.is_empty());
 }

@@ -660,9 +660,11 @@ struct Completed {
     agent_status: AgentStatus,
 }
 
-/// Records the attempt's evidence (verification result, a closing log entry with the
-/// summary, commit and diff stats) while its lease is live, then ends the attempt. The
-/// same completion sent again finds the attempt ended and answers as the first time.
+/// Ends the attempt while its lease is live, in one transaction with its evidence (the
+/// verification result, a closing log entry with the summary, commit and diff stats) and,
+/// for a failure, its follow-up: the retry policy queues it again, or an exception asks a
+/// human. The same completion sent again finds the attempt ended and answers as the
+/// first time.
 #[utoipa::path(
     post,
     path = "/api/runner/complete",

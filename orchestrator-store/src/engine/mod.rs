@@ -874,29 +874,35 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn end_attempt(&self, lease: LeaseRef, end: AttemptEnd, now: Timestamp) -> Result<Task> {
-        // A failure's exception is counted again if the task has one unresolved; it is read
-        // before the task's rows, and a raise of the same exception in between fails the
-        // write on the unique index: the second run sees it.
+        end.validate()?;
+        let id = lease.task_id;
+        let plan = |context, unresolved, now| {
+            let change = change::plan_attempt_end(context, end.clone(), unresolved, &lease, now)?;
+            let task = planned(change.task.clone(), "task")?;
+            Ok((change, task))
+        };
+        let Some(kind) = end.follow_up_exception() else {
+            return self
+                .change_task(id, &end.action, now, |context, now| {
+                    plan(context, None, now)
+                })
+                .await;
+        };
+        // A failure may count an unresolved exception again, which is read and written
+        // under the transaction's locks (a human deciding on it meanwhile waits). Raising
+        // it while another writer raises the same fails on the unique index; the second
+        // run sees the winner's row.
         retry_on_race(|| async {
-            let unresolved = match end.follow_up_exception() {
-                Some(kind) => {
-                    let mut conn = self.read().await?;
-                    read::unresolved_exception::<D>(&mut conn, kind, lease.task_id).await?
-                }
-                None => None,
-            };
-            self.change_task(lease.task_id, &end.action, now, |context, now| {
-                let change = change::plan_attempt_end(
-                    context,
-                    end.clone(),
-                    unresolved.clone(),
-                    &lease,
-                    now,
-                )?;
-                let task = planned(change.task.clone(), "task")?;
-                Ok((change, task))
-            })
-            .await
+            let (mut tx, now) = self.begin_at(now).await?;
+            let context = found(
+                task_context(&mut tx, id, &end.action, now).await?,
+                "task",
+                id,
+            )?;
+            let unresolved = read::unresolved_exception::<D>(&mut tx, kind, id).await?;
+            let (tx, (change, task)) = tx.check(plan(context, unresolved, now)).await?;
+            self.persist(tx, &change, now).await?;
+            Ok(task)
         })
         .await
     }
