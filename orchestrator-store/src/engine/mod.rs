@@ -24,9 +24,10 @@ use orchestrator_core::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use orchestrator_core::lock::parse_paths;
 use orchestrator_core::model::{
     Agent, AgentActivityCounts, AgentLog, AgentQuery, Event, Exception, ExceptionQuery,
-    ExceptionStatus, LogPage, LogQuery, NewAgent, NewAgentLog, NewEvent, NewException,
-    NewRunnerSession, NewTask, NewVerificationResult, Page, RunnerSession, SystemStats, Task,
-    TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, TaskStatus, VerificationResult,
+    ExceptionStatus, ExceptionType, LogPage, LogQuery, NewAgent, NewAgentLog, NewEvent,
+    NewException, NewRunnerSession, NewTask, NewVerificationResult, Page, RunnerSession,
+    SystemStats, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, TaskStatus,
+    VerificationResult,
 };
 use orchestrator_core::model::{FileLock, LockMode};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
@@ -738,22 +739,33 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// Plans a change to task `id` from its rows as `action` needs them, and writes it.
-    /// Where reads lock rows, an attempt without locks comes first (see
-    /// [`Self::write_unlocked`]); claims always lock.
+    /// With `exception`, `plan` also gets the task's unresolved exception of that type,
+    /// read under the transaction's locks. Where reads lock rows, an attempt without locks
+    /// comes first (see [`Self::write_unlocked`]) for changes that need no exception;
+    /// claims always lock.
     async fn change_task<T>(
         &self,
         id: TaskId,
         action: &TaskAction,
+        exception: Option<ExceptionType>,
         now: Timestamp,
-        plan: impl Fn(TaskContext, Timestamp) -> Result<(Change, T)>,
+        plan: impl Fn(TaskContext, Option<Exception>, Timestamp) -> Result<(Change, T)>,
     ) -> Result<T> {
-        let unlocked_first = D::LOCKS_ROWS && !matches!(action, TaskAction::Assign { .. });
-        if unlocked_first && let Some(outcome) = self.write_unlocked(id, now, &plan).await? {
-            return Ok(outcome);
+        let unlocked_first =
+            D::LOCKS_ROWS && exception.is_none() && !matches!(action, TaskAction::Assign { .. });
+        if unlocked_first {
+            let unlocked = self.write_unlocked(id, now, |context, now| plan(context, None, now));
+            if let Some(outcome) = unlocked.await? {
+                return Ok(outcome);
+            }
         }
         let (mut tx, now) = self.begin_at(now).await?;
         let context = found(task_context(&mut tx, id, action, now).await?, "task", id)?;
-        let (tx, (change, outcome)) = tx.check(plan(context, now)).await?;
+        let unresolved = match exception {
+            Some(kind) => read::unresolved_exception::<D>(&mut tx, kind, id).await?,
+            None => None,
+        };
+        let (tx, (change, outcome)) = tx.check(plan(context, unresolved, now)).await?;
         self.persist(tx, &change, now).await?;
         Ok(outcome)
     }
@@ -865,7 +877,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         lease: Option<LeaseRef>,
         now: Timestamp,
     ) -> Result<Task> {
-        self.change_task(id, &action, now, |context, now| {
+        self.change_task(id, &action, None, now, |context, _, now| {
             let change = change::plan_task_action(context, action.clone(), lease.as_ref(), now)?;
             let task = planned(change.task.clone(), "task")?;
             Ok((change, task))
@@ -875,36 +887,27 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn end_attempt(&self, lease: LeaseRef, end: AttemptEnd, now: Timestamp) -> Result<Task> {
         end.validate()?;
-        let id = lease.task_id;
-        let plan = |context, unresolved, now| {
-            let change = change::plan_attempt_end(context, end.clone(), unresolved, &lease, now)?;
-            let task = planned(change.task.clone(), "task")?;
-            Ok((change, task))
+        let exception = end.follow_up_exception();
+        let run = || {
+            self.change_task(
+                lease.task_id,
+                &end.action,
+                exception,
+                now,
+                |context, unresolved, now| {
+                    let change =
+                        change::plan_attempt_end(context, end.clone(), unresolved, &lease, now)?;
+                    let task = planned(change.task.clone(), "task")?;
+                    Ok((change, task))
+                },
+            )
         };
-        let Some(kind) = end.follow_up_exception() else {
-            return self
-                .change_task(id, &end.action, now, |context, now| {
-                    plan(context, None, now)
-                })
-                .await;
-        };
-        // A failure may count an unresolved exception again, which is read and written
-        // under the transaction's locks (a human deciding on it meanwhile waits). Raising
-        // it while another writer raises the same fails on the unique index; the second
-        // run sees the winner's row.
-        retry_on_race(|| async {
-            let (mut tx, now) = self.begin_at(now).await?;
-            let context = found(
-                task_context(&mut tx, id, &end.action, now).await?,
-                "task",
-                id,
-            )?;
-            let unresolved = read::unresolved_exception::<D>(&mut tx, kind, id).await?;
-            let (tx, (change, task)) = tx.check(plan(context, unresolved, now)).await?;
-            self.persist(tx, &change, now).await?;
-            Ok(task)
-        })
-        .await
+        match exception {
+            // Raising the exception while another writer raises the same fails on the
+            // unique index; the second run counts the winner's instead.
+            Some(_) => retry_on_race(run).await,
+            None => run().await,
+        }
     }
 
     async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {
