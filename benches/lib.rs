@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use orchestrator_core::attempts::{AttemptCompletion, complete_attempt};
 use orchestrator_core::change::TaskAction;
-use orchestrator_core::coordination::ClaimRequest;
-use orchestrator_core::model::{NewAgent, NewTask, Usage};
+use orchestrator_core::coordination::{Claim, ClaimRequest};
+use orchestrator_core::model::{NewAgent, NewTask, NewVerificationResult, Usage};
+use orchestrator_core::retry::RetryPolicy;
 use orchestrator_core::{Clock, Store, SystemClock};
 use orchestrator_store::scratch::ScratchSchema;
 use orchestrator_store::{ClockSource, SqliteStore};
@@ -75,6 +77,67 @@ pub async fn queue(store: &Arc<dyn Store>, count: u64) {
     }
 }
 
+/// How a cycle completes its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The store's bare action: the attempt closed, the slot and the locks released, the
+    /// events appended.
+    StoreAction,
+    /// What a runner sends (`attempts::complete_attempt`): the same with a closing log
+    /// entry and a passed verification result, in the same transaction.
+    Runner,
+}
+
+impl Completion {
+    async fn complete(self, store: &dyn Store, claim: Claim, policy: &RetryPolicy) {
+        let now = SystemClock.now();
+        match self {
+            Self::StoreAction => {
+                let complete = TaskAction::Complete {
+                    commit_sha: None,
+                    usage: Usage::default(),
+                };
+                store
+                    .apply_task_action(claim.task.id, complete, Some(claim.lease), now)
+                    .await
+                    .expect("complete");
+            }
+            Self::Runner => {
+                let report = AttemptCompletion {
+                    success: true,
+                    cancelled: false,
+                    summary: Some("done".into()),
+                    error: None,
+                    commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                    usage: Usage::default(),
+                    diff_stats: None,
+                    verification: Some(passed_verification()),
+                };
+                complete_attempt(store, policy, claim.agent_id, claim.lease, report, now)
+                    .await
+                    .expect("complete");
+            }
+        }
+    }
+}
+
+fn passed_verification() -> NewVerificationResult {
+    NewVerificationResult {
+        passed: true,
+        confidence_score: 0.9,
+        syntax_passed: Some(true),
+        types_passed: Some(true),
+        lint_passed: Some(true),
+        tests_passed: Some(true),
+        tests_total: Some(12),
+        tests_failed: Some(0),
+        semantic_score: None,
+        semantic_explanation: None,
+        failures: Vec::new(),
+        recommendations: Vec::new(),
+    }
+}
+
 /// Runs `cycles` claim-then-complete cycles spread over `runners` concurrent runners,
 /// each with `slots` agent slots that it fills with one batch claim, and returns the time
 /// they took.
@@ -83,6 +146,7 @@ pub async fn claim_complete_cycles(
     cycles: u64,
     runners: u64,
     slots: usize,
+    completion: Completion,
 ) -> Duration {
     let clock = SystemClock;
     let mut fleets = Vec::new();
@@ -105,6 +169,7 @@ pub async fn claim_complete_cycles(
         let share = cycles / runners + u64::from((index as u64) < cycles % runners);
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
+            let policy = RetryPolicy::default();
             let mut done = 0;
             while done < share {
                 let wanted = usize::try_from(share - done)
@@ -122,14 +187,7 @@ pub async fn claim_complete_cycles(
                     continue;
                 }
                 for claim in claims {
-                    let complete = TaskAction::Complete {
-                        commit_sha: None,
-                        usage: Usage::default(),
-                    };
-                    store
-                        .apply_task_action(claim.task.id, complete, Some(claim.lease), clock.now())
-                        .await
-                        .expect("complete");
+                    completion.complete(&*store, claim, &policy).await;
                     done += 1;
                 }
             }

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use orchestrator_benches::{BenchStore, claim_complete_cycles, postgres, queue, sqlite};
+use orchestrator_benches::{
+    BenchStore, Completion, claim_complete_cycles, postgres, queue, sqlite,
+};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -21,14 +23,24 @@ fn bench_store(c: &mut Criterion, rt: &tokio::runtime::Runtime, bench: BenchStor
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
-    // (runners, agent slots per runner filled by one batch claim)
-    for (runners, slots) in [(1, 1), (8, 1), (1, 8)] {
-        group.bench_function(format!("{runners}_runners_x{slots}_slots"), |b| {
+    // (runners, agent slots per runner filled by one batch claim, how tasks complete)
+    let cases = [
+        (1, 1, Completion::StoreAction),
+        (8, 1, Completion::StoreAction),
+        (1, 8, Completion::StoreAction),
+        (1, 1, Completion::Runner),
+    ];
+    for (runners, slots, completion) in cases {
+        let mut name = format!("{runners}_runners_x{slots}_slots");
+        if completion == Completion::Runner {
+            name.push_str("_runner_completion");
+        }
+        group.bench_function(name, |b| {
             b.to_async(rt).iter_custom(|cycles| {
                 let store = bench.store.clone();
                 async move {
                     queue(&store, cycles).await;
-                    claim_complete_cycles(&store, cycles, runners, slots).await
+                    claim_complete_cycles(&store, cycles, runners, slots, completion).await
                 }
             });
         });
