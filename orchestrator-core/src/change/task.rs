@@ -399,10 +399,9 @@ impl AttemptEnd {
 /// Decides what ending an attempt writes, all in one change: the outcome as
 /// [`plan_task_action`] decides it, the verification result, the closing log entries, and
 /// for a failure its follow-up (see [`AttemptEnd::retry_policy`]; none when the task was
-/// asked to stop). `unresolved` is the
-/// task's unresolved exception of the type [`AttemptEnd::follow_up_exception`] names. The
-/// same end reported again under the same lease finds the outcome recorded, and is a
-/// no-op that records nothing a second time.
+/// asked to stop). `unresolved` is the task's unresolved exception of the type
+/// [`AttemptEnd::follow_up_exception`] names. The same end reported again under the same
+/// lease finds the outcome recorded, and is a no-op that records nothing a second time.
 pub fn plan_attempt_end(
     context: TaskContext,
     end: AttemptEnd,
@@ -497,22 +496,17 @@ fn follow_up_failure(
                 .task
                 .ok_or_else(|| Error::backend("a retry planned no task"))?;
             requeued.revision = failed.revision;
-            let mut follow_up = if info.requires_human_review {
-                plan_exception(
-                    retry::review_exception(
-                        &failed,
-                        ExceptionSeverity::Warning,
-                        info.review_note(),
-                    ),
-                    unresolved,
-                    now,
-                )?
-            } else {
-                Change::default()
+            let mut follow_up = Change {
+                events: requeue.events,
+                ..Change::default()
             };
-            let mut events = requeue.events;
-            events.append(&mut follow_up.events);
-            follow_up.events = events;
+            if info.requires_human_review {
+                let note = info.review_note();
+                let exception = retry::review_exception(&failed, ExceptionSeverity::Warning, note);
+                let raised = plan_exception(exception, unresolved, now)?;
+                follow_up.exception = raised.exception;
+                follow_up.events.extend(raised.events);
+            }
             Ok((requeued, follow_up))
         }
         Err(Error::Conflict(reason)) => {
