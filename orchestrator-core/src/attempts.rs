@@ -15,6 +15,7 @@ use crate::model::{
 };
 use crate::retry::RetryPolicy;
 use crate::store::Store;
+use crate::store::StoreExt;
 use crate::time::Timestamp;
 
 /// Lines an attempt's change added and removed.
@@ -161,7 +162,7 @@ pub async fn lock_changed_paths(
     Ok(outcome.into())
 }
 
-/// Ends the attempt in one transaction (see [`Store::end_attempt`]): completes, fails or
+/// Ends the attempt in one transaction (see [`TaskStore::end_attempt`](crate::store::TaskStore::end_attempt)): completes, fails or
 /// acknowledges the cancellation, records its verification result and a closing log
 /// entry while the lease is live, and follows a failure up by the retry policy (a failed
 /// verification) or with an exception for a human (anything else). The same completion

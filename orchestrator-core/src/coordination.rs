@@ -136,7 +136,7 @@ pub struct PruneReport {
     pub events_deleted: u64,
 }
 
-/// Claims like [`Store::claim`](crate::Store::claim), but when nothing is claimable waits
+/// Claims like [`QueueStore::claim`](crate::store::QueueStore::claim), but when nothing is claimable waits
 /// up to `wait` for a commit that may have made work claimable (see [`may_free_work`]: a
 /// new task, a released lock, a finished dependency, another claim done) and tries again,
 /// instead of polling. Commits that cannot free work (log entries, heartbeats, evidence)

@@ -15,6 +15,7 @@ use crate::model::{
     VerificationResult,
 };
 use crate::store::Store;
+use crate::store::StoreExt;
 use crate::time::Timestamp;
 
 /// The semantic score below which a change counts as not doing the task.
@@ -534,6 +535,7 @@ mod store_tests {
     use crate::InMemoryStore;
     use crate::coordination::ClaimRequest;
     use crate::model::{ExceptionQuery, NewAgent, NewTask, NewVerificationResult, Usage};
+    use crate::store::{AgentStore, EvidenceStore, ExceptionStore, QueueStore, TaskStore};
 
     #[tokio::test]
     async fn auto_retry_requeues_with_a_delay_and_asks_for_review_when_due() {

@@ -192,6 +192,7 @@ mod tests {
     use crate::InMemoryStore;
     use crate::coordination::ClaimRequest;
     use crate::model::{ExceptionQuery, ExceptionType, NewAgent, NewTask, TaskStatus};
+    use crate::store::StoreExt;
     use crate::time::{ManualClock, Timestamp};
 
     fn setup() -> (Arc<dyn Store>, Arc<ManualClock>) {

@@ -1,7 +1,7 @@
 //! Responses of read-only routes kept until the store's next commit.
 //!
 //! Dashboards poll the same lists over and over; between two commits the answer cannot
-//! change, so it is built once per commit generation ([`Store::subscribe`]) and served
+//! change, so it is built once per commit generation ([`EventStore::subscribe`](orchestrator_core::store::EventStore::subscribe)) and served
 //! from memory after that. The generation is read before the response is built, so a
 //! commit that lands while it is being built leaves the entry stale-marked and the next
 //! request builds afresh.

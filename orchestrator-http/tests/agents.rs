@@ -8,6 +8,7 @@ use common::{admin, app, assert_error, backing, claimed_task, send};
 use orchestrator_core::Clock;
 use orchestrator_core::SystemClock;
 use orchestrator_core::model::{LogType, NewAgentLog};
+use orchestrator_core::store::StoreExt;
 use serde_json::{Value, json};
 
 #[actix_web::test]

@@ -421,6 +421,7 @@ mod tests {
 
     use super::*;
     use crate::scratch::ScratchSchema;
+    use orchestrator_core::store::TaskStore;
 
     async fn in_transaction(store: &PostgresStore) -> PoolConnection<Postgres> {
         let mut conn = store.pool().acquire().await.unwrap();
@@ -480,7 +481,6 @@ mod tests {
     /// it takes the one it wants, which another claim then passes over.
     #[tokio::test]
     async fn deep_claim_reads_lock_only_the_task_taken() {
-        use orchestrator_core::Store;
         use orchestrator_core::model::NewTask;
 
         let Some(schema) = ScratchSchema::from_env("claim reads").await else {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orchestrator_core::coordination::ClaimRequest;
 use orchestrator_core::model::{NewAgent, NewTask};
+use orchestrator_core::store::{AgentStore, EventStore, HousekeepingStore, QueueStore, TaskStore};
 use orchestrator_core::testing::StoreFixture;
 use orchestrator_core::{Clock, Store, SystemClock, Timestamp};
 use orchestrator_store::scratch::ScratchSchema;

@@ -549,6 +549,7 @@ mod tests {
     use orchestrator_core::memory::InMemoryStore;
 
     use super::*;
+    use orchestrator_core::store::RunnerStore;
 
     #[test]
     fn the_default_database_is_a_file_in_the_data_directory() {

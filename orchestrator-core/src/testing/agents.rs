@@ -7,6 +7,7 @@ use crate::change::AgentAction;
 use crate::ids::RunnerSessionId;
 use crate::model::{AgentQuery, AgentStatus, NewAgent, NewRunnerSession};
 use crate::store::Store;
+use crate::store::StoreExt;
 
 /// Slots are listed newest first with filters, and move through their state machine.
 pub async fn agent_slots_are_listed_and_transitioned(store: Arc<dyn Store>) {

@@ -12,6 +12,7 @@ use crate::model::{
     AgentStatus, EventKind, ExceptionQuery, ExceptionType, LockMode, NewTask, TaskStatus,
 };
 use crate::store::Store;
+use crate::store::StoreExt;
 
 fn request(agents: &[AgentId]) -> ClaimRequest {
     ClaimRequest {

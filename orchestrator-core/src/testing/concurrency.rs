@@ -7,6 +7,7 @@ use crate::change::TaskAction;
 use crate::error::Error;
 use crate::model::{AgentStatus, TaskEdit, TaskStatus};
 use crate::store::Store;
+use crate::store::StoreExt;
 
 /// Concurrent edits of different fields of one task all land; none is lost.
 pub async fn concurrent_edits_of_one_task_are_not_lost(store: Arc<dyn Store>) {

@@ -7,6 +7,7 @@ use crate::change::{AgentAction, LeaseRef, TaskAction};
 use crate::ids::LeaseToken;
 use crate::model::{AgentStatus, AttemptOutcome, EventKind, NewTask, TaskQuery, TaskStatus};
 use crate::store::Store;
+use crate::store::StoreExt;
 
 /// Claim → start → verify → complete, with the attempt, the slot and the events.
 pub async fn attempt_runs_from_claim_to_completion(store: Arc<dyn Store>) {

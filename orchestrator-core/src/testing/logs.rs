@@ -9,6 +9,7 @@ use super::helpers::*;
 use crate::ids::{AgentId, TaskId};
 use crate::model::{LogQuery, LogType, MAX_LOG_CONTENT_CHARS, NewAgentLog};
 use crate::store::Store;
+use crate::store::StoreExt;
 
 fn entry(agent: AgentId, task: Option<TaskId>, log_type: LogType, content: &str) -> NewAgentLog {
     NewAgentLog {

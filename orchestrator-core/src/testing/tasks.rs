@@ -11,6 +11,7 @@ use crate::model::{
     VerificationStatus,
 };
 use crate::store::Store;
+use crate::store::StoreExt;
 
 /// A new task is QUEUED with the original's defaults and an event records it.
 pub async fn task_is_created_queued_with_defaults(store: Arc<dyn Store>) {

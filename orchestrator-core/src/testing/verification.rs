@@ -15,6 +15,7 @@ use crate::model::{
 };
 use crate::retry::{FailureClass, RetryPolicy, RetryStrategy};
 use crate::store::Store;
+use crate::store::StoreExt;
 
 fn result(passed: bool) -> NewVerificationResult {
     NewVerificationResult {

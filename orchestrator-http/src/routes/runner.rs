@@ -25,6 +25,7 @@ use crate::auth::{authenticate_runner, bearer_token};
 use crate::error::{ApiError, ApiResult, Denied, ErrorEnvelope, WriteErrors};
 use crate::extract::{Json, Params};
 use crate::state::AppState;
+use orchestrator_core::store::StoreExt;
 
 /// Longest a claim may wait for work.
 const MAX_WAIT: Duration = Duration::from_secs(30);

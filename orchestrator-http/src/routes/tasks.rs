@@ -22,6 +22,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope, ListErrors, ReadErrors, WriteErrors};
 use crate::extract::{Json, OptionalJson, Params, parse_id};
 use crate::state::AppState;
+use orchestrator_core::store::StoreExt;
 
 /// Most tasks in one batch creation.
 const MAX_BATCH: usize = 50;

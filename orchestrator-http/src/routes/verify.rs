@@ -21,6 +21,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
+use orchestrator_core::store::StoreExt;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/verify").route(web::post().to(verify)))

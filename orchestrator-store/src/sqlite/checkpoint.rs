@@ -88,12 +88,13 @@ mod tests {
 
     use orchestrator_core::Timestamp;
     use orchestrator_core::model::NewTask;
-    use orchestrator_core::store::Store;
+
     use sqlx::ConnectOptions;
     use sqlx::sqlite::SqliteConnectOptions;
 
     use super::{COMMITS_PER_CHECKPOINT, REWIND_FRAMES};
     use crate::SqliteStore;
+    use orchestrator_core::store::TaskStore;
 
     /// Tasks in the database file alone, without its log: what checkpoints copied there.
     async fn tasks_in_file(file: &Path) -> i64 {

@@ -1,25 +1,23 @@
-//! Claims, heartbeats, lease expiry and the supervisor's housekeeping over SQL.
+//! The SQL stores' [`QueueStore`]: claims, heartbeats, and when work next comes due.
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use orchestrator_core::Timestamp;
 use orchestrator_core::change::{self, LeaseRef, TaskAction, TaskContext};
-use orchestrator_core::coordination::{
-    Claim, ClaimRequest, HeartbeatAck, PruneReport, RetentionPolicy,
-};
+use orchestrator_core::coordination::{Claim, ClaimRequest, HeartbeatAck};
 use orchestrator_core::error::{Error, Result};
-use orchestrator_core::ids::TaskId;
 use orchestrator_core::lock::{conflicts_among, parse_paths};
-use orchestrator_core::model::{Agent, ExceptionType, LockMode, RunnerSession, Task, TaskStatus};
+use orchestrator_core::model::{Agent, LockMode, Task};
 use orchestrator_core::state::agent::{self as agent_state, AgentEvent};
-use orchestrator_core::state::runner_session::RunnerSessionEvent;
+use orchestrator_core::store::QueueStore;
 
+use super::task_change::task_context;
 use super::{SqlStore, Tx, found, locked_task, write_change};
 use crate::dialect::{Dialect, Exec};
 use crate::rows::{agent_from_row, task_from_row};
 use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
-use crate::sql::write;
 
 /// Candidates looked at in a claim's second round, per slot to fill (the first round looks
 /// at one per slot: the head of the queue is usually free). Every later round looks at
@@ -27,6 +25,7 @@ use crate::sql::write;
 /// are filled or the queue runs out: however many tasks wait behind held locks, a task
 /// that can be had is found.
 const CANDIDATES_PER_SLOT: u32 = 4;
+
 /// The most candidates one round reads.
 const MAX_CANDIDATES_PER_ROUND: u32 = 512;
 
@@ -93,25 +92,6 @@ impl<D: Dialect> SqlStore<D> {
             locks,
         };
         Ok(Some(claim))
-    }
-
-    pub(super) async fn claim_work(
-        &self,
-        request: ClaimRequest,
-        now: Timestamp,
-    ) -> Result<Vec<Claim>> {
-        request.validate()?;
-        let settings = match request.task_id {
-            None => D::QUEUE_CLAIM_SETTINGS,
-            Some(_) => "",
-        };
-        let (mut tx, now) = self.begin_with(settings, now).await?;
-        let outcome = Self::claim_in(&mut tx, &request, now).await;
-        // A slot that cannot take work, or a named task that cannot be had, is found after
-        // candidates were locked: they are free again when the caller hears.
-        let (tx, claims) = tx.check(outcome).await?;
-        self.commit(tx).await?;
-        Ok(claims)
     }
 
     /// The claims of `request` made in `tx`, not committed yet.
@@ -203,8 +183,26 @@ impl<D: Dialect> SqlStore<D> {
         }
         Ok(claims)
     }
+}
 
-    pub(super) async fn heartbeat_lease(
+#[async_trait]
+impl<D: Dialect> QueueStore for SqlStore<D> {
+    async fn claim(&self, request: ClaimRequest, now: Timestamp) -> Result<Vec<Claim>> {
+        request.validate()?;
+        let settings = match request.task_id {
+            None => D::QUEUE_CLAIM_SETTINGS,
+            Some(_) => "",
+        };
+        let (mut tx, now) = self.begin_with(settings, now).await?;
+        let outcome = Self::claim_in(&mut tx, &request, now).await;
+        // A slot that cannot take work, or a named task that cannot be had, is found after
+        // candidates were locked: they are free again when the caller hears.
+        let (tx, claims) = tx.check(outcome).await?;
+        self.commit(tx).await?;
+        Ok(claims)
+    }
+
+    async fn heartbeat(
         &self,
         lease: LeaseRef,
         ttl: Duration,
@@ -218,7 +216,7 @@ impl<D: Dialect> SqlStore<D> {
             }
         }
         let (mut tx, now) = self.begin_at(now).await?;
-        let context = super::task_context::<D>(&mut tx, id, &TaskAction::Start, now).await?;
+        let context = task_context::<D>(&mut tx, id, &TaskAction::Start, now).await?;
         let context = found(context, "task", id)?;
         let (tx, (change, ack)) = tx
             .check(change::plan_heartbeat(context, &lease, ttl, now))
@@ -227,122 +225,10 @@ impl<D: Dialect> SqlStore<D> {
         Ok(ack)
     }
 
-    pub(super) async fn expire(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>> {
+    async fn work_due_in(&self, now: Timestamp) -> Result<Option<Duration>> {
         let mut conn = self.read().await?;
         let now = self.now(&mut conn, now).await?;
-        let due = read::expired_leases::<D>(&mut conn, now, limit).await?;
-        drop(conn);
-        let mut expired = Vec::with_capacity(due.len());
-        for id in due {
-            let (mut tx, _) = self.begin_at(now).await?;
-            let context =
-                super::task_context::<D>(&mut tx, id, &TaskAction::ExpireLease, now).await?;
-            let Some(context) = context else {
-                tx.rollback().await;
-                continue;
-            };
-            let task = &context.task;
-            if !task.status.is_running() || task.lease_expires_at.is_none_or(|at| at > now) {
-                // Renewed or finished since it was listed.
-                tx.rollback().await;
-                continue;
-            }
-            let unresolved =
-                read::unresolved_exception::<D>(&mut tx, ExceptionType::AgentStuck, id).await?;
-            let planned_change = change::plan_lease_expiry(context, unresolved, now);
-            let (tx, change) = tx.check(planned_change).await?;
-            let task = change.task.clone();
-            self.persist(tx, &change, now).await?;
-            expired.extend(task);
-        }
-        Ok(expired)
-    }
-
-    pub(super) async fn inactive_runners(
-        &self,
-        seen_before: Timestamp,
-        now: Timestamp,
-    ) -> Result<Vec<RunnerSession>> {
-        let quiet = read::quiet_runners::<D>(&mut self.read().await?, seen_before).await?;
-        let mut marked = Vec::with_capacity(quiet.len());
-        for id in quiet {
-            let (mut tx, now) = self.begin_at(now).await?;
-            let Some(session) = read::runner_session::<D>(&mut tx, id, Lock::ForUpdate).await?
-            else {
-                tx.rollback().await;
-                continue;
-            };
-            if session.last_seen_at >= seen_before {
-                tx.rollback().await;
-                continue;
-            }
-            let planned_change =
-                change::plan_runner_session_event(session, RunnerSessionEvent::MarkInactive, now);
-            let (tx, change) = tx.check(planned_change).await?;
-            marked.extend(change.runner_session.clone());
-            self.persist(tx, &change, now).await?;
-        }
-        Ok(marked)
-    }
-
-    pub(super) async fn stalled(
-        &self,
-        quiet_since: Timestamp,
-        now: Timestamp,
-    ) -> Result<Vec<Task>> {
-        let mut conn = self.read().await?;
-        let now = self.now(&mut conn, now).await?;
-        read::stalled::<D>(&mut conn, quiet_since, now).await
-    }
-
-    pub(super) async fn blocked(&self, limit: u32) -> Result<Vec<(Task, TaskId, TaskStatus)>> {
-        read::blocked::<D>(&mut self.read().await?, limit).await
-    }
-
-    pub(super) async fn take_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<bool> {
-        let (mut tx, now) = self.begin_at(now).await?;
-        let taken = write::take_named_lease::<D>(&mut tx, name, holder, now.add(ttl), now).await?;
-        tx.commit().await?;
-        Ok(taken)
-    }
-
-    pub(super) async fn prune_history(
-        &self,
-        policy: &RetentionPolicy,
-        now: Timestamp,
-    ) -> Result<PruneReport> {
-        let (mut tx, now) = self.begin_at(now).await?;
-        let logs_deleted = write::prune_table::<D>(
-            &mut tx,
-            "agent_logs",
-            now.sub(policy.log_max_age),
-            policy.log_max_count,
-            "created_at, id",
-            "created_at DESC, id DESC",
-        )
-        .await?;
-        let events_deleted = write::prune_table::<D>(
-            &mut tx,
-            "events",
-            now.sub(policy.event_max_age),
-            policy.event_max_count,
-            "seq",
-            "seq DESC",
-        )
-        .await?;
-        tx.commit().await?;
-        if logs_deleted + events_deleted > 0 {
-            super::announce(&self.committed);
-        }
-        Ok(PruneReport {
-            logs_deleted,
-            events_deleted,
-        })
+        let due = read::next_due::<D>(&mut conn, now).await?;
+        Ok(due.map(|at| at.since(now)))
     }
 }

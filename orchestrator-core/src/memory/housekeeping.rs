@@ -1,92 +1,30 @@
-//! Claims, heartbeats and the supervisor's housekeeping for the in-memory store.
+//! The in-memory store's [`HousekeepingStore`]: the supervisor's passes, health and
+//! counts.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use super::{InMemoryStore, State};
-use crate::change::{self, LeaseRef, TaskAction, TaskContext};
-use crate::coordination::{Claim, ClaimRequest, HeartbeatAck, PruneReport, RetentionPolicy};
-use crate::error::{Error, Result};
-use crate::ids::{AgentId, TaskId};
+use crate::change::{self, TaskAction};
+use crate::coordination::{PruneReport, RetentionPolicy};
+use crate::error::Result;
+use crate::ids::{AgentLogId, TaskId};
 use crate::model::{
-    AgentStatus, ExceptionType, RunnerSession, RunnerSessionStatus, Task, TaskStatus,
+    AgentStatus, COMPLETION_SAMPLE, ExceptionStatus, ExceptionType, RunnerSession,
+    RunnerSessionStatus, SystemStats, Task, TaskStatus,
 };
-use crate::state::agent::{self as agent_state, AgentEvent};
 use crate::state::runner_session::RunnerSessionEvent;
+use crate::store::HousekeepingStore;
 use crate::time::Timestamp;
-
-impl State {
-    /// Assigns `task` to `agent` if nothing stands in the way, returning the claim.
-    fn assign(
-        &mut self,
-        task: Task,
-        agent: AgentId,
-        request: &ClaimRequest,
-        now: Timestamp,
-    ) -> Result<Claim> {
-        let action = TaskAction::Assign {
-            agent_id: agent,
-            runner_session_id: request.runner_session_id,
-            lease_ttl: request.lease_ttl,
-        };
-        let context = self.task_context(task, &action, now)?;
-        let change = change::plan_task_action(context, action, None, now)?;
-        let assigned = change
-            .task
-            .clone()
-            .ok_or_else(|| Error::backend("claim planned no task"))?;
-        let locks = self.persist(change, now);
-        let lease = LeaseRef {
-            task_id: assigned.id,
-            attempt: assigned.attempt,
-            lease_token: assigned
-                .lease_token
-                .ok_or_else(|| Error::backend("claim left no lease"))?,
-        };
-        Ok(Claim {
-            task: assigned,
-            agent_id: agent,
-            lease,
-            locks,
-        })
-    }
-
-    /// Ids of the QUEUED tasks that may be claimed now, in queue order, files hint aside.
-    fn claimable(&self, now: Timestamp) -> Vec<TaskId> {
-        let mut ready: Vec<(u8, Timestamp, TaskId)> = self
-            .tasks
-            .values()
-            .filter(|t| t.status == TaskStatus::Queued)
-            .filter(|t| t.not_before.is_none_or(|at| at <= now))
-            .filter(|t| {
-                t.depends_on.iter().all(|d| {
-                    self.tasks
-                        .get(d)
-                        .is_some_and(|d| d.status == TaskStatus::Completed)
-                })
-            })
-            .map(|t| (t.priority, t.created_at, t.id))
-            .collect();
-        ready.sort_unstable();
-        ready.into_iter().map(|(_, _, id)| id).collect()
-    }
-
-    fn context_for(
-        &self,
-        task: TaskId,
-        action: &TaskAction,
-        now: Timestamp,
-    ) -> Result<TaskContext> {
-        let task = self.task(task)?.clone();
-        self.task_context(task, action, now)
-    }
-}
 
 impl State {
     /// The task (the one with the smallest id) that FAILED or was CANCELLED and that `task`
     /// waits for, directly or through queued tasks in between.
     fn blocker_of(&self, task: &Task) -> Option<&Task> {
         let mut waiting_on: Vec<TaskId> = task.depends_on.clone();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let mut blocker: Option<&Task> = None;
         while let Some(id) = waiting_on.pop() {
             if !seen.insert(id) {
@@ -109,60 +47,54 @@ impl State {
     }
 }
 
-impl InMemoryStore {
-    pub(super) fn claim_work(&self, request: ClaimRequest, now: Timestamp) -> Result<Vec<Claim>> {
-        request.validate()?;
-        let mut state = self.state();
-        for agent in &request.agents {
-            let slot = state.agent(*agent)?;
-            agent_state::transition(slot.status, AgentEvent::Assign)?;
-        }
-        if let Some(task) = request.task_id {
-            let task = state.task(task)?.clone();
-            return Ok(vec![state.assign(
-                task,
-                request.agents[0],
-                &request,
-                now,
-            )?]);
-        }
-        let mut claims = Vec::new();
-        let mut agents = request.agents.iter();
-        let Some(mut agent) = agents.next() else {
-            return Ok(claims);
-        };
-        for id in state.claimable(now) {
-            let task = state.task(id)?.clone();
-            match state.assign(task, *agent, &request, now) {
-                Ok(claim) => {
-                    claims.push(claim);
-                    match agents.next() {
-                        Some(next) => agent = next,
-                        None => break,
-                    }
+#[async_trait]
+impl HousekeepingStore for InMemoryStore {
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn stats(&self, since: Timestamp) -> Result<SystemStats> {
+        let state = self.state();
+        let mut stats = SystemStats::default();
+        for task in state.tasks.values() {
+            *stats.tasks_by_status.entry(task.status).or_default() += 1;
+            match task.status {
+                TaskStatus::Completed if task.completed_at.is_some_and(|at| at >= since) => {
+                    stats.completed_since += 1;
                 }
-                // Its files are locked by someone else: try the next task.
-                Err(Error::Conflict(_)) => {}
-                Err(other) => return Err(other),
+                TaskStatus::Failed if task.updated_at >= since => stats.failed_since += 1,
+                _ => {}
             }
         }
-        Ok(claims)
+        for agent in state.agents.values() {
+            *stats.agents_by_status.entry(agent.status).or_default() += 1;
+        }
+        for exception in state.exceptions.values() {
+            stats.exceptions_total += 1;
+            if exception.status == ExceptionStatus::Open {
+                *stats
+                    .open_exceptions_by_severity
+                    .entry(exception.severity)
+                    .or_default() += 1;
+            }
+        }
+        let mut finished: Vec<(Timestamp, Timestamp)> = state
+            .tasks
+            .values()
+            .filter(|task| task.status == TaskStatus::Completed)
+            .filter_map(|task| Some((task.completed_at?, task.assigned_at?)))
+            .collect();
+        finished.sort_by_key(|(completed, _)| std::cmp::Reverse(*completed));
+        let durations: Vec<i64> = finished
+            .iter()
+            .take(COMPLETION_SAMPLE as usize)
+            .map(|(completed, assigned)| completed.as_millis() - assigned.as_millis())
+            .collect();
+        stats.mean_completion_ms = SystemStats::mean(&durations);
+        Ok(stats)
     }
 
-    pub(super) fn heartbeat_lease(
-        &self,
-        lease: LeaseRef,
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<HeartbeatAck> {
-        let mut state = self.state();
-        let context = state.context_for(lease.task_id, &TaskAction::Start, now)?;
-        let (change, ack) = change::plan_heartbeat(context, &lease, ttl, now)?;
-        state.persist(change, now);
-        Ok(ack)
-    }
-
-    pub(super) fn expire(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>> {
+    async fn expire_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>> {
         let mut state = self.state();
         let mut due: Vec<&Task> = state
             .tasks
@@ -183,7 +115,7 @@ impl InMemoryStore {
         Ok(expired)
     }
 
-    pub(super) fn inactive_runners(
+    async fn mark_inactive_runners(
         &self,
         seen_before: Timestamp,
         now: Timestamp,
@@ -206,7 +138,7 @@ impl InMemoryStore {
         Ok(marked)
     }
 
-    pub(super) fn stalled(&self, quiet_since: Timestamp, now: Timestamp) -> Vec<Task> {
+    async fn stalled_tasks(&self, quiet_since: Timestamp, now: Timestamp) -> Result<Vec<Task>> {
         let state = self.state();
         let mut stalled: Vec<Task> = state
             .tasks
@@ -221,10 +153,10 @@ impl InMemoryStore {
             .cloned()
             .collect();
         stalled.sort_by_key(|t| t.id);
-        stalled
+        Ok(stalled)
     }
 
-    pub(super) fn blocked(&self, limit: u32) -> Vec<(Task, TaskId, TaskStatus)> {
+    async fn blocked_tasks(&self, limit: u32) -> Result<Vec<(Task, TaskId, TaskStatus)>> {
         let state = self.state();
         let mut blocked: Vec<(Task, TaskId, TaskStatus)> = state
             .tasks
@@ -242,16 +174,16 @@ impl InMemoryStore {
             .collect();
         blocked.sort_by_key(|(t, _, _)| (t.created_at, t.id));
         blocked.truncate(limit as usize);
-        blocked
+        Ok(blocked)
     }
 
-    pub(super) fn take_lease(
+    async fn try_acquire_lease(
         &self,
         name: &str,
         holder: &str,
         ttl: Duration,
         now: Timestamp,
-    ) -> bool {
+    ) -> Result<bool> {
         let mut state = self.state();
         let free = state
             .leases
@@ -262,20 +194,20 @@ impl InMemoryStore {
                 .leases
                 .insert(name.to_owned(), (holder.to_owned(), now.add(ttl)));
         }
-        free
+        Ok(free)
     }
 
-    pub(super) fn prune_history(&self, policy: &RetentionPolicy, now: Timestamp) -> PruneReport {
+    async fn prune(&self, policy: &RetentionPolicy, now: Timestamp) -> Result<PruneReport> {
         let mut state = self.state();
         let log_cutoff = now.sub(policy.log_max_age);
-        let mut all: Vec<(Timestamp, crate::ids::AgentLogId)> = state
+        let mut all: Vec<(Timestamp, AgentLogId)> = state
             .logs
             .values()
             .flatten()
             .map(|l| (l.created_at, l.id))
             .collect();
         all.sort_by_key(|entry| std::cmp::Reverse(*entry));
-        let keep: std::collections::HashSet<_> = all
+        let keep: HashSet<_> = all
             .iter()
             .take(usize::try_from(policy.log_max_count).unwrap_or(usize::MAX))
             .map(|(_, id)| *id)
@@ -295,9 +227,9 @@ impl InMemoryStore {
             index += 1;
             index > overflow && e.created_at >= event_cutoff
         });
-        PruneReport {
+        Ok(PruneReport {
             logs_deleted,
             events_deleted: (before - state.events.len()) as u64,
-        }
+        })
     }
 }

@@ -1,0 +1,205 @@
+//! The in-memory store's [`TaskStore`].
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use super::{InMemoryStore, State, existing, ordering, page};
+use crate::change::{self, AttemptEnd, LeaseRef, TaskAction};
+use crate::error::{Error, Result};
+use crate::ids::TaskId;
+use crate::model::{NewTask, Page, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery};
+use crate::store::{Created, TaskStore, check_lookup_size};
+use crate::time::Timestamp;
+
+impl State {
+    /// Refuses a new task whose dependencies do not all exist.
+    fn check_new_task(&self, new: &NewTask) -> Result<()> {
+        for dependency in &new.depends_on {
+            if !self.tasks.contains_key(dependency) {
+                return Err(Error::invalid(
+                    "dependsOn",
+                    format!("task {dependency} does not exist"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The task an earlier creation with `new`'s idempotency key made, if any.
+    fn existing_by_key(&self, new: &NewTask) -> Option<Task> {
+        let key = new.idempotency_key.as_ref()?;
+        let id = self.idempotency_keys.get(key)?;
+        self.tasks.get(id).cloned()
+    }
+
+    fn insert_task(&mut self, new: NewTask, now: Timestamp) -> Task {
+        let task = new.into_task(TaskId::new(), now);
+        if let Some(key) = &task.idempotency_key {
+            self.idempotency_keys.insert(key.clone(), task.id);
+        }
+        self.tasks.insert(task.id, task.clone());
+        self.append_events(vec![change::task_created_event(&task)], now);
+        task
+    }
+}
+
+#[async_trait]
+impl TaskStore for InMemoryStore {
+    async fn create_task(&self, new: NewTask, now: Timestamp) -> Result<Created<Task>> {
+        new.validate()?;
+        let mut state = self.state();
+        if let Some(existing) = state.existing_by_key(&new) {
+            return Ok(Created {
+                value: existing,
+                created: false,
+            });
+        }
+        state.check_new_task(&new)?;
+        Ok(Created {
+            value: state.insert_task(new, now),
+            created: true,
+        })
+    }
+
+    async fn create_tasks(&self, batch: Vec<NewTask>, now: Timestamp) -> Result<Vec<Task>> {
+        change::validate_task_batch(&batch)?;
+        let mut state = self.state();
+        for (index, new) in batch.iter().enumerate() {
+            state.check_new_task(new).map_err(|err| match err {
+                Error::InvalidInput { field, message } => {
+                    Error::invalid(format!("tasks[{index}].{field}"), message)
+                }
+                other => other,
+            })?;
+        }
+        Ok(batch
+            .into_iter()
+            .map(|new| match state.existing_by_key(&new) {
+                Some(existing) => existing,
+                None => state.insert_task(new, now),
+            })
+            .collect())
+    }
+
+    async fn get_tasks(&self, ids: &[TaskId]) -> Result<Vec<Task>> {
+        check_lookup_size(ids)?;
+        Ok(existing(&self.state().tasks, ids))
+    }
+
+    async fn task_activity_counts(&self, ids: &[TaskId]) -> Result<Vec<TaskActivityCounts>> {
+        check_lookup_size(ids)?;
+        let state = self.state();
+        let mut counts: HashMap<TaskId, TaskActivityCounts> = ids
+            .iter()
+            .filter(|id| state.tasks.contains_key(id))
+            .map(|id| (*id, TaskActivityCounts::none(*id)))
+            .collect();
+        for (task, results) in &state.verifications {
+            if let Some(entry) = counts.get_mut(task) {
+                entry.verification_results = results.len() as u64;
+            }
+        }
+        for log in state.logs.values().flatten() {
+            if let Some(entry) = log.task_id.and_then(|task| counts.get_mut(&task)) {
+                entry.logs += 1;
+            }
+        }
+        for exception in state.exceptions.values() {
+            if let Some(entry) = exception.task_id.and_then(|task| counts.get_mut(&task)) {
+                entry.exceptions += 1;
+            }
+        }
+        Ok(counts.into_values().collect())
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
+        query.validate()?;
+        let state = self.state();
+        let needle = query.search_needle();
+        let mut tasks: Vec<Task> = state
+            .tasks
+            .values()
+            .filter(|t| query.status.is_none_or(|s| t.status == s))
+            .filter(|t| query.priority.is_none_or(|p| t.priority == p))
+            .filter(|t| {
+                needle
+                    .as_deref()
+                    .is_none_or(|n| ordering::matches_search(t, n))
+            })
+            .cloned()
+            .collect();
+        tasks.sort_by(|a, b| ordering::compare_tasks(a, b, query.sort_by, query.sort_order));
+        Ok(page(tasks, query.limit, query.offset))
+    }
+
+    async fn edit_task(&self, id: TaskId, edit: TaskEdit, now: Timestamp) -> Result<Task> {
+        let mut state = self.state();
+        let task = state.task(id)?.clone();
+        let change = change::plan_task_edit(task, edit, now)?;
+        let result = change.task.clone();
+        state.persist(change, now);
+        result.ok_or_else(|| Error::backend("edit planned no task"))
+    }
+
+    async fn apply_task_action(
+        &self,
+        id: TaskId,
+        action: TaskAction,
+        lease: Option<LeaseRef>,
+        now: Timestamp,
+    ) -> Result<Task> {
+        let mut state = self.state();
+        let context = state.context_for(id, &action, now)?;
+        let change = change::plan_task_action(context, action, lease.as_ref(), now)?;
+        let result = change.task.clone();
+        state.persist(change, now);
+        result.ok_or_else(|| Error::backend("task action planned no task"))
+    }
+
+    async fn end_attempt(&self, lease: LeaseRef, end: AttemptEnd, now: Timestamp) -> Result<Task> {
+        end.validate()?;
+        let mut state = self.state();
+        let task = state.task(lease.task_id)?.clone();
+        let unresolved = end
+            .follow_up_exception()
+            .and_then(|kind| state.open_exception(kind, task.id).cloned());
+        let context = state.task_context(task, &end.action, now)?;
+        let change = change::plan_attempt_end(context, end, unresolved, &lease, now)?;
+        let result = change.task.clone();
+        state.persist(change, now);
+        result.ok_or_else(|| Error::backend("an attempt's end planned no task"))
+    }
+
+    async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {
+        let mut state = self.state();
+        let task = state.task(id)?.clone();
+        let dependents: Vec<TaskId> = state
+            .tasks
+            .values()
+            .filter(|t| t.depends_on.contains(&id))
+            .map(|t| t.id)
+            .collect();
+        let event = change::check_deletable(&task, &dependents)?;
+        state.tasks.remove(&id);
+        if let Some(key) = &task.idempotency_key {
+            state.idempotency_keys.remove(key);
+        }
+        state.attempts.remove(&id);
+        state.verifications.remove(&id);
+        state.exceptions.retain(|_, e| e.task_id != Some(id));
+        for logs in state.logs.values_mut() {
+            logs.retain(|log| log.task_id != Some(id));
+        }
+        state.append_events(vec![event], now);
+        Ok(())
+    }
+
+    async fn list_attempts(&self, task: TaskId) -> Result<Vec<TaskAttempt>> {
+        let state = self.state();
+        state.task(task)?;
+        let mut attempts = state.attempts.get(&task).cloned().unwrap_or_default();
+        attempts.sort_by_key(|a| a.attempt_number);
+        Ok(attempts)
+    }
+}

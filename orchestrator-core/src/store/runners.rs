@@ -1,0 +1,58 @@
+//! [`RunnerStore`]: runner sessions and the tokens that open the server.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::ids::RunnerSessionId;
+use crate::model::{NewRunnerSession, RunnerSession};
+use crate::state::runner_session::RunnerSessionEvent;
+use crate::time::Timestamp;
+
+/// Runner sessions, the admin token's hash and single-use setup tokens.
+#[async_trait]
+pub trait RunnerStore: Send + Sync + Debug + 'static {
+    /// Creates an ACTIVE runner session. The token hash must be unique (`Conflict`).
+    async fn create_runner_session(
+        &self,
+        new: NewRunnerSession,
+        now: Timestamp,
+    ) -> Result<RunnerSession>;
+
+    /// One runner session.
+    async fn get_runner_session(&self, id: RunnerSessionId) -> Result<RunnerSession>;
+
+    /// The session whose token hashes to `token_hash`, revoked or not.
+    async fn find_runner_session(&self, token_hash: &str) -> Result<Option<RunnerSession>>;
+
+    /// Every runner session, newest first.
+    async fn list_runner_sessions(&self) -> Result<Vec<RunnerSession>>;
+
+    /// Applies a runner session event (seen, mark inactive, revoke).
+    async fn apply_runner_session_event(
+        &self,
+        id: RunnerSessionId,
+        event: RunnerSessionEvent,
+        now: Timestamp,
+    ) -> Result<RunnerSession>;
+
+    /// The admin token hash a server saved at its first start, if any.
+    async fn admin_token_hash(&self) -> Result<Option<String>>;
+
+    /// Saves `hash` as the admin token hash unless one is saved already, and returns the
+    /// saved one: servers starting together on one database all end up with the same.
+    async fn save_admin_token_hash(&self, hash: &str, now: Timestamp) -> Result<String>;
+
+    /// Keeps a setup token's hash until `expires_at`; it can be redeemed once.
+    async fn create_setup_token(
+        &self,
+        token_hash: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// Spends a setup token: true exactly once for a hash that was created and has not
+    /// expired by `now`; false for an unknown, spent or expired one.
+    async fn redeem_setup_token(&self, token_hash: &str, now: Timestamp) -> Result<bool>;
+}

@@ -1,0 +1,177 @@
+//! The SQL stores' [`TaskStore`].
+
+use async_trait::async_trait;
+use orchestrator_core::Timestamp;
+use orchestrator_core::change::{self, AttemptEnd, LeaseRef, TaskAction};
+use orchestrator_core::error::{Error, Result};
+use orchestrator_core::ids::TaskId;
+use orchestrator_core::model::{
+    NewTask, Page, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery,
+};
+use orchestrator_core::store::{Created, TaskStore, check_lookup_size};
+
+use super::{SqlStore, Tx, found, locked_task, planned, retry_on_race};
+use crate::dialect::Dialect;
+use crate::sql::read::{self, Lock};
+use crate::sql::write;
+
+async fn check_dependencies<D: Dialect>(
+    tx: &mut Tx<D>,
+    new: &NewTask,
+    field_prefix: &str,
+) -> Result<()> {
+    if let Some(id) = read::missing::<D, _>(tx, "tasks", &new.depends_on)
+        .await?
+        .first()
+    {
+        return Err(Error::invalid(
+            format!("{field_prefix}dependsOn"),
+            format!("task {id} does not exist"),
+        ));
+    }
+    Ok(())
+}
+
+/// Adds `new` to `tx`'s batch unless its idempotency key names an existing task.
+async fn insert_new_task<D: Dialect>(
+    tx: &mut Tx<D>,
+    new: NewTask,
+    now: Timestamp,
+) -> Result<Created<Task>> {
+    if let Some(key) = &new.idempotency_key
+        && let Some(existing) = read::task_by_idempotency_key::<D>(tx, key).await?
+    {
+        return Ok(Created {
+            value: existing,
+            created: false,
+        });
+    }
+    let task = new.into_task(TaskId::new(), now);
+    write::insert_task(tx.batch(), &task)?;
+    write::append_events(tx.batch(), &[change::task_created_event(&task)], now);
+    Ok(Created {
+        value: task,
+        created: true,
+    })
+}
+
+#[async_trait]
+impl<D: Dialect> TaskStore for SqlStore<D> {
+    async fn create_task(&self, new: NewTask, now: Timestamp) -> Result<Created<Task>> {
+        new.validate()?;
+        retry_on_race(|| async {
+            let (mut tx, now) = self.begin_at(now).await?;
+            check_dependencies(&mut tx, &new, "").await?;
+            let created = insert_new_task(&mut tx, new.clone(), now).await?;
+            if created.created {
+                self.commit(tx).await?;
+            }
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn create_tasks(&self, batch: Vec<NewTask>, now: Timestamp) -> Result<Vec<Task>> {
+        change::validate_task_batch(&batch)?;
+        retry_on_race(|| async {
+            let (mut tx, now) = self.begin_at(now).await?;
+            for (index, new) in batch.iter().enumerate() {
+                check_dependencies(&mut tx, new, &format!("tasks[{index}].")).await?;
+            }
+            let mut tasks = Vec::with_capacity(batch.len());
+            for new in batch.iter().cloned() {
+                tasks.push(insert_new_task(&mut tx, new, now).await?.value);
+            }
+            self.commit(tx).await?;
+            Ok(tasks)
+        })
+        .await
+    }
+
+    async fn get_tasks(&self, ids: &[TaskId]) -> Result<Vec<Task>> {
+        check_lookup_size(ids)?;
+        read::tasks_by_id::<D>(&mut self.read().await?, ids).await
+    }
+
+    async fn task_activity_counts(&self, ids: &[TaskId]) -> Result<Vec<TaskActivityCounts>> {
+        check_lookup_size(ids)?;
+        read::task_activity_counts::<D>(&mut self.read().await?, ids).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
+        query.validate()?;
+        read::tasks::<D>(&mut self.read().await?, query).await
+    }
+
+    async fn edit_task(&self, id: TaskId, edit: TaskEdit, now: Timestamp) -> Result<Task> {
+        edit.validate()?;
+        let (mut tx, now) = self.begin_at(now).await?;
+        let task = locked_task(&mut tx, id).await?;
+        let (tx, change) = tx.check(change::plan_task_edit(task, edit, now)).await?;
+        let task = planned(change.task.clone(), "task")?;
+        self.persist(tx, &change, now).await?;
+        Ok(task)
+    }
+
+    async fn apply_task_action(
+        &self,
+        id: TaskId,
+        action: TaskAction,
+        lease: Option<LeaseRef>,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.change_task(id, &action, None, now, |context, _, now| {
+            let change = change::plan_task_action(context, action.clone(), lease.as_ref(), now)?;
+            let task = planned(change.task.clone(), "task")?;
+            Ok((change, task))
+        })
+        .await
+    }
+
+    async fn end_attempt(&self, lease: LeaseRef, end: AttemptEnd, now: Timestamp) -> Result<Task> {
+        end.validate()?;
+        let exception = end.follow_up_exception();
+        let run = || {
+            self.change_task(
+                lease.task_id,
+                &end.action,
+                exception,
+                now,
+                |context, unresolved, now| {
+                    let change =
+                        change::plan_attempt_end(context, end.clone(), unresolved, &lease, now)?;
+                    let task = planned(change.task.clone(), "task")?;
+                    Ok((change, task))
+                },
+            )
+        };
+        match exception {
+            // Raising the exception while another writer raises the same fails on the
+            // unique index; the second run counts the winner's instead.
+            Some(_) => retry_on_race(run).await,
+            None => run().await,
+        }
+    }
+
+    async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {
+        let (mut tx, now) = self.begin_at(now).await?;
+        let task = locked_task(&mut tx, id).await?;
+        let dependents = read::dependents::<D>(&mut tx, id).await?;
+        let (mut tx, event) = tx
+            .check(change::check_deletable(&task, &dependents))
+            .await?;
+        write::delete_task(tx.batch(), id);
+        write::append_events(tx.batch(), &[event], now);
+        self.commit(tx).await
+    }
+
+    async fn list_attempts(&self, task: TaskId) -> Result<Vec<TaskAttempt>> {
+        let mut conn = self.read().await?;
+        found(
+            read::task::<D>(&mut conn, task, Lock::None).await?,
+            "task",
+            task,
+        )?;
+        read::attempts::<D>(&mut conn, task).await
+    }
+}

@@ -1,0 +1,90 @@
+//! Reads of agent slots.
+
+use orchestrator_core::error::Result;
+use orchestrator_core::ids::AgentId;
+use orchestrator_core::model::{Agent, AgentActivityCounts, AgentQuery, Page};
+use sqlx::QueryBuilder;
+
+use crate::dialect::{Dialect, Exec, Part, Value, push_list};
+use crate::rows::{agent_activity_from_row, agent_from_row};
+
+use super::{Filters, Lock, all, by_id, from_part, push_filters, push_page, related_counts};
+
+pub(crate) async fn agent<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    id: AgentId,
+    lock: Lock,
+) -> Result<Option<Agent>> {
+    by_id::<D, _>(conn, "agents", id.into(), lock, agent_from_row).await
+}
+
+pub(crate) async fn agents<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    query: &AgentQuery,
+) -> Result<Page<Agent>> {
+    let mut filters: Filters = Vec::new();
+    if let Some(status) = query.status {
+        filters.push(("status = ", Value::text(status.as_str())));
+    }
+    if let Some(session) = query.runner_session_id {
+        filters.push(("runner_session_id = ", Value::id(session)));
+    }
+    let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM agents");
+    push_filters::<D>(&mut count, &filters);
+    let total_count = conn.fetch_count(count).await?;
+    let mut page = QueryBuilder::<D>::new("SELECT * FROM agents");
+    push_filters::<D>(&mut page, &filters);
+    page.push(" ORDER BY created_at DESC, id DESC");
+    push_page::<D>(&mut page, query.limit, query.offset);
+    Ok(Page {
+        items: all::<D, _>(conn, page, agent_from_row).await?,
+        total_count,
+        limit: query.limit,
+        offset: query.offset,
+    })
+}
+
+/// The agents with the given ids, locked until the transaction ends (where the dialect
+/// locks rows), in id order; unknown ids are left out.
+pub(crate) async fn agents_by_id<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    ids: &[AgentId],
+    lock: Lock,
+) -> Result<Vec<Agent>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = from_part(agents_by_id_part::<D>(ids, lock));
+    all::<D, _>(conn, query, agent_from_row).await
+}
+
+/// The statement of [`agents_by_id`] (for at least one id), for a script.
+pub(crate) fn agents_by_id_part<D: Dialect>(ids: &[AgentId], lock: Lock) -> Part<D> {
+    let ids: Vec<Value> = ids.iter().map(|id| Value::id(*id)).collect();
+    Box::new(move |query| {
+        query.push("SELECT * FROM agents WHERE id IN (");
+        push_list(query, ids);
+        query.push(") ORDER BY id");
+        query.push(lock.clause::<D>(None));
+    })
+}
+
+/// Log entries, file locks and exceptions per agent of `ids`.
+pub(crate) async fn agent_activity_counts<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    ids: &[AgentId],
+) -> Result<Vec<AgentActivityCounts>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = related_counts::<D>(
+        "agents",
+        ids.iter().map(|id| Value::id(*id)).collect(),
+        &[
+            ("logs", "agent_logs", "agent_id"),
+            ("file_locks", "file_locks", "agent_id"),
+            ("exceptions", "exceptions", "agent_id"),
+        ],
+    );
+    all::<D, _>(conn, query, agent_activity_from_row).await
+}

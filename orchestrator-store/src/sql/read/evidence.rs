@@ -1,0 +1,54 @@
+//! Reads of log entries and verification results.
+
+use orchestrator_core::error::Result;
+use orchestrator_core::ids::TaskId;
+use orchestrator_core::model::{LogPage, LogQuery, VerificationResult};
+use sqlx::QueryBuilder;
+
+use crate::dialect::{Dialect, Exec, Value, push_limit};
+use crate::rows::{log_from_row, verification_from_row};
+
+use super::{Filters, all, push_filters};
+
+pub(crate) async fn logs<D: Dialect>(conn: &mut impl Exec<D>, query: &LogQuery) -> Result<LogPage> {
+    let mut filters: Filters = Vec::new();
+    if let Some(agent) = query.agent_id {
+        filters.push(("agent_id = ", Value::id(agent)));
+    }
+    if let Some(task) = query.task_id {
+        filters.push(("task_id = ", Value::id(task)));
+    }
+    if let Some(kind) = query.log_type {
+        filters.push(("log_type = ", Value::text(kind.as_str())));
+    }
+    let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM agent_logs");
+    push_filters::<D>(&mut count, &filters);
+    let total_count = conn.fetch_count(count).await?;
+    let mut page = QueryBuilder::<D>::new("SELECT * FROM agent_logs");
+    push_filters::<D>(&mut page, &filters);
+    if let Some(cursor) = query.before {
+        page.push(" AND (created_at < ");
+        Value::at(cursor.created_at).bind(&mut page);
+        page.push(" OR (created_at = ");
+        Value::at(cursor.created_at).bind(&mut page);
+        page.push(" AND id < ");
+        Value::id(cursor.id).bind(&mut page);
+        page.push("))");
+    }
+    page.push(" ORDER BY created_at DESC, id DESC");
+    push_limit(&mut page, query.limit + 1);
+    let logs = all::<D, _>(conn, page, log_from_row).await?;
+    Ok(LogPage::from_fetched(logs, query.limit, total_count))
+}
+
+pub(crate) async fn verification_results<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    task: TaskId,
+    limit: u32,
+) -> Result<Vec<VerificationResult>> {
+    let mut query = QueryBuilder::<D>::new("SELECT * FROM verification_results WHERE task_id = ");
+    Value::id(task).bind(&mut query);
+    query.push(" ORDER BY attempt_number DESC");
+    push_limit(&mut query, limit);
+    all::<D, _>(conn, query, verification_from_row).await
+}
