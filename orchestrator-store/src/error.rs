@@ -1,8 +1,28 @@
 //! Mapping of sqlx errors onto the core's taxonomy, by error kind and code, never by
 //! message text.
 
+use std::cell::Cell;
+
 use orchestrator_core::Error;
 use sqlx::error::ErrorKind;
+
+tokio::task_local! {
+    /// Whether a statement of the operation being watched broke a unique key (see
+    /// [`watch_unique_keys`]).
+    static UNIQUE_KEY_BROKEN: Cell<bool>;
+}
+
+/// Runs `operation` and tells whether one of its statements broke a unique key: the mark
+/// of a lost race with a concurrent writer inserting the same key, which its
+/// [`Error::Conflict`] alone does not tell apart from other conflicts.
+pub(crate) async fn watch_unique_keys<T>(operation: impl Future<Output = T>) -> (T, bool) {
+    UNIQUE_KEY_BROKEN
+        .scope(Cell::new(false), async {
+            let outcome = operation.await;
+            (outcome, UNIQUE_KEY_BROKEN.with(Cell::get))
+        })
+        .await
+}
 
 /// SQLite result codes for a busy or locked database, and PostgreSQL SQLSTATEs for
 /// serialization failures and deadlocks: all worth retrying.
@@ -28,10 +48,14 @@ pub(crate) fn map_sqlx(err: sqlx::Error) -> Error {
                 return Error::conflict(db.message());
             }
             match db.kind() {
-                ErrorKind::UniqueViolation => Error::conflict(format!(
-                    "a row with the same unique key already exists ({})",
-                    db.constraint().unwrap_or("unique constraint")
-                )),
+                ErrorKind::UniqueViolation => {
+                    // Outside a watched operation there is nobody to tell.
+                    let _ = UNIQUE_KEY_BROKEN.try_with(|broken| broken.set(true));
+                    Error::conflict(format!(
+                        "a row with the same unique key already exists ({})",
+                        db.constraint().unwrap_or("unique constraint")
+                    ))
+                }
                 ErrorKind::ForeignKeyViolation => {
                     Error::conflict("the change refers to a row that does not exist (any more)")
                 }

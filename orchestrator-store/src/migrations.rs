@@ -1,5 +1,7 @@
 //! Embedded migrations: one folder per backend (`migrations/sqlite`, `migrations/postgres`)
-//! with the same version numbers, compiled into the binary and run at startup.
+//! with the same version numbers, compiled into the binary and run at startup. A new
+//! migration is a new `NNNN_description.sql` file in each folder; the build script finds
+//! it.
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::borrow::Cow;
@@ -12,85 +14,9 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 /// One migration: version, description, SQL.
 type Embedded = (i64, &'static str, &'static str);
 
-/// The SQLite migrations, in order.
-#[cfg(any(test, feature = "sqlite"))]
-pub(crate) const SQLITE: &[Embedded] = &[
-    (
-        1,
-        "initial schema",
-        include_str!("../migrations/sqlite/0001_initial_schema.sql"),
-    ),
-    (
-        2,
-        "coordination",
-        include_str!("../migrations/sqlite/0002_coordination.sql"),
-    ),
-    (
-        3,
-        "event sequencer",
-        include_str!("../migrations/sqlite/0003_event_sequencer.sql"),
-    ),
-    (
-        4,
-        "server secrets",
-        include_str!("../migrations/sqlite/0004_server_settings.sql"),
-    ),
-    (
-        5,
-        "task listing",
-        include_str!("../migrations/sqlite/0005_task_listing.sql"),
-    ),
-    (
-        6,
-        "write guard",
-        include_str!("../migrations/sqlite/0006_write_guard.sql"),
-    ),
-    (
-        7,
-        "delayed tasks",
-        include_str!("../migrations/sqlite/0007_delayed_tasks.sql"),
-    ),
-];
-
-/// The PostgreSQL migrations, in order; the same versions as the SQLite ones.
-#[cfg(any(test, feature = "postgres"))]
-pub(crate) const POSTGRES: &[Embedded] = &[
-    (
-        1,
-        "initial schema",
-        include_str!("../migrations/postgres/0001_initial_schema.sql"),
-    ),
-    (
-        2,
-        "coordination",
-        include_str!("../migrations/postgres/0002_coordination.sql"),
-    ),
-    (
-        3,
-        "event sequencer",
-        include_str!("../migrations/postgres/0003_event_sequencer.sql"),
-    ),
-    (
-        4,
-        "server secrets",
-        include_str!("../migrations/postgres/0004_server_settings.sql"),
-    ),
-    (
-        5,
-        "task listing",
-        include_str!("../migrations/postgres/0005_task_listing.sql"),
-    ),
-    (
-        6,
-        "write guard",
-        include_str!("../migrations/postgres/0006_write_guard.sql"),
-    ),
-    (
-        7,
-        "delayed tasks",
-        include_str!("../migrations/postgres/0007_delayed_tasks.sql"),
-    ),
-];
+// `SQLITE` and `POSTGRES`: every `.sql` file of `migrations/sqlite` and
+// `migrations/postgres`, found by the build script.
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn migrator(embedded: &'static [Embedded]) -> Migrator {

@@ -29,10 +29,12 @@ use crate::time::Timestamp;
 
 mod activity;
 mod exception;
+mod requests;
 mod task;
 
 pub use activity::*;
 pub use exception::*;
+pub use requests::*;
 pub use task::*;
 
 /// The rows one operation writes. Updated rows carry their new `revision`; a store writes

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use orchestrator_core::change::{AgentAction, TaskAction};
+use orchestrator_core::change::{self, TaskAction};
 use orchestrator_core::ids::{AgentId, RunnerSessionId, TaskId};
 use orchestrator_core::lock::LockQuery;
 use orchestrator_core::model::{
@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::tasks::requeue_for_runners;
 use super::{Data, TaskRef, ok, tasks_by_id};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ListErrors, ReadErrors, WriteErrors};
+use crate::error::{ApiResult, ListErrors, ReadErrors, WriteErrors};
 use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
 use orchestrator_core::store::StoreExt;
@@ -332,10 +332,7 @@ async fn control_agent(
     let agent = state.store.get_agent(id).await?;
     let agent = match body.action {
         Control::Stop => {
-            let working = matches!(agent.status, AgentStatus::Working | AgentStatus::Paused);
-            let Some(task) = agent.current_task_id.filter(|_| working) else {
-                return Err(ApiError::conflict("Agent is not currently working"));
-            };
+            let task = change::task_to_stop(&agent)?;
             state
                 .store
                 .apply_task_action(task, TaskAction::Cancel, None, now)
@@ -343,22 +340,12 @@ async fn control_agent(
             state.store.get_agent(id).await?
         }
         Control::Pause => {
-            if agent.status != AgentStatus::Working {
-                return Err(ApiError::conflict("Agent is not currently working"));
-            }
-            state
-                .store
-                .apply_agent_action(id, AgentAction::Pause, now)
-                .await?
+            let pause = change::pause_request(&agent)?;
+            state.store.apply_agent_action(id, pause, now).await?
         }
         Control::Resume => {
-            if agent.status != AgentStatus::Paused {
-                return Err(ApiError::conflict("Agent is not paused"));
-            }
-            state
-                .store
-                .apply_agent_action(id, AgentAction::Resume, now)
-                .await?
+            let resume = change::resume_request(&agent)?;
+            state.store.apply_agent_action(id, resume, now).await?
         }
     };
     let current_task = match agent.current_task_id {
@@ -400,14 +387,10 @@ async fn retire_agent(
 ) -> ApiResult<HttpResponse> {
     let id: AgentId = parse_id(&id, "agent")?;
     let agent = state.store.get_agent(id).await?;
-    if let Some(task) = agent.current_task_id {
-        return Err(ApiError::conflict(format!(
-            "Agent is working on task {task}; stop it first (PATCH with {{\"action\":\"stop\"}})"
-        )));
-    }
+    let retire = change::retire_request(&agent)?;
     state
         .store
-        .apply_agent_action(id, AgentAction::Retire, state.now())
+        .apply_agent_action(id, retire, state.now())
         .await?;
     Ok(ok(Retired {
         message: "Agent terminated successfully",

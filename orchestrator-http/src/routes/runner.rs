@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use orchestrator_core::attempts::{self, AttemptCompletion, DiffStats, LockAnswer};
-use orchestrator_core::change::{AgentAction, LeaseRef};
+use orchestrator_core::change::{self, LeaseRef};
 use orchestrator_core::coordination::{self, Claim, ClaimRequest, ControlSignal, MAX_BATCH_CLAIM};
 use orchestrator_core::ids::{AgentId, LeaseToken, RunnerSessionId, TaskId};
 use orchestrator_core::model::{
@@ -256,19 +256,7 @@ async fn update_status(
         ));
     };
     let agent = own_agent(&state, &session, agent_id).await?;
-    let action = match (agent.status, status) {
-        (from, to) if from == to => None,
-        (_, AgentStatus::Paused) => Some(AgentAction::Pause),
-        (AgentStatus::Paused, AgentStatus::Working) => Some(AgentAction::Resume),
-        (AgentStatus::Stuck, _) => Some(AgentAction::Recover),
-        (_, AgentStatus::Completed) => Some(AgentAction::Retire),
-        (_, AgentStatus::Failed) => Some(AgentAction::Fail),
-        (from, to) => {
-            return Err(ApiError::conflict(format!(
-                "An agent cannot be set from {from} to {to} here; task work changes it"
-            )));
-        }
-    };
+    let action = change::slot_status_request(agent.status, status)?;
     let agent = match action {
         Some(action) => {
             state

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use orchestrator_core::change::TaskAction;
+use orchestrator_core::change;
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::lock::LockQuery;
 use orchestrator_core::model::{
@@ -381,29 +381,6 @@ impl TaskWithAgent {
     }
 }
 
-/// The action that moves a task from `from` to the status a person asked for.
-fn status_change(from: TaskStatus, to: TaskStatus) -> ApiResult<TaskAction> {
-    match (from, to) {
-        (TaskStatus::Queued, TaskStatus::Cancelled) => Ok(TaskAction::Cancel),
-        (_, TaskStatus::Cancelled) if from.is_running() => Ok(TaskAction::Cancel),
-        (TaskStatus::Failed, TaskStatus::Queued) => Ok(TaskAction::Retry { not_before: None }),
-        (TaskStatus::Cancelled, TaskStatus::Queued) => Ok(TaskAction::Reopen),
-        _ => Err(ApiError::conflict(format!(
-            "Invalid status transition from {from} to {to}. Allowed transitions: {}",
-            allowed_status_changes(from)
-        ))),
-    }
-}
-
-fn allowed_status_changes(from: TaskStatus) -> &'static str {
-    match from {
-        TaskStatus::Failed => "QUEUED",
-        TaskStatus::Cancelled => "QUEUED",
-        TaskStatus::Completed => "none",
-        _ => "CANCELLED",
-    }
-}
-
 #[utoipa::path(
     patch,
     path = "/api/tasks/{id}",
@@ -439,7 +416,7 @@ async fn patch_task(
     let now = state.now();
     let mut task = state.store.get_task(id).await?;
     if let Some(to) = body.status.filter(|to| *to != task.status) {
-        let action = status_change(task.status, to)?;
+        let action = change::task_status_request(task.status, to)?;
         task = state.store.apply_task_action(id, action, None, now).await?;
     }
     if !edit.is_empty() {
@@ -529,22 +506,16 @@ async fn run_task(
     requeued(&state, task, "queued", None).await
 }
 
-/// What the original did by starting an agent in the server: a QUEUED task stays queued,
-/// a FAILED one goes back to the queue; runners pick it up.
+/// Queues a task for runners: a QUEUED task stays queued, a FAILED one goes back to the
+/// queue; no agent starts inside the server.
 pub(super) async fn requeue_for_runners(state: &AppState, id: TaskId) -> ApiResult<Task> {
     let task = state.store.get_task(id).await?;
-    match task.status {
-        TaskStatus::Queued => Ok(task),
-        TaskStatus::Failed => {
-            let retry = TaskAction::Retry { not_before: None };
-            Ok(state
-                .store
-                .apply_task_action(id, retry, None, state.now())
-                .await?)
-        }
-        other => Err(ApiError::conflict(format!(
-            "Task cannot be run with status {other}. Only QUEUED or FAILED tasks can be run."
-        ))),
+    match change::run_request(&task)? {
+        None => Ok(task),
+        Some(action) => Ok(state
+            .store
+            .apply_task_action(id, action, None, state.now())
+            .await?),
     }
 }
 
@@ -571,13 +542,7 @@ async fn retry_task(
 ) -> ApiResult<HttpResponse> {
     let id: TaskId = parse_id(&id, "task")?;
     let task = state.store.get_task(id).await?;
-    if task.status != TaskStatus::Failed {
-        return Err(ApiError::conflict(format!(
-            "Task cannot be retried with status {}. Only FAILED tasks can be retried.",
-            task.status
-        )));
-    }
-    let retry = TaskAction::Retry { not_before: None };
+    let retry = change::retry_request(&task)?;
     let task = state
         .store
         .apply_task_action(id, retry, None, state.now())

@@ -21,7 +21,9 @@ mod tx;
 mod writer;
 
 pub(crate) use tx::Tx;
-pub(crate) use writer::{Commits, Held, Writer};
+#[cfg(feature = "sqlite")]
+pub(crate) use writer::Commits;
+pub(crate) use writer::{Held, Writer};
 
 use std::fmt;
 
@@ -35,7 +37,7 @@ use sqlx::pool::PoolConnection;
 use tokio::sync::watch;
 
 use crate::dialect::{Dialect, Exec};
-use crate::error::SqlxResultExt;
+use crate::error::{SqlxResultExt, watch_unique_keys};
 use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
@@ -235,15 +237,16 @@ async fn write_change<D: Dialect>(
 
 /// Runs `operation` once more if it lost a uniqueness race with a concurrent writer (an
 /// idempotency key, an exception raised twice at once): the second run sees the winner's
-/// row and takes the path that reuses it.
+/// row and takes the path that reuses it. Any other outcome, other conflicts included, is
+/// returned as it is.
 async fn retry_on_race<T, F, Fut>(mut operation: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    match operation().await {
-        Err(Error::Conflict(_)) => operation().await,
-        other => other,
+    match watch_unique_keys(operation()).await {
+        (Err(Error::Conflict(_)), true) => operation().await,
+        (outcome, _) => outcome,
     }
 }
 

@@ -8,10 +8,13 @@ use orchestrator_core::coordination::ClaimRequest;
 use orchestrator_core::error::Error;
 use orchestrator_core::model::{Agent, NewAgent, NewTask};
 
-use super::{Dialect, SqlStore};
+use orchestrator_core::store::{
+    AgentStore, EventStore, QueueStore, RunnerStore, StoreExt, TaskStore,
+};
+
+use super::{Dialect, SqlStore, retry_on_race};
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
-use orchestrator_core::store::{AgentStore, EventStore, QueueStore, StoreExt, TaskStore};
 
 /// Writes batched in front of a guarded update whose row changed meanwhile are not
 /// committed, the transaction fails with a conflict, and the writer keeps working.
@@ -165,6 +168,42 @@ async fn refusals_end_their_transaction_before_answering() {
         writer_is_free(&store),
         "the refused delete still holds the writer"
     );
+}
+
+/// An operation that lost a race on a unique key runs once more; one refused for any
+/// other conflict (a stale lease, a row changed meanwhile) does not.
+#[tokio::test]
+async fn only_a_broken_unique_key_is_run_again() {
+    let (_dir, store) = sqlite_store().await;
+    let now = Timestamp::from_millis(1_000).expect("an instant");
+    let expires = Timestamp::from_millis(60_000).expect("an instant");
+    store
+        .create_setup_token("taken-token-hash", expires, now)
+        .await
+        .unwrap();
+    let runs = std::sync::atomic::AtomicU32::new(0);
+    let count = || runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+
+    let duplicate = retry_on_race(|| async {
+        count();
+        store
+            .create_setup_token("taken-token-hash", expires, now)
+            .await
+    })
+    .await;
+    assert!(
+        matches!(duplicate, Err(Error::Conflict(_))),
+        "{duplicate:?}"
+    );
+    assert_eq!(runs.swap(0, std::sync::atomic::Ordering::Relaxed), 2);
+
+    let stale = retry_on_race(|| async {
+        count();
+        Err::<(), _>(Error::conflict("the lease is stale"))
+    })
+    .await;
+    assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
