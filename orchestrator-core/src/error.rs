@@ -1,7 +1,8 @@
 //! The error taxonomy shared by every layer.
 //!
 //! Each variant is something a caller can act on: retry later (`Unavailable`), fix the
-//! request (`InvalidInput`), refresh and try again (`Conflict`), or give up (`NotFound`).
+//! request (`InvalidInput`), refresh and try again (`Conflict`), act only on what is
+//! one's own (`Forbidden`), or give up (`NotFound`).
 //! Backend failures that are none of these stay opaque (`Backend`) so that internal text
 //! never has to reach a client.
 
@@ -21,6 +22,10 @@ pub enum Error {
         /// The identifier that was looked up.
         id: String,
     },
+    /// The caller may not act on this entity (a runner naming another runner's agent
+    /// slot).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The request is well-formed but clashes with the current state (a stale lease, a
     /// duplicate, a lock held by someone else, a concurrent modification).
     #[error("conflict: {0}")]

@@ -5,8 +5,11 @@
 //! * [`state`] — one pure state machine per entity.
 //! * [`change`] — what each operation writes (task, attempt, agent slot, events), decided
 //!   once for every store.
-//! * [`Store`], [`LockManager`], [`Verifier`], [`AgentBackend`] and [`Clock`] — the seams,
-//!   used as `Arc<dyn _>`.
+//! * [`Store`] (the union of one small trait per aggregate, see [`store`]),
+//!   [`LockManager`], [`Verifier`], [`AgentBackend`] and [`Clock`] — the seams, used as
+//!   `Arc<dyn _>`.
+//! * [`protocol`] — the runner protocol (claims, heartbeats, logs, locks, completions)
+//!   over a store, with its messages, for every transport.
 //! * [`InMemoryStore`] — the reference `Store`, for tests and for embedding without a
 //!   database.
 //! * `testing` (feature) — the conformance suite every `Store` must pass.
@@ -23,6 +26,7 @@ pub mod ids;
 pub mod lock;
 pub mod memory;
 pub mod model;
+pub mod protocol;
 pub mod retry;
 pub mod state;
 pub mod store;

@@ -249,6 +249,7 @@ impl From<CoreError> for ApiError {
                 &entity[1..]
             )),
             CoreError::Conflict(message) => Self::conflict(message),
+            CoreError::Forbidden(message) => Self::forbidden(message),
             CoreError::InvalidInput { field, message } => Self::invalid(&field, message),
             CoreError::InvalidTransition(transition) => Self::conflict(transition.to_string())
                 .with_details(json!({

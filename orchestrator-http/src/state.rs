@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use orchestrator_core::protocol::RunnerProtocol;
 use orchestrator_core::retry::RetryPolicy;
 use orchestrator_core::supervisor::{Supervisor, SupervisorConfig};
 use orchestrator_core::{Clock, Store, Timestamp};
@@ -128,6 +129,11 @@ impl AppState {
     /// Follows [`AppState::begin_shutdown`].
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+
+    /// The runner protocol over this server's store.
+    pub fn protocol(&self) -> RunnerProtocol<'_> {
+        RunnerProtocol::new(self.store.as_ref(), self.clock.as_ref(), &self.retry_policy)
     }
 
     /// The current instant by the application's clock.

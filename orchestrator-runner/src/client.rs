@@ -1,75 +1,43 @@
-//! How a runner talks to the orchestrator: the [`OrchestratorClient`] seam, with an HTTP
-//! implementation in [`crate::http`].
+//! How a runner talks to the orchestrator: the [`OrchestratorClient`] seam, over HTTP
+//! ([`crate::http`]) or in process ([`crate::local`]). Both carry the messages of
+//! [`orchestrator_core::protocol`] and answer refusals alike ([`Refusal`]).
 
 use std::fmt::Debug;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use orchestrator_core::attempts::{AttemptCompletion, LockAnswer};
-use orchestrator_core::change::LeaseRef;
 use orchestrator_core::coordination::ControlSignal;
-use orchestrator_core::ids::{AgentId, TaskId};
-use orchestrator_core::model::{FileLock, LogType, Task, TaskStatus};
-use serde::{Deserialize, Serialize};
+use orchestrator_core::model::TaskStatus;
+use orchestrator_core::protocol::{AttemptRef, ClaimedTask, LogEntry};
 
-/// A task handed to one of the runner's agent slots.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Assignment {
-    pub task: Task,
-    pub agent: AssignedAgent,
-    pub lease: LeaseRef,
-    /// The locks taken on the task's files hint.
-    #[serde(default)]
-    pub locks: Vec<FileLock>,
-}
-
-/// The agent slot a task was given to.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AssignedAgent {
-    pub id: AgentId,
-}
-
-/// Who holds an attempt: every report on it carries this.
+/// Why the orchestrator refused a call, in the protocol's terms: the same whichever
+/// transport carried it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AttemptRef {
-    pub agent_id: AgentId,
-    pub lease: LeaseRef,
-}
-
-impl AttemptRef {
-    pub fn task_id(&self) -> TaskId {
-        self.lease.task_id
-    }
-}
-
-impl From<&Assignment> for AttemptRef {
-    fn from(assignment: &Assignment) -> Self {
-        Self {
-            agent_id: assignment.agent.id,
-            lease: assignment.lease,
-        }
-    }
-}
-
-/// One log entry on its way to the orchestrator.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogLine {
-    pub log_type: LogType,
-    pub content: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<serde_json::Value>,
+pub enum Refusal {
+    /// The call itself was wrong (a bad field, a body too large).
+    Invalid,
+    /// The runner's token or session is not accepted, or the slot is not its own.
+    Unauthorized,
+    /// What the call names does not exist (any more).
+    NotFound,
+    /// It clashes with the current state: a stale lease, every slot busy.
+    Conflict,
+    /// Too many calls at once; try again later.
+    RateLimited,
+    /// The orchestrator cannot serve it now; try again.
+    Unavailable,
+    /// Any other answer of the transport.
+    Other,
 }
 
 /// Why a call to the orchestrator failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The orchestrator answered with an error (its code and message).
+    /// The orchestrator refused the call (its code and message).
     #[error("the orchestrator refused: {code}: {message}")]
     Refused {
-        status: u16,
+        refusal: Refusal,
         code: String,
         message: String,
     },
@@ -84,7 +52,7 @@ impl ClientError {
         matches!(
             self,
             Self::Refused {
-                status: 409 | 404,
+                refusal: Refusal::Conflict | Refusal::NotFound,
                 ..
             }
         )
@@ -95,7 +63,7 @@ impl ClientError {
         matches!(
             self,
             Self::Refused {
-                status: 401 | 403,
+                refusal: Refusal::Unauthorized,
                 ..
             }
         )
@@ -111,7 +79,7 @@ pub trait OrchestratorClient: Send + Sync + Debug + 'static {
         max: usize,
         wait: Duration,
         lease_ttl: Duration,
-    ) -> Result<Vec<Assignment>, ClientError>;
+    ) -> Result<Vec<ClaimedTask>, ClientError>;
 
     /// Extends the attempt's lease (optionally reporting where it has got to) and returns
     /// what the runner must do.
@@ -123,7 +91,7 @@ pub trait OrchestratorClient: Send + Sync + Debug + 'static {
     ) -> Result<ControlSignal, ClientError>;
 
     /// Appends a batch of log entries to the attempt.
-    async fn send_logs(&self, attempt: AttemptRef, logs: &[LogLine]) -> Result<(), ClientError>;
+    async fn send_logs(&self, attempt: AttemptRef, logs: &[LogEntry]) -> Result<(), ClientError>;
 
     /// Locks `paths` the attempt changed beyond its locks, all or none.
     async fn acquire_locks(

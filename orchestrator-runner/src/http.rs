@@ -6,11 +6,15 @@ use async_trait::async_trait;
 use orchestrator_core::attempts::{AttemptCompletion, LockAnswer};
 use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::model::TaskStatus;
-use serde::Deserialize;
+use orchestrator_core::protocol::{
+    AttemptRef, ChangedPaths, ClaimWork, Claimed, ClaimedTask, Completed, CompletionReport,
+    HeartbeatAnswer, HeartbeatReport, LogBatch, LogEntry, LogsReceived,
+};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::client::{Assignment, AttemptRef, ClientError, LogLine, OrchestratorClient};
+use crate::client::{ClientError, OrchestratorClient, Refusal};
 
 /// Slack on top of a claim's wait before the HTTP request itself gives up.
 const CLAIM_SLACK: Duration = Duration::from_secs(15);
@@ -41,16 +45,6 @@ struct ErrorEnvelope {
 struct ErrorBody {
     code: String,
     message: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Claimed {
-    claims: Vec<Assignment>,
-}
-
-#[derive(Debug, Deserialize)]
-struct HeartbeatAnswer {
-    signal: ControlSignal,
 }
 
 /// Reads the PEM certificates in `path`: the private certificate authority of an
@@ -150,18 +144,47 @@ impl HttpClient {
                 .map(|data| data.data)
                 .map_err(|err| self.unreachable(format!("unexpected answer to {path}: {err}")));
         }
+        let refusal = refusal_of(status);
         Err(match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
             Ok(envelope) => ClientError::Refused {
-                status: status.as_u16(),
+                refusal,
                 code: envelope.error.code,
                 message: envelope.error.message,
             },
             Err(_) => ClientError::Refused {
-                status: status.as_u16(),
+                refusal,
                 code: status.to_string(),
                 message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
             },
         })
+    }
+}
+
+impl HttpClient {
+    /// POSTs one of the protocol's messages to `path` and reads the answer.
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        message: &impl Serialize,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_value(message)
+            .map_err(|err| self.unreachable(format!("cannot encode the call to {path}: {err}")))?;
+        self.call(reqwest::Method::POST, path, Some(&body), timeout)
+            .await
+    }
+}
+
+/// The protocol's reason behind an HTTP status that is not a success.
+fn refusal_of(status: reqwest::StatusCode) -> Refusal {
+    match status.as_u16() {
+        400 | 413 | 422 => Refusal::Invalid,
+        401 | 403 => Refusal::Unauthorized,
+        404 => Refusal::NotFound,
+        409 => Refusal::Conflict,
+        429 => Refusal::RateLimited,
+        500..=599 => Refusal::Unavailable,
+        _ => Refusal::Other,
     }
 }
 
@@ -265,16 +288,6 @@ fn with_causes(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// The lease fields every attempt report carries.
-fn attempt_fields(attempt: AttemptRef) -> serde_json::Map<String, Value> {
-    let mut fields = serde_json::Map::new();
-    fields.insert("agentId".into(), json!(attempt.agent_id));
-    fields.insert("taskId".into(), json!(attempt.lease.task_id));
-    fields.insert("attempt".into(), json!(attempt.lease.attempt));
-    fields.insert("leaseToken".into(), json!(attempt.lease.lease_token));
-    fields
-}
-
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -286,19 +299,15 @@ impl OrchestratorClient for HttpClient {
         max: usize,
         wait: Duration,
         lease_ttl: Duration,
-    ) -> Result<Vec<Assignment>, ClientError> {
-        let body = json!({
-            "max": max,
-            "waitMs": millis(wait),
-            "leaseTtlMs": millis(lease_ttl),
-        });
+    ) -> Result<Vec<ClaimedTask>, ClientError> {
+        let request = ClaimWork {
+            max: Some(max),
+            wait_ms: Some(millis(wait)),
+            lease_ttl_ms: Some(millis(lease_ttl)),
+            ..ClaimWork::default()
+        };
         let claimed: Claimed = self
-            .call(
-                reqwest::Method::POST,
-                "/api/runner/claim",
-                Some(&body),
-                wait + CLAIM_SLACK,
-            )
+            .post("/api/runner/claim", &request, wait + CLAIM_SLACK)
             .await?;
         Ok(claimed.claims)
     }
@@ -309,33 +318,16 @@ impl OrchestratorClient for HttpClient {
         lease_ttl: Duration,
         status: Option<TaskStatus>,
     ) -> Result<ControlSignal, ClientError> {
-        let mut body = attempt_fields(attempt);
-        body.insert("leaseTtlMs".into(), json!(millis(lease_ttl)));
-        if let Some(status) = status {
-            body.insert("status".into(), json!(status));
-        }
+        let report = HeartbeatReport::new(attempt, Some(millis(lease_ttl)), status);
         let answer: HeartbeatAnswer = self
-            .call(
-                reqwest::Method::POST,
-                "/api/runner/heartbeat",
-                Some(&Value::Object(body)),
-                CALL_TIMEOUT,
-            )
+            .post("/api/runner/heartbeat", &report, CALL_TIMEOUT)
             .await?;
         Ok(answer.signal)
     }
 
-    async fn send_logs(&self, attempt: AttemptRef, logs: &[LogLine]) -> Result<(), ClientError> {
-        let mut body = attempt_fields(attempt);
-        body.insert("logs".into(), json!(logs));
-        let _: Value = self
-            .call(
-                reqwest::Method::POST,
-                "/api/runner/logs",
-                Some(&Value::Object(body)),
-                CALL_TIMEOUT,
-            )
-            .await?;
+    async fn send_logs(&self, attempt: AttemptRef, logs: &[LogEntry]) -> Result<(), ClientError> {
+        let batch = LogBatch::new(attempt, logs.to_vec());
+        let _: LogsReceived = self.post("/api/runner/logs", &batch, CALL_TIMEOUT).await?;
         Ok(())
     }
 
@@ -344,15 +336,8 @@ impl OrchestratorClient for HttpClient {
         attempt: AttemptRef,
         paths: &[String],
     ) -> Result<LockAnswer, ClientError> {
-        let mut body = attempt_fields(attempt);
-        body.insert("paths".into(), json!(paths));
-        self.call(
-            reqwest::Method::POST,
-            "/api/runner/locks",
-            Some(&Value::Object(body)),
-            CALL_TIMEOUT,
-        )
-        .await
+        let request = ChangedPaths::new(attempt, paths.to_vec());
+        self.post("/api/runner/locks", &request, CALL_TIMEOUT).await
     }
 
     async fn complete(
@@ -360,17 +345,9 @@ impl OrchestratorClient for HttpClient {
         attempt: AttemptRef,
         completion: &AttemptCompletion,
     ) -> Result<(), ClientError> {
-        let mut body = attempt_fields(attempt);
-        if let Value::Object(fields) = json!(completion) {
-            body.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
-        }
-        let _: Value = self
-            .call(
-                reqwest::Method::POST,
-                "/api/runner/complete",
-                Some(&Value::Object(body)),
-                CALL_TIMEOUT,
-            )
+        let report = CompletionReport::from_completion(attempt, completion.clone());
+        let _: Completed = self
+            .post("/api/runner/complete", &report, CALL_TIMEOUT)
             .await?;
         Ok(())
     }

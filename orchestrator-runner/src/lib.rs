@@ -25,15 +25,18 @@ pub mod logs;
 pub mod process;
 pub mod prompt;
 pub mod runner;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod worktree;
 
-pub use client::{Assignment, AttemptRef, ClientError, LogLine, OrchestratorClient};
+pub use client::{ClientError, OrchestratorClient, Refusal};
 pub use http::{Connected, ConnectionToken, HttpClient, read_ca_certificates};
 pub use local::LocalClient;
 pub use orchestrator_core::attempts::{AttemptCompletion, DiffStats, LockAnswer};
 pub use orchestrator_core::backend::{
     AgentOutcome, AgentOutput, AgentOutputSink, AgentRequest, PauseSignal,
 };
+pub use orchestrator_core::protocol::{AttemptRef, ClaimedTask, LogEntry};
 pub use runner::{
     RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl, RunnerError, RunnerEvent,
 };

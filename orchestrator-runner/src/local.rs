@@ -1,29 +1,33 @@
 //! [`OrchestratorClient`] over a [`Store`] in the same process: a runner inside the
 //! server (`orchestrator-server --local-runner DIR`) or inside any program that embeds
-//! the core. It goes through the same operations as the HTTP runner protocol.
+//! the core. It calls the same [`RunnerProtocol`] the HTTP routes call, with the same
+//! messages, and hears its refusals as the core's errors.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orchestrator_core::attempts::{self, AttemptCompletion, LockAnswer};
-use orchestrator_core::coordination::{self, ClaimRequest, ControlSignal};
-use orchestrator_core::model::{NewAgentLog, NewRunnerSession, RunnerSession, TaskStatus};
-use orchestrator_core::retry::RetryPolicy;
-use orchestrator_core::{Clock, Store};
-
-use crate::client::{
-    AssignedAgent, Assignment, AttemptRef, ClientError, LogLine, OrchestratorClient,
+use orchestrator_core::attempts::{AttemptCompletion, LockAnswer};
+use orchestrator_core::coordination::ControlSignal;
+use orchestrator_core::model::{NewRunnerSession, RunnerSession, TaskStatus};
+use orchestrator_core::protocol::{
+    AttemptRef, ChangedPaths, ClaimWork, ClaimedTask, CompletionReport, HeartbeatReport, LogBatch,
+    LogEntry, RunnerProtocol,
 };
+use orchestrator_core::retry::RetryPolicy;
+use orchestrator_core::{Clock, Error, Store};
+
+use crate::client::{ClientError, OrchestratorClient, Refusal};
 
 /// A runner session of this process, working through the store directly.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LocalClient {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     retry_policy: RetryPolicy,
-    session: RunnerSession,
+    /// The session as it was when it last called in.
+    session: Mutex<RunnerSession>,
 }
 
 impl LocalClient {
@@ -53,29 +57,51 @@ impl LocalClient {
             store,
             clock,
             retry_policy: RetryPolicy::default(),
-            session,
+            session: Mutex::new(session),
         })
     }
 
-    /// Applies `policy` to failed verifications (the original's table by default).
+    /// Applies `policy` to failed verifications (the default table otherwise).
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry_policy = policy;
         self
     }
 
     /// The runner session this client works as.
-    pub fn session(&self) -> &RunnerSession {
-        &self.session
+    pub fn session(&self) -> RunnerSession {
+        self.session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn protocol(&self) -> RunnerProtocol<'_> {
+        RunnerProtocol::new(self.store.as_ref(), self.clock.as_ref(), &self.retry_policy)
+    }
+
+    /// The session, after it called in (as every call of a runner over HTTP does).
+    async fn checked_in(&self) -> Result<RunnerSession, ClientError> {
+        let session = self
+            .protocol()
+            .check_in(self.session())
+            .await
+            .map_err(refused)?;
+        *self
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = session.clone();
+        Ok(session)
     }
 }
 
-/// The store's refusals in the protocol's terms, so the runner treats them alike.
-fn refused(err: orchestrator_core::Error) -> ClientError {
-    use orchestrator_core::Error;
-    let (status, code) = match &err {
-        Error::NotFound { .. } => (404, "NOT_FOUND"),
-        Error::Conflict(_) | Error::InvalidTransition(_) => (409, "CONFLICT"),
-        Error::InvalidInput { .. } => (400, "VALIDATION_ERROR"),
+/// The core's refusals in the protocol's terms, so the runner treats them as it treats a
+/// remote orchestrator's.
+fn refused(err: Error) -> ClientError {
+    let (refusal, code) = match &err {
+        Error::NotFound { .. } => (Refusal::NotFound, "NOT_FOUND"),
+        Error::Conflict(_) | Error::InvalidTransition(_) => (Refusal::Conflict, "CONFLICT"),
+        Error::InvalidInput { .. } => (Refusal::Invalid, "VALIDATION_ERROR"),
+        Error::Forbidden(_) => (Refusal::Unauthorized, "FORBIDDEN"),
         Error::Unavailable(_) | Error::Backend(_) => {
             return ClientError::Unreachable {
                 url: "the in-process store".into(),
@@ -84,10 +110,14 @@ fn refused(err: orchestrator_core::Error) -> ClientError {
         }
     };
     ClientError::Refused {
-        status,
+        refusal,
         code: code.into(),
         message: err.to_string(),
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[async_trait]
@@ -97,32 +127,20 @@ impl OrchestratorClient for LocalClient {
         max: usize,
         wait: Duration,
         lease_ttl: Duration,
-    ) -> Result<Vec<Assignment>, ClientError> {
-        let store = self.store.as_ref();
-        let agents = coordination::idle_slots(store, &self.session, max, self.clock.now())
-            .await
-            .map_err(refused)?;
-        if agents.is_empty() {
-            return Ok(Vec::new());
-        }
-        let request = ClaimRequest {
-            agents,
-            runner_session_id: Some(self.session.id),
-            task_id: None,
-            lease_ttl,
+    ) -> Result<Vec<ClaimedTask>, ClientError> {
+        let session = self.checked_in().await?;
+        let request = ClaimWork {
+            max: Some(max),
+            wait_ms: Some(millis(wait)),
+            lease_ttl_ms: Some(millis(lease_ttl)),
+            ..ClaimWork::default()
         };
-        let claims = coordination::claim_waiting(store, self.clock.as_ref(), request, wait)
+        let claimed = self
+            .protocol()
+            .claim(&session, request)
             .await
             .map_err(refused)?;
-        Ok(claims
-            .into_iter()
-            .map(|claim| Assignment {
-                agent: AssignedAgent { id: claim.agent_id },
-                lease: claim.lease,
-                locks: claim.locks,
-                task: claim.task,
-            })
-            .collect())
+        Ok(claimed.claims)
     }
 
     async fn heartbeat(
@@ -131,33 +149,19 @@ impl OrchestratorClient for LocalClient {
         lease_ttl: Duration,
         status: Option<TaskStatus>,
     ) -> Result<ControlSignal, ClientError> {
-        let now = self.clock.now();
-        if let Some(status) = status {
-            attempts::report_progress(self.store.as_ref(), attempt.lease, status, now)
-                .await
-                .map_err(refused)?;
-        }
-        let ack = self
-            .store
-            .heartbeat(attempt.lease, lease_ttl, now)
+        let report = HeartbeatReport::new(attempt, Some(millis(lease_ttl)), status);
+        let answer = self
+            .protocol()
+            .heartbeat(&self.session(), report)
             .await
             .map_err(refused)?;
-        Ok(ack.signal)
+        Ok(answer.signal)
     }
 
-    async fn send_logs(&self, attempt: AttemptRef, logs: &[LogLine]) -> Result<(), ClientError> {
-        let entries = logs
-            .iter()
-            .map(|line| NewAgentLog {
-                agent_id: attempt.agent_id,
-                task_id: Some(attempt.task_id()),
-                log_type: line.log_type,
-                content: line.content.clone(),
-                metadata: line.metadata.clone(),
-            })
-            .collect();
-        self.store
-            .append_attempt_logs(attempt.lease, entries, self.clock.now())
+    async fn send_logs(&self, attempt: AttemptRef, logs: &[LogEntry]) -> Result<(), ClientError> {
+        let batch = LogBatch::new(attempt, logs.to_vec());
+        self.protocol()
+            .append_logs(&self.session(), batch)
             .await
             .map_err(refused)?;
         Ok(())
@@ -168,15 +172,11 @@ impl OrchestratorClient for LocalClient {
         attempt: AttemptRef,
         paths: &[String],
     ) -> Result<LockAnswer, ClientError> {
-        attempts::lock_changed_paths(
-            self.store.as_ref(),
-            attempt.agent_id,
-            attempt.lease,
-            paths.to_vec(),
-            self.clock.now(),
-        )
-        .await
-        .map_err(refused)
+        let request = ChangedPaths::new(attempt, paths.to_vec());
+        self.protocol()
+            .lock_paths(&self.session(), request)
+            .await
+            .map_err(refused)
     }
 
     async fn complete(
@@ -184,16 +184,11 @@ impl OrchestratorClient for LocalClient {
         attempt: AttemptRef,
         completion: &AttemptCompletion,
     ) -> Result<(), ClientError> {
-        attempts::complete_attempt(
-            self.store.as_ref(),
-            &self.retry_policy,
-            attempt.agent_id,
-            attempt.lease,
-            completion.clone(),
-            self.clock.now(),
-        )
-        .await
-        .map_err(refused)?;
+        let report = CompletionReport::from_completion(attempt, completion.clone());
+        self.protocol()
+            .complete(&self.session(), report)
+            .await
+            .map_err(refused)?;
         Ok(())
     }
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orchestrator_core::backend::{AgentOutput, AgentOutputSink};
+use orchestrator_core::protocol::{AttemptRef, LogEntry};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::client::{AttemptRef, LogLine, OrchestratorClient};
+use crate::client::OrchestratorClient;
 
 /// Entries per request.
 const BATCH: usize = 200;
@@ -17,16 +18,17 @@ const BATCH: usize = 200;
 /// Queues an attempt's log entries for the sender.
 #[derive(Debug, Clone)]
 pub struct LogSink {
-    queue: mpsc::UnboundedSender<LogLine>,
+    queue: mpsc::UnboundedSender<LogEntry>,
 }
 
 impl LogSink {
     /// Queues a line the runner itself says about the attempt.
     pub fn note(&self, log_type: orchestrator_core::model::LogType, content: impl Into<String>) {
-        let _ = self.queue.send(LogLine {
+        let _ = self.queue.send(LogEntry {
             log_type,
             content: content.into(),
             metadata: None,
+            timestamp: None,
         });
     }
 }
@@ -34,10 +36,11 @@ impl LogSink {
 impl AgentOutputSink for LogSink {
     fn emit(&self, output: AgentOutput) {
         // The sender is gone only after the attempt ended; late output has nowhere to go.
-        let _ = self.queue.send(LogLine {
+        let _ = self.queue.send(LogEntry {
             log_type: output.log_type,
             content: output.content,
             metadata: output.metadata,
+            timestamp: None,
         });
     }
 }
@@ -49,7 +52,7 @@ pub fn stream(
     attempt: AttemptRef,
     flush_every: Duration,
 ) -> (LogSink, JoinHandle<()>) {
-    let (queue, mut received) = mpsc::unbounded_channel::<LogLine>();
+    let (queue, mut received) = mpsc::unbounded_channel::<LogEntry>();
     let sender = tokio::spawn(async move {
         let mut lease_lost = false;
         while let Some(first) = received.recv().await {

@@ -10,6 +10,7 @@ use orchestrator_core::backend::{AgentBackend, AgentOutcome, AgentRequest, Pause
 use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::ids::TaskId;
 use orchestrator_core::model::{LogType, NewVerificationResult, TaskStatus, Usage};
+use orchestrator_core::protocol::{AttemptRef, ClaimedTask};
 use orchestrator_core::verify::VerificationInput;
 use orchestrator_verify::{
     ChangeSet, Pipeline, ReviewModel, SemanticVerifier, paths_outside_locks,
@@ -17,7 +18,7 @@ use orchestrator_verify::{
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::client::{Assignment, AttemptRef, ClientError, OrchestratorClient};
+use crate::client::{ClientError, OrchestratorClient};
 use crate::logs::{self, LogSink};
 use crate::prompt;
 use crate::worktree::{Workspace, WorktreeError, Worktrees};
@@ -453,7 +454,7 @@ fn failed_completion(error: String, usage: Usage) -> AttemptCompletion {
 }
 
 /// One attempt, start to completion.
-async fn run_attempt(shared: &Arc<Shared>, assignment: Assignment) {
+async fn run_attempt(shared: &Arc<Shared>, assignment: ClaimedTask) {
     let attempt = AttemptRef::from(&assignment);
     let task = &assignment.task;
     shared.emit(RunnerEvent::Claimed {
@@ -490,7 +491,7 @@ async fn run_attempt(shared: &Arc<Shared>, assignment: Assignment) {
 /// The attempt's work; `None` when its lease was lost and nothing may be reported.
 async fn attempt_work(
     shared: &Arc<Shared>,
-    assignment: &Assignment,
+    assignment: &ClaimedTask,
     sink: &LogSink,
 ) -> Option<AttemptCompletion> {
     let attempt = AttemptRef::from(assignment);
@@ -609,7 +610,7 @@ async fn attempt_work(
 /// After the agent: the change set, verification, the commit, and the completion.
 async fn finish(
     shared: &Arc<Shared>,
-    assignment: &Assignment,
+    assignment: &ClaimedTask,
     workspace: &Workspace,
     locked_paths: &[String],
     outcome: &AgentOutcome,

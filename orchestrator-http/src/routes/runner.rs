@@ -3,21 +3,19 @@
 //! work by long poll into its agent slots, and reports on each attempt with the attempt's
 //! lease: heartbeats (answered with a control signal), log batches, and completion.
 
-use std::time::Duration;
-
 use actix_web::{HttpRequest, HttpResponse, web};
-use orchestrator_core::attempts::{self, AttemptCompletion, DiffStats, LockAnswer};
-use orchestrator_core::change::{self, LeaseRef};
-use orchestrator_core::coordination::{self, Claim, ClaimRequest, ControlSignal, MAX_BATCH_CLAIM};
-use orchestrator_core::ids::{AgentId, LeaseToken, RunnerSessionId, TaskId};
+use orchestrator_core::Timestamp;
+use orchestrator_core::attempts::LockAnswer;
+use orchestrator_core::coordination;
+use orchestrator_core::ids::{AgentId, RunnerSessionId, TaskId};
 use orchestrator_core::model::{
-    Agent, AgentStatus, FileLock, LogType, NewAgentLog, NewVerificationResult, RiskLevel,
-    RunnerSession, RunnerSessionStatus, Task, TaskQuery, TaskStatus, Usage,
+    Agent, AgentStatus, RiskLevel, RunnerSession, RunnerSessionStatus, TaskQuery, TaskStatus,
 };
-use orchestrator_core::state::runner_session::RunnerSessionEvent;
-use orchestrator_core::{Timestamp, store::MAX_LOG_BATCH};
+use orchestrator_core::protocol::{
+    ChangedPaths, ClaimWork, Claimed, Completed, CompletionReport, HeartbeatAnswer,
+    HeartbeatReport, LogBatch, LogsReceived, SlotStatusSet,
+};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::{Data, ok, tasks_by_id};
@@ -25,19 +23,7 @@ use crate::auth::{authenticate_runner, bearer_token};
 use crate::error::{ApiError, ApiResult, Denied, ErrorEnvelope, WriteErrors};
 use crate::extract::{Json, Params};
 use crate::state::AppState;
-use orchestrator_core::store::StoreExt;
 
-/// Longest a claim may wait for work.
-const MAX_WAIT: Duration = Duration::from_secs(30);
-/// Lease length when the runner does not ask for one.
-const DEFAULT_LEASE: Duration = Duration::from_secs(300);
-
-/// Paths one lock request may name.
-const MAX_LOCK_PATHS: usize = 1_000;
-/// Most agent slots one runner session keeps.
-const MAX_SLOTS: usize = MAX_BATCH_CLAIM;
-/// A session's last-seen time is written at most this often.
-const SEEN_EVERY: Duration = Duration::from_secs(30);
 /// Body limit of log batches (500 entries of up to 50,000 characters need room).
 pub(crate) const LOG_BATCH_BODY_LIMIT: usize = 5 * 1024 * 1024;
 
@@ -65,26 +51,7 @@ async fn runner_session(
     body_token: Option<&str>,
 ) -> ApiResult<RunnerSession> {
     let session = authenticate_runner(state, bearer_token(req).or(body_token)).await?;
-    let now = state.now();
-    let quiet_for = now.since(session.last_seen_at);
-    if session.status == RunnerSessionStatus::Inactive || quiet_for >= SEEN_EVERY {
-        return Ok(state
-            .store
-            .apply_runner_session_event(session.id, RunnerSessionEvent::Seen, now)
-            .await?);
-    }
-    Ok(session)
-}
-
-/// The agent `id`, which must be a slot of `session`.
-async fn own_agent(state: &AppState, session: &RunnerSession, id: AgentId) -> ApiResult<Agent> {
-    let agent = state.store.get_agent(id).await?;
-    if agent.runner_session_id != Some(session.id) {
-        return Err(ApiError::forbidden(
-            "Agent does not belong to this runner session",
-        ));
-    }
-    Ok(agent)
+    Ok(state.protocol().check_in(session).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -217,14 +184,6 @@ struct StatusUpdate {
     status: Option<AgentStatus>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct StatusUpdated {
-    success: bool,
-    agent_id: AgentId,
-    status: AgentStatus,
-}
-
 #[utoipa::path(
     post,
     path = "/api/runner/status",
@@ -232,7 +191,7 @@ struct StatusUpdated {
     summary = "Set one of the runner's agents' status",
     request_body = StatusUpdate,
     responses(
-        (status = 200, description = "Updated", body = Data<StatusUpdated>),
+        (status = 200, description = "Updated", body = Data<SlotStatusSet>),
         WriteErrors,
     ),
     security(("runner" = [])),
@@ -255,83 +214,11 @@ async fn update_status(
             "agentId and status are required",
         ));
     };
-    let agent = own_agent(&state, &session, agent_id).await?;
-    let action = change::slot_status_request(agent.status, status)?;
-    let agent = match action {
-        Some(action) => {
-            state
-                .store
-                .apply_agent_action(agent_id, action, state.now())
-                .await?
-        }
-        None => agent,
-    };
-    Ok(ok(StatusUpdated {
-        success: true,
-        agent_id,
-        status: agent.status,
-    }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ClaimBody {
-    runner_token: Option<String>,
-    /// Claim this task instead of the next in the queue.
-    task_id: Option<TaskId>,
-    working_dir: Option<String>,
-    /// How long to wait for work when none is claimable now (at most 30,000).
-    wait_ms: Option<u64>,
-    /// How many tasks to claim at once, one per agent slot (1 to 32).
-    max: Option<usize>,
-    /// Lease length in milliseconds (5 s to 1 h; default 5 min).
-    lease_ttl_ms: Option<u64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct ClaimedAgent {
-    id: AgentId,
-    branch_name: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct ClaimView {
-    task: Task,
-    agent: ClaimedAgent,
-    lease: LeaseRef,
-    lease_expires_at: Option<Timestamp>,
-    locks: Vec<FileLock>,
-}
-
-impl From<Claim> for ClaimView {
-    fn from(claim: Claim) -> Self {
-        Self {
-            agent: ClaimedAgent {
-                id: claim.agent_id,
-                branch_name: claim.task.branch_name.clone(),
-            },
-            lease: claim.lease,
-            lease_expires_at: claim.task.lease_expires_at,
-            locks: claim.locks,
-            task: claim.task,
-        }
-    }
-}
-
-/// The first claim's task and agent at the top level keep the original's shape; `claims`
-/// holds every claim of a batch.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct Claimed {
-    task: Option<Task>,
-    agent: Option<ClaimedAgent>,
-    lease: Option<LeaseRef>,
-    working_dir: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'static str>,
-    claims: Vec<ClaimView>,
+    let updated = state
+        .protocol()
+        .set_slot_status(&session, agent_id, status)
+        .await?;
+    Ok(ok(updated))
 }
 
 #[utoipa::path(
@@ -339,7 +226,7 @@ struct Claimed {
     path = "/api/runner/claim",
     tag = "runner protocol",
     summary = "Claim tasks into the runner's agent slots, waiting up to waitMs",
-    request_body = ClaimBody,
+    request_body = ClaimWork,
     responses(
         (status = 200, description = "Claims (empty when no work came)", body = Data<Claimed>),
         WriteErrors,
@@ -349,105 +236,10 @@ struct Claimed {
 async fn claim(
     state: web::Data<AppState>,
     req: HttpRequest,
-    Json(body): Json<ClaimBody>,
+    Json(request): Json<ClaimWork>,
 ) -> ApiResult<HttpResponse> {
-    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
-    let wait = Duration::from_millis(body.wait_ms.unwrap_or(0));
-    if wait > MAX_WAIT {
-        return Err(ApiError::invalid("waitMs", "at most 30000 (30 s)"));
-    }
-    let max = body.max.unwrap_or(1);
-    if !(1..=MAX_SLOTS).contains(&max) || (body.task_id.is_some() && max != 1) {
-        return Err(ApiError::invalid(
-            "max",
-            format!("1 to {MAX_SLOTS}, and 1 when taskId is given"),
-        ));
-    }
-    let lease_ttl = body
-        .lease_ttl_ms
-        .map_or(DEFAULT_LEASE, Duration::from_millis);
-    coordination::check_lease_ttl(lease_ttl).map_err(|err| match err {
-        orchestrator_core::Error::InvalidInput { message, .. } => {
-            ApiError::invalid("leaseTtlMs", message)
-        }
-        other => other.into(),
-    })?;
-    let agents = coordination::idle_slots(state.store.as_ref(), &session, max, state.now()).await?;
-    if agents.is_empty() {
-        return Err(ApiError::conflict(format!(
-            "Every one of this runner's {MAX_SLOTS} agent slots is busy; finish or stop work first"
-        )));
-    }
-    let request = ClaimRequest {
-        agents,
-        runner_session_id: Some(session.id),
-        task_id: body.task_id,
-        lease_ttl,
-    };
-    let claims =
-        coordination::claim_waiting(state.store.as_ref(), state.clock.as_ref(), request, wait)
-            .await?;
-    let claims: Vec<ClaimView> = claims.into_iter().map(ClaimView::from).collect();
-    let first = claims.first();
-    Ok(ok(Claimed {
-        task: first.map(|c| c.task.clone()),
-        agent: first.map(|c| ClaimedAgent {
-            id: c.agent.id,
-            branch_name: c.agent.branch_name.clone(),
-        }),
-        lease: first.map(|c| c.lease),
-        working_dir: body.working_dir,
-        message: claims.is_empty().then_some("No tasks available"),
-        claims,
-    }))
-}
-
-/// Every report on an attempt carries the agent and the attempt's lease: `agentId`,
-/// `taskId`, `attempt` and `leaseToken`.
-macro_rules! attempt_report {
-    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* }) => {
-        $(#[$meta])*
-        #[derive(Debug, Deserialize, ToSchema)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
-        struct $name {
-            runner_token: Option<String>,
-            agent_id: AgentId,
-            task_id: TaskId,
-            attempt: u32,
-            lease_token: LeaseToken,
-            $($(#[$fmeta])* $field: $ty,)*
-        }
-
-        impl $name {
-            fn lease(&self) -> LeaseRef {
-                LeaseRef {
-                    task_id: self.task_id,
-                    attempt: self.attempt,
-                    lease_token: self.lease_token,
-                }
-            }
-        }
-    };
-}
-
-attempt_report! {
-    struct HeartbeatBody {
-        /// Lease length to extend to, in milliseconds (default 5 min).
-        lease_ttl_ms: Option<u64>,
-        /// Where the attempt has got to: IN_PROGRESS once the agent works, VERIFYING once
-        /// it has finished and its change is being checked.
-        status: Option<TaskStatus>,
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct HeartbeatView {
-    success: bool,
-    timestamp: Timestamp,
-    /// What the runner must do: continue, stop (the task was cancelled) or pause.
-    signal: ControlSignal,
-    lease_expires_at: Timestamp,
+    let session = runner_session(&state, &req, request.runner_token.as_deref()).await?;
+    Ok(ok(state.protocol().claim(&session, request).await?))
 }
 
 #[utoipa::path(
@@ -455,9 +247,9 @@ struct HeartbeatView {
     path = "/api/runner/heartbeat",
     tag = "runner protocol",
     summary = "Extend an attempt's lease (and report IN_PROGRESS or VERIFYING); answers continue, stop or pause",
-    request_body = HeartbeatBody,
+    request_body = HeartbeatReport,
     responses(
-        (status = 200, description = "Acknowledged", body = Data<HeartbeatView>),
+        (status = 200, description = "Acknowledged", body = Data<HeartbeatAnswer>),
         WriteErrors,
     ),
     security(("runner" = [])),
@@ -465,47 +257,10 @@ struct HeartbeatView {
 async fn heartbeat(
     state: web::Data<AppState>,
     req: HttpRequest,
-    Json(body): Json<HeartbeatBody>,
+    Json(report): Json<HeartbeatReport>,
 ) -> ApiResult<HttpResponse> {
-    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
-    own_agent(&state, &session, body.agent_id).await?;
-    let ttl = body
-        .lease_ttl_ms
-        .map_or(DEFAULT_LEASE, Duration::from_millis);
-    let now = state.now();
-    if let Some(status) = body.status {
-        attempts::report_progress(state.store.as_ref(), body.lease(), status, now).await?;
-    }
-    let ack = state.store.heartbeat(body.lease(), ttl, now).await?;
-    Ok(ok(HeartbeatView {
-        success: true,
-        timestamp: now,
-        signal: ack.signal,
-        lease_expires_at: ack.lease_expires_at,
-    }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct LogEntry {
-    log_type: LogType,
-    content: String,
-    metadata: Option<serde_json::Value>,
-    /// The runner's clock; kept in the metadata, never used as the entry's time.
-    timestamp: Option<String>,
-}
-
-attempt_report! {
-    struct LogsBody {
-        logs: Vec<LogEntry>,
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct LogsReceived {
-    success: bool,
-    logs_received: u64,
+    let session = runner_session(&state, &req, report.runner_token.as_deref()).await?;
+    Ok(ok(state.protocol().heartbeat(&session, report).await?))
 }
 
 #[utoipa::path(
@@ -513,7 +268,7 @@ struct LogsReceived {
     path = "/api/runner/logs",
     tag = "runner protocol",
     summary = "Append 1-500 log entries to an attempt",
-    request_body = LogsBody,
+    request_body = LogBatch,
     responses(
         (status = 200, description = "Stored", body = Data<LogsReceived>),
         (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
@@ -529,61 +284,10 @@ struct LogsReceived {
 async fn logs(
     state: web::Data<AppState>,
     req: HttpRequest,
-    Json(body): Json<LogsBody>,
+    Json(batch): Json<LogBatch>,
 ) -> ApiResult<HttpResponse> {
-    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
-    own_agent(&state, &session, body.agent_id).await?;
-    if body.logs.is_empty() || body.logs.len() > MAX_LOG_BATCH {
-        return Err(ApiError::invalid(
-            "logs",
-            format!("send 1 to {MAX_LOG_BATCH} entries per batch"),
-        ));
-    }
-    let lease = body.lease();
-    let entries = body
-        .logs
-        .into_iter()
-        .map(|entry| NewAgentLog {
-            agent_id: body.agent_id,
-            task_id: Some(body.task_id),
-            log_type: entry.log_type,
-            content: entry.content,
-            metadata: with_runner_time(entry.metadata, entry.timestamp),
-        })
-        .collect();
-    let received = state
-        .store
-        .append_attempt_logs(lease, entries, state.now())
-        .await?;
-    Ok(ok(LogsReceived {
-        success: true,
-        logs_received: received,
-    }))
-}
-
-/// Metadata with the runner's own timestamp kept under `runnerTimestamp`.
-fn with_runner_time(
-    metadata: Option<serde_json::Value>,
-    timestamp: Option<String>,
-) -> Option<serde_json::Value> {
-    let Some(timestamp) = timestamp else {
-        return metadata;
-    };
-    match metadata {
-        Some(serde_json::Value::Object(mut map)) => {
-            map.insert("runnerTimestamp".into(), timestamp.into());
-            Some(serde_json::Value::Object(map))
-        }
-        Some(other) => Some(json!({ "value": other, "runnerTimestamp": timestamp })),
-        None => Some(json!({ "runnerTimestamp": timestamp })),
-    }
-}
-
-attempt_report! {
-    struct LocksBody {
-        /// Repository-relative paths the attempt changed outside the locks it holds.
-        paths: Vec<String>,
-    }
+    let session = runner_session(&state, &req, batch.runner_token.as_deref()).await?;
+    Ok(ok(state.protocol().append_logs(&session, batch).await?))
 }
 
 /// Locks paths an attempt changed beyond its files hint, all or none, until its lease
@@ -594,7 +298,7 @@ attempt_report! {
     path = "/api/runner/locks",
     tag = "runner protocol",
     summary = "Lock the paths an attempt changed outside its locks (all or none)",
-    request_body = LocksBody,
+    request_body = ChangedPaths,
     responses(
         (status = 200, description = "Granted, or the conflicts", body = Data<LockAnswer>),
         WriteErrors,
@@ -604,49 +308,10 @@ attempt_report! {
 async fn acquire_locks(
     state: web::Data<AppState>,
     req: HttpRequest,
-    Json(body): Json<LocksBody>,
+    Json(request): Json<ChangedPaths>,
 ) -> ApiResult<HttpResponse> {
-    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
-    own_agent(&state, &session, body.agent_id).await?;
-    if body.paths.is_empty() || body.paths.len() > MAX_LOCK_PATHS {
-        return Err(ApiError::invalid(
-            "paths",
-            format!("send 1 to {MAX_LOCK_PATHS} paths"),
-        ));
-    }
-    let answer = attempts::lock_changed_paths(
-        state.store.as_ref(),
-        body.agent_id,
-        body.lease(),
-        body.paths,
-        state.now(),
-    )
-    .await?;
-    Ok(ok(answer))
-}
-
-attempt_report! {
-    struct CompleteBody {
-        success: bool,
-        /// The runner stopped because the task was cancelled (its heartbeat said stop).
-        #[serde(default)]
-        cancelled: bool,
-        summary: Option<String>,
-        error: Option<String>,
-        commit_sha: Option<String>,
-        #[serde(default)]
-        usage: Usage,
-        diff_stats: Option<DiffStats>,
-        verification: Option<NewVerificationResult>,
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct Completed {
-    success: bool,
-    task_status: TaskStatus,
-    agent_status: AgentStatus,
+    let session = runner_session(&state, &req, request.runner_token.as_deref()).await?;
+    Ok(ok(state.protocol().lock_paths(&session, request).await?))
 }
 
 /// Ends the attempt while its lease is live, in one transaction with its evidence (the
@@ -659,7 +324,7 @@ struct Completed {
     path = "/api/runner/complete",
     tag = "runner protocol",
     summary = "End an attempt with its evidence (idempotent)",
-    request_body = CompleteBody,
+    request_body = CompletionReport,
     responses(
         (status = 200, description = "Ended", body = Data<Completed>),
         WriteErrors,
@@ -669,35 +334,8 @@ struct Completed {
 async fn complete(
     state: web::Data<AppState>,
     req: HttpRequest,
-    Json(body): Json<CompleteBody>,
+    Json(report): Json<CompletionReport>,
 ) -> ApiResult<HttpResponse> {
-    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
-    let agent_id = body.agent_id;
-    own_agent(&state, &session, agent_id).await?;
-    let lease = body.lease();
-    let completion = AttemptCompletion {
-        success: body.success,
-        cancelled: body.cancelled,
-        summary: body.summary,
-        error: body.error,
-        commit_sha: body.commit_sha,
-        usage: body.usage,
-        diff_stats: body.diff_stats,
-        verification: body.verification,
-    };
-    let task = attempts::complete_attempt(
-        state.store.as_ref(),
-        &state.retry_policy,
-        agent_id,
-        lease,
-        completion,
-        state.now(),
-    )
-    .await?;
-    let agent = state.store.get_agent(agent_id).await?;
-    Ok(ok(Completed {
-        success: true,
-        task_status: task.status,
-        agent_status: agent.status,
-    }))
+    let session = runner_session(&state, &req, report.runner_token.as_deref()).await?;
+    Ok(ok(state.protocol().complete(&session, report).await?))
 }
