@@ -11,10 +11,8 @@ use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::ids::TaskId;
 use orchestrator_core::model::{LogType, NewVerificationResult, TaskStatus, Usage};
 use orchestrator_core::protocol::{AttemptRef, ClaimedTask};
-use orchestrator_core::verify::VerificationInput;
-use orchestrator_verify::{
-    ChangeSet, Pipeline, ReviewModel, SemanticVerifier, paths_outside_locks,
-};
+use orchestrator_core::verify::Verifier;
+use orchestrator_verify::{ReviewModel, SemanticVerifier, Verification, paths_outside_locks};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -135,13 +133,25 @@ pub struct RunnerBuilder {
     worktrees: Worktrees,
     config: RunnerConfig,
     events: Option<mpsc::UnboundedSender<RunnerEvent>>,
-    review: Option<Arc<dyn ReviewModel>>,
+    verification: Verification,
 }
 
 impl RunnerBuilder {
     /// Adds the semantic review by `model` to every verification (advisory).
-    pub fn semantic_review(mut self, model: Arc<dyn ReviewModel>) -> Self {
-        self.review = Some(model);
+    pub fn semantic_review(self, model: Arc<dyn ReviewModel>) -> Self {
+        self.verifier(SemanticVerifier::new(model))
+    }
+
+    /// Adds `verifier` to every verification, after the checks already there.
+    pub fn verifier(mut self, verifier: impl Verifier) -> Self {
+        self.verification = self.verification.with(verifier);
+        self
+    }
+
+    /// Verifies every attempt's change as `verification` says (by default the project's
+    /// checks, from its tree and its `orchestrator.toml`).
+    pub fn verification(mut self, verification: Verification) -> Self {
+        self.verification = verification;
         self
     }
 
@@ -168,7 +178,7 @@ impl RunnerBuilder {
                     ..self.config
                 },
                 events: self.events,
-                review: self.review,
+                verification: self.verification,
                 control: RunnerControl { mode },
             }),
         }
@@ -188,7 +198,7 @@ struct Shared {
     worktrees: Worktrees,
     config: RunnerConfig,
     events: Option<mpsc::UnboundedSender<RunnerEvent>>,
-    review: Option<Arc<dyn ReviewModel>>,
+    verification: Verification,
     control: RunnerControl,
 }
 
@@ -205,7 +215,7 @@ impl Runner {
             worktrees,
             config: RunnerConfig::default(),
             events: None,
-            review: None,
+            verification: Verification::new(),
         }
     }
 
@@ -618,26 +628,31 @@ async fn finish(
 ) -> AttemptCompletion {
     let task = &assignment.task;
     shared.emit(RunnerEvent::Verifying { task: task.id });
+    // With verification off, the change is still read (for its locks and its stats), but
+    // no check is prepared.
+    let verification = if shared.config.verify {
+        shared.verification.clone()
+    } else {
+        Verification::only()
+    };
     let prepared = {
         let workspace = workspace.clone();
-        let verify = shared.config.verify;
         tokio::task::spawn_blocking(move || {
-            let changes = ChangeSet::collect(&workspace.path, &workspace.base_commit)
-                .map_err(|err| format!("the change could not be read: {err}"))?;
-            let pipeline = if verify {
-                Some(
-                    Pipeline::for_project(&workspace.path, Some(&workspace.base_commit))
-                        .map_err(|err| err.to_string())?,
+            let prepared = verification
+                .prepare(&workspace.path, &workspace.base_commit)
+                .map_err(|err| err.to_string())?;
+            let changes = prepared.changes().cloned().ok_or_else(|| {
+                format!(
+                    "the change could not be read: {} is not a git worktree",
+                    workspace.path.display()
                 )
-            } else {
-                None
-            };
-            Ok::<_, String>((changes, pipeline))
+            })?;
+            Ok::<_, String>((changes, prepared))
         })
         .await
         .unwrap_or_else(|err| Err(err.to_string()))
     };
-    let (changes, pipeline) = match prepared {
+    let (changes, prepared) = match prepared {
         Ok(prepared) => prepared,
         Err(err) => {
             sink.note(LogType::Error, err.clone());
@@ -690,34 +705,23 @@ async fn finish(
         insertions: changes.files.iter().map(|f| f.insertions).sum(),
         deletions: changes.files.iter().map(|f| f.deletions).sum(),
     };
-    let verification = match pipeline {
-        Some(pipeline) => {
-            let pipeline = match &shared.review {
-                Some(model) => pipeline.with(SemanticVerifier::new(model.clone())),
-                None => pipeline,
-            };
-            let input = VerificationInput {
-                task_title: task.title.clone(),
-                task_description: task.description.clone(),
-                work_dir: workspace.path.clone(),
-                changed_files: changes.present_paths().map(str::to_owned).collect(),
-                locked_paths,
-                base_commit: Some(workspace.base_commit.clone()),
-            };
-            let (reports, result) = pipeline.run(&input).await;
-            for report in &reports {
-                sink.note(
-                    LogType::Info,
-                    format!(
-                        "verification: {} {}",
-                        report.stage,
-                        stage_word(&report.status)
-                    ),
-                );
-            }
-            Some(result)
+    let verification = if shared.config.verify {
+        let (reports, result) = prepared
+            .run(&task.title, &task.description, locked_paths)
+            .await;
+        for report in &reports {
+            sink.note(
+                LogType::Info,
+                format!(
+                    "verification: {} {}",
+                    report.stage,
+                    stage_word(&report.status)
+                ),
+            );
         }
-        None => None,
+        Some(result)
+    } else {
+        None
     };
     let verified = verification.as_ref().is_none_or(|v| v.passed);
     let message = format!(

@@ -2,6 +2,8 @@
 //! [`Verifier`](orchestrator_core::Verifier)s — syntax checks with tree-sitter, change
 //! sets from git2, the diff policy, and the type, lint and test commands of each
 //! ecosystem, detected per tree and adjustable through `orchestrator.toml`.
+//! [`Verification`] takes a change from its tree to its result, with any verifiers of
+//! your own after the project's checks.
 
 pub mod changes;
 pub mod check;
@@ -13,6 +15,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod semantic;
 pub mod syntax;
+pub mod verification;
 
 pub use changes::{
     ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange, patch_text, paths_outside_locks,
@@ -26,3 +29,4 @@ pub use pipeline::{Pipeline, summarize};
 pub use policy::PolicyVerifier;
 pub use semantic::{ReviewModel, SemanticVerifier};
 pub use syntax::{SourceLanguage, SyntaxLimits, SyntaxVerifier};
+pub use verification::{PrepareError, PreparedChange, Verification};

@@ -28,8 +28,13 @@ impl Pipeline {
     }
 
     /// Adds `verifier` after the ones already registered.
-    pub fn with(mut self, verifier: impl Verifier) -> Self {
-        self.verifiers.push(Arc::new(verifier));
+    pub fn with(self, verifier: impl Verifier) -> Self {
+        self.with_shared(Arc::new(verifier))
+    }
+
+    /// Adds a shared `verifier` after the ones already registered.
+    pub fn with_shared(mut self, verifier: Arc<dyn Verifier>) -> Self {
+        self.verifiers.push(verifier);
         self
     }
 

@@ -1,25 +1,42 @@
 //! A verifier plugin: changes may not add `TODO` or `FIXME` markers.
 //!
-//! Anything that implements [`Verifier`] joins a [`Pipeline`](orchestrator_verify::Pipeline)
-//! next to the built-in stages:
+//! Anything that implements [`Verifier`] runs on every attempt of a runner, after the
+//! project's own checks ([`run_once`] does this on an embedded store):
 //!
 //! ```no_run
-//! # async fn check(input: orchestrator_core::verify::VerificationInput) {
+//! # fn runner(client: std::sync::Arc<dyn orchestrator_runner::OrchestratorClient>,
+//! #           agent: std::sync::Arc<dyn orchestrator_core::AgentBackend>,
+//! #           worktrees: orchestrator_runner::Worktrees) {
 //! use custom_verifier::NoNewTodo;
-//! use orchestrator_verify::{Pipeline, SyntaxVerifier};
+//! use orchestrator_runner::Runner;
 //!
-//! let pipeline = Pipeline::new().with(SyntaxVerifier::default()).with(NoNewTodo);
-//! let (reports, result) = pipeline.run(&input).await;
-//! println!("passed: {}, confidence {}", result.passed, result.confidence_score);
+//! let runner = Runner::builder(client, agent, worktrees).verifier(NoNewTodo).build();
 //! # }
 //! ```
+//!
+//! or judges a working tree's change on its own, with [`Verification`]:
+//!
+//! ```no_run
+//! # async fn check(work_dir: &std::path::Path) -> Result<(), orchestrator_verify::PrepareError> {
+//! use custom_verifier::NoNewTodo;
+//! use orchestrator_verify::Verification;
+//!
+//! let change = Verification::new().with(NoNewTodo).prepare(work_dir, "HEAD")?;
+//! let (reports, result) = change.run("a task", "what it asks", vec!["/".into()]).await;
+//! println!("passed: {}, confidence {}", result.passed, result.confidence_score);
+//! # Ok(()) }
+//! ```
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use orchestrator_core::model::{FailureKind, VerificationFailure};
 use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput, Verifier};
-use orchestrator_verify::{ChangeKind, ChangeSet};
+use orchestrator_core::{AgentBackend, Store, SystemClock};
+use orchestrator_runner::{LocalClient, Runner, RunnerConfig, Worktrees};
+use orchestrator_verify::{ChangeKind, ChangeSet, Verification};
 
 /// The markers a change may not add.
 const MARKERS: &[&str] = &["TODO", "FIXME"];
@@ -90,6 +107,34 @@ impl Verifier for NoNewTodo {
         };
         Ok(report(status, failures, started))
     }
+}
+
+/// One round of a runner in this process: it claims what is queued in `store` (up to two
+/// tasks at once), runs `agent` on each in its own worktree of `repository` (under
+/// `worktrees`), verifies every change with the project's checks and [`NoNewTodo`], and
+/// reports back, before it returns.
+pub async fn run_once(
+    store: Arc<dyn Store>,
+    repository: &Path,
+    worktrees: &Path,
+    agent: Arc<dyn AgentBackend>,
+) -> anyhow::Result<()> {
+    let client =
+        LocalClient::register(store, Arc::new(SystemClock), "verifying runner", repository).await?;
+    let runner = Runner::builder(
+        Arc::new(client),
+        agent,
+        Worktrees::new(repository, worktrees),
+    )
+    .verification(Verification::new().with(NoNewTodo))
+    .config(RunnerConfig {
+        parallel: 2,
+        once: true,
+        ..RunnerConfig::default()
+    })
+    .build();
+    runner.run().await?;
+    Ok(())
 }
 
 fn report(

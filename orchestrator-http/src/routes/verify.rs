@@ -11,8 +11,9 @@ use orchestrator_core::lock::LockQuery;
 use orchestrator_core::model::{
     NewVerificationResult, Task, TaskStatus, VerificationResult, VerificationStatus,
 };
-use orchestrator_core::verify::{StageReport, VerificationInput};
-use orchestrator_verify::{ChangeSet, ChangeSetError, Pipeline};
+use orchestrator_core::store::StoreExt;
+use orchestrator_core::verify::StageReport;
+use orchestrator_verify::{PrepareError, Verification};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -21,7 +22,6 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
-use orchestrator_core::store::StoreExt;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/verify").route(web::post().to(verify)))
@@ -196,35 +196,16 @@ async fn run_checks(
         .acquire()
         .await
         .map_err(ApiError::internal)?;
-    let prepared = {
-        let dir = dir.clone();
-        web::block(move || -> Result<_, ApiError> {
-            let changes = match ChangeSet::collect(&dir, &base) {
-                Ok(changes) => Some(changes),
-                Err(ChangeSetError::NotARepository { .. }) => None,
-                Err(err) => return Err(ApiError::invalid("baseCommit", err)),
-            };
-            // Outside git there is no base to read the settings at: the tree's own.
-            let base = changes.as_ref().map(|_| base);
-            let pipeline = Pipeline::for_project(&dir, base.as_deref())
-                .map_err(|err| ApiError::invalid("workingDir", err))?;
-            Ok((changes, base, pipeline))
-        })
+    let prepared = web::block(move || Verification::new().prepare(&dir, &base))
         .await
         .map_err(ApiError::internal)?
-    };
-    let (changes, base, pipeline) = prepared?;
-    let input = VerificationInput {
-        task_title: task.title.clone(),
-        task_description: task.description.clone(),
-        work_dir: dir,
-        changed_files: changes
-            .map(|c| c.present_paths().map(str::to_owned).collect())
-            .unwrap_or_default(),
-        locked_paths,
-        base_commit: base,
-    };
-    Ok(pipeline.run(&input).await)
+        .map_err(|err| match err {
+            PrepareError::Change(err) => ApiError::invalid("baseCommit", err),
+            PrepareError::Config(err) => ApiError::invalid("workingDir", err),
+        })?;
+    Ok(prepared
+        .run(&task.title, &task.description, locked_paths)
+        .await)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
