@@ -1,7 +1,7 @@
 //! The orchestrator's core: everything that does not depend on a database, a web
 //! framework, git or a parser.
 //!
-//! * [`model`] — the domain types, whose JSON is the original's wire format.
+//! * [`model`] — the domain types, whose JSON is the API's wire format.
 //! * [`state`] — one pure state machine per entity.
 //! * [`change`] — what each operation writes (task, attempt, agent slot, events), decided
 //!   once for every store.

@@ -1,6 +1,6 @@
 //! Automatic retries: a failed attempt is classified from its structured verification
 //! result, and a configurable strategy per class says whether to retry, after how long,
-//! how often, and whether a human should look (the original's table, inventory §1.2).
+//! how often, and whether a human should look.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -61,7 +61,7 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// The original's table.
+    /// The default table, one strategy per failure class.
     fn default() -> Self {
         let strategy = |retry, delay_ms, max, review| RetryStrategy {
             should_retry: retry,
@@ -212,7 +212,7 @@ impl RetryInfo {
 }
 
 /// Decides whether `task` (FAILED) may be retried automatically after `latest`.
-/// A refusal is a `Conflict` that says why (as the original's 409s do).
+/// A refusal is a `Conflict` that says why.
 pub fn decide(
     task: &Task,
     latest: Option<&VerificationResult>,
@@ -409,7 +409,7 @@ mod tests {
         assert_eq!(
             policy.strategy(FailureClass::Lint),
             RetryPolicy::default().strategy(FailureClass::Lint),
-            "the classes it leaves out keep the original's strategy"
+            "the classes it leaves out keep the default strategy"
         );
         for (bad, says) in [
             (r#"{"TYPO_ERROR": {}}"#, "TYPO_ERROR"),
@@ -445,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_table_is_the_originals() {
+    fn the_default_table_is_kept() {
         let policy = RetryPolicy::default();
         // (class, retried, delay in seconds, retries allowed, human review)
         let table = [

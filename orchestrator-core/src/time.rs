@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::Error;
 
 /// A UTC instant with millisecond precision, serialized as ISO-8601 with a `Z` suffix
-/// (`2025-01-01T00:00:00.000Z`), exactly as the original's JSON.
+/// (`2025-01-01T00:00:00.000Z`).
 ///
 /// Millisecond precision is enforced on construction so that every backend stores and
 /// returns the same value.

@@ -89,8 +89,8 @@ impl FromRequest for Admin {
     }
 }
 
-/// Finds the active runner session of `token` (from the `Authorization` header, or the
-/// original's `runnerToken` in the body or query).
+/// Finds the active runner session of `token` (from the `Authorization` header, or
+/// `runnerToken` in the body or query).
 pub async fn authenticate_runner(
     state: &AppState,
     token: Option<&str>,

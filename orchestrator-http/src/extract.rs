@@ -196,8 +196,8 @@ impl Params {
     }
 }
 
-/// An id from the path, e.g. `parse_id::<TaskId>(&raw, "task")`: a malformed id is the
-/// original's 400 "Invalid task ID format".
+/// An id from the path, e.g. `parse_id::<TaskId>(&raw, "task")`: a malformed id is a 400
+/// "Invalid task ID format".
 pub fn parse_id<T: FromStr>(raw: &str, entity: &str) -> Result<T, ApiError> {
     raw.parse::<T>().map_err(|_| {
         ApiError::new(

@@ -1,5 +1,10 @@
-//! The orchestrator's HTTP face: the REST API compatible with the original, the runner
-//! protocol, and Server-Sent Events, built on the services of `orchestrator-core`.
+//! The orchestrator's HTTP face: the REST API, the runner protocol, and Server-Sent Events,
+//! built on the services of `orchestrator-core`.
+//!
+//! The REST API keeps the wire contract of the earlier Agent Orchestrator API it replaces —
+//! its paths, parameters, `{"data": ...}` bodies, enum spellings, error codes, limits and
+//! defaults — so that API's clients work unchanged. The limits, defaults and body forms
+//! documented in this crate are part of that contract.
 //!
 //! The crate's handlers depend only on the core's `Store` and `LockManager` seams, so any
 //! backend `orchestrator-store` provides (or an embedder's own) can serve the API.
@@ -35,7 +40,7 @@ use actix_web::web;
 
 use crate::extract::DEFAULT_BODY_LIMIT;
 
-/// Headers on every API response, as the original sets them.
+/// Headers on every API response.
 fn api_headers() -> DefaultHeaders {
     DefaultHeaders::new()
         .add(("X-Frame-Options", "DENY"))

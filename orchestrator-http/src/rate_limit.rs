@@ -1,8 +1,8 @@
-//! Rate limiting with the original's contract: a budget of requests per minute per client
-//! (GCRA, through `governor`), `X-RateLimit-Limit` / `-Remaining` / `-Reset` on responses,
-//! and 429 with `Retry-After` when the budget is spent. Clients are told apart by their
-//! token when they send one, else by address. Runner routes draw on a larger budget of
-//! their own, so heartbeats and log batches are not starved by a busy dashboard.
+//! Rate limiting: a budget of requests per minute per client (GCRA, through `governor`),
+//! `X-RateLimit-Limit` / `-Remaining` / `-Reset` on responses, and 429 with `Retry-After`
+//! when the budget is spent. Clients are told apart by their token when they send one,
+//! else by address. Runner routes draw on a larger budget of their own, so heartbeats and
+//! log batches are not starved by a busy dashboard.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -36,7 +36,7 @@ const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 /// Budgets per client and how clients are told apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitConfig {
-    /// Requests per minute for the API and dashboard (the original's 100).
+    /// Requests per minute for the API and dashboard.
     pub per_minute: NonZeroU32,
     /// Requests per minute for a runner on the runner routes.
     pub runner_per_minute: NonZeroU32,

@@ -48,7 +48,7 @@ pub struct AppState {
 
 impl AppState {
     /// State over `store` with the admin token whose [hash](crate::auth::hash_token) is
-    /// given, the original's retry table, a supervisor with default settings, no cron
+    /// given, the default retry table, a supervisor with default settings, no cron
     /// secret, and `public_url` for runners.
     pub fn new(
         store: Arc<dyn Store>,

@@ -210,7 +210,7 @@ async fn runners_report_progress_and_agent_status() {
     assert_eq!(
         status,
         StatusCode::OK,
-        "the original's token in the body: {body}"
+        "the runner token in the body: {body}"
     );
     assert_eq!(body["data"]["status"], "WORKING");
 

@@ -79,7 +79,7 @@ async fn setup_tokens_are_single_use_and_scopes_are_kept_apart() {
         TestRequest::get().uri(&format!("/api/runner/status?runnerToken={runner}")),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "the original's token in the query");
+    assert_eq!(status, StatusCode::OK, "the runner token in the query");
 
     let (status, body) = send(&app, bearer(TestRequest::get().uri("/api/tasks"), &runner)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -1,7 +1,7 @@
-//! A pipeline of [`Verifier`]s and the verification result it adds up to, in the
-//! original's shape: a pass flag, per-check flags, test counts, a semantic score, the
-//! failures, recommendations, and a confidence score weighted 0.2 syntax, 0.2 types,
-//! 0.1 lint, 0.3 tests, 0.2 semantic — renormalized over the checks that ran.
+//! A pipeline of [`Verifier`]s and the verification result it adds up to: a pass flag,
+//! per-check flags, test counts, a semantic score, the failures, recommendations, and a
+//! confidence score weighted 0.2 syntax, 0.2 types, 0.1 lint, 0.3 tests, 0.2 semantic —
+//! renormalized over the checks that ran.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -98,7 +98,7 @@ fn outcome(reports: &[StageReport], kind: FailureKind) -> Option<bool> {
     (!ran.is_empty()).then(|| ran.iter().all(|r| r.status == StageStatus::Passed))
 }
 
-/// The weight of each check in the confidence score (the original's).
+/// The weight of each check in the confidence score.
 fn weight(kind: FailureKind) -> Option<f64> {
     match kind {
         FailureKind::Syntax | FailureKind::Type => Some(0.2),
@@ -290,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn weights_are_the_originals_renormalized_over_what_ran() {
+    fn weights_are_renormalized_over_what_ran() {
         let mut tests = report(FailureKind::Test, StageStatus::Failed);
         tests.tests_total = Some(4);
         tests.tests_failed = Some(1);

@@ -57,7 +57,7 @@ pub(crate) struct Args {
     #[arg(long, env = "ORCHESTRATOR_RUNNER_RATE_LIMIT", default_value_t = 1200)]
     runner_rate_limit: u32,
 
-    /// `false` turns rate limiting off (the original's switch).
+    /// `false` turns rate limiting off.
     #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     rate_limit_enabled: bool,
 
@@ -139,7 +139,7 @@ pub(crate) struct Args {
           value_parser = clap::value_parser!(u64).range(1..), value_name = "COUNT")]
     keep_events: u64,
 
-    /// A JSON file of automatic-retry strategies that replace the original's for the
+    /// A JSON file of automatic-retry strategies that replace the default ones for the
     /// failure classes it names, e.g. `{"TYPE_ERROR": {"shouldRetry": true, "delay":
     /// 20000, "maxAttempts": 5, "requiresHumanReview": false}}` (delay in milliseconds).
     #[arg(long, env = "ORCHESTRATOR_RETRY_POLICY", value_name = "FILE")]
@@ -343,7 +343,7 @@ impl Args {
         }))
     }
 
-    /// The automatic-retry table: the original's, with the classes of `--retry-policy`
+    /// The automatic-retry table: the default one, with the classes of `--retry-policy`
     /// replaced.
     fn retry_policy(&self) -> anyhow::Result<RetryPolicy> {
         let Some(file) = &self.retry_policy else {

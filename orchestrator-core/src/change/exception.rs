@@ -12,7 +12,7 @@ pub struct ExceptionDecision {
 }
 
 impl ExceptionDecision {
-    /// Checks the free-text fields against the original's limits.
+    /// Checks the free-text fields against their length limits.
     pub fn validate(&self) -> Result<()> {
         use crate::model::check_max_chars;
         if let Some(by) = &self.resolved_by {
@@ -120,10 +120,10 @@ pub fn stalled_exception(task: &Task, quiet_since: Timestamp) -> crate::model::N
     stalled
 }
 
-/// The type of the exception that reports a blocked task: the original's catch-all, as
-/// its types have none of their own for it. At most one exception of a type is open per
-/// task, so a task with another open UNKNOWN_ERROR (its own failure, say) already has an
-/// open item for a human, which a blocked report would only count once more.
+/// The type of the exception that reports a blocked task: the catch-all, as no other type
+/// fits. At most one exception of a type is open per task, so a task with another open
+/// UNKNOWN_ERROR (its own failure, say) already has an open item for a human, which a
+/// blocked report would only count once more.
 pub const BLOCKED_TASK_EXCEPTION: crate::model::ExceptionType =
     crate::model::ExceptionType::UnknownError;
 

@@ -74,7 +74,7 @@ impl Default for LockQuery {
 }
 
 impl LockQuery {
-    /// Checks the limit (1..=200, as the original).
+    /// Checks the limit (1..=200).
     pub fn validate(&self) -> Result<()> {
         if self.limit == 0 || self.limit > 200 {
             return Err(crate::Error::invalid(

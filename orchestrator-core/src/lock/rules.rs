@@ -91,8 +91,8 @@ pub fn grants_for(
         .collect()
 }
 
-/// The exception that records an administrator taking `released` locks away, as the
-/// original does (CONFLICT_DETECTED, INFO, "File lock force released").
+/// The exception that records an administrator taking `released` locks away
+/// (CONFLICT_DETECTED, INFO, "File lock force released").
 pub fn force_release_exception(
     path: &str,
     released: &[FileLock],
@@ -126,7 +126,7 @@ pub fn force_release_exception(
     }
 }
 
-/// Longest reason an administrator may give for a force release (the original's limit).
+/// Longest reason an administrator may give for a force release.
 const MAX_FORCE_RELEASE_REASON_CHARS: usize = 500;
 
 /// Checks a force release request; returns the normalized key of the path.

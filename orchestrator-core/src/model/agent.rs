@@ -9,7 +9,7 @@ use crate::time::Timestamp;
 const MAX_NAME_CHARS: usize = 200;
 
 /// A worker slot of a runner session: it runs one task attempt at a time and is reused
-/// for the next one (the original inserted one row per claim).
+/// for the next one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]

@@ -1,6 +1,7 @@
-//! The original's enumerations, with their exact wire spelling.
+//! The domain model's enumerations, with their exact wire spelling.
 //!
-//! Every enum serializes as the upper-case value the original used (see `wire_enum!`).
+//! Every enum serializes as the value its variant names (see `wire_enum!`), upper case
+//! unless noted.
 
 #[cfg(test)]
 use crate::error::Error;
@@ -222,7 +223,7 @@ wire_enum!(
 );
 
 wire_enum!(
-    /// The check a verification failure came from (lower case on the wire, as the original).
+    /// The check a verification failure came from (lower case on the wire).
     FailureKind, "type" {
         /// A file does not parse.
         Syntax = "syntax",

@@ -8,9 +8,9 @@ use crate::time::Timestamp;
 
 const MAX_TITLE_CHARS: usize = 500;
 const MAX_TEXT_CHARS: usize = 50_000;
-/// Longest resolution note accepted (the original's limit).
+/// Longest resolution note accepted.
 pub(crate) const MAX_RESOLUTION_NOTES_CHARS: usize = 5_000;
-/// Longest `resolvedBy` accepted (the original's limit).
+/// Longest `resolvedBy` accepted.
 pub(crate) const MAX_RESOLVED_BY_CHARS: usize = 255;
 
 /// Something that needs a human, in the one inbox.

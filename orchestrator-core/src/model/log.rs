@@ -8,8 +8,7 @@ use crate::ids::{AgentId, AgentLogId, TaskId};
 use crate::model::LogType;
 use crate::time::Timestamp;
 
-/// Longest log content kept, in characters (the original's limit); longer content is cut
-/// and marked as cut.
+/// Longest log content kept, in characters; longer content is cut and marked as cut.
 pub const MAX_LOG_CONTENT_CHARS: usize = 50_000;
 
 /// One entry of an agent's activity log.
@@ -94,8 +93,8 @@ impl fmt::Display for LogCursor {
     }
 }
 
-/// Parses the text form, or a bare ISO instant (the original's `before`), which means
-/// "everything strictly older than this instant".
+/// Parses the text form, or a bare ISO instant, which means "everything strictly older
+/// than this instant".
 impl FromStr for LogCursor {
     type Err = Error;
 

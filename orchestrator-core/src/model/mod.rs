@@ -1,9 +1,10 @@
-//! The domain model: the original's entities (inventory §2) plus what it lacked — task
-//! attempts with leases, dependencies, delayed retries, idempotent creation, agents as
-//! reusable worker slots, usage per attempt, and an append-only event log.
+//! The domain model: tasks with attempts under leases, dependencies, delayed retries and
+//! idempotent creation; agents as reusable worker slots of runner sessions; their logs,
+//! file locks, exceptions for a human, verification results, usage per attempt, and an
+//! append-only event log.
 //!
-//! Field names serialize in camelCase and enum values in the original's upper case, so the
-//! JSON of these types is the original's wire format.
+//! Field names serialize in camelCase and enum values in upper case, so the JSON of these
+//! types is the API's wire format.
 
 mod agent;
 mod attempt;

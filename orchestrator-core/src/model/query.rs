@@ -80,7 +80,7 @@ impl Default for TaskQuery {
 }
 
 impl TaskQuery {
-    /// Checks limits (1..=100, as the original), priority and search length.
+    /// Checks limits (1..=100), priority and search length.
     pub fn validate(&self) -> Result<()> {
         check_limit(self.limit, 100)?;
         if let Some(priority) = self.priority
@@ -166,7 +166,7 @@ impl LogQuery {
         }
     }
 
-    /// Checks the limit (1..=500, as the original) and that an agent or a task is named.
+    /// Checks the limit (1..=500) and that an agent or a task is named.
     pub fn validate(&self) -> Result<()> {
         if self.agent_id.is_none() && self.task_id.is_none() {
             return Err(Error::invalid(

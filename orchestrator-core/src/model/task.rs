@@ -6,7 +6,7 @@ use crate::ids::{AgentId, LeaseToken, TaskId};
 use crate::model::{RiskLevel, TaskComplexity, TaskStatus, VerificationStatus};
 use crate::time::Timestamp;
 
-/// Longest title accepted, in characters (the original's `varchar(500)`).
+/// Longest title accepted, in characters.
 pub const MAX_TITLE_CHARS: usize = 500;
 /// Longest description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 200_000;
@@ -315,7 +315,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_follow_the_original() {
+    fn defaults_are_the_documented_ones() {
         let task: NewTask = serde_json::from_str(r#"{"title":"t","description":"d"}"#).unwrap();
         assert_eq!(task.priority, 2);
         assert_eq!(task.risk_level, RiskLevel::Medium);

@@ -2,10 +2,10 @@
 //!
 //! An agent is a reusable worker slot of a runner session: IDLE → WORKING on a claim,
 //! back to IDLE when the attempt ends, whatever its outcome. PAUSED keeps the task and
-//! its locks. STUCK (never written by the original) means the attempt's lease ran out
-//! without a heartbeat; the slot may `Recover` when its runner calls in again. COMPLETED
-//! (retired) and FAILED (broken) are final, and only a slot that runs nothing can reach
-//! them, so no task is ever left bound to a dead slot.
+//! its locks. STUCK means the attempt's lease ran out without a heartbeat; the slot may
+//! `Recover` when its runner calls in again. COMPLETED (retired) and FAILED (broken) are
+//! final, and only a slot that runs nothing can reach them, so no task is ever left bound
+//! to a dead slot.
 
 use super::state_machine;
 use crate::model::AgentStatus;

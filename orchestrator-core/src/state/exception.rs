@@ -1,8 +1,8 @@
 //! The exception state machine.
 //!
-//! OPEN → ACKNOWLEDGED → RESOLVED, or DISMISSED along the way. RESOLVED is final, as in
-//! the original (409 on any change). Unlike the original, an acknowledged or dismissed
-//! exception can be reopened, and a dismissed one cannot be "acknowledged" backwards.
+//! OPEN → ACKNOWLEDGED → RESOLVED, or DISMISSED along the way. RESOLVED is final (409 on
+//! any change). An acknowledged or dismissed exception can be reopened, and a dismissed
+//! one cannot be "acknowledged" backwards.
 
 use super::state_machine;
 use crate::model::ExceptionStatus;
@@ -22,7 +22,7 @@ wire_enum!(
 );
 
 impl ExceptionEvent {
-    /// The event that moves an exception to `target`, as the original's PATCH names it.
+    /// The event that moves an exception to `target`, the status a PATCH asks for.
     pub fn toward(target: ExceptionStatus) -> Self {
         match target {
             ExceptionStatus::Open => Self::Reopen,

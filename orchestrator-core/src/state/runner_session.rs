@@ -2,7 +2,7 @@
 //!
 //! ACTIVE while the runner calls in; INACTIVE when the supervisor has not seen it for a
 //! while (it becomes ACTIVE again on its next call); REVOKED — final — when an
-//! administrator or `disconnect` withdraws its token (the original could not revoke).
+//! administrator or `disconnect` withdraws its token.
 
 use super::state_machine;
 use crate::model::RunnerSessionStatus;

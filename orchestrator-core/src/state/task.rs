@@ -12,10 +12,10 @@
 //!     └── Requeue ─ any running state (lease lost, attempts left)
 //! ```
 //!
-//! The original never wrote ASSIGNED or VERIFYING. Here ASSIGNED means "claimed, lease
-//! running, the agent has not reported progress yet", and VERIFYING means "the agent has
-//! finished and its change is being checked". `RequestCancel` leaves a running task in its
-//! state and flags it, so that the runner is told to stop at its next heartbeat.
+//! ASSIGNED means "claimed, lease running, the agent has not reported progress yet", and
+//! VERIFYING means "the agent has finished and its change is being checked".
+//! `RequestCancel` leaves a running task in its state and flags it, so that the runner is
+//! told to stop at its next heartbeat.
 
 use super::state_machine;
 use crate::model::TaskStatus;
@@ -108,7 +108,7 @@ mod tests {
     check_machine!(TaskMachine, EDGES, terminal = [S::Completed]);
 
     #[test]
-    fn the_original_patch_transitions_are_kept() {
+    fn patch_cancels_queued_and_requeues_failed_or_cancelled_tasks() {
         assert_eq!(transition(S::Queued, E::Cancel), Ok(S::Cancelled));
         assert_eq!(transition(S::Failed, E::Retry), Ok(S::Queued));
         assert_eq!(transition(S::Cancelled, E::Reopen), Ok(S::Queued));

@@ -134,7 +134,7 @@ pub async fn exceptions_deduplicate_and_sort_by_urgency(store: Arc<dyn Store>) {
 }
 
 /// Decisions follow the machine: RESOLVED is final, dismissed ones can be reopened, and
-/// the free-text fields keep the original's limits.
+/// the free-text fields keep their length limits.
 pub async fn exception_decisions_follow_the_state_machine(store: Arc<dyn Store>) {
     let exception = store
         .raise_exception(

@@ -13,7 +13,8 @@ use crate::model::{
 use crate::store::Store;
 use crate::store::StoreExt;
 
-/// A new task is QUEUED with the original's defaults and an event records it.
+/// A new task is QUEUED with the default priority, risk and attempts, and an event
+/// records it.
 pub async fn task_is_created_queued_with_defaults(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     let before = last_seq(&store).await;

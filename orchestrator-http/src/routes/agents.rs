@@ -109,8 +109,8 @@ async fn list_agents(
     Ok(ok(items))
 }
 
-/// The original's `POST /api/agents` started an agent inside the server on a task.
-/// Agents run on runners here, so the task is queued for the next free runner.
+/// The task to start an agent on. Agents run on runners, so the task is queued for the
+/// next free runner.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SpawnBody {
@@ -364,8 +364,8 @@ struct Retired {
     id: AgentId,
 }
 
-/// Retires a slot that runs nothing (the original's soft delete). A slot at work must be
-/// stopped first, so that its task is not left behind.
+/// Retires a slot that runs nothing; the slot is kept, marked retired. A slot at work must
+/// be stopped first, so that its task is not left behind.
 #[utoipa::path(
     delete,
     path = "/api/agents/{id}",

@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult, Denied, ErrorEnvelope, ReadErrors};
 use crate::extract::{Json, OptionalJson, parse_id};
 use crate::state::AppState;
 
-/// How long a setup token can be exchanged (the original's 10 minutes).
+/// How long a setup token can be exchanged.
 const SETUP_TOKEN_TTL: Duration = Duration::from_secs(600);
 /// Longest runner name.
 const MAX_NAME_CHARS: usize = 100;
@@ -46,8 +46,8 @@ struct Minted {
     command: String,
 }
 
-/// The connection token keeps the original's format: base64 of
-/// `<apiUrl>|<secret>:<expiresAtMs>`, where `<secret>:<expiresAtMs>` is the setup token.
+/// The connection token is base64 of `<apiUrl>|<secret>:<expiresAtMs>`, where
+/// `<secret>:<expiresAtMs>` is the setup token.
 #[utoipa::path(
     get,
     path = "/api/connect",
@@ -162,7 +162,7 @@ async fn exchange_setup_token(
     }))
 }
 
-/// `runner-` and the time in base 36, as the original names runners.
+/// `runner-` and the time in milliseconds in base 36.
 fn default_runner_name(now: Timestamp) -> String {
     let mut millis = u64::try_from(now.as_millis()).unwrap_or(0);
     let mut digits = Vec::new();
@@ -176,7 +176,7 @@ fn default_runner_name(now: Timestamp) -> String {
     format!("runner-{}", digits.iter().rev().collect::<String>())
 }
 
-/// The original's body form: `{"runnerToken": "..."}`.
+/// The token in the body: `{"runnerToken": "..."}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TokenBody {

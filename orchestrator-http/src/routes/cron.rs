@@ -17,7 +17,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/cron/cleanup").route(web::get().to(cleanup)));
 }
 
-/// The original's raw body (no `data` envelope), with what the pass did.
+/// A bare body (no `data` envelope), with what the pass did.
 #[derive(Debug, Serialize, ToSchema)]
 struct Cleaned {
     success: bool,

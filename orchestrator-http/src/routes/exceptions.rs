@@ -39,7 +39,7 @@ struct ExceptionList {
     pagination: Pagination,
 }
 
-/// `status` defaults to OPEN as in the original; `ALL` lists every status.
+/// `status` defaults to OPEN; `ALL` lists every status.
 fn status_filter(params: &Params) -> ApiResult<Option<ExceptionStatus>> {
     match params.text("status") {
         None => Ok(Some(ExceptionStatus::Open)),

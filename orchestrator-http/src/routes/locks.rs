@@ -15,9 +15,9 @@ use crate::error::{ApiError, ApiResult, ListErrors, ReadErrors};
 use crate::extract::{Json, Params};
 use crate::state::AppState;
 
-/// Most paths one check accepts (the original's limit).
+/// Most paths one check accepts.
 const MAX_CHECK_PATHS: usize = 100;
-/// Longest force-release reason (the original's limit).
+/// Longest force-release reason.
 const MAX_REASON_CHARS: usize = 500;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -46,8 +46,8 @@ struct LockList {
     total_count: usize,
 }
 
-/// Lists locks newest first; like the original it includes expired locks the supervisor
-/// has not swept yet (`includeExpired=false` leaves them out), each marked `isExpired`.
+/// Lists locks newest first, including expired locks the supervisor has not swept yet
+/// (`includeExpired=false` leaves them out), each marked `isExpired`.
 #[utoipa::path(
     get,
     path = "/api/locks",
@@ -120,7 +120,7 @@ struct PreviousHolder {
 struct Released {
     message: &'static str,
     file_path: String,
-    /// The first holder, as the original reports one.
+    /// The first holder.
     previous_holder: Option<PreviousHolder>,
     /// Every holder (a shared lock may have several).
     previous_holders: Vec<PreviousHolder>,

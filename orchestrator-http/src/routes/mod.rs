@@ -1,4 +1,5 @@
-//! The routes under `/api`, one module per area of the original API.
+//! The routes under `/api`, one module per area of the API. They keep the wire contract of
+//! the earlier Agent Orchestrator API (see the crate documentation).
 
 mod agents;
 mod connect;
@@ -179,7 +180,7 @@ const AVAILABLE_ENDPOINTS: &[&str] = &[
 ];
 
 /// Any method on a path under `/api` that no route serves: 404 with the endpoints that
-/// exist, as the original's catch-all does.
+/// exist.
 pub(crate) async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
         ErrorCode::NotFound,

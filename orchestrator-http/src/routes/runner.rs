@@ -1,7 +1,7 @@
 //! `/api/runner/*`: the runner protocol. A runner authenticates with its runner token
-//! (`Authorization: Bearer`, or the original's `runnerToken` in the body or query), claims
-//! work by long poll into its agent slots, and reports on each attempt with the attempt's
-//! lease: heartbeats (answered with a control signal), log batches, and completion.
+//! (`Authorization: Bearer`, or `runnerToken` in the body or query), claims work by long
+//! poll into its agent slots, and reports on each attempt with the attempt's lease:
+//! heartbeats (answered with a control signal), log batches, and completion.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use orchestrator_core::Timestamp;
@@ -170,8 +170,7 @@ async fn status(
     }))
 }
 
-/// Every live (not retired) slot of the session.
-/// The original's `POST /api/runner/status`: registration without a token (refused: runners
+/// The body of `POST /api/runner/status`: registration without a token (refused: runners
 /// connect with a setup token), or a runner setting one of its agents' status.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -458,8 +458,8 @@ async fn delete_task(
     }))
 }
 
-/// The original's body for `run`, `retry` and `auto-retry`: a directory on the server.
-/// Runners work in their own worktrees, so it is accepted and not used.
+/// The body of `run`, `retry` and `auto-retry`: a directory on the server. Runners work
+/// in their own worktrees, so it is accepted and not used.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct WorkingDirBody {

@@ -1,7 +1,7 @@
 //! `/api/verify`: verification evidence per task. Runners verify in the task's worktree
 //! and report with their completion; this route records evidence produced elsewhere (a CI
-//! system, a person), or — as the original did — runs the checks in a directory on the
-//! server, limited to the directories under the server's `--verify-root` paths.
+//! system, a person), or runs the checks in a directory on the server, limited to the
+//! directories under the server's `--verify-root` paths.
 
 use std::path::{Path, PathBuf};
 
