@@ -28,11 +28,13 @@ use crate::state::task::{self as task_state, TaskEvent};
 use crate::time::Timestamp;
 
 mod activity;
+mod attempt_end;
 mod exception;
 mod requests;
 mod task;
 
 pub use activity::*;
+pub use attempt_end::*;
 pub use exception::*;
 pub use requests::*;
 pub use task::*;

@@ -1,10 +1,7 @@
 //! The task lifecycle: claims, runner reports, leases, cancellation, retries, edits,
-//! creation and deletion.
+//! creation and deletion (an attempt's end is in `attempt_end`).
 
-use super::activity::count_verification;
 use super::*;
-use crate::model::{ExceptionSeverity, ExceptionType, NewException};
-use crate::retry::{self, RetryPolicy};
 
 /// Longest failure reason kept on a task or attempt, in characters.
 const MAX_REASON_CHARS: usize = 10_000;
@@ -69,7 +66,7 @@ impl TaskAction {
     }
 
     /// The outcome a repeat of this action finds already recorded on the attempt.
-    fn idempotent_outcome(&self) -> Option<AttemptOutcome> {
+    pub(super) fn idempotent_outcome(&self) -> Option<AttemptOutcome> {
         match self {
             Self::Complete { .. } => Some(AttemptOutcome::Completed),
             Self::Fail { .. } => Some(AttemptOutcome::Failed),
@@ -351,170 +348,6 @@ pub fn plan_task_action(
         events,
         ..Change::default()
     })
-}
-
-/// A runner's last report on its attempt: the outcome, with the evidence that goes with it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AttemptEnd {
-    /// [`TaskAction::Complete`], [`TaskAction::Fail`] or [`TaskAction::AcknowledgeCancel`].
-    pub action: TaskAction,
-    /// The verification run of the attempt's change, if there was one.
-    pub verification: Option<NewVerificationResult>,
-    /// Entries closing the attempt's log, from its agent and about its task.
-    pub logs: Vec<NewAgentLog>,
-    /// How a failure is followed up: a failed verification is retried as this policy
-    /// says, with an exception for a human where it asks for review or allows no retry;
-    /// any other failure raises an exception for a human.
-    pub retry_policy: RetryPolicy,
-}
-
-impl AttemptEnd {
-    /// Checks what can be checked without the task: the action ends an attempt, and the
-    /// verification result is well formed.
-    pub fn validate(&self) -> Result<()> {
-        if self.action.idempotent_outcome().is_none() {
-            return Err(Error::invalid(
-                "action",
-                "an attempt ends in a completion, a failure or an acknowledged cancellation",
-            ));
-        }
-        match &self.verification {
-            Some(result) => result.validate(),
-            None => Ok(()),
-        }
-    }
-
-    /// The type of the exception this end may raise, if it may raise one: the store loads
-    /// the unresolved exception of that type for the task, which is counted again instead
-    /// of raising a second.
-    pub fn follow_up_exception(&self) -> Option<ExceptionType> {
-        match (&self.action, &self.verification) {
-            (TaskAction::Fail { .. }, Some(_)) => Some(ExceptionType::VerificationFailed),
-            (TaskAction::Fail { .. }, None) => Some(ExceptionType::UnknownError),
-            _ => None,
-        }
-    }
-}
-
-/// Decides what ending an attempt writes, all in one change: the outcome as
-/// [`plan_task_action`] decides it, the verification result, the closing log entries, and
-/// for a failure its follow-up (see [`AttemptEnd::retry_policy`]; none when the task was
-/// asked to stop). `unresolved` is the task's unresolved exception of the type
-/// [`AttemptEnd::follow_up_exception`] names. The same end reported again under the same
-/// lease finds the outcome recorded, and is a no-op that records nothing a second time.
-pub fn plan_attempt_end(
-    context: TaskContext,
-    end: AttemptEnd,
-    unresolved: Option<Exception>,
-    lease: &LeaseRef,
-    now: Timestamp,
-) -> Result<Change> {
-    end.validate()?;
-    let AttemptEnd {
-        action,
-        verification,
-        logs,
-        retry_policy,
-    } = end;
-    let running = context.task.clone();
-    let mut change = plan_task_action(context, action, Some(lease), now)?;
-    if change.noop {
-        return Ok(change);
-    }
-    let mut ended = change
-        .task
-        .take()
-        .ok_or_else(|| Error::backend("an attempt's end planned no task"))?;
-    let mut events = Vec::new();
-    if let Some(result) = verification {
-        let (recorded, event) = count_verification(&mut ended, result, now);
-        change.verification = Some(recorded);
-        events.push(event);
-    }
-    if !logs.is_empty() {
-        let (stored, log_events) = plan_attempt_logs(&running, lease, logs, now)?;
-        change.logs = stored;
-        events.extend(log_events);
-    }
-    events.append(&mut change.events);
-    // A failure reported while a cancellation was pending is not followed up: nobody
-    // wants the task run again, nor asked about it.
-    if ended.status == TaskStatus::Failed && !running.cancel_requested {
-        let (task, follow_up) = follow_up_failure(
-            ended,
-            change.verification.as_ref(),
-            &retry_policy,
-            unresolved,
-            now,
-        )?;
-        ended = task;
-        change.exception = follow_up.exception;
-        events.extend(follow_up.events);
-    }
-    change.task = Some(ended);
-    change.events = events;
-    Ok(change)
-}
-
-/// What follows a failed attempt: with a failed verification, a retry as `policy` says
-/// (the task queued again in the same write, so it keeps the revision of that write) and
-/// an exception where the policy asks for review or allows no retry; without one, an
-/// exception for a human. Returns the task and the exception's change.
-fn follow_up_failure(
-    failed: Task,
-    verification: Option<&VerificationResult>,
-    policy: &RetryPolicy,
-    unresolved: Option<Exception>,
-    now: Timestamp,
-) -> Result<(Task, Change)> {
-    let Some(verification) = verification else {
-        let mut exception = NewException::new(
-            ExceptionType::UnknownError,
-            ExceptionSeverity::Error,
-            "Task failed",
-        );
-        exception.description = failed.last_error.clone();
-        exception.suggested_action = Some("Review the agent logs and retry the task".into());
-        exception.task_id = Some(failed.id);
-        exception.agent_id = failed.assigned_agent_id;
-        return Ok((failed, plan_exception(exception, unresolved, now)?));
-    };
-    match retry::decide(&failed, Some(verification), policy, now) {
-        Ok(info) => {
-            let context = TaskContext {
-                task: failed.clone(),
-                agent: None,
-                attempt: None,
-                unfinished_dependencies: Vec::new(),
-                lock_conflicts: Vec::new(),
-            };
-            let retry = TaskAction::Retry {
-                not_before: Some(info.not_before),
-            };
-            let requeue = plan_task_action(context, retry, None, now)?;
-            let mut requeued = requeue
-                .task
-                .ok_or_else(|| Error::backend("a retry planned no task"))?;
-            requeued.revision = failed.revision;
-            let mut follow_up = Change {
-                events: requeue.events,
-                ..Change::default()
-            };
-            if info.requires_human_review {
-                let note = info.review_note();
-                let exception = retry::review_exception(&failed, ExceptionSeverity::Warning, note);
-                let raised = plan_exception(exception, unresolved, now)?;
-                follow_up.exception = raised.exception;
-                follow_up.events.extend(raised.events);
-            }
-            Ok((requeued, follow_up))
-        }
-        Err(Error::Conflict(reason)) => {
-            let exception = retry::review_exception(&failed, ExceptionSeverity::Error, reason);
-            Ok((failed, plan_exception(exception, unresolved, now)?))
-        }
-        Err(other) => Err(other),
-    }
 }
 
 /// Extends the live attempt's lease (and its locks) to `now + ttl`, and says what the
@@ -837,49 +670,4 @@ pub fn check_deletable(task: &Task, dependents: &[TaskId]) -> Result<NewEvent> {
         )));
     }
     Ok(NewEvent::new(EventKind::TaskDeleted).task(task.id))
-}
-
-/// Ends an attempt whose lease ran out ([`TaskAction::ExpireLease`]) and raises (or
-/// counts again) the AGENT_STUCK exception for it, in one change. `unresolved` is the
-/// task's unresolved AGENT_STUCK exception, if any.
-pub fn plan_lease_expiry(
-    context: TaskContext,
-    unresolved: Option<Exception>,
-    now: Timestamp,
-) -> Result<Change> {
-    let agent = context.agent.clone();
-    let expired_at = context.task.lease_expires_at;
-    let attempt = context.task.attempt;
-    let mut change = plan_task_action(context, TaskAction::ExpireLease, None, now)?;
-    let task = change
-        .task
-        .as_ref()
-        .ok_or_else(|| Error::backend("lease expiry planned no task"))?;
-    let agent_name = agent
-        .as_ref()
-        .map(|a| a.name.clone().unwrap_or_else(|| a.id.to_string()))
-        .unwrap_or_else(|| "unknown agent".to_owned());
-    let outcome = match task.status {
-        TaskStatus::Queued => "the task went back to the queue",
-        TaskStatus::Failed => "the task failed: all its attempts are used",
-        _ => "the task was cancelled as requested",
-    };
-    let mut stuck = NewException::new(
-        ExceptionType::AgentStuck,
-        ExceptionSeverity::Error,
-        format!("Agent stuck: {agent_name}"),
-    );
-    stuck.description = Some(format!(
-        "Attempt {attempt} of task \"{}\" sent no heartbeat before its lease ran out{}; {outcome}.",
-        task.title,
-        expired_at.map(|at| format!(" at {at}")).unwrap_or_default()
-    ));
-    stuck.suggested_action =
-        Some("Check the runner machine; the slot recovers when its runner calls in again".into());
-    stuck.agent_id = agent.map(|a| a.id);
-    stuck.task_id = Some(task.id);
-    let raised = plan_exception(stuck, unresolved, now)?;
-    change.exception = raised.exception;
-    change.events.extend(raised.events);
-    Ok(change)
 }
