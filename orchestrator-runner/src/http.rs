@@ -8,11 +8,12 @@ use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::model::TaskStatus;
 use orchestrator_core::protocol::{
     AttemptRef, ChangedPaths, ClaimWork, Claimed, ClaimedTask, Completed, CompletionReport,
-    HeartbeatAnswer, HeartbeatReport, LogBatch, LogEntry, LogsReceived,
+    HeartbeatAnswer, HeartbeatReport, LogBatch, LogEntry, LogsReceived, RunnerConnected,
+    SetupExchange,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::client::{ClientError, OrchestratorClient, Refusal};
 
@@ -221,15 +222,6 @@ impl std::str::FromStr for ConnectionToken {
     }
 }
 
-/// The runner session a setup token was exchanged for.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Connected {
-    pub runner_token: String,
-    pub runner_name: String,
-    pub runner_id: String,
-}
-
 impl HttpClient {
     /// Exchanges the setup token in `token` for a runner token (single use), trusting
     /// `ca_certificates` as well as the public roots.
@@ -238,19 +230,15 @@ impl HttpClient {
         name: Option<&str>,
         working_dir: &str,
         ca_certificates: &[reqwest::Certificate],
-    ) -> Result<(Self, Connected), ClientError> {
+    ) -> Result<(Self, RunnerConnected), ClientError> {
         let anonymous = Self::trusting(&token.url, "", ca_certificates)?;
-        let mut body = json!({ "setupToken": token.setup_token, "workingDir": working_dir });
-        if let Some(name) = name {
-            body["name"] = json!(name);
-        }
-        let connected: Connected = anonymous
-            .call(
-                reqwest::Method::POST,
-                "/api/connect",
-                Some(&body),
-                CALL_TIMEOUT,
-            )
+        let exchange = SetupExchange {
+            setup_token: token.setup_token.clone(),
+            name: name.map(str::to_owned),
+            working_dir: Some(working_dir.to_owned()),
+        };
+        let connected: RunnerConnected = anonymous
+            .post("/api/connect", &exchange, CALL_TIMEOUT)
             .await?;
         let client = Self::trusting(&token.url, &connected.runner_token, ca_certificates)?;
         Ok((client, connected))

@@ -30,13 +30,13 @@ pub mod testing;
 pub mod worktree;
 
 pub use client::{ClientError, OrchestratorClient, Refusal};
-pub use http::{Connected, ConnectionToken, HttpClient, read_ca_certificates};
+pub use http::{ConnectionToken, HttpClient, read_ca_certificates};
 pub use local::LocalClient;
 pub use orchestrator_core::attempts::{AttemptCompletion, DiffStats, LockAnswer};
 pub use orchestrator_core::backend::{
     AgentOutcome, AgentOutput, AgentOutputSink, AgentRequest, PauseSignal,
 };
-pub use orchestrator_core::protocol::{AttemptRef, ClaimedTask, LogEntry};
+pub use orchestrator_core::protocol::{AttemptRef, ClaimedTask, LogEntry, RunnerConnected};
 pub use runner::{
     RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl, RunnerError, RunnerEvent,
 };

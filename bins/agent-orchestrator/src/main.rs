@@ -294,7 +294,7 @@ async fn connect(
         &Config {
             url: token.url.clone(),
             runner_token: connected.runner_token,
-            runner_id: connected.runner_id,
+            runner_id: connected.runner_id.to_string(),
             runner_name: connected.runner_name.clone(),
             working_dir: dir.clone(),
             backend: backend.map(|b| b.name().to_owned()),

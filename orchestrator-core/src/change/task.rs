@@ -611,7 +611,7 @@ pub(super) fn agent_status_event(agent: &Agent, from: AgentStatus) -> NewEvent {
     }
 }
 
-/// Validates a batch of new tasks: size 1 to [`MAX_BATCH_SIZE`], each task valid (the
+/// Validates a batch of new tasks: size 1 to [`MAX_BATCH_SIZE`](crate::model::MAX_BATCH_SIZE), each task valid (the
 /// error names `tasks[i].field`), no idempotency key twice.
 pub fn validate_task_batch(batch: &[crate::model::NewTask]) -> Result<()> {
     use crate::model::MAX_BATCH_SIZE;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::attempts::{AttemptCompletion, DiffStats};
 use crate::change::LeaseRef;
 use crate::coordination::{Claim, ControlSignal};
-use crate::ids::{AgentId, LeaseToken, TaskId};
+use crate::ids::{AgentId, LeaseToken, RunnerSessionId, TaskId};
 use crate::model::{
     AgentStatus, FileLock, LogType, NewVerificationResult, Task, TaskStatus, Usage,
 };
@@ -297,4 +297,31 @@ pub struct SlotStatusSet {
     pub success: bool,
     pub agent_id: AgentId,
     pub status: AgentStatus,
+}
+
+/// A machine asking to become a runner: it exchanges a single-use setup token for a
+/// runner token of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetupExchange {
+    /// `<secret>:<expiresAtMs>`, from the connection token an admin minted.
+    pub setup_token: String,
+    /// The runner's name (default: `runner-` and the time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The repository the runner works on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+}
+
+/// The runner session a setup token was exchanged for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerConnected {
+    /// The runner's token: shown once, kept only as a hash on the server.
+    pub runner_token: String,
+    pub runner_name: String,
+    pub runner_id: RunnerSessionId,
 }

@@ -18,7 +18,7 @@
 //! * Rules live in [`crate::change`]; a store loads, asks the matching `plan_*` function,
 //!   and persists the result with each updated row guarded by its previous revision. A
 //!   guard that fails (a concurrent writer won) is retried on fresh rows or reported as
-//!   [`Error::Conflict`](crate::Error::Conflict); an update is never lost.
+//!   [`Error::Conflict`]; an update is never lost.
 //! * Every state change appends [`Event`](crate::model::Event)s in the same transaction.
 //!   Their `seq` numbers strictly increase, and an event never becomes visible with a
 //!   number below one a reader has already seen, so `events_since` never skips an event.

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use orchestrator_core::Timestamp;
 use orchestrator_core::ids::RunnerSessionId;
 use orchestrator_core::model::{NewRunnerSession, RunnerSession, RunnerSessionStatus};
+use orchestrator_core::protocol::{RunnerConnected, SetupExchange};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -76,30 +77,14 @@ async fn mint_setup_token(_: Admin, state: web::Data<AppState>) -> ApiResult<Htt
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ExchangeBody {
-    setup_token: String,
-    name: Option<String>,
-    working_dir: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct Exchanged {
-    runner_token: String,
-    runner_name: String,
-    runner_id: RunnerSessionId,
-}
-
 #[utoipa::path(
     post,
     path = "/api/connect",
     tag = "runners",
     summary = "Exchange a setup token for a runner token",
-    request_body = ExchangeBody,
+    request_body = SetupExchange,
     responses(
-        (status = 200, description = "The runner token", body = Data<Exchanged>),
+        (status = 200, description = "The runner token", body = Data<RunnerConnected>),
         (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
         (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
@@ -107,7 +92,7 @@ struct Exchanged {
 )]
 async fn exchange_setup_token(
     state: web::Data<AppState>,
-    Json(body): Json<ExchangeBody>,
+    Json(body): Json<SetupExchange>,
 ) -> ApiResult<HttpResponse> {
     let secret = match body.setup_token.trim().split(':').collect::<Vec<_>>()[..] {
         [secret, expiry] if !secret.is_empty() && !expiry.is_empty() => secret.to_owned(),
@@ -155,7 +140,7 @@ async fn exchange_setup_token(
             now,
         )
         .await?;
-    Ok(ok(Exchanged {
+    Ok(ok(RunnerConnected {
         runner_token,
         runner_name: session.name,
         runner_id: session.id,

@@ -42,7 +42,7 @@ use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
 
-/// A [`Store`] over a SQL database: [`SqliteStore`](crate::SqliteStore) or
+/// A [`Store`](orchestrator_core::Store) over a SQL database: [`SqliteStore`](crate::SqliteStore) or
 /// [`PostgresStore`](crate::PostgresStore).
 pub struct SqlStore<D: Dialect> {
     /// Connections reads run on.
