@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The fleet scenarios of orchestrator-load against the release server, on SQLite and on
+# PostgreSQL, each run on a fresh database; the results replace the table between the
+# load-table markers in BENCHMARKS.md.
+#
+#   bash benches/load.sh                  # both stores
+#   STORES=sqlite bash benches/load.sh    # one
+#
+# PostgreSQL runs need a server where the user may create databases:
+# ORCHESTRATOR_LOAD_POSTGRES (default postgres://postgres@127.0.0.1:5432), with psql.
+# Sizes: SHARED_TASKS (default 2000), DISJOINT_TASKS (2000), DEEP_BLOCKED (10000),
+# RATE (tasks/s of the open-loop runs, default 100).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+cargo build --release -q -p orchestrator-server -p orchestrator-benches --bin orchestrator-server \
+    --bin orchestrator-load
+SERVER=target/release/orchestrator-server
+LOAD=target/release/orchestrator-load
+TOKEN=load-admin-token-0123456789
+PORT=${PORT:-39300}
+URL="http://127.0.0.1:$PORT"
+STORES=${STORES:-"sqlite postgres"}
+POSTGRES=${ORCHESTRATOR_LOAD_POSTGRES:-postgres://postgres@127.0.0.1:5432}
+SHARED_TASKS=${SHARED_TASKS:-2000}
+DISJOINT_TASKS=${DISJOINT_TASKS:-2000}
+DEEP_BLOCKED=${DEEP_BLOCKED:-10000}
+RATE=${RATE:-100}
+
+ROWS=$(mktemp)
+DATA=""
+DATABASE=""
+SERVER_PID=""
+trap 'stop_server; rm -f "$ROWS"' EXIT
+
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+    if [ -n "$DATA" ]; then
+        rm -rf "$DATA"
+        DATA=""
+    fi
+    if [ -n "$DATABASE" ]; then
+        psql -q "$POSTGRES/postgres" -c "DROP DATABASE IF EXISTS $DATABASE" >/dev/null
+        DATABASE=""
+    fi
+}
+
+# Starts the server on a fresh database of store $1.
+start_server() {
+    DATA=$(mktemp -d)
+    local url="sqlite://$DATA/orchestrator.db"
+    if [ "$1" = postgres ]; then
+        DATABASE="orchestrator_load_$$_$RANDOM"
+        psql -q "$POSTGRES/postgres" -c "CREATE DATABASE $DATABASE" >/dev/null
+        url="$POSTGRES/$DATABASE"
+    fi
+    RATE_LIMIT_ENABLED=false RUST_LOG=warn "$SERVER" --bind "127.0.0.1:$PORT" \
+        --data-dir "$DATA" --database-url "$url" --admin-token "$TOKEN" >/dev/null &
+    SERVER_PID=$!
+    for _ in $(seq 1 200); do
+        curl -sf "$URL/api/health" >/dev/null && return
+        sleep 0.1
+    done
+    echo "the server did not come up" >&2
+    exit 1
+}
+
+# One run on a fresh server: store $1, then orchestrator-load's arguments.
+scenario() {
+    local store=$1
+    shift
+    start_server "$store"
+    echo "$store: $*" >&2
+    "$LOAD" --url "$URL" --admin-token "$TOKEN" --markdown "$store" "$@" | tee -a "$ROWS" >&2
+    stop_server
+}
+
+for store in $STORES; do
+    scenario "$store" --scenario shared --runners 1 --tasks "$SHARED_TASKS"
+    scenario "$store" --scenario shared --runners 16 --tasks "$SHARED_TASKS"
+    scenario "$store" --scenario disjoint --runners 1 --tasks "$DISJOINT_TASKS"
+    scenario "$store" --scenario disjoint --runners 16 --tasks "$DISJOINT_TASKS"
+    scenario "$store" --scenario mix --runners 16 --tasks "$DISJOINT_TASKS"
+    scenario "$store" --scenario disjoint --runners 16 --tasks "$DISJOINT_TASKS" --rate "$RATE"
+    scenario "$store" --scenario deep --blocked "$DEEP_BLOCKED" --runners 16 \
+        --tasks "$DISJOINT_TASKS" --rate "$RATE"
+done
+
+TABLE=$(mktemp)
+{
+    echo "<!-- load-table:begin -->"
+    echo "Written by \`bash benches/load.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') at $(git rev-parse --short HEAD)."
+    echo
+    echo "| Store | Scenario | Runners × slots | Tasks | Cycles/s | Claim p50 / p99 / p99.9 (ms) | Enqueue → claim p99 (ms) | Completion p99 (ms) | Heartbeat p99 (ms) | Errors | Lost | Done twice |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    cat "$ROWS"
+    echo "<!-- load-table:end -->"
+} >"$TABLE"
+if grep -q "<!-- load-table:begin -->" BENCHMARKS.md; then
+    awk -v table="$TABLE" '
+        /<!-- load-table:begin -->/ { while ((getline line < table) > 0) print line; skip = 1; next }
+        /<!-- load-table:end -->/ { skip = 0; next }
+        !skip { print }
+    ' BENCHMARKS.md >BENCHMARKS.md.new
+    mv BENCHMARKS.md.new BENCHMARKS.md
+else
+    { echo; cat "$TABLE"; } >>BENCHMARKS.md
+fi
+rm -f "$TABLE"
+echo "BENCHMARKS.md updated" >&2
