@@ -95,7 +95,7 @@ TABLE=$(mktemp)
     echo "<!-- load-table:begin -->"
     echo "Written by \`bash benches/load.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') at $(git rev-parse --short HEAD)."
     echo
-    echo "| Store | Scenario | Runners × slots | Tasks | Cycles/s | Claim p50 / p99 / p99.9 (ms) | Enqueue → claim p99 (ms) | Completion p99 (ms) | Heartbeat p99 (ms) | Errors | Lost | Done twice |"
+    echo "| Store | Scenario | Runners × slots | Tasks | Cycles/s | Claim from ready p50 / p99 / p99.9 (ms) | Enqueue → claim p99 (ms) | Completion p99 (ms) | Heartbeat p99 (ms) | Errors | Lost | Done twice |"
     echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     cat "$ROWS"
     echo "<!-- load-table:end -->"

@@ -198,11 +198,13 @@ pub(crate) async fn run_runner(
         // Wait for a free slot, then ask for as many tasks as there are free slots.
         drop(slots.acquire().await.expect("never closed"));
         let available = slots.available_permits();
+        let sent = Instant::now();
         let (claimed, took) = runner.claim(available, config.claim_wait).await;
         match claimed {
             Ok(claimed) if claimed.claims.is_empty() => metrics.record("claim (none)", took),
             Ok(claimed) => {
                 metrics.record("claim", took);
+                metrics.claimed(sent);
                 let now = Instant::now();
                 for task in claimed.claims {
                     note_claim(&ledger, &task, now);

@@ -19,6 +19,9 @@ pub(crate) struct Metrics {
     latencies: Mutex<BTreeMap<&'static str, Histogram<u64>>>,
     errors: Mutex<BTreeMap<(String, u16), u64>>,
     completions: Mutex<(u64, Option<Instant>)>,
+    /// When work last became claimable as far as the fleet can tell: a task queued, or a
+    /// completion accepted (which frees its paths).
+    work_ready: Mutex<Option<Instant>>,
 }
 
 impl Metrics {
@@ -27,7 +30,26 @@ impl Metrics {
             latencies: Mutex::default(),
             errors: Mutex::default(),
             completions: Mutex::new((0, None)),
+            work_ready: Mutex::new(None),
         }
+    }
+
+    /// Notes that work may have become claimable now.
+    pub(crate) fn work_ready(&self) {
+        *self.work_ready.lock().unwrap() = Some(Instant::now());
+    }
+
+    /// Records a claim sent at `sent` that came back with work: how long it took from the
+    /// later of its sending and the moment work last became claimable.
+    pub(crate) fn claimed(&self, sent: Instant) {
+        let now = Instant::now();
+        let ready = self
+            .work_ready
+            .lock()
+            .unwrap()
+            .filter(|ready| *ready > sent && *ready <= now)
+            .unwrap_or(sent);
+        self.record("claim (from ready)", now - ready);
     }
 
     /// Records one call of `label` that took `took`.
@@ -58,6 +80,8 @@ impl Metrics {
         let mut completions = self.completions.lock().unwrap();
         completions.0 += 1;
         completions.1 = Some(Instant::now());
+        drop(completions);
+        self.work_ready();
     }
 
     /// Completions so far.
@@ -190,9 +214,11 @@ impl Report {
             self.latency(call)
                 .map_or("–".to_owned(), |l| format!("{:.1}", l.p99_ms))
         };
-        let claim = self.latency("claim").map_or("–".to_owned(), |l| {
-            format!("{:.1} / {:.1} / {:.1}", l.p50_ms, l.p99_ms, l.p999_ms)
-        });
+        let claim = self
+            .latency("claim (from ready)")
+            .map_or("–".to_owned(), |l| {
+                format!("{:.1} / {:.1} / {:.1}", l.p50_ms, l.p99_ms, l.p999_ms)
+            });
         let mut scenario = self.scenario.clone();
         if self.blocked > 0 {
             scenario.push_str(&format!(" ({} blocked)", self.blocked));

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use orchestrator_core::coordination::ClaimRoom;
 use orchestrator_core::protocol::RunnerProtocol;
 use orchestrator_core::retry::RetryPolicy;
 use orchestrator_core::supervisor::{Supervisor, SupervisorConfig};
@@ -18,6 +19,8 @@ use crate::rate_limit::{RateLimitConfig, RateLimits};
 #[derive(Debug)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Where this server's waiting claims take turns.
+    pub claims: Arc<ClaimRoom>,
     pub clock: Arc<dyn Clock>,
     /// Runs the housekeeping that `GET /api/cron/cleanup` triggers.
     pub supervisor: Arc<Supervisor>,
@@ -60,6 +63,7 @@ impl AppState {
         let supervisor =
             Supervisor::new(store.clone(), clock.clone(), SupervisorConfig::new(holder));
         Self {
+            claims: Arc::new(ClaimRoom::new(store.clone())),
             store,
             clock,
             supervisor: Arc::new(supervisor),
@@ -133,7 +137,12 @@ impl AppState {
 
     /// The runner protocol over this server's store.
     pub fn protocol(&self) -> RunnerProtocol<'_> {
-        RunnerProtocol::new(self.store.as_ref(), self.clock.as_ref(), &self.retry_policy)
+        RunnerProtocol::new(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            &self.retry_policy,
+            &self.claims,
+        )
     }
 
     /// The current instant by the application's clock.

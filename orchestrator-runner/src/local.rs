@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orchestrator_core::attempts::{AttemptCompletion, LockAnswer};
-use orchestrator_core::coordination::ControlSignal;
+use orchestrator_core::coordination::{ClaimRoom, ControlSignal};
 use orchestrator_core::model::{NewRunnerSession, RunnerSession, TaskStatus};
 use orchestrator_core::protocol::{
     AttemptRef, ChangedPaths, ClaimWork, ClaimedTask, CompletionReport, HeartbeatReport, LogBatch,
@@ -26,6 +26,8 @@ pub struct LocalClient {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     retry_policy: RetryPolicy,
+    /// Where this client's waiting claims take turns.
+    waiting: ClaimRoom,
     /// The session as it was when it last called in.
     session: Mutex<RunnerSession>,
 }
@@ -54,6 +56,7 @@ impl LocalClient {
             )
             .await?;
         Ok(Self {
+            waiting: ClaimRoom::new(store.clone()),
             store,
             clock,
             retry_policy: RetryPolicy::default(),
@@ -76,7 +79,12 @@ impl LocalClient {
     }
 
     fn protocol(&self) -> RunnerProtocol<'_> {
-        RunnerProtocol::new(self.store.as_ref(), self.clock.as_ref(), &self.retry_policy)
+        RunnerProtocol::new(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            &self.retry_policy,
+            &self.waiting,
+        )
     }
 
     /// The session, after it called in (as every call of a runner over HTTP does).

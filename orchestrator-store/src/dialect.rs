@@ -110,6 +110,18 @@ pub trait Dialect:
     fn bind_real(query: &mut QueryBuilder<Self>, value: Option<f64>);
     fn bind_flag(query: &mut QueryBuilder<Self>, value: Option<bool>);
 
+    /// Adds to `batch` the insert of `rows` into `table`: each row the id `owner.1` in the
+    /// column `owner.0`, then one text (or NULL) per column of `columns`, in as few
+    /// statements as the dialect's limit on bound values allows. A row whose key is taken
+    /// already is left as it is.
+    fn insert_text_rows(
+        batch: &mut Batch<Self>,
+        table: &str,
+        owner: (&'static str, Uuid),
+        columns: &[&'static str],
+        rows: Vec<Vec<Option<String>>>,
+    );
+
     /// Pushes a condition: `needle` occurs in `column`, ignoring the case of ASCII letters.
     fn push_contains(query: &mut QueryBuilder<Self>, column: &str, needle: String);
 

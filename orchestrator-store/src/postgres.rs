@@ -325,6 +325,40 @@ impl Dialect for Postgres {
         query.push_bind(value);
     }
 
+    fn insert_text_rows(
+        batch: &mut Batch<Self>,
+        table: &str,
+        owner: (&'static str, Uuid),
+        columns: &[&'static str],
+        rows: Vec<Vec<Option<String>>>,
+    ) {
+        if rows.is_empty() {
+            return;
+        }
+        // One array per column, whatever the number of rows: a batch is one statement,
+        // and a statement binds at most 65,535 values.
+        let query = batch.statement(Expect::Anything);
+        query.push(format!(
+            "INSERT INTO {table} ({}, {}) SELECT ",
+            owner.0,
+            columns.join(", ")
+        ));
+        query.push_bind(owner.1);
+        query.push(", u.* FROM unnest(");
+        for (index, _) in columns.iter().enumerate() {
+            if index > 0 {
+                query.push(", ");
+            }
+            let column: Vec<Option<String>> = rows
+                .iter()
+                .map(|row| row.get(index).cloned().flatten())
+                .collect();
+            query.push_bind(column);
+            query.push("::text[]");
+        }
+        query.push(") AS u ON CONFLICT DO NOTHING");
+    }
+
     fn bind_integer(query: &mut QueryBuilder<Self>, value: Option<i64>) {
         query.push_bind(value);
     }
@@ -494,7 +528,7 @@ mod tests {
             .unwrap()
             .value;
         let mut reader = in_transaction(&store).await;
-        let read = crate::sql::read::claimable::<Postgres>(&mut reader, now, None, 10)
+        let read = crate::sql::read::claimable::<Postgres>(&mut reader, now, &[], None, 10)
             .await
             .unwrap();
         assert_eq!(read.iter().map(|t| t.id).collect::<Vec<_>>(), [task.id]);

@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Either, Executor, Pool, QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use crate::dialect::{Batch, Dialect, Exec, Expect, Part, prefixed};
+use crate::dialect::{Batch, Dialect, Exec, Expect, Part, Value, prefixed, push_list};
 use crate::engine::{ClockSource, Commits, SqlStore, Writer};
 use crate::error::SqlxResultExt;
 use crate::migrations;
@@ -302,6 +302,31 @@ impl Dialect for Sqlite {
 
     fn bind_text(query: &mut QueryBuilder<Self>, value: Option<String>) {
         query.push_bind(value);
+    }
+
+    fn insert_text_rows(
+        batch: &mut Batch<Self>,
+        table: &str,
+        owner: (&'static str, Uuid),
+        columns: &[&'static str],
+        rows: Vec<Vec<Option<String>>>,
+    ) {
+        // Well under the 32,766 values a statement may bind.
+        for chunk in rows.chunks(2_000) {
+            let query = batch.statement(Expect::Anything);
+            query.push(format!(
+                "INSERT OR IGNORE INTO {table} ({}, {}) VALUES ",
+                owner.0,
+                columns.join(", ")
+            ));
+            for (index, row) in chunk.iter().enumerate() {
+                query.push(if index == 0 { "(" } else { ", (" });
+                let mut values = vec![Value::id(owner.1)];
+                values.extend(row.iter().map(|text| Value::Text(text.clone())));
+                push_list(query, values);
+                query.push(")");
+            }
+        }
     }
 
     fn bind_integer(query: &mut QueryBuilder<Self>, value: Option<i64>) {

@@ -15,7 +15,7 @@ pub use wire::*;
 
 use crate::attempts::{self, LockAnswer};
 use crate::change;
-use crate::coordination::{self, ClaimRequest, MAX_BATCH_CLAIM};
+use crate::coordination::{self, ClaimRequest, ClaimRoom, MAX_BATCH_CLAIM};
 use crate::error::{Error, Result};
 use crate::ids::AgentId;
 use crate::model::{Agent, AgentStatus, NewAgentLog, RunnerSession, RunnerSessionStatus};
@@ -39,16 +39,23 @@ pub struct RunnerProtocol<'a> {
     store: &'a dyn Store,
     clock: &'a dyn Clock,
     retry_policy: &'a RetryPolicy,
+    waiting: &'a ClaimRoom,
 }
 
 impl<'a> RunnerProtocol<'a> {
     /// The protocol over `store`, on `clock`, following failed verifications up by
-    /// `retry_policy`.
-    pub fn new(store: &'a dyn Store, clock: &'a dyn Clock, retry_policy: &'a RetryPolicy) -> Self {
+    /// `retry_policy`; claims wait for work in `waiting` (the process's room over `store`).
+    pub fn new(
+        store: &'a dyn Store,
+        clock: &'a dyn Clock,
+        retry_policy: &'a RetryPolicy,
+        waiting: &'a ClaimRoom,
+    ) -> Self {
         Self {
             store,
             clock,
             retry_policy,
+            waiting,
         }
     }
 
@@ -100,8 +107,10 @@ impl<'a> RunnerProtocol<'a> {
             task_id: request.task_id,
             lease_ttl,
         };
-        let claims =
-            coordination::claim_waiting(self.store, self.clock, request_for_store, wait).await?;
+        let claims = self
+            .waiting
+            .claim_waiting(self.clock, request_for_store, wait)
+            .await?;
         let claims: Vec<ClaimedTask> = claims.into_iter().map(ClaimedTask::from).collect();
         let first = claims.first();
         Ok(Claimed {

@@ -232,6 +232,98 @@ pub async fn claims_look_past_every_task_a_lock_holds_back(store: Arc<dyn Store>
     );
 }
 
+/// A deep queue blocked both ways is passed over: tasks naming a path below a held lock
+/// (`src/` held, `src/m7.rs` asked), and tasks naming a path that a held lock lies below
+/// (`lib/deep/x.rs` held, `lib/` asked). An edit that moves a blocked task's files hint
+/// out of the way makes it claimable; once the lock is let go, the blocked tasks come
+/// back in queue order.
+pub async fn claims_pass_over_deep_queues_blocked_either_way(store: Arc<dyn Store>) {
+    let src = task_with(&store, "holds src/", 0, &["src/"], 0).await;
+    let lib = task_with(&store, "holds lib/deep/x.rs", 0, &["lib/deep/x.rs"], 1).await;
+    let agents = futures_agents(&store, 4).await;
+    let held = store.claim(request(&agents[..2]), at(2)).await.unwrap();
+    assert_eq!(
+        held.iter().map(|c| c.task.id).collect::<Vec<_>>(),
+        [src.id, lib.id]
+    );
+    let mut below = Vec::new();
+    let mut above = Vec::new();
+    for n in 0..150 {
+        below.push(NewTask {
+            priority: 1,
+            files_hint: vec![format!("src/m{n}.rs")],
+            ..NewTask::new(format!("below {n}"), "d")
+        });
+        above.push(NewTask {
+            priority: 1,
+            files_hint: vec!["lib/".to_owned(), format!("tests/t{n}.rs")],
+            ..NewTask::new(format!("above {n}"), "d")
+        });
+    }
+    let mut blocked = Vec::new();
+    for batch in below.chunks(crate::model::MAX_BATCH_SIZE) {
+        blocked.extend(store.create_tasks(batch.to_vec(), at(3)).await.unwrap());
+    }
+    for batch in above.chunks(crate::model::MAX_BATCH_SIZE) {
+        store.create_tasks(batch.to_vec(), at(4)).await.unwrap();
+    }
+    let free = task_with(&store, "free", 2, &["docs/"], 5).await;
+
+    let claims = store.claim(request(&agents[2..3]), at(6)).await.unwrap();
+    assert_eq!(
+        claims.iter().map(|c| c.task.id).collect::<Vec<_>>(),
+        [free.id],
+        "300 blocked tasks are passed over"
+    );
+
+    let moved = store
+        .edit_task(
+            blocked[7].id,
+            crate::model::TaskEdit {
+                files_hint: Some(vec!["other/".into()]),
+                ..crate::model::TaskEdit::default()
+            },
+            at(7),
+        )
+        .await
+        .unwrap();
+    let claims = store.claim(request(&agents[3..4]), at(8)).await.unwrap();
+    assert_eq!(
+        claims.iter().map(|c| c.task.id).collect::<Vec<_>>(),
+        [moved.id],
+        "an edited files hint counts"
+    );
+
+    store
+        .apply_task_action(src.id, TaskAction::Start, Some(held[0].lease), at(9))
+        .await
+        .unwrap();
+    store
+        .apply_task_action(
+            src.id,
+            TaskAction::Complete {
+                commit_sha: None,
+                usage: crate::model::Usage::default(),
+            },
+            Some(held[0].lease),
+            at(10),
+        )
+        .await
+        .unwrap();
+    let first = blocked
+        .iter()
+        .filter(|task| task.id != moved.id)
+        .map(|task| task.id)
+        .min()
+        .unwrap();
+    let claims = store.claim(request(&agents[..1]), at(11)).await.unwrap();
+    assert_eq!(
+        claims.iter().map(|c| c.task.id).collect::<Vec<_>>(),
+        [first],
+        "with src/ free, its tasks come back in queue order"
+    );
+}
+
 /// Claiming a named task is atomic too, and says precisely why it cannot happen.
 pub async fn claiming_a_named_task_explains_refusals(store: Arc<dyn Store>) {
     let holder = task_with(&store, "holder", 2, &["src/"], 0).await;

@@ -126,6 +126,7 @@ macro_rules! store_conformance_tests {
             claims_fill_slots_in_queue_order,
             claims_pass_over_tasks_that_are_not_ready,
             claims_look_past_every_task_a_lock_holds_back,
+            claims_pass_over_deep_queues_blocked_either_way,
             the_next_time_work_comes_due_is_known,
             claiming_a_named_task_explains_refusals,
             heartbeats_extend_leases_and_carry_signals,

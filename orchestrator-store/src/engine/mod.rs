@@ -87,13 +87,15 @@ impl<D: Dialect> SqlStore<D> {
     /// A store reading through `pool` and writing through `writer`.
     pub(crate) async fn new(pool: Pool<D>, writer: Writer<D>, clock: ClockSource) -> Result<Self> {
         let newest = read::newest_event_seq::<D>(&mut pool.acquire().await.db()?).await?;
-        Ok(Self {
+        let store = Self {
             pool,
             writer,
             clock,
             committed: watch::Sender::new(newest),
             background: Vec::new(),
-        })
+        };
+        store.record_missing_task_paths().await?;
+        Ok(store)
     }
 
     /// Runs `task` for as long as the store lives.

@@ -7,6 +7,7 @@ use orchestrator_core::Timestamp;
 use orchestrator_core::change::{self, LeaseRef, TaskAction, TaskContext};
 use orchestrator_core::coordination::{Claim, ClaimRequest, HeartbeatAck};
 use orchestrator_core::error::{Error, Result};
+use orchestrator_core::ids::TaskId;
 use orchestrator_core::lock::{conflicts_among, parse_paths};
 use orchestrator_core::model::{Agent, LockMode, Task};
 use orchestrator_core::state::agent::{self as agent_state, AgentEvent};
@@ -94,11 +95,15 @@ impl<D: Dialect> SqlStore<D> {
         Ok(Some(claim))
     }
 
-    /// The claims of `request` made in `tx`, not committed yet.
+    /// The claims of `request` made in `tx`, not committed yet. `prefetched` holds the
+    /// candidates a read outside the transaction found (where the dialect looks before it
+    /// writes), which are taken if they are still claimable; without it, the first
+    /// candidates are read here.
     async fn claim_in(
         tx: &mut Tx<D>,
         request: &ClaimRequest,
         now: Timestamp,
+        prefetched: Option<Vec<TaskId>>,
     ) -> Result<Vec<Claim>> {
         let slots_wanted = request.agents.len() as u32;
         // The slots in one locked read (sorted, so concurrent claimers lock in one order),
@@ -108,20 +113,20 @@ impl<D: Dialect> SqlStore<D> {
             &request.agents,
             Lock::ForUpdate,
         )];
+        let mut per_round = slots_wanted;
         if request.task_id.is_none() {
-            script.push(read::claimable_part::<D>(now, slots_wanted));
+            script.push(match &prefetched {
+                Some(ids) => {
+                    per_round = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+                    read::claimable_among_part::<D>(now, &request.agents, ids)
+                }
+                None => read::claimable_part::<D>(now, &request.agents, slots_wanted),
+            });
         }
         let mut sets = tx.fetch_script(script).await?.into_iter();
-        let mut slots = read::decode_all(&sets.next().unwrap_or_default(), agent_from_row)?;
+        let slots = read::decode_all(&sets.next().unwrap_or_default(), agent_from_row)?;
         let mut candidates = read::decode_all(&sets.next().unwrap_or_default(), task_from_row)?;
-        // The slots back in the order the request gave them.
-        let mut idle = Vec::with_capacity(request.agents.len());
-        for agent in &request.agents {
-            let position = slots.iter().position(|slot| slot.id == *agent);
-            let slot = found(position.map(|i| slots.swap_remove(i)), "agent", agent)?;
-            agent_state::transition(slot.status, AgentEvent::Assign)?;
-            idle.push(slot);
-        }
+        let idle = idle_slots(slots, request)?;
         if let Some(id) = request.task_id {
             let task = locked_task(tx, id).await?;
             let assigned = Self::assign(tx, task, &idle[0], request, now, true).await?;
@@ -131,9 +136,11 @@ impl<D: Dialect> SqlStore<D> {
 
         let mut claims = Vec::new();
         let mut slots = idle.iter().peekable();
-        let mut per_round = slots_wanted;
         for round in 1.. {
-            let exhausted = candidates.len() < per_round as usize;
+            // A prefetched first round counts as full: the queue may hold more than the
+            // read outside the transaction saw.
+            let prefetched_round = round == 1 && prefetched.is_some();
+            let exhausted = !prefetched_round && candidates.len() < per_round as usize;
             let after = candidates.last().cloned();
             // One indexed lookup for the whole round: the held locks any candidate could
             // run into. Candidates that clearly cannot be had are passed over without
@@ -156,8 +163,9 @@ impl<D: Dialect> SqlStore<D> {
                     continue;
                 }
                 let task = match round {
-                    // The first round locked its rows; where a write transaction excludes
-                    // every other writer, nothing read since can have changed.
+                    // The first round locked its rows, or was read again in this
+                    // transaction; where a write transaction excludes every other writer,
+                    // nothing read since can have changed.
                     1 => task,
                     _ if !D::LOCKS_ROWS => task,
                     // Read without row locks: take the row now, if it is still to be had.
@@ -179,10 +187,45 @@ impl<D: Dialect> SqlStore<D> {
                 1 => CANDIDATES_PER_SLOT * slots_wanted,
                 _ => (per_round * 2).min(MAX_CANDIDATES_PER_ROUND),
             };
-            candidates = read::claimable::<D>(tx, now, after, per_round).await?;
+            candidates = read::claimable::<D>(tx, now, &request.agents, after, per_round).await?;
         }
         Ok(claims)
     }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// The ids of the first claimable tasks for `request`'s slots (a few per slot, a
+    /// margin for claims racing for them), read outside any write transaction; `None`
+    /// when nothing is claimable, once the slots are known to be able to take work.
+    async fn claimable_now(
+        &self,
+        request: &ClaimRequest,
+        now: Timestamp,
+    ) -> Result<Option<Vec<TaskId>>> {
+        let mut conn = self.read().await?;
+        let now = self.now(&mut conn, now).await?;
+        let limit = CANDIDATES_PER_SLOT * request.agents.len() as u32;
+        let found = read::claimable::<D>(&mut conn, now, &request.agents, None, limit).await?;
+        if found.is_empty() {
+            let slots = read::agents_by_id::<D>(&mut conn, &request.agents, Lock::None).await?;
+            idle_slots(slots, request)?;
+            return Ok(None);
+        }
+        Ok(Some(found.into_iter().map(|task| task.id).collect()))
+    }
+}
+
+/// The request's slots, in the order it gave them, each able to take a task; `NotFound`
+/// for one that does not exist, `InvalidTransition` for one that is busy.
+fn idle_slots(mut slots: Vec<Agent>, request: &ClaimRequest) -> Result<Vec<Agent>> {
+    let mut idle = Vec::with_capacity(request.agents.len());
+    for agent in &request.agents {
+        let position = slots.iter().position(|slot| slot.id == *agent);
+        let slot = found(position.map(|i| slots.swap_remove(i)), "agent", agent)?;
+        agent_state::transition(slot.status, AgentEvent::Assign)?;
+        idle.push(slot);
+    }
+    Ok(idle)
 }
 
 #[async_trait]
@@ -193,8 +236,18 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             None => D::QUEUE_CLAIM_SETTINGS,
             Some(_) => "",
         };
+        // Where one writer excludes the others (SQLite), the queue is searched on a read
+        // connection first, so that other writes (completions, heartbeats) do not wait
+        // behind the search; with nothing to claim, the writer is not taken at all.
+        let prefetched = match request.task_id {
+            None if !D::LOCKS_ROWS => match self.claimable_now(&request, now).await? {
+                Some(ids) => Some(ids),
+                None => return Ok(Vec::new()),
+            },
+            _ => None,
+        };
         let (mut tx, now) = self.begin_with(settings, now).await?;
-        let outcome = Self::claim_in(&mut tx, &request, now).await;
+        let outcome = Self::claim_in(&mut tx, &request, now, prefetched).await;
         // A slot that cannot take work, or a named task that cannot be had, is found after
         // candidates were locked: they are free again when the caller hears.
         let (tx, claims) = tx.check(outcome).await?;

@@ -55,6 +55,33 @@ async fn insert_new_task<D: Dialect>(
     })
 }
 
+/// Queued tasks given their path rows in one transaction at open.
+const PATH_BACKFILL_BATCH: u32 = 500;
+
+impl<D: Dialect> SqlStore<D> {
+    /// Gives every queued task with a files hint its path rows (migration 0008) if it has
+    /// none: tasks queued before the database kept them. Claims find such a task's
+    /// conflicts without them too, only slower.
+    pub(super) async fn record_missing_task_paths(&self) -> Result<()> {
+        loop {
+            let missing =
+                read::queued_tasks_without_paths::<D>(&mut self.read().await?, PATH_BACKFILL_BATCH)
+                    .await?;
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let (mut tx, _) = Tx::begin(self.writer.acquire().await?, "", false).await?;
+            for task in &missing {
+                write::replace_task_paths(tx.batch(), task)?;
+            }
+            tx.commit().await?;
+            if (missing.len() as u32) < PATH_BACKFILL_BATCH {
+                return Ok(());
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl<D: Dialect> TaskStore for SqlStore<D> {
     async fn create_task(&self, new: NewTask, now: Timestamp) -> Result<Created<Task>> {
@@ -106,9 +133,13 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
     async fn edit_task(&self, id: TaskId, edit: TaskEdit, now: Timestamp) -> Result<Task> {
         edit.validate()?;
         let (mut tx, now) = self.begin_at(now).await?;
-        let task = locked_task(&mut tx, id).await?;
-        let (tx, change) = tx.check(change::plan_task_edit(task, edit, now)).await?;
+        let before = locked_task(&mut tx, id).await?;
+        let files_hint = before.files_hint.clone();
+        let (mut tx, change) = tx.check(change::plan_task_edit(before, edit, now)).await?;
         let task = planned(change.task.clone(), "task")?;
+        if task.files_hint != files_hint && !change.noop {
+            write::replace_task_paths(tx.batch(), &task)?;
+        }
         self.persist(tx, &change, now).await?;
         Ok(task)
     }

@@ -206,6 +206,40 @@ async fn only_a_broken_unique_key_is_run_again() {
     assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
+/// A queued task without path rows (queued before the database kept them) gets them when
+/// the store opens.
+#[tokio::test]
+async fn queued_tasks_get_their_path_rows_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("store.db");
+    let now = Timestamp::from_millis(1_000).expect("an instant");
+    let mut new = NewTask::new("old", "d");
+    new.files_hint = vec!["src/lib.rs".into()];
+    let task = {
+        let store = crate::SqliteStore::open(&file).await.unwrap();
+        let task = store.create_task(new, now).await.unwrap().value;
+        for delete in ["DELETE FROM task_path_keys", "DELETE FROM task_path_ranges"] {
+            sqlx::query(delete).execute(store.pool()).await.unwrap();
+        }
+        store.pool().close().await;
+        task
+    };
+    let store = crate::SqliteStore::open(&file).await.unwrap();
+    let (keys,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM task_path_keys WHERE task_id = ?")
+        .bind(task.id.as_uuid().to_string())
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let (ranges,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM task_path_ranges WHERE task_id = ?")
+            .bind(task.id.as_uuid().to_string())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    // The root, `src/` and `src`, the path with and without a slash; the range below it.
+    assert_eq!((keys, ranges), (5, 1));
+}
+
 #[tokio::test]
 async fn postgres_transactions() {
     let Some(schema) = crate::scratch::ScratchSchema::from_env("transaction tests").await else {

@@ -4,6 +4,7 @@
 use orchestrator_core::Timestamp;
 use orchestrator_core::error::Result;
 use orchestrator_core::ids::{AgentId, TaskId};
+use orchestrator_core::lock::{DescendantRange, LockPath, parse_paths};
 use orchestrator_core::model::{
     Agent, AgentLog, Exception, NewEvent, RunnerSession, Task, TaskAttempt, VerificationResult,
 };
@@ -102,7 +103,78 @@ pub(crate) fn insert_task<D: Dialect>(batch: &mut Batch<D>, task: &Task) -> Resu
             .collect();
         insert_into(batch.statement(Expect::Anything), "task_dependencies", rows);
     }
+    insert_task_paths(batch, task)
+}
+
+/// The start and end of the key range below a path (no end: every key).
+type KeyRange = (String, Option<String>);
+
+/// The path rows of the task's files hint (see migration 0008): the keys a lock covering
+/// one of its paths would have, and the key range below each path.
+fn task_path_rows(task: &Task) -> Result<(Vec<String>, Vec<KeyRange>)> {
+    let paths = parse_paths(&task.files_hint, "filesHint")?;
+    let mut keys: Vec<String> = paths.iter().flat_map(LockPath::covering_keys).collect();
+    keys.sort();
+    keys.dedup();
+    let mut ranges: Vec<KeyRange> = paths
+        .iter()
+        .map(|path| match path.descendant_range() {
+            DescendantRange::Everything => (String::new(), None),
+            DescendantRange::Keys { start, end } => (start, Some(end)),
+        })
+        .collect();
+    ranges.sort();
+    ranges.dedup_by(|later, earlier| later.0 == earlier.0);
+    Ok((keys, ranges))
+}
+
+/// Records where the task's files hint meets locks.
+fn insert_task_paths<D: Dialect>(batch: &mut Batch<D>, task: &Task) -> Result<()> {
+    let (keys, ranges) = task_path_rows(task)?;
+    let owner = ("task_id", task.id.as_uuid());
+    if !keys.is_empty() {
+        let keys = keys.into_iter().map(|key| vec![Some(key)]).collect();
+        D::insert_text_rows(batch, "task_path_keys", owner, &["key"], keys);
+    }
+    if !ranges.is_empty() {
+        let ranges = ranges
+            .into_iter()
+            .map(|(start, end)| vec![Some(start), end])
+            .collect();
+        D::insert_text_rows(
+            batch,
+            "task_path_ranges",
+            owner,
+            &["range_start", "range_end"],
+            ranges,
+        );
+    }
     Ok(())
+}
+
+/// Records the task's files hint anew after an edit changed it: rows of the old hint
+/// that the new one lacks go, the new ones come (a dialect may run a batch as one
+/// statement, whose parts do not see each other's writes).
+pub(crate) fn replace_task_paths<D: Dialect>(batch: &mut Batch<D>, task: &Task) -> Result<()> {
+    let (keys, ranges) = task_path_rows(task)?;
+    for (table, column, kept) in [
+        ("task_path_keys", "key", keys.to_vec()),
+        (
+            "task_path_ranges",
+            "range_start",
+            ranges.iter().map(|(start, _)| start.clone()).collect(),
+        ),
+    ] {
+        let query = batch.statement(Expect::Anything);
+        query.push(format!("DELETE FROM {table} WHERE task_id = "));
+        Value::id(task.id).bind(query);
+        if !kept.is_empty() {
+            query.push(format!(" AND {column} NOT IN ("));
+            push_list(query, kept.into_iter().map(Value::text).collect());
+            query.push(")");
+        }
+    }
+    insert_task_paths(batch, task)
 }
 
 /// A guarded update: `WHERE id = ? AND revision = ?` on the revision before `revision`,

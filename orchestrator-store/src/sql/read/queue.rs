@@ -2,7 +2,7 @@
 
 use orchestrator_core::Timestamp;
 use orchestrator_core::error::Result;
-use orchestrator_core::ids::TaskId;
+use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::model::Task;
 use sqlx::QueryBuilder;
 
@@ -12,24 +12,50 @@ use crate::rows::{RowReader, task_from_row};
 use super::{all, from_part, one, push_task_select};
 
 /// Up to `limit` claimable tasks in queue order after `after` (priority, creation,
-/// id): QUEUED, past `notBefore`, every dependency COMPLETED. The rows are not locked: a
-/// claim looking this far takes the one it wants with [`claimable_task`], so that reading
-/// deep into a blocked queue does not hold every row it read against other claims.
+/// id): QUEUED, past `notBefore`, every dependency COMPLETED, and no live lock of anyone
+/// but `holders` in the way of the files hint (found through the task's path keys and
+/// ranges, so the database passes over blocked tasks without handing them out). The rows
+/// are not locked: a claim takes the one it wants with [`claimable_task`], so that reading
+/// deep into a queue does not hold every row it read against other claims.
 pub(crate) async fn claimable<D: Dialect>(
     conn: &mut impl Exec<D>,
     now: Timestamp,
+    holders: &[AgentId],
     after: Option<Task>,
     limit: u32,
 ) -> Result<Vec<Task>> {
-    let query = from_part(claimable_rows::<D>(now, after, limit, false));
+    let query = from_part(claimable_rows::<D>(now, holders, after, limit, false));
     all::<D, _>(conn, query, task_from_row).await
 }
 
 /// The first `limit` claimable tasks (see [`claimable`]), for a script; where the dialect
 /// can, rows other claimers have locked are passed over, and the returned ones stay
 /// locked.
-pub(crate) fn claimable_part<D: Dialect>(now: Timestamp, limit: u32) -> Part<D> {
-    claimable_rows::<D>(now, None, limit, true)
+pub(crate) fn claimable_part<D: Dialect>(
+    now: Timestamp,
+    holders: &[AgentId],
+    limit: u32,
+) -> Part<D> {
+    claimable_rows::<D>(now, holders, None, limit, true)
+}
+
+/// Those of the tasks `ids` that are still claimable (see [`claimable`]), in queue order,
+/// for a script.
+pub(crate) fn claimable_among_part<D: Dialect>(
+    now: Timestamp,
+    holders: &[AgentId],
+    ids: &[TaskId],
+) -> Part<D> {
+    let holders = holders.to_vec();
+    let ids: Vec<Value> = ids.iter().map(|id| Value::id(*id)).collect();
+    Box::new(move |query| {
+        push_task_select(query);
+        push_claimable_conditions(query, now);
+        push_paths_free(query, now, &holders);
+        query.push(" AND t.id IN (");
+        push_list(query, ids);
+        query.push(") ORDER BY t.priority, t.created_at, t.id");
+    })
 }
 
 /// Task `id` if it is still claimable, locked; `None` as well where another claimer holds
@@ -50,13 +76,16 @@ pub(crate) async fn claimable_task<D: Dialect>(
 
 fn claimable_rows<D: Dialect>(
     now: Timestamp,
+    holders: &[AgentId],
     after: Option<Task>,
     limit: u32,
     lock: bool,
 ) -> Part<D> {
+    let holders = holders.to_vec();
     Box::new(move |query| {
         push_task_select(query);
         push_claimable_conditions(query, now);
+        push_paths_free(query, now, &holders);
         if let Some(last) = after {
             query.push(" AND (t.priority, t.created_at, t.id) > (");
             push_list(
@@ -86,6 +115,33 @@ fn push_claimable_conditions<D: Dialect>(query: &mut QueryBuilder<D>, now: Times
          JOIN tasks dt ON dt.id = d.depends_on_id \
          WHERE d.task_id = t.id AND dt.status <> 'COMPLETED')",
     );
+}
+
+/// ` AND` no live lock of anyone but `holders` stands in the way of the files hint of
+/// task `t`: none has one of the task's path keys (it covers one of its paths), and none
+/// lies in the key range below one of its paths.
+fn push_paths_free<D: Dialect>(query: &mut QueryBuilder<D>, now: Timestamp, holders: &[AgentId]) {
+    let live = |query: &mut QueryBuilder<D>| {
+        query.push(" AND l.expires_at > ");
+        Value::at(now).bind(query);
+        if !holders.is_empty() {
+            query.push(" AND l.agent_id NOT IN (");
+            push_list(query, holders.iter().map(|id| Value::id(*id)).collect());
+            query.push(")");
+        }
+    };
+    query.push(
+        " AND NOT EXISTS (SELECT 1 FROM task_path_keys k JOIN file_locks l \
+         ON l.file_path = k.key WHERE k.task_id = t.id",
+    );
+    live(query);
+    query.push(
+        ") AND NOT EXISTS (SELECT 1 FROM task_path_ranges r JOIN file_locks l \
+         ON l.file_path >= r.range_start AND (r.range_end IS NULL OR l.file_path < r.range_end) \
+         WHERE r.task_id = t.id",
+    );
+    live(query);
+    query.push(")");
 }
 
 /// The earliest instant after `now` at which a queued task's `notBefore` passes or a lock

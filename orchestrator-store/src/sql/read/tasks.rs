@@ -9,7 +9,7 @@ use orchestrator_core::model::{
 };
 use sqlx::QueryBuilder;
 
-use crate::dialect::{Dialect, Exec, Part, Value, push_list};
+use crate::dialect::{Dialect, Exec, Part, Value, push_limit, push_list};
 use crate::rows::{
     JsonRow, RowReader, agent_from_row, attempt_from_row, task_activity_from_row, task_from_row,
 };
@@ -284,4 +284,19 @@ pub(crate) async fn task_activity_counts<D: Dialect>(
         ],
     );
     all::<D, _>(conn, query, task_activity_from_row).await
+}
+
+/// Up to `limit` queued tasks with a files hint but no path rows (queued before the
+/// database kept them).
+pub(crate) async fn queued_tasks_without_paths<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    limit: u32,
+) -> Result<Vec<Task>> {
+    let mut query = task_select::<D>();
+    query.push(
+        " WHERE t.status = 'QUEUED' AND t.files_hint <> '[]' \
+         AND NOT EXISTS (SELECT 1 FROM task_path_ranges r WHERE r.task_id = t.id)",
+    );
+    push_limit(&mut query, limit);
+    all::<D, _>(conn, query, task_from_row).await
 }
