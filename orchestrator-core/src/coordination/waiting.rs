@@ -5,7 +5,8 @@
 //! hand-off, so that a commit never sends every waiter to search the queue at once, where
 //! all but one would find nothing.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -20,15 +21,59 @@ use crate::time::Clock;
 const WAKE_EVENTS_PAGE: u32 = 500;
 
 /// Where the waiting claims of one process over one store take turns. One task follows
-/// the store's commits and reads each commit's events once; a commit with an event that
-/// may free work (see [`may_free_work`]) gives the next waiting claim its turn.
+/// the store's commits and, while claims wait, reads each commit's events once; a commit
+/// with an event that may free work (see [`may_free_work`]) gives the next waiting claim
+/// its turn.
 #[derive(Debug)]
 pub struct ClaimRoom {
     store: Arc<dyn Store>,
+    turns: Arc<Turns>,
+    follower: JoinHandle<()>,
+}
+
+/// The turns of the waiting claims.
+#[derive(Debug, Default)]
+struct Turns {
     /// One permit per turn: a waiting claim is woken by one, and a turn given while none
     /// waits is kept for the next.
-    turn: Arc<Notify>,
-    follower: JoinHandle<()>,
+    turn: Notify,
+    /// Claims in line (looking or waiting).
+    waiting: AtomicUsize,
+    /// The newest event whose commit was weighed; `None` while no claim is in line.
+    seen: Mutex<Option<i64>>,
+}
+
+/// A claim's place in line, given up when dropped.
+struct InLine<'a>(&'a Turns);
+
+impl<'a> InLine<'a> {
+    /// Joins the line. The first in line reads where the event log stands, so that the
+    /// commits after it are weighed for it; those before it, its own look at the queue
+    /// sees.
+    async fn join(turns: &'a Turns, store: &dyn Store) -> Result<InLine<'a>> {
+        let in_line = Self(turns);
+        turns.waiting.fetch_add(1, Ordering::SeqCst);
+        if turns
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            let newest = store.last_event_seq().await?;
+            turns
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(newest);
+        }
+        Ok(in_line)
+    }
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Drop for ClaimRoom {
@@ -40,11 +85,11 @@ impl Drop for ClaimRoom {
 impl ClaimRoom {
     /// A room over `store`, following its commits from now on. Needs a tokio runtime.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        let turn = Arc::new(Notify::new());
-        let follower = tokio::spawn(follow_commits(store.clone(), turn.clone()));
+        let turns = Arc::new(Turns::default());
+        let follower = tokio::spawn(follow_commits(store.clone(), turns.clone()));
         Self {
             store,
-            turn,
+            turns,
             follower,
         }
     }
@@ -61,10 +106,11 @@ impl ClaimRoom {
         wait: Duration,
     ) -> Result<Vec<Claim>> {
         let deadline = tokio::time::Instant::now() + wait;
+        let _in_line = InLine::join(&self.turns, self.store.as_ref()).await?;
         loop {
             // In line for a turn before looking, so that a commit while this claim looks
             // still wakes it.
-            let turn = self.turn.notified();
+            let turn = self.turns.turn.notified();
             tokio::pin!(turn);
             turn.as_mut().enable();
             let claims = self.store.claim(request.clone(), clock.now()).await?;
@@ -85,32 +131,45 @@ impl ClaimRoom {
     }
 }
 
-/// Follows the store's commits, reading their events once, and gives a turn for each
-/// commit that may have freed work.
-async fn follow_commits(store: Arc<dyn Store>, turn: Arc<Notify>) {
+/// Follows the store's commits and gives a turn for each that may have freed work. Events
+/// are read (once, for every claim in line) only while claims are in line.
+async fn follow_commits(store: Arc<dyn Store>, turns: Arc<Turns>) {
     let mut commits = store.subscribe();
     commits.borrow_and_update();
-    // Without the newest event, reading starts from the first: full pages give turns
-    // until it has caught up.
-    let mut seen = store.last_event_seq().await.unwrap_or(0);
     while commits.changed().await.is_ok() {
         commits.borrow_and_update();
-        let events = match store.events_since(seen, WAKE_EVENTS_PAGE).await {
+        let seen = |turns: &Turns| *turns.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if turns.waiting.load(Ordering::SeqCst) == 0 {
+            *turns.seen.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            continue;
+        }
+        let Some(after) = seen(&turns) else {
+            // The first claim in line is still reading where the log stands: this commit
+            // may be one its look at the queue misses.
+            turns.turn.notify_one();
+            continue;
+        };
+        let events = match store.events_since(after, WAKE_EVENTS_PAGE).await {
             Ok(events) => events,
             Err(_) => {
-                turn.notify_one();
+                turns.turn.notify_one();
                 continue;
             }
         };
         let Some(last) = events.last() else {
             // Pruning commits without events, and may have taken the events of the commit
             // that came before: a claim looks again.
-            turn.notify_one();
+            turns.turn.notify_one();
             continue;
         };
-        seen = last.seq;
+        {
+            let mut seen = turns.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(seen) = seen.as_mut() {
+                *seen = (*seen).max(last.seq);
+            }
+        }
         if events.len() == WAKE_EVENTS_PAGE as usize || events.iter().any(may_free_work) {
-            turn.notify_one();
+            turns.turn.notify_one();
         }
     }
 }
