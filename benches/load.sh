@@ -9,7 +9,8 @@
 # PostgreSQL runs need a server where the user may create databases:
 # ORCHESTRATOR_LOAD_POSTGRES (default postgres://postgres@127.0.0.1:5432), with psql.
 # Sizes: SHARED_TASKS (default 2000), DISJOINT_TASKS (2000), DEEP_BLOCKED (10000),
-# RATE (tasks/s of the open-loop runs, default 100).
+# RATE (tasks/s of the open-loop runs, default 100); DEADLINE (seconds a run may take,
+# default 300: a run cut short reports its tasks left as lost).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,6 +27,7 @@ SHARED_TASKS=${SHARED_TASKS:-2000}
 DISJOINT_TASKS=${DISJOINT_TASKS:-2000}
 DEEP_BLOCKED=${DEEP_BLOCKED:-10000}
 RATE=${RATE:-100}
+DEADLINE=${DEADLINE:-300}
 
 ROWS=$(mktemp)
 DATA=""
@@ -75,7 +77,8 @@ scenario() {
     shift
     start_server "$store"
     echo "$store: $*" >&2
-    "$LOAD" --url "$URL" --admin-token "$TOKEN" --markdown "$store" "$@" | tee -a "$ROWS" >&2
+    "$LOAD" --url "$URL" --admin-token "$TOKEN" --deadline-secs "$DEADLINE" --markdown "$store" "$@" \
+        | tee -a "$ROWS" >&2 || true
     stop_server
 }
 
