@@ -16,6 +16,8 @@ use serde_json::Value;
 
 /// Slack on top of a claim's wait before the request gives up.
 const CLAIM_SLACK: Duration = Duration::from_secs(15);
+/// The lease every claim and heartbeat asks for.
+const LEASE: Duration = Duration::from_secs(300);
 /// Time allowed for every other call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -207,12 +209,7 @@ impl Api {
 
     /// Claims up to `max` tasks, waiting up to `wait`.
     pub(crate) async fn claim(&self, max: usize, wait: Duration) -> Timed<Claimed> {
-        let request = ClaimWork {
-            max: Some(max),
-            wait_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
-            lease_ttl_ms: Some(300_000),
-            ..ClaimWork::default()
-        };
+        let request = ClaimWork::new(max, wait, LEASE);
         self.send(
             reqwest::Method::POST,
             "/api/runner/claim",
@@ -224,9 +221,9 @@ impl Api {
 
     /// Keeps the attempt's lease and reports it in progress.
     pub(crate) async fn heartbeat(&self, attempt: AttemptRef) -> Timed<HeartbeatAnswer> {
-        let report = HeartbeatReport::new(
+        let report = HeartbeatReport::keeping(
             attempt,
-            Some(300_000),
+            LEASE,
             Some(orchestrator_core::model::TaskStatus::InProgress),
         );
         self.send(

@@ -276,10 +276,6 @@ fn with_causes(err: &dyn std::error::Error) -> String {
     text
 }
 
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 #[async_trait]
 impl OrchestratorClient for HttpClient {
     async fn claim(
@@ -288,12 +284,7 @@ impl OrchestratorClient for HttpClient {
         wait: Duration,
         lease_ttl: Duration,
     ) -> Result<Vec<ClaimedTask>, ClientError> {
-        let request = ClaimWork {
-            max: Some(max),
-            wait_ms: Some(millis(wait)),
-            lease_ttl_ms: Some(millis(lease_ttl)),
-            ..ClaimWork::default()
-        };
+        let request = ClaimWork::new(max, wait, lease_ttl);
         let claimed: Claimed = self
             .post("/api/runner/claim", &request, wait + CLAIM_SLACK)
             .await?;
@@ -306,7 +297,7 @@ impl OrchestratorClient for HttpClient {
         lease_ttl: Duration,
         status: Option<TaskStatus>,
     ) -> Result<ControlSignal, ClientError> {
-        let report = HeartbeatReport::new(attempt, Some(millis(lease_ttl)), status);
+        let report = HeartbeatReport::keeping(attempt, lease_ttl, status);
         let answer: HeartbeatAnswer = self
             .post("/api/runner/heartbeat", &report, CALL_TIMEOUT)
             .await?;

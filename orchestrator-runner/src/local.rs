@@ -124,10 +124,6 @@ fn refused(err: Error) -> ClientError {
     }
 }
 
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 #[async_trait]
 impl OrchestratorClient for LocalClient {
     async fn claim(
@@ -137,12 +133,7 @@ impl OrchestratorClient for LocalClient {
         lease_ttl: Duration,
     ) -> Result<Vec<ClaimedTask>, ClientError> {
         let session = self.checked_in().await?;
-        let request = ClaimWork {
-            max: Some(max),
-            wait_ms: Some(millis(wait)),
-            lease_ttl_ms: Some(millis(lease_ttl)),
-            ..ClaimWork::default()
-        };
+        let request = ClaimWork::new(max, wait, lease_ttl);
         let claimed = self
             .protocol()
             .claim(&session, request)
@@ -157,7 +148,7 @@ impl OrchestratorClient for LocalClient {
         lease_ttl: Duration,
         status: Option<TaskStatus>,
     ) -> Result<ControlSignal, ClientError> {
-        let report = HeartbeatReport::new(attempt, Some(millis(lease_ttl)), status);
+        let report = HeartbeatReport::keeping(attempt, lease_ttl, status);
         let answer = self
             .protocol()
             .heartbeat(&self.session(), report)

@@ -138,12 +138,11 @@ async fn follow_commits(store: Arc<dyn Store>, turns: Arc<Turns>) {
     commits.borrow_and_update();
     while commits.changed().await.is_ok() {
         commits.borrow_and_update();
-        let seen = |turns: &Turns| *turns.seen.lock().unwrap_or_else(|e| e.into_inner());
         if turns.waiting.load(Ordering::SeqCst) == 0 {
             *turns.seen.lock().unwrap_or_else(|e| e.into_inner()) = None;
             continue;
         }
-        let Some(after) = seen(&turns) else {
+        let Some(after) = *turns.seen.lock().unwrap_or_else(|e| e.into_inner()) else {
             // The first claim in line is still reading where the log stands: this commit
             // may be one its look at the queue misses.
             turns.turn.notify_one();

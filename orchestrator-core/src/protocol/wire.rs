@@ -2,6 +2,8 @@
 //! attempts) and what it gets back. The HTTP routes take and answer them as JSON; the
 //! HTTP client sends and reads the same types; an in-process runner passes them directly.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::attempts::{AttemptCompletion, DiffStats};
@@ -58,6 +60,23 @@ pub struct ClaimWork {
     /// Lease length in milliseconds (5 s to 1 h; default 5 min).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_ttl_ms: Option<u64>,
+}
+
+impl ClaimWork {
+    /// A claim of up to `max` tasks, waiting up to `wait`, under leases of `lease_ttl`.
+    pub fn new(max: usize, wait: Duration, lease_ttl: Duration) -> Self {
+        Self {
+            max: Some(max),
+            wait_ms: Some(millis(wait)),
+            lease_ttl_ms: Some(millis(lease_ttl)),
+            ..Self::default()
+        }
+    }
+}
+
+/// `duration` in whole milliseconds, as the messages carry it.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The agent slot a task was given to.
@@ -173,6 +192,13 @@ attempt_report! {
         /// it has finished and its change is being checked.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub status: Option<TaskStatus>,
+    }
+}
+
+impl HeartbeatReport {
+    /// A heartbeat on `attempt` asking for a lease of `lease_ttl`, reporting `status`.
+    pub fn keeping(attempt: AttemptRef, lease_ttl: Duration, status: Option<TaskStatus>) -> Self {
+        Self::new(attempt, Some(millis(lease_ttl)), status)
     }
 }
 

@@ -8,7 +8,7 @@ use orchestrator_core::change::{self, LeaseRef, TaskAction, TaskContext};
 use orchestrator_core::coordination::{Claim, ClaimRequest, HeartbeatAck};
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::TaskId;
-use orchestrator_core::lock::{conflicts_among, parse_paths};
+use orchestrator_core::lock::parse_paths;
 use orchestrator_core::model::{Agent, LockMode, Task};
 use orchestrator_core::state::agent::{self as agent_state, AgentEvent};
 use orchestrator_core::store::QueueStore;
@@ -142,26 +142,13 @@ impl<D: Dialect> SqlStore<D> {
             let prefetched_round = round == 1 && prefetched.is_some();
             let exhausted = !prefetched_round && candidates.len() < per_round as usize;
             let after = candidates.last().cloned();
-            // One indexed lookup for the whole round: the held locks any candidate could
-            // run into. Candidates that clearly cannot be had are passed over without
-            // another query; grants made in this round join the list.
-            let mut wanted = Vec::with_capacity(candidates.len());
-            for task in &candidates {
-                wanted.push(parse_paths(&task.files_hint, "filesHint")?);
-            }
-            let mut all_paths: Vec<_> = wanted.iter().flatten().cloned().collect();
-            all_paths.sort();
-            all_paths.dedup();
-            let mut held = sql_locks::held_overlapping::<D>(tx, &all_paths, now).await?;
-            for (task, paths) in candidates.into_iter().zip(wanted) {
+            // The database passed over tasks a live lock stands in the way of; `assign`
+            // checks each candidate's paths again for its slot, against this round's
+            // grants too.
+            for task in candidates {
                 let Some(slot) = slots.peek().copied() else {
                     break;
                 };
-                if !conflicts_among(&paths, LockMode::Exclusive, &held, Some(slot.id), now)?
-                    .is_empty()
-                {
-                    continue;
-                }
                 let task = match round {
                     // The first round locked its rows, or was read again in this
                     // transaction; where a write transaction excludes every other writer,
@@ -175,7 +162,6 @@ impl<D: Dialect> SqlStore<D> {
                     },
                 };
                 if let Some(claim) = Self::assign(tx, task, slot, request, now, false).await? {
-                    held.extend(claim.locks.iter().cloned());
                     claims.push(claim);
                     slots.next();
                 }

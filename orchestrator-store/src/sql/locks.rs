@@ -27,9 +27,9 @@ const MAX_LOOKUP_PATHS: usize = 400;
 
 /// Live locks that overlap any of `paths`, whoever holds them. Only the keys that can
 /// overlap are looked up — each path's ancestors and itself, and the key range below it —
-/// so the cost follows the request, not the table. Many paths (a claim looking through a
-/// long queue) are looked up in several statements.
-pub(crate) async fn held_overlapping<D: Dialect>(
+/// so the cost follows the request, not the table. Many paths are looked up in several
+/// statements.
+async fn held_overlapping<D: Dialect>(
     conn: &mut impl Exec<D>,
     paths: &[LockPath],
     now: Timestamp,
