@@ -6,6 +6,7 @@
 //! Columns use the native types: UUID, TIMESTAMPTZ, JSONB.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Column, PgConnection, Pool, Postgres, QueryBuilder, Row, TypeInfo};
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::dialect::{Batch, Dialect, Exec, Expect, Part};
@@ -53,16 +55,69 @@ impl SqlStore<Postgres> {
         })?;
         let writer = Writer::Shared(pool.clone());
         let mut store = SqlStore::new(pool.clone(), writer, ClockSource::Database).await?;
+        // Tells this process's own notifications apart from other processes'.
+        let process = Uuid::new_v4().to_string();
+        let peers = Arc::new(Notify::new());
+        store.tell_peers_through(peers.clone());
+        let channel = events_channel(&pool).await?;
         let committed = store.committed_sender();
-        store.keep_running(tokio::spawn(listen_for_commits(pool, committed)));
+        store.keep_running(tokio::spawn(tell_peers(
+            pool.clone(),
+            peers,
+            channel.clone(),
+            process.clone(),
+        )));
+        store.keep_running(tokio::spawn(listen_for_commits(
+            pool, channel, committed, process,
+        )));
         Ok(store)
     }
 }
 
-/// Follows other processes' commits (LISTEN on [`EVENTS_CHANNEL`]) so that this process's
-/// subscribers wake for them too. Reconnects after a lost connection; ends when the pool
-/// closes or the store is dropped (which aborts it).
-async fn listen_for_commits(pool: Pool<Postgres>, committed: tokio::sync::watch::Sender<i64>) {
+/// The channel on which the processes using this store's schema tell each other of
+/// commits. Named after the schema (stores in other schemas of the database are other
+/// stores), by a digest that keeps the name within PostgreSQL's 63 bytes.
+async fn events_channel(pool: &Pool<Postgres>) -> Result<String> {
+    sqlx::query_scalar("SELECT 'orchestrator_events_' || md5(coalesce(current_schema(), ''))")
+        .fetch_one(pool)
+        .await
+        .db()
+}
+
+/// Tells the other processes using the schema, by NOTIFY on its [`events_channel`], that
+/// this one committed events. It runs after the commits, never inside a write transaction
+/// (where NOTIFY makes commits wait for each other), and sends at most one notification
+/// per [`NOTIFY_INTERVAL`]: a notification is only a hint to read the event log, which
+/// holds what happened.
+async fn tell_peers(pool: Pool<Postgres>, commits: Arc<Notify>, channel: String, process: String) {
+    while !pool.is_closed() {
+        commits.notified().await;
+        let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&channel)
+            .bind(&process)
+            .execute(&pool)
+            .await;
+        if let Err(err) = sent {
+            // The listeners of other processes wake everyone when they reconnect, and
+            // the next commit notifies again.
+            tracing::warn!(error = %err, "cannot tell other processes of a commit");
+        }
+        tokio::time::sleep(NOTIFY_INTERVAL).await;
+    }
+}
+
+/// Follows other processes' commits (LISTEN on the [`events_channel`]) so that this process's
+/// subscribers wake for them too. After a lost connection it listens again and wakes
+/// every subscriber (which also drops what was cached since), as notifications sent
+/// meanwhile were lost. Ends when the pool closes or the store is dropped (which aborts
+/// it).
+async fn listen_for_commits(
+    pool: Pool<Postgres>,
+    channel: String,
+    committed: watch::Sender<i64>,
+    process: String,
+) {
+    let mut connected_before = false;
     while !pool.is_closed() {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
@@ -72,25 +127,28 @@ async fn listen_for_commits(pool: Pool<Postgres>, committed: tokio::sync::watch:
                 continue;
             }
         };
-        if let Err(err) = listener.listen(EVENTS_CHANNEL).await {
+        if let Err(err) = listener.listen(&channel).await {
             tracing::warn!(error = %err, "cannot listen for commits; retrying in 5 s");
             tokio::time::sleep(Duration::from_secs(5)).await;
             continue;
         }
-        loop {
-            match listener.recv().await {
-                Ok(_) => announce(&committed),
-                Err(err) => {
-                    tracing::debug!(error = %err, "commit listener lost its connection");
-                    break;
-                }
+        if connected_before {
+            announce(&committed);
+        }
+        connected_before = true;
+        // `try_recv` answers `None` for a lost connection, where `recv` would reconnect
+        // without saying so.
+        while let Ok(Some(notification)) = listener.try_recv().await {
+            if notification.payload() != process {
+                announce(&committed);
             }
         }
+        tracing::debug!("commit listener lost its connection; listening again");
     }
 }
 
-/// The channel on which commits are announced to other server processes.
-pub(crate) const EVENTS_CHANNEL: &str = "orchestrator_events";
+/// The shortest time between two notifications of one process.
+const NOTIFY_INTERVAL: Duration = Duration::from_millis(5);
 
 /// The advisory lock that makes event numbering one at a time.
 const EVENT_NUMBERING_KEY: i64 = 0x6f72_6368_6576_6e74;
@@ -399,10 +457,6 @@ impl Dialect for Postgres {
                      AS s{index}"
                 ));
             }
-        }
-        if expects.contains(&Expect::Events) {
-            // Delivered to listeners when the transaction commits.
-            query.push(format!(", pg_notify('{EVENTS_CHANNEL}', '') AS notified"));
         }
     }
 }

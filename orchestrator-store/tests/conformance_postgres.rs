@@ -118,6 +118,43 @@ async fn leases_follow_the_database_clock() {
     .await;
 }
 
+/// A process whose listener lost its connection wakes every subscriber once it listens
+/// again, as commits may have been announced meanwhile; no commit is needed for that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_reconnects_wakes_every_subscriber() {
+    with_schema(|schema| async move {
+        let store = schema.open(ClockSource::Database).await;
+        let mut watcher = store.subscribe();
+        watcher.borrow_and_update();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let channel: String =
+            sqlx::query_scalar("SELECT 'orchestrator_events_' || md5(current_schema())")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        let cut: i64 = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE query = 'LISTEN \"' || $1 || '\"'",
+        )
+        .bind(&channel)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(cut, 1, "the store's listener was found and cut off");
+        tokio::time::timeout(Duration::from_secs(10), watcher.changed())
+            .await
+            .expect("woken within 10 s of the listener reconnecting")
+            .unwrap();
+        assert_eq!(
+            store.last_event_seq().await.unwrap(),
+            0,
+            "nothing was committed"
+        );
+        store.pool().close().await;
+    })
+    .await;
+}
+
 /// A commit in one server process wakes the subscribers of another (LISTEN/NOTIFY).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_in_one_process_wake_subscribers_in_another() {

@@ -12,8 +12,8 @@ use orchestrator_core::model::{ExceptionType, RunnerSession, SystemStats, Task, 
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use orchestrator_core::store::HousekeepingStore;
 
+use super::SqlStore;
 use super::task_change::task_context;
-use super::{SqlStore, announce};
 use crate::dialect::Dialect;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
@@ -131,7 +131,7 @@ impl<D: Dialect> HousekeepingStore for SqlStore<D> {
         .await?;
         tx.commit().await?;
         if logs_deleted + events_deleted > 0 {
-            announce(&self.committed);
+            self.announce_commit();
         }
         Ok(PruneReport {
             logs_deleted,

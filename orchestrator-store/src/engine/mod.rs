@@ -50,8 +50,12 @@ pub struct SqlStore<D: Dialect> {
     /// Where write transactions get their connection.
     writer: Writer<D>,
     clock: ClockSource,
-    /// The newest event sequence number known to be committed.
+    /// Counts the commits that appended events (here or, as far as this process heard, in
+    /// another process): subscribers wake when it moves.
     committed: watch::Sender<i64>,
+    /// Where a commit that appended events is told to other processes sharing the
+    /// database, if any follow it.
+    peers: Option<std::sync::Arc<tokio::sync::Notify>>,
     /// Background work that lives as long as the store (a listener for other processes'
     /// commits, a checkpointer); stopped when the store is dropped.
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -92,6 +96,7 @@ impl<D: Dialect> SqlStore<D> {
             writer,
             clock,
             committed: watch::Sender::new(newest),
+            peers: None,
             background: Vec::new(),
         };
         store.record_missing_task_paths().await?;
@@ -108,6 +113,22 @@ impl<D: Dialect> SqlStore<D> {
     #[cfg(feature = "postgres")]
     pub(crate) fn committed_sender(&self) -> watch::Sender<i64> {
         self.committed.clone()
+    }
+
+    /// Has every commit that appends events also poke `peers`, which tells the other
+    /// processes on the database.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn tell_peers_through(&mut self, peers: std::sync::Arc<tokio::sync::Notify>) {
+        self.peers = Some(peers);
+    }
+
+    /// Wakes this process's subscribers and lets the other processes know: events may
+    /// have been committed.
+    pub(crate) fn announce_commit(&self) {
+        announce(&self.committed);
+        if let Some(peers) = &self.peers {
+            peers.notify_one();
+        }
     }
 
     /// Uses the caller's `now` instead of the database clock (for tests that drive time).
@@ -150,7 +171,7 @@ impl<D: Dialect> SqlStore<D> {
     /// Commits and, if events were appended, wakes subscribers.
     async fn commit(&self, tx: Tx<D>) -> Result<()> {
         if tx.commit().await? {
-            announce(&self.committed);
+            self.announce_commit();
         }
         Ok(())
     }
