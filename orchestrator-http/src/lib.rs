@@ -25,6 +25,7 @@ pub mod auth;
 mod cache;
 pub mod error;
 pub mod extract;
+mod fanout;
 mod pages;
 pub mod rate_limit;
 pub mod request;

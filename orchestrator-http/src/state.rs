@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::auth::{hash_token, token_matches};
 use crate::cache::ResponseCache;
+use crate::fanout::EventFanout;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
 
 /// Shared state of the HTTP application.
@@ -38,6 +39,8 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     /// Responses of read-only routes, valid until the next commit.
     pub cache: ResponseCache,
+    /// Hands new events to every event stream of this server.
+    pub events: Arc<EventFanout>,
     /// Per-client request budgets; `None` turns rate limiting off.
     pub rate_limits: Option<Arc<RateLimits>>,
     /// Canonical directories under which `POST /api/verify` may run checks on the
@@ -64,6 +67,7 @@ impl AppState {
             Supervisor::new(store.clone(), clock.clone(), SupervisorConfig::new(holder));
         Self {
             claims: Arc::new(ClaimRoom::new(store.clone())),
+            events: Arc::new(EventFanout::new(store.clone())),
             store,
             clock,
             supervisor: Arc::new(supervisor),

@@ -4,8 +4,11 @@
 //! resumes with `Last-Event-ID` (or `?after=<seq>`); without either it gets what happens
 //! from now on. `taskId` and `agentId` filter. A comment line keeps idle connections
 //! open. Each client has a bounded buffer: one that does not keep up gets a `resync`
-//! event (reload, then resume from its `seq`) and is disconnected, so memory never grows
-//! with a slow reader. When the server shuts down, clients get a `shutdown` event.
+//! event (reload, then resume from its `lastSeq`) and is disconnected, so memory never
+//! grows with a slow reader. A client resuming from an event past the retention window,
+//! or newer than the newest, gets a `resync` whose id is where the stream goes on from.
+//! When the server shuts down, clients get a `shutdown` event. New events are read once
+//! for all clients ([`EventFanout`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,19 +19,17 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use orchestrator_core::Store;
 use orchestrator_core::ids::{AgentId, TaskId};
-use orchestrator_core::model::Event;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::Params;
+use crate::fanout::{EventFanout, Outgoing, PAGE, message, resync};
 use crate::state::AppState;
 
 /// Messages buffered per client before it counts as too slow.
 const CLIENT_BUFFER: usize = 256;
-/// Events read from the store per query.
-const PAGE: u32 = 200;
 /// Idle time after which a keep-alive comment is sent.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -44,9 +45,9 @@ struct Filter {
 }
 
 impl Filter {
-    fn admits(&self, event: &Event) -> bool {
-        self.task.is_none_or(|task| event.task_id == Some(task))
-            && self.agent.is_none_or(|agent| event.agent_id == Some(agent))
+    fn admits(&self, task: Option<TaskId>, agent: Option<AgentId>) -> bool {
+        self.task.is_none_or(|wanted| task == Some(wanted))
+            && self.agent.is_none_or(|wanted| agent == Some(wanted))
     }
 }
 
@@ -98,11 +99,17 @@ async fn events(
         None => state.store.last_event_seq().await?,
     };
     let (sender, receiver) = mpsc::channel::<Bytes>(CLIENT_BUFFER + 1);
-    tokio::spawn(feed(
-        state.store.clone(),
+    let stream = Stream {
+        store: state.store.clone(),
         filter,
         after,
+        delivered: after,
         sender,
+    };
+    tokio::spawn(feed(
+        state.events.clone(),
+        stream,
+        resume.is_some(),
         state.shutdown_signal(),
     ));
     let body = futures::stream::unfold(receiver, |mut receiver| async move {
@@ -121,79 +128,153 @@ async fn events(
         .streaming(body))
 }
 
-/// One SSE message.
-fn message(event: &str, id: Option<i64>, data: &serde_json::Value) -> Bytes {
-    let mut text = String::new();
-    if let Some(id) = id {
-        text.push_str(&format!("id: {id}\n"));
-    }
-    text.push_str(&format!("event: {event}\ndata: {data}\n\n"));
-    Bytes::from(text)
-}
-
-/// Reads the log after `after` and sends what `filter` admits until the client leaves,
-/// falls behind, or the server shuts down.
-async fn feed(
+/// Where a stream stands: the last event it forwarded or passed over.
+struct Stream {
     store: Arc<dyn Store>,
     filter: Filter,
-    mut after: i64,
+    after: i64,
+    /// The last event sent to this client (or had before it connected).
+    delivered: i64,
     sender: mpsc::Sender<Bytes>,
+}
+
+/// The stream ends: the client left or fell behind, or the log could not be read.
+struct Stopped;
+
+impl Stream {
+    /// Sends `event` if the filter admits it; `Err` ends the stream (a closed client, or
+    /// one too slow: that one gets a `resync` first).
+    fn forward(&mut self, event: &Outgoing) -> Result<(), Stopped> {
+        if event.seq <= self.after {
+            return Ok(());
+        }
+        self.after = event.seq;
+        if !self.filter.admits(event.task_id, event.agent_id) {
+            return Ok(());
+        }
+        // One place stays free for the resync notice.
+        if self.sender.capacity() <= 1 {
+            let _ = self
+                .sender
+                .try_send(resync("the client fell behind", self.delivered, false));
+            return Err(Stopped);
+        }
+        self.sender
+            .try_send(event.message.clone())
+            .map_err(|_| Stopped)?;
+        self.delivered = event.seq;
+        Ok(())
+    }
+
+    /// Reads the log from where the stream stands up to the newest event.
+    async fn catch_up(&mut self) -> Result<(), Stopped> {
+        loop {
+            let page = match self.store.events_since(self.after, PAGE).await {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(error = %err, "event stream: reading the log failed");
+                    let data = json!({ "reason": "the event log could not be read; reconnect" });
+                    let _ = self.sender.try_send(message("error", None, &data));
+                    return Err(Stopped);
+                }
+            };
+            for event in &page {
+                self.forward(&Outgoing::new(event))?;
+            }
+            if page.len() < PAGE as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Checks where a resuming client wants to start against the log: a position newer
+    /// than the newest event (another database, or a reset one) or one whose following
+    /// events were pruned gets a `resync` that moves it to where the log stands.
+    async fn check_resume(&mut self) -> orchestrator_core::error::Result<()> {
+        let newest = self.store.last_event_seq().await?;
+        if self.after > newest {
+            self.restart_at(newest, "Last-Event-ID is newer than the newest event");
+            return Ok(());
+        }
+        if self.after == newest {
+            return Ok(());
+        }
+        let oldest = self.store.events_since(-1, 1).await?;
+        if let Some(oldest) = oldest.first()
+            && oldest.seq > self.after + 1
+        {
+            self.restart_at(
+                oldest.seq - 1,
+                "the events after Last-Event-ID are past the retention window",
+            );
+        }
+        Ok(())
+    }
+
+    fn restart_at(&mut self, seq: i64, reason: &str) {
+        let _ = self.sender.try_send(resync(reason, seq, true));
+        self.after = seq;
+        self.delivered = seq;
+    }
+}
+
+/// Follows the log from `after` for one client until it leaves, falls behind, or the
+/// server shuts down: catches up from the store, then forwards the pages `fanout`
+/// hands out.
+async fn feed(
+    fanout: Arc<EventFanout>,
+    mut stream: Stream,
+    resuming: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut commits = store.subscribe();
-    // The last event this client was sent (or had before it connected).
-    let mut delivered = after;
-    let _ = sender.send(Bytes::from_static(b": connected\n\n")).await;
+    let _ = stream
+        .sender
+        .send(Bytes::from_static(b": connected\n\n"))
+        .await;
+    let (mut pages, _) = match fanout.follow().await {
+        Ok(followed) => followed,
+        Err(err) => {
+            tracing::warn!(error = %err, "event stream: reading the log failed");
+            return;
+        }
+    };
+    if resuming && let Err(err) = stream.check_resume().await {
+        tracing::warn!(error = %err, "event stream: reading the log failed");
+        return;
+    }
+    if stream.catch_up().await.is_err() {
+        return;
+    }
     loop {
-        commits.borrow_and_update();
-        let page = match store.events_since(after, PAGE).await {
-            Ok(page) => page,
-            Err(err) => {
-                tracing::warn!(error = %err, "event stream: reading the log failed");
-                let data = json!({ "reason": "the event log could not be read; reconnect" });
-                let _ = sender.try_send(message("error", None, &data));
-                return;
-            }
-        };
-        for event in &page {
-            after = event.seq;
-            if !filter.admits(event) {
-                continue;
-            }
-            // One place stays free for the resync notice.
-            if sender.capacity() <= 1 {
-                let data = json!({ "reason": "the client fell behind", "lastSeq": delivered });
-                let _ = sender.try_send(message("resync", None, &data));
-                return;
-            }
-            let data = serde_json::to_value(event).unwrap_or_default();
-            if sender
-                .try_send(message(event.kind.as_str(), Some(event.seq), &data))
-                .is_err()
-            {
-                return;
-            }
-            delivered = event.seq;
-        }
-        if page.len() == PAGE as usize {
-            continue;
-        }
         tokio::select! {
-            changed = commits.changed() => {
-                if changed.is_err() {
-                    return;
+            page = pages.recv() => match page {
+                Ok(page) => {
+                    if page.iter().try_for_each(|event| stream.forward(event)).is_err() {
+                        return;
+                    }
+                    continue;
                 }
-            }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
             _ = shutdown.wait_for(|stopping| *stopping) => {
-                let data = json!({ "reason": "the server is shutting down", "lastSeq": delivered });
-                let _ = sender.try_send(message("shutdown", None, &data));
+                let data = json!({
+                    "reason": "the server is shutting down",
+                    "lastSeq": stream.delivered,
+                });
+                let _ = stream.sender.try_send(message("shutdown", None, &data));
                 return;
             }
-            () = sender.closed() => return,
+            () = stream.sender.closed() => return,
             () = tokio::time::sleep(KEEP_ALIVE) => {
                 // A full buffer is handled with the next event; a closed one ends the feed.
-                let _ = sender.try_send(Bytes::from_static(b": keep-alive\n\n"));
+                let _ = stream.sender.try_send(Bytes::from_static(b": keep-alive\n\n"));
+                continue;
             }
+        }
+        // The stream fell further behind than the pages kept.
+        if stream.catch_up().await.is_err() {
+            return;
         }
     }
 }

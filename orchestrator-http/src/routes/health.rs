@@ -46,6 +46,8 @@ struct ProcessStats {
     /// Seconds since the server started.
     uptime: u64,
     memory_usage: MemoryUsage,
+    /// Clients following `GET /api/events` now.
+    event_streams: usize,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -103,7 +105,7 @@ fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     tag = "health",
     summary = "Server and database health",
     params(
-        ("detailed" = Option<bool>, Query, description = "Add uptime and memory (admin token required)"),
+        ("detailed" = Option<bool>, Query, description = "Add uptime, memory and event streams (admin token required)"),
     ),
     responses(
         (status = 200, description = "Healthy", body = Health),
@@ -133,6 +135,7 @@ async fn health(
             memory_usage: MemoryUsage {
                 rss: resident_set_bytes(),
             },
+            event_streams: state.events.streams(),
         }),
     };
     let status = if healthy {
