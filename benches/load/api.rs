@@ -57,6 +57,7 @@ impl Api {
         }
     }
 
+    /// Sends a request; the answer's `data` member as `T`.
     async fn send<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
@@ -64,6 +65,24 @@ impl Api {
         body: Option<&impl Serialize>,
         timeout: Duration,
     ) -> Timed<T> {
+        let (answer, took) = self.send_for_json(method, path, body, timeout).await;
+        let outcome = answer.and_then(|(status, envelope)| {
+            serde_json::from_value(envelope["data"].clone()).map_err(|err| Failed {
+                status,
+                detail: format!("unexpected answer to {path}: {err}"),
+            })
+        });
+        (outcome, took)
+    }
+
+    /// Sends a request; the status and the whole JSON answer of a success.
+    async fn send_for_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        timeout: Duration,
+    ) -> Timed<(u16, Value)> {
         let started = Instant::now();
         let mut request = self
             .http
@@ -91,17 +110,38 @@ impl Api {
                     detail: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
                 });
             }
-            let envelope: Value = serde_json::from_slice(&bytes).map_err(|err| Failed {
+            let answer: Value = serde_json::from_slice(&bytes).map_err(|err| Failed {
                 status: status.as_u16(),
                 detail: format!("not JSON: {err}"),
             })?;
-            serde_json::from_value(envelope["data"].clone()).map_err(|err| Failed {
-                status: status.as_u16(),
-                detail: format!("unexpected answer to {path}: {err}"),
-            })
+            Ok((status.as_u16(), answer))
         }
         .await;
         (outcome, started.elapsed())
+    }
+
+    /// `GET path`: the whole JSON answer.
+    pub(crate) async fn get(&self, path: &str) -> Timed<Value> {
+        let (answer, took) = self
+            .send_for_json(reqwest::Method::GET, path, None::<&()>, CALL_TIMEOUT)
+            .await;
+        (answer.map(|(_, answer)| answer), took)
+    }
+
+    /// The server's `host:port`, for clients that speak HTTP themselves.
+    pub(crate) fn address(&self) -> Result<String, Failed> {
+        self.base
+            .strip_prefix("http://")
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned())
+            .ok_or_else(|| Failed {
+                status: 0,
+                detail: format!("{} is not an http:// address", self.base),
+            })
+    }
+
+    /// The bearer token this identity sends.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
     }
 
     /// Queues one task.

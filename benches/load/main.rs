@@ -19,6 +19,7 @@
 mod api;
 mod fleet;
 mod report;
+mod streams;
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -33,7 +34,7 @@ use tokio::task::JoinSet;
 
 use api::{Api, Failed};
 use fleet::{FleetConfig, Ledger, Scenario};
-use report::{Checks, Latency, Metrics, Report};
+use report::{Checks, Latency, Metrics, Outcome, Report};
 
 /// Drive a running orchestrator server as a fleet of runners does, and report.
 #[derive(Debug, Parser)]
@@ -84,6 +85,15 @@ struct Args {
     /// How long each attempt's agent works before it completes, in milliseconds.
     #[arg(long, default_value_t = 0)]
     work_ms: u64,
+
+    /// Instead of a fleet, connect this many clients to the event stream and measure
+    /// delivery while tasks are queued at `--rate` (20/s if not given).
+    #[arg(long, value_name = "CLIENTS", value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    event_streams: Option<u64>,
+
+    /// How long each phase of the event-stream run lasts (without clients, then with).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    phase_secs: u64,
 
     /// The run gives up after this many seconds.
     #[arg(long, default_value_t = 600)]
@@ -140,28 +150,40 @@ async fn main() -> ExitCode {
         .build()
         .expect("an HTTP client");
     let admin = Api::new(http, &args.url, &args.admin_token);
-    match run(&admin, config).await {
-        Ok(report) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("a report")
-                );
-            } else if let Some(label) = &args.markdown {
-                println!("{}", report.markdown_row(label));
-            } else {
-                print!("{}", report.text());
-            }
-            if report.errors.is_empty() && report.checks.hold() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+    if let Some(clients) = args.event_streams {
+        let config = streams::StreamsConfig {
+            clients: usize::try_from(clients).unwrap_or(usize::MAX),
+            rate: if config.rate > 0.0 { config.rate } else { 20.0 },
+            phase: Duration::from_secs(args.phase_secs),
+        };
+        return print(&args, streams::run(&admin, config).await);
+    }
+    print(&args, run(&admin, config).await)
+}
+
+/// Prints the report as asked; the exit status says whether the run held.
+fn print(args: &Args, outcome: Result<impl Outcome, Failed>) -> ExitCode {
+    let report = match outcome {
+        Ok(report) => report,
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a report")
+        );
+    } else if let Some(label) = &args.markdown {
+        println!("{}", report.markdown_row(label));
+    } else {
+        print!("{}", report.text());
+    }
+    if report.holds() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

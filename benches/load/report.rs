@@ -201,24 +201,77 @@ pub(crate) struct Report {
     pub(crate) checks: Checks,
 }
 
-impl Report {
-    /// The latency summary of `call`, if it was recorded.
-    fn latency(&self, call: &str) -> Option<&Latency> {
-        self.latencies.iter().find(|latency| latency.call == call)
+/// What a run reports, and how.
+pub(crate) trait Outcome: Serialize {
+    /// Whether the run held: no call failed and nothing went missing.
+    fn holds(&self) -> bool;
+
+    /// The report as one row of its table in BENCHMARKS.md (the header `benches/load.sh`
+    /// writes names the columns), labelled `label`.
+    fn markdown_row(&self, label: &str) -> String;
+
+    /// The report as lines of text.
+    fn text(&self) -> String;
+}
+
+/// The latency summary of `call` among `latencies`, if it was recorded.
+pub(crate) fn latency<'a>(latencies: &'a [Latency], call: &str) -> Option<&'a Latency> {
+    latencies.iter().find(|latency| latency.call == call)
+}
+
+/// The latencies as the lines of a text report.
+pub(crate) fn latency_lines(latencies: &[Latency]) -> String {
+    let mut out = format!(
+        "  {:<18} {:>8} {:>9} {:>9} {:>9} {:>9}\n",
+        "call (ms)", "count", "p50", "p99", "p99.9", "max"
+    );
+    for latency in latencies {
+        out.push_str(&format!(
+            "  {:<18} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
+            latency.call,
+            latency.count,
+            latency.p50_ms,
+            latency.p99_ms,
+            latency.p999_ms,
+            latency.max_ms
+        ));
+    }
+    out
+}
+
+/// The failed calls as the lines of a text report.
+pub(crate) fn error_lines(errors: &[ErrorCount]) -> String {
+    if errors.is_empty() {
+        return "  errors: none\n".to_owned();
+    }
+    errors
+        .iter()
+        .map(|error| {
+            format!(
+                "  errors: {} × {} ({})\n",
+                error.count,
+                error.call,
+                match error.status {
+                    0 => "no answer".to_owned(),
+                    status => status.to_string(),
+                }
+            )
+        })
+        .collect()
+}
+
+impl Outcome for Report {
+    fn holds(&self) -> bool {
+        self.errors.is_empty() && self.checks.hold()
     }
 
-    /// The report as one row of the table `benches/load.sh` writes into BENCHMARKS.md
-    /// (its header names the columns), labelled `label`.
-    pub(crate) fn markdown_row(&self, label: &str) -> String {
+    fn markdown_row(&self, label: &str) -> String {
         let p99 = |call: &str| {
-            self.latency(call)
-                .map_or("–".to_owned(), |l| format!("{:.1}", l.p99_ms))
+            latency(&self.latencies, call).map_or("–".to_owned(), |l| format!("{:.1}", l.p99_ms))
         };
-        let claim = self
-            .latency("claim (from ready)")
-            .map_or("–".to_owned(), |l| {
-                format!("{:.1} / {:.1} / {:.1}", l.p50_ms, l.p99_ms, l.p999_ms)
-            });
+        let claim = latency(&self.latencies, "claim (from ready)").map_or("–".to_owned(), |l| {
+            format!("{:.1} / {:.1} / {:.1}", l.p50_ms, l.p99_ms, l.p999_ms)
+        });
         let mut scenario = self.scenario.clone();
         if self.blocked > 0 {
             scenario.push_str(&format!(" ({} blocked)", self.blocked));
@@ -241,8 +294,7 @@ impl Report {
         )
     }
 
-    /// The report as lines of text.
-    pub(crate) fn text(&self) -> String {
+    fn text(&self) -> String {
         let mut out = format!(
             "{} with {} runner(s) × {} slot(s): {} task(s){}{}\n",
             self.scenario,
@@ -264,35 +316,8 @@ impl Report {
             "  {:.1} cycles/s over {:.1} s\n",
             self.cycles_per_second, self.seconds
         ));
-        out.push_str(&format!(
-            "  {:<18} {:>8} {:>9} {:>9} {:>9} {:>9}\n",
-            "call (ms)", "count", "p50", "p99", "p99.9", "max"
-        ));
-        for latency in &self.latencies {
-            out.push_str(&format!(
-                "  {:<18} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
-                latency.call,
-                latency.count,
-                latency.p50_ms,
-                latency.p99_ms,
-                latency.p999_ms,
-                latency.max_ms
-            ));
-        }
-        if self.errors.is_empty() {
-            out.push_str("  errors: none\n");
-        }
-        for error in &self.errors {
-            out.push_str(&format!(
-                "  errors: {} × {} ({})\n",
-                error.count,
-                error.call,
-                match error.status {
-                    0 => "no answer".to_owned(),
-                    status => status.to_string(),
-                }
-            ));
-        }
+        out.push_str(&latency_lines(&self.latencies));
+        out.push_str(&error_lines(&self.errors));
         out.push_str(&format!(
             "  checks: {} of {} task(s) completed, {} lost, {} done twice\n",
             self.checks.completed, self.checks.tasks, self.checks.lost, self.checks.done_twice

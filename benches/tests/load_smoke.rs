@@ -144,3 +144,30 @@ fn every_scenario_completes_each_task_once() {
         }
     }
 }
+
+#[test]
+fn event_stream_clients_receive_every_event_and_are_let_go() {
+    let server = Server::start();
+    let report = load(
+        &server,
+        &["--event-streams", "20", "--phase-secs", "1", "--rate", "20"],
+    );
+    assert_eq!(report["errors"], serde_json::json!([]), "{report:#}");
+    let expected = report["events_expected"].as_u64().unwrap();
+    assert!(expected >= 20 * 15, "{report:#}");
+    assert_eq!(report["events_received"], expected, "{report:#}");
+    let calls: Vec<&str> = report["latencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|latency| latency["call"].as_str().unwrap())
+        .collect();
+    for call in ["delivery", "read (no streams)", "read (streams)"] {
+        assert!(calls.contains(&call), "{call} missing: {calls:?}");
+    }
+    // Every burst of clients leaving was noticed (the run fails otherwise), and promptly.
+    assert!(
+        report["slowest_close_ms"].as_f64().unwrap() < 10_000.0,
+        "{report:#}"
+    );
+}

@@ -71,6 +71,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         let state = state.clone();
         move || App::new().configure(orchestrator_http::configure(state.clone()))
     })
+    // A client that closes its side has left: its connection ends at once, so an event
+    // stream nobody reads is dropped now rather than when a later write fails.
+    .h1_allow_half_closed(false)
     .bind(bind)
     .with_context(|| format!("cannot listen on {bind}"))?
     .disable_signals()
