@@ -91,6 +91,16 @@ fn load(server: &Server, args: &[&str]) -> Value {
     report
 }
 
+/// The calls a report has latencies of.
+fn calls(report: &Value) -> Vec<&str> {
+    report["latencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|latency| latency["call"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn every_scenario_completes_each_task_once() {
     for args in [
@@ -127,12 +137,7 @@ fn every_scenario_completes_each_task_once() {
         assert_eq!(report["checks"]["done_twice"], 0, "{report:#}");
         assert_eq!(report["errors"], serde_json::json!([]), "{report:#}");
         assert!(report["cycles_per_second"].as_f64().unwrap() > 0.0);
-        let calls: Vec<&str> = report["latencies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|latency| latency["call"].as_str().unwrap())
-            .collect();
+        let calls = calls(&report);
         for call in [
             "claim",
             "heartbeat",
@@ -156,12 +161,7 @@ fn event_stream_clients_receive_every_event_and_are_let_go() {
     let expected = report["events_expected"].as_u64().unwrap();
     assert!(expected >= 20 * 15, "{report:#}");
     assert_eq!(report["events_received"], expected, "{report:#}");
-    let calls: Vec<&str> = report["latencies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|latency| latency["call"].as_str().unwrap())
-        .collect();
+    let calls = calls(&report);
     for call in ["delivery", "read (no streams)", "read (streams)"] {
         assert!(calls.contains(&call), "{call} missing: {calls:?}");
     }
