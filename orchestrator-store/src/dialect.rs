@@ -35,6 +35,9 @@ pub trait Dialect:
     /// make the candidate query walk the queue index in order and stop at the first free
     /// task.
     const QUEUE_CLAIM_SETTINGS: &'static str;
+    /// Follows a table in `FROM` to have the planner use `index`, where it needs telling
+    /// (it may otherwise walk every queued task to find the few an index holds).
+    fn indexed_by(index: &str) -> String;
     /// Whether claims may pass over rows another transaction has locked
     /// (`FOR UPDATE SKIP LOCKED`).
     const SKIP_LOCKED: &'static str;

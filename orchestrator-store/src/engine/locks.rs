@@ -168,6 +168,9 @@ impl<D: Dialect> LockManager for SqlStore<D> {
     async fn sweep_expired_locks(&self, now: Timestamp) -> Result<u64> {
         let (mut tx, now) = self.begin_at(now).await?;
         let expired = sql_locks::sweep::<D>(&mut tx, now).await?;
+        // Releases take back the tasks set aside behind them; this also takes back any
+        // left behind a path no live lock is on.
+        crate::sql::hidden::reveal_unheld::<D>(&mut tx, now).await?;
         self.finish_release(tx, &expired, "expired", now).await?;
         Ok(expired.len() as u64)
     }

@@ -11,6 +11,7 @@ mod agents;
 mod events;
 mod evidence;
 mod exceptions;
+mod hiding;
 mod housekeeping;
 mod locks;
 mod queue;
@@ -56,6 +57,8 @@ pub struct SqlStore<D: Dialect> {
     /// Where a commit that appended events is told to other processes sharing the
     /// database, if any follow it.
     peers: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// When queued tasks were last set aside behind long-held locks.
+    hiding: hiding::HidingPasses,
     /// Background work that lives as long as the store (a listener for other processes'
     /// commits, a checkpointer); stopped when the store is dropped.
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -97,6 +100,7 @@ impl<D: Dialect> SqlStore<D> {
             clock,
             committed: watch::Sender::new(newest),
             peers: None,
+            hiding: hiding::HidingPasses::default(),
             background: Vec::new(),
         };
         store.record_missing_task_paths().await?;

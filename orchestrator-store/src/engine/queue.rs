@@ -1,6 +1,6 @@
 //! The SQL stores' [`QueueStore`]: claims, heartbeats, and when work next comes due.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use orchestrator_core::Timestamp;
@@ -222,13 +222,20 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             None => D::QUEUE_CLAIM_SETTINGS,
             Some(_) => "",
         };
+        let started = Instant::now();
+        if request.task_id.is_none() {
+            self.reveal_for(&request, now).await?;
+        }
         // Where one writer excludes the others (SQLite), the queue is searched on a read
         // connection first, so that other writes (completions, heartbeats) do not wait
         // behind the search; with nothing to claim, the writer is not taken at all.
         let prefetched = match request.task_id {
             None if !D::LOCKS_ROWS => match self.claimable_now(&request, now).await? {
                 Some(ids) => Some(ids),
-                None => return Ok(Vec::new()),
+                None => {
+                    self.hide_after_slow_claim(started.elapsed(), now).await;
+                    return Ok(Vec::new());
+                }
             },
             _ => None,
         };
@@ -238,6 +245,9 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
         // candidates were locked: they are free again when the caller hears.
         let (tx, claims) = tx.check(outcome).await?;
         self.commit(tx).await?;
+        if request.task_id.is_none() {
+            self.hide_after_slow_claim(started.elapsed(), now).await;
+        }
         Ok(claims)
     }
 

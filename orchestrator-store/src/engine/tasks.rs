@@ -5,6 +5,7 @@ use orchestrator_core::Timestamp;
 use orchestrator_core::change::{self, AttemptEnd, LeaseRef, TaskAction};
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::TaskId;
+use orchestrator_core::lock::parse_paths;
 use orchestrator_core::model::{
     NewTask, Page, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery,
 };
@@ -12,6 +13,7 @@ use orchestrator_core::store::{Created, TaskStore, check_lookup_size};
 
 use super::{SqlStore, Tx, found, locked_task, planned, retry_on_race};
 use crate::dialect::Dialect;
+use crate::sql::hidden;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
 
@@ -47,7 +49,9 @@ async fn insert_new_task<D: Dialect>(
         });
     }
     let task = new.into_task(TaskId::new(), now);
-    write::insert_task(tx.batch(), &task)?;
+    let paths = parse_paths(&task.files_hint, "filesHint")?;
+    let in_the_way = hidden::lock_in_the_way::<D>(tx, &paths, now).await?;
+    write::insert_task(tx.batch(), &task, in_the_way)?;
     write::append_events(tx.batch(), &[change::task_created_event(&task)], now);
     Ok(Created {
         value: task,

@@ -29,7 +29,7 @@ const MAX_LOOKUP_PATHS: usize = 400;
 /// overlap are looked up — each path's ancestors and itself, and the key range below it —
 /// so the cost follows the request, not the table. Many paths are looked up in several
 /// statements.
-async fn held_overlapping<D: Dialect>(
+pub(crate) async fn held_overlapping<D: Dialect>(
     conn: &mut impl Exec<D>,
     paths: &[LockPath],
     now: Timestamp,

@@ -81,12 +81,18 @@ fn agent_mutable_columns(agent: &Agent) -> Columns {
     ]
 }
 
-/// Inserts the task and its dependency rows.
-pub(crate) fn insert_task<D: Dialect>(batch: &mut Batch<D>, task: &Task) -> Result<()> {
+/// Inserts the task and its dependency rows; `hidden_behind` sets it aside behind the
+/// lock on that path (see [`crate::sql::hidden`]).
+pub(crate) fn insert_task<D: Dialect>(
+    batch: &mut Batch<D>,
+    task: &Task,
+    hidden_behind: Option<String>,
+) -> Result<()> {
     let mut columns = vec![
         ("id", Value::id(task.id)),
         ("idempotency_key", Value::Text(task.idempotency_key.clone())),
         ("created_at", Value::at(task.created_at)),
+        ("hidden_behind", Value::Text(hidden_behind)),
     ];
     columns.extend(task_mutable_columns(task)?);
     insert_into(batch.statement(Expect::Anything), "tasks", vec![columns]);

@@ -36,7 +36,8 @@ pub(crate) enum Lock {
 }
 
 impl Lock {
-    fn clause<D: Dialect>(self, of: Option<&str>) -> String {
+    /// The clause that locks the rows read, if this dialect locks rows.
+    pub(crate) fn clause<D: Dialect>(self, of: Option<&str>) -> String {
         match (self, D::LOCKS_ROWS, of) {
             (Lock::ForUpdate, true, Some(alias)) => format!(" FOR UPDATE OF {alias}"),
             (Lock::ForUpdate, true, None) => " FOR UPDATE".to_owned(),
@@ -46,9 +47,14 @@ impl Lock {
 }
 
 fn push_task_select<D: Dialect>(query: &mut QueryBuilder<D>) {
+    push_task_select_from(query, "");
+}
+
+/// [`push_task_select`] with `index_hint` after `FROM tasks t`.
+fn push_task_select_from<D: Dialect>(query: &mut QueryBuilder<D>, index_hint: &str) {
     query.push(format!(
         "SELECT t.*, (SELECT {} FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on \
-         FROM tasks t",
+         FROM tasks t{index_hint}",
         D::DEPENDENCY_LIST
     ));
 }

@@ -9,7 +9,7 @@ use sqlx::QueryBuilder;
 use crate::dialect::{Dialect, Exec, Part, Value, push_limit, push_list};
 use crate::rows::{RowReader, task_from_row};
 
-use super::{all, from_part, one, push_task_select};
+use super::{all, from_part, one, push_task_select, push_task_select_from};
 
 /// Up to `limit` claimable tasks in queue order after `after` (priority, creation,
 /// id): QUEUED, past `notBefore`, every dependency COMPLETED, and no live lock of anyone
@@ -83,7 +83,7 @@ fn claimable_rows<D: Dialect>(
 ) -> Part<D> {
     let holders = holders.to_vec();
     Box::new(move |query| {
-        push_task_select(query);
+        push_task_select_from(query, &D::indexed_by("tasks_claim_order"));
         push_claimable_conditions(query, now);
         push_paths_free(query, now, &holders);
         if let Some(last) = after {
@@ -117,9 +117,10 @@ fn push_claimable_conditions<D: Dialect>(query: &mut QueryBuilder<D>, now: Times
     );
 }
 
-/// ` AND` no live lock of anyone but `holders` stands in the way of the files hint of
-/// task `t`: none has one of the task's path keys (it covers one of its paths), and none
-/// lies in the key range below one of its paths.
+/// ` AND` task `t` is not set aside behind a long-held lock (see [`crate::sql::hidden`]),
+/// and no live lock of anyone but `holders` stands in the way of its files hint: none has
+/// one of the task's path keys (it covers one of its paths), and none lies in the key
+/// range below one of its paths.
 fn push_paths_free<D: Dialect>(query: &mut QueryBuilder<D>, now: Timestamp, holders: &[AgentId]) {
     let live = |query: &mut QueryBuilder<D>| {
         query.push(" AND l.expires_at > ");
@@ -131,7 +132,8 @@ fn push_paths_free<D: Dialect>(query: &mut QueryBuilder<D>, now: Timestamp, hold
         }
     };
     query.push(
-        " AND NOT EXISTS (SELECT 1 FROM task_path_keys k JOIN file_locks l \
+        " AND t.hidden_behind IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM task_path_keys k JOIN file_locks l \
          ON l.file_path = k.key WHERE k.task_id = t.id",
     );
     live(query);
@@ -150,10 +152,11 @@ pub(crate) async fn next_due<D: Dialect>(
     conn: &mut impl Exec<D>,
     now: Timestamp,
 ) -> Result<Option<Timestamp>> {
-    let mut query = QueryBuilder::<D>::new(
-        "SELECT (SELECT MIN(not_before) FROM tasks \
+    let mut query = QueryBuilder::<D>::new(format!(
+        "SELECT (SELECT MIN(not_before) FROM tasks{} \
          WHERE status = 'QUEUED' AND not_before IS NOT NULL AND not_before > ",
-    );
+        D::indexed_by("tasks_delayed")
+    ));
     Value::at(now).bind(&mut query);
     query.push(") AS task_due, (SELECT MIN(expires_at) FROM file_locks WHERE expires_at > ");
     Value::at(now).bind(&mut query);
