@@ -5,6 +5,7 @@
 #
 #   bash benches/load.sh                  # both stores
 #   STORES=sqlite bash benches/load.sh    # one
+#   RUNS=streams bash benches/load.sh     # only the event-stream runs (or RUNS=fleet)
 #
 # PostgreSQL runs need a server where the user may create databases:
 # ORCHESTRATOR_LOAD_POSTGRES (default postgres://postgres@127.0.0.1:5432), with psql.
@@ -24,6 +25,7 @@ TOKEN=load-admin-token-0123456789
 PORT=${PORT:-39300}
 URL="http://127.0.0.1:$PORT"
 STORES=${STORES:-"sqlite postgres"}
+RUNS=${RUNS:-"fleet streams"}
 POSTGRES=${ORCHESTRATOR_LOAD_POSTGRES:-postgres://postgres@127.0.0.1:5432}
 SHARED_TASKS=${SHARED_TASKS:-2000}
 DISJOINT_TASKS=${DISJOINT_TASKS:-2000}
@@ -94,6 +96,7 @@ scenario() {
 }
 
 for store in $STORES; do
+    case " $RUNS " in *" fleet "*) ;; *) continue ;; esac
     scenario "$store" --scenario shared --runners 1 --tasks "$SHARED_TASKS"
     scenario "$store" --scenario shared --runners 16 --tasks "$SHARED_TASKS"
     scenario "$store" --scenario disjoint --runners 1 --tasks "$DISJOINT_TASKS"
@@ -102,6 +105,9 @@ for store in $STORES; do
     scenario "$store" --scenario disjoint --runners 16 --tasks "$DISJOINT_TASKS" --rate "$RATE"
     scenario "$store" --scenario deep --blocked "$DEEP_BLOCKED" --runners 16 \
         --tasks "$DISJOINT_TASKS" --rate "$RATE"
+done
+for store in $STORES; do
+    case " $RUNS " in *" streams "*) ;; *) continue ;; esac
     for clients in $STREAM_CLIENTS; do
         run_load "$STREAM_ROWS" "$store" --event-streams "$clients" --rate "$STREAM_RATE" \
             --phase-secs "$STREAM_PHASE"
@@ -109,9 +115,10 @@ for store in $STORES; do
 done
 
 # Replaces the table between the $1-table markers in BENCHMARKS.md (or appends one) with
-# the header lines $2 and the rows in file $3.
+# the header lines $2 and the rows in file $3; no rows leave the table as it is.
 write_table() {
     local marker=$1 header=$2 rows=$3 table
+    [ -s "$rows" ] || return 0
     table=$(mktemp)
     {
         echo "<!-- $marker-table:begin -->"

@@ -49,8 +49,10 @@ pub(crate) struct StreamsReport {
     /// Reads with clients connected over reads without (p50 and p99).
     pub(crate) read_slowdown_p50: f64,
     pub(crate) read_slowdown_p99: f64,
-    /// The server's resident memory before the clients connected, with them connected,
-    /// and after the bursts of clients connecting and leaving (bytes).
+    /// The server's resident memory at the start, right before the clients connected,
+    /// with them connected, and after the bursts of clients connecting and leaving
+    /// (bytes).
+    pub(crate) rss_start: u64,
     pub(crate) rss_before: u64,
     pub(crate) rss_connected: u64,
     pub(crate) rss_after_bursts: u64,
@@ -70,9 +72,10 @@ struct Tally {
 pub(crate) async fn run(admin: &Api, config: StreamsConfig) -> Result<StreamsReport, Failed> {
     let metrics = Arc::new(Metrics::new());
     let tally = Arc::new(Tally::default());
-    let (rss_before, _) = server_stats(admin).await?;
-
+    let (rss_start, _) = server_stats(admin).await?;
     produce_and_probe(admin, &config, &metrics, "read (no streams)").await;
+    // Memory per client counts from here: the phase before warmed the server's caches.
+    let (rss_before, _) = server_stats(admin).await?;
     let clients = connect(admin, &config, &metrics, &tally, true).await?;
     let (rss_connected, streams) = server_stats(admin).await?;
     if let Some(streams) = streams
@@ -113,6 +116,7 @@ pub(crate) async fn run(admin: &Api, config: StreamsConfig) -> Result<StreamsRep
         events_received,
         read_slowdown_p50: slowdown(|l| l.p50_ms),
         read_slowdown_p99: slowdown(|l| l.p99_ms),
+        rss_start,
         rss_before,
         rss_connected,
         rss_after_bursts,
@@ -347,7 +351,7 @@ impl Outcome for StreamsReport {
             self.read_slowdown_p50,
             self.read_slowdown_p99,
             self.clients_per_100_mb,
-            mib(self.rss_before),
+            mib(self.rss_start),
             mib(self.rss_after_bursts),
             self.slowest_close_ms,
             self.errors.iter().map(|e| e.count).sum::<u64>()
@@ -370,8 +374,9 @@ impl Outcome for StreamsReport {
             self.read_slowdown_p50, self.read_slowdown_p99
         ));
         out.push_str(&format!(
-            "  server memory: {:.1} MiB before, {:.1} MiB connected ({:.0} clients per 100 MB), \
-             {:.1} MiB after {BURSTS} bursts\n",
+            "  server memory: {:.1} MiB at the start, {:.1} MiB before the clients, {:.1} MiB \
+             connected ({:.0} clients per 100 MB), {:.1} MiB after {BURSTS} bursts\n",
+            mib(self.rss_start),
             mib(self.rss_before),
             mib(self.rss_connected),
             self.clients_per_100_mb,

@@ -94,11 +94,9 @@ async fn events(
             .int("after", 0..=i64::MAX, -1)
             .map(|after| (after >= 0).then_some(after))?,
     };
-    let after = match resume {
-        Some(after) => after,
-        None => state.store.last_event_seq().await?,
-    };
     let (sender, receiver) = mpsc::channel::<Bytes>(CLIENT_BUFFER + 1);
+    // A client that does not resume starts where the fan-out stands (see `feed`).
+    let after = resume.unwrap_or_default();
     let stream = Stream {
         store: state.store.clone(),
         filter,
@@ -227,22 +225,30 @@ async fn feed(
     resuming: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream
-        .sender
-        .send(Bytes::from_static(b": connected\n\n"))
-        .await;
-    let (mut pages, _) = match fanout.follow().await {
+    let (mut pages, handed_out) = match fanout.follow().await {
         Ok(followed) => followed,
         Err(err) => {
             tracing::warn!(error = %err, "event stream: reading the log failed");
             return;
         }
     };
+    if !resuming {
+        // What happens from now on: everything after the events handed out so far.
+        stream.after = handed_out;
+        stream.delivered = handed_out;
+    }
+    // Sent once the stream follows, so that a client that saw it misses nothing after.
+    let _ = stream
+        .sender
+        .send(Bytes::from_static(b": connected\n\n"))
+        .await;
     if resuming && let Err(err) = stream.check_resume().await {
         tracing::warn!(error = %err, "event stream: reading the log failed");
         return;
     }
-    if stream.catch_up().await.is_err() {
+    // Events after `handed_out` arrive as pages; only those before, not yet seen, are
+    // read here.
+    if stream.after < handed_out && stream.catch_up().await.is_err() {
         return;
     }
     loop {
