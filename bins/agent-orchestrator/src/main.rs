@@ -343,6 +343,15 @@ fn default_worktree_dir(repository: &Path) -> anyhow::Result<PathBuf> {
 }
 
 async fn start(args: StartArgs) -> anyhow::Result<()> {
+    if args.lease_secs <= args.heartbeat_secs {
+        bail!(
+            "--lease-secs {} must be longer than --heartbeat-secs {}: a lease that runs out \
+             between two heartbeats gives the task to another runner while this one works \
+             on it (the default lease is 300 s; a few heartbeats' worth is the least)",
+            args.lease_secs,
+            args.heartbeat_secs
+        );
+    }
     let path = config::path()?;
     let config = config::load(&path)?;
     let repository = repository(args.dir.clone().or(Some(config.working_dir.clone())))?;
