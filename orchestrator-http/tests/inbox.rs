@@ -205,3 +205,33 @@ async fn locks_are_listed_checked_and_force_released() {
             .contains("stuck runner")
     );
 }
+
+#[actix_web::test]
+async fn paths_past_the_length_or_depth_limit_are_refused_naming_the_limit() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let long = format!("src/{}", "a".repeat(4_100));
+    let deep = vec!["d"; 65].join("/");
+    for (path, limit) in [(&long, "4096 bytes"), (&deep, "64 components")] {
+        let (status, body) = send(
+            &app,
+            admin(TestRequest::post().uri("/api/locks/check"))
+                .set_json(json!({ "filePaths": ["ok.rs", path] })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_error(&body, "VALIDATION_ERROR");
+        assert!(body.to_string().contains(limit), "{body}");
+        let (status, body) = send(
+            &app,
+            admin(TestRequest::post().uri("/api/tasks"))
+                .set_json(json!({ "title": "t", "description": "d", "filesHint": [path] })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body.to_string().contains(limit) && body.to_string().contains("filesHint[0]"),
+            "{body}"
+        );
+    }
+}

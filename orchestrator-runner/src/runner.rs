@@ -8,7 +8,9 @@ use std::time::Duration;
 use orchestrator_core::attempts::{AttemptCompletion, DiffStats};
 use orchestrator_core::backend::{AgentBackend, AgentOutcome, AgentRequest, PauseSignal};
 use orchestrator_core::coordination::ControlSignal;
+use orchestrator_core::error::Error;
 use orchestrator_core::ids::TaskId;
+use orchestrator_core::lock::{LockPath, MAX_LOCK_PATHS, covering_at_most};
 use orchestrator_core::model::{LogType, NewVerificationResult, TaskStatus, Usage};
 use orchestrator_core::protocol::{AttemptRef, ClaimedTask};
 use orchestrator_core::verify::Verifier;
@@ -666,6 +668,18 @@ async fn finish(
         .into_iter()
         .map(str::to_owned)
         .collect();
+    let outside = match within_one_lock_request(outside) {
+        Ok((paths, None)) => paths,
+        Ok((paths, Some(note))) => {
+            sink.note(LogType::Info, note);
+            paths
+        }
+        Err(err) => {
+            let error = format!("the changed paths cannot be locked: {err}");
+            sink.note(LogType::Error, error.clone());
+            return failed_completion(error, outcome.usage);
+        }
+    };
     if !outside.is_empty() {
         let attempt = AttemptRef::from(assignment);
         match shared.client.acquire_locks(attempt, &outside).await {
@@ -811,4 +825,28 @@ fn failure_summary(result: &NewVerificationResult) -> String {
         summary.push_str(" no check could run on the change");
     }
     summary
+}
+
+/// `paths` as one lock request the server accepts: beyond [`MAX_LOCK_PATHS`] paths, the
+/// directories covering them (and a note saying so). Fails for a path the server would
+/// refuse (too long or too deep).
+fn within_one_lock_request(paths: Vec<String>) -> Result<(Vec<String>, Option<String>), Error> {
+    if paths.len() <= MAX_LOCK_PATHS {
+        return Ok((paths, None));
+    }
+    let parsed = paths
+        .iter()
+        .map(|path| LockPath::parse(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let covering: Vec<String> = covering_at_most(parsed, MAX_LOCK_PATHS)
+        .iter()
+        .map(LockPath::key)
+        .collect();
+    let note = format!(
+        "the change touches {} paths beyond its locks, more than one request may name \
+         ({MAX_LOCK_PATHS}); locking the {} directories that cover them",
+        paths.len(),
+        covering.len()
+    );
+    Ok((covering, Some(note)))
 }

@@ -392,6 +392,36 @@ async fn changes_beyond_the_files_hint_are_locked_or_fail_as_a_conflict() {
     assert_eq!(owned["status"], "COMPLETED", "{owned}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_touching_more_paths_than_one_lock_request_takes_still_gets_its_locks() {
+    let server = Server::start().await;
+    let repo = repository(&[("README.md", "# app\n")]);
+    let cli = Cli::new();
+    let scripts = tempfile::tempdir().unwrap();
+    let agent = agent_script(
+        scripts.path(),
+        "many.sh",
+        "sleep 1; for d in $(seq 0 11); do mkdir -p gen/d$d; \
+         for f in $(seq 0 99); do printf 'x = 1\\n' > gen/d$d/f$f.py; done; done",
+    );
+    cli.connect(&server, repo.path()).await;
+    let task = id(&server.create_task("generate", &["src/"]).await);
+    let _runner = cli.start_agent(&agent, &["--once"]);
+    let (_, agent_id) = server.wait_running(&task).await;
+    let done = server.wait_finished(&task, Duration::from_secs(120)).await;
+    assert_eq!(
+        done["status"], "COMPLETED",
+        "1,200 files outside the hint: {done}"
+    );
+    let logs = server.agent_log(&agent_id).await;
+    assert!(
+        logs.iter().any(|entry| entry["content"]
+            .as_str()
+            .is_some_and(|text| text.contains("locking the 12 directories that cover them"))),
+        "{logs:?}"
+    );
+}
+
 /// Lines in `path` (0 when it does not exist yet).
 fn lines_in(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |text| text.lines().count())
@@ -480,6 +510,22 @@ async fn a_paused_agent_holds_still_keeps_its_lease_and_goes_on_when_resumed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_no_longer_than_a_heartbeat_is_refused() {
+    let cli = Cli::new();
+    let output = cli
+        .command()
+        .args(["start", "--heartbeat-secs", "10", "--lease-secs", "10"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains("--lease-secs 10 must be longer than --heartbeat-secs 10"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
 async fn skipping_claudes_permissions_is_refused_as_root() {
     let server = Server::start().await;
     let repo = repository(&[("README.md", "# app\n")]);

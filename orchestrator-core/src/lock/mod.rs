@@ -4,10 +4,10 @@
 mod path;
 mod rules;
 
-pub use path::{DescendantRange, LockPath, ROOT_KEY};
+pub use path::{DescendantRange, LockPath, MAX_PATH_BYTES, MAX_PATH_DEPTH, ROOT_KEY};
 pub use rules::{
-    acquired_event, check_force_release, conflicts_among, force_release_exception, grants_for,
-    parse_paths, released_event, renewed_event,
+    MAX_LOCK_PATHS, acquired_event, check_force_release, conflicts_among, covering_at_most,
+    force_release_exception, grants_for, parse_paths, released_event, renewed_event,
 };
 
 use std::fmt::Debug;

@@ -14,6 +14,12 @@ use crate::error::{Error, Result};
 /// The key of the repository root, a directory covering every path.
 pub const ROOT_KEY: &str = "./";
 
+/// The longest path accepted, in bytes (Linux's `PATH_MAX`).
+pub const MAX_PATH_BYTES: usize = 4_096;
+
+/// The most components a path may have.
+pub const MAX_PATH_DEPTH: usize = 64;
+
 /// A normalized lock target. See the module documentation.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LockPath {
@@ -26,6 +32,15 @@ impl LockPath {
     pub fn parse_field(input: &str, field: &str) -> Result<Self> {
         if input.is_empty() {
             return Err(Error::invalid(field, "a path must not be empty"));
+        }
+        if input.len() > MAX_PATH_BYTES {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "a path may be at most {MAX_PATH_BYTES} bytes long; this one has {}",
+                    input.len()
+                ),
+            ));
         }
         if input.contains('\0') {
             return Err(Error::invalid(
@@ -52,7 +67,15 @@ impl LockPath {
                         ));
                     }
                 }
-                name => segments.push(name.to_owned()),
+                name => {
+                    if segments.len() == MAX_PATH_DEPTH {
+                        return Err(Error::invalid(
+                            field,
+                            format!("a path may have at most {MAX_PATH_DEPTH} components"),
+                        ));
+                    }
+                    segments.push(name.to_owned());
+                }
             }
         }
         let last = unified.rsplit('/').next().unwrap_or_default();
@@ -93,6 +116,20 @@ impl LockPath {
             (other, self)
         };
         long.segments.starts_with(&short.segments)
+    }
+
+    /// Whether a lock on this path covers `other`: `other` is this path or lies below it.
+    pub fn covers(&self, other: &LockPath) -> bool {
+        other.segments.starts_with(&self.segments)
+    }
+
+    /// The directory this path lies in (the root for a top-level path and for the root).
+    pub fn parent_directory(&self) -> LockPath {
+        let depth = self.segments.len().saturating_sub(1);
+        LockPath {
+            segments: self.segments[..depth].to_vec(),
+            directory: true,
+        }
     }
 
     /// Keys of every lock that covers this path from above or names it exactly: the
@@ -165,6 +202,27 @@ mod tests {
 
     fn key(input: &str) -> String {
         LockPath::parse(input).unwrap().key()
+    }
+
+    #[test]
+    fn paths_past_the_length_or_depth_limit_are_refused_naming_the_limit() {
+        let longest = "a".repeat(MAX_PATH_BYTES);
+        assert!(LockPath::parse(&longest).is_ok());
+        let err = LockPath::parse_field(&format!("{longest}b"), "paths[3]").unwrap_err();
+        assert!(
+            err.to_string().contains("paths[3]") && err.to_string().contains("4096 bytes"),
+            "{err}"
+        );
+        let deepest = vec!["d"; MAX_PATH_DEPTH].join("/");
+        assert_eq!(
+            LockPath::parse(&deepest).unwrap().segments().len(),
+            MAX_PATH_DEPTH
+        );
+        let err = LockPath::parse(&format!("{deepest}/e")).unwrap_err();
+        assert!(err.to_string().contains("at most 64 components"), "{err}");
+        // `..` gives depth back.
+        let wandering = vec!["d/.."; 200].join("/");
+        assert_eq!(key(&format!("{wandering}/x")), "x");
     }
 
     #[test]

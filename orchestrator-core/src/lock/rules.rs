@@ -14,15 +14,16 @@ use crate::model::{
 };
 use crate::time::Timestamp;
 
-/// Most paths in one request.
-const MAX_PATHS: usize = 200;
+/// Most paths in one lock request (the HTTP routes and the runner protocol take the same
+/// number).
+pub const MAX_LOCK_PATHS: usize = 1_000;
 
 /// Normalizes requested paths, dropping duplicates; errors name `field[i]`.
 pub fn parse_paths(paths: &[String], field: &str) -> Result<Vec<LockPath>> {
-    if paths.len() > MAX_PATHS {
+    if paths.len() > MAX_LOCK_PATHS {
         return Err(Error::invalid(
             field,
-            format!("at most {MAX_PATHS} paths (got {})", paths.len()),
+            format!("at most {MAX_LOCK_PATHS} paths (got {})", paths.len()),
         ));
     }
     let mut seen = BTreeSet::new();
@@ -34,6 +35,45 @@ pub fn parse_paths(paths: &[String], field: &str) -> Result<Vec<LockPath>> {
         }
     }
     Ok(parsed)
+}
+
+/// Paths covering every one of `paths` (parsed), at most `max` of them: while there are
+/// more, the deepest are replaced by their directories, and paths a directory covers are
+/// dropped. So a change touching thousands of files asks for locks on their directories
+/// in one request the server accepts, instead of one it must refuse.
+pub fn covering_at_most(paths: Vec<LockPath>, max: usize) -> Vec<LockPath> {
+    let mut paths = without_covered(paths);
+    while paths.len() > max.max(1) {
+        let deepest = paths.iter().map(|p| p.segments().len()).max().unwrap_or(0);
+        paths = without_covered(
+            paths
+                .into_iter()
+                .map(|path| {
+                    if path.segments().len() == deepest {
+                        path.parent_directory()
+                    } else {
+                        path
+                    }
+                })
+                .collect(),
+        );
+    }
+    paths
+}
+
+/// `paths` sorted, without duplicates and without those another of them covers.
+fn without_covered(mut paths: Vec<LockPath>) -> Vec<LockPath> {
+    paths.sort();
+    paths.dedup();
+    let mut kept: Vec<LockPath> = Vec::with_capacity(paths.len());
+    for path in paths {
+        // Sorted by segments, a path comes right before what lies below it.
+        if kept.last().is_some_and(|last| last.covers(&path)) {
+            continue;
+        }
+        kept.push(path);
+    }
+    kept
 }
 
 /// Among `held` locks (live ones, of other holders), those that stand in the way of
@@ -169,4 +209,30 @@ pub fn released_event(released: &[FileLock], reason: &str) -> Option<NewEvent> {
             .agent(Some(first.agent_id))
             .payload(json!({"paths": paths, "reason": reason})),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_paths_are_covered_by_their_directories_within_the_limit() {
+        let paths: Vec<LockPath> = (0..1_500)
+            .map(|n| LockPath::parse(&format!("src/m{}/f{n}.rs", n % 40)).unwrap())
+            .chain([LockPath::parse("README.md").unwrap()])
+            .collect();
+        let keys = |paths: &[LockPath]| paths.iter().map(LockPath::key).collect::<Vec<_>>();
+        let covering = covering_at_most(paths.clone(), MAX_LOCK_PATHS);
+        assert_eq!(covering.len(), 41, "{:?}", keys(&covering));
+        assert!(keys(&covering).contains(&"src/m7/".to_owned()));
+        assert!(keys(&covering).contains(&"README.md".to_owned()));
+        assert!(paths.iter().all(|p| covering.iter().any(|c| c.covers(p))));
+        assert_eq!(
+            keys(&covering_at_most(paths.clone(), 2)),
+            ["README.md", "src/"]
+        );
+        assert_eq!(keys(&covering_at_most(paths.clone(), 1)), ["./"]);
+        let few = covering_at_most(paths[..3].to_vec(), MAX_LOCK_PATHS);
+        assert_eq!(few.len(), 3, "under the limit nothing is widened");
+    }
 }

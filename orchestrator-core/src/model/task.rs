@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 use super::{check_max_chars, check_not_blank};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, LeaseToken, TaskId};
+use crate::lock::LockPath;
 use crate::model::{RiskLevel, TaskComplexity, TaskStatus, VerificationStatus};
 use crate::time::Timestamp;
 
@@ -19,7 +20,6 @@ pub const MAX_BATCH_SIZE: usize = 50;
 
 const MAX_PRIORITY: u8 = 3;
 const MAX_FILES_HINT: usize = 200;
-const MAX_PATH_CHARS: usize = 1024;
 const MAX_DEPENDENCIES: usize = 50;
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
 const MAX_ATTEMPTS_LIMIT: u32 = 20;
@@ -296,7 +296,7 @@ fn validate_files_hint(files: &[String]) -> Result<()> {
     for (index, path) in files.iter().enumerate() {
         let field = format!("filesHint[{index}]");
         check_not_blank(&field, path)?;
-        check_max_chars(&field, path, MAX_PATH_CHARS)?;
+        LockPath::parse_field(path, &field)?;
     }
     crate::lock::parse_paths(files, "filesHint").map(|_| ())
 }

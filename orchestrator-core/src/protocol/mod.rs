@@ -18,6 +18,7 @@ use crate::change;
 use crate::coordination::{self, ClaimRequest, ClaimRoom, MAX_BATCH_CLAIM};
 use crate::error::{Error, Result};
 use crate::ids::AgentId;
+use crate::lock::MAX_LOCK_PATHS;
 use crate::model::{Agent, AgentStatus, NewAgentLog, RunnerSession, RunnerSessionStatus};
 use crate::retry::RetryPolicy;
 use crate::state::runner_session::RunnerSessionEvent;
@@ -28,8 +29,6 @@ use crate::time::Clock;
 pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(30);
 /// Lease length when the runner does not ask for one.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
-/// Paths one lock request may name.
-pub const MAX_LOCK_PATHS: usize = 1_000;
 /// A session's last-seen time is written at most this often.
 const SEEN_EVERY: Duration = Duration::from_secs(30);
 
