@@ -118,6 +118,10 @@ pub enum RunnerEvent {
     Disconnected {
         detail: String,
     },
+    /// Something the user should know; the runner goes on.
+    Warning {
+        detail: String,
+    },
 }
 
 /// Why the runner stopped on its own.
@@ -259,8 +263,19 @@ impl Runner {
                 Ok(assignments) => {
                     failures = 0;
                     let claimed_any = !assignments.is_empty();
+                    let free = permits.len();
                     for assignment in assignments {
-                        let permit = permits.pop().expect("no more claims than slots");
+                        let Some(permit) = permits.pop() else {
+                            shared.emit(RunnerEvent::Warning {
+                                detail: format!(
+                                    "the orchestrator handed out task {} beyond the {free} free \
+                                     slot(s) asked for; it goes back to the queue when its \
+                                     lease runs out",
+                                    assignment.task.id
+                                ),
+                            });
+                            continue;
+                        };
                         let shared = shared.clone();
                         attempts.spawn(async move {
                             run_attempt(&shared, assignment).await;

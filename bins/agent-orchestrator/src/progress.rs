@@ -35,7 +35,9 @@ impl Display {
         let text = line(event);
         match self {
             Self::Plain => match event {
-                RunnerEvent::Disconnected { .. } => eprintln!("{text}"),
+                RunnerEvent::Disconnected { .. } | RunnerEvent::Warning { .. } => {
+                    eprintln!("{text}")
+                }
                 _ => println!("{text}"),
             },
             Self::Terminal { bars, running } => match event {
@@ -60,7 +62,7 @@ impl Display {
                         let _ = bars.println(text);
                     }
                 },
-                RunnerEvent::Disconnected { .. } => {
+                RunnerEvent::Disconnected { .. } | RunnerEvent::Warning { .. } => {
                     let _ = bars.println(text);
                 }
             },
@@ -105,5 +107,6 @@ fn line(event: &RunnerEvent) -> String {
             detail.lines().next().unwrap_or_default()
         ),
         RunnerEvent::Disconnected { detail } => format!("warning: {detail}; retrying"),
+        RunnerEvent::Warning { detail } => format!("warning: {detail}"),
     }
 }

@@ -1,0 +1,141 @@
+//! A server that hands out more tasks than the runner asked for: the runner works as many
+//! as it has free slots, says what it left, and carries on — it never panics.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orchestrator_core::coordination::ControlSignal;
+use orchestrator_core::model::{NewTask, TaskStatus};
+use orchestrator_core::store::StoreExt;
+use orchestrator_core::{Clock, InMemoryStore, Store, SystemClock};
+use orchestrator_runner::backend::CommandAgent;
+use orchestrator_runner::{
+    AttemptCompletion, AttemptRef, ClaimedTask, ClientError, LocalClient, LockAnswer, LogEntry,
+    OrchestratorClient, Runner, RunnerConfig, RunnerEvent, Worktrees,
+};
+
+/// The in-process client, claiming one task more than asked.
+#[derive(Debug)]
+struct OverDelivering(LocalClient);
+
+#[async_trait]
+impl OrchestratorClient for OverDelivering {
+    async fn claim(
+        &self,
+        max: usize,
+        wait: Duration,
+        lease_ttl: Duration,
+    ) -> Result<Vec<ClaimedTask>, ClientError> {
+        self.0.claim(max + 1, wait, lease_ttl).await
+    }
+
+    async fn heartbeat(
+        &self,
+        attempt: AttemptRef,
+        lease_ttl: Duration,
+        status: Option<TaskStatus>,
+    ) -> Result<ControlSignal, ClientError> {
+        self.0.heartbeat(attempt, lease_ttl, status).await
+    }
+
+    async fn send_logs(&self, attempt: AttemptRef, logs: &[LogEntry]) -> Result<(), ClientError> {
+        self.0.send_logs(attempt, logs).await
+    }
+
+    async fn acquire_locks(
+        &self,
+        attempt: AttemptRef,
+        paths: &[String],
+    ) -> Result<LockAnswer, ClientError> {
+        self.0.acquire_locks(attempt, paths).await
+    }
+
+    async fn complete(
+        &self,
+        attempt: AttemptRef,
+        completion: &AttemptCompletion,
+    ) -> Result<(), ClientError> {
+        self.0.complete(attempt, completion).await
+    }
+}
+
+fn repository(dir: &Path) {
+    let repo = git2::Repository::init(dir).unwrap();
+    std::fs::write(dir.join("README.md"), "# app\n").unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("README.md")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let me = git2::Signature::now("test", "test@example.com").unwrap();
+    repo.commit(Some("HEAD"), &me, &me, "first", &tree, &[])
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_tasks_than_free_slots_are_left_to_their_leases_without_a_panic() {
+    let repo = tempfile::tempdir().unwrap();
+    repository(repo.path());
+    let worktrees = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let mut ids = Vec::new();
+    for file in ["a.py", "b.py"] {
+        let mut task = NewTask::new(format!("write {file}"), "d");
+        task.files_hint = vec![file.to_owned()];
+        ids.push(
+            store
+                .create_task(task, SystemClock.now())
+                .await
+                .unwrap()
+                .value
+                .id,
+        );
+    }
+    let client = LocalClient::register(store.clone(), Arc::new(SystemClock), "greedy", repo.path())
+        .await
+        .unwrap();
+    let agent = CommandAgent::new(vec![
+        "sh".into(),
+        "-c".into(),
+        r#"case "$0" in *a.py*) printf 'x = 1\n' > a.py ;; *) printf 'y = 1\n' > b.py ;; esac"#
+            .into(),
+        "{prompt}".into(),
+    ])
+    .unwrap();
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let runner = Runner::builder(
+        Arc::new(OverDelivering(client)),
+        Arc::new(agent),
+        Worktrees::new(repo.path(), worktrees.path()),
+    )
+    .config(RunnerConfig {
+        parallel: 1,
+        once: true,
+        ..RunnerConfig::default()
+    })
+    .events(events)
+    .build();
+    runner.run().await.expect("the runner carries on");
+
+    let mut warnings = Vec::new();
+    while let Ok(event) = received.try_recv() {
+        if let RunnerEvent::Warning { detail } = event {
+            warnings.push(detail);
+        }
+    }
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("beyond the 1 free slot"),
+        "{warnings:?}"
+    );
+    let mut statuses = Vec::new();
+    for id in &ids {
+        statuses.push(store.get_task(*id).await.unwrap().status);
+    }
+    assert!(statuses.contains(&TaskStatus::Completed), "{statuses:?}");
+    assert!(
+        statuses.contains(&TaskStatus::Assigned),
+        "the other waits for its lease: {statuses:?}"
+    );
+}
