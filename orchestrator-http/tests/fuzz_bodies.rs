@@ -4,9 +4,9 @@
 
 mod common;
 
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use actix_web::test::TestRequest;
-use common::{admin, assert_error, backing, build, send};
+use common::{admin, assert_error, backing, bearer, build, connect_runner, send};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
@@ -109,17 +109,35 @@ async fn no_body_makes_a_server_error() {
         (Method::POST, "/api/verify".into()),
         (Method::POST, "/api/connect".into()),
         (Method::POST, "/api/runner/claim".into()),
+        (Method::POST, "/api/runner/heartbeat".into()),
+        (Method::POST, "/api/runner/logs".into()),
+        (Method::POST, "/api/runner/locks".into()),
         (Method::POST, "/api/runner/complete".into()),
     ];
+    // The runner routes take a runner's token: with the admin's, every body would stop
+    // at the 403 and none would reach the route.
+    let runner_token = connect_runner(&app, "fuzz").await;
+    let mut past_auth = 0;
     let mut runner = TestRunner::new(Config::with_cases(64));
     let strategy = body();
-    for case in 0..400 {
+    for case in 0..600 {
         let bytes = strategy.new_tree(&mut runner).unwrap().current();
         let (method, uri) = &routes[case % routes.len()];
-        let request = admin(TestRequest::default().method(method.clone()).uri(uri))
-            .insert_header(("Content-Type", "application/json"))
-            .set_payload(bytes.clone());
+        let request = TestRequest::default().method(method.clone()).uri(uri);
+        let request = if uri.starts_with("/api/runner/") {
+            bearer(request, &runner_token)
+        } else {
+            admin(request)
+        }
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload(bytes.clone());
         let (status, body) = send(&app, request).await;
+        if uri.starts_with("/api/runner/")
+            && status != StatusCode::UNAUTHORIZED
+            && status != StatusCode::FORBIDDEN
+        {
+            past_auth += 1;
+        }
         assert!(
             !status.is_server_error(),
             "{method} {uri} with {:?} gave {status}: {body}",
@@ -130,4 +148,8 @@ async fn no_body_makes_a_server_error() {
             assert!(!message.is_empty());
         }
     }
+    assert!(
+        past_auth > 100,
+        "runner bodies reached their routes {past_auth} times"
+    );
 }
