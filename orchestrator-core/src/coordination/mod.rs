@@ -143,9 +143,8 @@ pub struct PruneReport {
 
 /// Whether `event` may have made a task claimable that was not before: a task created,
 /// edited, deleted (a dependency gone), queued again or completed (its dependents may be
-/// ready), a lock released, or another claim committed (it took work, so more may be
-/// left; on PostgreSQL a claim passes over the rows another claim holds, free again once
-/// it commits).
+/// ready), or a lock released. A claim taking work frees none; a claim that saw work it
+/// left hands the turn on itself ([`ClaimRoom`](super::ClaimRoom)).
 pub fn may_free_work(event: &Event) -> bool {
     match event.kind {
         EventKind::TaskCreated
@@ -156,12 +155,7 @@ pub fn may_free_work(event: &Event) -> bool {
             .payload
             .get("to")
             .and_then(|to| TaskStatus::deserialize(to).ok())
-            .is_none_or(|to| {
-                matches!(
-                    to,
-                    TaskStatus::Queued | TaskStatus::Assigned | TaskStatus::Completed
-                )
-            }),
+            .is_none_or(|to| matches!(to, TaskStatus::Queued | TaskStatus::Completed)),
         EventKind::TaskCancelRequested
         | EventKind::LeaseRenewed
         | EventKind::AgentCreated
@@ -279,7 +273,6 @@ mod tests {
             event(EventKind::TaskUpdated, serde_json::Value::Null),
             event(EventKind::LockReleased, serde_json::Value::Null),
             status("QUEUED"),
-            status("ASSIGNED"),
             status("COMPLETED"),
             event(EventKind::TaskStatusChanged, serde_json::Value::Null),
         ] {
@@ -291,6 +284,7 @@ mod tests {
             event(EventKind::LockAcquired, serde_json::Value::Null),
             event(EventKind::ExceptionOpened, serde_json::Value::Null),
             event(EventKind::AgentStatusChanged, serde_json::Value::Null),
+            status("ASSIGNED"),
             status("IN_PROGRESS"),
             status("VERIFYING"),
             status("FAILED"),

@@ -1,9 +1,9 @@
 //! [`ClaimRoom`]: the claims of one process that wait for work, taking turns.
 //!
 //! A commit that may have made work claimable wakes one waiting claim, not all of them.
-//! If it takes work, its own commit wakes the next one, and so on while work is left: a
-//! hand-off, so that a commit never sends every waiter to search the queue at once, where
-//! all but one would find nothing.
+//! If it takes work and its search saw more, it wakes the next one, and so on while work
+//! is left: a hand-off, so that a commit never sends every waiter to search the queue at
+//! once, where all but one would find nothing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -113,8 +113,16 @@ impl ClaimRoom {
             let turn = self.turns.turn.notified();
             tokio::pin!(turn);
             turn.as_mut().enable();
-            let claims = self.store.claim(request.clone(), clock.now()).await?;
+            let (claims, maybe_more) = self
+                .store
+                .claim_looking_ahead(request.clone(), clock.now())
+                .await?;
             if !claims.is_empty() {
+                // The next claim in line gets the turn only if this one's search saw work
+                // it left: otherwise it would only search in vain.
+                if maybe_more {
+                    self.turns.turn.notify_one();
+                }
                 return Ok(claims);
             }
             let due = self.store.work_due_in(clock.now()).await?;

@@ -21,6 +21,20 @@ pub trait QueueStore: Send + Sync + Debug + 'static {
     /// `task_id`, that task is claimed or the reason it cannot be is the error.
     async fn claim(&self, request: ClaimRequest, now: Timestamp) -> Result<Vec<Claim>>;
 
+    /// [`claim`](Self::claim), and whether the search may have left claimable tasks
+    /// behind for other claims: waiting claims are handed the turn only then. A store that
+    /// cannot tell says so whenever every slot was filled.
+    async fn claim_looking_ahead(
+        &self,
+        request: ClaimRequest,
+        now: Timestamp,
+    ) -> Result<(Vec<Claim>, bool)> {
+        let slots = request.agents.len();
+        let claims = self.claim(request, now).await?;
+        let maybe_more = claims.len() == slots;
+        Ok((claims, maybe_more))
+    }
+
     /// Extends the live attempt's lease and its locks to `now + ttl`; the answer tells the
     /// runner to continue, stop (cancellation) or pause. A stale lease is a `Conflict` that
     /// changes nothing.

@@ -8,7 +8,7 @@ use orchestrator_core::change::{self, LeaseRef, TaskAction, TaskContext};
 use orchestrator_core::coordination::{Claim, ClaimRequest, HeartbeatAck};
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::TaskId;
-use orchestrator_core::lock::parse_paths;
+use orchestrator_core::lock::{LockPath, parse_paths};
 use orchestrator_core::model::{Agent, LockMode, Task};
 use orchestrator_core::state::agent::{self as agent_state, AgentEvent};
 use orchestrator_core::store::QueueStore;
@@ -103,24 +103,25 @@ impl<D: Dialect> SqlStore<D> {
         tx: &mut Tx<D>,
         request: &ClaimRequest,
         now: Timestamp,
-        prefetched: Option<Vec<TaskId>>,
-    ) -> Result<Vec<Claim>> {
+        prefetched: Option<Prefetched>,
+    ) -> Result<(Vec<Claim>, bool)> {
         let slots_wanted = request.agents.len() as u32;
         // The slots in one locked read (sorted, so concurrent claimers lock in one order),
-        // and for a queue claim the first round of candidates (one per slot: the head of
-        // the queue is usually free), in one script.
+        // and for a queue claim the first round of candidates (one per slot and one more,
+        // which tells whether work is left for others: the head of the queue is usually
+        // free), in one script.
         let mut script = vec![read::agents_by_id_part::<D>(
             &request.agents,
             Lock::ForUpdate,
         )];
-        let mut per_round = slots_wanted;
+        let mut per_round = slots_wanted + 1;
         if request.task_id.is_none() {
             script.push(match &prefetched {
-                Some(ids) => {
-                    per_round = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-                    read::claimable_among_part::<D>(now, &request.agents, ids)
+                Some(prefetched) => {
+                    per_round = u32::try_from(prefetched.ids.len()).unwrap_or(u32::MAX);
+                    read::claimable_among_part::<D>(now, &request.agents, &prefetched.ids)
                 }
-                None => read::claimable_part::<D>(now, &request.agents, slots_wanted),
+                None => read::claimable_part::<D>(now, &request.agents, per_round),
             });
         }
         let mut sets = tx.fetch_script(script).await?.into_iter();
@@ -131,10 +132,13 @@ impl<D: Dialect> SqlStore<D> {
             let task = locked_task(tx, id).await?;
             let assigned = Self::assign(tx, task, &idle[0], request, now, true).await?;
             let claim = assigned.ok_or_else(|| Error::backend("a named claim was passed over"))?;
-            return Ok(vec![claim]);
+            return Ok((vec![claim], false));
         }
 
         let mut claims = Vec::new();
+        // Candidates seen and not taken: claimable by other claims unless this one's
+        // grants now stand in their way.
+        let mut left = Vec::new();
         let mut slots = idle.iter().peekable();
         for round in 1.. {
             // A prefetched first round counts as full: the queue may hold more than the
@@ -145,8 +149,11 @@ impl<D: Dialect> SqlStore<D> {
             // The database passed over tasks a live lock stands in the way of; `assign`
             // checks each candidate's paths again for its slot, against this round's
             // grants too.
-            for task in candidates {
+            let mut round_candidates = candidates.into_iter();
+            while let Some(task) = round_candidates.next() {
                 let Some(slot) = slots.peek().copied() else {
+                    left.push(task);
+                    left.extend(round_candidates);
                     break;
                 };
                 let task = match round {
@@ -161,9 +168,12 @@ impl<D: Dialect> SqlStore<D> {
                         None => continue,
                     },
                 };
-                if let Some(claim) = Self::assign(tx, task, slot, request, now, false).await? {
-                    claims.push(claim);
-                    slots.next();
+                match Self::assign(tx, task.clone(), slot, request, now, false).await? {
+                    Some(claim) => {
+                        claims.push(claim);
+                        slots.next();
+                    }
+                    None => left.push(task),
                 }
             }
             if exhausted || slots.peek().is_none() {
@@ -175,8 +185,31 @@ impl<D: Dialect> SqlStore<D> {
             };
             candidates = read::claimable::<D>(tx, now, &request.agents, after, per_round).await?;
         }
-        Ok(claims)
+        let maybe_more = any_free_of(&left, &claims)?;
+        Ok((claims, maybe_more))
     }
+}
+
+/// Whether one of `tasks` is free of the locks `claims` took. Tasks a read did not reach
+/// count as taken: a claim that leaves only tasks its own grants block hands the turn to
+/// no one, and work further down the queue waits for the next commit that may free work
+/// (or a waiting claim's next look).
+fn any_free_of(tasks: &[Task], claims: &[Claim]) -> Result<bool> {
+    let granted = claims
+        .iter()
+        .flat_map(|claim| &claim.locks)
+        .map(|lock| LockPath::parse(&lock.file_path))
+        .collect::<Result<Vec<_>>>()?;
+    for task in tasks {
+        let paths = parse_paths(&task.files_hint, "filesHint")?;
+        if !paths
+            .iter()
+            .any(|path| granted.iter().any(|held| held.overlaps(path)))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 impl<D: Dialect> SqlStore<D> {
@@ -187,7 +220,7 @@ impl<D: Dialect> SqlStore<D> {
         &self,
         request: &ClaimRequest,
         now: Timestamp,
-    ) -> Result<Option<Vec<TaskId>>> {
+    ) -> Result<Option<Prefetched>> {
         let mut conn = self.read().await?;
         let now = self.now(&mut conn, now).await?;
         let limit = CANDIDATES_PER_SLOT * request.agents.len() as u32;
@@ -197,8 +230,15 @@ impl<D: Dialect> SqlStore<D> {
             idle_slots(slots, request)?;
             return Ok(None);
         }
-        Ok(Some(found.into_iter().map(|task| task.id).collect()))
+        Ok(Some(Prefetched {
+            ids: found.into_iter().map(|task| task.id).collect(),
+        }))
     }
+}
+
+/// The first claimable tasks, read before the write transaction.
+struct Prefetched {
+    ids: Vec<TaskId>,
 }
 
 /// The request's slots, in the order it gave them, each able to take a task; `NotFound`
@@ -217,6 +257,14 @@ fn idle_slots(mut slots: Vec<Agent>, request: &ClaimRequest) -> Result<Vec<Agent
 #[async_trait]
 impl<D: Dialect> QueueStore for SqlStore<D> {
     async fn claim(&self, request: ClaimRequest, now: Timestamp) -> Result<Vec<Claim>> {
+        Ok(self.claim_looking_ahead(request, now).await?.0)
+    }
+
+    async fn claim_looking_ahead(
+        &self,
+        request: ClaimRequest,
+        now: Timestamp,
+    ) -> Result<(Vec<Claim>, bool)> {
         request.validate()?;
         let settings = match request.task_id {
             None => D::QUEUE_CLAIM_SETTINGS,
@@ -234,7 +282,7 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
                 Some(ids) => Some(ids),
                 None => {
                     self.hide_after_slow_claim(started.elapsed(), now).await;
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), false));
                 }
             },
             _ => None,
@@ -243,12 +291,12 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
         let outcome = Self::claim_in(&mut tx, &request, now, prefetched).await;
         // A slot that cannot take work, or a named task that cannot be had, is found after
         // candidates were locked: they are free again when the caller hears.
-        let (tx, claims) = tx.check(outcome).await?;
+        let (tx, (claims, maybe_more)) = tx.check(outcome).await?;
         self.commit(tx).await?;
         if request.task_id.is_none() {
             self.hide_after_slow_claim(started.elapsed(), now).await;
         }
-        Ok(claims)
+        Ok((claims, maybe_more))
     }
 
     async fn heartbeat(
