@@ -63,11 +63,19 @@ impl FromRequest for Admin {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer_token(req)
-            .map(str::to_owned)
-            .or_else(|| req.cookie(ADMIN_COOKIE).map(|c| c.value().to_owned()));
+        let bearer = bearer_token(req).map(str::to_owned);
+        let from_session = bearer.is_none();
+        let token = bearer.or_else(|| req.cookie(ADMIN_COOKIE).map(|c| c.value().to_owned()));
+        let refusal = if from_session && token.is_some() {
+            session_refusal(req)
+        } else {
+            None
+        };
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
+            if let Some(refusal) = refusal {
+                return Err(ApiError::forbidden(refusal));
+            }
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let Some(token) = token else {
                 return Err(ApiError::unauthorized(
@@ -86,6 +94,52 @@ impl FromRequest for Admin {
             }
             Err(ApiError::unauthorized("The admin token is not valid"))
         })
+    }
+}
+
+/// Why a request that only the browser session authenticates may not change anything, if
+/// it may not: it must come from this server's own pages (a browser says where from in
+/// `Sec-Fetch-Site` and `Origin`) with a JSON body, which no other site can make a
+/// browser send with the session's cookie. Reads are not refused.
+fn session_refusal(req: &HttpRequest) -> Option<String> {
+    if matches!(
+        *req.method(),
+        actix_web::http::Method::GET
+            | actix_web::http::Method::HEAD
+            | actix_web::http::Method::OPTIONS
+    ) {
+        return None;
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let advice = "API clients send `Authorization: Bearer <token>` instead of the browser session";
+    if let Some(site) = header("sec-fetch-site")
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Some(format!(
+            "The browser session only works from this server's own pages (this request is {site}); {advice}"
+        ));
+    }
+    if let Some(origin) = header("origin") {
+        let own = req.connection_info().host().to_owned();
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if origin_host != own {
+            return Some(format!(
+                "The browser session only works from this server's own pages (the request came from {origin}); {advice}"
+            ));
+        }
+    }
+    match header("content-type") {
+        Some(kind)
+            if !kind
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json") =>
+        {
+            Some(format!(
+                "With the browser session a request body must be JSON (it was {kind}); {advice}"
+            ))
+        }
+        _ => None,
     }
 }
 

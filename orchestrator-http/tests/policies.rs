@@ -165,3 +165,47 @@ async fn other_origins_are_kept_out_unless_allowed() {
     assert!(orchestrator_http::check_cors_origin("https://app.example.com/path").is_err());
     assert!(orchestrator_http::check_cors_origin("app.example.com").is_err());
 }
+
+#[actix_web::test]
+async fn the_browser_session_cannot_be_used_from_another_origin() {
+    let backing = backing().await;
+    let (app, _) = build(&backing, |state| state).await;
+    let cookie = format!(
+        "{}={}",
+        orchestrator_http::auth::ADMIN_COOKIE,
+        common::ADMIN_TOKEN
+    );
+    let body = r#"{"title":"planted","description":"from another origin"}"#;
+    for (origin, site) in [
+        ("http://localhost:8080", "same-site"),
+        ("https://evil.example", "cross-site"),
+    ] {
+        let request = TestRequest::post()
+            .uri("/api/tasks")
+            .insert_header(("Host", "localhost:3000"))
+            .insert_header(("Cookie", cookie.clone()))
+            .insert_header(("Origin", origin))
+            .insert_header(("Sec-Fetch-Site", site))
+            .insert_header(("Content-Type", "text/plain"))
+            .set_payload(body);
+        let response = call_service(&app, request.to_request()).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin}");
+    }
+    let (_, listed) = send(&app, admin(TestRequest::get().uri("/api/tasks"))).await;
+    assert_eq!(
+        listed["data"]["pagination"]["totalCount"], 0,
+        "nothing was created: {listed}"
+    );
+
+    // The server's own pages may: same origin, a JSON body.
+    let request = TestRequest::post()
+        .uri("/api/tasks")
+        .insert_header(("Host", "localhost:3000"))
+        .insert_header(("Cookie", cookie))
+        .insert_header(("Origin", "http://localhost:3000"))
+        .insert_header(("Sec-Fetch-Site", "same-origin"))
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload(body);
+    let response = call_service(&app, request.to_request()).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
