@@ -103,7 +103,7 @@ impl<D: Dialect> SqlStore<D> {
         tx: &mut Tx<D>,
         request: &ClaimRequest,
         now: Timestamp,
-        prefetched: Option<Prefetched>,
+        prefetched: Option<Vec<TaskId>>,
     ) -> Result<(Vec<Claim>, bool)> {
         let slots_wanted = request.agents.len() as u32;
         // The slots in one locked read (sorted, so concurrent claimers lock in one order),
@@ -117,9 +117,9 @@ impl<D: Dialect> SqlStore<D> {
         let mut per_round = slots_wanted + 1;
         if request.task_id.is_none() {
             script.push(match &prefetched {
-                Some(prefetched) => {
-                    per_round = u32::try_from(prefetched.ids.len()).unwrap_or(u32::MAX);
-                    read::claimable_among_part::<D>(now, &request.agents, &prefetched.ids)
+                Some(ids) => {
+                    per_round = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+                    read::claimable_among_part::<D>(now, &request.agents, ids)
                 }
                 None => read::claimable_part::<D>(now, &request.agents, per_round),
             });
@@ -220,7 +220,7 @@ impl<D: Dialect> SqlStore<D> {
         &self,
         request: &ClaimRequest,
         now: Timestamp,
-    ) -> Result<Option<Prefetched>> {
+    ) -> Result<Option<Vec<TaskId>>> {
         let mut conn = self.read().await?;
         let now = self.now(&mut conn, now).await?;
         let limit = CANDIDATES_PER_SLOT * request.agents.len() as u32;
@@ -230,15 +230,8 @@ impl<D: Dialect> SqlStore<D> {
             idle_slots(slots, request)?;
             return Ok(None);
         }
-        Ok(Some(Prefetched {
-            ids: found.into_iter().map(|task| task.id).collect(),
-        }))
+        Ok(Some(found.into_iter().map(|task| task.id).collect()))
     }
-}
-
-/// The first claimable tasks, read before the write transaction.
-struct Prefetched {
-    ids: Vec<TaskId>,
 }
 
 /// The request's slots, in the order it gave them, each able to take a task; `NotFound`

@@ -13,7 +13,7 @@ use sqlx::QueryBuilder;
 use crate::dialect::{Dialect, Exec, Value, push_limit, push_list};
 use crate::rows::RowReader;
 
-use super::read::Lock;
+use super::read::{Lock, all};
 
 /// Paths of live locks acquired at or before `held_since`: the tasks behind them may be
 /// set aside.
@@ -27,7 +27,7 @@ pub(crate) async fn long_held_paths<D: Dialect>(
     Value::at(now).bind(&mut query);
     query.push(" AND acquired_at <= ");
     Value::at(held_since).bind(&mut query);
-    texts(conn, query, "file_path").await
+    file_paths(conn, query).await
 }
 
 /// Up to `limit` queued tasks, not set aside yet, that a lock on `path` stands in the way
@@ -44,11 +44,7 @@ pub(crate) async fn tasks_behind<D: Dialect>(
     ));
     push_behind(&mut query, "t", path);
     push_limit(&mut query, limit);
-    let rows = conn.fetch_all(query).await?;
-    let ids = rows
-        .iter()
-        .map(|row| row.uuid("id"))
-        .collect::<Result<Vec<_>>>()?;
+    let ids = all::<D, _>(conn, query, |row: &D::Row| row.uuid("id")).await?;
     Ok(ids.into_iter().flatten().map(TaskId::from).collect())
 }
 
@@ -119,7 +115,7 @@ pub(crate) async fn paths_to_reveal<D: Dialect>(
         query.push(")");
     }
     query.push(") AND EXISTS (SELECT 1 FROM tasks t WHERE t.hidden_behind = l.file_path)");
-    texts(conn, query, "file_path").await
+    file_paths(conn, query).await
 }
 
 /// The path of a live lock in the way of `paths`, if any: a task queued behind it is set
@@ -176,14 +172,11 @@ pub(crate) async fn reveal_unheld<D: Dialect>(
     conn.execute(query).await
 }
 
-async fn texts<D: Dialect>(
+/// The `file_path` column of the rows `query` reads.
+async fn file_paths<D: Dialect>(
     conn: &mut impl Exec<D>,
     query: QueryBuilder<D>,
-    column: &str,
 ) -> Result<Vec<String>> {
-    conn.fetch_all(query)
-        .await?
-        .iter()
-        .filter_map(|row| row.text(column).transpose())
-        .collect()
+    let paths = all::<D, _>(conn, query, |row: &D::Row| row.text("file_path")).await?;
+    Ok(paths.into_iter().flatten().collect())
 }

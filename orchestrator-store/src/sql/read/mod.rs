@@ -93,7 +93,7 @@ async fn one<D: Dialect, T>(
         .transpose()
 }
 
-async fn all<D: Dialect, T>(
+pub(crate) async fn all<D: Dialect, T>(
     conn: &mut impl Exec<D>,
     query: QueryBuilder<D>,
     decode: fn(&D::Row) -> Result<T>,
