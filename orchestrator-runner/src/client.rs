@@ -40,6 +40,8 @@ pub enum ClientError {
         refusal: Refusal,
         code: String,
         message: String,
+        /// How long the orchestrator asked to wait before trying again (`Retry-After`).
+        retry_after: Option<Duration>,
     },
     /// It could not be reached, or its answer could not be read.
     #[error("the orchestrator at {url} could not be reached: {detail}")]
@@ -67,6 +69,38 @@ impl ClientError {
                 ..
             }
         )
+    }
+
+    /// The call itself was refused (a bad field, a body too large): sending it again
+    /// cannot help.
+    pub fn is_invalid(&self) -> bool {
+        matches!(
+            self,
+            Self::Refused {
+                refusal: Refusal::Invalid,
+                ..
+            }
+        )
+    }
+
+    /// The same call may succeed later: the orchestrator was unreachable, busy or
+    /// failing, or asked to be called again later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Refused { refusal, .. } => matches!(
+                refusal,
+                Refusal::RateLimited | Refusal::Unavailable | Refusal::Other
+            ),
+        }
+    }
+
+    /// The wait the orchestrator asked for before the next try, if it named one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Refused { retry_after, .. } => *retry_after,
+            Self::Unreachable { .. } => None,
+        }
     }
 }
 

@@ -136,6 +136,12 @@ impl HttpClient {
             self.unreachable(detail)
         })?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let bytes = response
             .bytes()
             .await
@@ -151,11 +157,13 @@ impl HttpClient {
                 refusal,
                 code: envelope.error.code,
                 message: envelope.error.message,
+                retry_after,
             },
             Err(_) => ClientError::Refused {
                 refusal,
                 code: status.to_string(),
                 message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+                retry_after,
             },
         })
     }

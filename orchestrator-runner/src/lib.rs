@@ -20,11 +20,13 @@
 pub mod backend;
 pub mod client;
 pub mod http;
+mod lease;
 pub mod local;
 pub mod logs;
 pub mod process;
 pub mod prompt;
 pub mod runner;
+pub mod spool;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod worktree;
@@ -40,4 +42,5 @@ pub use orchestrator_core::protocol::{AttemptRef, ClaimedTask, LogEntry, RunnerC
 pub use runner::{
     RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl, RunnerError, RunnerEvent,
 };
+pub use spool::Spool;
 pub use worktree::{InUse, TaskWorktree, Workspace, WorktreeError, WorktreeState, Worktrees};

@@ -121,6 +121,7 @@ fn refused(err: Error) -> ClientError {
         refusal,
         code: code.into(),
         message: err.to_string(),
+        retry_after: None,
     }
 }
 

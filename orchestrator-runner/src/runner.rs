@@ -2,7 +2,7 @@
 //! task's worktree with heartbeats and streamed logs, verifies the change, commits it on
 //! the task's branch and reports the completion with its evidence.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orchestrator_core::attempts::{AttemptCompletion, DiffStats};
@@ -19,8 +19,10 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::client::{ClientError, OrchestratorClient};
+use crate::lease::LeaseKeeper;
 use crate::logs::{self, LogSink};
 use crate::prompt;
+use crate::spool::Spool;
 use crate::worktree::{Workspace, WorktreeError, Worktrees};
 
 /// Failures listed in the error a failed verification reports (and the next prompt shows).
@@ -118,6 +120,18 @@ pub enum RunnerEvent {
     Disconnected {
         detail: String,
     },
+    /// The attempt ended without the orchestrator accepting its completion: why, and
+    /// what became of its work.
+    NotAccepted {
+        task: TaskId,
+        commit: Option<String>,
+        detail: String,
+    },
+    /// A completion kept from an earlier run is sent again.
+    Resending {
+        task: TaskId,
+        attempt: u32,
+    },
     /// Something the user should know; the runner goes on.
     Warning {
         detail: String,
@@ -140,9 +154,17 @@ pub struct RunnerBuilder {
     config: RunnerConfig,
     events: Option<mpsc::UnboundedSender<RunnerEvent>>,
     verification: Verification,
+    spool: Option<Spool>,
 }
 
 impl RunnerBuilder {
+    /// Keeps each completion in `spool` until the orchestrator has answered it, and sends
+    /// the completions found there when the runner starts.
+    pub fn spool(mut self, spool: Spool) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
     /// Adds the semantic review by `model` to every verification (advisory).
     pub fn semantic_review(self, model: Arc<dyn ReviewModel>) -> Self {
         self.verifier(SemanticVerifier::new(model))
@@ -186,6 +208,8 @@ impl RunnerBuilder {
                 events: self.events,
                 verification: self.verification,
                 control: RunnerControl { mode },
+                spool: self.spool,
+                revoked: Mutex::new(None),
             }),
         }
     }
@@ -206,6 +230,9 @@ struct Shared {
     events: Option<mpsc::UnboundedSender<RunnerEvent>>,
     verification: Verification,
     control: RunnerControl,
+    spool: Option<Spool>,
+    /// Why the session was revoked, once it was: the runner stops with this error.
+    revoked: Mutex<Option<ClientError>>,
 }
 
 impl Runner {
@@ -222,6 +249,7 @@ impl Runner {
             config: RunnerConfig::default(),
             events: None,
             verification: Verification::new(),
+            spool: None,
         }
     }
 
@@ -237,6 +265,7 @@ impl Runner {
         let mut attempts = JoinSet::new();
         let mut mode = shared.control.mode.subscribe();
         let mut failures = 0u32;
+        self.resend_spooled(&mut attempts);
         while *mode.borrow() == RunMode::Running {
             // Wait for a free slot (or a change of mode), then take every free one.
             let first = tokio::select! {
@@ -287,9 +316,8 @@ impl Runner {
                     }
                 }
                 Err(err) if err.is_unauthorized() => {
-                    shared.control.stop();
-                    while attempts.join_next().await.is_some() {}
-                    return Err(RunnerError::Unauthorized(err));
+                    shared.revoked(err);
+                    break;
                 }
                 Err(err) => {
                     failures += 1;
@@ -305,7 +333,41 @@ impl Runner {
             }
         }
         while attempts.join_next().await.is_some() {}
-        Ok(())
+        let revoked = shared
+            .revoked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match revoked {
+            Some(err) => Err(RunnerError::Unauthorized(err)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends again the completions an earlier run kept in the spool, beside the new work.
+    fn resend_spooled(&self, attempts: &mut JoinSet<()>) {
+        let Some(spool) = &self.shared.spool else {
+            return;
+        };
+        let (pending, unreadable) = spool.pending();
+        for detail in unreadable {
+            self.shared.emit(RunnerEvent::Warning { detail });
+        }
+        for spooled in pending {
+            let shared = self.shared.clone();
+            attempts.spawn(async move {
+                shared.emit(RunnerEvent::Resending {
+                    task: spooled.attempt.task_id(),
+                    attempt: spooled.attempt.lease.attempt,
+                });
+                let mut lease = LeaseKeeper::new(
+                    shared.config.heartbeat_every,
+                    shared.config.lease_ttl,
+                    tokio::time::Instant::now(),
+                );
+                deliver_and_say(&shared, spooled.attempt, &mut lease, &spooled.completion).await;
+            });
+        }
     }
 }
 
@@ -322,24 +384,48 @@ enum Supervised<T> {
     Cancelled,
     /// The runner is stopping.
     Stopped,
-    /// The lease is gone (expired and taken back); nothing more may be reported.
-    LeaseLost(ClientError),
+    /// The lease is gone (taken back, or run out with no heartbeat getting through);
+    /// nothing more may be reported.
+    LeaseLost(String),
+    /// The runner's session was revoked: every agent stops.
+    Revoked(ClientError),
 }
 
 /// Why a heartbeat ends an attempt.
 enum Interrupted {
     Cancelled,
-    LeaseLost(ClientError),
+    LeaseLost(String),
+    Revoked(ClientError),
 }
 
 impl<T> From<Interrupted> for Supervised<T> {
     fn from(interrupted: Interrupted) -> Self {
         match interrupted {
             Interrupted::Cancelled => Self::Cancelled,
-            Interrupted::LeaseLost(err) => Self::LeaseLost(err),
+            Interrupted::LeaseLost(detail) => Self::LeaseLost(detail),
+            Interrupted::Revoked(err) => Self::Revoked(err),
         }
     }
 }
+
+/// What became of a completion.
+enum Delivery {
+    /// The orchestrator accepted it.
+    Accepted,
+    /// The attempt's lease was gone when it arrived: the task is not changed (the
+    /// orchestrator keeps the commit and evidence on the attempt).
+    LeaseLost(ClientError),
+    /// The runner's session was revoked.
+    Revoked(ClientError),
+    /// The orchestrator refused the report itself; sending it again cannot help.
+    Refused(ClientError),
+    /// Not delivered before the runner stopped or the lease ran out: it waits in the
+    /// spool (if there is one) for the next start.
+    Kept(String),
+}
+
+/// The longest wait between two tries to deliver a completion.
+const MOST_BETWEEN_TRIES: Duration = Duration::from_secs(15);
 
 impl Shared {
     fn emit(&self, event: RunnerEvent) {
@@ -348,12 +434,26 @@ impl Shared {
         }
     }
 
+    /// Stops every agent: the runner's session was revoked.
+    fn revoked(&self, err: ClientError) {
+        let mut revoked = self
+            .revoked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if revoked.is_none() {
+            *revoked = Some(err);
+        }
+        self.control.stop();
+    }
+
     /// Runs `work` while heartbeating the attempt. The first beat reports `status` before
     /// the work starts, so the orchestrator knows where the attempt is even when the work
-    /// ends at once. Pause and resume go to `agent_pause` when the work is the agent's.
+    /// ends at once (a beat that fails is tried again, with the status, while the work
+    /// goes on). Pause and resume go to `agent_pause` when the work is the agent's.
     async fn supervise<T>(
         &self,
         attempt: AttemptRef,
+        lease: &mut LeaseKeeper,
         status: TaskStatus,
         sink: &LogSink,
         agent_pause: Option<&watch::Sender<bool>>,
@@ -364,17 +464,19 @@ impl Shared {
             agent: agent_pause,
             paused: false,
         };
-        if let Some(ended) = self.beat(attempt, Some(status), sink, &mut pause).await {
+        let mut report = Some(status);
+        if let Some(ended) = self
+            .beat(attempt, lease, &mut report, sink, &mut pause)
+            .await
+        {
             return ended.into();
         }
-        let every = self.config.heartbeat_every;
-        let mut beats = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tokio::pin!(work);
         loop {
             tokio::select! {
                 done = &mut work => return Supervised::Done(done),
-                _ = beats.tick() => {
-                    if let Some(ended) = self.beat(attempt, None, sink, &mut pause).await {
+                () = tokio::time::sleep_until(lease.next_beat()) => {
+                    if let Some(ended) = self.beat(attempt, lease, &mut report, sink, &mut pause).await {
                         return ended.into();
                     }
                 }
@@ -383,49 +485,190 @@ impl Shared {
         }
     }
 
-    /// One heartbeat; `Some` when the attempt must end.
+    /// One heartbeat, carrying `report` until one gets through; `Some` when the attempt
+    /// must end. A failure that may pass is tried again sooner, and said once per run
+    /// of failures; the lease is lost once it runs out with none getting through.
     async fn beat(
         &self,
         attempt: AttemptRef,
-        report: Option<TaskStatus>,
+        lease: &mut LeaseKeeper,
+        report: &mut Option<TaskStatus>,
         sink: &LogSink,
         pause: &mut PauseRelay<'_>,
     ) -> Option<Interrupted> {
-        match self
+        let sent = tokio::time::Instant::now();
+        let answer = self
             .client
-            .heartbeat(attempt, self.config.lease_ttl, report)
-            .await
-        {
-            Ok(ControlSignal::Continue) => {
-                pause.set(false, sink);
-                None
+            .heartbeat(attempt, self.config.lease_ttl, *report)
+            .await;
+        let err = match answer {
+            Ok(signal) => {
+                if lease.failures() > 0 {
+                    self.emit(RunnerEvent::Warning {
+                        detail: format!(
+                            "heartbeats of task {} reach the orchestrator again",
+                            attempt.task_id()
+                        ),
+                    });
+                }
+                lease.renewed(sent);
+                *report = None;
+                return match signal {
+                    ControlSignal::Continue => {
+                        pause.set(false, sink);
+                        None
+                    }
+                    ControlSignal::Stop => Some(Interrupted::Cancelled),
+                    ControlSignal::Pause => {
+                        pause.set(true, sink);
+                        None
+                    }
+                };
             }
-            Ok(ControlSignal::Stop) => Some(Interrupted::Cancelled),
-            Ok(ControlSignal::Pause) => {
-                pause.set(true, sink);
-                None
-            }
-            Err(err) if err.is_stale_lease() => Some(Interrupted::LeaseLost(err)),
-            Err(err) => {
-                tracing::warn!(task = %attempt.task_id(), error = %err, "heartbeat failed; the lease holds until it runs out");
-                None
-            }
-        }
+            Err(err) => err,
+        };
+        self.heartbeat_failed(attempt, lease, err)
     }
 
-    async fn complete(&self, attempt: AttemptRef, completion: &AttemptCompletion) {
-        // A completion that cannot be delivered leaves the lease to run out: the
-        // supervisor then gives the task back to the queue.
-        for delay in [0, 1, 3] {
-            tokio::time::sleep(Duration::from_secs(delay)).await;
-            match self.client.complete(attempt, completion).await {
-                Ok(()) => return,
-                Err(err) if matches!(err, ClientError::Refused { .. }) => {
-                    tracing::warn!(task = %attempt.task_id(), error = %err, "completion refused");
-                    return;
+    /// Handles a heartbeat that failed: `Some` when the attempt must end.
+    fn heartbeat_failed(
+        &self,
+        attempt: AttemptRef,
+        lease: &mut LeaseKeeper,
+        err: ClientError,
+    ) -> Option<Interrupted> {
+        if err.is_stale_lease() {
+            return Some(Interrupted::LeaseLost(err.to_string()));
+        }
+        if err.is_unauthorized() {
+            return Some(Interrupted::Revoked(err));
+        }
+        let now = tokio::time::Instant::now();
+        let holds = lease.failed(now, err.retry_after());
+        if !holds {
+            return Some(Interrupted::LeaseLost(format!(
+                "no heartbeat reached the orchestrator before the lease ran out (last error: {err})"
+            )));
+        }
+        if lease.failures() == 1 {
+            let left = lease.expires().saturating_duration_since(now).as_secs();
+            self.emit(RunnerEvent::Warning {
+                detail: format!(
+                    "a heartbeat of task {} failed: {err}; trying again while the lease \
+                     holds ({left} s left)",
+                    attempt.task_id()
+                ),
+            });
+        }
+        None
+    }
+
+    /// Delivers the attempt's completion: kept in the spool first, then sent until the
+    /// orchestrator answers for good, tried again after failures that may pass (as long
+    /// as the orchestrator asks, or with a backoff) while heartbeats keep the lease.
+    async fn deliver(
+        &self,
+        attempt: AttemptRef,
+        lease: &mut LeaseKeeper,
+        completion: &AttemptCompletion,
+    ) -> Delivery {
+        if let Some(spool) = &self.spool
+            && let Err(err) = spool.keep(attempt, completion)
+        {
+            self.emit(RunnerEvent::Warning {
+                detail: format!(
+                    "the completion of task {} cannot be kept in {} ({err}); it is sent, but \
+                     not kept for a restart",
+                    attempt.task_id(),
+                    spool.dir().display()
+                ),
+            });
+        }
+        let delivery = self.send_completion(attempt, lease, completion).await;
+        if let Some(spool) = &self.spool
+            && matches!(
+                delivery,
+                Delivery::Accepted | Delivery::LeaseLost(_) | Delivery::Refused(_)
+            )
+            && let Err(err) = spool.remove(&attempt)
+        {
+            self.emit(RunnerEvent::Warning {
+                detail: format!(
+                    "the delivered completion of task {} stays in {} ({err}); the next start \
+                     sends it again, which changes nothing",
+                    attempt.task_id(),
+                    spool.dir().display()
+                ),
+            });
+        }
+        delivery
+    }
+
+    async fn send_completion(
+        &self,
+        attempt: AttemptRef,
+        lease: &mut LeaseKeeper,
+        completion: &AttemptCompletion,
+    ) -> Delivery {
+        let mut mode = self.control.mode.subscribe();
+        let mut tries = 0u32;
+        loop {
+            let err = match self.client.complete(attempt, completion).await {
+                Ok(()) => return Delivery::Accepted,
+                Err(err) if err.is_stale_lease() => return Delivery::LeaseLost(err),
+                Err(err) if err.is_unauthorized() => return Delivery::Revoked(err),
+                Err(err) if !err.is_transient() => return Delivery::Refused(err),
+                Err(err) => err,
+            };
+            tries += 1;
+            let now = tokio::time::Instant::now();
+            if *mode.borrow() == RunMode::Stopping {
+                return Delivery::Kept(format!("the runner stopped first (last error: {err})"));
+            }
+            if lease.lost_by(now) {
+                return Delivery::Kept(format!(
+                    "the lease ran out before the orchestrator could be reached (last error: {err})"
+                ));
+            }
+            if tries == 1 {
+                let left = lease.expires().saturating_duration_since(now).as_secs();
+                self.emit(RunnerEvent::Warning {
+                    detail: format!(
+                        "the completion of task {} did not get through: {err}; trying again \
+                         while the lease holds ({left} s left)",
+                        attempt.task_id()
+                    ),
+                });
+            }
+            let backoff = Duration::from_secs(1 << tries.min(4)).min(MOST_BETWEEN_TRIES);
+            let retry_at = now + err.retry_after().unwrap_or(backoff);
+            // Heartbeats go on while the completion waits, so the lease holds.
+            while tokio::time::Instant::now() < retry_at {
+                let wake = retry_at.min(lease.next_beat()).min(lease.expires());
+                tokio::select! {
+                    () = tokio::time::sleep_until(wake) => {}
+                    _ = wait_for(&mut mode, RunMode::Stopping) => {
+                        return Delivery::Kept(format!("the runner stopped first (last error: {err})"));
+                    }
                 }
-                Err(err) => {
-                    tracing::warn!(task = %attempt.task_id(), error = %err, "completion not delivered; retrying")
+                if tokio::time::Instant::now() < lease.next_beat() {
+                    continue;
+                }
+                let sent = tokio::time::Instant::now();
+                match self
+                    .client
+                    .heartbeat(attempt, self.config.lease_ttl, None)
+                    .await
+                {
+                    Ok(_) => lease.renewed(sent),
+                    // Sent now, the completion is kept on its attempt.
+                    Err(lost) if lost.is_stale_lease() => break,
+                    Err(revoked) if revoked.is_unauthorized() => return Delivery::Revoked(revoked),
+                    Err(other) => {
+                        if !lease.failed(tokio::time::Instant::now(), other.retry_after()) {
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -480,23 +723,107 @@ fn failed_completion(error: String, usage: Usage) -> AttemptCompletion {
     }
 }
 
+/// How an attempt's work ended.
+enum AttemptEnding {
+    /// It ends with this completion, to deliver.
+    Report(Box<AttemptCompletion>),
+    /// Its lease was lost while it worked: nothing may be reported.
+    LeaseLost(String),
+    /// The runner's session was revoked while it worked.
+    Revoked(ClientError),
+}
+
+impl AttemptEnding {
+    /// A failure with `error`, having used `usage`.
+    fn failed(error: String, usage: Usage) -> Self {
+        Self::Report(Box::new(failed_completion(error, usage)))
+    }
+}
+
+impl<T> Supervised<T> {
+    /// What the work returned, or how the attempt ends when it was interrupted `stage`
+    /// ("while running", "during verification") having used `usage`.
+    fn finished(self, usage: Usage, stage: &str) -> Result<T, AttemptEnding> {
+        match self {
+            Self::Done(value) => Ok(value),
+            Self::Cancelled => Err(AttemptEnding::Report(Box::new(AttemptCompletion {
+                cancelled: true,
+                ..failed_completion(format!("cancelled {stage}"), usage)
+            }))),
+            Self::Stopped => Err(AttemptEnding::failed(
+                format!("the runner was stopped {stage}"),
+                usage,
+            )),
+            Self::LeaseLost(detail) => Err(AttemptEnding::LeaseLost(detail)),
+            Self::Revoked(err) => Err(AttemptEnding::Revoked(err)),
+        }
+    }
+}
+
 /// One attempt, start to completion.
 async fn run_attempt(shared: &Arc<Shared>, assignment: ClaimedTask) {
     let attempt = AttemptRef::from(&assignment);
     let task = &assignment.task;
+    let mut lease = LeaseKeeper::new(
+        shared.config.heartbeat_every,
+        shared.config.lease_ttl,
+        tokio::time::Instant::now(),
+    );
     shared.emit(RunnerEvent::Claimed {
         task: task.id,
         title: task.title.clone(),
         attempt: assignment.lease.attempt,
     });
     let (sink, sender) = logs::stream(shared.client.clone(), attempt, shared.config.log_flush);
-    let completion = attempt_work(shared, &assignment, &sink).await;
+    let ending = attempt_work(shared, &assignment, &mut lease, &sink).await;
     drop(sink);
     let _ = sender.await;
-    if let Some(completion) = completion {
-        shared.complete(attempt, &completion).await;
-        shared.emit(RunnerEvent::Finished {
+    match ending {
+        AttemptEnding::Report(completion) => {
+            deliver_and_say(shared, attempt, &mut lease, &completion).await;
+        }
+        AttemptEnding::LeaseLost(detail) => shared.emit(RunnerEvent::NotAccepted {
             task: task.id,
+            commit: None,
+            detail: format!(
+                "the lease was lost ({detail}); the agent was stopped and the orchestrator \
+                 gives the task to another runner"
+            ),
+        }),
+        AttemptEnding::Revoked(err) => {
+            shared.emit(RunnerEvent::NotAccepted {
+                task: task.id,
+                commit: None,
+                detail: format!("the runner's session was revoked ({err}); the agent was stopped"),
+            });
+            shared.revoked(err);
+        }
+    }
+}
+
+/// Delivers `completion` and says what became of it.
+async fn deliver_and_say(
+    shared: &Arc<Shared>,
+    attempt: AttemptRef,
+    lease: &mut LeaseKeeper,
+    completion: &AttemptCompletion,
+) {
+    let task = attempt.task_id();
+    let commit = completion.commit_sha.clone();
+    let kept_on = |commit: &Option<String>| {
+        commit
+            .as_deref()
+            .map(|sha| format!("; its commit {sha} stays in the repository"))
+            .unwrap_or_default()
+    };
+    let not_accepted = |detail: String| RunnerEvent::NotAccepted {
+        task,
+        commit: commit.clone(),
+        detail,
+    };
+    match shared.deliver(attempt, lease, completion).await {
+        Delivery::Accepted => shared.emit(RunnerEvent::Finished {
+            task,
             success: completion.success,
             commit: completion.commit_sha.clone(),
             detail: completion
@@ -504,23 +831,45 @@ async fn run_attempt(shared: &Arc<Shared>, assignment: ClaimedTask) {
                 .clone()
                 .or(completion.error.clone())
                 .unwrap_or_default(),
-        });
-    } else {
-        shared.emit(RunnerEvent::Finished {
-            task: task.id,
-            success: false,
-            commit: None,
-            detail: "the lease was lost; the orchestrator gives the task to another runner".into(),
-        });
+        }),
+        Delivery::LeaseLost(err) => shared.emit(not_accepted(format!(
+            "the completion came after the attempt's lease was lost ({err}); the task is not \
+             changed by it{}",
+            kept_on(&commit)
+        ))),
+        Delivery::Refused(err) => shared.emit(not_accepted(format!(
+            "the orchestrator refused the completion ({err}){}",
+            kept_on(&commit)
+        ))),
+        Delivery::Revoked(err) => {
+            shared.emit(not_accepted(format!(
+                "the runner's session was revoked before the completion was accepted ({err}){}",
+                kept_on(&commit)
+            )));
+            shared.revoked(err);
+        }
+        Delivery::Kept(why) => shared.emit(not_accepted(match &shared.spool {
+            Some(spool) => format!(
+                "the completion is not delivered yet: {why}; it is kept in {} and the next \
+                 start sends it{}",
+                spool.dir().display(),
+                kept_on(&commit)
+            ),
+            None => format!(
+                "the completion was not delivered: {why}{}",
+                kept_on(&commit)
+            ),
+        })),
     }
 }
 
-/// The attempt's work; `None` when its lease was lost and nothing may be reported.
+/// The attempt's work, and how it ended.
 async fn attempt_work(
     shared: &Arc<Shared>,
     assignment: &ClaimedTask,
+    lease: &mut LeaseKeeper,
     sink: &LogSink,
-) -> Option<AttemptCompletion> {
+) -> AttemptEnding {
     let attempt = AttemptRef::from(assignment);
     let task = &assignment.task;
     let worktrees = shared.worktrees.clone();
@@ -537,10 +886,10 @@ async fn attempt_work(
     let (workspace, _in_use) = match prepared {
         Ok(prepared) => prepared,
         Err(err) => {
-            return Some(failed_completion(
+            return AttemptEnding::failed(
                 format!("the worktree could not be prepared: {err}"),
                 Usage::default(),
-            ));
+            );
         }
     };
     sink.note(
@@ -564,49 +913,41 @@ async fn attempt_work(
         locked_paths: locked_paths.clone(),
         pause: pause_signal,
     };
-    let outcome = match shared
+    let ran = shared
         .supervise(
             attempt,
+            lease,
             TaskStatus::InProgress,
             sink,
             Some(&pause),
             shared.backend.run(request, sink),
         )
-        .await
-    {
-        Supervised::Done(Ok(outcome)) => outcome,
-        Supervised::Done(Err(err)) => {
+        .await;
+    match &ran {
+        Supervised::Cancelled => {
+            sink.note(LogType::StatusChange, "cancelled: the agent was stopped")
+        }
+        Supervised::Stopped => sink.note(
+            LogType::StatusChange,
+            "the runner stopped: the agent was stopped",
+        ),
+        _ => {}
+    }
+    let outcome = match ran.finished(Usage::default(), "while running") {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(err)) => {
             sink.note(LogType::Error, err.to_string());
-            return Some(failed_completion(
+            return AttemptEnding::failed(
                 format!("the agent could not run: {err}"),
                 Usage::default(),
-            ));
-        }
-        Supervised::Cancelled => {
-            sink.note(LogType::StatusChange, "cancelled: the agent was stopped");
-            return Some(AttemptCompletion {
-                cancelled: true,
-                ..failed_completion("cancelled while running".into(), Usage::default())
-            });
-        }
-        Supervised::Stopped => {
-            sink.note(
-                LogType::StatusChange,
-                "the runner stopped: the agent was stopped",
             );
-            return Some(failed_completion(
-                "the runner was stopped during the attempt".into(),
-                Usage::default(),
-            ));
         }
-        Supervised::LeaseLost(err) => {
-            tracing::warn!(task = %task.id, error = %err, "lease lost while the agent ran");
-            return None;
-        }
+        Err(ending) => return ending,
     };
-    let finished = shared
+    shared
         .supervise(
             attempt,
+            lease,
             TaskStatus::Verifying,
             sink,
             None,
@@ -619,19 +960,12 @@ async fn attempt_work(
                 sink,
             ),
         )
-        .await;
-    match finished {
-        Supervised::Done(completion) => Some(completion),
-        Supervised::Cancelled => Some(AttemptCompletion {
-            cancelled: true,
-            ..failed_completion("cancelled during verification".into(), outcome.usage)
-        }),
-        Supervised::Stopped => Some(failed_completion(
-            "the runner was stopped during verification".into(),
-            outcome.usage,
-        )),
-        Supervised::LeaseLost(_) => None,
-    }
+        .await
+        .finished(outcome.usage, "during verification")
+        .map_or_else(
+            |ending| ending,
+            |completion| AttemptEnding::Report(Box::new(completion)),
+        )
 }
 
 /// After the agent: the change set, verification, the commit, and the completion.

@@ -69,6 +69,13 @@ pub(crate) fn path() -> anyhow::Result<PathBuf> {
     Ok(base.join("agent-orchestrator").join("config.json"))
 }
 
+/// Where completions wait that the server has not accepted yet: beside the config file.
+pub(crate) fn spool_dir(config: &Path) -> PathBuf {
+    config
+        .parent()
+        .map_or_else(|| PathBuf::from("spool"), |dir| dir.join("spool"))
+}
+
 /// The saved connection, or an error that says to connect.
 pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
     let text = match std::fs::read_to_string(path) {

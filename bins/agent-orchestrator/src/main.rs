@@ -17,7 +17,8 @@ use orchestrator_runner::backend::{
     OpenAiAgent, Prices,
 };
 use orchestrator_runner::{
-    ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, WorktreeState, Worktrees,
+    ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, Spool, WorktreeState,
+    Worktrees,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -441,7 +442,8 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
         once: args.once,
         ..RunnerConfig::default()
     })
-    .events(events);
+    .events(events)
+    .spool(Spool::new(config::spool_dir(&path)));
     let runner = if args.semantic_review {
         runner.semantic_review(Arc::new(anthropic_agent(&args)?))
     } else {

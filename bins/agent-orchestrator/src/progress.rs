@@ -35,9 +35,9 @@ impl Display {
         let text = line(event);
         match self {
             Self::Plain => match event {
-                RunnerEvent::Disconnected { .. } | RunnerEvent::Warning { .. } => {
-                    eprintln!("{text}")
-                }
+                RunnerEvent::Disconnected { .. }
+                | RunnerEvent::Warning { .. }
+                | RunnerEvent::NotAccepted { .. } => eprintln!("{text}"),
                 _ => println!("{text}"),
             },
             Self::Terminal { bars, running } => match event {
@@ -56,13 +56,17 @@ impl Display {
                         bar.set_message(text);
                     }
                 }
-                RunnerEvent::Finished { task, .. } => match running.remove(task) {
-                    Some(bar) => bar.finish_with_message(text),
-                    None => {
-                        let _ = bars.println(text);
+                RunnerEvent::Finished { task, .. } | RunnerEvent::NotAccepted { task, .. } => {
+                    match running.remove(task) {
+                        Some(bar) => bar.finish_with_message(text),
+                        None => {
+                            let _ = bars.println(text);
+                        }
                     }
-                },
-                RunnerEvent::Disconnected { .. } | RunnerEvent::Warning { .. } => {
+                }
+                RunnerEvent::Disconnected { .. }
+                | RunnerEvent::Warning { .. }
+                | RunnerEvent::Resending { .. } => {
                     let _ = bars.println(text);
                 }
             },
@@ -105,6 +109,13 @@ fn line(event: &RunnerEvent) -> String {
             "failed   {} {}",
             short(task),
             detail.lines().next().unwrap_or_default()
+        ),
+        RunnerEvent::NotAccepted { task, detail, .. } => {
+            format!("not done {} {detail}", short(task))
+        }
+        RunnerEvent::Resending { task, attempt } => format!(
+            "resend   {} the completion of attempt {attempt}, kept from an earlier run",
+            short(task)
         ),
         RunnerEvent::Disconnected { detail } => format!("warning: {detail}; retrying"),
         RunnerEvent::Warning { detail } => format!("warning: {detail}"),

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fault_proxy;
 pub mod model_server;
 
 use std::net::TcpListener;
@@ -282,6 +283,29 @@ impl Cli {
     pub async fn connect(&self, server: &Server, repo: &Path) {
         let token = server.connection_token().await;
         self.run(&["connect", &token, "-d", &repo.to_string_lossy()]);
+    }
+
+    /// `connect` to `server` through `url` (a proxy in front of it), working on `repo`.
+    pub async fn connect_through(&self, server: &Server, url: &str, repo: &Path) {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let token = engine.decode(server.connection_token().await).unwrap();
+        let token = String::from_utf8(token).unwrap();
+        let (_, secret) = token.split_once('|').unwrap();
+        let token = engine.encode(format!("{url}|{secret}"));
+        self.run(&["connect", &token, "-d", &repo.to_string_lossy()]);
+    }
+
+    /// Where the runner keeps completions the server has not accepted yet.
+    pub fn spool(&self) -> PathBuf {
+        self.home.path().join("spool")
+    }
+
+    /// The files waiting in the spool.
+    pub fn spooled(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.spool())
+            .map(|dir| dir.flatten().map(|entry| entry.path()).collect())
+            .unwrap_or_default()
     }
 
     pub fn worktrees(&self) -> PathBuf {

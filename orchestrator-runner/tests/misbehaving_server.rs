@@ -1,5 +1,7 @@
-//! A server that hands out more tasks than the runner asked for: the runner works as many
-//! as it has free slots, says what it left, and carries on — it never panics.
+//! A server that misbehaves or refuses: one handing out more tasks than the runner asked
+//! for (the runner works as many as it has free slots, says what it left, and carries on;
+//! it never panics), and one refusing a completion (the runner never says the task is
+//! done).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,22 +15,27 @@ use orchestrator_core::{Clock, InMemoryStore, Store, SystemClock};
 use orchestrator_runner::backend::CommandAgent;
 use orchestrator_runner::{
     AttemptCompletion, AttemptRef, ClaimedTask, ClientError, LocalClient, LockAnswer, LogEntry,
-    OrchestratorClient, Runner, RunnerConfig, RunnerEvent, Worktrees,
+    OrchestratorClient, Refusal, Runner, RunnerConfig, RunnerEvent, Worktrees,
 };
 
-/// The in-process client, claiming one task more than asked.
+/// The in-process client, claiming `extra` tasks more than asked, and refusing every
+/// completion as invalid when `refuse_completions` is set.
 #[derive(Debug)]
-struct OverDelivering(LocalClient);
+struct Misbehaving {
+    client: LocalClient,
+    extra: usize,
+    refuse_completions: bool,
+}
 
 #[async_trait]
-impl OrchestratorClient for OverDelivering {
+impl OrchestratorClient for Misbehaving {
     async fn claim(
         &self,
         max: usize,
         wait: Duration,
         lease_ttl: Duration,
     ) -> Result<Vec<ClaimedTask>, ClientError> {
-        self.0.claim(max + 1, wait, lease_ttl).await
+        self.client.claim(max + self.extra, wait, lease_ttl).await
     }
 
     async fn heartbeat(
@@ -37,11 +44,11 @@ impl OrchestratorClient for OverDelivering {
         lease_ttl: Duration,
         status: Option<TaskStatus>,
     ) -> Result<ControlSignal, ClientError> {
-        self.0.heartbeat(attempt, lease_ttl, status).await
+        self.client.heartbeat(attempt, lease_ttl, status).await
     }
 
     async fn send_logs(&self, attempt: AttemptRef, logs: &[LogEntry]) -> Result<(), ClientError> {
-        self.0.send_logs(attempt, logs).await
+        self.client.send_logs(attempt, logs).await
     }
 
     async fn acquire_locks(
@@ -49,7 +56,7 @@ impl OrchestratorClient for OverDelivering {
         attempt: AttemptRef,
         paths: &[String],
     ) -> Result<LockAnswer, ClientError> {
-        self.0.acquire_locks(attempt, paths).await
+        self.client.acquire_locks(attempt, paths).await
     }
 
     async fn complete(
@@ -57,7 +64,15 @@ impl OrchestratorClient for OverDelivering {
         attempt: AttemptRef,
         completion: &AttemptCompletion,
     ) -> Result<(), ClientError> {
-        self.0.complete(attempt, completion).await
+        if self.refuse_completions {
+            return Err(ClientError::Refused {
+                refusal: Refusal::Invalid,
+                code: "VALIDATION_ERROR".into(),
+                message: "verification.failures: too many".into(),
+                retry_after: None,
+            });
+        }
+        self.client.complete(attempt, completion).await
     }
 }
 
@@ -105,7 +120,11 @@ async fn more_tasks_than_free_slots_are_left_to_their_leases_without_a_panic() {
     .unwrap();
     let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
     let runner = Runner::builder(
-        Arc::new(OverDelivering(client)),
+        Arc::new(Misbehaving {
+            client,
+            extra: 1,
+            refuse_completions: false,
+        }),
         Arc::new(agent),
         Worktrees::new(repo.path(), worktrees.path()),
     )
@@ -137,5 +156,73 @@ async fn more_tasks_than_free_slots_are_left_to_their_leases_without_a_panic() {
     assert!(
         statuses.contains(&TaskStatus::Assigned),
         "the other waits for its lease: {statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_completion_is_never_reported_done() {
+    let repo = tempfile::tempdir().unwrap();
+    repository(repo.path());
+    let worktrees = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let task = store
+        .create_task(NewTask::new("write a.py", "d"), SystemClock.now())
+        .await
+        .unwrap()
+        .value;
+    let client =
+        LocalClient::register(store.clone(), Arc::new(SystemClock), "refused", repo.path())
+            .await
+            .unwrap();
+    let agent = CommandAgent::new(vec![
+        "sh".into(),
+        "-c".into(),
+        "printf 'x = 1\\n' > a.py".into(),
+        "{prompt}".into(),
+    ])
+    .unwrap();
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    Runner::builder(
+        Arc::new(Misbehaving {
+            client,
+            extra: 0,
+            refuse_completions: true,
+        }),
+        Arc::new(agent),
+        Worktrees::new(repo.path(), worktrees.path()),
+    )
+    .config(RunnerConfig {
+        once: true,
+        ..RunnerConfig::default()
+    })
+    .events(events)
+    .build()
+    .run()
+    .await
+    .expect("the runner carries on");
+
+    let mut ends = Vec::new();
+    while let Ok(event) = received.try_recv() {
+        if matches!(
+            event,
+            RunnerEvent::Finished { .. } | RunnerEvent::NotAccepted { .. }
+        ) {
+            ends.push(event);
+        }
+    }
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    let RunnerEvent::NotAccepted {
+        task: ended,
+        commit: Some(commit),
+        detail,
+    } = &ends[0]
+    else {
+        panic!("a refused completion is not done: {ends:?}");
+    };
+    assert_eq!(*ended, task.id);
+    assert!(detail.contains("refused the completion"), "{detail}");
+    assert!(
+        detail.contains(commit.as_str()),
+        "the commit is named: {detail}"
     );
 }
