@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::change::{self, AttemptEnd, LeaseRef, TaskAction};
+use crate::change::{self, AttemptEnd, LateEvidence, LeaseRef, TaskAction};
 use crate::error::{Error, Result};
 use crate::ids::AgentId;
 use crate::lock::{LockConflict, LockOutcome, LockRequest};
@@ -167,6 +167,11 @@ pub async fn lock_changed_paths(
 /// entry while the lease is live, and follows a failure up by the retry policy (a failed
 /// verification) or with an exception for a human (anything else). The same completion
 /// sent again finds the attempt ended and changes nothing.
+///
+/// A completion whose lease was lost (run out, or the task given to another attempt)
+/// changes nothing in the task: it is refused as a conflict, but its commit, usage and
+/// evidence are kept on its own attempt (see [`crate::change::plan_late_evidence`]), so
+/// the work stays visible and usable.
 pub async fn complete_attempt(
     store: &dyn Store,
     policy: &RetryPolicy,
@@ -175,7 +180,7 @@ pub async fn complete_attempt(
     completion: AttemptCompletion,
     now: Timestamp,
 ) -> Result<Task> {
-    let content = match (completion.success, &completion.summary, &completion.error) {
+    let outcome = match (completion.success, &completion.summary, &completion.error) {
         (true, summary, _) => format!(
             "Task completed: {}",
             summary.as_deref().unwrap_or("No summary provided")
@@ -189,12 +194,27 @@ pub async fn complete_attempt(
         agent_id: agent,
         task_id: Some(lease.task_id),
         log_type: LogType::StatusChange,
-        content,
+        content: outcome.clone(),
         metadata: Some(json!({
             "commitSha": completion.commit_sha,
             "diffStats": completion.diff_stats,
             "usage": completion.usage,
         })),
+    };
+    let late = LateEvidence {
+        commit_sha: completion.commit_sha.clone(),
+        usage: completion.usage,
+        content: format!(
+            "Completion of attempt {} arrived after its lease was lost; the task is not changed. {outcome}",
+            lease.attempt
+        ),
+        metadata: json!({
+            "late": true,
+            "commitSha": completion.commit_sha,
+            "diffStats": completion.diff_stats,
+            "usage": completion.usage,
+            "verification": completion.verification,
+        }),
     };
     let action = if completion.cancelled {
         TaskAction::AcknowledgeCancel
@@ -218,5 +238,16 @@ pub async fn complete_attempt(
         logs: vec![closing],
         retry_policy: policy.clone(),
     };
-    store.end_attempt(lease, end, now).await
+    match store.end_attempt(lease, end, now).await {
+        Err(Error::Conflict(reason)) => match store.keep_late_evidence(lease, late, now).await {
+            Ok(kept) if kept.commit_sha.is_some() || kept.usage != Usage::default() => {
+                Err(Error::conflict(format!(
+                    "{reason}: the task is not changed, and the commit and evidence are kept on attempt {}",
+                    kept.attempt_number
+                )))
+            }
+            _ => Err(Error::Conflict(reason)),
+        },
+        ended => ended,
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::activity::count_verification;
 use super::*;
-use crate::model::{ExceptionSeverity, ExceptionType, NewException};
+use crate::model::{ExceptionSeverity, ExceptionType, LogType, NewException};
 use crate::retry::{self, RetryPolicy};
 
 /// A runner's last report on its attempt: the outcome, with the evidence that goes with it.
@@ -213,4 +213,77 @@ pub fn plan_lease_expiry(
     change.exception = raised.exception;
     change.events.extend(raised.events);
     Ok(change)
+}
+
+/// What a completion that arrived after its attempt's lease was lost leaves on record:
+/// the commit and usage go on the attempt itself, the rest into a log entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LateEvidence {
+    pub commit_sha: Option<String>,
+    pub usage: Usage,
+    /// The log entry's text and metadata (summary or error, diff stats, verification).
+    pub content: String,
+    pub metadata: serde_json::Value,
+}
+
+impl LateEvidence {
+    /// Whether there is anything to keep: a commit, or model usage that was paid for.
+    fn is_empty(&self) -> bool {
+        self.commit_sha.is_none() && self.usage == Usage::default()
+    }
+}
+
+/// Keeps the evidence of a completion that arrived after its attempt's lease was lost
+/// (run out, or the task given to another attempt): the commit and usage on `attempt`,
+/// the attempt `lease` names, and a log entry, changing nothing in the task. Refused as
+/// a conflict when `lease` is live (the attempt ends as usual then) or does not name
+/// `attempt` with its token. Kept once: sent again, or with nothing worth keeping, it is
+/// a no-op.
+pub fn plan_late_evidence(
+    task: &Task,
+    attempt: TaskAttempt,
+    evidence: LateEvidence,
+    lease: &LeaseRef,
+    now: Timestamp,
+) -> Result<Change> {
+    if check_lease(task, lease, now).is_ok() {
+        return Err(Error::conflict(format!(
+            "the lease of attempt {} of task {} is live: end the attempt with it",
+            lease.attempt, task.id
+        )));
+    }
+    if attempt.task_id != lease.task_id
+        || attempt.attempt_number != lease.attempt
+        || attempt.lease_token != Some(lease.lease_token)
+    {
+        return Err(Error::conflict(format!(
+            "attempt {} of task {} was not held with this lease",
+            lease.attempt, lease.task_id
+        )));
+    }
+    let kept_already = attempt.commit_sha.is_some() || attempt.usage != Usage::default();
+    if kept_already || evidence.is_empty() {
+        return Ok(Change {
+            attempt: Some(attempt),
+            noop: true,
+            ..Change::default()
+        });
+    }
+    let log = NewAgentLog {
+        agent_id: attempt.agent_id,
+        task_id: Some(task.id),
+        log_type: LogType::StatusChange,
+        content: evidence.content,
+        metadata: Some(evidence.metadata),
+    };
+    let (logs, events) = plan_logs(vec![log], now)?;
+    let mut kept = attempt;
+    kept.commit_sha = evidence.commit_sha;
+    kept.usage = evidence.usage;
+    Ok(Change {
+        attempt: Some(kept),
+        logs,
+        events,
+        ..Change::default()
+    })
 }

@@ -259,12 +259,14 @@ pub fn plan_task_action(
                 "lease of attempt {} expired without a heartbeat",
                 task.attempt
             );
+            // Usage a late completion already put on the attempt stays.
+            let usage = attempt_next.as_ref().map(|a| a.usage).unwrap_or_default();
             end_attempt(
                 &mut next,
                 &mut attempt_next,
                 AttemptOutcome::Expired,
                 Some(reason.clone()),
-                Usage::default(),
+                usage,
                 now,
             );
             if let Some(slot) = agent_next.as_mut() {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use super::{InMemoryStore, State, existing, ordering, page};
-use crate::change::{self, AttemptEnd, LeaseRef, TaskAction};
+use crate::change::{self, AttemptEnd, LateEvidence, LeaseRef, TaskAction};
 use crate::error::{Error, Result};
 use crate::ids::TaskId;
 use crate::model::{NewTask, Page, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery};
@@ -169,6 +169,30 @@ impl TaskStore for InMemoryStore {
         let result = change.task.clone();
         state.persist(change, now);
         result.ok_or_else(|| Error::backend("an attempt's end planned no task"))
+    }
+
+    async fn keep_late_evidence(
+        &self,
+        lease: LeaseRef,
+        evidence: LateEvidence,
+        now: Timestamp,
+    ) -> Result<TaskAttempt> {
+        let mut state = self.state();
+        let task = state.task(lease.task_id)?.clone();
+        let attempt = state
+            .attempts
+            .get(&task.id)
+            .and_then(|attempts| {
+                attempts
+                    .iter()
+                    .find(|a| a.attempt_number == lease.attempt)
+                    .cloned()
+            })
+            .ok_or_else(|| Error::not_found("attempt", lease.attempt))?;
+        let change = change::plan_late_evidence(&task, attempt, evidence, &lease, now)?;
+        let kept = change.attempt.clone();
+        state.persist(change, now);
+        kept.ok_or_else(|| Error::backend("late evidence planned no attempt"))
     }
 
     async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {

@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 use super::Created;
-use crate::change::{AttemptEnd, LeaseRef, TaskAction};
+use crate::change::{AttemptEnd, LateEvidence, LeaseRef, TaskAction};
 use crate::error::Result;
 use crate::ids::TaskId;
 use crate::model::{NewTask, Page, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery};
@@ -49,6 +49,16 @@ pub trait TaskStore: Send + Sync + Debug + 'static {
     /// outcome, its verification result, its closing log entries and a failure's
     /// follow-up, in one transaction. The same end reported again changes nothing.
     async fn end_attempt(&self, lease: LeaseRef, end: AttemptEnd, now: Timestamp) -> Result<Task>;
+
+    /// Keeps the evidence of a completion that came after `lease` was lost on the attempt
+    /// it names, as [`crate::change::plan_late_evidence`] decides; the task is not
+    /// changed. Returns the attempt.
+    async fn keep_late_evidence(
+        &self,
+        lease: LeaseRef,
+        evidence: LateEvidence,
+        now: Timestamp,
+    ) -> Result<TaskAttempt>;
 
     /// Deletes a QUEUED or CANCELLED task with its logs, attempts, verification results
     /// and exceptions. Refused (`Conflict`) in other states or while tasks depend on it.

@@ -10,8 +10,8 @@ use crate::attempts::{AttemptCompletion, complete_attempt};
 use crate::change::{AttemptEnd, LeaseRef, TaskAction};
 use crate::ids::{AgentId, LeaseToken, TaskId};
 use crate::model::{
-    EventKind, ExceptionQuery, ExceptionType, FailureKind, LogQuery, LogType, NewAgentLog,
-    NewVerificationResult, TaskStatus, Usage, VerificationFailure, VerificationStatus,
+    AttemptOutcome, EventKind, ExceptionQuery, ExceptionType, FailureKind, LogQuery, LogType,
+    NewAgentLog, NewVerificationResult, TaskStatus, Usage, VerificationFailure, VerificationStatus,
 };
 use crate::retry::{FailureClass, RetryPolicy, RetryStrategy};
 use crate::store::Store;
@@ -171,6 +171,94 @@ pub async fn runner_evidence_needs_the_live_lease(store: Arc<dyn Store>) {
             .len(),
         2
     );
+}
+
+/// A completion that arrives after its lease was lost changes nothing in the task, but
+/// its commit and usage are kept on its own attempt, once, whether the lease has only run
+/// out or the task has moved on to another attempt; a lease that never held the attempt
+/// keeps nothing.
+pub async fn a_completion_after_its_lease_was_lost_is_kept_on_its_attempt(store: Arc<dyn Store>) {
+    let task = new_task(&store, "finish late", at(0)).await;
+    let agent = new_agent(&store, at(0)).await;
+    let (_, lease) = assign(&store, &task, agent.id, at(1)).await;
+    let assigned = store.get_task(task.id).await.unwrap();
+    let usage = Usage {
+        input_tokens: 1200,
+        output_tokens: 300,
+        cost_usd: 0.25,
+        ..Usage::default()
+    };
+    let completion = AttemptCompletion {
+        success: true,
+        cancelled: false,
+        summary: Some("done at last".into()),
+        error: None,
+        commit_sha: Some("4b825dc642cb6eb9a060e54bf8d69288fbee4904".into()),
+        usage,
+        diff_stats: None,
+        verification: Some(result(true)),
+    };
+    let policy = RetryPolicy::default();
+    let late = at(1).add(LEASE);
+    let forged = LeaseRef {
+        lease_token: LeaseToken::new(),
+        ..lease
+    };
+    let refused =
+        complete_attempt(&*store, &policy, agent.id, forged, completion.clone(), late).await;
+    assert_conflict(refused);
+    assert_eq!(
+        store.list_attempts(task.id).await.unwrap()[0].commit_sha,
+        None
+    );
+
+    let late_logs = || async {
+        store
+            .list_logs(&LogQuery::new(agent.id, 50))
+            .await
+            .unwrap()
+            .logs
+            .into_iter()
+            .filter(|log| log.content.contains("after its lease was lost"))
+            .count()
+    };
+    for _ in 0..2 {
+        let err = complete_attempt(&*store, &policy, agent.id, lease, completion.clone(), late)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("kept on attempt 1"), "{err}");
+        assert_eq!(
+            store.get_task(task.id).await.unwrap(),
+            assigned,
+            "the task is not changed"
+        );
+        assert_eq!(late_logs().await, 1, "kept once");
+    }
+    let kept = &store.list_attempts(task.id).await.unwrap()[0];
+    assert_eq!(kept.commit_sha, completion.commit_sha);
+    assert_eq!(kept.usage, usage);
+
+    // The lease's expiry, found afterwards, keeps what came.
+    store
+        .apply_task_action(task.id, TaskAction::ExpireLease, None, late)
+        .await
+        .unwrap();
+    let expired = &store.list_attempts(task.id).await.unwrap()[0];
+    assert_eq!(expired.outcome, AttemptOutcome::Expired);
+    assert_eq!(expired.usage, usage);
+    assert_eq!(expired.commit_sha, completion.commit_sha);
+
+    // Another attempt holds the task now: a late completion of the first leaves it alone.
+    let other = new_agent(&store, late).await;
+    let (_, second) = assign(&store, &task, other.id, late).await;
+    let running = store.get_task(task.id).await.unwrap();
+    assert_conflict(complete_attempt(&*store, &policy, agent.id, lease, completion, late).await);
+    assert_eq!(store.get_task(task.id).await.unwrap(), running);
+    let attempts = store.list_attempts(task.id).await.unwrap();
+    assert_eq!(attempts[1].attempt_number, second.attempt);
+    assert_eq!(attempts[1].commit_sha, None);
+    assert_eq!(attempts[1].usage, Usage::default());
+    assert_eq!(late_logs().await, 1);
 }
 
 /// An attempt's end writes its outcome, verification result, closing log and a failure's

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use orchestrator_core::Timestamp;
-use orchestrator_core::change::{self, AttemptEnd, LeaseRef, TaskAction};
+use orchestrator_core::change::{self, AttemptEnd, LateEvidence, LeaseRef, TaskAction};
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::TaskId;
 use orchestrator_core::lock::parse_paths;
@@ -186,6 +186,29 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
             Some(_) => retry_on_race(run).await,
             None => run().await,
         }
+    }
+
+    async fn keep_late_evidence(
+        &self,
+        lease: LeaseRef,
+        evidence: LateEvidence,
+        now: Timestamp,
+    ) -> Result<TaskAttempt> {
+        let (mut tx, now) = self.begin_at(now).await?;
+        let task = locked_task(&mut tx, lease.task_id).await?;
+        let attempt = found(
+            read::attempt::<D>(&mut tx, lease.task_id, lease.attempt).await?,
+            "attempt",
+            lease.attempt,
+        )?;
+        let (tx, change) = tx
+            .check(change::plan_late_evidence(
+                &task, attempt, evidence, &lease, now,
+            ))
+            .await?;
+        let kept = planned(change.attempt.clone(), "attempt")?;
+        self.persist(tx, &change, now).await?;
+        Ok(kept)
     }
 
     async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {

@@ -177,6 +177,19 @@ pub(crate) async fn attempts<D: Dialect>(
     all::<D, _>(conn, query, attempt_from_row).await
 }
 
+/// Attempt `number` of `task`, if it had one.
+pub(crate) async fn attempt<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    task: TaskId,
+    number: u32,
+) -> Result<Option<TaskAttempt>> {
+    let mut query = QueryBuilder::<D>::new("SELECT * FROM task_attempts WHERE task_id = ");
+    Value::id(task).bind(&mut query);
+    query.push(" AND attempt_number = ");
+    Value::count(u64::from(number)).bind(&mut query);
+    one::<D, _>(conn, query, attempt_from_row).await
+}
+
 pub(crate) async fn unfinished_dependencies<D: Dialect>(
     conn: &mut impl Exec<D>,
     task: TaskId,
