@@ -424,6 +424,9 @@ enum Delivery {
     Kept(String),
 }
 
+/// Flush intervals an attempt's log may take to be sent after its work ends.
+const LOG_DRAIN_FLUSHES: u32 = 20;
+
 /// The longest wait between two tries to deliver a completion.
 const MOST_BETWEEN_TRIES: Duration = Duration::from_secs(15);
 
@@ -777,7 +780,7 @@ async fn run_attempt(shared: &Arc<Shared>, assignment: ClaimedTask) {
     let (sink, sender) = logs::stream(shared.client.clone(), attempt, shared.config.log_flush);
     let ending = attempt_work(shared, &assignment, &mut lease, &sink).await;
     drop(sink);
-    let _ = sender.await;
+    finish_logs(shared, attempt, &lease, sender).await;
     match ending {
         AttemptEnding::Report(completion) => {
             deliver_and_say(shared, attempt, &mut lease, &completion).await;
@@ -798,6 +801,31 @@ async fn run_attempt(shared: &Arc<Shared>, assignment: ClaimedTask) {
             });
             shared.revoked(err);
         }
+    }
+}
+
+/// Waits for the attempt's log to be sent, but never so long that the completion would
+/// miss its lease: what is still unsent after [`LOG_DRAIN_FLUSHES`] flush intervals (or
+/// by half the time left on the lease) is given up, and said.
+async fn finish_logs(
+    shared: &Shared,
+    attempt: AttemptRef,
+    lease: &LeaseKeeper,
+    mut sender: tokio::task::JoinHandle<()>,
+) {
+    let now = tokio::time::Instant::now();
+    let limit = (shared.config.log_flush * LOG_DRAIN_FLUSHES)
+        .min(lease.expires().saturating_duration_since(now) / 2);
+    if tokio::time::timeout(limit, &mut sender).await.is_err() {
+        sender.abort();
+        shared.emit(RunnerEvent::Warning {
+            detail: format!(
+                "the log of task {} was not all sent within {} ms; the completion goes first \
+                 and the rest of the log is left out",
+                attempt.task_id(),
+                limit.as_millis()
+            ),
+        });
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orchestrator_core::coordination::ControlSignal;
+use orchestrator_core::ids::TaskId;
 use orchestrator_core::model::{NewTask, TaskStatus};
 use orchestrator_core::store::StoreExt;
 use orchestrator_core::{Clock, InMemoryStore, Store, SystemClock};
@@ -18,13 +19,21 @@ use orchestrator_runner::{
     OrchestratorClient, Refusal, Runner, RunnerConfig, RunnerEvent, Worktrees,
 };
 
-/// The in-process client, claiming `extra` tasks more than asked, and refusing every
-/// completion as invalid when `refuse_completions` is set.
-#[derive(Debug)]
+/// The in-process client, claiming `extra` tasks more than asked, refusing every
+/// completion as invalid when `refuse_completions` is set, and never answering a log
+/// batch when `stall_logs` is.
+#[derive(Debug, Default)]
 struct Misbehaving {
-    client: LocalClient,
+    client: Option<LocalClient>,
     extra: usize,
     refuse_completions: bool,
+    stall_logs: bool,
+}
+
+impl Misbehaving {
+    fn client(&self) -> &LocalClient {
+        self.client.as_ref().expect("a client")
+    }
 }
 
 #[async_trait]
@@ -35,7 +44,7 @@ impl OrchestratorClient for Misbehaving {
         wait: Duration,
         lease_ttl: Duration,
     ) -> Result<Vec<ClaimedTask>, ClientError> {
-        self.client.claim(max + self.extra, wait, lease_ttl).await
+        self.client().claim(max + self.extra, wait, lease_ttl).await
     }
 
     async fn heartbeat(
@@ -44,11 +53,14 @@ impl OrchestratorClient for Misbehaving {
         lease_ttl: Duration,
         status: Option<TaskStatus>,
     ) -> Result<ControlSignal, ClientError> {
-        self.client.heartbeat(attempt, lease_ttl, status).await
+        self.client().heartbeat(attempt, lease_ttl, status).await
     }
 
     async fn send_logs(&self, attempt: AttemptRef, logs: &[LogEntry]) -> Result<(), ClientError> {
-        self.client.send_logs(attempt, logs).await
+        if self.stall_logs {
+            std::future::pending::<()>().await;
+        }
+        self.client().send_logs(attempt, logs).await
     }
 
     async fn acquire_locks(
@@ -56,7 +68,7 @@ impl OrchestratorClient for Misbehaving {
         attempt: AttemptRef,
         paths: &[String],
     ) -> Result<LockAnswer, ClientError> {
-        self.client.acquire_locks(attempt, paths).await
+        self.client().acquire_locks(attempt, paths).await
     }
 
     async fn complete(
@@ -72,7 +84,7 @@ impl OrchestratorClient for Misbehaving {
                 retry_after: None,
             });
         }
-        self.client.complete(attempt, completion).await
+        self.client().complete(attempt, completion).await
     }
 }
 
@@ -121,9 +133,9 @@ async fn more_tasks_than_free_slots_are_left_to_their_leases_without_a_panic() {
     let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
     let runner = Runner::builder(
         Arc::new(Misbehaving {
-            client,
+            client: Some(client),
             extra: 1,
-            refuse_completions: false,
+            ..Misbehaving::default()
         }),
         Arc::new(agent),
         Worktrees::new(repo.path(), worktrees.path()),
@@ -159,8 +171,12 @@ async fn more_tasks_than_free_slots_are_left_to_their_leases_without_a_panic() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_completion_is_never_reported_done() {
+/// One task that writes `a.py`, run once by a runner through `server` (given the
+/// in-process client); the store, the task, and every event the runner emitted.
+async fn run_one_task(
+    server: impl FnOnce(LocalClient) -> Misbehaving,
+    config: RunnerConfig,
+) -> (Arc<dyn Store>, TaskId, Vec<RunnerEvent>) {
     let repo = tempfile::tempdir().unwrap();
     repository(repo.path());
     let worktrees = tempfile::tempdir().unwrap();
@@ -170,10 +186,9 @@ async fn a_refused_completion_is_never_reported_done() {
         .await
         .unwrap()
         .value;
-    let client =
-        LocalClient::register(store.clone(), Arc::new(SystemClock), "refused", repo.path())
-            .await
-            .unwrap();
+    let client = LocalClient::register(store.clone(), Arc::new(SystemClock), "odd", repo.path())
+        .await
+        .unwrap();
     let agent = CommandAgent::new(vec![
         "sh".into(),
         "-c".into(),
@@ -182,47 +197,88 @@ async fn a_refused_completion_is_never_reported_done() {
     ])
     .unwrap();
     let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
-    Runner::builder(
-        Arc::new(Misbehaving {
-            client,
-            extra: 0,
-            refuse_completions: true,
-        }),
+    let runner = Runner::builder(
+        Arc::new(server(client)),
         Arc::new(agent),
         Worktrees::new(repo.path(), worktrees.path()),
     )
     .config(RunnerConfig {
         once: true,
-        ..RunnerConfig::default()
+        ..config
     })
     .events(events)
-    .build()
-    .run()
-    .await
-    .expect("the runner carries on");
-
-    let mut ends = Vec::new();
+    .build();
+    tokio::time::timeout(Duration::from_secs(30), runner.run())
+        .await
+        .expect("the runner ends")
+        .expect("the runner carries on");
+    let mut emitted = Vec::new();
     while let Ok(event) = received.try_recv() {
-        if matches!(
-            event,
-            RunnerEvent::Finished { .. } | RunnerEvent::NotAccepted { .. }
-        ) {
-            ends.push(event);
-        }
+        emitted.push(event);
     }
+    (store, task.id, emitted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_completion_is_never_reported_done() {
+    let (_, task, events) = run_one_task(
+        |client| Misbehaving {
+            client: Some(client),
+            refuse_completions: true,
+            ..Misbehaving::default()
+        },
+        RunnerConfig::default(),
+    )
+    .await;
+    let ends: Vec<&RunnerEvent> = events
+        .iter()
+        .filter(|event| {
+            matches!(
+                event,
+                RunnerEvent::Finished { .. } | RunnerEvent::NotAccepted { .. }
+            )
+        })
+        .collect();
     assert_eq!(ends.len(), 1, "{ends:?}");
     let RunnerEvent::NotAccepted {
         task: ended,
         commit: Some(commit),
         detail,
-    } = &ends[0]
+    } = ends[0]
     else {
         panic!("a refused completion is not done: {ends:?}");
     };
-    assert_eq!(*ended, task.id);
+    assert_eq!(*ended, task);
     assert!(detail.contains("refused the completion"), "{detail}");
     assert!(
         detail.contains(commit.as_str()),
         "the commit is named: {detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_cannot_be_sent_never_holds_the_completion_back() {
+    let (store, task, events) = run_one_task(
+        |client| Misbehaving {
+            client: Some(client),
+            stall_logs: true,
+            ..Misbehaving::default()
+        },
+        RunnerConfig {
+            log_flush: Duration::from_millis(50),
+            ..RunnerConfig::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        store.get_task(task).await.unwrap().status,
+        TaskStatus::Completed
+    );
+    assert!(
+        events.iter().any(|event| matches!(
+            event,
+            RunnerEvent::Warning { detail } if detail.contains("the completion goes first")
+        )),
+        "{events:?}"
     );
 }

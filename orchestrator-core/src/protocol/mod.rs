@@ -29,6 +29,9 @@ use crate::time::Clock;
 pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(30);
 /// Lease length when the runner does not ask for one.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+/// Largest body of a log batch a server accepts (500 entries of up to 50,000 characters
+/// need room); runners keep their batches well under it.
+pub const MAX_LOG_BATCH_BYTES: usize = 5 * 1024 * 1024;
 /// A session's last-seen time is written at most this often.
 const SEEN_EVERY: Duration = Duration::from_secs(30);
 

@@ -13,7 +13,7 @@ use orchestrator_core::model::{
 };
 use orchestrator_core::protocol::{
     ChangedPaths, ClaimWork, Claimed, Completed, CompletionReport, HeartbeatAnswer,
-    HeartbeatReport, LogBatch, LogsReceived, SlotStatusSet,
+    HeartbeatReport, LogBatch, LogsReceived, MAX_LOG_BATCH_BYTES, SlotStatusSet,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -23,9 +23,6 @@ use crate::auth::{authenticate_runner, bearer_token};
 use crate::error::{ApiError, ApiResult, Denied, ErrorEnvelope, WriteErrors};
 use crate::extract::{Json, Params};
 use crate::state::AppState;
-
-/// Body limit of log batches (500 entries of up to 50,000 characters need room).
-pub(crate) const LOG_BATCH_BODY_LIMIT: usize = 5 * 1024 * 1024;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -37,7 +34,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/runner/heartbeat").route(web::post().to(heartbeat)))
     .service(
         web::resource("/runner/logs")
-            .app_data(web::PayloadConfig::new(LOG_BATCH_BODY_LIMIT))
+            .app_data(web::PayloadConfig::new(MAX_LOG_BATCH_BYTES))
             .route(web::post().to(logs)),
     )
     .service(web::resource("/runner/locks").route(web::post().to(acquire_locks)))
