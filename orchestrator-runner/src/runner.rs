@@ -23,7 +23,7 @@ use crate::lease::LeaseKeeper;
 use crate::logs::{self, LogSink};
 use crate::prompt;
 use crate::spool::Spool;
-use crate::worktree::{Workspace, WorktreeError, Worktrees};
+use crate::worktree::{InUse, Workspace, WorktreeError, Worktrees};
 
 /// Failures listed in the error a failed verification reports (and the next prompt shows).
 const FAILURES_REPORTED: usize = 10;
@@ -891,6 +891,44 @@ async fn deliver_and_say(
     }
 }
 
+/// How long an attempt waits for its task's worktree while another attempt still holds
+/// it (one of this runner that is stopping, or a runner process that is exiting).
+const WORKTREE_WAIT: Duration = Duration::from_secs(30);
+
+/// The task's worktree, prepared and held (against prunes and other attempts) until the
+/// guard is dropped; waits up to [`WORKTREE_WAIT`] while another attempt holds it.
+async fn hold_worktree(
+    shared: &Shared,
+    task: TaskId,
+    sink: &LogSink,
+) -> Result<(Workspace, InUse), String> {
+    let deadline = tokio::time::Instant::now() + WORKTREE_WAIT;
+    let mut said = false;
+    loop {
+        let worktrees = shared.worktrees.clone();
+        let held = tokio::task::spawn_blocking(move || {
+            let workspace = worktrees.prepare(task)?;
+            let in_use = worktrees.hold(&workspace)?;
+            Ok::<_, WorktreeError>((workspace, in_use))
+        })
+        .await
+        .map_err(|err| err.to_string())?;
+        match held {
+            Err(busy @ WorktreeError::Busy { .. }) if tokio::time::Instant::now() < deadline => {
+                if !said {
+                    sink.note(
+                        LogType::Info,
+                        format!("{busy}; waiting for it to be let go"),
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            held => return held.map_err(|err| err.to_string()),
+        }
+    }
+}
+
 /// The attempt's work, and how it ended.
 async fn attempt_work(
     shared: &Arc<Shared>,
@@ -900,17 +938,7 @@ async fn attempt_work(
 ) -> AttemptEnding {
     let attempt = AttemptRef::from(assignment);
     let task = &assignment.task;
-    let worktrees = shared.worktrees.clone();
-    let task_id = task.id;
-    // The worktree is held (against prunes) until the attempt's work is over.
-    let prepared = tokio::task::spawn_blocking(move || {
-        let workspace = worktrees.prepare(task_id)?;
-        let in_use = worktrees.hold(&workspace)?;
-        Ok((workspace, in_use))
-    })
-    .await
-    .map_err(|err| err.to_string())
-    .and_then(|prepared: Result<_, WorktreeError>| prepared.map_err(|err| err.to_string()));
+    let prepared = hold_worktree(shared, task.id, sink).await;
     let (workspace, _in_use) = match prepared {
         Ok(prepared) => prepared,
         Err(err) => {

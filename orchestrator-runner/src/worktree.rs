@@ -1,8 +1,14 @@
 //! Isolated git worktrees, one per task, on branch `agent/<first 8 of the task id>` from
-//! the repository's HEAD, in a directory the runner manages. A task's worktree is reused
-//! by its later attempts and kept after it ends; only [`Worktrees::prune`] removes one,
-//! once its branch is merged and nothing in it is uncommitted.
+//! the repository's HEAD (more of the id when another task has that name), in a
+//! directory the runner manages. A task's worktree is reused by its later attempts and
+//! kept after it ends; only [`Worktrees::prune`] removes one, once its branch is merged
+//! and nothing in it is uncommitted.
+//!
+//! Beside each worktree a record (`<name>.base`) keeps the commit its branch started
+//! from and the task it belongs to. The record is written before the worktree is added,
+//! so a runner that dies in between leaves something the next attempt repairs.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -12,17 +18,89 @@ use git2::{
 };
 use orchestrator_core::ids::TaskId;
 
-/// Why a worktree could not be prepared or committed.
+/// Why a worktree could not be prepared, held or committed.
 #[derive(Debug, thiserror::Error)]
-#[error("{action}: {source}")]
-pub struct WorktreeError {
-    pub action: String,
-    pub source: git2::Error,
+pub enum WorktreeError {
+    /// A git operation failed.
+    #[error("{action}: {source}")]
+    Git { action: String, source: git2::Error },
+    /// An attempt is at work in the worktree: another attempt of this runner, or a
+    /// runner process that is still alive.
+    #[error("{} is in use by {holder}", path.display())]
+    Busy { path: PathBuf, holder: String },
 }
 
 fn failed(action: impl Into<String>) -> impl FnOnce(git2::Error) -> WorktreeError {
     let action = action.into();
-    move |source| WorktreeError { action, source }
+    move |source| WorktreeError::Git { action, source }
+}
+
+fn io_failed(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> WorktreeError {
+    let action = action.into();
+    move |err| WorktreeError::Git {
+        action,
+        source: git2::Error::from_str(&err.to_string()),
+    }
+}
+
+/// How many characters of the task id (without its dashes) name a worktree: the first 8
+/// when no other task has them, else more.
+const NAME_LENGTHS: [usize; 4] = [8, 12, 16, 32];
+
+/// What the runner knows of a task worktree, kept beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+    /// The commit the task's branch started from.
+    base: String,
+    /// The task the worktree belongs to (absent in records of older runners, which named
+    /// worktrees by the first 8 characters only).
+    task: Option<TaskId>,
+}
+
+impl Record {
+    fn read(path: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut lines = text.lines();
+        let base = lines.next()?.trim().to_owned();
+        let task = lines.next().and_then(|line| line.trim().parse().ok());
+        (!base.is_empty()).then_some(Self { base, task })
+    }
+
+    fn write(&self, path: &Path) -> Result<(), WorktreeError> {
+        let task = self.task.map(|t| t.to_string()).unwrap_or_default();
+        std::fs::write(path, format!("{}\n{task}\n", self.base))
+            .map_err(io_failed(format!("write {}", path.display())))
+    }
+
+    /// Whether the record is `task`'s (an older record only says so by its name).
+    fn belongs_to(&self, task: TaskId, name: &str) -> bool {
+        match self.task {
+            Some(owner) => owner == task,
+            None => name.len() == NAME_LENGTHS[0],
+        }
+    }
+}
+
+/// The places of the worktree named `name` under `root`.
+struct Names {
+    name: String,
+    path: PathBuf,
+    branch: String,
+    /// git's name for the worktree.
+    git_name: String,
+    record: PathBuf,
+}
+
+impl Names {
+    fn new(root: &Path, name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            path: root.join(name),
+            branch: format!("agent/{name}"),
+            git_name: format!("agent-{name}"),
+            record: root.join(format!("{name}.base")),
+        }
+    }
 }
 
 /// A task's working tree.
@@ -47,8 +125,8 @@ pub enum WorktreeState {
     /// Nothing committed on its branch yet (a task still running, or one that changed
     /// nothing).
     NoCommits,
-    /// A runner is at work in it (git's worktree lock; a runner that died leaves it:
-    /// `git worktree unlock <path>` once no runner works there).
+    /// A runner is at work in it (git's worktree lock naming a live runner process;
+    /// a lock of a runner that died does not count).
     InUse,
     /// Its directory is gone; pruning forgets it and keeps the branch.
     Missing,
@@ -82,6 +160,8 @@ pub struct Worktrees {
     root: PathBuf,
     /// libgit2 cannot add two worktrees to one repository at the same time.
     adding: Arc<Mutex<()>>,
+    /// The worktrees (git's names) attempts of this process hold.
+    held: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Worktrees {
@@ -91,6 +171,7 @@ impl Worktrees {
             repository: repository.into(),
             root: root.into(),
             adding: Arc::default(),
+            held: Arc::default(),
         }
     }
 
@@ -99,12 +180,53 @@ impl Worktrees {
         &self.repository
     }
 
-    /// The short name of `task`'s worktree and branch.
+    /// The short name of `task`'s worktree and branch when no other task has it.
     pub fn short_id(task: TaskId) -> String {
-        task.to_string().chars().take(8).collect()
+        task.to_string().chars().take(NAME_LENGTHS[0]).collect()
     }
 
-    /// The task's worktree: created from HEAD on its first attempt, reused afterwards.
+    /// The name of `task`'s worktree: the shortest prefix of its id that is its own or
+    /// still free (no record, and no branch of that name but one of the task's own).
+    fn name_for(&self, repo: &Repository, task: TaskId) -> Result<Names, WorktreeError> {
+        let id: String = task.to_string().chars().filter(|c| *c != '-').collect();
+        for length in NAME_LENGTHS {
+            let names = Names::new(&self.root, &id[..length.min(id.len())]);
+            match Record::read(&names.record) {
+                Some(record) if record.belongs_to(task, &names.name) => return Ok(names),
+                Some(_) => continue,
+                None => {}
+            }
+            let branch = repo.find_branch(&names.branch, BranchType::Local);
+            let free = match branch.and_then(|b| b.get().peel_to_commit()) {
+                Err(_) => true,
+                // A branch left without a record may be taken when it holds no work of
+                // its own, or when its commits say it is the task's (the runner's commit
+                // messages name the task).
+                Ok(tip) => {
+                    let merged = repo
+                        .head()
+                        .and_then(|h| h.peel_to_commit())
+                        .is_ok_and(|head| {
+                            head.id() == tip.id()
+                                || repo
+                                    .graph_descendant_of(head.id(), tip.id())
+                                    .unwrap_or(false)
+                        });
+                    merged || tip.message().is_some_and(|m| m.contains(&task.to_string()))
+                }
+            };
+            if free {
+                return Ok(names);
+            }
+        }
+        Err(WorktreeError::Git {
+            action: format!("name a worktree for task {task}"),
+            source: git2::Error::from_str("every name it could take belongs to another task"),
+        })
+    }
+
+    /// The task's worktree: created from HEAD on its first attempt, reused afterwards,
+    /// and repaired when a runner died while creating it.
     pub fn prepare(&self, task: TaskId) -> Result<Workspace, WorktreeError> {
         // A poisoned lock only means another preparation panicked; the repository is
         // still consistent for git.
@@ -112,56 +234,84 @@ impl Worktrees {
             .adding
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let short = Self::short_id(task);
-        let branch = format!("agent/{short}");
-        let name = format!("agent-{short}");
-        let path = self.root.join(&short);
-        let base_file = self.root.join(format!("{short}.base"));
         let repo = self.open()?;
-        if path.join(".git").exists()
-            && let Ok(base_commit) = std::fs::read_to_string(&base_file)
+        let names = self.name_for(&repo, task)?;
+        let checked_out = names.path.join(".git").exists();
+        if let Some(record) = Record::read(&names.record)
+            && checked_out
         {
             return Ok(Workspace {
-                path,
-                branch,
-                base_commit: base_commit.trim().to_owned(),
+                path: names.path,
+                branch: names.branch,
+                base_commit: record.base,
             });
         }
-        std::fs::create_dir_all(&self.root).map_err(|err| WorktreeError {
-            action: format!("create {}", self.root.display()),
-            source: git2::Error::from_str(&err.to_string()),
-        })?;
+        std::fs::create_dir_all(&self.root)
+            .map_err(io_failed(format!("create {}", self.root.display())))?;
         let head = repo
             .head()
             .and_then(|head| head.peel_to_commit())
             .map_err(failed(
                 "find the repository's HEAD commit (is there a first commit?)",
             ))?;
-        let reference = match repo.find_branch(&branch, BranchType::Local) {
-            Ok(existing) => existing.into_reference(),
-            Err(_) => repo
-                .branch(&branch, &head, false)
-                .map_err(failed(format!("create branch {branch}")))?
+        // The record goes first: whatever is made after it, a later attempt finds as
+        // this task's.
+        let existing = repo.find_branch(&names.branch, BranchType::Local).ok();
+        let base = match &existing {
+            Some(branch) => {
+                let tip = branch
+                    .get()
+                    .peel_to_commit()
+                    .map_err(failed(format!("read branch {}", names.branch)))?
+                    .id();
+                // The branch's own commits are the task's change: it started where it
+                // meets HEAD.
+                repo.merge_base(tip, head.id()).unwrap_or(tip)
+            }
+            None => head.id(),
+        };
+        let base_commit = Record::read(&names.record).map_or_else(|| base.to_string(), |r| r.base);
+        Record {
+            base: base_commit.clone(),
+            task: Some(task),
+        }
+        .write(&names.record)?;
+        let reference = match existing {
+            Some(branch) => branch.into_reference(),
+            None => repo
+                .branch(&names.branch, &head, false)
+                .map_err(failed(format!("create branch {}", names.branch)))?
                 .into_reference(),
         };
-        let base_commit = reference
-            .peel_to_commit()
-            .map_err(failed(format!("read branch {branch}")))?
-            .id()
-            .to_string();
-        repo.worktree(
-            &name,
-            &path,
-            Some(WorktreeAddOptions::new().reference(Some(&reference))),
-        )
-        .map_err(failed(format!("add worktree {}", path.display())))?;
-        std::fs::write(&base_file, &base_commit).map_err(|err| WorktreeError {
-            action: format!("write {}", base_file.display()),
-            source: git2::Error::from_str(&err.to_string()),
-        })?;
+        if !checked_out {
+            // git may remember a worktree whose directory never got its checkout.
+            if let Ok(stale) = repo.find_worktree(&names.git_name) {
+                stale
+                    .prune(Some(
+                        WorktreePruneOptions::new()
+                            .valid(true)
+                            .locked(true)
+                            .working_tree(true),
+                    ))
+                    .map_err(failed(format!(
+                        "forget the broken {}",
+                        names.path.display()
+                    )))?;
+            }
+            if names.path.exists() {
+                std::fs::remove_dir_all(&names.path)
+                    .map_err(io_failed(format!("clear {}", names.path.display())))?;
+            }
+            repo.worktree(
+                &names.git_name,
+                &names.path,
+                Some(WorktreeAddOptions::new().reference(Some(&reference))),
+            )
+            .map_err(failed(format!("add worktree {}", names.path.display())))?;
+        }
         Ok(Workspace {
-            path,
-            branch,
+            path: names.path,
+            branch: names.branch,
             base_commit,
         })
     }
@@ -183,8 +333,7 @@ impl Worktrees {
             let Some(short) = name.strip_prefix("agent-") else {
                 continue;
             };
-            let base_file = self.root.join(format!("{short}.base"));
-            let Ok(base) = std::fs::read_to_string(&base_file) else {
+            let Some(record) = Record::read(&self.root.join(format!("{short}.base"))) else {
                 continue; // not one of this directory's task worktrees
             };
             let branch = format!("agent/{short}");
@@ -195,10 +344,10 @@ impl Worktrees {
                 .map_err(failed(format!("read git's record of {}", path.display())))?;
             let state = if !path.join(".git").exists() {
                 WorktreeState::Missing
-            } else if matches!(locked, WorktreeLockStatus::Locked(_)) {
+            } else if held_by_a_live_runner(&locked) {
                 WorktreeState::InUse
             } else {
-                worktree_state(&repo, &path, &branch, base.trim(), head)?
+                worktree_state(&repo, &path, &branch, &record.base, head)?
             };
             found.push(TaskWorktree {
                 path,
@@ -234,7 +383,10 @@ impl Worktrees {
                     "find git's record of {}",
                     worktree.path.display()
                 )))?;
-            if matches!(found.is_locked(), Ok(WorktreeLockStatus::Locked(_))) {
+            if found
+                .is_locked()
+                .is_ok_and(|lock| held_by_a_live_runner(&lock))
+            {
                 continue; // a runner took it since it was listed
             }
             found
@@ -256,27 +408,49 @@ impl Worktrees {
         Ok(pruned)
     }
 
-    /// Marks `workspace` as in use (git's worktree lock) until the guard is dropped, so
-    /// that a prune leaves it alone. A lock left by a runner that died is taken over: the
-    /// task's claim, not the lock, decides who works there.
+    /// Marks `workspace` as in use (git's worktree lock, naming this process) until the
+    /// guard is dropped, so that a prune leaves it alone and no other attempt works
+    /// there meanwhile. Refused ([`WorktreeError::Busy`]) while another attempt of this
+    /// runner holds it, or a runner process that is still alive; a lock left by a runner
+    /// that died is taken over.
     pub fn hold(&self, workspace: &Workspace) -> Result<InUse, WorktreeError> {
-        let repo = self.open()?;
         let name = format!("agent-{}", workspace.branch.trim_start_matches("agent/"));
+        let busy = |holder: String| WorktreeError::Busy {
+            path: workspace.path.clone(),
+            holder,
+        };
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.contains(&name) {
+            return Err(busy("another attempt of this runner".into()));
+        }
+        let repo = self.open()?;
         let worktree = repo.find_worktree(&name).map_err(failed(format!(
             "find git's record of {}",
             workspace.path.display()
         )))?;
-        if let Ok(WorktreeLockStatus::Locked(_)) = worktree.is_locked() {
+        if let Ok(WorktreeLockStatus::Locked(reason)) = worktree.is_locked() {
+            let holder = reason.as_deref().and_then(holder_pid);
+            if let Some(pid) = holder.filter(|pid| *pid != std::process::id() && alive(*pid)) {
+                return Err(busy(format!("the runner process {pid}")));
+            }
             worktree
                 .unlock()
                 .map_err(failed(format!("take over {}", workspace.path.display())))?;
         }
         worktree
-            .lock(Some("an agent-orchestrator runner is working here"))
+            .lock(Some(&format!(
+                "{HOLDER_REASON} (pid {})",
+                std::process::id()
+            )))
             .map_err(failed(format!("lock {}", workspace.path.display())))?;
+        held.insert(name.clone());
         Ok(InUse {
             repository: self.repository.clone(),
             name,
+            held: self.held.clone(),
         })
     }
 
@@ -331,16 +505,58 @@ impl Worktrees {
     }
 }
 
-/// A task worktree held by a runner; dropping it lets prunes have it again.
+/// What a runner writes in git's lock of a worktree it works in, before its pid.
+const HOLDER_REASON: &str = "an agent-orchestrator runner is working here";
+
+/// The process named in a lock `reason` a runner wrote.
+fn holder_pid(reason: &str) -> Option<u32> {
+    reason
+        .strip_prefix(HOLDER_REASON)?
+        .trim()
+        .strip_prefix("(pid ")?
+        .strip_suffix(')')?
+        .parse()
+        .ok()
+}
+
+/// Whether `lock` is held by a runner process that is alive (or by someone else, who
+/// wrote no pid: a lock taken by hand counts).
+fn held_by_a_live_runner(lock: &WorktreeLockStatus) -> bool {
+    match lock {
+        WorktreeLockStatus::Unlocked => false,
+        WorktreeLockStatus::Locked(reason) => {
+            reason.as_deref().and_then(holder_pid).is_none_or(alive)
+        }
+    }
+}
+
+/// Whether process `pid` exists (one we may not signal exists too).
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// A task worktree held by a runner; dropping it lets prunes and other attempts have it
+/// again.
 #[derive(Debug)]
 pub struct InUse {
     repository: PathBuf,
     /// git's name for the worktree.
     name: String,
+    held: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Drop for InUse {
     fn drop(&mut self) {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.name);
         // Gone or unlocked by hand already: nothing left to do.
         let _ = Repository::open(&self.repository)
             .and_then(|repo| repo.find_worktree(&self.name))
@@ -517,5 +733,110 @@ mod tests {
         assert_eq!(missing[0].state, WorktreeState::Missing);
         assert!(main.find_branch(&unmerged.0, BranchType::Local).is_ok());
         assert_eq!(worktrees.list().unwrap().len(), 2);
+    }
+
+    fn task(id: &str) -> TaskId {
+        id.parse().unwrap()
+    }
+
+    #[test]
+    fn tasks_sharing_their_first_characters_get_worktrees_of_their_own() {
+        let repo = repository();
+        let root = tempfile::tempdir().unwrap();
+        let worktrees = Worktrees::new(repo.path(), root.path());
+        let first = task("0badc0de-1111-4111-8111-111111111111");
+        let second = task("0badc0de-2222-4222-8222-222222222222");
+        let a = worktrees.prepare(first).unwrap();
+        let b = worktrees.prepare(second).unwrap();
+        assert_eq!(a.branch, "agent/0badc0de");
+        assert_eq!(b.branch, "agent/0badc0de2222", "more of the id when taken");
+        assert_ne!(a.path, b.path);
+        work(&worktrees, &a, "a.txt");
+        assert!(!b.path.join("a.txt").exists());
+        // Each finds its own again.
+        assert_eq!(worktrees.prepare(first).unwrap(), a);
+        assert_eq!(worktrees.prepare(second).unwrap(), b);
+        assert_eq!(worktrees.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_runner_that_died_while_creating_a_worktree_leaves_it_repairable() {
+        let repo = repository();
+        let root = tempfile::tempdir().unwrap();
+        let worktrees = Worktrees::new(repo.path(), root.path());
+        let id = TaskId::new();
+        let workspace = worktrees.prepare(id).unwrap();
+        std::fs::write(workspace.path.join("kept.txt"), "work\n").unwrap();
+        let message = format!("work\n\nTask {id}, attempt 1.\n");
+        let tip = worktrees.commit(&workspace, &message).unwrap().unwrap();
+        let tip = Oid::from_str(&tip).unwrap();
+
+        // Died after adding the worktree, before its record was written.
+        let record = root
+            .path()
+            .join(format!("{}.base", Worktrees::short_id(id)));
+        std::fs::remove_file(&record).unwrap();
+        let again = worktrees.prepare(id).unwrap();
+        assert_eq!(again, workspace, "the same worktree and base");
+
+        // Died after writing the record, before the checkout was complete.
+        std::fs::remove_dir_all(&workspace.path).unwrap();
+        std::fs::create_dir_all(&workspace.path).unwrap();
+        let repaired = worktrees.prepare(id).unwrap();
+        assert_eq!(repaired, workspace);
+        assert!(
+            repaired.path.join("kept.txt").is_file(),
+            "the branch's work is checked out again"
+        );
+        let main = Repository::open(repo.path()).unwrap();
+        let branch = main
+            .find_branch(&workspace.branch, BranchType::Local)
+            .unwrap();
+        assert_eq!(branch.get().peel_to_commit().unwrap().id(), tip);
+        worktrees.hold(&repaired).unwrap();
+    }
+
+    #[test]
+    fn a_held_worktree_is_not_shared_with_another_attempt() {
+        let repo = repository();
+        let root = tempfile::tempdir().unwrap();
+        let worktrees = Worktrees::new(repo.path(), root.path());
+        let workspace = worktrees.prepare(TaskId::new()).unwrap();
+        let held = worktrees.hold(&workspace).unwrap();
+        let busy = worktrees.hold(&workspace).unwrap_err();
+        assert!(matches!(busy, WorktreeError::Busy { .. }), "{busy}");
+        assert!(
+            busy.to_string().contains("another attempt of this runner"),
+            "{busy}"
+        );
+        drop(held);
+        drop(worktrees.hold(&workspace).unwrap());
+
+        // Another runner process that is alive holds it; one that died does not.
+        let main = Repository::open(repo.path()).unwrap();
+        let name = format!("agent-{}", workspace.branch.trim_start_matches("agent/"));
+        let lock_by = |pid: u32| {
+            let worktree = main.find_worktree(&name).unwrap();
+            let _ = worktree.unlock();
+            worktree
+                .lock(Some(&format!("{HOLDER_REASON} (pid {pid})")))
+                .unwrap();
+        };
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        lock_by(other.id());
+        let busy = worktrees.hold(&workspace).unwrap_err();
+        assert!(
+            busy.to_string()
+                .contains(&format!("process {}", other.id())),
+            "{busy}"
+        );
+        assert_eq!(worktrees.list().unwrap()[0].state, WorktreeState::InUse);
+        other.kill().unwrap();
+        other.wait().unwrap();
+        assert_eq!(worktrees.list().unwrap()[0].state, WorktreeState::NoCommits);
+        drop(worktrees.hold(&workspace).unwrap());
     }
 }
