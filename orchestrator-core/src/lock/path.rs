@@ -135,13 +135,30 @@ impl LockPath {
     /// Keys of every lock that covers this path from above or names it exactly: the
     /// root, and each ancestor and the path itself, with and without the trailing `/`.
     pub fn covering_keys(&self) -> Vec<String> {
-        let mut keys = vec![ROOT_KEY.to_owned()];
-        for depth in 1..=self.segments.len() {
-            let joined = self.segments[..depth].join("/");
-            keys.push(format!("{joined}/"));
-            keys.push(joined);
+        let mut keys = Vec::with_capacity(1 + 2 * self.segments.len());
+        keys.push(ROOT_KEY.to_owned());
+        let mut prefix = String::with_capacity(self.key_bytes());
+        for segment in &self.segments {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(segment);
+            keys.push(format!("{prefix}/"));
+            keys.push(prefix.clone());
         }
         keys
+    }
+
+    /// Bytes of every key [`LockPath::covering_keys`] lists, counted without making them:
+    /// what indexing and looking up this path costs.
+    pub fn key_bytes(&self) -> usize {
+        let mut prefix = 0;
+        let mut total = ROOT_KEY.len();
+        for segment in &self.segments {
+            prefix += segment.len() + usize::from(prefix > 0);
+            total += 2 * prefix + 1;
+        }
+        total
     }
 
     /// The half-open key range `[start, end)` holding every path below this one.
@@ -304,6 +321,12 @@ mod tests {
             LockPath::parse("./").unwrap().descendant_range(),
             DescendantRange::Everything
         );
+        let deepest = vec!["dir"; MAX_PATH_DEPTH].join("/");
+        for path in ["./", "src/a/b.rs", "ü/ß", deepest.as_str()] {
+            let path = LockPath::parse(path).unwrap();
+            let listed: usize = path.covering_keys().iter().map(String::len).sum();
+            assert_eq!(path.key_bytes(), listed, "{}", path.key());
+        }
     }
 
     /// An independent, deliberately naive model: the set of entries (from a small universe)

@@ -18,7 +18,13 @@ use crate::time::Timestamp;
 /// number).
 pub const MAX_LOCK_PATHS: usize = 1_000;
 
-/// Normalizes requested paths, dropping duplicates; errors name `field[i]`.
+/// Most bytes of lock keys one request's paths may need (every ancestor of every path,
+/// see [`LockPath::key_bytes`]): deep, long paths cost their length times their depth,
+/// and this keeps a request's work and storage in bounds.
+pub const MAX_PATH_KEY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Normalizes requested paths, dropping duplicates; errors name `field[i]`, or `field`
+/// when the paths together need more than [`MAX_PATH_KEY_BYTES`] of keys.
 pub fn parse_paths(paths: &[String], field: &str) -> Result<Vec<LockPath>> {
     if paths.len() > MAX_LOCK_PATHS {
         return Err(Error::invalid(
@@ -28,8 +34,21 @@ pub fn parse_paths(paths: &[String], field: &str) -> Result<Vec<LockPath>> {
     }
     let mut seen = BTreeSet::new();
     let mut parsed = Vec::with_capacity(paths.len());
+    let mut key_bytes = 0;
     for (index, raw) in paths.iter().enumerate() {
         let path = LockPath::parse_field(raw, &format!("{field}[{index}]"))?;
+        key_bytes += path.key_bytes();
+        if key_bytes > MAX_PATH_KEY_BYTES {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "these paths are too deep and long together: locking them needs more than \
+                     {MAX_PATH_KEY_BYTES} bytes of keys (a path's length times its depth, \
+                     summed); name fewer or shallower paths (a directory covers everything \
+                     below it)"
+                ),
+            ));
+        }
         if seen.insert(path.clone()) {
             parsed.push(path);
         }

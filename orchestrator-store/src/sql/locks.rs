@@ -110,25 +110,43 @@ pub(crate) async fn conflicts<D: Dialect>(
 pub(crate) fn guard_keys(paths: &[LockPath]) -> Vec<(i64, bool)> {
     let mut keys: Vec<(i64, bool)> = Vec::new();
     for path in paths {
-        let segments = path.segments();
-        for depth in 0..segments.len() {
-            keys.push((guard_hash(&segments[..depth].join("/")), false));
+        // Each prefix's hash goes on from the one before: linear in the path's length.
+        let mut prefix = GuardHash::new();
+        for (depth, segment) in path.segments().iter().enumerate() {
+            keys.push((prefix.value(), false));
+            if depth > 0 {
+                prefix.add(b"/");
+            }
+            prefix.add(segment.as_bytes());
         }
-        keys.push((guard_hash(&segments.join("/")), true));
+        keys.push((prefix.value(), true));
     }
     keys.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     keys.dedup_by(|later, earlier| later.0 == earlier.0);
     keys
 }
 
-/// A stable 64-bit FNV-1a hash of a guard key, namespaced for this application.
-fn guard_hash(key: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in "orchestrator-lock:".bytes().chain(key.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+/// A stable 64-bit FNV-1a hash of a guard key, namespaced for this application, fed a
+/// piece at a time.
+struct GuardHash(u64);
+
+impl GuardHash {
+    fn new() -> Self {
+        let mut hash = Self(0xcbf2_9ce4_8422_2325);
+        hash.add(b"orchestrator-lock:");
+        hash
     }
-    i64::from_ne_bytes(hash.to_ne_bytes())
+
+    fn add(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn value(&self) -> i64 {
+        i64::from_ne_bytes(self.0.to_ne_bytes())
+    }
 }
 
 /// Numbers `grants` with fresh fencing tokens.
