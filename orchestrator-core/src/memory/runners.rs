@@ -6,9 +6,9 @@ use super::InMemoryStore;
 use crate::change;
 use crate::error::{Error, Result};
 use crate::ids::RunnerSessionId;
-use crate::model::{NewRunnerSession, RunnerSession};
+use crate::model::{NewRunnerSession, RunnerSession, RunnerSessionStatus};
 use crate::state::runner_session::RunnerSessionEvent;
-use crate::store::{RunnerStore, check_token_hash};
+use crate::store::{RunnerStore, check_runner_session_page, check_token_hash};
 use crate::time::Timestamp;
 
 #[async_trait]
@@ -48,9 +48,21 @@ impl RunnerStore for InMemoryStore {
             .cloned())
     }
 
-    async fn list_runner_sessions(&self) -> Result<Vec<RunnerSession>> {
-        let mut sessions: Vec<_> = self.state().sessions.values().cloned().collect();
+    async fn list_runner_sessions(
+        &self,
+        status: Option<RunnerSessionStatus>,
+        limit: u32,
+    ) -> Result<Vec<RunnerSession>> {
+        check_runner_session_page(limit)?;
+        let mut sessions: Vec<_> = self
+            .state()
+            .sessions
+            .values()
+            .filter(|s| status.is_none_or(|wanted| s.status == wanted))
+            .cloned()
+            .collect();
         sessions.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+        sessions.truncate(limit as usize);
         Ok(sessions)
     }
 

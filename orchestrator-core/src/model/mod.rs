@@ -32,7 +32,8 @@ pub(crate) use exception::{MAX_RESOLUTION_NOTES_CHARS, MAX_RESOLVED_BY_CHARS};
 pub use lock::FileLock;
 pub use log::{AgentLog, LogCursor, MAX_LOG_CONTENT_CHARS, NewAgentLog};
 pub use query::{
-    AgentQuery, ExceptionQuery, LogPage, LogQuery, Page, SortOrder, TaskQuery, TaskSort,
+    AgentQuery, ExceptionQuery, LOG_COUNT_LIMIT, LogPage, LogQuery, Page, SortOrder, TaskQuery,
+    TaskSort,
 };
 pub use runner::{NewRunnerSession, RunnerSession};
 pub use stats::{COMPLETION_SAMPLE, SystemStats};

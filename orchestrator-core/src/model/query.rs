@@ -178,6 +178,9 @@ impl LogQuery {
     }
 }
 
+/// Most log entries a page counts: a page of a long history does not count all of it.
+pub const LOG_COUNT_LIMIT: u64 = 10_000;
+
 /// A page of log entries, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -185,14 +188,18 @@ pub struct LogPage {
     pub logs: Vec<super::AgentLog>,
     /// Where the next (older) page starts, if there is one.
     pub next_cursor: Option<LogCursor>,
-    /// Entries matching the query's filters, over all pages.
+    /// Entries matching the query's filters, over all pages, counted up to
+    /// [`LOG_COUNT_LIMIT`].
     pub total_count: u64,
+    /// More entries match than were counted.
+    pub total_count_capped: bool,
 }
 
 impl LogPage {
-    /// The page made of up to `limit + 1` rows fetched newest first: the extra row, if
-    /// present, only says that another page follows.
-    pub fn from_fetched(mut logs: Vec<super::AgentLog>, limit: u32, total_count: u64) -> Self {
+    /// The page made of up to `limit + 1` rows fetched newest first (the extra row, if
+    /// present, only says that another page follows) and `counted`, the matching entries
+    /// counted up to one past [`LOG_COUNT_LIMIT`].
+    pub fn from_fetched(mut logs: Vec<super::AgentLog>, limit: u32, counted: u64) -> Self {
         let next_cursor = if logs.len() > limit as usize {
             logs.truncate(limit as usize);
             logs.last().map(LogCursor::after)
@@ -202,7 +209,8 @@ impl LogPage {
         Self {
             logs,
             next_cursor,
-            total_count,
+            total_count: counted.min(LOG_COUNT_LIMIT),
+            total_count_capped: counted > LOG_COUNT_LIMIT,
         }
     }
 }

@@ -42,7 +42,7 @@ pub use evidence::{EvidenceStore, MAX_LOG_BATCH, MAX_VERIFICATION_PAGE};
 pub use exceptions::ExceptionStore;
 pub use housekeeping::HousekeepingStore;
 pub use queue::QueueStore;
-pub use runners::RunnerStore;
+pub use runners::{MAX_RUNNER_SESSION_PAGE, RunnerStore, check_runner_session_page};
 pub use tasks::TaskStore;
 
 use async_trait::async_trait;

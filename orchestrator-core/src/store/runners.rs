@@ -6,9 +6,12 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::ids::RunnerSessionId;
-use crate::model::{NewRunnerSession, RunnerSession};
+use crate::model::{NewRunnerSession, RunnerSession, RunnerSessionStatus};
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::time::Timestamp;
+
+/// Most runner sessions one call lists.
+pub const MAX_RUNNER_SESSION_PAGE: u32 = 500;
 
 /// Runner sessions, the admin token's hash and single-use setup tokens.
 #[async_trait]
@@ -26,8 +29,13 @@ pub trait RunnerStore: Send + Sync + Debug + 'static {
     /// The session whose token hashes to `token_hash`, revoked or not.
     async fn find_runner_session(&self, token_hash: &str) -> Result<Option<RunnerSession>>;
 
-    /// Every runner session, newest first.
-    async fn list_runner_sessions(&self) -> Result<Vec<RunnerSession>>;
+    /// The newest `limit` runner sessions (at most [`MAX_RUNNER_SESSION_PAGE`]), newest
+    /// first; only those in `status` when given.
+    async fn list_runner_sessions(
+        &self,
+        status: Option<RunnerSessionStatus>,
+        limit: u32,
+    ) -> Result<Vec<RunnerSession>>;
 
     /// Applies a runner session event (seen, mark inactive, revoke).
     async fn apply_runner_session_event(
@@ -55,4 +63,15 @@ pub trait RunnerStore: Send + Sync + Debug + 'static {
     /// Spends a setup token: true exactly once for a hash that was created and has not
     /// expired by `now`; false for an unknown, spent or expired one.
     async fn redeem_setup_token(&self, token_hash: &str, now: Timestamp) -> Result<bool>;
+}
+
+/// Checks the page size of a [`RunnerStore::list_runner_sessions`] call.
+pub fn check_runner_session_page(limit: u32) -> Result<()> {
+    if limit == 0 || limit > MAX_RUNNER_SESSION_PAGE {
+        return Err(crate::error::Error::invalid(
+            "limit",
+            format!("list 1 to {MAX_RUNNER_SESSION_PAGE} runner sessions at once"),
+        ));
+    }
+    Ok(())
 }

@@ -7,9 +7,9 @@ use serde_json::json;
 
 use super::helpers::*;
 use crate::ids::{AgentId, TaskId};
-use crate::model::{LogQuery, LogType, MAX_LOG_CONTENT_CHARS, NewAgentLog};
-use crate::store::Store;
+use crate::model::{LOG_COUNT_LIMIT, LogQuery, LogType, MAX_LOG_CONTENT_CHARS, NewAgentLog};
 use crate::store::StoreExt;
+use crate::store::{MAX_LOG_BATCH, Store};
 
 fn entry(agent: AgentId, task: Option<TaskId>, log_type: LogType, content: &str) -> NewAgentLog {
     NewAgentLog {
@@ -326,4 +326,39 @@ pub async fn attempt_logs_need_the_live_lease(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(page.total_count, 1, "refused entries were not written");
+}
+
+/// A page of a long history counts it only up to [`LOG_COUNT_LIMIT`], and says so.
+pub async fn log_counts_stop_at_the_limit(store: Arc<dyn Store>) {
+    let agent = new_agent(&store, at(0)).await;
+    let task = new_task(&store, "chatty", at(0)).await;
+    let batch = |n: usize| -> Vec<NewAgentLog> {
+        (0..n)
+            .map(|i| entry(agent.id, Some(task.id), LogType::Info, &format!("#{i}")))
+            .collect()
+    };
+    let limit = usize::try_from(LOG_COUNT_LIMIT).unwrap();
+    let mut written = 0;
+    while written < limit {
+        let n = (limit - written).min(MAX_LOG_BATCH);
+        store.append_logs(batch(n), at(1)).await.unwrap();
+        written += n;
+    }
+    let page = store
+        .list_logs(&LogQuery::for_task(task.id, 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.total_count, page.total_count_capped),
+        (LOG_COUNT_LIMIT, false)
+    );
+    store.append_logs(batch(2), at(2)).await.unwrap();
+    for query in [LogQuery::for_task(task.id, 5), LogQuery::new(agent.id, 5)] {
+        let page = store.list_logs(&query).await.unwrap();
+        assert_eq!(page.logs.len(), 5);
+        assert_eq!(
+            (page.total_count, page.total_count_capped),
+            (LOG_COUNT_LIMIT, true)
+        );
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::helpers::*;
 use crate::model::{NewRunnerSession, RunnerSessionStatus};
 use crate::state::runner_session::RunnerSessionEvent;
-use crate::store::Store;
+use crate::store::{MAX_RUNNER_SESSION_PAGE, Store};
 
 /// Sessions are found by token hash, go inactive and come back, and stay revoked.
 pub async fn runner_sessions_are_found_by_token_and_revoked(store: Arc<dyn Store>) {
@@ -77,11 +77,35 @@ pub async fn runner_sessions_are_found_by_token_and_revoked(store: Arc<dyn Store
         )
         .await
         .unwrap();
-    let all = store.list_runner_sessions().await.unwrap();
+    let all = store.list_runner_sessions(None, 10).await.unwrap();
     assert_eq!(
         all.iter().map(|s| s.id).collect::<Vec<_>>(),
         [other.id, session.id]
     );
+    let newest = store.list_runner_sessions(None, 1).await.unwrap();
+    assert_eq!(newest.iter().map(|s| s.id).collect::<Vec<_>>(), [other.id]);
+    store
+        .apply_runner_session_event(other.id, RunnerSessionEvent::Revoke, at(11))
+        .await
+        .unwrap();
+    let revoked = store
+        .list_runner_sessions(Some(RunnerSessionStatus::Revoked), 10)
+        .await
+        .unwrap();
+    assert!(revoked.iter().any(|s| s.id == other.id), "{revoked:?}");
+    assert!(
+        revoked
+            .iter()
+            .all(|s| s.status == RunnerSessionStatus::Revoked)
+    );
+    let active = store
+        .list_runner_sessions(Some(RunnerSessionStatus::Active), 10)
+        .await
+        .unwrap();
+    assert!(active.iter().all(|s| s.id != other.id), "{active:?}");
+    for limit in [0, MAX_RUNNER_SESSION_PAGE + 1] {
+        assert_invalid_input(store.list_runner_sessions(None, limit).await, "limit");
+    }
 }
 
 /// The first saved admin token hash stays; later saves return it; a blank hash is refused.

@@ -419,7 +419,10 @@ struct LogPagination {
     has_more: bool,
     /// Pass as `before` for the next (older) page.
     next_cursor: Option<String>,
+    /// Matching entries over all pages, counted up to 10,000.
     total_count: u64,
+    /// More entries match than `totalCount` says.
+    total_count_capped: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -482,6 +485,7 @@ async fn agent_logs(
             has_more: page.next_cursor.is_some(),
             next_cursor: page.next_cursor.map(|cursor| cursor.to_string()),
             total_count: page.total_count,
+            total_count_capped: page.total_count_capped,
         },
     }))
 }

@@ -13,13 +13,14 @@ use orchestrator_core::ids::RunnerSessionId;
 use orchestrator_core::model::{NewRunnerSession, RunnerSession, RunnerSessionStatus};
 use orchestrator_core::protocol::{RunnerConnected, SetupExchange};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
+use orchestrator_core::store::MAX_RUNNER_SESSION_PAGE;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Data, ok};
 use crate::auth::{Admin, authenticate_runner, bearer_token, hash_token, new_secret};
 use crate::error::{ApiError, ApiResult, Denied, ErrorEnvelope, ReadErrors};
-use crate::extract::{Json, OptionalJson, parse_id};
+use crate::extract::{Json, OptionalJson, Params, parse_id};
 use crate::state::AppState;
 
 /// How long a setup token can be exchanged.
@@ -240,13 +241,23 @@ async fn revoke(state: &AppState, id: RunnerSessionId) -> ApiResult<HttpResponse
     path = "/api/runners",
     tag = "runners",
     summary = "Runner sessions, newest first",
+    params(
+        ("limit" = Option<u32>, Query, description = "1-500, default 100"),
+        ("status" = Option<RunnerSessionStatus>, Query, description = "Only sessions in this status"),
+    ),
     responses(
         (status = 200, description = "Sessions", body = Data<Vec<RunnerSession>>),
-        Denied,
+        ReadErrors,
     ),
     security(("admin" = [])),
 )]
-async fn list_runners(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let sessions: Vec<RunnerSession> = state.store.list_runner_sessions().await?;
+async fn list_runners(
+    _: Admin,
+    state: web::Data<AppState>,
+    params: Params,
+) -> ApiResult<HttpResponse> {
+    let limit = params.int("limit", 1..=MAX_RUNNER_SESSION_PAGE, 100)?;
+    let status = params.parse::<RunnerSessionStatus>("status")?;
+    let sessions: Vec<RunnerSession> = state.store.list_runner_sessions(status, limit).await?;
     Ok(ok(sessions))
 }

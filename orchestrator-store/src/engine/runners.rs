@@ -5,9 +5,9 @@ use orchestrator_core::Timestamp;
 use orchestrator_core::change::{self};
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::RunnerSessionId;
-use orchestrator_core::model::{NewRunnerSession, RunnerSession};
+use orchestrator_core::model::{NewRunnerSession, RunnerSession, RunnerSessionStatus};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
-use orchestrator_core::store::{RunnerStore, check_token_hash};
+use orchestrator_core::store::{RunnerStore, check_runner_session_page, check_token_hash};
 
 use super::{SqlStore, found, planned};
 use crate::dialect::Dialect;
@@ -47,8 +47,13 @@ impl<D: Dialect> RunnerStore for SqlStore<D> {
         read::runner_session_by_token::<D>(&mut self.read().await?, token_hash).await
     }
 
-    async fn list_runner_sessions(&self) -> Result<Vec<RunnerSession>> {
-        read::runner_sessions::<D>(&mut self.read().await?).await
+    async fn list_runner_sessions(
+        &self,
+        status: Option<RunnerSessionStatus>,
+        limit: u32,
+    ) -> Result<Vec<RunnerSession>> {
+        check_runner_session_page(limit)?;
+        read::runner_sessions::<D>(&mut self.read().await?, status, limit).await
     }
 
     async fn apply_runner_session_event(

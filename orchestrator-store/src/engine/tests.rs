@@ -240,6 +240,30 @@ async fn queued_tasks_get_their_path_rows_at_open() {
     assert_eq!((keys, ranges), (5, 1));
 }
 
+/// A task's log page reads its rows in order through their index, without sorting the
+/// task's whole log.
+#[tokio::test]
+async fn a_task_log_page_reads_through_its_index() {
+    let (_dir, store) = sqlite_store().await;
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT * FROM agent_logs WHERE task_id = ? \
+         ORDER BY created_at DESC, id DESC LIMIT 51",
+    )
+    .bind("00000000-0000-4000-8000-000000000000")
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let steps: Vec<&str> = plan.iter().map(|step| step.3.as_str()).collect();
+    assert!(
+        steps.iter().any(|s| s.contains("agent_logs_task_time")),
+        "{steps:?}"
+    );
+    assert!(
+        !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+        "{steps:?}"
+    );
+}
+
 #[tokio::test]
 async fn postgres_transactions() {
     let Some(schema) = crate::scratch::ScratchSchema::from_env("transaction tests").await else {

@@ -2,7 +2,7 @@
 
 use orchestrator_core::error::Result;
 use orchestrator_core::ids::TaskId;
-use orchestrator_core::model::{LogPage, LogQuery, VerificationResult};
+use orchestrator_core::model::{LOG_COUNT_LIMIT, LogPage, LogQuery, VerificationResult};
 use sqlx::QueryBuilder;
 
 use crate::dialect::{Dialect, Exec, Value, push_limit};
@@ -21,9 +21,15 @@ pub(crate) async fn logs<D: Dialect>(conn: &mut impl Exec<D>, query: &LogQuery) 
     if let Some(kind) = query.log_type {
         filters.push(("log_type = ", Value::text(kind.as_str())));
     }
-    let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM agent_logs");
+    // Counted up to one past the limit: a long history is not read to count it.
+    let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM (SELECT 1 FROM agent_logs");
     push_filters::<D>(&mut count, &filters);
-    let total_count = conn.fetch_count(count).await?;
+    push_limit(
+        &mut count,
+        u32::try_from(LOG_COUNT_LIMIT + 1).unwrap_or(u32::MAX),
+    );
+    count.push(") counted");
+    let counted = conn.fetch_count(count).await?;
     let mut page = QueryBuilder::<D>::new("SELECT * FROM agent_logs");
     push_filters::<D>(&mut page, &filters);
     if let Some(cursor) = query.before {
@@ -38,7 +44,7 @@ pub(crate) async fn logs<D: Dialect>(conn: &mut impl Exec<D>, query: &LogQuery) 
     page.push(" ORDER BY created_at DESC, id DESC");
     push_limit(&mut page, query.limit + 1);
     let logs = all::<D, _>(conn, page, log_from_row).await?;
-    Ok(LogPage::from_fetched(logs, query.limit, total_count))
+    Ok(LogPage::from_fetched(logs, query.limit, counted))
 }
 
 pub(crate) async fn verification_results<D: Dialect>(

@@ -2,10 +2,10 @@
 
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::RunnerSessionId;
-use orchestrator_core::model::RunnerSession;
+use orchestrator_core::model::{RunnerSession, RunnerSessionStatus};
 use sqlx::QueryBuilder;
 
-use crate::dialect::{Dialect, Exec, Value};
+use crate::dialect::{Dialect, Exec, Value, push_limit};
 use crate::rows::{RowReader, runner_session_from_row};
 
 use super::{Lock, all, by_id, one};
@@ -36,9 +36,16 @@ pub(crate) async fn runner_session_by_token<D: Dialect>(
 
 pub(crate) async fn runner_sessions<D: Dialect>(
     conn: &mut impl Exec<D>,
+    status: Option<RunnerSessionStatus>,
+    limit: u32,
 ) -> Result<Vec<RunnerSession>> {
-    let query =
-        QueryBuilder::<D>::new("SELECT * FROM runner_sessions ORDER BY created_at DESC, id DESC");
+    let mut query = QueryBuilder::<D>::new("SELECT * FROM runner_sessions");
+    if let Some(status) = status {
+        query.push(" WHERE status = ");
+        Value::text(status.as_str()).bind(&mut query);
+    }
+    query.push(" ORDER BY created_at DESC, id DESC");
+    push_limit(&mut query, limit);
     all::<D, _>(conn, query, runner_session_from_row).await
 }
 
