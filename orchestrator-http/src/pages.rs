@@ -44,6 +44,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/login")
+            .wrap(actix_web::middleware::from_fn(
+                crate::rate_limit::rate_limit,
+            ))
             .wrap(page_headers())
             .route(web::get().to(login)),
     )

@@ -13,7 +13,7 @@ fn budget(per_minute: u32, runner_per_minute: u32) -> Option<RateLimitConfig> {
     Some(RateLimitConfig {
         per_minute: NonZeroU32::new(per_minute).unwrap(),
         runner_per_minute: NonZeroU32::new(runner_per_minute).unwrap(),
-        trust_proxy: false,
+        trusted_proxies: 0,
     })
 }
 
@@ -208,4 +208,91 @@ async fn the_browser_session_cannot_be_used_from_another_origin() {
         .set_payload(body);
     let response = call_service(&app, request.to_request()).await;
     assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+/// A made-up token never buys a budget of its own: 200 requests with 200 random tokens
+/// from one address cost one lookup (the first, a 401); the rest are refused before any.
+/// The admin token still gets through, and so does the login page's limit.
+#[actix_web::test]
+async fn invalid_tokens_are_limited_by_address_with_one_lookup_per_window() {
+    let backing = backing().await;
+    let (app, _) = build(&backing, |state| state.with_rate_limits(budget(100, 1000))).await;
+    for (route, runner) in [("/api/tasks", false), ("/api/runner/status", true)] {
+        let mut statuses = std::collections::BTreeMap::<u16, u32>::new();
+        for _ in 0..200 {
+            let token = orchestrator_http::auth::new_secret();
+            let request = bearer(TestRequest::get().uri(route), &token);
+            let response = call_service(&app, request.to_request()).await;
+            *statuses.entry(response.status().as_u16()).or_default() += 1;
+        }
+        // The runner route saw the address refused already by the admin route's round.
+        let lookups = if runner { 0 } else { 1 };
+        assert_eq!(
+            statuses,
+            [(401, lookups), (429, 200 - lookups)]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            "{route}"
+        );
+    }
+    let (status, body) = send(&app, admin(TestRequest::get().uri("/api/tasks"))).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the admin token is its own client: {body}"
+    );
+    let response = call_service(
+        &app,
+        TestRequest::get().uri("/login?token=guess").to_request(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Behind a proxy, the client is the entry its proxy added at the right end of
+/// `X-Forwarded-For`: what a client writes to the left of it does not make it another.
+#[actix_web::test]
+async fn behind_trusted_proxies_the_client_is_read_from_the_right() {
+    let backing = backing().await;
+    let (app, _) = build(&backing, |state| {
+        state.with_rate_limits(Some(RateLimitConfig {
+            trusted_proxies: 1,
+            ..budget(2, 50).unwrap()
+        }))
+    })
+    .await;
+    let from = |spoofed: &str, client: &str| {
+        TestRequest::get()
+            .uri("/api/dashboard/stats")
+            .peer_addr("10.9.9.9:4000".parse().unwrap())
+            .insert_header(("X-Forwarded-For", format!("{spoofed}, {client}")))
+    };
+    let mut statuses = Vec::new();
+    for spoofed in ["1.1.1.1", "2.2.2.2", "3.3.3.3"] {
+        let response = call_service(&app, from(spoofed, "192.0.2.7").to_request()).await;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let other = call_service(&app, from("1.1.1.1", "192.0.2.8").to_request()).await;
+    assert_ne!(other.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// The login page is limited too: a wrong token marks the address, and guessing on is
+/// refused before any comparison.
+#[actix_web::test]
+async fn guessing_the_login_token_is_limited() {
+    let backing = backing().await;
+    let (app, _) = build(&backing, |state| state.with_rate_limits(budget(100, 1000))).await;
+    let mut statuses = Vec::new();
+    for guess in ["a", "b", "c"] {
+        let request = TestRequest::get().uri(&format!("/login?token={guess}"));
+        statuses.push(
+            call_service(&app, request.to_request())
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [401, 429, 429]);
 }

@@ -61,9 +61,19 @@ pub(crate) struct Args {
     #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     rate_limit_enabled: bool,
 
-    /// Take clients' addresses from `X-Forwarded-For` (only behind your own proxy).
-    #[arg(long, env = "ORCHESTRATOR_TRUST_PROXY")]
-    trust_proxy: bool,
+    /// Proxies of your own in front of the server (1-5; the flag alone means 1): clients'
+    /// addresses are then read from `X-Forwarded-For`, that many entries from its right
+    /// end. Without it the header is ignored, as anyone can write it.
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_TRUST_PROXY",
+        value_name = "HOPS",
+        num_args = 0..=1,
+        default_missing_value = "1",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u8).range(0..=5)
+    )]
+    trust_proxy: u8,
 
     /// An origin (scheme://host[:port]) whose pages may call the API; repeat for more.
     /// Without any, only the server's own pages can.
@@ -254,7 +264,7 @@ impl Args {
             NonZeroU32::new(self.rate_limit).map(|per_minute| RateLimitConfig {
                 per_minute,
                 runner_per_minute,
-                trust_proxy: self.trust_proxy,
+                trusted_proxies: self.trust_proxy,
             }),
         )
     }
