@@ -8,12 +8,25 @@ use std::process::{ExitStatus, Stdio};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use orchestrator_core::backend::PauseSignal;
+use orchestrator_verify::command::inherited_environment;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
-/// Variables of the runner's own that an agent never sees.
-const WITHHELD_PREFIXES: &[&str] = &["AGENT_ORCHESTRATOR_", "ORCHESTRATOR_"];
+/// The runner's values of the variables `names`, which the user passes through to the
+/// agents; an error names one that is not set.
+pub fn passed_through(names: &[String]) -> Result<Vec<(String, String)>, String> {
+    names
+        .iter()
+        .map(|name| match std::env::var(name) {
+            Ok(value) => Ok((name.clone(), value)),
+            Err(_) => Err(format!(
+                "{name} is not set (or not text) in this environment; set it, or drop it from \
+                 the variables passed to the agents"
+            )),
+        })
+        .collect()
+}
 
 /// A running agent process; dropping it kills its process group.
 #[derive(Debug)]
@@ -27,8 +40,10 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
-    /// Starts `argv` in `work_dir` with `env` added to the runner's environment (minus
-    /// the runner's own settings); the group is stopped (SIGSTOP) while `pause` is set and
+    /// Starts `argv` in `work_dir` with an environment of the runner's basics (see
+    /// [`orchestrator_verify::command::INHERITED`]: the path, home, locale, toolchains) and
+    /// `env`, nothing else: the runner's and the server's secrets (tokens, database URLs,
+    /// keys) never reach an agent. The group is stopped (SIGSTOP) while `pause` is set and
     /// continued (SIGCONT) when it clears.
     pub fn spawn(
         argv: &[String],
@@ -48,13 +63,10 @@ impl AgentProcess {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if WITHHELD_PREFIXES.iter().any(|p| name.starts_with(p)) {
-                command.env_remove(name.as_ref());
-            }
-        }
-        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command
+            .env_clear()
+            .envs(inherited_environment())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut child = command.spawn()?;
         let group = child
             .id()

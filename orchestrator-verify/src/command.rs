@@ -11,9 +11,9 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
-/// Variables a check inherits from the runner; everything else (tokens, database URLs,
-/// API keys) stays behind.
-const INHERITED: &[&str] = &[
+/// Variables a check or an agent inherits from the runner; everything else (tokens,
+/// database URLs, API keys) stays behind.
+pub const INHERITED: &[&str] = &[
     "PATH",
     "HOME",
     "USER",
@@ -33,6 +33,13 @@ const INHERITED: &[&str] = &[
     "VIRTUAL_ENV",
     "PYTHONPATH",
 ];
+
+/// The runner's values of the [`INHERITED`] variables it has.
+pub fn inherited_environment() -> impl Iterator<Item = (&'static str, std::ffi::OsString)> {
+    INHERITED
+        .iter()
+        .filter_map(|name| std::env::var_os(name).map(|value| (*name, value)))
+}
 
 /// A command to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,11 +144,7 @@ pub async fn run(spec: &CommandSpec) -> Result<CommandOutput, CommandError> {
         .args(&spec.args)
         .current_dir(&spec.work_dir)
         .env_clear()
-        .envs(
-            INHERITED
-                .iter()
-                .filter_map(|name| std::env::var_os(name).map(|value| (*name, value))),
-        )
+        .envs(inherited_environment())
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -16,6 +16,7 @@ use orchestrator_runner::backend::{
     AgentBackend, AnthropicAgent, ClaudeCode, CommandAgent, DEFAULT_ALLOWED_TOOLS, DEFAULT_MODEL,
     OpenAiAgent, Prices,
 };
+use orchestrator_runner::process::passed_through;
 use orchestrator_runner::{
     ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, Spool, WorktreeState,
     Worktrees,
@@ -187,6 +188,11 @@ struct StartArgs {
     /// Report changes without verifying them.
     #[arg(long)]
     no_verify: bool,
+    /// A variable of this environment the agents get too (repeatable, or comma-separated):
+    /// agents see only the basics (PATH, HOME, the locale, toolchain paths) and their
+    /// backend's key, never the runner's other variables.
+    #[arg(long = "pass-env", value_name = "NAME", value_delimiter = ',')]
+    pass_env: Vec<String>,
     /// Seconds between heartbeats.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
     heartbeat_secs: u64,
@@ -380,6 +386,15 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
             kind.name()
         );
     }
+    let passed =
+        passed_through(&args.pass_env).map_err(|err| anyhow::anyhow!("--pass-env: {err}"))?;
+    if !passed.is_empty() && !matches!(kind, BackendKind::ClaudeCode | BackendKind::Command) {
+        bail!(
+            "--pass-env is for agents that run as processes (claude-code, command); the {} \
+             backend runs in the runner: drop the flag",
+            kind.name()
+        );
+    }
     let agent: Arc<dyn AgentBackend> = match kind {
         BackendKind::ClaudeCode => {
             if !installed(&args.claude_bin) {
@@ -393,7 +408,7 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
                 allowed_tools: args.allowed_tools.clone(),
                 max_turns: args.max_turns,
                 model: args.model.clone(),
-                env: Vec::new(),
+                env: passed.clone(),
                 skip_permissions: args.dangerously_skip_permissions,
             };
             claude.check().map_err(anyhow::Error::msg)?;
@@ -420,7 +435,11 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
                     "the command backend needs the agent after --, e.g. agent-orchestrator start --backend command -- codex exec {{prompt}}"
                 );
             }
-            Arc::new(CommandAgent::new(args.agent_command.clone()).map_err(anyhow::Error::msg)?)
+            Arc::new(
+                CommandAgent::new(args.agent_command.clone())
+                    .map_err(anyhow::Error::msg)?
+                    .with_env(passed.clone()),
+            )
         }
     };
     let worktree_dir = match &args.worktree_dir {

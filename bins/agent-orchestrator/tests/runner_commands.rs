@@ -684,3 +684,68 @@ fn shell_words(argv: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_see_the_basics_and_what_is_passed_to_them_only() {
+    let server = Server::start().await;
+    let repo = repository(&[("README.md", "# app\n")]);
+    let cli = Cli::new();
+    let scripts = tempfile::tempdir().unwrap();
+    let dump = scripts.path().join("env.txt");
+    let agent = agent_script(
+        scripts.path(),
+        "dump.sh",
+        &format!("env > {}\nprintf 'x = 1\\n' > x.py", dump.display()),
+    );
+    cli.connect(&server, repo.path()).await;
+    let task = server.create_task("Show the environment", &[]).await;
+    let agent = agent.to_string_lossy().into_owned();
+    let runner = cli.start_with_env(
+        &[
+            ("RUNNER_HOST_SECRET", "kept-from-agents"),
+            ("PASSED_ON", "to-the-agent"),
+        ],
+        &[
+            "--once",
+            "--backend",
+            "command",
+            "--pass-env",
+            "PASSED_ON",
+            "--",
+            &agent,
+            "{prompt}",
+        ],
+    );
+    let (status, said) = runner.wait(Duration::from_secs(60));
+    assert!(status.success(), "{said}");
+    let done = server
+        .wait_finished(&id(&task), Duration::from_secs(30))
+        .await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let seen = std::fs::read_to_string(&dump).unwrap();
+    assert!(!seen.contains("kept-from-agents"), "{seen}");
+    assert!(!seen.contains("AGENT_ORCHESTRATOR_CONFIG"), "{seen}");
+    assert!(seen.contains("PASSED_ON=to-the-agent"), "{seen}");
+
+    let refused = cli
+        .command()
+        .args([
+            "start",
+            "--pass-env",
+            "NOT_SET_ANYWHERE",
+            "--backend",
+            "command",
+            "--",
+            &agent,
+            "{prompt}",
+        ])
+        .env_remove("NOT_SET_ANYWHERE")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("--pass-env: NOT_SET_ANYWHERE is not set"),
+        "{said}"
+    );
+}

@@ -16,6 +16,7 @@ use orchestrator_core::retry::RetryPolicy;
 use orchestrator_core::supervisor::SupervisorConfig;
 use orchestrator_http::rate_limit::RateLimitConfig;
 use orchestrator_runner::backend::{ClaudeCode, CommandAgent};
+use orchestrator_runner::process::passed_through;
 
 /// Run the orchestrator server.
 #[derive(Debug, Parser)]
@@ -103,6 +104,12 @@ pub(crate) struct Args {
     /// (default: the claude CLI).
     #[arg(long = "local-agent", num_args = 1.., value_name = "ARG")]
     local_agent: Vec<String>,
+
+    /// A variable of the server's environment the local runner's agents get too
+    /// (repeatable, or comma-separated): they see only the basics (PATH, HOME, the locale,
+    /// toolchain paths), never the server's settings or secrets.
+    #[arg(long = "local-agent-env", value_name = "NAME", value_delimiter = ',')]
+    local_agent_env: Vec<String>,
 
     /// The claude binary for the local runner.
     #[arg(long, env = "CLAUDE_BIN", default_value = "claude")]
@@ -332,15 +339,19 @@ impl Args {
                 repository.display()
             );
         }
+        let env = passed_through(&self.local_agent_env)
+            .map_err(|err| anyhow::anyhow!("--local-agent-env: {err}"))?;
         let agent: Arc<dyn AgentBackend> = if self.local_agent.is_empty() {
             Arc::new(ClaudeCode {
                 binary: self.claude_bin.clone(),
+                env,
                 ..ClaudeCode::default()
             })
         } else {
             Arc::new(
                 CommandAgent::new(self.local_agent.clone())
-                    .map_err(|err| anyhow::anyhow!("--local-agent: {err}"))?,
+                    .map_err(|err| anyhow::anyhow!("--local-agent: {err}"))?
+                    .with_env(env),
             )
         };
         let worktrees = std::path::absolute(self.data_dir.join("worktrees"))
@@ -388,18 +399,35 @@ impl Args {
     }
 }
 
-/// The URL without its password, for logs.
+/// The URL without its password (in its credentials or as a `password` parameter), for
+/// logs and errors.
 pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (address, query) = url
+        .split_once('?')
+        .map_or((url, None), |(a, q)| (a, Some(q)));
+    let address = match (address.find("://"), address.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
+            let credentials = &address[scheme_end + 3..at];
             match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
+                Some((user, _)) => {
+                    format!("{}{user}:***{}", &address[..scheme_end + 3], &address[at..])
+                }
+                None => address.to_owned(),
             }
         }
-        _ => url.to_owned(),
-    }
+        _ => address.to_owned(),
+    };
+    let Some(query) = query else {
+        return address;
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{address}?{}", query.join("&"))
 }
 
 #[cfg(test)]
@@ -459,5 +487,9 @@ mod tests {
             "postgres://app:***@db:5432/orch"
         );
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+        assert_eq!(
+            redact("postgres://db/orch?user=app&password=s3cret&sslmode=require"),
+            "postgres://db/orch?user=app&password=***&sslmode=require"
+        );
     }
 }

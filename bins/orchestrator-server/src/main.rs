@@ -35,7 +35,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let url = &settings.database_url;
     let store = orchestrator_store::connect(url)
         .await
-        .with_context(|| format!("cannot open the database at {url}"))?;
+        .with_context(|| format!("cannot open the database at {}", redact(url)))?;
     store
         .ping()
         .await

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{ServerProcess, call, poll, server_command};
+use orchestrator_store::scratch::ScratchSchema;
 use serde_json::json;
 
 const ADMIN_TOKEN: &str = "local-runner-admin-token";
@@ -25,6 +26,20 @@ fn repository() -> tempfile::TempDir {
     repo.commit(Some("HEAD"), &signature, &signature, "first", &tree, &[])
         .unwrap();
     dir
+}
+
+/// Task `id` once it is COMPLETED or FAILED (within a minute).
+async fn finished(http: &reqwest::Client, url: &str, id: &str) -> serde_json::Value {
+    poll(
+        || http.get(format!("{url}/api/tasks/{id}")),
+        ADMIN_TOKEN,
+        Duration::from_secs(60),
+        |body| {
+            let task = &body["data"];
+            matches!(task["status"].as_str(), Some("COMPLETED" | "FAILED")).then(|| task.clone())
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,16 +72,7 @@ async fn one_process_serves_and_runs_tasks() {
     )
     .await;
     let id = created["data"]["id"].as_str().unwrap().to_owned();
-    let task = poll(
-        || http.get(format!("{url}/api/tasks/{id}")),
-        ADMIN_TOKEN,
-        Duration::from_secs(60),
-        |body| {
-            let task = &body["data"];
-            matches!(task["status"].as_str(), Some("COMPLETED" | "FAILED")).then(|| task.clone())
-        },
-    )
-    .await;
+    let task = finished(&http, &url, &id).await;
     assert_eq!(task["status"], "COMPLETED", "{task}");
     let short: String = id.chars().take(8).collect();
     let repo_handle = git2::Repository::open(repo.path()).unwrap();
@@ -82,4 +88,89 @@ async fn one_process_serves_and_runs_tasks() {
 
     let status = server.stop();
     assert!(status.success(), "{status}");
+}
+
+/// The server's secrets never reach an agent (it sees the basics and what was passed to
+/// it by name), and the database password is in no line the server logs, even when the
+/// database cannot be opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_never_see_the_servers_secrets_and_logs_never_show_the_password() {
+    let Some(schema) = ScratchSchema::from_env("local runner secrets test").await else {
+        return;
+    };
+    const PASSWORD: &str = "Sup3rSecretDbPassw0rd";
+    const CRON_SECRET: &str = "cron-secret-never-for-agents";
+    let url = schema.url().replacen('@', &format!(":{PASSWORD}@"), 1);
+    let repo = repository();
+    let data = tempfile::tempdir().unwrap();
+    let dump = data.path().join("agent-env.txt");
+    let agent = data.path().join("agent.sh");
+    std::fs::write(
+        &agent,
+        format!(
+            "#!/bin/sh\nset -e\nenv > {}\nprintf 'x = 1\\n' > x.py\n",
+            dump.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = data.path().join("server.log");
+    let mut command = server_command();
+    command
+        .env("DATABASE_URL", &url)
+        .env("CRON_SECRET", CRON_SECRET)
+        .env("SOME_OTHER_SECRET", "not-for-agents-either")
+        .env("PASSED_TO_AGENTS", "passed-by-name")
+        .env("RUST_LOG", "debug")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .args(["--data-dir", &data.path().join("state").to_string_lossy()])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .args(["--local-runner", &repo.path().to_string_lossy()])
+        .args(["--local-agent-env", "PASSED_TO_AGENTS"])
+        .arg("--local-agent")
+        .args([agent.to_string_lossy().as_ref(), "{prompt}"]);
+    let server = ServerProcess::start(command);
+    let http = reqwest::Client::new();
+    server.wait_ready(&http).await;
+    let created = call(
+        http.post(format!("{}/api/tasks", server.url))
+            .json(&json!({"title": "Dump", "description": "Show the environment"})),
+        ADMIN_TOKEN,
+    )
+    .await;
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let task = finished(&http, &server.url, &id).await;
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert!(server.stop().success());
+
+    let seen = std::fs::read_to_string(&dump).unwrap();
+    for secret in [
+        PASSWORD,
+        CRON_SECRET,
+        "not-for-agents-either",
+        "DATABASE_URL",
+    ] {
+        assert!(!seen.contains(secret), "the agent saw {secret}:\n{seen}");
+    }
+    assert!(seen.contains("PASSED_TO_AGENTS=passed-by-name"), "{seen}");
+    assert!(seen.lines().any(|line| line.starts_with("PATH=")), "{seen}");
+
+    // A database that cannot be opened: the error names it, without the password.
+    let missing = url.replacen("/test?", "/no_such_database?", 1);
+    let mut command = server_command();
+    let refused = command
+        .env("DATABASE_URL", &missing)
+        .args(["--bind", "127.0.0.1:0"])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("no_such_database"), "{said}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    for text in [said.as_ref(), logged.as_str()] {
+        assert!(!text.contains(PASSWORD), "the password was logged:\n{text}");
+    }
+    assert!(logged.contains("***"), "the URL is logged redacted");
+    schema.drop_schema().await;
 }

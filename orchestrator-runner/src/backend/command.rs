@@ -18,6 +18,8 @@ pub const PROMPT_PLACEHOLDER: &str = "{prompt}";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandAgent {
     template: Vec<String>,
+    /// Variables the agent gets besides the runner's basics.
+    env: Vec<(String, String)>,
 }
 
 impl CommandAgent {
@@ -35,7 +37,17 @@ impl CommandAgent {
                  prompt goes, e.g. codex exec {PROMPT_PLACEHOLDER}"
             ));
         }
-        Ok(Self { template })
+        Ok(Self {
+            template,
+            env: Vec::new(),
+        })
+    }
+
+    /// Gives the agent `env` besides the runner's basics (its key, variables the user
+    /// passes through).
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.env = env;
+        self
     }
 
     fn argv(&self, prompt: &str) -> Vec<String> {
@@ -60,7 +72,7 @@ impl AgentBackend for CommandAgent {
         let mut process = AgentProcess::spawn(
             &self.argv(&request.prompt),
             &request.work_dir,
-            &[],
+            &self.env,
             request.pause.clone(),
         )
         .map_err(|err| {
