@@ -1042,6 +1042,24 @@ async fn finish(
     } else {
         Verification::only()
     };
+    let restored = {
+        let (worktrees, workspace) = (shared.worktrees.clone(), workspace.clone());
+        tokio::task::spawn_blocking(move || worktrees.restore_git_link(&workspace)).await
+    };
+    match restored {
+        Ok(Ok(false)) => {}
+        Ok(Ok(true)) => sink.note(
+            LogType::Error,
+            "the worktree's .git link had been changed; it points at the task's own git \
+             directory again before the change is read and committed",
+        ),
+        Ok(Err(err)) => {
+            let err = format!("the worktree's .git link could not be restored: {err}");
+            sink.note(LogType::Error, err.clone());
+            return failed_completion(err, outcome.usage);
+        }
+        Err(err) => return failed_completion(err.to_string(), outcome.usage),
+    }
     let prepared = {
         let workspace = workspace.clone();
         tokio::task::spawn_blocking(move || {

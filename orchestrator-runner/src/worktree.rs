@@ -81,6 +81,19 @@ impl Record {
     }
 }
 
+/// The worktree checked out at `path` whose git directory is `git_dir`, opened through
+/// that directory: the `.git` link in the tree is not read.
+fn open_checkout(git_dir: &Path, path: &Path) -> Result<Repository, WorktreeError> {
+    Repository::open(git_dir)
+        .and_then(|repo| repo.set_workdir(path, false).map(|()| repo))
+        .map_err(failed(format!("open the worktree {}", path.display())))
+}
+
+/// The git directory of the worktree `names` in `repo`.
+fn git_dir(repo: &Repository, names: &Names) -> PathBuf {
+    repo.path().join("worktrees").join(&names.git_name)
+}
+
 /// The places of the worktree named `name` under `root`.
 struct Names {
     name: String,
@@ -110,6 +123,10 @@ pub struct Workspace {
     pub branch: String,
     /// The commit the task's branch started from: its change is everything since.
     pub base_commit: String,
+    /// The worktree's own git directory in the repository (`.git/worktrees/<name>`), as
+    /// the runner knows it: never read from the `.git` link in the tree, which an agent
+    /// can rewrite.
+    pub git_dir: PathBuf,
 }
 
 /// Where a task worktree stands, as far as removing it goes.
@@ -241,6 +258,7 @@ impl Worktrees {
             && checked_out
         {
             return Ok(Workspace {
+                git_dir: git_dir(&repo, &names),
                 path: names.path,
                 branch: names.branch,
                 base_commit: record.base,
@@ -310,6 +328,7 @@ impl Worktrees {
             .map_err(failed(format!("add worktree {}", names.path.display())))?;
         }
         Ok(Workspace {
+            git_dir: git_dir(&repo, &names),
             path: names.path,
             branch: names.branch,
             base_commit,
@@ -461,17 +480,44 @@ impl Worktrees {
         )))
     }
 
+    /// Puts back the worktree's `.git` link to its own git directory if something in the
+    /// tree (an agent) changed it, so that reading the change goes to the right
+    /// repository; `true` when it had to.
+    pub fn restore_git_link(&self, workspace: &Workspace) -> Result<bool, WorktreeError> {
+        let link = workspace.path.join(".git");
+        let expected = format!("gitdir: {}\n", workspace.git_dir.display());
+        let meta = std::fs::symlink_metadata(&link);
+        let points_home = |text: String| {
+            text.trim()
+                .strip_prefix("gitdir:")
+                .is_some_and(|dir| Path::new(dir.trim()) == workspace.git_dir)
+        };
+        if meta.as_ref().is_ok_and(std::fs::Metadata::is_file)
+            && std::fs::read_to_string(&link).is_ok_and(points_home)
+        {
+            return Ok(false);
+        }
+        match meta {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&link),
+            Ok(_) => std::fs::remove_file(&link),
+            Err(_) => Ok(()),
+        }
+        .map_err(io_failed(format!("remove the altered {}", link.display())))?;
+        std::fs::write(&link, expected)
+            .map_err(io_failed(format!("restore {}", link.display())))?;
+        Ok(true)
+    }
+
     /// Commits everything in the worktree (`.gitignore` honoured) on its branch; `None`
-    /// when nothing changed since the branch's last commit.
+    /// when nothing changed since the branch's last commit. The repository is opened
+    /// through the runner's record of the worktree's git directory, never through the
+    /// `.git` link in the tree.
     pub fn commit(
         &self,
         workspace: &Workspace,
         message: &str,
     ) -> Result<Option<String>, WorktreeError> {
-        let repo = Repository::open(&workspace.path).map_err(failed(format!(
-            "open the worktree {}",
-            workspace.path.display()
-        )))?;
+        let repo = open_checkout(&workspace.git_dir, &workspace.path)?;
         let mut index = repo.index().map_err(failed("read the worktree's index"))?;
         index
             .add_all(["*"], IndexAddOption::DEFAULT, None)
@@ -572,8 +618,11 @@ fn worktree_state(
     base: &str,
     head: Oid,
 ) -> Result<WorktreeState, WorktreeError> {
-    let checkout =
-        Repository::open(path).map_err(failed(format!("open the worktree {}", path.display())))?;
+    let git_dir = repo
+        .path()
+        .join("worktrees")
+        .join(format!("agent-{}", branch.trim_start_matches("agent/")));
+    let checkout = open_checkout(&git_dir, path)?;
     let statuses = checkout
         .statuses(Some(
             StatusOptions::new()
@@ -794,6 +843,49 @@ mod tests {
             .unwrap();
         assert_eq!(branch.get().peel_to_commit().unwrap().id(), tip);
         worktrees.hold(&repaired).unwrap();
+    }
+
+    #[test]
+    fn a_rewritten_git_link_leads_no_commit_elsewhere() {
+        let repo = repository();
+        let elsewhere = repository();
+        let root = tempfile::tempdir().unwrap();
+        let worktrees = Worktrees::new(repo.path(), root.path());
+        let workspace = worktrees.prepare(TaskId::new()).unwrap();
+        let link = workspace.path.join(".git");
+        let honest = std::fs::read_to_string(&link).unwrap();
+        let other = Repository::open(elsewhere.path()).unwrap();
+        let other_head = other.head().unwrap().target().unwrap();
+        std::fs::write(&link, format!("gitdir: {}\n", other.path().display())).unwrap();
+        std::fs::write(workspace.path.join("work.txt"), "work\n").unwrap();
+
+        let sha = worktrees.commit(&workspace, "work").unwrap().unwrap();
+        let main = Repository::open(repo.path()).unwrap();
+        let branch = main
+            .find_branch(&workspace.branch, BranchType::Local)
+            .unwrap();
+        assert_eq!(branch.get().target().unwrap().to_string(), sha);
+        assert_eq!(
+            other.head().unwrap().target().unwrap(),
+            other_head,
+            "untouched"
+        );
+
+        assert!(worktrees.restore_git_link(&workspace).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&link)
+                .unwrap()
+                .trim()
+                .trim_end_matches('/'),
+            honest.trim().trim_end_matches('/')
+        );
+        assert!(!worktrees.restore_git_link(&workspace).unwrap());
+        // A directory put in its place goes too.
+        std::fs::remove_file(&link).unwrap();
+        std::fs::create_dir(&link).unwrap();
+        assert!(worktrees.restore_git_link(&workspace).unwrap());
+        let reopened = Repository::open(&workspace.path).unwrap();
+        assert_eq!(reopened.head().unwrap().target().unwrap().to_string(), sha);
     }
 
     #[test]

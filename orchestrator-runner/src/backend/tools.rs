@@ -85,7 +85,9 @@ impl Workspace {
     }
 
     /// `path` (relative to the worktree, or absolute inside it) as a real path inside the
-    /// worktree; an error says why it is refused.
+    /// worktree; an error says why it is refused. Symbolic links are followed and must
+    /// land inside too; one that points nowhere is refused (writing through it would
+    /// create its target, wherever that is), and so is git's own `.git`.
     pub fn resolve(&self, path: &str) -> Result<PathBuf, String> {
         let requested = Path::new(path);
         let joined = if requested.is_absolute() {
@@ -106,27 +108,39 @@ impl Workspace {
                 other => normal.push(other),
             }
         }
-        // Then the longest existing part with its symlinks resolved.
+        // Then the longest existing part (a link counts, even one to nowhere) with its
+        // symlinks resolved.
         let mut existing = normal.clone();
         let mut rest = Vec::new();
-        while !existing.exists() {
+        while std::fs::symlink_metadata(&existing).is_err() {
             let Some(name) = existing.file_name().map(ToOwned::to_owned) else {
                 break;
             };
             rest.push(name);
             existing.pop();
         }
-        let mut real = existing
-            .canonicalize()
-            .map_err(|err| format!("{path} cannot be resolved: {err}"))?;
+        let mut real = existing.canonicalize().map_err(|err| {
+            if err.kind() == std::io::ErrorKind::NotFound {
+                format!("{path} goes through a symbolic link to nothing; it is not followed")
+            } else {
+                format!("{path} cannot be resolved: {err}")
+            }
+        })?;
         for name in rest.into_iter().rev() {
             real.push(name);
         }
-        if real.starts_with(&self.root) {
-            Ok(real)
-        } else {
-            Err(format!("{path} is outside the repository; work inside it"))
+        if !real.starts_with(&self.root) {
+            return Err(format!("{path} is outside the repository; work inside it"));
         }
+        if real
+            .strip_prefix(&self.root)
+            .is_ok_and(|inner| inner.starts_with(".git"))
+        {
+            return Err(format!(
+                "{path} is git's own record; the runner commits the change itself"
+            ));
+        }
+        Ok(real)
     }
 
     fn relative(&self, path: &Path) -> String {
@@ -241,7 +255,8 @@ impl Workspace {
         }
     }
 
-    /// Files below `path`, skipping `.git` and what git ignores.
+    /// Files below `path`, skipping `.git`, what git ignores, directories reached through
+    /// symbolic links, and links to files outside the worktree.
     fn files_below(&self, path: &str, depth: usize) -> Result<Vec<PathBuf>, String> {
         let start = self.resolve(path)?;
         let repo = git2::Repository::open(&self.root).ok();
@@ -251,10 +266,11 @@ impl Workspace {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
-            let mut entries: Vec<PathBuf> =
-                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            entries.sort();
-            for entry in entries {
+            let mut entries: Vec<(PathBuf, std::fs::FileType)> = entries
+                .filter_map(|e| e.ok().and_then(|e| Some((e.path(), e.file_type().ok()?))))
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for (entry, kind) in entries {
                 if entry.file_name().is_some_and(|n| n == ".git") {
                     continue;
                 }
@@ -265,7 +281,14 @@ impl Workspace {
                 {
                     continue;
                 }
-                if entry.is_dir() {
+                if kind.is_symlink() {
+                    // A link is listed when it leads to a file of the worktree; links to
+                    // directories are not walked (they may lead out, or round in a loop).
+                    let target = entry.canonicalize().ok();
+                    if target.is_some_and(|t| t.starts_with(&self.root) && t.is_file()) {
+                        found.push(entry);
+                    }
+                } else if kind.is_dir() {
                     if level + 1 < depth {
                         pending.push((entry, level + 1));
                     }
@@ -366,6 +389,8 @@ mod tests {
         std::fs::create_dir_all(root.join("src")).unwrap();
         std::fs::create_dir_all(&sibling).unwrap();
         std::os::unix::fs::symlink(&sibling, root.join("escape")).unwrap();
+        std::os::unix::fs::symlink(sibling.join("made-by-the-agent"), root.join("dangling"))
+            .unwrap();
         let workspace = Workspace::new(&root).unwrap();
         let real_root = root.canonicalize().unwrap();
 
@@ -388,12 +413,72 @@ mod tests {
             "escape/x".to_owned(),
             "src/../../x".to_owned(),
             "/etc/passwd".to_owned(),
+            "dangling".to_owned(),
+            "dangling/below".to_owned(),
+            ".git".to_owned(),
+            ".git/config".to_owned(),
+            "src/../.git/HEAD".to_owned(),
         ] {
             assert!(
                 workspace.resolve(&outside).is_err(),
                 "{outside} was let through"
             );
         }
+    }
+
+    /// Links to the outside are not a way out for any tool: a write through a link to
+    /// nothing creates nothing, and listing and searching do not walk linked directories
+    /// nor read linked files outside.
+    #[tokio::test]
+    async fn links_lead_no_tool_outside_the_worktree() {
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("repo");
+        let outside = parent.path().join("outside");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), "TOKEN=outside-secret\n").unwrap();
+        std::fs::write(root.join("src/lib.rs"), "// TOKEN=inside\n").unwrap();
+        let link = |target: &Path, name: &str| {
+            std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        };
+        link(&outside, "linked-dir");
+        link(&outside.join("secret.txt"), "linked-file");
+        link(&outside.join("planted.txt"), "dangling");
+        link(&root.join("src/lib.rs"), "inside-link");
+        let workspace = Workspace::new(&root).unwrap();
+
+        let (said, failed) = workspace
+            .call("write_file", &json!({"path": "dangling", "content": "x"}))
+            .await;
+        assert!(failed, "{said}");
+        assert!(
+            !outside.join("planted.txt").exists(),
+            "nothing was made outside"
+        );
+        for (tool, input) in [
+            ("read_file", json!({"path": "linked-file"})),
+            ("read_file", json!({"path": "linked-dir/secret.txt"})),
+            (
+                "edit_file",
+                json!({"path": "linked-file", "old_string": "T", "new_string": "U"}),
+            ),
+            (
+                "write_file",
+                json!({"path": ".git", "content": "gitdir: /elsewhere"}),
+            ),
+        ] {
+            let (said, failed) = workspace.call(tool, &input).await;
+            assert!(failed, "{tool} {input}: {said}");
+        }
+        let (listed, _) = workspace.call("list_files", &json!({})).await;
+        assert!(!listed.contains("secret"), "{listed}");
+        assert!(!listed.contains("linked-file"), "{listed}");
+        assert!(listed.contains("inside-link"), "{listed}");
+        let (found, _) = workspace
+            .call("search_code", &json!({"pattern": "TOKEN"}))
+            .await;
+        assert!(!found.contains("outside-secret"), "{found}");
+        assert!(found.contains("TOKEN=inside"), "{found}");
     }
 
     #[tokio::test]
