@@ -10,6 +10,7 @@ use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput, Ver
 
 use crate::command::{CommandError, CommandOutput, CommandSpec, run};
 use crate::output::{self, OutputFormat, last_lines};
+use crate::tool_integrity::check_installed;
 
 /// How long a check's command may run unless configured otherwise.
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(600);
@@ -34,6 +35,9 @@ pub struct CommandCheck {
     pub format: OutputFormat,
     pub time_limit: Duration,
     pub output_cap: usize,
+    /// The configuration requires this check: when it cannot run, it fails instead of
+    /// being skipped.
+    pub required: bool,
 }
 
 impl CommandCheck {
@@ -48,6 +52,7 @@ impl CommandCheck {
             format,
             time_limit: DEFAULT_TIME_LIMIT,
             output_cap: DEFAULT_OUTPUT_CAP,
+            required: false,
         }
     }
 
@@ -70,7 +75,7 @@ impl CommandCheck {
             .split_first()
             .map_or(("", &[][..]), |(p, a)| (p.as_str(), a));
         CommandSpec {
-            program: self.resolve(program, work_dir),
+            program: self.resolve(program, work_dir).0,
             args: args.to_vec(),
             work_dir: work_dir.to_owned(),
             time_limit: self.time_limit,
@@ -80,23 +85,52 @@ impl CommandCheck {
     }
 
     /// A bare program name is looked up in the tool directories, then on `PATH`; a
-    /// relative path is taken from the working tree.
-    fn resolve(&self, program: &str, work_dir: &Path) -> String {
+    /// relative path is taken from the working tree. Also the tool directory it was
+    /// found in, if it was.
+    fn resolve<'a>(&'a self, program: &str, work_dir: &Path) -> (String, Option<&'a str>) {
         let path = Path::new(program);
         if path.is_absolute() {
-            return program.to_owned();
+            return (program.to_owned(), None);
         }
         if program.contains('/') {
-            return work_dir.join(path).to_string_lossy().into_owned();
+            return (work_dir.join(path).to_string_lossy().into_owned(), None);
         }
         self.tool_dirs
             .iter()
-            .map(|dir| work_dir.join(dir).join(program))
-            .find(|candidate| candidate.is_file())
+            .map(|dir| (work_dir.join(dir).join(program), dir))
+            .find(|(candidate, _)| candidate.is_file())
             .map_or_else(
-                || program.to_owned(),
-                |found| found.to_string_lossy().into_owned(),
+                || (program.to_owned(), None),
+                |(found, dir)| (found.to_string_lossy().into_owned(), Some(dir.as_str())),
             )
+    }
+
+    /// Ends `report` as failed with `message` (of the check's kind).
+    fn fail(&self, report: &mut StageReport, message: String) {
+        report.status = StageStatus::Failed;
+        report.failures.push(VerificationFailure {
+            kind: self.kind,
+            message,
+            file: None,
+            line: None,
+            column: None,
+        });
+    }
+
+    /// A skip, or for a required check a failure saying why it could not run.
+    fn skip(&self, report: &mut StageReport, reason: String) {
+        if self.required {
+            self.fail(
+                report,
+                format!(
+                    "the `{}` check is required by orchestrator.toml but could not run: \
+                     {reason} (make it runnable, or set `required = false` for it)",
+                    self.name
+                ),
+            );
+        } else {
+            report.status = StageStatus::Skipped { reason };
+        }
     }
 
     fn not_installed(&self, tool: &str) -> String {
@@ -114,7 +148,7 @@ impl CommandCheck {
     fn judge(&self, output: &CommandOutput, work_dir: &Path, report: &mut StageReport) {
         let findings = output::read(self.format, self.kind, output, work_dir);
         if let Some(reason) = findings.skipped {
-            report.status = StageStatus::Skipped { reason };
+            self.skip(report, reason);
             return;
         }
         if let Some(tests) = findings.tests {
@@ -168,11 +202,17 @@ impl Verifier for CommandCheck {
             Duration::ZERO,
         );
         let spec = self.spec(&input.work_dir);
+        let program = self.argv.first().map_or("", String::as_str);
+        if let (_, Some(tool_dir)) = self.resolve(program, &input.work_dir)
+            && let Err(reason) = check_installed(&input.work_dir, tool_dir, program)
+        {
+            self.fail(&mut report, reason);
+            report.duration = started.elapsed();
+            return Ok(report);
+        }
         match run(&spec).await {
             Err(CommandError::NotInstalled(tool)) => {
-                report.status = StageStatus::Skipped {
-                    reason: self.not_installed(&tool),
-                };
+                self.skip(&mut report, self.not_installed(&tool));
             }
             Err(err) => return Err(orchestrator_core::Error::backend(err)),
             Ok(output) if output.timed_out => {

@@ -10,9 +10,9 @@
 //! max_changed_lines = 1500
 //! scan_secrets = true
 //!
-//! [verify.checks.pytest]        # change a detected check
-//! command = ["pytest", "-x", "tests/unit"]
-//! timeout = 300
+//! [verify.checks.pytest]        # change a detected check (a check named here is
+//! command = ["pytest", "-x", "tests/unit"]  # required: it fails when it cannot run,
+//! timeout = 300                 # unless `required = false`)
 //!
 //! [verify.checks.integration]   # or add one
 //! kind = "tests"                # types | lint | tests
@@ -97,6 +97,9 @@ pub struct CheckConfig {
     pub kind: Option<CheckKind>,
     pub format: Option<OutputFormat>,
     pub timeout: Option<u64>,
+    /// Whether the check fails when it cannot run (default: yes, for a check named in
+    /// the file; detected checks the file does not name are skipped then).
+    pub required: Option<bool>,
 }
 
 /// What a configured check verifies.
@@ -276,6 +279,7 @@ impl CheckConfig {
         if let Some(timeout) = self.timeout {
             check.time_limit = Duration::from_secs(timeout);
         }
+        check.required = self.required.unwrap_or(true);
     }
 }
 

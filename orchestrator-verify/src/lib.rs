@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod semantic;
 pub mod syntax;
+pub mod tool_integrity;
 pub mod verification;
 
 pub use changes::{

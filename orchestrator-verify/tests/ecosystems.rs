@@ -132,6 +132,76 @@ async fn a_failing_pytest_is_counted_and_placed() {
     assert!(!dir.path().join(".pytest_cache").exists());
 }
 
+/// The pytest of the tree's own environment runs when it is the one pip installed (here
+/// the test tools' environment, linked in as `.venv`).
+#[tokio::test]
+async fn the_trees_own_installed_pytest_runs() {
+    let test = "the_trees_own_installed_pytest_runs";
+    if !on_path("pytest", test) {
+        return;
+    }
+    let pytest = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join("pytest"))
+        .find(|candidate| candidate.is_file())
+        .unwrap();
+    let venv = pytest.parent().and_then(Path::parent).unwrap();
+    if !venv.join("pyvenv.cfg").is_file() {
+        eprintln!("skipping {test}: pytest is not in a virtual environment here");
+        return;
+    }
+    let dir = python_fixture();
+    std::os::unix::fs::symlink(venv, dir.path().join(".venv")).unwrap();
+    let report = run_check(dir.path(), "pytest").await;
+    assert_eq!(report.status, StageStatus::Failed, "{report:?}");
+    assert_eq!(
+        (report.tests_total, report.tests_failed),
+        (Some(2), Some(1)),
+        "the real pytest ran: {report:?}"
+    );
+}
+
+/// A shim in the tree's own tool folder that prints a passing report over failing tests
+/// is not run: the check fails and says why.
+#[tokio::test]
+async fn shimmed_jest_and_pytest_cannot_pass_failing_tests() {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &Path| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let node = node_fixture("jest");
+    write(
+        node.path(),
+        "node_modules/.bin/jest",
+        "#!/bin/sh
+echo '{\"numTotalTests\":2,\"numPassedTests\":2,\"numFailedTests\":0,\"success\":true,\"testResults\":[]}'\n",
+    );
+    executable(&node.path().join("node_modules/.bin/jest"));
+    let jest = run_check(node.path(), "jest").await;
+    assert_eq!(jest.status, StageStatus::Failed, "{jest:?}");
+    assert!(
+        jest.failures[0]
+            .message
+            .contains("`node_modules/.bin/jest` is not the tool its package installed"),
+        "{jest:?}"
+    );
+
+    let python = python_fixture();
+    write(
+        python.path(),
+        ".venv/bin/pytest",
+        "#!/bin/sh\necho '2 passed in 0.01s'\n",
+    );
+    executable(&python.path().join(".venv/bin/pytest"));
+    let pytest = run_check(python.path(), "pytest").await;
+    assert_eq!(pytest.status, StageStatus::Failed, "{pytest:?}");
+    assert!(
+        pytest.failures[0]
+            .message
+            .contains("`.venv/bin/pytest` was not installed by a package"),
+        "{pytest:?}"
+    );
+}
+
 #[tokio::test]
 async fn ruff_and_mypy_report_their_places() {
     let test = "ruff_and_mypy_report_their_places";
@@ -296,6 +366,23 @@ async fn a_missing_tool_skips_and_a_slow_one_times_out() {
         StageStatus::Skipped {
             reason: "`orchestrator-no-such-tool` is not installed (not found on PATH)".into()
         }
+    );
+
+    // A check the configuration requires fails instead.
+    let required = CommandCheck {
+        required: true,
+        ..missing.clone()
+    };
+    let report = required.verify(&input(dir.path())).await.unwrap();
+    assert_eq!(report.status, StageStatus::Failed, "{report:?}");
+    assert!(
+        report.failures[0]
+            .message
+            .contains("required by orchestrator.toml")
+            && report.failures[0]
+                .message
+                .contains("orchestrator-no-such-tool"),
+        "{report:?}"
     );
 
     let mut slow = CommandCheck::new(
