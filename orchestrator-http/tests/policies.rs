@@ -296,3 +296,54 @@ async fn guessing_the_login_token_is_limited() {
     }
     assert_eq!(statuses, [401, 429, 429]);
 }
+
+/// A simple cross-origin POST (no preflight: a form's content type, no custom header) is
+/// not a way in: from an origin that is not allowed it is answered without the CORS
+/// header that would let the page read the answer, and with the browser session it
+/// creates nothing, whether or not other origins are allowed.
+#[actix_web::test]
+async fn a_simple_cross_origin_post_changes_nothing() {
+    let backing = backing().await;
+    let cookie = format!(
+        "{}={}",
+        orchestrator_http::auth::ADMIN_COOKIE,
+        common::ADMIN_TOKEN
+    );
+    for allowed in [vec![], vec!["https://app.example.com".to_owned()]] {
+        let (app, _) = build(&backing, |mut state| {
+            state.cors_origins = allowed.clone();
+            state
+        })
+        .await;
+        for (origin, with_cookie) in [
+            ("https://evil.example", true),
+            ("https://evil.example", false),
+            ("https://app.example.com", true),
+        ] {
+            let mut request = TestRequest::post()
+                .uri("/api/tasks")
+                .insert_header(("Origin", origin))
+                .insert_header(("Content-Type", "text/plain"))
+                .set_payload(r#"{"title":"planted","description":"by a simple request"}"#);
+            if with_cookie {
+                request = request.insert_header(("Cookie", cookie.clone()));
+            }
+            let response = call_service(&app, request.to_request()).await;
+            assert!(
+                response.status().is_client_error(),
+                "{origin} (cookie: {with_cookie}, allowed: {allowed:?}): {}",
+                response.status()
+            );
+            let reflected = response
+                .headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if origin == "https://evil.example" {
+                assert_eq!(reflected, None, "allowed: {allowed:?}");
+            }
+        }
+        let (_, listed) = send(&app, admin(TestRequest::get().uri("/api/tasks"))).await;
+        assert_eq!(listed["data"]["pagination"]["totalCount"], 0, "{listed}");
+    }
+}
