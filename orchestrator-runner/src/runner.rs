@@ -10,7 +10,9 @@ use orchestrator_core::backend::{AgentBackend, AgentOutcome, AgentRequest, Pause
 use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::error::Error;
 use orchestrator_core::ids::TaskId;
-use orchestrator_core::lock::{LockPath, MAX_LOCK_PATHS, covering_at_most};
+use orchestrator_core::lock::{
+    LockPath, MAX_LOCK_PATHS, MAX_PATH_KEY_BYTES, covering_at_most, key_bytes,
+};
 use orchestrator_core::model::{LogType, NewVerificationResult, TaskStatus, Usage};
 use orchestrator_core::protocol::{AttemptRef, ClaimedTask};
 use orchestrator_core::verify::Verifier;
@@ -1250,24 +1252,25 @@ fn failure_summary(result: &NewVerificationResult) -> String {
     summary
 }
 
-/// `paths` as one lock request the server accepts: beyond [`MAX_LOCK_PATHS`] paths, the
-/// directories covering them (and a note saying so). Fails for a path the server would
-/// refuse (too long or too deep).
+/// `paths` as one lock request the server accepts: beyond [`MAX_LOCK_PATHS`] paths, or
+/// [`MAX_PATH_KEY_BYTES`] of their keys, the directories covering them (and a note saying
+/// so). Fails for a path the server would refuse (too long or too deep).
 fn within_one_lock_request(paths: Vec<String>) -> Result<(Vec<String>, Option<String>), Error> {
-    if paths.len() <= MAX_LOCK_PATHS {
-        return Ok((paths, None));
-    }
     let parsed = paths
         .iter()
         .map(|path| LockPath::parse(path))
         .collect::<Result<Vec<_>, _>>()?;
+    if paths.len() <= MAX_LOCK_PATHS && key_bytes(&parsed) <= MAX_PATH_KEY_BYTES {
+        return Ok((paths, None));
+    }
     let covering: Vec<String> = covering_at_most(parsed, MAX_LOCK_PATHS)
         .iter()
         .map(LockPath::key)
         .collect();
     let note = format!(
-        "the change touches {} paths beyond its locks, more than one request may name \
-         ({MAX_LOCK_PATHS}); locking the {} directories that cover them",
+        "the change touches {} paths beyond its locks, more (or deeper) than one request may \
+         name ({MAX_LOCK_PATHS} paths, {MAX_PATH_KEY_BYTES} bytes of keys); locking the {} \
+         directories that cover them",
         paths.len(),
         covering.len()
     );

@@ -7,7 +7,7 @@ mod rules;
 pub use path::{DescendantRange, LockPath, MAX_PATH_BYTES, MAX_PATH_DEPTH, ROOT_KEY};
 pub use rules::{
     MAX_LOCK_PATHS, MAX_PATH_KEY_BYTES, acquired_event, check_force_release, conflicts_among,
-    covering_at_most, force_release_exception, grants_for, parse_paths, released_event,
+    covering_at_most, force_release_exception, grants_for, key_bytes, parse_paths, released_event,
     renewed_event,
 };
 

@@ -56,13 +56,14 @@ pub fn parse_paths(paths: &[String], field: &str) -> Result<Vec<LockPath>> {
     Ok(parsed)
 }
 
-/// Paths covering every one of `paths` (parsed), at most `max` of them: while there are
-/// more, the deepest are replaced by their directories, and paths a directory covers are
-/// dropped. So a change touching thousands of files asks for locks on their directories
-/// in one request the server accepts, instead of one it must refuse.
+/// Paths covering every one of `paths` (parsed), at most `max` of them and within
+/// [`MAX_PATH_KEY_BYTES`] of keys: while there are more, the deepest are replaced by
+/// their directories, and paths a directory covers are dropped. So a change touching
+/// thousands of files, or very deep ones, asks for locks on their directories in one
+/// request the server accepts, instead of one it must refuse.
 pub fn covering_at_most(paths: Vec<LockPath>, max: usize) -> Vec<LockPath> {
     let mut paths = without_covered(paths);
-    while paths.len() > max.max(1) {
+    while paths.len() > max.max(1) || key_bytes(&paths) > MAX_PATH_KEY_BYTES {
         let deepest = paths.iter().map(|p| p.segments().len()).max().unwrap_or(0);
         paths = without_covered(
             paths
@@ -78,6 +79,11 @@ pub fn covering_at_most(paths: Vec<LockPath>, max: usize) -> Vec<LockPath> {
         );
     }
     paths
+}
+
+/// Bytes of the lock keys `paths` need together.
+pub fn key_bytes(paths: &[LockPath]) -> usize {
+    paths.iter().map(LockPath::key_bytes).sum()
 }
 
 /// `paths` sorted, without duplicates and without those another of them covers.
@@ -253,5 +259,18 @@ mod tests {
         assert_eq!(keys(&covering_at_most(paths.clone(), 1)), ["./"]);
         let few = covering_at_most(paths[..3].to_vec(), MAX_LOCK_PATHS);
         assert_eq!(few.len(), 3, "under the limit nothing is widened");
+
+        // Few paths, but too deep and long together: widened until their keys fit.
+        let deep: Vec<LockPath> = (0..500)
+            .map(|n| {
+                let dirs = vec!["directory-with-a-long-name"; 40].join("/");
+                LockPath::parse(&format!("{dirs}/d{}/f{n}.rs", n % 50)).unwrap()
+            })
+            .collect();
+        assert!(key_bytes(&deep) > MAX_PATH_KEY_BYTES);
+        let covering = covering_at_most(deep.clone(), MAX_LOCK_PATHS);
+        assert!(key_bytes(&covering) <= MAX_PATH_KEY_BYTES);
+        assert!(deep.iter().all(|p| covering.iter().any(|c| c.covers(p))));
+        assert!(covering.len() > 1, "widened no further than needed");
     }
 }
