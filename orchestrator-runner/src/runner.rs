@@ -590,11 +590,27 @@ impl Shared {
             });
         }
         let delivery = self.send_completion(attempt, lease, completion).await;
+        if let (Some(spool), Delivery::Refused(_)) = (&self.spool, &delivery) {
+            match spool.set_aside(&attempt) {
+                Ok(kept) => self.emit(RunnerEvent::Warning {
+                    detail: format!(
+                        "the refused completion of task {} is kept in {} (it is not sent again)",
+                        attempt.task_id(),
+                        kept.display()
+                    ),
+                }),
+                Err(err) => self.emit(RunnerEvent::Warning {
+                    detail: format!(
+                        "the refused completion of task {} could not be set aside in {} ({err}); \
+                         the next start sends it again",
+                        attempt.task_id(),
+                        spool.dir().display()
+                    ),
+                }),
+            }
+        }
         if let Some(spool) = &self.spool
-            && matches!(
-                delivery,
-                Delivery::Accepted | Delivery::LeaseLost(_) | Delivery::Refused(_)
-            )
+            && matches!(delivery, Delivery::Accepted | Delivery::LeaseLost(_))
             && let Err(err) = spool.remove(&attempt)
         {
             self.emit(RunnerEvent::Warning {

@@ -67,6 +67,18 @@ impl Spool {
         Ok(file)
     }
 
+    /// Moves the attempt's completion to `refused/` in the spool, where it is kept for a
+    /// person to look at and not sent again (the orchestrator refused it as invalid).
+    /// Returns where it went.
+    pub fn set_aside(&self, attempt: &AttemptRef) -> std::io::Result<PathBuf> {
+        let file = self.file(attempt);
+        let refused = self.dir.join("refused");
+        std::fs::create_dir_all(&refused)?;
+        let kept = refused.join(file.file_name().unwrap_or_default());
+        std::fs::rename(&file, &kept)?;
+        Ok(kept)
+    }
+
     /// Forgets the attempt's completion (the orchestrator answered for good).
     pub fn remove(&self, attempt: &AttemptRef) -> std::io::Result<()> {
         match std::fs::remove_file(self.file(attempt)) {
@@ -167,6 +179,11 @@ mod tests {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
 
+        let aside = spool.set_aside(&attempt).unwrap();
+        assert!(aside.starts_with(spool.dir().join("refused")) && aside.is_file());
+        assert!(spool.pending().0.is_empty(), "set aside: not sent again");
+
+        spool.keep(attempt, &completion).unwrap();
         spool.remove(&attempt).unwrap();
         spool.remove(&attempt).unwrap();
         assert!(spool.pending().0.is_empty());
