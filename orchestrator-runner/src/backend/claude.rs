@@ -20,6 +20,10 @@ const RESULT_CHARS: usize = 4_000;
 /// The tools Claude Code may use without asking, unless configured otherwise.
 pub const DEFAULT_ALLOWED_TOOLS: &str = "Read,Write,Edit,MultiEdit,Glob,Grep,LS,Bash";
 
+/// Prefixes of the runner's variables that are Claude Code's own settings (its key, its
+/// endpoint, its options): an agent run by this backend gets them, and no other secret.
+const OWN_SETTINGS: &[&str] = &["ANTHROPIC_", "CLAUDE_"];
+
 /// Runs the `claude` binary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaudeCode {
@@ -31,7 +35,8 @@ pub struct ClaudeCode {
     pub max_turns: u32,
     /// Passed to `--model` when set.
     pub model: Option<String>,
-    /// Variables for the agent (an API key, a base URL) on top of the runner's.
+    /// Variables for the agent (an API key, a base URL) on top of the runner's basics and
+    /// Claude Code's own settings (`ANTHROPIC_*`, `CLAUDE_*`).
     pub env: Vec<(String, String)>,
     /// Passes `--dangerously-skip-permissions` instead of `--permission-mode acceptEdits`:
     /// the agent runs any command without asking. Refused when running as root.
@@ -238,10 +243,14 @@ impl AgentBackend for ClaudeCode {
         sink: &dyn AgentOutputSink,
     ) -> orchestrator_core::Result<AgentOutcome> {
         self.check().map_err(orchestrator_core::Error::backend)?;
+        let mut env: Vec<(String, String)> = std::env::vars()
+            .filter(|(name, _)| OWN_SETTINGS.iter().any(|prefix| name.starts_with(prefix)))
+            .collect();
+        env.extend(self.env.iter().cloned());
         let mut process = AgentProcess::spawn(
             &self.argv(&request.prompt),
             &request.work_dir,
-            &self.env,
+            &env,
             request.pause.clone(),
         )
         .map_err(|err| {
