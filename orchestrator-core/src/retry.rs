@@ -235,6 +235,12 @@ pub fn decide(
             "a {class} failure is not eligible for automatic retry; human review required"
         )));
     }
+    if task.attempts_used >= task.max_attempts {
+        return Err(Error::conflict(format!(
+            "all {} attempts of the task are used (maxAttempts); retry it by hand to give it one more",
+            task.max_attempts
+        )));
+    }
     if task.retry_count >= strategy.max_attempts {
         return Err(Error::conflict(format!(
             "maximum retries ({}) for a {class} failure reached",

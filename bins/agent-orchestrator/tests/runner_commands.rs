@@ -140,13 +140,18 @@ async fn a_syntax_error_is_retried_with_its_failure_in_the_prompt_then_escalated
     let task = server.create_task("Add broken", &["src/"]).await;
     let task_id = id(&task);
 
-    // SYNTAX_ERROR: retried 3 times, 5 s apart, then a human is asked.
+    // SYNTAX_ERROR: retried 5 s apart until the task's 3 attempts are used, then a human
+    // is asked.
     let failed = server
         .wait_task(&task_id, Duration::from_secs(90), |t| {
-            t["status"] == "FAILED" && t["retryCount"] == 3
+            t["status"] == "FAILED" && t["attemptsUsed"] == 3
         })
         .await;
-    assert_eq!(failed["attempt"], 4, "{failed}");
+    assert_eq!(
+        (&failed["attempt"], &failed["retryCount"]),
+        (&serde_json::json!(3), &serde_json::json!(2)),
+        "{failed}"
+    );
     let exceptions = server
         .admin(
             reqwest::Method::GET,
@@ -162,7 +167,7 @@ async fn a_syntax_error_is_retried_with_its_failure_in_the_prompt_then_escalated
                 && e["description"]
                     .as_str()
                     .unwrap_or_default()
-                    .contains("maximum retries")),
+                    .contains("all 3 attempts of the task are used")),
         "{exceptions:?}"
     );
 
@@ -171,7 +176,7 @@ async fn a_syntax_error_is_retried_with_its_failure_in_the_prompt_then_escalated
         .map(|e| e.unwrap().path().to_string_lossy().into_owned())
         .collect();
     seen.sort();
-    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert_eq!(seen.len(), 3, "{seen:?}");
     let first = std::fs::read_to_string(&seen[0]).unwrap();
     assert!(!first.contains("Previous attempt"), "{first}");
     let second = std::fs::read_to_string(&seen[1]).unwrap();

@@ -46,9 +46,10 @@ pub enum TaskAction {
     ExpireLease,
     /// Cancel a queued task, or ask the runner of a running one to stop.
     Cancel,
-    /// Put a failed task back in the queue, optionally not before a given time.
+    /// Put a failed task back in the queue, optionally not before a given time (with one
+    /// more attempt if all are used).
     Retry { not_before: Option<Timestamp> },
-    /// Put a cancelled task back in the queue, with a fresh budget of attempts.
+    /// Put a cancelled task back in the queue (with one more attempt if all are used).
     Reopen,
 }
 
@@ -297,7 +298,7 @@ pub fn plan_task_action(
         }
         TaskAction::Retry { not_before } => {
             next.retry_count += 1;
-            next.attempts_used = 0;
+            grant_an_attempt(&mut next);
             next.not_before = *not_before;
             next.verification_status = VerificationStatus::Pending;
             next.completed_at = None;
@@ -307,7 +308,7 @@ pub fn plan_task_action(
             TaskEvent::Retry
         }
         TaskAction::Reopen => {
-            next.attempts_used = 0;
+            grant_an_attempt(&mut next);
             next.cancel_requested = false;
             next.completed_at = None;
             unassign(&mut next);
@@ -542,6 +543,15 @@ fn end_attempt(
         current.outcome = outcome;
         current.failure_reason = reason;
         current.usage = usage;
+    }
+}
+
+/// Makes room for one more attempt when every attempt the task allows is used: a person
+/// asked for it (automatic retries stop at `max_attempts`, see [`crate::retry::decide`]).
+/// `attempts_used` keeps counting every attempt the task had.
+fn grant_an_attempt(task: &mut Task) {
+    if task.attempts_used >= task.max_attempts {
+        task.max_attempts = task.attempts_used + 1;
     }
 }
 

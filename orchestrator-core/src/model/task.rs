@@ -54,8 +54,9 @@ pub struct Task {
     /// Number of the latest attempt (0: never claimed). Never decreases, so
     /// `(id, attempt)` names one attempt for ever.
     pub attempt: u32,
-    /// Attempts started since creation or the last retry; a lost lease fails the task once
-    /// this reaches `max_attempts`.
+    /// Attempts started since creation, across retries, lease expiries and follow-ups;
+    /// no automatic retry or requeue goes past `max_attempts` (a person's retry of a task
+    /// that used them all raises `max_attempts` by one).
     pub attempts_used: u32,
     pub max_attempts: u32,
     /// Times the task went from FAILED back to the queue.

@@ -312,7 +312,11 @@ pub async fn failed_task_is_retried_after_its_delay(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(retried.status, TaskStatus::Queued);
-    assert_eq!((retried.retry_count, retried.attempts_used), (1, 0));
+    assert_eq!(
+        (retried.retry_count, retried.attempts_used),
+        (1, 1),
+        "a retry keeps the count of attempts had"
+    );
     assert_eq!(retried.attempt, 1, "attempt numbers never go back");
     assert_eq!(retried.assigned_agent_id, None);
     assert_eq!(retried.not_before, Some(at(30_000)));

@@ -117,6 +117,7 @@ macro_rules! store_conformance_tests {
             verification_results_are_numbered_per_task,
             runner_evidence_needs_the_live_lease,
             a_completion_after_its_lease_was_lost_is_kept_on_its_attempt,
+            max_attempts_caps_attempts_across_retries_and_expiries,
             an_attempt_ends_with_its_evidence_at_once,
             a_failure_that_is_not_retried_asks_a_human,
             exceptions_deduplicate_and_sort_by_urgency,

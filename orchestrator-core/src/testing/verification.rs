@@ -11,7 +11,8 @@ use crate::change::{AttemptEnd, LeaseRef, TaskAction};
 use crate::ids::{AgentId, LeaseToken, TaskId};
 use crate::model::{
     AttemptOutcome, EventKind, ExceptionQuery, ExceptionType, FailureKind, LogQuery, LogType,
-    NewAgentLog, NewVerificationResult, TaskStatus, Usage, VerificationFailure, VerificationStatus,
+    NewAgentLog, NewTask, NewVerificationResult, TaskStatus, Usage, VerificationFailure,
+    VerificationStatus,
 };
 use crate::retry::{FailureClass, RetryPolicy, RetryStrategy};
 use crate::store::Store;
@@ -171,6 +172,101 @@ pub async fn runner_evidence_needs_the_live_lease(store: Arc<dyn Store>) {
             .len(),
         2
     );
+}
+
+/// A task's `maxAttempts` caps its attempts across automatic retries and lease expiries,
+/// and `attemptsUsed` counts every one; a person's retry of a task that used them all
+/// gives it one more.
+pub async fn max_attempts_caps_attempts_across_retries_and_expiries(store: Arc<dyn Store>) {
+    let generous = RetryPolicy::default().with(
+        FailureClass::Type,
+        RetryStrategy {
+            should_retry: true,
+            delay: Duration::ZERO,
+            max_attempts: 10,
+            requires_human_review: false,
+        },
+    );
+    let agent = new_agent(&store, at(0)).await;
+    let failing = || AttemptEnd {
+        action: fail("types"),
+        verification: Some(result(false)),
+        logs: Vec::new(),
+        retry_policy: generous.clone(),
+    };
+    for max_attempts in [1, 3] {
+        let mut new = NewTask::new(format!("at most {max_attempts}"), "d");
+        new.max_attempts = max_attempts;
+        let mut task = store.create_task(new, at(0)).await.unwrap().value;
+        let mut ran = 0;
+        let mut now = 1;
+        while task.status == TaskStatus::Queued {
+            assert!(ran < max_attempts, "attempt {} of {max_attempts}", ran + 1);
+            let (_, lease) = assign(&store, &task, agent.id, at(now)).await;
+            task = store
+                .end_attempt(lease, failing(), at(now + 1))
+                .await
+                .unwrap();
+            ran += 1;
+            now += 2;
+        }
+        assert_eq!(task.status, TaskStatus::Failed, "{task:?}");
+        assert_eq!((ran, task.attempts_used), (max_attempts, max_attempts));
+        assert_eq!(
+            store.list_attempts(task.id).await.unwrap().len() as u32,
+            max_attempts
+        );
+        let asked = store
+            .list_exceptions(&ExceptionQuery {
+                task_id: Some(task.id),
+                ..ExceptionQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            asked.items.iter().any(|e| e
+                .description
+                .as_deref()
+                .unwrap_or_default()
+                .contains("attempts of the task are used")),
+            "a person is told: {asked:?}"
+        );
+
+        // A person's retry gives it one more attempt; the count goes on.
+        let retried = store
+            .apply_task_action(
+                task.id,
+                TaskAction::Retry { not_before: None },
+                None,
+                at(100),
+            )
+            .await
+            .unwrap();
+        assert_eq!(retried.status, TaskStatus::Queued);
+        assert_eq!(
+            (retried.attempts_used, retried.max_attempts),
+            (max_attempts, max_attempts + 1)
+        );
+    }
+
+    // Lease expiries count too.
+    let mut new = NewTask::new("expires twice", "d");
+    new.max_attempts = 2;
+    let task = store.create_task(new, at(0)).await.unwrap().value;
+    let mut now = 10;
+    for expected in [TaskStatus::Queued, TaskStatus::Failed] {
+        let slot = new_agent(&store, at(now)).await;
+        let current = store.get_task(task.id).await.unwrap();
+        assign(&store, &current, slot.id, at(now)).await;
+        now += LEASE.as_millis() as i64;
+        let expired = store
+            .apply_task_action(task.id, TaskAction::ExpireLease, None, at(now))
+            .await
+            .unwrap();
+        assert_eq!(expired.status, expected, "{expired:?}");
+        now += 1;
+    }
+    assert_eq!(store.get_task(task.id).await.unwrap().attempts_used, 2);
 }
 
 /// A completion that arrives after its lease was lost changes nothing in the task, but
