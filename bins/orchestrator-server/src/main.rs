@@ -32,6 +32,9 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
+    // The address first: a server that cannot listen writes nothing (no database, no
+    // admin token whose one showing would be lost).
+    let listener = listen(settings.bind)?;
     let url = &settings.database_url;
     let store = orchestrator_store::connect(url)
         .await
@@ -66,7 +69,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         None => None,
     };
 
-    let bind = settings.bind;
+    let listening = listener
+        .local_addr()
+        .context("cannot read the address listened on")?;
     let server = HttpServer::new({
         let state = state.clone();
         move || App::new().configure(orchestrator_http::configure(state.clone()))
@@ -74,11 +79,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     // A client that closes its side has left: its connection ends at once, so an event
     // stream nobody reads is dropped now rather than when a later write fails.
     .h1_allow_half_closed(false)
-    .bind(bind)
-    .with_context(|| format!("cannot listen on {bind}"))?
+    .listen(listener)
+    .with_context(|| format!("cannot serve on {listening}"))?
     .disable_signals()
     .run();
-    announce(&format!("http://{bind}"), &state.public_url, &admin);
+    announce(&format!("http://{listening}"), &state.public_url, &admin);
 
     // On SIGINT or SIGTERM, event streams say goodbye first; then the server stops
     // accepting and lets the requests in flight finish.
@@ -111,6 +116,25 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Listens on `bind`, or says why not and how to choose another address.
+fn listen(bind: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(bind).map_err(|err| {
+        let advice = match err.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "another program (perhaps another orchestrator-server) listens there: stop it, \
+                 or choose another address with --bind (e.g. --bind {}:{})",
+                bind.ip(),
+                bind.port().wrapping_add(1).max(1)
+            ),
+            std::io::ErrorKind::PermissionDenied => {
+                "ports below 1024 need privileges: choose another with --bind".to_owned()
+            }
+            _ => "choose another address with --bind HOST:PORT".to_owned(),
+        };
+        anyhow::anyhow!("cannot listen on {bind}: {err}; {advice}; nothing was written")
+    })
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.

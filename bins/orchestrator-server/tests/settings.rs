@@ -115,3 +115,48 @@ async fn retention_settings_reach_the_supervisor() {
         "--keep-events 1 keeps only the newest event: {text}"
     );
 }
+
+/// A first start on an address another program holds writes nothing (no database, no
+/// admin token whose one showing would be lost) and says how to choose another; the
+/// next start prints a new token.
+#[test]
+fn a_taken_address_writes_nothing_and_the_next_start_prints_the_token() {
+    let data = tempfile::tempdir().unwrap();
+    let state = data.path().join("state");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let mut command = server_command();
+    command
+        .args(["--data-dir", &state.to_string_lossy()])
+        .args(["--bind", &address])
+        .env_remove("CRON_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = refused(command.spawn().unwrap());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains(&address) && said.contains("--bind"), "{said}");
+    assert!(!state.exists(), "nothing was written: {said}");
+    drop(taken);
+
+    let mut command = server_command();
+    command
+        .args(["--data-dir", &state.to_string_lossy()])
+        .args(["--bind", &address])
+        .env_remove("CRON_SECRET")
+        .stdout(Stdio::piped());
+    let mut server = command.spawn().unwrap();
+    let mut printed = String::new();
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !printed.contains("Admin token") {
+        assert!(Instant::now() < deadline, "no token was printed: {printed}");
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            break;
+        }
+        printed.push_str(&line);
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(printed.contains("Admin token (shown once"), "{printed}");
+}
