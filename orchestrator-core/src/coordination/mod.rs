@@ -2,8 +2,10 @@
 //! the housekeeping the supervisor does; and [`ClaimRoom`], where waiting claims take
 //! turns.
 
+mod reservations;
 mod waiting;
 
+pub use reservations::{Reserved, SlotReservations};
 pub use waiting::ClaimRoom;
 
 use std::time::Duration;
@@ -192,14 +194,15 @@ pub async fn session_slots(
         .collect())
 }
 
-/// Up to `wanted` idle slots of the session, creating slots while it has fewer than
-/// [`MAX_BATCH_CLAIM`]; a slot left STUCK by an expired lease recovers when its runner
-/// asks for work again.
+/// Up to `wanted` idle slots of the session that are not `taken` by other claims,
+/// creating slots while it has fewer than [`MAX_BATCH_CLAIM`]; a slot left STUCK by an
+/// expired lease recovers when its runner asks for work again.
 pub async fn idle_slots(
     store: &dyn crate::Store,
     session: &crate::model::RunnerSession,
     wanted: usize,
     now: Timestamp,
+    taken: &std::collections::HashSet<AgentId>,
 ) -> Result<Vec<AgentId>> {
     use crate::change::AgentAction;
     use crate::model::{AgentStatus, NewAgent};
@@ -209,6 +212,9 @@ pub async fn idle_slots(
     for slot in &slots {
         if idle.len() == wanted {
             break;
+        }
+        if taken.contains(&slot.id) {
+            continue;
         }
         match slot.status {
             AgentStatus::Idle => idle.push(slot.id),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::{Claim, ClaimRequest, may_free_work};
+use super::{Claim, ClaimRequest, SlotReservations, may_free_work};
 use crate::error::Result;
 use crate::store::Store;
 use crate::time::Clock;
@@ -29,6 +29,8 @@ pub struct ClaimRoom {
     store: Arc<dyn Store>,
     turns: Arc<Turns>,
     follower: JoinHandle<()>,
+    /// The slots the claims in the room are filling.
+    pub slots: SlotReservations,
 }
 
 /// The turns of the waiting claims.
@@ -91,6 +93,7 @@ impl ClaimRoom {
             store,
             turns,
             follower,
+            slots: SlotReservations::default(),
         }
     }
 

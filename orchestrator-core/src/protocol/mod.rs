@@ -97,22 +97,44 @@ impl<'a> RunnerProtocol<'a> {
             Error::InvalidInput { message, .. } => Error::invalid("leaseTtlMs", message),
             other => other,
         })?;
-        let agents = coordination::idle_slots(self.store, session, max, self.clock.now()).await?;
-        if agents.is_empty() {
+        // Concurrent claims of this session take different slots: each picks among those
+        // the others have not reserved.
+        let now = self.clock.now();
+        let others_claiming = self.waiting.slots.any();
+        let reserved = self
+            .waiting
+            .slots
+            .reserve(|taken| async move {
+                coordination::idle_slots(self.store, session, max, now, &taken).await
+            })
+            .await?;
+        if reserved.slots.is_empty() && !others_claiming {
             return Err(Error::conflict(format!(
                 "Every one of this runner's {MAX_BATCH_CLAIM} agent slots is busy; finish or stop work first"
             )));
         }
         let request_for_store = ClaimRequest {
-            agents,
+            agents: reserved.slots.clone(),
             runner_session_id: Some(session.id),
             task_id: request.task_id,
             lease_ttl,
         };
-        let claims = self
-            .waiting
-            .claim_waiting(self.clock, request_for_store, wait)
-            .await?;
+        let claims = if reserved.slots.is_empty() {
+            // Every free slot is being filled by this runner's other claims.
+            Vec::new()
+        } else {
+            match self
+                .waiting
+                .claim_waiting(self.clock, request_for_store, wait)
+                .await
+            {
+                // A slot was taken by a claim of another server process in between: this
+                // claim takes nothing rather than failing.
+                Err(Error::InvalidTransition(_)) if request.task_id.is_none() => Vec::new(),
+                claimed => claimed?,
+            }
+        };
+        drop(reserved);
         let claims: Vec<ClaimedTask> = claims.into_iter().map(ClaimedTask::from).collect();
         let first = claims.first();
         Ok(Claimed {

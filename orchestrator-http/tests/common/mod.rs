@@ -36,6 +36,14 @@ pub async fn backing() -> Backing {
     }
 }
 
+/// A backing on `store` (one the caller set up and tears down).
+pub fn backing_on(store: Arc<dyn Store>) -> Backing {
+    Backing {
+        store,
+        _dir: tempfile::tempdir().expect("temporary directory"),
+    }
+}
+
 pub async fn app(
     backing: &Backing,
 ) -> impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = Error>
