@@ -84,16 +84,41 @@ pub async fn request_context(
             .headers_mut()
             .insert(REQUEST_ID_HEADER.clone(), value);
     }
-    let request = response.request();
-    tracing::info!(
-        request_id = id.as_str(),
-        method = %request.method(),
-        path = request.path(),
-        status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    log_request(&response, &id, started.elapsed());
     Ok(response)
+}
+
+/// Answers slower than this are logged as warnings (except long polls and streams, which
+/// wait by design).
+const SLOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The access log: a request that failed or was slow is a warning; the others are debug
+/// lines (`RUST_LOG=orchestrator_http=debug` shows them), so a busy server does not fill
+/// its log with them.
+fn log_request(response: &ServiceResponse<BoxBody>, id: &RequestId, elapsed: std::time::Duration) {
+    let request = response.request();
+    let status = response.status();
+    let waits_by_design = matches!(request.path(), "/api/runner/claim" | "/api/events");
+    let noteworthy = status.is_client_error()
+        || status.is_server_error()
+        || (elapsed > SLOW && !waits_by_design);
+    macro_rules! at {
+        ($level:ident) => {
+            tracing::$level!(
+                request_id = id.as_str(),
+                method = %request.method(),
+                path = request.path(),
+                status = status.as_u16(),
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                "request"
+            )
+        };
+    }
+    if noteworthy {
+        at!(warn);
+    } else {
+        at!(debug);
+    }
 }
 
 /// Replaces the body of an error response with the envelope: an [`ApiError`] keeps its

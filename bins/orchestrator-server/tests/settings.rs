@@ -160,3 +160,48 @@ fn a_taken_address_writes_nothing_and_the_next_start_prints_the_token() {
     let _ = server.wait();
     assert!(printed.contains("Admin token (shown once"), "{printed}");
 }
+
+/// With the default log level a busy server does not write a line per successful
+/// request: failures are warnings, and a log that is not a terminal has no colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_log_keeps_failures_not_every_request() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("server.log");
+    let mut command = server_command();
+    command
+        .env_remove("RUST_LOG")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .args(["--data-dir", &data.path().join("state").to_string_lossy()])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .args(["--rate-limit-enabled", "false"]);
+    let server = ServerProcess::start(command);
+    let http = reqwest::Client::new();
+    server.wait_ready(&http).await;
+    for _ in 0..20 {
+        call(http.get(format!("{}/api/tasks", server.url)), ADMIN_TOKEN).await;
+    }
+    let missing = http
+        .get(format!("{}/api/tasks/not-a-task", server.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(missing.status().is_client_error());
+    assert!(server.stop().success());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let requests: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("request_id="))
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .all(|line| line.contains("WARN") && line.contains("not-a-task")),
+        "{logged}"
+    );
+    assert_eq!(requests.len(), 1, "{logged}");
+    assert!(
+        !logged.contains('\u{1b}'),
+        "no colour codes in a file: {logged}"
+    );
+}
