@@ -29,6 +29,35 @@ const MAX_CONNECTIONS: u32 = 16;
 /// How long an operation waits for a free connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the first connection may take before the server is reported unreachable.
+const FIRST_CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One connection to the database `options` name, within [`FIRST_CONNECTION_TIMEOUT`]:
+/// an unreachable or refusing server is reported at once, naming its host and port,
+/// instead of after the pool's retries.
+async fn check_reachable(options: &PgConnectOptions) -> Result<()> {
+    use sqlx::Connection as _;
+    let place = format!("{}:{}", options.get_host(), options.get_port());
+    let unreachable =
+        |why: String| Error::Unavailable(format!("cannot reach PostgreSQL at {place}: {why}"));
+    match tokio::time::timeout(
+        FIRST_CONNECTION_TIMEOUT,
+        PgConnection::connect_with(options),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(err)) => Err(unreachable(err.to_string())),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            FIRST_CONNECTION_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 /// The PostgreSQL [`Store`](orchestrator_core::Store).
 pub type PostgresStore = SqlStore<Postgres>;
 
@@ -44,6 +73,7 @@ impl SqlStore<Postgres> {
     /// Connects with explicit options (for example a `search_path` naming a schema) and
     /// migrates the database.
     pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
+        check_reachable(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)

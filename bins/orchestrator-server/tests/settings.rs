@@ -205,3 +205,31 @@ async fn the_default_log_keeps_failures_not_every_request() {
         "no colour codes in a file: {logged}"
     );
 }
+
+/// A PostgreSQL server that cannot be reached stops the start at once, naming its host
+/// and port, never the password.
+#[test]
+fn an_unreachable_database_stops_the_start_at_once_naming_it() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut command = server_command();
+    command
+        .env(
+            "DATABASE_URL",
+            format!("postgres://app:Secr3tPassw0rd@127.0.0.1:{port}/db"),
+        )
+        .args(["--bind", "127.0.0.1:0"])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let output = refused(command.spawn().unwrap());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains(&format!("127.0.0.1:{port}")), "{said}");
+    assert!(!said.contains("Secr3tPassw0rd"), "{said}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}: {said}",
+        started.elapsed()
+    );
+}
