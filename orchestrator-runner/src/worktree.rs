@@ -254,14 +254,15 @@ impl Worktrees {
         let repo = self.open()?;
         let names = self.name_for(&repo, task)?;
         let checked_out = names.path.join(".git").exists();
-        if let Some(record) = Record::read(&names.record)
+        let record = Record::read(&names.record);
+        if let Some(record) = &record
             && checked_out
         {
             return Ok(Workspace {
                 git_dir: git_dir(&repo, &names),
                 path: names.path,
                 branch: names.branch,
-                base_commit: record.base,
+                base_commit: record.base.clone(),
             });
         }
         std::fs::create_dir_all(&self.root)
@@ -288,7 +289,7 @@ impl Worktrees {
             }
             None => head.id(),
         };
-        let base_commit = Record::read(&names.record).map_or_else(|| base.to_string(), |r| r.base);
+        let base_commit = record.map_or_else(|| base.to_string(), |r| r.base);
         Record {
             base: base_commit.clone(),
             task: Some(task),

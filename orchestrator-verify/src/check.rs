@@ -70,18 +70,26 @@ impl CommandCheck {
 
     /// The command as it runs in `work_dir`.
     pub fn spec(&self, work_dir: &Path) -> CommandSpec {
+        self.resolved_spec(work_dir).0
+    }
+
+    /// [`CommandCheck::spec`], and the tool directory of the working tree its program was
+    /// found in, if it was.
+    fn resolved_spec(&self, work_dir: &Path) -> (CommandSpec, Option<&str>) {
         let (program, args) = self
             .argv
             .split_first()
             .map_or(("", &[][..]), |(p, a)| (p.as_str(), a));
-        CommandSpec {
-            program: self.resolve(program, work_dir).0,
+        let (resolved, tool_dir) = self.resolve(program, work_dir);
+        let spec = CommandSpec {
+            program: resolved,
             args: args.to_vec(),
             work_dir: work_dir.to_owned(),
             time_limit: self.time_limit,
             output_cap: self.output_cap,
             env: self.env.clone(),
-        }
+        };
+        (spec, tool_dir)
     }
 
     /// A bare program name is looked up in the tool directories, then on `PATH`; a
@@ -201,9 +209,9 @@ impl Verifier for CommandCheck {
             Vec::new(),
             Duration::ZERO,
         );
-        let spec = self.spec(&input.work_dir);
+        let (spec, tool_dir) = self.resolved_spec(&input.work_dir);
         let program = self.argv.first().map_or("", String::as_str);
-        if let (_, Some(tool_dir)) = self.resolve(program, &input.work_dir)
+        if let Some(tool_dir) = tool_dir
             && let Err(reason) = check_installed(&input.work_dir, tool_dir, program)
         {
             self.fail(&mut report, reason);

@@ -1,18 +1,25 @@
-//! [`SlotReservations`]: the agent slots that claims of this process are filling, so that
-//! two claims of one runner session at once take different slots instead of colliding
-//! on the same one.
+//! [`SlotReservations`]: the agent slots that claims of this process are filling, per
+//! runner session, so that two claims of one session at once take different slots
+//! instead of colliding on the same one. Claims of different sessions never wait for
+//! each other here.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::Result;
-use crate::ids::AgentId;
+use crate::ids::{AgentId, RunnerSessionId};
 
-/// Slots claims of this process are filling.
+/// Slots claims of this process are filling, by session.
 #[derive(Debug, Default)]
 pub struct SlotReservations {
-    /// Held while a claim picks its slots (and may create new ones), so that two claims
-    /// never pick the same.
+    sessions: Mutex<HashMap<RunnerSessionId, Arc<SessionSlots>>>,
+}
+
+/// One session's reservations.
+#[derive(Debug, Default)]
+struct SessionSlots {
+    /// Held while a claim of the session picks its slots (and may create new ones), so
+    /// that two never pick the same.
     picking: tokio::sync::Mutex<()>,
     taken: Mutex<HashSet<AgentId>>,
 }
@@ -21,44 +28,55 @@ pub struct SlotReservations {
 #[derive(Debug)]
 pub struct Reserved<'a> {
     reservations: &'a SlotReservations,
+    session: RunnerSessionId,
+    entry: Arc<SessionSlots>,
     pub slots: Vec<AgentId>,
+    /// Other claims of the session held slots when these were picked.
+    pub others_claiming: bool,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl SlotReservations {
-    fn taken(&self) -> std::sync::MutexGuard<'_, HashSet<AgentId>> {
-        self.taken
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Reserves the slots `pick` chooses, given the slots other claims hold; one claim
-    /// picks at a time.
-    pub async fn reserve<F, Fut>(&self, pick: F) -> Result<Reserved<'_>>
+    /// Reserves for a claim of `session` the slots `pick` chooses, given the slots the
+    /// session's other claims hold; one claim of a session picks at a time.
+    pub async fn reserve<F, Fut>(&self, session: RunnerSessionId, pick: F) -> Result<Reserved<'_>>
     where
         F: FnOnce(HashSet<AgentId>) -> Fut,
         Fut: Future<Output = Result<Vec<AgentId>>>,
     {
-        let _picking = self.picking.lock().await;
-        let taken = self.taken().clone();
-        let slots = pick(taken).await?;
-        self.taken().extend(slots.iter().copied());
-        Ok(Reserved {
+        let entry = locked(&self.sessions).entry(session).or_default().clone();
+        let mut reserved = Reserved {
             reservations: self,
-            slots,
-        })
-    }
-
-    /// Whether any slot is reserved now.
-    pub fn any(&self) -> bool {
-        !self.taken().is_empty()
+            session,
+            entry: entry.clone(),
+            slots: Vec::new(),
+            others_claiming: false,
+        };
+        let _picking = entry.picking.lock().await;
+        let taken = locked(&entry.taken).clone();
+        reserved.others_claiming = !taken.is_empty();
+        reserved.slots = pick(taken).await?;
+        locked(&entry.taken).extend(reserved.slots.iter().copied());
+        Ok(reserved)
     }
 }
 
 impl Drop for Reserved<'_> {
     fn drop(&mut self) {
-        let mut taken = self.reservations.taken();
+        let mut taken = locked(&self.entry.taken);
         for slot in &self.slots {
             taken.remove(slot);
+        }
+        let idle = taken.is_empty();
+        drop(taken);
+        // The session's entry goes once no claim holds or waits on it (the map's and
+        // this claim's are the only references left).
+        let mut sessions = locked(&self.reservations.sessions);
+        if idle && Arc::strong_count(&self.entry) == 2 {
+            sessions.remove(&self.session);
         }
     }
 }

@@ -100,15 +100,14 @@ impl<'a> RunnerProtocol<'a> {
         // Concurrent claims of this session take different slots: each picks among those
         // the others have not reserved.
         let now = self.clock.now();
-        let others_claiming = self.waiting.slots.any();
         let reserved = self
             .waiting
             .slots
-            .reserve(|taken| async move {
+            .reserve(session.id, |taken| async move {
                 coordination::idle_slots(self.store, session, max, now, &taken).await
             })
             .await?;
-        if reserved.slots.is_empty() && !others_claiming {
+        if reserved.slots.is_empty() && !reserved.others_claiming {
             return Err(Error::conflict(format!(
                 "Every one of this runner's {MAX_BATCH_CLAIM} agent slots is busy; finish or stop work first"
             )));
