@@ -106,6 +106,7 @@ impl Completion {
                 let report = AttemptCompletion {
                     success: true,
                     cancelled: false,
+                    returned: false,
                     summary: Some("done".into()),
                     error: None,
                     commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
@@ -135,6 +136,8 @@ fn passed_verification() -> NewVerificationResult {
         semantic_explanation: None,
         failures: Vec::new(),
         recommendations: Vec::new(),
+        unverified: false,
+        stages: Vec::new(),
     }
 }
 

@@ -301,6 +301,7 @@ impl Api {
             attempt,
             true,
             false,
+            false,
             Some("done by the load tool".into()),
             None,
             Some(format!("{:040x}", attempt.task_id().as_uuid().as_u128())),

@@ -36,6 +36,10 @@ pub struct AttemptCompletion {
     /// The runner stopped because the task was cancelled (its heartbeat said stop).
     #[serde(default)]
     pub cancelled: bool,
+    /// The runner stopped before the attempt finished and gives the task back: it is
+    /// queued again and the attempt does not count against its attempts.
+    #[serde(default)]
+    pub returned: bool,
     pub summary: Option<String>,
     pub error: Option<String>,
     pub commit_sha: Option<String>,
@@ -181,6 +185,9 @@ pub async fn complete_attempt(
     now: Timestamp,
 ) -> Result<Task> {
     let outcome = match (completion.success, &completion.summary, &completion.error) {
+        _ if completion.returned => {
+            "Task given back: the runner stopped before the attempt finished".to_owned()
+        }
         (true, summary, _) => format!(
             "Task completed: {}",
             summary.as_deref().unwrap_or("No summary provided")
@@ -216,7 +223,11 @@ pub async fn complete_attempt(
             "verification": completion.verification,
         }),
     };
-    let action = if completion.cancelled {
+    let action = if completion.returned {
+        TaskAction::GiveBack {
+            usage: completion.usage,
+        }
+    } else if completion.cancelled {
         TaskAction::AcknowledgeCancel
     } else if completion.success {
         TaskAction::Complete {

@@ -345,6 +345,8 @@ mod tests {
             semantic_explanation: None,
             failures: Vec::new(),
             recommendations: Vec::new(),
+            unverified: false,
+            stages: Vec::new(),
             created_at: Timestamp::from_millis(0).unwrap(),
         };
         edit(&mut result);
@@ -579,6 +581,8 @@ mod store_tests {
             semantic_explanation: None,
             failures: Vec::new(),
             recommendations: Vec::new(),
+            unverified: false,
+            stages: Vec::new(),
         };
         store
             .record_verification(task.id, None, failing_tests, now)

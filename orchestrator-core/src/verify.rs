@@ -28,7 +28,8 @@ pub struct VerificationInput {
 }
 
 /// Whether a stage passed. Nothing passes by default: a check that could not run is
-/// skipped, with the reason.
+/// skipped, with the reason; a check that has nothing to look at in the change (no file
+/// in a language it reads) does not apply, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -36,6 +37,14 @@ pub enum StageStatus {
     Passed,
     Failed,
     Skipped { reason: String },
+    NotApplicable { reason: String },
+}
+
+impl StageStatus {
+    /// Whether the check ran and judged the change (passed or failed).
+    pub fn ran(&self) -> bool {
+        matches!(self, Self::Passed | Self::Failed)
+    }
 }
 
 /// What one verifier found.

@@ -118,6 +118,11 @@ pub enum RunnerEvent {
         commit: Option<String>,
         detail: String,
     },
+    /// The runner stopped before the attempt finished, and the orchestrator took the task
+    /// back into its queue without counting the attempt.
+    GivenBack {
+        task: TaskId,
+    },
     /// The orchestrator could not be reached; the runner tries again.
     Disconnected {
         detail: String,
@@ -735,6 +740,7 @@ fn failed_completion(error: String, usage: Usage) -> AttemptCompletion {
     AttemptCompletion {
         success: false,
         cancelled: false,
+        returned: false,
         summary: None,
         error: Some(error),
         commit_sha: None,
@@ -771,10 +777,10 @@ impl<T> Supervised<T> {
                 cancelled: true,
                 ..failed_completion(format!("cancelled {stage}"), usage)
             }))),
-            Self::Stopped => Err(AttemptEnding::failed(
-                format!("the runner was stopped {stage}"),
-                usage,
-            )),
+            Self::Stopped => Err(AttemptEnding::Report(Box::new(AttemptCompletion {
+                returned: true,
+                ..failed_completion(format!("the runner was stopped {stage}"), usage)
+            }))),
             Self::LeaseLost(detail) => Err(AttemptEnding::LeaseLost(detail)),
             Self::Revoked(err) => Err(AttemptEnding::Revoked(err)),
         }
@@ -868,6 +874,7 @@ async fn deliver_and_say(
         detail,
     };
     match shared.deliver(attempt, lease, completion).await {
+        Delivery::Accepted if completion.returned => shared.emit(RunnerEvent::GivenBack { task }),
         Delivery::Accepted => shared.emit(RunnerEvent::Finished {
             task,
             success: completion.success,
@@ -1174,20 +1181,29 @@ async fn finish(
                 ),
             );
         }
+        if result.unverified {
+            sink.note(
+                LogType::Info,
+                "verification: no check applies to the files this change touches; it is unverified",
+            );
+        }
         Some(result)
     } else {
         None
     };
-    let verified = verification.as_ref().is_none_or(|v| v.passed);
+    // A change no check applies to is not verified, and not failed either.
+    let verified = verification
+        .as_ref()
+        .is_none_or(|v| v.passed || v.unverified);
     let message = format!(
         "{}\n\nTask {}, attempt {}{}.\n",
         task.title,
         task.id,
         assignment.lease.attempt,
-        if verified {
-            ""
-        } else {
-            " (verification failed)"
+        match &verification {
+            Some(result) if result.unverified => " (unverified: no check applies to it)",
+            _ if !verified => " (verification failed)",
+            _ => "",
         }
     );
     let commit = {
@@ -1224,6 +1240,7 @@ async fn finish(
     AttemptCompletion {
         success,
         cancelled: false,
+        returned: false,
         summary: outcome.summary.clone(),
         error,
         commit_sha,
@@ -1238,6 +1255,9 @@ fn stage_word(status: &orchestrator_core::verify::StageStatus) -> String {
         orchestrator_core::verify::StageStatus::Passed => "passed".into(),
         orchestrator_core::verify::StageStatus::Failed => "FAILED".into(),
         orchestrator_core::verify::StageStatus::Skipped { reason } => format!("skipped ({reason})"),
+        orchestrator_core::verify::StageStatus::NotApplicable { reason } => {
+            format!("does not apply ({reason})")
+        }
     }
 }
 

@@ -159,6 +159,7 @@ mod tests {
         let completion = AttemptCompletion {
             success: true,
             cancelled: false,
+            returned: false,
             summary: Some("did it".into()),
             error: None,
             commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),

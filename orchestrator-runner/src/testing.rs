@@ -312,6 +312,7 @@ pub async fn a_completion_ends_the_attempt_and_may_be_sent_again(
     let completion = AttemptCompletion {
         success: true,
         cancelled: false,
+        returned: false,
         summary: Some("done".into()),
         error: None,
         commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
@@ -362,6 +363,7 @@ pub async fn reports_with_a_stale_lease_are_refused_as_stale(
     let completion = AttemptCompletion {
         success: false,
         cancelled: false,
+        returned: false,
         summary: None,
         error: Some("late".into()),
         commit_sha: None,

@@ -460,6 +460,12 @@ impl Worktrees {
                 .unlock()
                 .map_err(failed(format!("take over {}", workspace.path.display())))?;
         }
+        if let Some((pid, command)) = processes_working_in(&workspace.path).into_iter().next() {
+            return Err(busy(format!(
+                "process {pid} ({command}), which still works in it (an agent left running by \
+                 a runner that died, or a shell there); it is not reused while that process lives"
+            )));
+        }
         worktree
             .lock(Some(&format!(
                 "{HOLDER_REASON} (pid {})",
@@ -575,6 +581,31 @@ fn held_by_a_live_runner(lock: &WorktreeLockStatus) -> bool {
             reason.as_deref().and_then(holder_pid).is_none_or(alive)
         }
     }
+}
+
+/// Processes other than this one whose working directory is `dir` or inside it, with
+/// their command names: where `/proc` shows them (Linux), else none.
+fn processes_working_in(dir: &Path) -> Vec<(u32, String)> {
+    let Ok(dir) = dir.canonicalize() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let own = std::process::id();
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+            (pid != own && cwd.starts_with(&dir)).then(|| {
+                let command = std::fs::read_to_string(entry.path().join("comm"))
+                    .map(|c| c.trim().to_owned())
+                    .unwrap_or_default();
+                (pid, command)
+            })
+        })
+        .collect()
 }
 
 /// Whether process `pid` exists (one we may not signal exists too).
@@ -930,6 +961,31 @@ mod tests {
         other.kill().unwrap();
         other.wait().unwrap();
         assert_eq!(worktrees.list().unwrap()[0].state, WorktreeState::NoCommits);
+        drop(worktrees.hold(&workspace).unwrap());
+    }
+
+    #[test]
+    fn a_worktree_a_process_still_works_in_is_not_handed_over() {
+        let repo = repository();
+        let root = tempfile::tempdir().unwrap();
+        let worktrees = Worktrees::new(repo.path(), root.path());
+        let workspace = worktrees.prepare(TaskId::new()).unwrap();
+        std::fs::create_dir_all(workspace.path.join("src")).unwrap();
+        // An agent left running by a runner that died, working in a subdirectory.
+        let mut orphan = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(workspace.path.join("src"))
+            .spawn()
+            .unwrap();
+        let busy = worktrees.hold(&workspace).unwrap_err();
+        assert!(matches!(busy, WorktreeError::Busy { .. }), "{busy}");
+        assert!(
+            busy.to_string()
+                .contains(&format!("process {} (sleep)", orphan.id())),
+            "{busy}"
+        );
+        orphan.kill().unwrap();
+        orphan.wait().unwrap();
         drop(worktrees.hold(&workspace).unwrap());
     }
 }

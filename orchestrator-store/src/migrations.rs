@@ -1,7 +1,8 @@
 //! Embedded migrations: one folder per backend (`migrations/sqlite`, `migrations/postgres`)
 //! with the same version numbers, compiled into the binary and run at startup. A new
 //! migration is a new `NNNN_description.sql` file in each folder; the build script finds
-//! it.
+//! it. A migration runs in a transaction unless its first line is `-- no-transaction`
+//! (one that must change settings a transaction cannot, and manages its own).
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::borrow::Cow;
@@ -29,7 +30,7 @@ fn migrator(embedded: &'static [Embedded]) -> Migrator {
                     Cow::Borrowed(*description),
                     MigrationType::Simple,
                     sql.into_sql_str(),
-                    false,
+                    sql.starts_with("-- no-transaction"),
                 )
             })
             .collect(),

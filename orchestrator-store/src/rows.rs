@@ -106,7 +106,7 @@ fn counter<T: TryFrom<i64>>(value: i64, column: &str) -> Result<T> {
 }
 
 /// Shorthands over [`RowReader`] for required and converted columns.
-trait RowExt: RowReader {
+pub(crate) trait RowExt: RowReader {
     fn req_text(&self, column: &str) -> Result<String> {
         required(self.text(column)?, column)
     }
@@ -293,6 +293,8 @@ pub(crate) fn log_from_row(row: &impl RowReader) -> Result<AgentLog> {
         content: row.req_text("content")?,
         metadata: row.json("metadata")?,
         created_at: row.at("created_at")?,
+        attempt: row.opt_count("attempt")?,
+        sequence: row.count("sequence")?,
     })
 }
 
@@ -313,6 +315,8 @@ pub(crate) fn verification_from_row(row: &impl RowReader) -> Result<Verification
         semantic_explanation: row.text("semantic_explanation")?,
         failures: row.decoded("failures")?,
         recommendations: row.decoded("recommendations")?,
+        unverified: row.req_flag("unverified")?,
+        stages: row.decoded("stages")?,
         created_at: row.at("created_at")?,
     })
 }

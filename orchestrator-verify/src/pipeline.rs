@@ -93,10 +93,18 @@ impl Pipeline {
 fn outcome(reports: &[StageReport], kind: FailureKind) -> Option<bool> {
     let ran: Vec<&StageReport> = reports
         .iter()
-        .filter(|r| r.kind == kind && !matches!(r.status, StageStatus::Skipped { .. }))
+        .filter(|r| r.kind == kind && r.status.ran())
         .collect();
     (!ran.is_empty()).then(|| ran.iter().all(|r| r.status == StageStatus::Passed))
 }
+
+/// The checks that judge whether the code works.
+const CODE_CHECKS: [FailureKind; 4] = [
+    FailureKind::Syntax,
+    FailureKind::Type,
+    FailureKind::Lint,
+    FailureKind::Test,
+];
 
 /// The weight of each check in the confidence score.
 fn weight(kind: FailureKind) -> Option<f64> {
@@ -146,9 +154,18 @@ pub fn summarize(reports: &[StageReport]) -> NewVerificationResult {
     let any_ran = [syntax, types, lint, tests].iter().any(Option::is_some);
     let any_failed = deciding().any(|r| r.status == StageStatus::Failed);
     let passed = any_ran && !any_failed;
+    // Nothing a check applies to (documentation, data): not a failure, but not verified.
+    // A check that could have looked but did not run (a tool missing) is no such thing.
+    let code_check_skipped = reports
+        .iter()
+        .any(|r| CODE_CHECKS.contains(&r.kind) && matches!(r.status, StageStatus::Skipped { .. }));
+    let unverified = !any_ran && !any_failed && !code_check_skipped;
 
+    // The confidence is the weighted share of the code checks that passed, over all of
+    // them: one that did not run counts as not passed, so a change that only parses is
+    // not "certain". The semantic review weighs in only where it ran.
     let mut weighted = 0.0;
-    let mut total_weight = 0.0;
+    let mut total_weight: f64 = CODE_CHECKS.into_iter().filter_map(weight).sum();
     for (kind, value) in [
         (FailureKind::Syntax, syntax.map(f64::from_bool)),
         (FailureKind::Type, types.map(f64::from_bool)),
@@ -161,7 +178,9 @@ pub fn summarize(reports: &[StageReport]) -> NewVerificationResult {
     ] {
         if let (Some(value), Some(weight)) = (value, weight(kind)) {
             weighted += weight * value.clamp(0.0, 1.0);
-            total_weight += weight;
+            if kind == FailureKind::Semantic {
+                total_weight += weight;
+            }
         }
     }
     let confidence = if total_weight > 0.0 {
@@ -185,7 +204,9 @@ pub fn summarize(reports: &[StageReport]) -> NewVerificationResult {
         semantic_score,
         semantic_explanation,
         failures,
-        recommendations: recommendations(reports, any_ran, semantic_score),
+        recommendations: recommendations(reports, unverified, semantic_score),
+        unverified,
+        stages: reports.to_vec(),
     }
 }
 
@@ -209,11 +230,16 @@ impl FromBool for f64 {
     }
 }
 
-fn recommendations(reports: &[StageReport], any_ran: bool, semantic: Option<f64>) -> Vec<String> {
+fn recommendations(
+    reports: &[StageReport],
+    unverified: bool,
+    semantic: Option<f64>,
+) -> Vec<String> {
     let mut advice = Vec::new();
-    if !any_ran {
+    if unverified {
         advice.push(
-            "No check could run on this change (see each stage's reason); it is not verified"
+            "No check applies to the files this change touches (see each stage's reason): \
+             it is unverified; review it yourself"
                 .to_owned(),
         );
     }
@@ -290,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn weights_are_renormalized_over_what_ran() {
+    fn checks_that_did_not_run_lower_the_confidence() {
         let mut tests = report(FailureKind::Test, StageStatus::Failed);
         tests.tests_total = Some(4);
         tests.tests_failed = Some(1);
@@ -303,8 +329,9 @@ mod tests {
             tests,
             semantic,
         ]);
-        // (0.2·1 + 0.2·0 + 0.3·0.75 + 0.2·0.5) / (0.2 + 0.2 + 0.3 + 0.2) = 0.525 / 0.9
-        assert_eq!(result.confidence_score, 0.58);
+        // (0.2·1 + 0.2·0 + 0.3·0.75 + 0.2·0.5) / (0.2 + 0.2 + 0.1 + 0.3 + 0.2) = 0.525 / 1.0:
+        // the lint check that did not run counts as not passed.
+        assert_eq!(result.confidence_score, 0.53);
         assert!(!result.passed);
         assert_eq!(
             result.lint_passed, None,
@@ -333,9 +360,12 @@ mod tests {
             report(FailureKind::Syntax, skipped()),
             report(FailureKind::Test, skipped()),
         ]);
-        assert!(!result.passed);
+        assert!(
+            !result.passed && !result.unverified,
+            "a skipped check is a gap"
+        );
         assert_eq!(result.confidence_score, 0.0);
-        assert!(result.recommendations[0].contains("No check could run"));
+        assert!(result.recommendations.is_empty());
         assert!(!summarize(&[]).passed);
         let only_policy = summarize(&[
             report(FailureKind::Syntax, skipped()),
@@ -345,6 +375,36 @@ mod tests {
             !only_policy.passed,
             "a passing policy alone verifies nothing"
         );
+    }
+
+    #[test]
+    fn a_change_no_check_applies_to_is_unverified_not_failed() {
+        let not_applicable = StageStatus::NotApplicable {
+            reason: "no changed file in a language the syntax stage parses".into(),
+        };
+        let result = summarize(&[
+            report(FailureKind::Syntax, not_applicable.clone()),
+            report(FailureKind::Policy, StageStatus::Passed),
+        ]);
+        assert!(!result.passed && result.unverified, "{result:?}");
+        assert_eq!(result.confidence_score, 0.0);
+        assert!(result.recommendations[0].contains("unverified"));
+        assert_eq!(result.stages.len(), 2, "every stage is kept");
+        result.validate().unwrap();
+
+        let policy_failed = summarize(&[
+            report(FailureKind::Syntax, not_applicable),
+            report(FailureKind::Policy, StageStatus::Failed),
+        ]);
+        assert!(!policy_failed.passed && !policy_failed.unverified);
+    }
+
+    #[test]
+    fn a_change_that_only_parses_is_not_certain() {
+        let result = summarize(&[report(FailureKind::Syntax, StageStatus::Passed)]);
+        assert!(result.passed);
+        // 0.2 of the 0.8 the code checks weigh.
+        assert_eq!(result.confidence_score, 0.25);
     }
 
     #[test]

@@ -299,7 +299,7 @@ impl Verifier for SyntaxVerifier {
                 .await
                 .map_err(orchestrator_core::Error::backend)?;
         let status = if checked == 0 {
-            StageStatus::Skipped {
+            StageStatus::NotApplicable {
                 reason: "no changed file in a language the syntax stage parses".to_owned(),
             }
         } else if failures.is_empty() {

@@ -205,7 +205,7 @@ async fn a_change_without_parsable_files_is_skipped_not_passed() {
     };
     let report = SyntaxVerifier::default().verify(&input).await.unwrap();
     assert!(
-        matches!(report.status, StageStatus::Skipped { .. }),
+        matches!(report.status, StageStatus::NotApplicable { .. }),
         "{report:?}"
     );
 

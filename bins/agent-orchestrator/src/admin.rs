@@ -201,7 +201,8 @@ pub(crate) async fn queue(admin: &AdminArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An agent's log, oldest first; with `follow`, new entries as they come.
+/// An agent's log, oldest first: its newest `limit` entries, then with `follow` every
+/// new entry as it comes, in the order the agent wrote them.
 pub(crate) async fn logs(
     admin: &AdminArgs,
     agent: &str,
@@ -209,42 +210,59 @@ pub(crate) async fn logs(
     limit: u32,
 ) -> anyhow::Result<()> {
     let client = admin.client()?;
-    let mut seen: Vec<String> = Vec::new();
+    let page: Value = client
+        .call(
+            Method::GET,
+            &format!("/api/agents/{agent}/logs?limit={limit}"),
+            None,
+            TIMEOUT,
+        )
+        .await?;
+    let mut entries: Vec<Value> = page["logs"].as_array().cloned().unwrap_or_default();
+    entries.reverse();
+    let mut last = entries
+        .last()
+        .map(log_cursor)
+        .unwrap_or_else(|| "0.0".into());
+    entries.iter().for_each(print_log);
+    if !follow {
+        return Ok(());
+    }
     loop {
         let page: Value = client
             .call(
                 Method::GET,
-                &format!("/api/agents/{agent}/logs?limit={limit}"),
+                &format!("/api/agents/{agent}/logs?limit=500&after={last}"),
                 None,
                 TIMEOUT,
             )
             .await?;
-        let mut entries: Vec<&Value> = page["logs"]
-            .as_array()
-            .map(|l| l.iter().collect())
-            .unwrap_or_default();
-        entries.reverse();
-        for entry in entries {
-            let id = entry["id"].as_str().unwrap_or_default().to_owned();
-            if seen.contains(&id) {
-                continue;
-            }
-            println!(
-                "{} {:<12} {}",
-                entry["createdAt"].as_str().unwrap_or_default(),
-                entry["logType"].as_str().unwrap_or_default(),
-                entry["content"].as_str().unwrap_or_default()
-            );
-            seen.push(id);
+        let entries = page["logs"].as_array().cloned().unwrap_or_default();
+        entries.iter().for_each(print_log);
+        match entries.last() {
+            Some(newest) => last = log_cursor(newest),
+            // Caught up: look again in a second.
+            None => tokio::time::sleep(Duration::from_secs(1)).await,
         }
-        if !follow {
-            return Ok(());
-        }
-        // Only the newest page is fetched again; remembering more would not help.
-        let keep = seen.len().saturating_sub(limit as usize * 2);
-        seen.drain(..keep);
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The cursor that continues after a log entry: `<attempt>.<sequence>`.
+fn log_cursor(entry: &Value) -> String {
+    format!(
+        "{}.{}",
+        entry["attempt"].as_u64().unwrap_or(0),
+        entry["sequence"].as_u64().unwrap_or(0)
+    )
+}
+
+fn print_log(entry: &Value) {
+    println!(
+        "{} {:<12} {}",
+        entry["createdAt"].as_str().unwrap_or_default(),
+        entry["logType"].as_str().unwrap_or_default(),
+        entry["content"].as_str().unwrap_or_default()
+    );
 }
 
 const TIMEOUT: Duration = Duration::from_secs(30);

@@ -106,7 +106,8 @@ enum Command {
 enum BackendKind {
     /// The `claude` CLI (Claude Code).
     ClaudeCode,
-    /// Any command-line agent, given after `--` with a `{prompt}` argument.
+    /// Any command-line agent, given after `--` with a `{prompt_file}` argument (the path
+    /// of a file holding the prompt) or a `{prompt}` argument (the prompt itself).
     Command,
     /// The Anthropic Messages API with the runner's own tools (needs an API key).
     Anthropic,
@@ -201,7 +202,9 @@ struct StartArgs {
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=3600))]
     lease_secs: u64,
     /// The command backend's agent: the program and its arguments, one of them holding
-    /// `{prompt}` (e.g. `-- codex exec {prompt}`).
+    /// `{prompt_file}`, the path of a file holding the prompt (e.g. `-- aider
+    /// --message-file {prompt_file}`), or `{prompt}`, the prompt itself (e.g. `-- codex
+    /// exec {prompt}`; visible in the process list, and at most 128 KiB).
     #[arg(last = true)]
     agent_command: Vec<String>,
 }

@@ -56,14 +56,14 @@ impl Display {
                         bar.set_message(text);
                     }
                 }
-                RunnerEvent::Finished { task, .. } | RunnerEvent::NotAccepted { task, .. } => {
-                    match running.remove(task) {
-                        Some(bar) => bar.finish_with_message(text),
-                        None => {
-                            let _ = bars.println(text);
-                        }
+                RunnerEvent::Finished { task, .. }
+                | RunnerEvent::NotAccepted { task, .. }
+                | RunnerEvent::GivenBack { task } => match running.remove(task) {
+                    Some(bar) => bar.finish_with_message(text),
+                    None => {
+                        let _ = bars.println(text);
                     }
-                }
+                },
                 RunnerEvent::Disconnected { .. }
                 | RunnerEvent::Warning { .. }
                 | RunnerEvent::Resending { .. } => {
@@ -100,6 +100,9 @@ fn line(event: &RunnerEvent) -> String {
                 .map(|c| format!(" commit {}", &c[..c.len().min(12)]))
                 .unwrap_or_default()
         ),
+        RunnerEvent::GivenBack { task } => {
+            format!("returned {} to the queue (the runner stopped)", short(task))
+        }
         RunnerEvent::Finished {
             task,
             success: false,

@@ -57,7 +57,21 @@ async fn claude_code_writes_edits_and_runs_commands_and_the_task_completes() {
         &["--claude-bin", &claude.to_string_lossy()],
     );
 
-    let task = server.create_task("Add greeting", &["src/"]).await;
+    // A description of 150 KB: more than one argument may hold, so the prompt must
+    // reach claude another way (its standard input).
+    let description = format!(
+        "Add greet().\n\n{}\nEND OF THE DESCRIPTION",
+        "Background the agent may read. ".repeat(5_000)
+    );
+    let task = server
+        .admin(
+            reqwest::Method::POST,
+            "/api/tasks",
+            Some(
+                json!({"title": "Add greeting", "description": description, "filesHint": ["src/"]}),
+            ),
+        )
+        .await;
     let task_id = task["id"].as_str().unwrap().to_owned();
     let (_, agent_id) = server.wait_running(&task_id).await;
 
@@ -103,7 +117,11 @@ async fn claude_code_writes_edits_and_runs_commands_and_the_task_completes() {
 
     // The prompt named the task and its paths; usage and the summary were reported.
     let first = model.requests()[0].to_string();
-    assert!(first.contains("# Task: Add greeting"), "{first}");
+    assert!(first.contains("# Task: Add greeting"), "{first:.2000}");
+    assert!(
+        first.contains("END OF THE DESCRIPTION"),
+        "the whole description reached the model"
+    );
     let logs = server.agent_log(&agent_id).await;
     assert!(
         logs.iter()

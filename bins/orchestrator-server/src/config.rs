@@ -100,9 +100,16 @@ pub(crate) struct Args {
     #[arg(long, env = "ORCHESTRATOR_LOCAL_RUNNER", value_name = "DIR")]
     local_runner: Option<PathBuf>,
 
-    /// The local runner's agent: a command with a `{prompt}` argument, given last
-    /// (default: the claude CLI).
-    #[arg(long = "local-agent", num_args = 1.., value_name = "ARG")]
+    /// The local runner's agent: a command with a `{prompt_file}` argument (the path of
+    /// a file holding the prompt) or a `{prompt}` argument (the prompt itself), given
+    /// last: every argument after it is the agent's, dashes included (default: the
+    /// claude CLI).
+    #[arg(
+        long = "local-agent",
+        num_args = 1..,
+        allow_hyphen_values = true,
+        value_name = "ARG"
+    )]
     local_agent: Vec<String>,
 
     /// A variable of the server's environment the local runner's agents get too

@@ -49,7 +49,7 @@ async fn one_process_serves_and_runs_tasks() {
     let agent = data.path().join("agent.sh");
     std::fs::write(
         &agent,
-        "#!/bin/sh\nset -e\nmkdir -p lib\nprintf 'def answer():\\n    return 42\\n' > lib/answer.py\necho wrote lib/answer.py\n",
+        "grep -q 'Add answer' \"$1\"\nmkdir -p lib\nprintf 'def answer():\\n    return 42\\n' > lib/answer.py\necho wrote lib/answer.py\n",
     )
     .unwrap();
     std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -58,8 +58,14 @@ async fn one_process_serves_and_runs_tasks() {
         .args(["--data-dir", &data.path().join("state").to_string_lossy()])
         .args(["--admin-token", ADMIN_TOKEN])
         .args(["--local-runner", &repo.path().to_string_lossy()])
+        // Arguments that begin with a dash are the agent's too.
         .arg("--local-agent")
-        .args([agent.to_string_lossy().as_ref(), "{prompt}"]);
+        .args([
+            "sh",
+            "-e",
+            agent.to_string_lossy().as_ref(),
+            "{prompt_file}",
+        ]);
     let server = ServerProcess::start(command);
     let url = server.url.clone();
     let http = reqwest::Client::new();

@@ -86,6 +86,8 @@ pub(super) fn count_verification(
     task.verification_attempts += 1;
     task.verification_status = if result.passed {
         VerificationStatus::Passed
+    } else if result.unverified {
+        VerificationStatus::Unverified
     } else {
         VerificationStatus::Failed
     };
@@ -100,6 +102,7 @@ pub(super) fn count_verification(
         .agent(task.assigned_agent_id)
         .payload(json!({
             "passed": recorded.passed,
+            "unverified": recorded.unverified,
             "attemptNumber": recorded.attempt_number,
             "confidenceScore": recorded.confidence_score,
         }));
@@ -199,7 +202,11 @@ pub fn plan_attempt_logs(
             ));
         }
     }
-    plan_logs(logs, now)
+    let (mut stored, events) = plan_logs(logs, now)?;
+    for log in &mut stored {
+        log.attempt = Some(lease.attempt);
+    }
+    Ok((stored, events))
 }
 
 /// The events recording a new agent slot and a new runner session.

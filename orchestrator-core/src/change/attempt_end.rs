@@ -37,11 +37,12 @@ impl AttemptEnd {
         }
     }
 
-    /// The type of the exception this end may raise, if it may raise one: the store loads
-    /// the unresolved exception of that type for the task, which is counted again instead
-    /// of raising a second.
+    /// The type of the exception this end concerns, if any: the store loads the task's
+    /// unresolved exception of that type. A failure counts it again instead of raising a
+    /// second; a completion resolves the AGENT_STUCK exception an earlier attempt raised.
     pub fn follow_up_exception(&self) -> Option<ExceptionType> {
         match (&self.action, &self.verification) {
+            (TaskAction::Complete { .. }, _) => Some(ExceptionType::AgentStuck),
             (TaskAction::Fail { .. }, Some(_)) => Some(ExceptionType::VerificationFailed),
             (TaskAction::Fail { .. }, None) => Some(ExceptionType::UnknownError),
             _ => None,
@@ -50,9 +51,10 @@ impl AttemptEnd {
 }
 
 /// Decides what ending an attempt writes, all in one change: the outcome as
-/// [`plan_task_action`] decides it, the verification result, the closing log entries, and
-/// for a failure its follow-up (see [`AttemptEnd::retry_policy`]; none when the task was
-/// asked to stop). `unresolved` is the task's unresolved exception of the type
+/// [`plan_task_action`] decides it, the verification result, the closing log entries, for
+/// a failure its follow-up (see [`AttemptEnd::retry_policy`]; none when the task was
+/// asked to stop), and for a completion the resolution of the task's AGENT_STUCK
+/// exception. `unresolved` is the task's unresolved exception of the type
 /// [`AttemptEnd::follow_up_exception`] names. The same end reported again under the same
 /// lease finds the outcome recorded, and is a no-op that records nothing a second time.
 pub fn plan_attempt_end(
@@ -103,6 +105,20 @@ pub fn plan_attempt_end(
         ended = task;
         change.exception = follow_up.exception;
         events.extend(follow_up.events);
+    } else if ended.status == TaskStatus::Completed
+        && let Some(stuck) = unresolved
+    {
+        let resolved = plan_exception_decision(
+            stuck,
+            ExceptionDecision {
+                status: ExceptionStatus::Resolved,
+                resolved_by: Some("orchestrator".to_owned()),
+                resolution_notes: Some(format!("Attempt {} completed the task.", lease.attempt)),
+            },
+            now,
+        )?;
+        change.exception = resolved.exception;
+        events.extend(resolved.events);
     }
     change.task = Some(ended);
     change.events = events;
@@ -276,7 +292,10 @@ pub fn plan_late_evidence(
         content: evidence.content,
         metadata: Some(evidence.metadata),
     };
-    let (logs, events) = plan_logs(vec![log], now)?;
+    let (mut logs, events) = plan_logs(vec![log], now)?;
+    for log in &mut logs {
+        log.attempt = Some(attempt.attempt_number);
+    }
     let mut kept = attempt;
     kept.commit_sha = evidence.commit_sha;
     kept.usage = evidence.usage;

@@ -42,6 +42,10 @@ pub enum TaskAction {
     Fail { reason: String, usage: Usage },
     /// The runner stopped after a cancellation request (needs the lease).
     AcknowledgeCancel,
+    /// The runner is stopping before the attempt finished and gives the task back: it is
+    /// queued again (or cancelled, if that was asked), and the attempt does not count
+    /// against its attempts (needs the lease; repeating it is harmless).
+    GiveBack { usage: Usage },
     /// The lease ran out: requeue, or fail once the attempts are used up.
     ExpireLease,
     /// Cancel a queued task, or ask the runner of a running one to stop.
@@ -63,6 +67,7 @@ impl TaskAction {
                 | Self::Complete { .. }
                 | Self::Fail { .. }
                 | Self::AcknowledgeCancel
+                | Self::GiveBack { .. }
         )
     }
 
@@ -72,6 +77,7 @@ impl TaskAction {
             Self::Complete { .. } => Some(AttemptOutcome::Completed),
             Self::Fail { .. } => Some(AttemptOutcome::Failed),
             Self::AcknowledgeCancel => Some(AttemptOutcome::Cancelled),
+            Self::GiveBack { .. } => Some(AttemptOutcome::Returned),
             _ => None,
         }
     }
@@ -239,6 +245,25 @@ pub fn plan_task_action(
             next.cancel_requested = false;
             release_agent(&mut agent_next, None, 0, now)?;
             TaskEvent::Cancel
+        }
+        TaskAction::GiveBack { usage } => {
+            usage.validate()?;
+            end_attempt(
+                &mut next,
+                &mut attempt_next,
+                AttemptOutcome::Returned,
+                Some("the runner stopped and gave the task back".to_owned()),
+                *usage,
+                now,
+            );
+            next.attempts_used = next.attempts_used.saturating_sub(1);
+            release_agent(&mut agent_next, None, usage.total_tokens(), now)?;
+            if task.cancel_requested {
+                TaskEvent::Cancel
+            } else {
+                unassign(&mut next);
+                TaskEvent::Requeue
+            }
         }
         TaskAction::ExpireLease => {
             match task.lease_expires_at {

@@ -7,7 +7,7 @@ use crate::change::{self, LeaseRef};
 use crate::error::{Error, Result};
 use crate::ids::TaskId;
 use crate::model::{
-    AgentLog, LogPage, LogQuery, NewAgentLog, NewVerificationResult, VerificationResult,
+    AgentLog, LogCursor, LogPage, LogQuery, NewAgentLog, NewVerificationResult, VerificationResult,
 };
 use crate::store::EvidenceStore;
 use crate::time::Timestamp;
@@ -56,14 +56,35 @@ impl EvidenceStore for InMemoryStore {
             .filter(|log| query.log_type.is_none_or(|t| log.log_type == t))
             .collect();
         let total_count = matching.len() as u64;
-        matching.sort_by_key(|log| std::cmp::Reverse((log.created_at, log.id)));
+        matching.sort_by_key(|log| query.key(log));
+        if query.after.is_none() {
+            matching.reverse();
+        }
+        let beyond = |log: &AgentLog, cursor: LogCursor, newer: bool| match cursor {
+            LogCursor::Entry { attempt, sequence } => {
+                let at = if query.by_agent() {
+                    (0, sequence)
+                } else {
+                    (attempt, sequence)
+                };
+                if newer {
+                    query.key(log) > at
+                } else {
+                    query.key(log) < at
+                }
+            }
+            LogCursor::Instant(at) => {
+                if newer {
+                    log.created_at > at
+                } else {
+                    log.created_at < at
+                }
+            }
+        };
         let logs: Vec<AgentLog> = matching
             .into_iter()
-            .filter(|log| {
-                query
-                    .before
-                    .is_none_or(|c| (log.created_at, log.id) < (c.created_at, c.id))
-            })
+            .filter(|log| query.before.is_none_or(|c| beyond(log, c, false)))
+            .filter(|log| query.after.is_none_or(|c| beyond(log, c, true)))
             .take(query.limit as usize + 1)
             .cloned()
             .collect();

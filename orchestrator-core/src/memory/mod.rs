@@ -50,6 +50,8 @@ struct State {
     agents: HashMap<AgentId, Agent>,
     sessions: HashMap<RunnerSessionId, RunnerSession>,
     logs: HashMap<AgentId, Vec<AgentLog>>,
+    /// The last number given to an entry of each agent's log.
+    log_sequences: HashMap<AgentId, u64>,
     verifications: HashMap<TaskId, Vec<VerificationResult>>,
     exceptions: HashMap<ExceptionId, Exception>,
     events: Vec<Event>,
@@ -160,10 +162,24 @@ impl State {
             if let Some(agent) = self.agents.get_mut(&log.agent_id) {
                 agent.last_activity_at = Some(now);
             }
-            self.logs.entry(log.agent_id).or_default().push(log);
+            self.keep_log(log);
         }
         self.append_events(events, now);
         count
+    }
+
+    /// Keeps `log` at the end of its agent's log, numbered (see [`AgentLog::sequence`]),
+    /// with its task's current attempt if it does not say which.
+    fn keep_log(&mut self, mut log: AgentLog) {
+        let last = self.log_sequences.entry(log.agent_id).or_default();
+        *last += 1;
+        log.sequence = *last;
+        if log.attempt.is_none()
+            && let Some(task) = log.task_id.and_then(|id| self.tasks.get(&id))
+        {
+            log.attempt = Some(task.attempt);
+        }
+        self.logs.entry(log.agent_id).or_default().push(log);
     }
 
     fn append_events(&mut self, events: Vec<NewEvent>, now: Timestamp) {
@@ -214,7 +230,7 @@ impl State {
                 .push(result);
         }
         for log in change.logs {
-            self.logs.entry(log.agent_id).or_default().push(log);
+            self.keep_log(log);
         }
         self.append_events(change.events, now);
         granted

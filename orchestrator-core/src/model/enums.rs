@@ -74,6 +74,9 @@ wire_enum!(
         Passed = "PASSED",
         /// The latest verification failed.
         Failed = "FAILED",
+        /// The latest change touched only files no check applies to (documentation,
+        /// data): it is not verified.
+        Unverified = "UNVERIFIED",
     }
 );
 
@@ -219,6 +222,9 @@ wire_enum!(
         Expired = "EXPIRED",
         /// The task was cancelled while the attempt ran.
         Cancelled = "CANCELLED",
+        /// The runner stopped before the attempt finished and gave the task back; the
+        /// attempt does not count against the task's attempts.
+        Returned = "RETURNED",
     }
 );
 

@@ -24,6 +24,12 @@ pub struct AgentLog {
     pub metadata: Option<serde_json::Value>,
     /// Server time of arrival.
     pub created_at: Timestamp,
+    /// The attempt of its task it belongs to (`None` for an entry about no task; 0 for
+    /// one written before the task's first attempt).
+    pub attempt: Option<u32>,
+    /// Its place in its agent's log: the agent's entries are numbered 1, 2, 3, … in the
+    /// order they were written (a batch in its own order). The store assigns it.
+    pub sequence: u64,
 }
 
 /// A log entry before the store stamps it.
@@ -51,6 +57,8 @@ impl NewAgentLog {
             content: cap_content(self.content),
             metadata: self.metadata,
             created_at: now,
+            attempt: None,
+            sequence: 0,
         }
     }
 }
@@ -67,51 +75,56 @@ fn cap_content(content: String) -> String {
     )
 }
 
-/// Position in an agent's log, newest first: entries strictly older than this come next.
-/// Ties on `created_at` are broken by id, so no entry is skipped at a page boundary.
+/// A position in a log, handed back by clients to page or follow. An agent's log is
+/// ordered by `sequence`, a task's by `(attempt, sequence)`; a cursor names the entry it
+/// continues from, so no entry is skipped or shown twice at a page boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LogCursor {
-    pub created_at: Timestamp,
-    pub id: AgentLogId,
+pub enum LogCursor {
+    /// After (or before) this entry.
+    Entry { attempt: u32, sequence: u64 },
+    /// Before (or after) this instant of arrival: the form clients may write by hand.
+    Instant(Timestamp),
 }
 
 impl LogCursor {
-    /// The cursor that continues after `log`.
+    /// The cursor that continues from `log`.
     pub fn after(log: &AgentLog) -> Self {
-        Self {
-            created_at: log.created_at,
-            id: log.id,
+        Self::Entry {
+            attempt: log.attempt.unwrap_or(0),
+            sequence: log.sequence,
         }
     }
 }
 
-/// The text form `<ISO instant>~<entry id>`, which clients hand back as `before`.
+/// The text form `<attempt>.<sequence>`, which clients hand back as `before` or `after`.
 impl fmt::Display for LogCursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}~{}", self.created_at, self.id)
+        match self {
+            Self::Entry { attempt, sequence } => write!(f, "{attempt}.{sequence}"),
+            Self::Instant(at) => write!(f, "{at}"),
+        }
     }
 }
 
-/// Parses the text form, or a bare ISO instant, which means "everything strictly older
-/// than this instant".
+/// Parses the text form, or an ISO-8601 instant.
 impl FromStr for LogCursor {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let invalid = || {
+        let s = s.trim();
+        if let Some((attempt, sequence)) = s.split_once('.')
+            && let (Ok(attempt), Ok(sequence)) = (attempt.parse(), sequence.parse())
+        {
+            return Ok(Self::Entry { attempt, sequence });
+        }
+        s.parse().map(Self::Instant).map_err(|_| {
             Error::invalid(
-                "before",
-                format!("{s:?} is neither an ISO-8601 instant nor a cursor from nextCursor"),
+                "cursor",
+                format!(
+                    "{s:?} is neither a cursor from nextCursor (like 2.41) nor an ISO-8601 instant"
+                ),
             )
-        };
-        let (instant, id) = match s.trim().split_once('~') {
-            Some((instant, id)) => (instant, id.parse().map_err(|_| invalid())?),
-            None => (s.trim(), AgentLogId::from(uuid::Uuid::nil())),
-        };
-        Ok(Self {
-            created_at: instant.parse().map_err(|_| invalid())?,
-            id,
         })
     }
 }
@@ -121,21 +134,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_bare_instants_mean_strictly_older() {
-        let cursor = LogCursor {
-            created_at: Timestamp::from_millis(1_700_000_000_123).unwrap(),
-            id: AgentLogId::new(),
+    fn cursors_round_trip_and_instants_are_accepted() {
+        let cursor = LogCursor::Entry {
+            attempt: 2,
+            sequence: 41,
         };
-        assert_eq!(cursor.to_string().parse::<LogCursor>().unwrap(), cursor);
-        let bare: LogCursor = "2023-11-14T22:13:20.123Z".parse().unwrap();
-        assert_eq!(bare.created_at, cursor.created_at);
-        assert_eq!(bare.id, AgentLogId::from(uuid::Uuid::nil()));
-        assert!("yesterday".parse::<LogCursor>().is_err());
-        assert!(
-            "2023-11-14T22:13:20.123Z~nope"
-                .parse::<LogCursor>()
-                .is_err()
+        assert_eq!(cursor.to_string(), "2.41");
+        assert_eq!("2.41".parse::<LogCursor>().unwrap(), cursor);
+        let instant: LogCursor = "2023-11-14T22:13:20.123Z".parse().unwrap();
+        assert_eq!(
+            instant,
+            LogCursor::Instant(Timestamp::from_millis(1_700_000_000_123).unwrap())
         );
+        for bad in ["yesterday", "2.x", "-1.4", ""] {
+            let err = bad.parse::<LogCursor>().unwrap_err();
+            assert!(err.to_string().contains("nextCursor"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -133,15 +133,18 @@ impl AgentQuery {
     }
 }
 
-/// Which log entries to list, newest first: an agent's, a task's, or an agent's on one
-/// task.
+/// Which log entries to list: an agent's (in the order of their `sequence`), a task's (by
+/// attempt, then sequence), or an agent's on one task. Newest first, or with `after`
+/// oldest first from a position on, to follow the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogQuery {
     pub agent_id: Option<AgentId>,
     pub task_id: Option<TaskId>,
     pub log_type: Option<LogType>,
-    /// Entries strictly older than this position.
+    /// Entries strictly older than this position, newest first.
     pub before: Option<LogCursor>,
+    /// Entries strictly newer than this position, oldest first.
+    pub after: Option<LogCursor>,
     pub limit: u32,
 }
 
@@ -153,7 +156,23 @@ impl LogQuery {
             task_id: None,
             log_type: None,
             before: None,
+            after: None,
             limit,
+        }
+    }
+
+    /// Whether the log is ordered by the agent's sequence (an agent is named) rather
+    /// than by the task's attempts.
+    pub fn by_agent(&self) -> bool {
+        self.agent_id.is_some()
+    }
+
+    /// The sort key of `log` in this query's order, oldest first.
+    pub fn key(&self, log: &super::AgentLog) -> (u32, u64) {
+        if self.by_agent() {
+            (0, log.sequence)
+        } else {
+            (log.attempt.unwrap_or(0), log.sequence)
         }
     }
 
@@ -174,6 +193,12 @@ impl LogQuery {
                 "name the agent or the task whose log to list",
             ));
         }
+        if self.before.is_some() && self.after.is_some() {
+            return Err(Error::invalid(
+                "after",
+                "page back with before or follow with after, not both",
+            ));
+        }
         check_limit(self.limit, 500)
     }
 }
@@ -181,12 +206,13 @@ impl LogQuery {
 /// Most log entries a page counts: a page of a long history does not count all of it.
 pub const LOG_COUNT_LIMIT: u64 = 10_000;
 
-/// A page of log entries, newest first.
+/// A page of log entries, newest first (oldest first when following with `after`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogPage {
     pub logs: Vec<super::AgentLog>,
-    /// Where the next (older) page starts, if there is one.
+    /// Where the next page starts (older entries; with `after`, newer ones), if there
+    /// is one.
     pub next_cursor: Option<LogCursor>,
     /// Entries matching the query's filters, over all pages, counted up to
     /// [`LOG_COUNT_LIMIT`].

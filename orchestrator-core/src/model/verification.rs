@@ -2,11 +2,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::{TaskId, VerificationResultId};
-use crate::model::FailureKind;
+use crate::model::{FailureKind, check_max_chars};
 use crate::time::Timestamp;
+use crate::verify::{StageReport, StageStatus};
 
 const MAX_FAILURES: usize = 1_000;
 const MAX_RECOMMENDATIONS: usize = 100;
+const MAX_STAGES: usize = 50;
+const MAX_STAGE_NAME_CHARS: usize = 100;
+const MAX_SKIP_REASON_CHARS: usize = 2_000;
 
 /// The evidence of one verification run of a task's change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +33,12 @@ pub struct VerificationResult {
     pub semantic_explanation: Option<String>,
     pub failures: Vec<VerificationFailure>,
     pub recommendations: Vec<String>,
+    /// No check applies to what the change touches (documentation, data): it is neither
+    /// passed nor failed, but not verified.
+    pub unverified: bool,
+    /// Every stage's report: its status (a skipped one with its reason), failures and
+    /// time.
+    pub stages: Vec<StageReport>,
     pub created_at: Timestamp,
 }
 
@@ -75,6 +85,14 @@ pub struct NewVerificationResult {
     pub failures: Vec<VerificationFailure>,
     #[serde(default)]
     pub recommendations: Vec<String>,
+    /// No check applies to what the change touches (documentation, data): it is neither
+    /// passed nor failed, but not verified.
+    #[serde(default)]
+    pub unverified: bool,
+    /// Every stage's report: its status (a skipped one with its reason), failures and
+    /// time.
+    #[serde(default)]
+    pub stages: Vec<StageReport>,
 }
 
 impl NewVerificationResult {
@@ -104,6 +122,32 @@ impl NewVerificationResult {
                 format!("at most {MAX_RECOMMENDATIONS} entries"),
             ));
         }
+        if self.unverified && self.passed {
+            return Err(Error::invalid(
+                "unverified",
+                "a result that passed was verified; send unverified only when no check applied",
+            ));
+        }
+        if self.stages.len() > MAX_STAGES {
+            return Err(Error::invalid(
+                "stages",
+                format!("at most {MAX_STAGES} entries"),
+            ));
+        }
+        for stage in &self.stages {
+            check_max_chars("stages[].stage", &stage.stage, MAX_STAGE_NAME_CHARS)?;
+            if let StageStatus::Skipped { reason } | StageStatus::NotApplicable { reason } =
+                &stage.status
+            {
+                check_max_chars("stages[].reason", reason, MAX_SKIP_REASON_CHARS)?;
+            }
+            if stage.failures.len() > MAX_FAILURES {
+                return Err(Error::invalid(
+                    "stages[].failures",
+                    format!("at most {MAX_FAILURES} entries per stage"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -131,6 +175,8 @@ impl NewVerificationResult {
             semantic_explanation: self.semantic_explanation,
             failures: self.failures,
             recommendations: self.recommendations,
+            unverified: self.unverified,
+            stages: self.stages,
             created_at: now,
         }
     }

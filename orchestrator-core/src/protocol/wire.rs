@@ -259,6 +259,10 @@ attempt_report! {
         /// The runner stopped because the task was cancelled (its heartbeat said stop).
         #[serde(default)]
         pub cancelled: bool,
+        /// The runner stopped before the attempt finished and gives the task back: it is
+        /// queued again and the attempt does not count against its attempts.
+        #[serde(default)]
+        pub returned: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub summary: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,6 +285,7 @@ impl CompletionReport {
             attempt,
             completion.success,
             completion.cancelled,
+            completion.returned,
             completion.summary,
             completion.error,
             completion.commit_sha,
@@ -295,6 +300,7 @@ impl CompletionReport {
         AttemptCompletion {
             success: self.success,
             cancelled: self.cancelled,
+            returned: self.returned,
             summary: self.summary,
             error: self.error,
             commit_sha: self.commit_sha,

@@ -7,7 +7,9 @@ use serde_json::json;
 
 use super::helpers::*;
 use crate::ids::{AgentId, TaskId};
-use crate::model::{LOG_COUNT_LIMIT, LogQuery, LogType, MAX_LOG_CONTENT_CHARS, NewAgentLog};
+use crate::model::{
+    LOG_COUNT_LIMIT, LogCursor, LogQuery, LogType, MAX_LOG_CONTENT_CHARS, NewAgentLog,
+};
 use crate::store::StoreExt;
 use crate::store::{MAX_LOG_BATCH, Store};
 
@@ -21,7 +23,9 @@ fn entry(agent: AgentId, task: Option<TaskId>, log_type: LogType, content: &str)
     }
 }
 
-/// Paging newest first through entries that share a timestamp returns each exactly once.
+/// An agent's log keeps the order its entries were written in, whatever their arrival
+/// instants (a batch shares one; a replica's clock may lag): pages newest first and a
+/// reader following with `after` each see every entry once, in that order.
 pub async fn logs_page_without_skipping_ties(store: Arc<dyn Store>) {
     let agent = new_agent(&store, at(0)).await;
     let task = new_task(&store, "t", at(0)).await;
@@ -32,38 +36,80 @@ pub async fn logs_page_without_skipping_ties(store: Arc<dyn Store>) {
             } else {
                 LogType::ToolCall
             };
-            entry(agent.id, Some(task.id), kind, &format!("batch one #{i}"))
+            entry(agent.id, Some(task.id), kind, &format!("#{i}"))
         })
         .collect();
     assert_eq!(store.append_logs(first, at(100)).await.unwrap(), 5);
-    let second: Vec<_> = (0..4)
-        .map(|i| entry(agent.id, None, LogType::Info, &format!("batch two #{i}")))
+    let second: Vec<_> = (5..7)
+        .map(|i| entry(agent.id, None, LogType::Info, &format!("#{i}")))
         .collect();
-    store.append_logs(second, at(200)).await.unwrap();
+    store.append_logs(second, at(100)).await.unwrap();
+    let third: Vec<_> = (7..9)
+        .map(|i| entry(agent.id, None, LogType::Info, &format!("#{i}")))
+        .collect();
+    store.append_logs(third, at(50)).await.unwrap();
     assert_eq!(
         store.get_agent(agent.id).await.unwrap().last_activity_at,
-        Some(at(200))
+        Some(at(50))
     );
+    let written: Vec<String> = (0..9).map(|i| format!("#{i}")).collect();
 
     let mut seen = HashSet::new();
-    let mut order = Vec::new();
+    let mut newest_first = Vec::new();
     let mut query = LogQuery::new(agent.id, 2);
     loop {
         let page = store.list_logs(&query).await.unwrap();
         assert_eq!(page.total_count, 9);
         for log in &page.logs {
             assert!(seen.insert(log.id), "entry returned twice");
-            order.push((log.created_at, log.id));
+            newest_first.push(log.content.clone());
         }
         match page.next_cursor {
             Some(cursor) => query.before = Some(cursor),
             None => break,
         }
     }
-    assert_eq!(seen.len(), 9, "entries were skipped");
-    let mut sorted = order.clone();
-    sorted.sort_by(|a, b| b.cmp(a));
-    assert_eq!(order, sorted, "not newest first");
+    let mut expected = written.clone();
+    expected.reverse();
+    assert_eq!(
+        newest_first, expected,
+        "pages newest first in written order"
+    );
+
+    // Following from the start, three at a time.
+    let mut followed = Vec::new();
+    let mut query = LogQuery {
+        after: Some(LogCursor::Entry {
+            attempt: 0,
+            sequence: 0,
+        }),
+        ..LogQuery::new(agent.id, 3)
+    };
+    loop {
+        let page = store.list_logs(&query).await.unwrap();
+        let Some(last) = page.logs.last() else { break };
+        query.after = Some(LogCursor::after(last));
+        followed.extend(page.logs.iter().map(|log| log.content.clone()));
+    }
+    assert_eq!(followed, written, "followed oldest first, every entry once");
+    let sequences: Vec<u64> = store
+        .list_logs(&LogQuery::new(agent.id, 10))
+        .await
+        .unwrap()
+        .logs
+        .iter()
+        .map(|log| log.sequence)
+        .collect();
+    assert_eq!(sequences, [9, 8, 7, 6, 5, 4, 3, 2, 1]);
+    assert_invalid_input(
+        store
+            .list_logs(&LogQuery {
+                before: query.after,
+                ..query.clone()
+            })
+            .await,
+        "after",
+    );
 
     let thinking = store
         .list_logs(&LogQuery {
@@ -82,6 +128,11 @@ pub async fn logs_page_without_skipping_ties(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(of_task.total_count, 5);
+    assert!(
+        of_task.logs.iter().all(|log| log.attempt == Some(0)),
+        "written before the task's first attempt: {:?}",
+        of_task.logs
+    );
     let exact = store.list_logs(&LogQuery::new(agent.id, 9)).await.unwrap();
     assert_eq!((exact.logs.len(), exact.next_cursor), (9, None));
 }

@@ -484,6 +484,8 @@ pub async fn deletion_cascades_and_is_guarded(store: Arc<dyn Store>) {
                 semantic_explanation: None,
                 failures: Vec::new(),
                 recommendations: Vec::new(),
+                unverified: false,
+                stages: Vec::new(),
             },
             at(3),
         )

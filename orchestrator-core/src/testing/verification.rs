@@ -10,9 +10,9 @@ use crate::attempts::{AttemptCompletion, complete_attempt};
 use crate::change::{AttemptEnd, LeaseRef, TaskAction};
 use crate::ids::{AgentId, LeaseToken, TaskId};
 use crate::model::{
-    AttemptOutcome, EventKind, ExceptionQuery, ExceptionType, FailureKind, LogQuery, LogType,
-    NewAgentLog, NewTask, NewVerificationResult, TaskStatus, Usage, VerificationFailure,
-    VerificationStatus,
+    AttemptOutcome, EventKind, ExceptionQuery, ExceptionStatus, ExceptionType, FailureKind,
+    LogQuery, LogType, NewAgentLog, NewTask, NewVerificationResult, TaskStatus, Usage,
+    VerificationFailure, VerificationStatus,
 };
 use crate::retry::{FailureClass, RetryPolicy, RetryStrategy};
 use crate::store::Store;
@@ -42,6 +42,8 @@ fn result(passed: bool) -> NewVerificationResult {
             }]
         },
         recommendations: vec!["Resolve type errors".into()],
+        unverified: false,
+        stages: Vec::new(),
     }
 }
 
@@ -121,6 +123,7 @@ pub async fn runner_evidence_needs_the_live_lease(store: Arc<dyn Store>) {
     let completion = AttemptCompletion {
         success: false,
         cancelled: false,
+        returned: false,
         summary: None,
         error: Some("types".into()),
         commit_sha: None,
@@ -287,6 +290,7 @@ pub async fn a_completion_after_its_lease_was_lost_is_kept_on_its_attempt(store:
     let completion = AttemptCompletion {
         success: true,
         cancelled: false,
+        returned: false,
         summary: Some("done at last".into()),
         error: None,
         commit_sha: Some("4b825dc642cb6eb9a060e54bf8d69288fbee4904".into()),
@@ -570,4 +574,185 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(failed.status, TaskStatus::Failed);
     assert!(exceptions(task.id).await.is_empty());
+}
+
+fn given_back(input_tokens: u64) -> AttemptCompletion {
+    AttemptCompletion {
+        success: false,
+        cancelled: false,
+        returned: true,
+        summary: None,
+        error: Some("the runner was stopped while running".into()),
+        commit_sha: None,
+        usage: Usage {
+            input_tokens,
+            ..Usage::default()
+        },
+        diff_stats: None,
+        verification: None,
+    }
+}
+
+/// A stopping runner gives its task back: the task is queued again (or cancelled when
+/// that was asked), its attempt ends RETURNED with its usage and does not count against
+/// the task's attempts, and nobody is asked about it.
+pub async fn a_stopping_runner_gives_its_task_back_without_using_an_attempt(store: Arc<dyn Store>) {
+    let policy = RetryPolicy::default();
+    let agent = new_agent(&store, at(0)).await;
+    let mut new = NewTask::new("given back", "d");
+    new.max_attempts = 1;
+    let task = store.create_task(new, at(0)).await.unwrap().value;
+    let (_, lease) = assign(&store, &task, agent.id, at(1)).await;
+    store
+        .apply_task_action(task.id, TaskAction::Start, Some(lease), at(2))
+        .await
+        .unwrap();
+    let back = complete_attempt(&*store, &policy, agent.id, lease, given_back(10), at(3))
+        .await
+        .unwrap();
+    assert_eq!(back.status, TaskStatus::Queued);
+    assert_eq!((back.attempt, back.attempts_used), (1, 0));
+    assert_eq!(
+        (back.assigned_agent_id, back.lease_expires_at),
+        (None, None)
+    );
+    let seq = last_seq(&store).await;
+    let again = complete_attempt(&*store, &policy, agent.id, lease, given_back(10), at(4))
+        .await
+        .unwrap();
+    assert_eq!(again.status, TaskStatus::Queued);
+    assert_eq!(
+        last_seq(&store).await,
+        seq,
+        "the same report again writes nothing"
+    );
+    let attempts = store.list_attempts(task.id).await.unwrap();
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Returned);
+    assert_eq!(attempts[0].usage.input_tokens, 10);
+    let slot = store.get_agent(agent.id).await.unwrap();
+    assert_eq!(slot.status, crate::model::AgentStatus::Idle);
+    assert_eq!((slot.tasks_completed, slot.tasks_failed), (0, 0));
+    let asked = store
+        .list_exceptions(&ExceptionQuery {
+            task_id: Some(task.id),
+            status: None,
+            ..ExceptionQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(asked.total_count, 0, "nobody is asked: {asked:?}");
+
+    // Its one attempt is still there to use.
+    let (second, lease) = assign(&store, &back, agent.id, at(5)).await;
+    assert_eq!((second.attempt, second.attempts_used), (2, 1));
+    let done = store
+        .apply_task_action(task.id, complete(), Some(lease), at(6))
+        .await
+        .unwrap();
+    assert_eq!(done.status, TaskStatus::Completed);
+
+    // A task whose cancellation was asked is cancelled, not queued again.
+    let cancelled = new_task(&store, "cancel while stopping", at(0)).await;
+    let (_, lease) = assign(&store, &cancelled, agent.id, at(10)).await;
+    store
+        .apply_task_action(cancelled.id, TaskAction::Cancel, None, at(11))
+        .await
+        .unwrap();
+    let ended = complete_attempt(&*store, &policy, agent.id, lease, given_back(0), at(12))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, TaskStatus::Cancelled);
+}
+
+/// A task whose earlier attempt was reported stuck (its lease ran out) resolves that
+/// exception itself when a later attempt completes it.
+pub async fn a_completion_resolves_the_stuck_exception_of_its_task(store: Arc<dyn Store>) {
+    let task = new_task(&store, "stuck once", at(0)).await;
+    let first = new_agent(&store, at(0)).await;
+    assign(&store, &task, first.id, at(1)).await;
+    let requeued = store
+        .expire_leases(at(1).add(LEASE), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(requeued.status, TaskStatus::Queued);
+    let stuck = || async {
+        store
+            .list_exceptions(&ExceptionQuery {
+                task_id: Some(task.id),
+                exception_type: Some(ExceptionType::AgentStuck),
+                status: None,
+                ..ExceptionQuery::default()
+            })
+            .await
+            .unwrap()
+            .items
+    };
+    assert_eq!(stuck().await[0].status, ExceptionStatus::Open);
+
+    let second = new_agent(&store, at(0)).await;
+    let (_, lease) = assign(&store, &requeued, second.id, at(100_000)).await;
+    let end = AttemptEnd {
+        action: complete(),
+        verification: None,
+        logs: Vec::new(),
+        retry_policy: RetryPolicy::default(),
+    };
+    let done = store.end_attempt(lease, end, at(100_001)).await.unwrap();
+    assert_eq!(done.status, TaskStatus::Completed);
+    let closed = stuck().await.remove(0);
+    assert_eq!(closed.status, ExceptionStatus::Resolved);
+    assert_eq!(closed.resolved_at, Some(at(100_001)));
+    assert!(
+        closed
+            .resolution_notes
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Attempt 2 completed the task"),
+        "{closed:?}"
+    );
+}
+
+/// A change no check applies to completes its task, which says it is unverified; the
+/// result keeps every stage's report.
+pub async fn an_unverified_change_completes_and_says_so(store: Arc<dyn Store>) {
+    use crate::verify::{StageReport, StageStatus};
+    let task = new_task(&store, "docs only", at(0)).await;
+    let agent = new_agent(&store, at(0)).await;
+    let (_, lease) = assign(&store, &task, agent.id, at(1)).await;
+    let stage = StageReport::new(
+        "syntax",
+        FailureKind::Syntax,
+        StageStatus::NotApplicable {
+            reason: "no changed file in a language the syntax stage parses".into(),
+        },
+        Vec::new(),
+        Duration::from_millis(3),
+    );
+    let unverified = NewVerificationResult {
+        passed: false,
+        confidence_score: 0.0,
+        syntax_passed: None,
+        types_passed: None,
+        tests_passed: None,
+        tests_total: None,
+        tests_failed: None,
+        failures: Vec::new(),
+        recommendations: Vec::new(),
+        unverified: true,
+        stages: vec![stage.clone()],
+        ..result(true)
+    };
+    let end = AttemptEnd {
+        action: complete(),
+        verification: Some(unverified),
+        logs: Vec::new(),
+        retry_policy: RetryPolicy::default(),
+    };
+    let done = store.end_attempt(lease, end, at(2)).await.unwrap();
+    assert_eq!(done.status, TaskStatus::Completed);
+    assert_eq!(done.verification_status, VerificationStatus::Unverified);
+    let recorded = store.list_verification_results(task.id, 10).await.unwrap();
+    assert!(recorded[0].unverified && !recorded[0].passed);
+    assert_eq!(recorded[0].stages, [stage]);
 }

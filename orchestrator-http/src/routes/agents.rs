@@ -417,7 +417,7 @@ struct TaskTitle {
 struct LogPagination {
     limit: u32,
     has_more: bool,
-    /// Pass as `before` for the next (older) page.
+    /// Pass as `before` for the next (older) page, or with `after` as `after` for the next newer one.
     next_cursor: Option<String>,
     /// Matching entries over all pages, counted up to 10,000.
     total_count: u64,
@@ -435,11 +435,15 @@ struct LogList {
     get,
     path = "/api/agents/{id}/logs",
     tag = "agents",
-    summary = "An agent's log, newest first, paged by cursor",
+    summary = "An agent's log in the order it was written, newest first, paged by cursor",
+    description = "Entries are ordered by their sequence, the agent's own numbering. Page back \
+        with `before` (newest first); follow new entries with `after` (oldest first): pass the \
+        cursor `<attempt>.<sequence>` of the last entry seen, or `nextCursor`.",
     params(
         ("id" = String, Path, description = "The agent id (UUID)"),
         ("limit" = Option<u32>, Query, description = "1-500, default 100"),
-        ("before" = Option<String>, Query, description = "nextCursor of the previous page, or an ISO instant"),
+        ("before" = Option<String>, Query, description = "Entries older than this: nextCursor of the previous page, an entry's `<attempt>.<sequence>`, or an ISO instant"),
+        ("after" = Option<String>, Query, description = "Entries newer than this, oldest first: an entry's `<attempt>.<sequence>`, or an ISO instant"),
         ("type" = Option<LogType>, Query, description = "Only this type"),
         ("taskId" = Option<String>, Query, description = "Only entries about this task"),
     ),
@@ -460,6 +464,7 @@ async fn agent_logs(
         task_id: params.parse::<TaskId>("taskId")?,
         log_type: params.parse::<LogType>("type")?,
         before: params.parse::<LogCursor>("before")?,
+        after: params.parse::<LogCursor>("after")?,
         ..LogQuery::new(id, params.int("limit", 1..=500, 100)?)
     };
     let page = state.store.list_logs(&query).await?;

@@ -72,7 +72,9 @@ impl ClaudeCode {
         Ok(())
     }
 
-    fn argv(&self, prompt: &str) -> Vec<String> {
+    /// The command line; the prompt itself goes on standard input, where neither the
+    /// argument limit nor the process list applies.
+    fn argv(&self) -> Vec<String> {
         let permissions: &[&str] = if self.skip_permissions {
             &["--dangerously-skip-permissions"]
         } else {
@@ -81,7 +83,6 @@ impl ClaudeCode {
         let mut argv: Vec<String> = vec![
             self.binary.to_string_lossy().into_owned(),
             "-p".into(),
-            prompt.into(),
             "--output-format".into(),
             "stream-json".into(),
             "--verbose".into(),
@@ -248,10 +249,11 @@ impl AgentBackend for ClaudeCode {
             .collect();
         env.extend(self.env.iter().cloned());
         let mut process = AgentProcess::spawn(
-            &self.argv(&request.prompt),
+            &self.argv(),
             &request.work_dir,
             &env,
             request.pause.clone(),
+            Some(request.prompt.clone()),
         )
         .map_err(|err| {
             orchestrator_core::Error::backend(format!(
@@ -309,7 +311,7 @@ mod tests {
     #[test]
     fn permissions_are_accepted_edits_unless_skipped_and_never_skipped_as_root() {
         let claude = ClaudeCode::default();
-        let argv = claude.argv("do it");
+        let argv = claude.argv();
         assert!(
             argv.windows(2)
                 .any(|w| w == ["--permission-mode", "acceptEdits"])
@@ -321,10 +323,14 @@ mod tests {
             skip_permissions: true,
             ..ClaudeCode::default()
         };
-        let argv = skipping.argv("do it");
+        let argv = skipping.argv();
         assert!(argv.contains(&"--dangerously-skip-permissions".to_owned()));
         assert!(!argv.contains(&"acceptEdits".to_owned()));
-        assert_eq!(argv[2], "do it", "the prompt stays one argument");
+        assert_eq!(
+            argv[1..3],
+            ["-p", "--output-format"],
+            "the prompt goes on stdin"
+        );
         let refused = skipping.check();
         assert_eq!(refused.is_err(), nix::unistd::geteuid().is_root());
         if let Err(why) = refused {

@@ -1,5 +1,6 @@
 //! Any command-line agent (codex exec, aider, gemini…) from a command template whose
-//! `{prompt}` placeholder receives the prompt as part of one argument.
+//! `{prompt_file}` placeholder receives the path of a file holding the prompt, or whose
+//! `{prompt}` placeholder receives the prompt itself as part of one argument.
 
 use async_trait::async_trait;
 use orchestrator_core::backend::{
@@ -8,11 +9,24 @@ use orchestrator_core::backend::{
 use orchestrator_core::model::{LogType, Usage};
 use serde_json::json;
 
+use std::io::Write;
+use std::path::Path;
+
 use super::tail;
 use crate::process::AgentProcess;
 
-/// Where the prompt goes in a command template.
+/// Where the prompt goes in a command template, as text. An argument is visible to every
+/// user of the machine (in the process list) and holds at most [`MAX_ARGUMENT_BYTES`].
 pub const PROMPT_PLACEHOLDER: &str = "{prompt}";
+
+/// Where the path of a file holding the prompt goes in a command template. The file is
+/// readable by the runner's user alone, lies outside the worktree, and is removed when
+/// the agent ends.
+pub const PROMPT_FILE_PLACEHOLDER: &str = "{prompt_file}";
+
+/// Longest single argument Linux passes to a program (`MAX_ARG_STRLEN`, 32 pages), less
+/// its terminating NUL.
+const MAX_ARGUMENT_BYTES: usize = 32 * 4096 - 1;
 
 /// Runs a command per task; its output lines become logs and exit status 0 is success.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +37,8 @@ pub struct CommandAgent {
 }
 
 impl CommandAgent {
-    /// `template` is the program and its arguments; one of them must contain `{prompt}`.
+    /// `template` is the program and its arguments; one of them must contain
+    /// `{prompt_file}` or `{prompt}`.
     pub fn new(template: Vec<String>) -> Result<Self, String> {
         if template
             .first()
@@ -31,10 +46,15 @@ impl CommandAgent {
         {
             return Err("the agent command is empty: give the program and its arguments".into());
         }
-        if !template.iter().any(|arg| arg.contains(PROMPT_PLACEHOLDER)) {
+        if !template
+            .iter()
+            .any(|arg| arg.contains(PROMPT_PLACEHOLDER) || arg.contains(PROMPT_FILE_PLACEHOLDER))
+        {
             return Err(format!(
-                "the agent command has no {PROMPT_PLACEHOLDER} argument: put it where the \
-                 prompt goes, e.g. codex exec {PROMPT_PLACEHOLDER}"
+                "the agent command has neither {PROMPT_FILE_PLACEHOLDER} nor \
+                 {PROMPT_PLACEHOLDER}: put {PROMPT_FILE_PLACEHOLDER} where the path of a file \
+                 holding the prompt goes (e.g. sh -c 'codex exec \"$(cat \"$1\")\"' - \
+                 {PROMPT_FILE_PLACEHOLDER}), or {PROMPT_PLACEHOLDER} where the prompt itself goes"
             ));
         }
         Ok(Self {
@@ -50,12 +70,50 @@ impl CommandAgent {
         self
     }
 
-    fn argv(&self, prompt: &str) -> Vec<String> {
+    fn uses_prompt_file(&self) -> bool {
         self.template
             .iter()
-            .map(|arg| arg.replace(PROMPT_PLACEHOLDER, prompt))
-            .collect()
+            .any(|arg| arg.contains(PROMPT_FILE_PLACEHOLDER))
     }
+
+    /// The command for `prompt`, with the prompt file's path where the template asks for
+    /// it; an error says when the prompt is too long to be an argument.
+    fn argv(&self, prompt: &str, prompt_file: Option<&Path>) -> Result<Vec<String>, String> {
+        let path = prompt_file.map(|path| path.to_string_lossy());
+        let argv: Vec<String> = self
+            .template
+            .iter()
+            .map(|arg| {
+                let arg = match &path {
+                    Some(path) => arg.replace(PROMPT_FILE_PLACEHOLDER, path),
+                    None => arg.clone(),
+                };
+                arg.replace(PROMPT_PLACEHOLDER, prompt)
+            })
+            .collect();
+        match argv.iter().find(|arg| arg.len() > MAX_ARGUMENT_BYTES) {
+            Some(long) => Err(format!(
+                "the prompt makes an argument of {} KiB, more than a program may be given in one \
+                 ({} KiB): put {PROMPT_FILE_PLACEHOLDER} in the agent command instead of \
+                 {PROMPT_PLACEHOLDER}, and the agent reads the prompt from that file",
+                long.len() / 1024,
+                MAX_ARGUMENT_BYTES / 1024
+            )),
+            None => Ok(argv),
+        }
+    }
+}
+
+/// The prompt in a file of its own, outside the worktree and readable by this user
+/// alone; removed when dropped.
+fn prompt_file(prompt: &str) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut file = tempfile::Builder::new()
+        .prefix("orchestrator-prompt-")
+        .suffix(".md")
+        .tempfile()?;
+    file.write_all(prompt.as_bytes())?;
+    file.flush()?;
+    Ok(file)
 }
 
 #[async_trait]
@@ -69,11 +127,25 @@ impl AgentBackend for CommandAgent {
         request: AgentRequest,
         sink: &dyn AgentOutputSink,
     ) -> orchestrator_core::Result<AgentOutcome> {
+        let file = if self.uses_prompt_file() {
+            Some(prompt_file(&request.prompt).map_err(|err| {
+                orchestrator_core::Error::backend(format!(
+                    "the prompt file could not be written in {}: {err}",
+                    std::env::temp_dir().display()
+                ))
+            })?)
+        } else {
+            None
+        };
+        let argv = self
+            .argv(&request.prompt, file.as_ref().map(|f| f.path()))
+            .map_err(orchestrator_core::Error::backend)?;
         let mut process = AgentProcess::spawn(
-            &self.argv(&request.prompt),
+            &argv,
             &request.work_dir,
             &self.env,
             request.pause.clone(),
+            None,
         )
         .map_err(|err| {
             orchestrator_core::Error::backend(format!(
@@ -135,14 +207,38 @@ mod tests {
         let agent =
             CommandAgent::new(vec!["codex".into(), "exec".into(), "{prompt}".into()]).unwrap();
         assert_eq!(
-            agent.argv("fix it; rm -rf / $(whoami)"),
+            agent.argv("fix it; rm -rf / $(whoami)", None).unwrap(),
             ["codex", "exec", "fix it; rm -rf / $(whoami)"]
         );
+        let refused = CommandAgent::new(vec!["aider".into()]).unwrap_err();
         assert!(
-            CommandAgent::new(vec!["aider".into()])
-                .unwrap_err()
-                .contains("{prompt}")
+            refused.contains("{prompt_file}") && refused.contains("{prompt}"),
+            "{refused}"
         );
         assert!(CommandAgent::new(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn a_long_prompt_goes_in_a_file_and_is_refused_as_an_argument() {
+        let long = "x".repeat(150 * 1024);
+        let by_file = CommandAgent::new(vec![
+            "aider".into(),
+            "--message-file".into(),
+            "{prompt_file}".into(),
+        ])
+        .unwrap();
+        assert!(by_file.uses_prompt_file());
+        let file = prompt_file(&long).unwrap();
+        let argv = by_file.argv(&long, Some(file.path())).unwrap();
+        assert_eq!(argv[2], file.path().to_string_lossy());
+        assert_eq!(std::fs::read_to_string(file.path()).unwrap(), long);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "only its owner may read it: {mode:o}");
+
+        let by_argument =
+            CommandAgent::new(vec!["codex".into(), "exec".into(), "{prompt}".into()]).unwrap();
+        let refused = by_argument.argv(&long, None).unwrap_err();
+        assert!(refused.contains("{prompt_file}"), "{refused}");
     }
 }

@@ -14,7 +14,7 @@ pub mod tools;
 
 pub use anthropic::{AnthropicAgent, DEFAULT_BASE_URL, DEFAULT_MODEL};
 pub use claude::{ClaudeCode, DEFAULT_ALLOWED_TOOLS, StreamEvent, parse_stream_line};
-pub use command::{CommandAgent, PROMPT_PLACEHOLDER};
+pub use command::{CommandAgent, PROMPT_FILE_PLACEHOLDER, PROMPT_PLACEHOLDER};
 pub use openai::{DEFAULT_OPENAI_BASE_URL, OpenAiAgent};
 pub use pricing::{Prices, PricesError};
 

@@ -28,7 +28,8 @@ impl<D: Dialect> SqlStore<D> {
         events: &[NewEvent],
         now: Timestamp,
     ) -> Result<u64> {
-        write::insert_logs(tx.batch(), stored);
+        let stored = write::number_logs::<D>(&mut tx, stored).await?;
+        write::insert_logs(tx.batch(), &stored);
         write::touch_agents(tx.batch(), agents, now);
         write::append_events(tx.batch(), events, now);
         self.commit(tx).await?;

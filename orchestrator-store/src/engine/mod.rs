@@ -229,6 +229,7 @@ async fn write_change<D: Dialect>(
         return Ok(Vec::new());
     }
     let granted = sql_locks::number::<D>(tx, &change.lock_grants).await?;
+    let logs = write::number_logs::<D>(tx, &change.logs).await?;
     let batch = tx.batch();
     if let Some(task) = change.release_task_locks {
         sql_locks::release_task(batch, task);
@@ -254,8 +255,8 @@ async fn write_change<D: Dialect>(
     if let Some(result) = &change.verification {
         write::insert_verification(batch, result)?;
     }
-    if !change.logs.is_empty() {
-        write::insert_logs(batch, &change.logs);
+    if !logs.is_empty() {
+        write::insert_logs(batch, &logs);
     }
     sql_locks::insert(batch, &granted);
     write::append_events(batch, &change.events, now);

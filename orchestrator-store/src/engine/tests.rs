@@ -247,7 +247,7 @@ async fn a_task_log_page_reads_through_its_index() {
     let (_dir, store) = sqlite_store().await;
     let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
         "EXPLAIN QUERY PLAN SELECT * FROM agent_logs WHERE task_id = ? \
-         ORDER BY created_at DESC, id DESC LIMIT 51",
+         ORDER BY attempt DESC, sequence DESC LIMIT 51",
     )
     .bind("00000000-0000-4000-8000-000000000000")
     .fetch_all(store.pool())
@@ -255,7 +255,7 @@ async fn a_task_log_page_reads_through_its_index() {
     .unwrap();
     let steps: Vec<&str> = plan.iter().map(|step| step.3.as_str()).collect();
     assert!(
-        steps.iter().any(|s| s.contains("agent_logs_task_time")),
+        steps.iter().any(|s| s.contains("agent_logs_task_sequence")),
         "{steps:?}"
     );
     assert!(

@@ -10,6 +10,8 @@ use orchestrator_core::model::{
 };
 use sqlx::QueryBuilder;
 
+use crate::rows::RowExt;
+
 use crate::dialect::{
     Batch, Dialect, Exec, Expect, Value, insert, insert_into, push_list, update_into,
 };
@@ -342,6 +344,60 @@ pub(crate) fn update_runner_session<D: Dialect>(batch: &mut Batch<D>, session: &
     Value::id(session.id).bind(query);
 }
 
+/// `logs` with their places in their agents' logs (see [`AgentLog::sequence`]) and, for an
+/// entry about a task that does not say which attempt, the task's current attempt. Each
+/// agent's counter is taken on its row, so concurrent writers of one agent's entries take
+/// turns and numbers follow the order of their commits.
+pub(crate) async fn number_logs<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    logs: &[AgentLog],
+) -> Result<Vec<AgentLog>> {
+    let mut numbered = logs.to_vec();
+    let mut agents: Vec<AgentId> = logs.iter().map(|log| log.agent_id).collect();
+    agents.sort_unstable();
+    agents.dedup();
+    for agent in agents {
+        let count = logs.iter().filter(|log| log.agent_id == agent).count() as u64;
+        let mut query = QueryBuilder::<D>::new("UPDATE agents SET log_sequence = log_sequence + ");
+        Value::count(count).bind(&mut query);
+        query.push(" WHERE id = ");
+        Value::id(agent).bind(&mut query);
+        query.push(" RETURNING log_sequence");
+        let last: u64 = match conn.fetch_optional(query).await? {
+            Some(row) => row.count("log_sequence")?,
+            None => return Err(orchestrator_core::Error::not_found("agent", agent)),
+        };
+        let mine = numbered.iter_mut().filter(|log| log.agent_id == agent);
+        for (sequence, log) in (last + 1 - count..).zip(mine) {
+            log.sequence = sequence;
+        }
+    }
+    let mut tasks: Vec<TaskId> = logs
+        .iter()
+        .filter(|log| log.attempt.is_none())
+        .filter_map(|log| log.task_id)
+        .collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    if !tasks.is_empty() {
+        let mut query = QueryBuilder::<D>::new("SELECT id, attempt FROM tasks WHERE id IN (");
+        push_list(&mut query, tasks.iter().map(|id| Value::id(*id)).collect());
+        query.push(")");
+        for row in conn.fetch_all(query).await? {
+            let task: TaskId = row.id("id")?;
+            let attempt: u32 = row.count("attempt")?;
+            for log in numbered
+                .iter_mut()
+                .filter(|log| log.task_id == Some(task) && log.attempt.is_none())
+            {
+                log.attempt = Some(attempt);
+            }
+        }
+    }
+    Ok(numbered)
+}
+
+/// Inserts log entries numbered by [`number_logs`].
 pub(crate) fn insert_logs<D: Dialect>(batch: &mut Batch<D>, logs: &[AgentLog]) {
     let rows = logs
         .iter()
@@ -354,6 +410,8 @@ pub(crate) fn insert_logs<D: Dialect>(batch: &mut Batch<D>, logs: &[AgentLog]) {
                 ("content", Value::text(&log.content)),
                 ("metadata", Value::Json(log.metadata.clone())),
                 ("created_at", Value::at(log.created_at)),
+                ("attempt", Value::Integer(log.attempt.map(i64::from))),
+                ("sequence", Value::count(log.sequence)),
             ]
         })
         .collect();
@@ -392,6 +450,8 @@ pub(crate) fn insert_verification<D: Dialect>(
         ),
         ("failures", Value::json(&result.failures)?),
         ("recommendations", Value::json(&result.recommendations)?),
+        ("unverified", Value::Flag(Some(result.unverified))),
+        ("stages", Value::json(&result.stages)?),
         ("created_at", Value::at(result.created_at)),
     ];
     insert_into(

@@ -17,7 +17,7 @@ pub(crate) struct ServerProcess {
 }
 
 /// The server binary with the environment a test must not inherit cleared, quiet logs,
-/// and standard output dropped; the caller adds its arguments (`--bind` comes from
+/// and standard output dropped; the caller adds its arguments (the address comes from
 /// [`ServerProcess::start`]).
 pub(crate) fn server_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_orchestrator-server"));
@@ -41,8 +41,9 @@ impl ServerProcess {
     /// Starts `command` (see [`server_command`]) listening on a free port.
     pub(crate) fn start(mut command: Command) -> Self {
         let port = free_port();
+        // By the environment: the local runner's agent takes every argument after it.
         let child = command
-            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .env("ORCHESTRATOR_BIND", format!("127.0.0.1:{port}"))
             .spawn()
             .expect("start orchestrator-server");
         Self {

@@ -2,7 +2,7 @@
 
 use orchestrator_core::error::Result;
 use orchestrator_core::ids::TaskId;
-use orchestrator_core::model::{LOG_COUNT_LIMIT, LogPage, LogQuery, VerificationResult};
+use orchestrator_core::model::{LOG_COUNT_LIMIT, LogCursor, LogPage, LogQuery, VerificationResult};
 use sqlx::QueryBuilder;
 
 use crate::dialect::{Dialect, Exec, Value, push_limit};
@@ -33,18 +33,51 @@ pub(crate) async fn logs<D: Dialect>(conn: &mut impl Exec<D>, query: &LogQuery) 
     let mut page = QueryBuilder::<D>::new("SELECT * FROM agent_logs");
     push_filters::<D>(&mut page, &filters);
     if let Some(cursor) = query.before {
-        page.push(" AND (created_at < ");
-        Value::at(cursor.created_at).bind(&mut page);
-        page.push(" OR (created_at = ");
-        Value::at(cursor.created_at).bind(&mut page);
-        page.push(" AND id < ");
-        Value::id(cursor.id).bind(&mut page);
-        page.push("))");
+        push_beyond(&mut page, query, cursor, "<");
     }
-    page.push(" ORDER BY created_at DESC, id DESC");
+    if let Some(cursor) = query.after {
+        push_beyond(&mut page, query, cursor, ">");
+    }
+    let direction = if query.after.is_some() { "ASC" } else { "DESC" };
+    if query.by_agent() {
+        page.push(format!(" ORDER BY sequence {direction}"));
+    } else {
+        page.push(format!(
+            " ORDER BY attempt {direction}, sequence {direction}"
+        ));
+    }
     push_limit(&mut page, query.limit + 1);
     let logs = all::<D, _>(conn, page, log_from_row).await?;
     Ok(LogPage::from_fetched(logs, query.limit, counted))
+}
+
+/// Keeps the entries on the `comparison` side (`<` older, `>` newer) of `cursor` in the
+/// query's order.
+fn push_beyond<D: Dialect>(
+    page: &mut QueryBuilder<D>,
+    query: &LogQuery,
+    cursor: LogCursor,
+    comparison: &str,
+) {
+    match cursor {
+        LogCursor::Entry { sequence, .. } if query.by_agent() => {
+            page.push(format!(" AND sequence {comparison} "));
+            Value::count(sequence).bind(page);
+        }
+        LogCursor::Entry { attempt, sequence } => {
+            page.push(format!(" AND (attempt {comparison} "));
+            Value::int(attempt).bind(page);
+            page.push(" OR (attempt = ");
+            Value::int(attempt).bind(page);
+            page.push(format!(" AND sequence {comparison} "));
+            Value::count(sequence).bind(page);
+            page.push("))");
+        }
+        LogCursor::Instant(at) => {
+            page.push(format!(" AND created_at {comparison} "));
+            Value::at(at).bind(page);
+        }
+    }
 }
 
 pub(crate) async fn verification_results<D: Dialect>(
