@@ -1,11 +1,13 @@
-//! The admin commands: tasks, the queue and agents' logs, over the API with the admin
-//! token.
+//! The admin commands: tasks, the queue, agents, runners and agents' logs, over the API
+//! with the admin token. Wherever a short id is printed, a command takes any unique
+//! beginning of an id (as git takes a commit's).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use orchestrator_core::model::IdPrefix;
 use orchestrator_runner::HttpClient;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -62,24 +64,78 @@ pub(crate) enum TaskCommand {
         /// Files or directories (ending in /) the task works on; repeat or separate with commas.
         #[arg(short, long = "file", value_delimiter = ',')]
         files: Vec<String>,
-        /// 1 (first) to 5.
-        #[arg(short, long, value_parser = clap::value_parser!(u8).range(1..=5))]
+        /// 0 (first) to 3 (last); the server's default is 2.
+        #[arg(short, long, value_parser = clap::value_parser!(u8).range(0..=3))]
         priority: Option<u8>,
     },
     /// List tasks, newest first.
     List {
-        /// QUEUED, IN_PROGRESS, COMPLETED, FAILED, …
+        /// Only tasks in this status: QUEUED, ASSIGNED, IN_PROGRESS, VERIFYING, COMPLETED,
+        /// FAILED or CANCELLED.
         #[arg(long)]
         status: Option<String>,
+        /// Tasks to show.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
         limit: u32,
+        /// Newest tasks to skip (for the next page).
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
     },
-    /// Show one task.
-    Show { id: String },
+    /// Show one task, with its agent and its latest attempt.
+    Show {
+        /// The task's id, or a unique beginning of it.
+        id: String,
+    },
     /// Cancel a task (a running one is told to stop).
-    Cancel { id: String },
+    Cancel {
+        /// The task's id, or a unique beginning of it.
+        id: String,
+    },
     /// Put a failed task back in the queue.
-    Retry { id: String },
+    Retry {
+        /// The task's id, or a unique beginning of it.
+        id: String,
+    },
+}
+
+/// The full id of the one `kind` ("task", "agent") listed at `route` whose id begins with
+/// `given`; an error says when none does, or more than one.
+async fn resolve_id(
+    client: &HttpClient,
+    route: &str,
+    kind: &str,
+    given: &str,
+) -> anyhow::Result<String> {
+    let given = given.trim();
+    let prefix: IdPrefix = given
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{given} is not a {kind} id, nor the beginning of one"))?;
+    if given.len() == 36 {
+        return Ok(prefix.to_string());
+    }
+    let page: Value = client
+        .call(
+            Method::GET,
+            &format!("{route}?idPrefix={prefix}&limit=2"),
+            None,
+            TIMEOUT,
+        )
+        .await?;
+    // Tasks come in a page, agents as a list.
+    let items = page["tasks"].as_array().or(page.as_array());
+    let ids: Vec<&str> = items
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["id"].as_str())
+        .collect();
+    match ids.as_slice() {
+        [] => bail!("no {kind} id begins with {given}"),
+        [one] => Ok((*one).to_owned()),
+        [first, second, ..] => bail!(
+            "{given} is the beginning of more than one {kind} id ({first}, {second}, …): \
+             give more of it"
+        ),
+    }
 }
 
 pub(crate) async fn task(admin: &AdminArgs, command: TaskCommand) -> anyhow::Result<()> {
@@ -109,14 +165,31 @@ pub(crate) async fn task(admin: &AdminArgs, command: TaskCommand) -> anyhow::Res
                 task["title"].as_str().unwrap_or_default()
             );
         }
-        TaskCommand::List { status, limit } => {
-            let mut path = format!("/api/tasks?limit={limit}");
+        TaskCommand::List {
+            status,
+            limit,
+            offset,
+        } => {
+            let mut path =
+                format!("/api/tasks?sortBy=createdAt&sortOrder=desc&limit={limit}&offset={offset}");
             if let Some(status) = status {
-                path.push_str(&format!("&status={}", status.to_uppercase()));
+                path.push_str(&format!("&status={}", status.trim().to_uppercase()));
             }
-            print_tasks(&client.call(Method::GET, &path, None, TIMEOUT).await?);
+            let list = client.call(Method::GET, &path, None, TIMEOUT).await?;
+            print_tasks(&list);
+            let shown = list["tasks"].as_array().map_or(0, Vec::len) as u64;
+            let total = list["pagination"]["totalCount"].as_u64().unwrap_or(0);
+            if offset + shown < total {
+                println!(
+                    "({} to {} of {total}; --offset {} for more)",
+                    offset + 1,
+                    offset + shown,
+                    offset + shown
+                );
+            }
         }
         TaskCommand::Show { id } => {
+            let id = resolve_id(&client, "/api/tasks", "task", &id).await?;
             let task: Value = client
                 .call(Method::GET, &format!("/api/tasks/{id}"), None, TIMEOUT)
                 .await?;
@@ -144,9 +217,22 @@ pub(crate) async fn task(admin: &AdminArgs, command: TaskCommand) -> anyhow::Res
                 }
             }
             println!("{:<19}{}", "filesHint", plain(&task["filesHint"]));
+            if let Some(agent) = task["assignedAgent"].as_object() {
+                println!(
+                    "{:<19}{} ({}) {}",
+                    "agent",
+                    plain(&agent["name"]),
+                    short(&agent["id"]),
+                    plain(&agent["status"])
+                );
+            }
+            if let Some(latest) = task["attempts"].as_array().and_then(|a| a.last()) {
+                println!("{:<19}{}", "latest attempt", attempt_line(latest));
+            }
             println!("\n{}", task["description"].as_str().unwrap_or_default());
         }
         TaskCommand::Cancel { id } => {
+            let id = resolve_id(&client, "/api/tasks", "task", &id).await?;
             let task: Value = client
                 .call(
                     Method::PATCH,
@@ -172,6 +258,7 @@ pub(crate) async fn task(admin: &AdminArgs, command: TaskCommand) -> anyhow::Res
             );
         }
         TaskCommand::Retry { id } => {
+            let id = resolve_id(&client, "/api/tasks", "task", &id).await?;
             let answer: Value = client
                 .call(
                     Method::POST,
@@ -210,6 +297,7 @@ pub(crate) async fn logs(
     limit: u32,
 ) -> anyhow::Result<()> {
     let client = admin.client()?;
+    let agent = resolve_id(&client, "/api/agents", "agent", agent).await?;
     let page: Value = client
         .call(
             Method::GET,
@@ -275,6 +363,95 @@ fn plain(value: &Value) -> String {
     }
 }
 
+/// `#2 by 3f2a9c1e, started …, ended … COMPLETED (reason) commit …`.
+fn attempt_line(attempt: &Value) -> String {
+    let mut line = format!(
+        "#{} by {}, started {}",
+        plain(&attempt["attemptNumber"]),
+        short(&attempt["agentId"]),
+        plain(&attempt["startedAt"])
+    );
+    if let Some(ended) = attempt["endedAt"].as_str() {
+        line.push_str(&format!(", ended {ended}"));
+    }
+    line.push_str(&format!(" {}", plain(&attempt["outcome"])));
+    if let Some(reason) = attempt["failureReason"].as_str() {
+        line.push_str(&format!(" ({})", reason.lines().next().unwrap_or_default()));
+    }
+    if let Some(sha) = attempt["commitSha"].as_str() {
+        line.push_str(&format!(" commit {}", &sha[..sha.len().min(12)]));
+    }
+    line
+}
+
+/// The first 8 characters of an id, as the lists print it.
+fn short(id: &Value) -> String {
+    id.as_str().unwrap_or_default().chars().take(8).collect()
+}
+
+/// The agent slots, newest first.
+pub(crate) async fn agents(admin: &AdminArgs, limit: u32) -> anyhow::Result<()> {
+    let client = admin.client()?;
+    let agents: Value = client
+        .call(
+            Method::GET,
+            &format!("/api/agents?limit={limit}"),
+            None,
+            TIMEOUT,
+        )
+        .await?;
+    let agents = agents.as_array().cloned().unwrap_or_default();
+    if agents.is_empty() {
+        println!("no agents (a runner adds its slots when it starts)");
+    }
+    for agent in agents {
+        let task = match agent["currentTask"].as_object() {
+            Some(task) => format!(
+                "{} {}",
+                short(&task["id"]),
+                task["title"].as_str().unwrap_or_default()
+            ),
+            None => String::new(),
+        };
+        println!(
+            "{}  {:<9} {:<28} {}",
+            short(&agent["id"]),
+            plain(&agent["status"]),
+            plain(&agent["name"]),
+            task
+        );
+    }
+    Ok(())
+}
+
+/// The runners, newest first.
+pub(crate) async fn runners(admin: &AdminArgs, limit: u32) -> anyhow::Result<()> {
+    let client = admin.client()?;
+    let runners: Value = client
+        .call(
+            Method::GET,
+            &format!("/api/runners?limit={limit}"),
+            None,
+            TIMEOUT,
+        )
+        .await?;
+    let runners = runners.as_array().cloned().unwrap_or_default();
+    if runners.is_empty() {
+        println!("no runners (connect one with a connection token)");
+    }
+    for runner in runners {
+        println!(
+            "{}  {:<8} {:<24} last seen {}  {}",
+            short(&runner["id"]),
+            plain(&runner["status"]),
+            plain(&runner["name"]),
+            plain(&runner["lastSeenAt"]),
+            plain(&runner["workingDir"])
+        );
+    }
+    Ok(())
+}
+
 fn print_tasks(list: &Value) {
     let tasks = list["tasks"].as_array().cloned().unwrap_or_default();
     if tasks.is_empty() {
@@ -282,14 +459,9 @@ fn print_tasks(list: &Value) {
         return;
     }
     for task in tasks {
-        let id: String = task["id"]
-            .as_str()
-            .unwrap_or_default()
-            .chars()
-            .take(8)
-            .collect();
         println!(
-            "{id}  {:<12} p{}  {}",
+            "{}  {:<12} p{}  {}",
+            short(&task["id"]),
             task["status"].as_str().unwrap_or_default(),
             task["priority"],
             task["title"].as_str().unwrap_or_default()

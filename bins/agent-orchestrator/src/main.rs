@@ -87,11 +87,27 @@ enum Command {
         #[command(flatten)]
         admin: admin::AdminArgs,
     },
+    /// The agent slots, newest first, with what each works on (needs the admin token).
+    Agents {
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+        /// Agents to show.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100))]
+        limit: u32,
+    },
+    /// The runners, newest first, and when each was last seen (needs the admin token).
+    Runners {
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+        /// Runners to show.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+    },
     /// An agent's log (needs the admin token).
     Logs {
         #[command(flatten)]
         admin: admin::AdminArgs,
-        /// The agent's id.
+        /// The agent's id, or a unique beginning of it.
         agent_id: String,
         /// Keep printing new entries.
         #[arg(short, long)]
@@ -237,6 +253,8 @@ async fn main() -> ExitCode {
         } => worktrees(dir, worktree_dir, prune),
         Command::Task { admin, command } => admin::task(&admin, command).await,
         Command::Queue { admin } => admin::queue(&admin).await,
+        Command::Agents { admin, limit } => admin::agents(&admin, limit).await,
+        Command::Runners { admin, limit } => admin::runners(&admin, limit).await,
         Command::Logs {
             admin,
             agent_id,
@@ -594,7 +612,14 @@ async fn status() -> anyhow::Result<()> {
         config.backend.as_deref().unwrap_or("chosen at start")
     );
     let client = config.client()?;
-    let status = client.status().await.context("the server did not answer")?;
+    let status = match client.status().await {
+        Ok(status) => status,
+        Err(err) if err.is_unauthorized() => bail!(
+            "this runner's session was revoked on the server ({err}): connect again with a new \
+             connection token (agent-orchestrator connect <token>)"
+        ),
+        Err(err) => return Err(err).context("the server did not answer"),
+    };
     let agents = status["activeAgents"].as_array().map_or(0, Vec::len);
     println!("working    {agents} agent(s)");
     println!("queued     {} task(s)", status["availableTasks"]["count"]);

@@ -96,3 +96,115 @@ fn start_without_a_connection_says_how_to_connect() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a connection token"));
 }
+
+/// What `agent-orchestrator <args>` with the admin flags printed and whether it
+/// succeeded.
+fn as_admin(cli: &Cli, server: &Server, args: &[&str]) -> (bool, String) {
+    let output = cli
+        .command()
+        .args(args)
+        .args(["--server", &server.url, "--admin-token", ADMIN_TOKEN])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_are_listed_newest_first_and_named_by_any_unique_beginning() {
+    let server = Server::start().await;
+    let cli = Cli::new();
+    let admin = |args: &[&str]| {
+        let (ok, said) = as_admin(&cli, &server, args);
+        assert!(ok, "{args:?}: {said}");
+        said
+    };
+    // Priorities are the API's, 0 to 3.
+    admin(&["task", "add", "First", "-p", "0"]);
+    let (ok, said) = as_admin(&cli, &server, &["task", "add", "Too low", "-p", "4"]);
+    assert!(!ok && said.contains("0..=3"), "{said}");
+    // Seventeen ids: two of them begin with the same character.
+    let mut ids = Vec::new();
+    for n in 1..=16 {
+        let said = admin(&["task", "add", &format!("Task {n}"), "-p", "3"]);
+        ids.push(said.split_whitespace().nth(1).unwrap().to_owned());
+    }
+    let listed = admin(&["task", "list", "--limit", "2"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(
+        lines[0].contains("Task 16") && lines[1].contains("Task 15"),
+        "{listed}"
+    );
+    assert!(lines[2].contains("--offset 2 for more"), "{listed}");
+    let next = admin(&["task", "list", "--limit", "2", "--offset", "2"]);
+    assert!(next.lines().next().unwrap().contains("Task 14"), "{next}");
+    let queued = admin(&["task", "list", "--status", "queued", "--limit", "100"]);
+    assert_eq!(queued.lines().count(), 17, "{queued}");
+
+    // A short id, as the list prints it, names its task.
+    let short = &ids[4][..8];
+    let shown = admin(&["task", "show", short]);
+    assert!(
+        shown.contains("Task 5") && shown.contains(&ids[4]),
+        "{shown}"
+    );
+    let cancelled = admin(&["task", "cancel", &ids[4][..5]]);
+    assert!(cancelled.contains("CANCELLED"), "{cancelled}");
+
+    // A beginning two ids share is refused, naming them; one no id has says so.
+    let mut firsts: Vec<char> = ids.iter().map(|id| id.chars().next().unwrap()).collect();
+    firsts.sort_unstable();
+    let shared = firsts.windows(2).find(|w| w[0] == w[1]).unwrap()[0].to_string();
+    let (ok, said) = as_admin(&cli, &server, &["task", "show", &shared]);
+    assert!(!ok && said.contains("more than one task id"), "{said}");
+    let unused = "0123456789abcdef"
+        .chars()
+        .find(|c| !firsts.contains(c))
+        .map(|c| format!("{c}{c}{c}"));
+    if let Some(unused) = unused {
+        let (ok, said) = as_admin(&cli, &server, &["task", "show", &unused]);
+        assert!(!ok && said.contains("no task id begins with"), "{said}");
+    }
+    let (ok, said) = as_admin(&cli, &server, &["task", "show", "not-an-id"]);
+    assert!(!ok && said.contains("not a task id"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_and_agents_are_listed_and_status_tells_of_a_revocation() {
+    let server = Server::start().await;
+    let cli = Cli::new();
+    let repo = support::repository(&[("README.md", "# app\n")]);
+    let (ok, said) = as_admin(&cli, &server, &["runners"]);
+    assert!(ok && said.contains("no runners"), "{said}");
+    cli.connect(&server, repo.path()).await;
+    let (ok, runners) = as_admin(&cli, &server, &["runners"]);
+    assert!(ok && runners.contains("ACTIVE"), "{runners}");
+    let (ok, agents) = as_admin(&cli, &server, &["agents"]);
+    assert!(ok && agents.contains("no agents"), "{agents}");
+
+    let runner_id = server
+        .admin(reqwest::Method::GET, "/api/runners", None)
+        .await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(runners.contains(&runner_id[..8]), "{runners}");
+    server
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/api/runners/{runner_id}"),
+            None,
+        )
+        .await;
+    let output = cli.command().arg("status").output().unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("revoked") && said.contains("agent-orchestrator connect"),
+        "{said}"
+    );
+}

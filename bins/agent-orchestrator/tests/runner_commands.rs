@@ -89,6 +89,24 @@ async fn a_task_is_claimed_at_once_worked_verified_committed_and_completed() {
     assert!(cli.worktrees().join(&short).join("src/hello.py").is_file());
     // The repository's own checkout is untouched.
     assert!(!repo.path().join("src/hello.py").exists());
+    // `task show` names the agent's attempt, by the short id the lists print.
+    let shown = cli.run(&[
+        "task",
+        "show",
+        &short,
+        "--server",
+        &server.url,
+        "--admin-token",
+        support::ADMIN_TOKEN,
+    ]);
+    let latest = shown
+        .lines()
+        .find(|line| line.starts_with("latest attempt"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        latest.contains("#1 by") && latest.contains("COMPLETED") && latest.contains(&head[..12]),
+        "{shown}"
+    );
     let results = server
         .admin(
             reqwest::Method::GET,

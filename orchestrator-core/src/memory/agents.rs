@@ -59,6 +59,7 @@ impl AgentStore for InMemoryStore {
             .agents
             .values()
             .filter(|a| query.status.is_none_or(|s| a.status == s))
+            .filter(|a| query.id_prefix.as_ref().is_none_or(|p| p.matches(a.id)))
             .filter(|a| {
                 query
                     .runner_session_id

@@ -122,6 +122,7 @@ impl TaskStore for InMemoryStore {
             .values()
             .filter(|t| query.status.is_none_or(|s| t.status == s))
             .filter(|t| query.priority.is_none_or(|p| t.priority == p))
+            .filter(|t| query.id_prefix.as_ref().is_none_or(|p| p.matches(t.id)))
             .filter(|t| {
                 needle
                     .as_deref()

@@ -7,6 +7,7 @@ use crate::time::Timestamp;
 
 /// One try at a task by one agent, under a lease.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TaskAttempt {
     pub id: AttemptId,

@@ -11,6 +11,7 @@ mod attempt;
 mod enums;
 mod event;
 mod exception;
+mod id_prefix;
 mod lock;
 mod log;
 mod query;
@@ -29,6 +30,7 @@ pub use enums::{
 pub use event::{Event, EventKind, NewEvent};
 pub use exception::{Exception, NewException};
 pub(crate) use exception::{MAX_RESOLUTION_NOTES_CHARS, MAX_RESOLVED_BY_CHARS};
+pub use id_prefix::IdPrefix;
 pub use lock::FileLock;
 pub use log::{AgentLog, LogCursor, MAX_LOG_CONTENT_CHARS, NewAgentLog};
 pub use query::{

@@ -59,6 +59,8 @@ pub struct TaskQuery {
     pub priority: Option<u8>,
     /// Case-insensitive substring of title or description.
     pub search: Option<String>,
+    /// Only tasks whose id begins with this.
+    pub id_prefix: Option<super::IdPrefix>,
     pub sort_by: TaskSort,
     pub sort_order: SortOrder,
     pub limit: u32,
@@ -71,6 +73,7 @@ impl Default for TaskQuery {
             status: None,
             priority: None,
             search: None,
+            id_prefix: None,
             sort_by: TaskSort::Priority,
             sort_order: SortOrder::Asc,
             limit: 50,
@@ -111,6 +114,8 @@ impl TaskQuery {
 pub struct AgentQuery {
     pub status: Option<AgentStatus>,
     pub runner_session_id: Option<RunnerSessionId>,
+    /// Only agents whose id begins with this.
+    pub id_prefix: Option<super::IdPrefix>,
     pub limit: u32,
     pub offset: u64,
 }
@@ -120,6 +125,7 @@ impl Default for AgentQuery {
         Self {
             status: None,
             runner_session_id: None,
+            id_prefix: None,
             limit: 50,
             offset: 0,
         }

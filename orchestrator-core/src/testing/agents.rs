@@ -83,6 +83,15 @@ pub async fn agent_slots_are_listed_and_transitioned(store: Arc<dyn Store>) {
         [Some(2), Some(1)]
     );
     assert!(of_session.has_more());
+    let short: String = loose.id.to_string().chars().take(8).collect();
+    let by_prefix = store
+        .list_agents(&AgentQuery {
+            id_prefix: Some(short.parse().unwrap()),
+            ..AgentQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_prefix.items, std::slice::from_ref(&loose));
     assert_invalid_input(
         store
             .list_agents(&AgentQuery {

@@ -285,6 +285,28 @@ pub async fn task_list_filters_sorts_and_pages(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(titles(&urgent), ["fix LOGIN bug"]);
+    // A task is found by the first characters of its id, in either case.
+    for length in [1, 8, 9, 36] {
+        let prefix: String = ids[3].to_string().chars().take(length).collect();
+        let found = store
+            .list_tasks(&TaskQuery {
+                id_prefix: Some(prefix.to_uppercase().parse().unwrap()),
+                ..TaskQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(found.items.iter().any(|t| t.id == ids[3]), "{prefix}");
+        assert!(
+            found
+                .items
+                .iter()
+                .all(|t| t.id.to_string().starts_with(&prefix)),
+            "{prefix}"
+        );
+        if length >= 8 {
+            assert_eq!(found.total_count, 1, "{prefix}");
+        }
+    }
     let search = store
         .list_tasks(&TaskQuery {
             search: Some("  Login ".into()),

@@ -10,7 +10,7 @@ use orchestrator_core::ids::{AgentId, RunnerSessionId, TaskId};
 use orchestrator_core::lock::LockQuery;
 use orchestrator_core::model::{
     Agent, AgentActivityCounts, AgentLog, AgentQuery, AgentStatus, ExceptionQuery, FileLock,
-    LogCursor, LogQuery, LogType, Task,
+    IdPrefix, LogCursor, LogQuery, LogType, Task,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -56,6 +56,7 @@ struct AgentListItem {
     params(
         ("status" = Option<AgentStatus>, Query, description = "Only this status"),
         ("runnerSessionId" = Option<String>, Query, description = "Only this runner's slots"),
+        ("idPrefix" = Option<String>, Query, description = "Only agents whose id begins with this (1-36 characters of one)"),
         ("limit" = Option<u32>, Query, description = "1-100, default 50"),
         ("offset" = Option<u64>, Query, description = "Rows to skip"),
     ),
@@ -73,6 +74,7 @@ async fn list_agents(
     let query = AgentQuery {
         status: params.parse::<AgentStatus>("status")?,
         runner_session_id: params.parse::<RunnerSessionId>("runnerSessionId")?,
+        id_prefix: params.parse::<IdPrefix>("idPrefix")?,
         limit: params.int("limit", 1..=100, 50)?,
         offset: params.int("offset", 0..=u64::from(u32::MAX), 0)?,
     };

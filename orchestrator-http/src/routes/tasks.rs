@@ -9,9 +9,9 @@ use orchestrator_core::change;
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::lock::LockQuery;
 use orchestrator_core::model::{
-    AgentLog, AgentStatus, Exception, ExceptionQuery, FileLock, LogQuery, NewTask, RiskLevel,
-    SortOrder, Task, TaskActivityCounts, TaskComplexity, TaskEdit, TaskQuery, TaskSort, TaskStatus,
-    VerificationResult,
+    AgentLog, AgentStatus, Exception, ExceptionQuery, FileLock, IdPrefix, LogQuery, NewTask,
+    RiskLevel, SortOrder, Task, TaskActivityCounts, TaskAttempt, TaskComplexity, TaskEdit,
+    TaskQuery, TaskSort, TaskStatus, VerificationResult,
 };
 use orchestrator_core::retry::{self, RetryInfo};
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,7 @@ struct TaskList {
         ("status" = Option<TaskStatus>, Query, description = "Only this status"),
         ("priority" = Option<u8>, Query, description = "Only this priority (0-3)"),
         ("search" = Option<String>, Query, description = "Case-insensitive text in title or description"),
+        ("idPrefix" = Option<String>, Query, description = "Only tasks whose id begins with this (1-36 characters of one)"),
         ("sortBy" = Option<TaskSort>, Query, description = "Sort column (default priority)"),
         ("sortOrder" = Option<String>, Query, description = "asc (default) or desc"),
         ("limit" = Option<u32>, Query, description = "1-100, default 50"),
@@ -90,6 +91,7 @@ async fn list_tasks(
         status: params.parse::<TaskStatus>("status")?,
         priority: params.parse::<u8>("priority")?,
         search: params.text("search").map(str::to_owned),
+        id_prefix: params.parse::<IdPrefix>("idPrefix")?,
         sort_by: params
             .parse::<TaskSort>("sortBy")?
             .unwrap_or(TaskSort::Priority),
@@ -259,6 +261,8 @@ struct TaskDetail {
     #[serde(flatten)]
     task: Task,
     assigned_agent: Option<AssignedAgent>,
+    /// Every attempt, first to latest.
+    attempts: Vec<TaskAttempt>,
     verification_results: Vec<VerificationResult>,
     logs: Vec<AgentLog>,
     exceptions: Vec<Exception>,
@@ -294,6 +298,7 @@ async fn get_task(
         Some(agent) => Some(store.get_agent(agent).await?),
         None => None,
     };
+    let attempts = store.list_attempts(id).await?;
     let verification_results = store.list_verification_results(id, 10).await?;
     let logs = store.list_logs(&LogQuery::for_task(id, 50)).await?.logs;
     let exceptions = store
@@ -336,6 +341,7 @@ async fn get_task(
             total_tokens_used: agent.total_tokens_used,
             last_activity_at: agent.last_activity_at,
         }),
+        attempts,
         verification_results,
         logs,
         exceptions,

@@ -29,6 +29,11 @@ pub(crate) async fn agents<D: Dialect>(
     if let Some(session) = query.runner_session_id {
         filters.push(("runner_session_id = ", Value::id(session)));
     }
+    if let Some(prefix) = &query.id_prefix {
+        let (lowest, highest) = prefix.range();
+        filters.push(("id >= ", Value::id(lowest)));
+        filters.push(("id <= ", Value::id(highest)));
+    }
     let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM agents");
     push_filters::<D>(&mut count, &filters);
     let total_count = conn.fetch_count(count).await?;

@@ -230,6 +230,11 @@ pub(crate) async fn tasks<D: Dialect>(
     if let Some(priority) = query.priority {
         filters.push(("t.priority = ", Value::int(priority)));
     }
+    if let Some(prefix) = &query.id_prefix {
+        let (lowest, highest) = prefix.range();
+        filters.push(("t.id >= ", Value::id(lowest)));
+        filters.push(("t.id <= ", Value::id(highest)));
+    }
     // A status is one of a closed set of names, written into the statement: SQLite
     // prepares a statement again at every run when it compares a bound value with a
     // partial index's condition (`tasks_delayed` names a status).
