@@ -107,6 +107,7 @@ impl Completion {
                     success: true,
                     cancelled: false,
                     returned: false,
+                    lock_conflict: false,
                     summary: Some("done".into()),
                     error: None,
                     commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),

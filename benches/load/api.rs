@@ -302,6 +302,7 @@ impl Api {
             true,
             false,
             false,
+            false,
             Some("done by the load tool".into()),
             None,
             Some(format!("{:040x}", attempt.task_id().as_uuid().as_u128())),

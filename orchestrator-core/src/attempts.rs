@@ -40,6 +40,10 @@ pub struct AttemptCompletion {
     /// queued again and the attempt does not count against its attempts.
     #[serde(default)]
     pub returned: bool,
+    /// The attempt failed because its change touches paths other agents hold (the
+    /// CONFLICT_DETECTED exception raised when its locks were refused says so).
+    #[serde(default)]
+    pub lock_conflict: bool,
     pub summary: Option<String>,
     pub error: Option<String>,
     pub commit_sha: Option<String>,
@@ -248,6 +252,7 @@ pub async fn complete_attempt(
         verification: completion.verification,
         logs: vec![closing],
         retry_policy: policy.clone(),
+        lock_conflict: completion.lock_conflict,
     };
     match store.end_attempt(lease, end, now).await {
         Err(Error::Conflict(reason)) => match store.keep_late_evidence(lease, late, now).await {

@@ -201,12 +201,29 @@ pub struct RetryInfo {
     pub not_before: Timestamp,
 }
 
+impl FailureClass {
+    /// What failed, as a phrase for a sentence ("after …").
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Self::Syntax => "a syntax error",
+            Self::Type => "a type error",
+            Self::Lint => "lint errors",
+            Self::Test => "failing tests",
+            Self::Semantic => "a review finding the change does not do what was asked",
+            Self::Timeout => "running out of time",
+            Self::Unknown => "an unclassified failure",
+        }
+    }
+}
+
 impl RetryInfo {
     /// The description of the exception asking for a review of this retry.
     pub(crate) fn review_note(&self) -> String {
         format!(
-            "Retried automatically ({} of {}) after a {} failure; a review is advised.",
-            self.attempt, self.max_attempts, self.failure_type
+            "Retried automatically after {} (retry {} of {}); a review is advised.",
+            self.failure_type.phrase(),
+            self.attempt,
+            self.max_attempts
         )
     }
 }
@@ -232,7 +249,9 @@ pub fn decide(
     let strategy = policy.strategy(class);
     if !strategy.should_retry {
         return Err(Error::conflict(format!(
-            "a {class} failure is not eligible for automatic retry; human review required"
+            "the attempt failed with {} ({class}), which the retry policy does not retry \
+             automatically: a person decides",
+            class.phrase()
         )));
     }
     if task.attempts_used >= task.max_attempts {
@@ -243,8 +262,9 @@ pub fn decide(
     }
     if task.retry_count >= strategy.max_attempts {
         return Err(Error::conflict(format!(
-            "maximum retries ({}) for a {class} failure reached",
-            strategy.max_attempts
+            "the retry policy allows {} automatic retries after {} ({class}), and all are used",
+            strategy.max_attempts,
+            class.phrase()
         )));
     }
     Ok(RetryInfo {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::change;
 use crate::coordination::{PruneReport, RetentionPolicy};
 use crate::error::Result;
-use crate::store::Store;
+use crate::store::{Store, StoreExt};
 use crate::time::Clock;
 
 /// How the supervisor works.
@@ -150,9 +150,9 @@ impl Supervisor {
             report.stalled_tasks += 1;
         }
         for (task, dependency, status) in self.store.blocked_tasks(BLOCKED_BATCH).await? {
-            self.store
-                .raise_exception(change::blocked_exception(&task, dependency, status), now)
-                .await?;
+            let title = self.store.get_task(dependency).await.ok().map(|t| t.title);
+            let blocked = change::blocked_exception(&task, dependency, status, title.as_deref());
+            self.store.raise_exception(blocked, now).await?;
             report.blocked_tasks += 1;
         }
         if !self.hold_lease().await? {
@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(stuck.total_count, 1);
         let blocked_reports = store
             .list_exceptions(&ExceptionQuery {
-                exception_type: Some(ExceptionType::UnknownError),
+                exception_type: Some(ExceptionType::DependencyFailed),
                 ..ExceptionQuery::default()
             })
             .await
@@ -272,6 +272,14 @@ mod tests {
             "reported once, however many passes"
         );
         assert_eq!(blocked_reports.items[0].occurrences, 1);
+        assert!(
+            blocked_reports.items[0]
+                .description
+                .as_deref()
+                .is_some_and(|d| d.contains("(\"dropped\")")),
+            "the dependency is named: {:?}",
+            blocked_reports.items[0]
+        );
     }
 
     #[tokio::test]

@@ -411,3 +411,88 @@ async fn repeated_lists_follow_every_commit() {
     let (_, stats) = send(&app, admin(TestRequest::get().uri("/api/dashboard/stats"))).await;
     assert_eq!(stats["data"]["tasks"]["assigned"], 1);
 }
+
+#[actix_web::test]
+async fn a_waiting_task_says_why_and_can_be_edited_or_released() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let create = |body: Value| admin(TestRequest::post().uri("/api/tasks")).set_json(body);
+    let (_, first) = send(&app, create(new_task("first"))).await;
+    let first = first["data"]["id"].as_str().unwrap().to_owned();
+    let (status, later) = send(
+        &app,
+        create(json!({
+            "title": "later",
+            "description": "after first",
+            "dependsOn": [first],
+            "notBefore": "2999-01-01T00:00:00.000Z",
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{later}");
+    let later = later["data"]["id"].as_str().unwrap().to_owned();
+
+    let (_, detail) = send(
+        &app,
+        admin(TestRequest::get().uri(&format!("/api/tasks/{later}"))),
+    )
+    .await;
+    let waiting = &detail["data"]["waiting"];
+    assert_eq!(waiting["dependencies"][0]["id"], first.as_str(), "{detail}");
+    assert_eq!(waiting["dependencies"][0]["title"], "first");
+    assert_eq!(waiting["dependencies"][0]["status"], "QUEUED");
+    assert_eq!(waiting["notBefore"], "2999-01-01T00:00:00.000Z");
+    let (_, list) = send(
+        &app,
+        admin(TestRequest::get().uri("/api/tasks?status=QUEUED")),
+    )
+    .await;
+    let listed = list["data"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == later.as_str())
+        .unwrap();
+    assert_eq!(listed["waiting"], *waiting, "{list}");
+    let first_listed = list["data"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == first.as_str())
+        .unwrap();
+    assert_eq!(first_listed["waiting"], Value::Null);
+
+    // Released: it waits for nothing.
+    let patch = |body: Value| {
+        admin(TestRequest::patch().uri(&format!("/api/tasks/{later}"))).set_json(body)
+    };
+    let (status, released) = send(&app, patch(json!({"dependsOn": [], "notBefore": null}))).await;
+    assert_eq!(status, StatusCode::OK, "{released}");
+    assert_eq!(released["data"]["dependsOn"], json!([]));
+    assert_eq!(released["data"]["notBefore"], Value::Null);
+    let (_, detail) = send(
+        &app,
+        admin(TestRequest::get().uri(&format!("/api/tasks/{later}"))),
+    )
+    .await;
+    assert_eq!(detail["data"]["waiting"], Value::Null, "{detail}");
+
+    // Waiting on itself through another is refused, naming the field.
+    let (status, _) = send(&app, patch(json!({"dependsOn": [first]}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = send(
+        &app,
+        admin(TestRequest::patch().uri(&format!("/api/tasks/{first}")))
+            .set_json(json!({"dependsOn": [later]})),
+    )
+    .await;
+    assert_error(&body, "VALIDATION_ERROR");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wait for itself"),
+        "{body}"
+    );
+}

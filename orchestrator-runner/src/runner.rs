@@ -741,6 +741,7 @@ fn failed_completion(error: String, usage: Usage) -> AttemptCompletion {
         success: false,
         cancelled: false,
         returned: false,
+        lock_conflict: false,
         summary: None,
         error: Some(error),
         commit_sha: None,
@@ -1153,7 +1154,10 @@ async fn finish(
                     held.join(", ")
                 );
                 sink.note(LogType::Error, error.clone());
-                return failed_completion(error, outcome.usage);
+                return AttemptCompletion {
+                    lock_conflict: true,
+                    ..failed_completion(error, outcome.usage)
+                };
             }
             Err(err) => {
                 let error = format!("the changed paths could not be locked: {err}");
@@ -1241,6 +1245,7 @@ async fn finish(
         success,
         cancelled: false,
         returned: false,
+        lock_conflict: false,
         summary: outcome.summary.clone(),
         error,
         commit_sha,

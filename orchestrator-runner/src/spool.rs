@@ -160,6 +160,7 @@ mod tests {
             success: true,
             cancelled: false,
             returned: false,
+            lock_conflict: false,
             summary: Some("did it".into()),
             error: None,
             commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),

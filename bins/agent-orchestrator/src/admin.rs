@@ -96,6 +96,12 @@ pub(crate) enum TaskCommand {
         /// The task's id, or a unique beginning of it.
         id: String,
     },
+    /// Let a queued task be claimed now: it no longer waits for its dependencies nor for
+    /// its not-before time.
+    Release {
+        /// The task's id, or a unique beginning of it.
+        id: String,
+    },
 }
 
 /// The full id of the one `kind` ("task", "agent") listed at `route` whose id begins with
@@ -257,6 +263,19 @@ pub(crate) async fn task(admin: &AdminArgs, command: TaskCommand) -> anyhow::Res
                 }
             );
         }
+        TaskCommand::Release { id } => {
+            let id = resolve_id(&client, "/api/tasks", "task", &id).await?;
+            let body = json!({"dependsOn": [], "notBefore": null});
+            let _: Value = client
+                .call(
+                    Method::PATCH,
+                    &format!("/api/tasks/{id}"),
+                    Some(&body),
+                    TIMEOUT,
+                )
+                .await?;
+            println!("{id} waits for nothing now");
+        }
         TaskCommand::Retry { id } => {
             let id = resolve_id(&client, "/api/tasks", "task", &id).await?;
             let answer: Value = client
@@ -273,7 +292,7 @@ pub(crate) async fn task(admin: &AdminArgs, command: TaskCommand) -> anyhow::Res
     Ok(())
 }
 
-/// The queued tasks in the order runners take them.
+/// The queued tasks in the order runners take them, each with what it waits for.
 pub(crate) async fn queue(admin: &AdminArgs) -> anyhow::Result<()> {
     let client = admin.client()?;
     let tasks: Value = client
@@ -384,6 +403,26 @@ fn attempt_line(attempt: &Value) -> String {
     line
 }
 
+/// What a queued task waits for, in words: `3f2a9c1e (FAILED), 2026-12-08T09:00:00.000Z`.
+fn waiting_words(waiting: &Value) -> String {
+    let mut words: Vec<String> = waiting["dependencies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|dependency| {
+            format!(
+                "{} ({})",
+                short(&dependency["id"]),
+                plain(&dependency["status"])
+            )
+        })
+        .collect();
+    if let Some(at) = waiting["notBefore"].as_str() {
+        words.push(at.to_owned());
+    }
+    words.join(", ")
+}
+
 /// The first 8 characters of an id, as the lists print it.
 fn short(id: &Value) -> String {
     id.as_str().unwrap_or_default().chars().take(8).collect()
@@ -459,12 +498,18 @@ fn print_tasks(list: &Value) {
         return;
     }
     for task in tasks {
+        let waiting = waiting_words(&task["waiting"]);
         println!(
-            "{}  {:<12} p{}  {}",
+            "{}  {:<12} p{}  {}{}",
             short(&task["id"]),
             task["status"].as_str().unwrap_or_default(),
             task["priority"],
-            task["title"].as_str().unwrap_or_default()
+            task["title"].as_str().unwrap_or_default(),
+            if waiting.is_empty() {
+                String::new()
+            } else {
+                format!("  (waits for {waiting})")
+            }
         );
     }
 }

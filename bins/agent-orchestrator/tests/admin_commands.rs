@@ -208,3 +208,38 @@ async fn runners_and_agents_are_listed_and_status_tells_of_a_revocation() {
         "{said}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_says_what_a_task_waits_for_and_release_frees_it() {
+    let server = Server::start().await;
+    let cli = Cli::new();
+    let first = server.create_task("First", &[]).await;
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    let later = server
+        .admin(
+            reqwest::Method::POST,
+            "/api/tasks",
+            Some(serde_json::json!({
+                "title": "Later",
+                "description": "after First",
+                "dependsOn": [first_id],
+                "notBefore": "2999-01-01T00:00:00.000Z",
+            })),
+        )
+        .await;
+    let later_id = later["id"].as_str().unwrap().to_owned();
+    let (ok, queue) = as_admin(&cli, &server, &["queue"]);
+    assert!(ok, "{queue}");
+    let line = queue.lines().find(|l| l.contains("Later")).unwrap();
+    assert!(
+        line.contains(&format!(
+            "waits for {} (QUEUED), 2999-01-01",
+            &first_id[..8]
+        )),
+        "{queue}"
+    );
+    let (ok, said) = as_admin(&cli, &server, &["task", "release", &later_id[..8]]);
+    assert!(ok && said.contains("waits for nothing"), "{said}");
+    let (_, queue) = as_admin(&cli, &server, &["queue"]);
+    assert!(!queue.contains("waits for"), "{queue}");
+}

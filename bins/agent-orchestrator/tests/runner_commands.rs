@@ -380,13 +380,16 @@ async fn changes_beyond_the_files_hint_are_locked_or_fail_as_a_conflict() {
             None,
         )
         .await;
-    assert!(
-        exceptions["exceptions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["exceptionType"] == "CONFLICT_DETECTED"),
-        "{exceptions}"
+    let raised: Vec<&Value> = exceptions["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["exceptionType"])
+        .collect();
+    assert_eq!(
+        raised,
+        ["CONFLICT_DETECTED"],
+        "one exception says what happened: {exceptions}"
     );
     let spilled = server
         .wait_finished(&spiller, Duration::from_secs(60))

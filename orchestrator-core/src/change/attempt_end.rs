@@ -19,6 +19,10 @@ pub struct AttemptEnd {
     /// says, with an exception for a human where it asks for review or allows no retry;
     /// any other failure raises an exception for a human.
     pub retry_policy: RetryPolicy,
+    /// The attempt failed because its change touches paths other agents hold: the
+    /// CONFLICT_DETECTED exception raised when its locks were refused says so, and no
+    /// other is raised.
+    pub lock_conflict: bool,
 }
 
 impl AttemptEnd {
@@ -43,6 +47,7 @@ impl AttemptEnd {
     pub fn follow_up_exception(&self) -> Option<ExceptionType> {
         match (&self.action, &self.verification) {
             (TaskAction::Complete { .. }, _) => Some(ExceptionType::AgentStuck),
+            (TaskAction::Fail { .. }, _) if self.lock_conflict => None,
             (TaskAction::Fail { .. }, Some(_)) => Some(ExceptionType::VerificationFailed),
             (TaskAction::Fail { .. }, None) => Some(ExceptionType::UnknownError),
             _ => None,
@@ -70,6 +75,7 @@ pub fn plan_attempt_end(
         verification,
         logs,
         retry_policy,
+        lock_conflict,
     } = end;
     let running = context.task.clone();
     let mut change = plan_task_action(context, action, Some(lease), now)?;
@@ -94,7 +100,7 @@ pub fn plan_attempt_end(
     events.append(&mut change.events);
     // A failure reported while a cancellation was pending is not followed up: nobody
     // wants the task run again, nor asked about it.
-    if ended.status == TaskStatus::Failed && !running.cancel_requested {
+    if ended.status == TaskStatus::Failed && !running.cancel_requested && !lock_conflict {
         let (task, follow_up) = follow_up_failure(
             ended,
             change.verification.as_ref(),

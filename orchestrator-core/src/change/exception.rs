@@ -125,14 +125,16 @@ pub fn stalled_exception(task: &Task, quiet_since: Timestamp) -> crate::model::N
 /// UNKNOWN_ERROR (its own failure, say) already has an open item for a human, which a
 /// blocked report would only count once more.
 pub const BLOCKED_TASK_EXCEPTION: crate::model::ExceptionType =
-    crate::model::ExceptionType::UnknownError;
+    crate::model::ExceptionType::DependencyFailed;
 
 /// The exception for a queued task that waits, directly or through other queued tasks,
-/// for a dependency that will never complete.
+/// for a dependency that will never complete: `dependency`, `status` and, if known,
+/// its `title`.
 pub fn blocked_exception(
     task: &Task,
     dependency: TaskId,
     status: TaskStatus,
+    title: Option<&str>,
 ) -> crate::model::NewException {
     let mut blocked = crate::model::NewException::new(
         BLOCKED_TASK_EXCEPTION,
@@ -144,11 +146,18 @@ pub fn blocked_exception(
     } else {
         " (through the queued tasks it waits for)"
     };
+    let named = title
+        .map(|title| format!(" (\"{}\")", truncate_title(title)))
+        .unwrap_or_default();
     blocked.description = Some(format!(
-        "It depends on task {dependency}{how}, which is {status}; it cannot be claimed until \
-         that task is retried and completes."
+        "It depends on task {dependency}{named}{how}, which is {status}; it cannot be claimed \
+         until that task is retried and completes."
     ));
-    blocked.suggested_action = Some("Retry or reopen the dependency, or cancel this task".into());
+    blocked.suggested_action = Some(
+        "Retry or reopen the dependency, release this task from it (PATCH dependsOn), or \
+         cancel this task"
+            .into(),
+    );
     blocked.task_id = Some(task.id);
     blocked
 }

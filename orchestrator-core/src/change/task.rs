@@ -445,6 +445,20 @@ pub fn plan_task_edit(task: Task, edit: TaskEdit, now: Timestamp) -> Result<Chan
             task.id, task.status
         )));
     }
+    if edit.changes_waiting() && task.status != TaskStatus::Queued {
+        return Err(Error::conflict(format!(
+            "task {} is {}: only a queued task waits, so only its dependsOn and notBefore \
+             can change",
+            task.id, task.status
+        )));
+    }
+    if edit
+        .depends_on
+        .as_ref()
+        .is_some_and(|dependencies| dependencies.contains(&task.id))
+    {
+        return Err(Error::invalid("dependsOn", "a task cannot wait for itself"));
+    }
     let mut next = task.clone();
     edit.apply_to(&mut next);
     if next == task {
@@ -458,6 +472,17 @@ pub fn plan_task_edit(task: Task, edit: TaskEdit, now: Timestamp) -> Result<Chan
         events: vec![event],
         ..Change::default()
     })
+}
+
+/// The refusal of dependencies of `task` that lead back to it.
+pub fn circular_wait(task: TaskId) -> Error {
+    Error::invalid(
+        "dependsOn",
+        format!(
+            "task {task} would wait for itself: one of these tasks waits for it, directly or \
+             through others"
+        ),
+    )
 }
 
 /// The git branch an agent works on for `task`: `agent/` and the id's first 8 characters.

@@ -13,9 +13,9 @@ use crate::store::{Created, TaskStore, check_lookup_size};
 use crate::time::Timestamp;
 
 impl State {
-    /// Refuses a new task whose dependencies do not all exist.
-    fn check_new_task(&self, new: &NewTask) -> Result<()> {
-        for dependency in &new.depends_on {
+    /// Refuses dependencies that do not all exist.
+    fn check_dependencies(&self, dependencies: &[TaskId]) -> Result<()> {
+        for dependency in dependencies {
             if !self.tasks.contains_key(dependency) {
                 return Err(Error::invalid(
                     "dependsOn",
@@ -24,6 +24,26 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Whether any of `tasks` waits for `task`, directly or through the tasks it waits for.
+    fn waits_for(&self, tasks: &[TaskId], task: TaskId) -> bool {
+        let mut seen: std::collections::HashSet<TaskId> = std::collections::HashSet::new();
+        let mut next: Vec<TaskId> = tasks.to_vec();
+        while let Some(id) = next.pop() {
+            let Some(waiter) = self.tasks.get(&id) else {
+                continue;
+            };
+            for dependency in &waiter.depends_on {
+                if *dependency == task {
+                    return true;
+                }
+                if seen.insert(*dependency) {
+                    next.push(*dependency);
+                }
+            }
+        }
+        false
     }
 
     /// The task an earlier creation with `new`'s idempotency key made, if any.
@@ -55,7 +75,7 @@ impl TaskStore for InMemoryStore {
                 created: false,
             });
         }
-        state.check_new_task(&new)?;
+        state.check_dependencies(&new.depends_on)?;
         Ok(Created {
             value: state.insert_task(new, now),
             created: true,
@@ -66,12 +86,14 @@ impl TaskStore for InMemoryStore {
         change::validate_task_batch(&batch)?;
         let mut state = self.state();
         for (index, new) in batch.iter().enumerate() {
-            state.check_new_task(new).map_err(|err| match err {
-                Error::InvalidInput { field, message } => {
-                    Error::invalid(format!("tasks[{index}].{field}"), message)
-                }
-                other => other,
-            })?;
+            state
+                .check_dependencies(&new.depends_on)
+                .map_err(|err| match err {
+                    Error::InvalidInput { field, message } => {
+                        Error::invalid(format!("tasks[{index}].{field}"), message)
+                    }
+                    other => other,
+                })?;
         }
         Ok(batch
             .into_iter()
@@ -137,6 +159,12 @@ impl TaskStore for InMemoryStore {
     async fn edit_task(&self, id: TaskId, edit: TaskEdit, now: Timestamp) -> Result<Task> {
         let mut state = self.state();
         let task = state.task(id)?.clone();
+        if let Some(dependencies) = &edit.depends_on {
+            state.check_dependencies(dependencies)?;
+            if state.waits_for(dependencies, id) {
+                return Err(change::circular_wait(id));
+            }
+        }
         let change = change::plan_task_edit(task, edit, now)?;
         let result = change.task.clone();
         state.persist(change, now);

@@ -121,6 +121,9 @@ wire_enum!(
         ConflictDetected = "CONFLICT_DETECTED",
         /// The change touches something risky.
         HighRiskCode = "HIGH_RISK_CODE",
+        /// A queued task waits for a dependency that failed or was cancelled: it cannot
+        /// run until that one completes.
+        DependencyFailed = "DEPENDENCY_FAILED",
         /// Anything else.
         UnknownError = "UNKNOWN_ERROR",
     }

@@ -41,7 +41,7 @@ pub use runner::{NewRunnerSession, RunnerSession};
 pub use stats::{COMPLETION_SAMPLE, SystemStats};
 pub use task::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, MAX_BATCH_SIZE, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
-    NewTask, Task, TaskActivityCounts, TaskEdit,
+    NewTask, Task, TaskActivityCounts, TaskEdit, WaitedFor, Waiting,
 };
 pub use verification::{NewVerificationResult, VerificationFailure, VerificationResult};
 

@@ -139,12 +139,7 @@ impl NewTask {
         validate_priority(self.priority)?;
         validate_files_hint(&self.files_hint)?;
         validate_max_attempts(self.max_attempts)?;
-        if self.depends_on.len() > MAX_DEPENDENCIES {
-            return Err(Error::invalid(
-                "dependsOn",
-                format!("at most {MAX_DEPENDENCIES} dependencies"),
-            ));
-        }
+        validate_dependency_count(&self.depends_on)?;
         if let Some(key) = &self.idempotency_key {
             check_not_blank("idempotencyKey", key)?;
             check_max_chars("idempotencyKey", key, MAX_IDEMPOTENCY_KEY_CHARS)?;
@@ -203,6 +198,11 @@ pub struct TaskEdit {
     pub files_hint: Option<Vec<String>>,
     pub max_attempts: Option<u32>,
     pub estimated_complexity: Option<TaskComplexity>,
+    /// Replaces the tasks this one waits for (a queued task only; empty releases it).
+    pub depends_on: Option<Vec<TaskId>>,
+    /// Sets the earliest time it may be claimed, or with `Some(None)` lets it be claimed
+    /// at once (a queued task only).
+    pub not_before: Option<Option<Timestamp>>,
 }
 
 impl TaskEdit {
@@ -223,7 +223,15 @@ impl TaskEdit {
         if let Some(max) = self.max_attempts {
             validate_max_attempts(max)?;
         }
+        if let Some(dependencies) = &self.depends_on {
+            validate_dependency_count(dependencies)?;
+        }
         Ok(())
+    }
+
+    /// Whether the edit changes what the task waits for.
+    pub fn changes_waiting(&self) -> bool {
+        self.depends_on.is_some() || self.not_before.is_some()
     }
 
     /// Whether the edit changes nothing.
@@ -254,7 +262,77 @@ impl TaskEdit {
         if let Some(complexity) = self.estimated_complexity {
             task.estimated_complexity = Some(complexity);
         }
+        if let Some(mut dependencies) = self.depends_on {
+            dependencies.sort();
+            dependencies.dedup();
+            task.depends_on = dependencies;
+        }
+        if let Some(not_before) = self.not_before {
+            task.not_before = not_before;
+        }
     }
+}
+
+/// Why a queued task is not claimed yet, as far as the task itself says (the locks in
+/// its way are another matter, see the lock check).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Waiting {
+    /// Its dependencies that have not COMPLETED, with their status: a FAILED or
+    /// CANCELLED one keeps it waiting until retried or reopened.
+    pub dependencies: Vec<WaitedFor>,
+    /// The earliest time it may be claimed, while that is still ahead.
+    pub not_before: Option<Timestamp>,
+}
+
+/// A dependency a task waits for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WaitedFor {
+    pub id: TaskId,
+    pub title: String,
+    pub status: TaskStatus,
+}
+
+impl Waiting {
+    /// What `task` waits for at `now`, given its dependencies by id (`None` if it is not
+    /// queued, or waits for nothing).
+    pub fn of(
+        task: &Task,
+        dependencies: &std::collections::HashMap<TaskId, Task>,
+        now: Timestamp,
+    ) -> Option<Self> {
+        if task.status != TaskStatus::Queued {
+            return None;
+        }
+        let waiting = Self {
+            dependencies: task
+                .depends_on
+                .iter()
+                .filter_map(|id| dependencies.get(id))
+                .filter(|d| d.status != TaskStatus::Completed)
+                .map(|d| WaitedFor {
+                    id: d.id,
+                    title: d.title.clone(),
+                    status: d.status,
+                })
+                .collect(),
+            not_before: task.not_before.filter(|at| *at > now),
+        };
+        (!waiting.dependencies.is_empty() || waiting.not_before.is_some()).then_some(waiting)
+    }
+}
+
+fn validate_dependency_count(dependencies: &[TaskId]) -> Result<()> {
+    if dependencies.len() > MAX_DEPENDENCIES {
+        return Err(Error::invalid(
+            "dependsOn",
+            format!("at most {MAX_DEPENDENCIES} dependencies"),
+        ));
+    }
+    Ok(())
 }
 
 fn validate_title(title: &str) -> Result<()> {

@@ -263,6 +263,10 @@ attempt_report! {
         /// queued again and the attempt does not count against its attempts.
         #[serde(default)]
         pub returned: bool,
+        /// The attempt failed because its change touches paths other agents hold (the
+        /// CONFLICT_DETECTED exception raised when its locks were refused says so).
+        #[serde(default)]
+        pub lock_conflict: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub summary: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -286,6 +290,7 @@ impl CompletionReport {
             completion.success,
             completion.cancelled,
             completion.returned,
+            completion.lock_conflict,
             completion.summary,
             completion.error,
             completion.commit_sha,
@@ -301,6 +306,7 @@ impl CompletionReport {
             success: self.success,
             cancelled: self.cancelled,
             returned: self.returned,
+            lock_conflict: self.lock_conflict,
             summary: self.summary,
             error: self.error,
             commit_sha: self.commit_sha,

@@ -14,7 +14,7 @@ use crate::model::{
 use crate::store::Store;
 use crate::store::StoreExt;
 
-fn request(agents: &[AgentId]) -> ClaimRequest {
+pub(super) fn request(agents: &[AgentId]) -> ClaimRequest {
     ClaimRequest {
         agents: agents.to_vec(),
         runner_session_id: None,

@@ -9,7 +9,8 @@ use super::helpers::*;
 use crate::change::{self, AgentAction};
 use crate::coordination::{ClaimRequest, RetentionPolicy};
 use crate::model::{
-    LogQuery, LogType, NewAgentLog, NewRunnerSession, NewTask, RunnerSessionStatus, TaskStatus,
+    ExceptionType, LogQuery, LogType, NewAgentLog, NewRunnerSession, NewTask, RunnerSessionStatus,
+    TaskStatus,
 };
 use crate::store::Store;
 
@@ -148,15 +149,29 @@ pub async fn quiet_runners_stalled_and_blocked_tasks_are_found(store: Arc<dyn St
         ],
         "a task waiting through a queued one for a failed task is blocked too"
     );
-    let report = change::blocked_exception(&blocked[0].0, silent.id, TaskStatus::Failed);
-    store.raise_exception(report, at(290_000)).await.unwrap();
+    let report = change::blocked_exception(
+        &blocked[0].0,
+        silent.id,
+        TaskStatus::Failed,
+        Some(&silent.title),
+    );
+    assert_eq!(report.exception_type, ExceptionType::DependencyFailed);
+    assert!(
+        report
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains(&silent.id.to_string()) && d.contains(&silent.title)),
+        "the report names the dependency: {report:?}"
+    );
+    let raised = store.raise_exception(report, at(290_000)).await.unwrap();
+    assert_eq!(raised.exception_type, ExceptionType::DependencyFailed);
     let next = store.blocked_tasks(1).await.unwrap();
     assert_eq!(
         next.iter().map(|b| b.0.id).collect::<Vec<_>>(),
         [chained.id],
         "a reported task gives way to the next"
     );
-    let indirect = change::blocked_exception(&next[0].0, silent.id, TaskStatus::Failed);
+    let indirect = change::blocked_exception(&next[0].0, silent.id, TaskStatus::Failed, None);
     assert!(
         indirect
             .description

@@ -96,6 +96,7 @@ macro_rules! store_conformance_tests {
             task_list_filters_sorts_and_pages,
             system_stats_count_every_state,
             task_edits_are_validated_and_refused_while_running,
+            waiting_tasks_can_be_edited_and_released,
             unicode_and_very_long_text_round_trip,
             attempt_runs_from_claim_to_completion,
             stale_or_missing_lease_is_a_conflict_without_side_effects,

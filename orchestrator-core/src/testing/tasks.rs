@@ -439,6 +439,112 @@ pub async fn task_edits_are_validated_and_refused_while_running(store: Arc<dyn S
     assert_eq!(store.get_task(task.id).await.unwrap().title, "edited");
 }
 
+/// A queued task's dependencies and not-before time can be changed, or dropped to release
+/// it; a dependency must exist, must not lead back to the task, and only a queued task
+/// waits.
+pub async fn waiting_tasks_can_be_edited_and_released(store: Arc<dyn Store>) {
+    let first = new_task(&store, "first", at(0)).await;
+    let other = new_task(&store, "other", at(0)).await;
+    let mut later = NewTask::new("later", "after first, not before noon");
+    later.depends_on = vec![first.id];
+    later.not_before = Some(at(1_000_000));
+    let later = store.create_task(later, at(1)).await.unwrap().value;
+    let waits_for = |dependencies: Vec<TaskId>| TaskEdit {
+        depends_on: Some(dependencies),
+        ..TaskEdit::default()
+    };
+
+    let moved = store
+        .edit_task(later.id, waits_for(vec![other.id, other.id]), at(2))
+        .await
+        .unwrap();
+    assert_eq!(moved.depends_on, [other.id]);
+    assert_eq!(
+        store.get_task(later.id).await.unwrap().depends_on,
+        [other.id]
+    );
+    assert_eq!(
+        store.get_task(later.id).await.unwrap().not_before,
+        Some(at(1_000_000))
+    );
+
+    // Waiting for a task that waits for it, or for itself, or for nothing that exists.
+    store
+        .edit_task(other.id, waits_for(vec![first.id]), at(3))
+        .await
+        .unwrap();
+    assert_invalid_input(
+        store
+            .edit_task(first.id, waits_for(vec![later.id]), at(4))
+            .await,
+        "dependsOn",
+    );
+    assert_invalid_input(
+        store
+            .edit_task(first.id, waits_for(vec![first.id]), at(4))
+            .await,
+        "dependsOn",
+    );
+    assert_invalid_input(
+        store
+            .edit_task(first.id, waits_for(vec![TaskId::new()]), at(4))
+            .await,
+        "dependsOn",
+    );
+    assert!(
+        store
+            .get_task(first.id)
+            .await
+            .unwrap()
+            .depends_on
+            .is_empty()
+    );
+
+    let released = store
+        .edit_task(
+            later.id,
+            TaskEdit {
+                depends_on: Some(Vec::new()),
+                not_before: Some(None),
+                ..TaskEdit::default()
+            },
+            at(5),
+        )
+        .await
+        .unwrap();
+    assert!(released.depends_on.is_empty() && released.not_before.is_none());
+    let mut slots = Vec::new();
+    for _ in 0..3 {
+        slots.push(new_agent(&store, at(0)).await.id);
+    }
+    let claimed = store
+        .claim(super::claims::request(&slots), at(6))
+        .await
+        .unwrap();
+    let mut taken: Vec<TaskId> = claimed.iter().map(|c| c.task.id).collect();
+    taken.sort();
+    let mut free = vec![first.id, later.id];
+    free.sort();
+    assert_eq!(
+        taken, free,
+        "the released task is claimed; the one still waiting is not"
+    );
+
+    // Only a queued task waits.
+    assert_conflict(
+        store
+            .edit_task(
+                first.id,
+                TaskEdit {
+                    not_before: Some(Some(at(9))),
+                    ..TaskEdit::default()
+                },
+                at(8),
+            )
+            .await,
+    );
+}
+
 /// Unicode of every plane and texts at their maximum length come back byte for byte.
 pub async fn unicode_and_very_long_text_round_trip(store: Arc<dyn Store>) {
     let title: String = "修正🦀ü\u{0301}".chars().cycle().take(500).collect();

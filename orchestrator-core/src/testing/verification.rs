@@ -124,6 +124,7 @@ pub async fn runner_evidence_needs_the_live_lease(store: Arc<dyn Store>) {
         success: false,
         cancelled: false,
         returned: false,
+        lock_conflict: false,
         summary: None,
         error: Some("types".into()),
         commit_sha: None,
@@ -196,6 +197,7 @@ pub async fn max_attempts_caps_attempts_across_retries_and_expiries(store: Arc<d
         verification: Some(result(false)),
         logs: Vec::new(),
         retry_policy: generous.clone(),
+        lock_conflict: false,
     };
     for max_attempts in [1, 3] {
         let mut new = NewTask::new(format!("at most {max_attempts}"), "d");
@@ -291,6 +293,7 @@ pub async fn a_completion_after_its_lease_was_lost_is_kept_on_its_attempt(store:
         success: true,
         cancelled: false,
         returned: false,
+        lock_conflict: false,
         summary: Some("done at last".into()),
         error: None,
         commit_sha: Some("4b825dc642cb6eb9a060e54bf8d69288fbee4904".into()),
@@ -381,6 +384,7 @@ pub async fn an_attempt_ends_with_its_evidence_at_once(store: Arc<dyn Store>) {
         verification: Some(result(false)),
         logs: vec![closing(from)],
         retry_policy: RetryPolicy::default(),
+        lock_conflict: false,
     };
     let stale = LeaseRef {
         lease_token: LeaseToken::new(),
@@ -510,6 +514,7 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
         verification: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
+        lock_conflict: false,
     };
     for now in [at(2), at(3)] {
         let failed = store.end_attempt(lease, crash.clone(), now).await.unwrap();
@@ -548,6 +553,7 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
         verification: Some(result(false)),
         logs: Vec::new(),
         retry_policy: RetryPolicy::default().with(FailureClass::Type, no_retry),
+        lock_conflict: false,
     };
     let failed = store.end_attempt(lease, rejected, at(12)).await.unwrap();
     assert_eq!(failed.status, TaskStatus::Failed);
@@ -567,6 +573,7 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
         verification: Some(result(false)),
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
+        lock_conflict: false,
     };
     let failed = store
         .end_attempt(lease, retried_otherwise, at(23))
@@ -581,6 +588,7 @@ fn given_back(input_tokens: u64) -> AttemptCompletion {
         success: false,
         cancelled: false,
         returned: true,
+        lock_conflict: false,
         summary: None,
         error: Some("the runner was stopped while running".into()),
         commit_sha: None,
@@ -697,6 +705,7 @@ pub async fn a_completion_resolves_the_stuck_exception_of_its_task(store: Arc<dy
         verification: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
+        lock_conflict: false,
     };
     let done = store.end_attempt(lease, end, at(100_001)).await.unwrap();
     assert_eq!(done.status, TaskStatus::Completed);
@@ -748,6 +757,7 @@ pub async fn an_unverified_change_completes_and_says_so(store: Arc<dyn Store>) {
         verification: Some(unverified),
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
+        lock_conflict: false,
     };
     let done = store.end_attempt(lease, end, at(2)).await.unwrap();
     assert_eq!(done.status, TaskStatus::Completed);

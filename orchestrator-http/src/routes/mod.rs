@@ -21,6 +21,7 @@ use std::collections::HashMap;
 
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::model::{Agent, AgentStatus, Page, Task, TaskStatus};
+use orchestrator_core::store::MAX_LOOKUP_IDS;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -145,17 +146,17 @@ async fn agents_by_id(
     Ok(agents.into_iter().map(|agent| (agent.id, agent)).collect())
 }
 
-/// The tasks among `ids`, by id, in one lookup.
+/// The tasks among `ids`, by id, in as few lookups as the store allows.
 async fn tasks_by_id(
     state: &AppState,
     ids: impl Iterator<Item = TaskId>,
 ) -> ApiResult<HashMap<TaskId, Task>> {
-    let ids = distinct(ids);
-    if ids.is_empty() {
-        return Ok(HashMap::new());
+    let mut found = HashMap::new();
+    for chunk in distinct(ids).chunks(MAX_LOOKUP_IDS) {
+        let tasks = state.store.get_tasks(chunk).await?;
+        found.extend(tasks.into_iter().map(|task| (task.id, task)));
     }
-    let tasks = state.store.get_tasks(&ids).await?;
-    Ok(tasks.into_iter().map(|task| (task.id, task)).collect())
+    Ok(found)
 }
 
 /// The routes a client is pointed to when it asks for one that does not exist.

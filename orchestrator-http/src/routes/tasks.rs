@@ -5,19 +5,20 @@ use std::collections::HashMap;
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
+use orchestrator_core::Timestamp;
 use orchestrator_core::change;
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::lock::LockQuery;
 use orchestrator_core::model::{
     AgentLog, AgentStatus, Exception, ExceptionQuery, FileLock, IdPrefix, LogQuery, NewTask,
     RiskLevel, SortOrder, Task, TaskActivityCounts, TaskAttempt, TaskComplexity, TaskEdit,
-    TaskQuery, TaskSort, TaskStatus, VerificationResult,
+    TaskQuery, TaskSort, TaskStatus, VerificationResult, Waiting,
 };
 use orchestrator_core::retry::{self, RetryInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AgentRef, Data, Pagination, agents_by_id, created, data_bytes, ok};
+use super::{AgentRef, Data, Pagination, agents_by_id, created, data_bytes, ok, tasks_by_id};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope, ListErrors, ReadErrors, WriteErrors};
 use crate::extract::{Json, OptionalJson, Params, parse_id};
@@ -52,6 +53,9 @@ struct TaskListItem {
     task: Task,
     assigned_agent: Option<AgentRef>,
     counts: TaskActivityCounts,
+    /// Why a queued task is not claimed yet, as far as the task says (its dependencies
+    /// and its not-before time).
+    waiting: Option<Waiting>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -129,10 +133,20 @@ async fn task_list(state: &AppState, query: &TaskQuery) -> ApiResult<Bytes> {
         .map(|counts| (counts.task_id, counts))
         .collect();
     let agents = agents_by_id(state, page.items.iter().filter_map(|t| t.assigned_agent_id)).await?;
+    let dependencies = tasks_by_id(
+        state,
+        page.items
+            .iter()
+            .filter(|task| task.status == TaskStatus::Queued)
+            .flat_map(|task| task.depends_on.iter().copied()),
+    )
+    .await?;
+    let now = state.now();
     let tasks = page
         .items
         .into_iter()
         .map(|task| TaskListItem {
+            waiting: Waiting::of(&task, &dependencies, now),
             assigned_agent: task
                 .assigned_agent_id
                 .and_then(|id| agents.get(&id))
@@ -244,7 +258,7 @@ struct AssignedAgent {
     name: Option<String>,
     status: AgentStatus,
     total_tokens_used: u64,
-    last_activity_at: Option<orchestrator_core::Timestamp>,
+    last_activity_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -269,6 +283,9 @@ struct TaskDetail {
     file_locks: Vec<FileLock>,
     locked_files_hint: Vec<LockedHint>,
     has_file_conflicts: bool,
+    /// Why a queued task is not claimed yet: the dependencies it waits for and the time
+    /// it may not be claimed before (`lockedFilesHint` names the locks in its way).
+    waiting: Option<Waiting>,
 }
 
 #[utoipa::path(
@@ -299,6 +316,8 @@ async fn get_task(
         None => None,
     };
     let attempts = store.list_attempts(id).await?;
+    let dependencies = tasks_by_id(&state, task.depends_on.iter().copied()).await?;
+    let waiting = Waiting::of(&task, &dependencies, now);
     let verification_results = store.list_verification_results(id, 10).await?;
     let logs = store.list_logs(&LogQuery::for_task(id, 50)).await?.logs;
     let exceptions = store
@@ -348,6 +367,7 @@ async fn get_task(
         file_locks,
         has_file_conflicts: !locked_files_hint.is_empty(),
         locked_files_hint,
+        waiting,
         task,
     }))
 }
@@ -364,6 +384,23 @@ struct PatchTaskBody {
     max_attempts: Option<u32>,
     estimated_complexity: Option<TaskComplexity>,
     status: Option<TaskStatus>,
+    /// The tasks this one waits for, replacing the ones it had (a queued task only; `[]`
+    /// releases it from them).
+    depends_on: Option<Vec<TaskId>>,
+    /// The earliest time it may be claimed; `null` lets it be claimed at once (a queued
+    /// task only).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    not_before: Option<Option<Timestamp>>,
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -417,6 +454,8 @@ async fn patch_task(
         files_hint: body.files_hint,
         max_attempts: body.max_attempts,
         estimated_complexity: body.estimated_complexity,
+        depends_on: body.depends_on,
+        not_before: body.not_before,
     };
     edit.validate()?;
     let now = state.now();

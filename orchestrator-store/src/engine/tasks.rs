@@ -19,10 +19,10 @@ use crate::sql::write;
 
 async fn check_dependencies<D: Dialect>(
     tx: &mut Tx<D>,
-    new: &NewTask,
+    dependencies: &[TaskId],
     field_prefix: &str,
 ) -> Result<()> {
-    if let Some(id) = read::missing::<D, _>(tx, "tasks", &new.depends_on)
+    if let Some(id) = read::missing::<D, _>(tx, "tasks", dependencies)
         .await?
         .first()
     {
@@ -92,7 +92,7 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
         new.validate()?;
         retry_on_race(|| async {
             let (mut tx, now) = self.begin_at(now).await?;
-            check_dependencies(&mut tx, &new, "").await?;
+            check_dependencies(&mut tx, &new.depends_on, "").await?;
             let created = insert_new_task(&mut tx, new.clone(), now).await?;
             if created.created {
                 self.commit(tx).await?;
@@ -107,7 +107,7 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
         retry_on_race(|| async {
             let (mut tx, now) = self.begin_at(now).await?;
             for (index, new) in batch.iter().enumerate() {
-                check_dependencies(&mut tx, new, &format!("tasks[{index}].")).await?;
+                check_dependencies(&mut tx, &new.depends_on, &format!("tasks[{index}].")).await?;
             }
             let mut tasks = Vec::with_capacity(batch.len());
             for new in batch.iter().cloned() {
@@ -138,11 +138,20 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
         edit.validate()?;
         let (mut tx, now) = self.begin_at(now).await?;
         let before = locked_task(&mut tx, id).await?;
-        let files_hint = before.files_hint.clone();
+        if let Some(dependencies) = &edit.depends_on {
+            check_dependencies(&mut tx, dependencies, "").await?;
+            if read::waits_for::<D>(&mut tx, dependencies, id).await? {
+                return Err(change::circular_wait(id));
+            }
+        }
+        let (files_hint, depends_on) = (before.files_hint.clone(), before.depends_on.clone());
         let (mut tx, change) = tx.check(change::plan_task_edit(before, edit, now)).await?;
         let task = planned(change.task.clone(), "task")?;
         if task.files_hint != files_hint && !change.noop {
             write::replace_task_paths(tx.batch(), &task)?;
+        }
+        if task.depends_on != depends_on && !change.noop {
+            write::replace_task_dependencies(tx.batch(), &task);
         }
         self.persist(tx, &change, now).await?;
         Ok(task)

@@ -98,20 +98,33 @@ pub(crate) fn insert_task<D: Dialect>(
     ];
     columns.extend(task_mutable_columns(task)?);
     insert_into(batch.statement(Expect::Anything), "tasks", vec![columns]);
-    if !task.depends_on.is_empty() {
-        let rows = task
-            .depends_on
-            .iter()
-            .map(|dependency| {
-                vec![
-                    ("task_id", Value::id(task.id)),
-                    ("depends_on_id", Value::id(*dependency)),
-                ]
-            })
-            .collect();
-        insert_into(batch.statement(Expect::Anything), "task_dependencies", rows);
-    }
+    insert_task_dependencies(batch, task);
     insert_task_paths(batch, task)
+}
+
+fn insert_task_dependencies<D: Dialect>(batch: &mut Batch<D>, task: &Task) {
+    if task.depends_on.is_empty() {
+        return;
+    }
+    let rows = task
+        .depends_on
+        .iter()
+        .map(|dependency| {
+            vec![
+                ("task_id", Value::id(task.id)),
+                ("depends_on_id", Value::id(*dependency)),
+            ]
+        })
+        .collect();
+    insert_into(batch.statement(Expect::Anything), "task_dependencies", rows);
+}
+
+/// Replaces the rows of what `task` waits for with its `depends_on`.
+pub(crate) fn replace_task_dependencies<D: Dialect>(batch: &mut Batch<D>, task: &Task) {
+    let delete = batch.statement(Expect::Anything);
+    delete.push("DELETE FROM task_dependencies WHERE task_id = ");
+    Value::id(task.id).bind(delete);
+    insert_task_dependencies(batch, task);
 }
 
 /// The start and end of the key range below a path (no end: every key).

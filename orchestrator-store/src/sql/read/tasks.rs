@@ -210,6 +210,29 @@ pub(crate) async fn unfinished_dependencies<D: Dialect>(
     .await
 }
 
+/// Whether any of `tasks` waits for `task`, directly or through the tasks it waits for.
+pub(crate) async fn waits_for<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    tasks: &[TaskId],
+    task: TaskId,
+) -> Result<bool> {
+    if tasks.is_empty() {
+        return Ok(false);
+    }
+    let mut query = QueryBuilder::<D>::new(
+        "WITH RECURSIVE awaited (id) AS ( \
+             SELECT depends_on_id FROM task_dependencies WHERE task_id IN (",
+    );
+    push_list(&mut query, tasks.iter().map(|id| Value::id(*id)).collect());
+    query.push(
+        ") UNION SELECT d.depends_on_id FROM task_dependencies d \
+             JOIN awaited a ON d.task_id = a.id) \
+         SELECT COUNT(*) FROM awaited WHERE id = ",
+    );
+    Value::id(task).bind(&mut query);
+    Ok(conn.fetch_count(query).await? > 0)
+}
+
 pub(crate) async fn dependents<D: Dialect>(
     conn: &mut impl Exec<D>,
     task: TaskId,
