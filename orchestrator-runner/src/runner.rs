@@ -145,6 +145,64 @@ pub enum RunnerEvent {
     },
 }
 
+/// The event in one line, for a person (task ids shortened to their first 8 characters,
+/// as `git` shortens commits).
+impl std::fmt::Display for RunnerEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = |task: &TaskId| -> String { task.to_string().chars().take(8).collect() };
+        match self {
+            Self::Claimed {
+                task,
+                title,
+                attempt,
+            } => write!(f, "claimed  {} {title} (attempt {attempt})", short(task)),
+            Self::Verifying { task } => write!(f, "verify   {}", short(task)),
+            Self::Finished {
+                task,
+                success: true,
+                commit,
+                ..
+            } => write!(
+                f,
+                "done     {}{}",
+                short(task),
+                commit
+                    .as_deref()
+                    .map(|c| format!(" commit {}", &c[..c.len().min(12)]))
+                    .unwrap_or_default()
+            ),
+            Self::Finished {
+                task,
+                success: false,
+                detail,
+                ..
+            } => write!(
+                f,
+                "failed   {} {}",
+                short(task),
+                detail.lines().next().unwrap_or_default()
+            ),
+            Self::GivenBack { task } => {
+                write!(
+                    f,
+                    "returned {} to the queue (the runner stopped)",
+                    short(task)
+                )
+            }
+            Self::NotAccepted { task, detail, .. } => {
+                write!(f, "not done {} {detail}", short(task))
+            }
+            Self::Resending { task, attempt } => write!(
+                f,
+                "resend   {} the completion of attempt {attempt}, kept from an earlier run",
+                short(task)
+            ),
+            Self::Disconnected { detail } => write!(f, "warning: {detail}; retrying"),
+            Self::Warning { detail } => write!(f, "warning: {detail}"),
+        }
+    }
+}
+
 /// Why the runner stopped on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {

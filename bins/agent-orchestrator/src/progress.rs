@@ -32,7 +32,7 @@ impl Display {
     }
 
     pub(crate) fn show(&mut self, event: &RunnerEvent) {
-        let text = line(event);
+        let text = event.to_string();
         match self {
             Self::Plain => match event {
                 RunnerEvent::Disconnected { .. }
@@ -71,56 +71,5 @@ impl Display {
                 }
             },
         }
-    }
-}
-
-fn short(task: impl std::fmt::Display) -> String {
-    task.to_string().chars().take(8).collect()
-}
-
-/// The event in one line.
-fn line(event: &RunnerEvent) -> String {
-    match event {
-        RunnerEvent::Claimed {
-            task,
-            title,
-            attempt,
-        } => format!("claimed  {} {title} (attempt {attempt})", short(task)),
-        RunnerEvent::Verifying { task } => format!("verify   {}", short(task)),
-        RunnerEvent::Finished {
-            task,
-            success: true,
-            commit,
-            ..
-        } => format!(
-            "done     {}{}",
-            short(task),
-            commit
-                .as_deref()
-                .map(|c| format!(" commit {}", &c[..c.len().min(12)]))
-                .unwrap_or_default()
-        ),
-        RunnerEvent::GivenBack { task } => {
-            format!("returned {} to the queue (the runner stopped)", short(task))
-        }
-        RunnerEvent::Finished {
-            task,
-            success: false,
-            detail,
-            ..
-        } => format!(
-            "failed   {} {}",
-            short(task),
-            detail.lines().next().unwrap_or_default()
-        ),
-        RunnerEvent::NotAccepted { task, detail, .. } => {
-            format!("not done {} {detail}", short(task))
-        }
-        RunnerEvent::Resending { task, attempt } => format!(
-            "resend   {} the completion of attempt {attempt}, kept from an earlier run",
-            short(task)
-        ),
-        RunnerEvent::Disconnected { detail } => format!("warning: {detail}; retrying"),
-        RunnerEvent::Warning { detail } => format!("warning: {detail}"),
     }
 }

@@ -34,7 +34,7 @@ pub(crate) async fn start(
     let control = runner.control();
     tokio::spawn(async move {
         while let Some(event) = received.recv().await {
-            tracing::info!(?event, "local runner");
+            tracing::info!("local runner: {event}");
         }
     });
     let running = tokio::spawn(async move {

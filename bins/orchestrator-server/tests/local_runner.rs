@@ -53,8 +53,11 @@ async fn one_process_serves_and_runs_tasks() {
     )
     .unwrap();
     std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = data.path().join("server.log");
     let mut command = server_command();
     command
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
         .args(["--data-dir", &data.path().join("state").to_string_lossy()])
         .args(["--admin-token", ADMIN_TOKEN])
         .args(["--local-runner", &repo.path().to_string_lossy()])
@@ -94,6 +97,16 @@ async fn one_process_serves_and_runs_tasks() {
 
     let status = server.stop();
     assert!(status.success(), "{status}");
+    // The runner's events are logged for people to read.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains(&format!("local runner: done     {short} commit")),
+        "{logged}"
+    );
+    assert!(
+        !logged.contains("TaskId(") && !logged.contains("Some(\""),
+        "{logged}"
+    );
 }
 
 /// The server's secrets never reach an agent (it sees the basics and what was passed to

@@ -673,6 +673,15 @@ pub(super) fn agent_status_event(agent: &Agent, from: AgentStatus) -> NewEvent {
     }
 }
 
+/// Ids for a batch of `count` new tasks, random but ascending: the tasks of a batch share
+/// their creation instant, and the queue orders such tasks by id, so the batch is claimed
+/// in the order it was given.
+pub fn batch_task_ids(count: usize) -> Vec<TaskId> {
+    let mut ids: Vec<TaskId> = (0..count).map(|_| TaskId::new()).collect();
+    ids.sort_unstable();
+    ids
+}
+
 /// Validates a batch of new tasks: size 1 to [`MAX_BATCH_SIZE`](crate::model::MAX_BATCH_SIZE), each task valid (the
 /// error names `tasks[i].field`), no idempotency key twice.
 pub fn validate_task_batch(batch: &[crate::model::NewTask]) -> Result<()> {

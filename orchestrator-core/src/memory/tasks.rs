@@ -53,8 +53,8 @@ impl State {
         self.tasks.get(id).cloned()
     }
 
-    fn insert_task(&mut self, new: NewTask, now: Timestamp) -> Task {
-        let task = new.into_task(TaskId::new(), now);
+    fn insert_task(&mut self, new: NewTask, id: TaskId, now: Timestamp) -> Task {
+        let task = new.into_task(id, now);
         if let Some(key) = &task.idempotency_key {
             self.idempotency_keys.insert(key.clone(), task.id);
         }
@@ -77,7 +77,7 @@ impl TaskStore for InMemoryStore {
         }
         state.check_dependencies(&new.depends_on)?;
         Ok(Created {
-            value: state.insert_task(new, now),
+            value: state.insert_task(new, TaskId::new(), now),
             created: true,
         })
     }
@@ -95,11 +95,13 @@ impl TaskStore for InMemoryStore {
                     other => other,
                 })?;
         }
+        let ids = change::batch_task_ids(batch.len());
         Ok(batch
             .into_iter()
-            .map(|new| match state.existing_by_key(&new) {
+            .zip(ids)
+            .map(|(new, id)| match state.existing_by_key(&new) {
                 Some(existing) => existing,
-                None => state.insert_task(new, now),
+                None => state.insert_task(new, id, now),
             })
             .collect())
     }

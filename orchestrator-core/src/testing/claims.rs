@@ -36,6 +36,24 @@ async fn task_with(
     store.create_task(new, at(now_ms)).await.unwrap().value
 }
 
+/// The tasks of a batch share their creation instant, and are claimed in the order given
+/// (first in, first out within a priority).
+pub async fn a_batch_is_claimed_in_the_order_given(store: Arc<dyn Store>) {
+    let batch: Vec<NewTask> = (0..12)
+        .map(|n| {
+            let mut new = NewTask::new(format!("batch {n}"), "d");
+            new.priority = 1;
+            new
+        })
+        .collect();
+    store.create_tasks(batch, at(0)).await.unwrap();
+    let slots = futures_agents(&store, 12).await;
+    let claimed = store.claim(request(&slots), at(1)).await.unwrap();
+    let titles: Vec<String> = claimed.iter().map(|c| c.task.title.clone()).collect();
+    let given: Vec<String> = (0..12).map(|n| format!("batch {n}")).collect();
+    assert_eq!(titles, given, "first in, first out within a priority");
+}
+
 /// A batch claim fills slots in queue order with leases and locks; an empty queue gives
 /// nothing, not an error.
 pub async fn claims_fill_slots_in_queue_order(store: Arc<dyn Store>) {

@@ -131,6 +131,7 @@ macro_rules! store_conformance_tests {
             concurrent_edits_of_one_task_are_not_lost,
             concurrent_assignment_of_one_task_has_one_winner,
             claims_fill_slots_in_queue_order,
+            a_batch_is_claimed_in_the_order_given,
             claims_pass_over_tasks_that_are_not_ready,
             claims_look_past_every_task_a_lock_holds_back,
             claims_pass_over_deep_queues_blocked_either_way,

@@ -38,6 +38,7 @@ async fn check_dependencies<D: Dialect>(
 async fn insert_new_task<D: Dialect>(
     tx: &mut Tx<D>,
     new: NewTask,
+    id: TaskId,
     now: Timestamp,
 ) -> Result<Created<Task>> {
     if let Some(key) = &new.idempotency_key
@@ -48,7 +49,7 @@ async fn insert_new_task<D: Dialect>(
             created: false,
         });
     }
-    let task = new.into_task(TaskId::new(), now);
+    let task = new.into_task(id, now);
     let paths = parse_paths(&task.files_hint, "filesHint")?;
     let in_the_way = hidden::lock_in_the_way::<D>(tx, &paths, now).await?;
     write::insert_task(tx.batch(), &task, in_the_way)?;
@@ -93,7 +94,7 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
         retry_on_race(|| async {
             let (mut tx, now) = self.begin_at(now).await?;
             check_dependencies(&mut tx, &new.depends_on, "").await?;
-            let created = insert_new_task(&mut tx, new.clone(), now).await?;
+            let created = insert_new_task(&mut tx, new.clone(), TaskId::new(), now).await?;
             if created.created {
                 self.commit(tx).await?;
             }
@@ -110,8 +111,12 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
                 check_dependencies(&mut tx, &new.depends_on, &format!("tasks[{index}].")).await?;
             }
             let mut tasks = Vec::with_capacity(batch.len());
-            for new in batch.iter().cloned() {
-                tasks.push(insert_new_task(&mut tx, new, now).await?.value);
+            for (new, id) in batch
+                .iter()
+                .cloned()
+                .zip(change::batch_task_ids(batch.len()))
+            {
+                tasks.push(insert_new_task(&mut tx, new, id, now).await?.value);
             }
             self.commit(tx).await?;
             Ok(tasks)
