@@ -50,6 +50,7 @@ const ROUTES: &[&str] = &[
     "POST /api/runner/heartbeat",
     "POST /api/runner/logs",
     "POST /api/runner/locks",
+    "POST /api/runner/tasks",
     "POST /api/runner/complete",
     "GET /api/cron/cleanup",
     "GET /api/events",

@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orchestrator_core::attempts::{AttemptCompletion, LockAnswer};
 use orchestrator_core::coordination::ControlSignal;
+use orchestrator_core::ids::TaskId;
 use orchestrator_core::model::TaskStatus;
 use orchestrator_core::protocol::{
     AttemptRef, ChangedPaths, ClaimWork, Claimed, ClaimedTask, Completed, CompletionReport,
@@ -258,6 +259,17 @@ impl HttpClient {
             reqwest::Method::GET,
             "/api/runner/status",
             None,
+            CALL_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Where the tasks `ids` stand (the ones that exist): id, title and status of each.
+    pub async fn task_states(&self, ids: &[TaskId]) -> Result<Value, ClientError> {
+        self.call(
+            reqwest::Method::POST,
+            "/api/runner/tasks",
+            Some(&serde_json::json!({ "ids": ids })),
             CALL_TIMEOUT,
         )
         .await

@@ -43,4 +43,6 @@ pub use runner::{
     RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl, RunnerError, RunnerEvent,
 };
 pub use spool::Spool;
-pub use worktree::{InUse, TaskWorktree, Workspace, WorktreeError, WorktreeState, Worktrees};
+pub use worktree::{
+    InUse, TaskWorktree, Workspace, WorktreeError, WorktreeState, Worktrees, repository_folder,
+};

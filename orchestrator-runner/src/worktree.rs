@@ -168,6 +168,22 @@ pub struct TaskWorktree {
     pub path: PathBuf,
     pub branch: String,
     pub state: WorktreeState,
+    /// The task it belongs to, where its record says (records of older runners do not).
+    pub task: Option<TaskId>,
+}
+
+/// The folder, under a directory of worktrees, for those of `repository` (canonical):
+/// its name and a hash of its path, so that repositories of one name in different places
+/// get folders of their own.
+pub fn repository_folder(repository: &Path) -> String {
+    let path = repository.to_string_lossy();
+    let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let name = repository
+        .file_name()
+        .map_or_else(|| "repository".into(), |n| n.to_string_lossy().into_owned());
+    format!("{name}-{:08x}", hash as u32)
 }
 
 /// Makes and finds task worktrees of one repository.
@@ -373,6 +389,7 @@ impl Worktrees {
                 path,
                 branch,
                 state,
+                task: record.task,
             });
         }
         found.sort_by(|a, b| a.branch.cmp(&b.branch));
@@ -383,6 +400,17 @@ impl Worktrees {
     /// — and forgets those whose directory is gone (their branches stay); returns them.
     /// The others are kept, and so is any worktree a runner holds.
     pub fn prune(&self) -> Result<Vec<TaskWorktree>, WorktreeError> {
+        self.prune_with(&HashSet::new())
+    }
+
+    /// [`prune`](Self::prune), and also the worktrees of the `finished` tasks (failed or
+    /// cancelled ones, which nobody will merge): their directories go, and a branch that
+    /// holds commits stays (the work can still be looked at). A worktree with uncommitted
+    /// changes, or one a runner holds, is always kept.
+    pub fn prune_with(
+        &self,
+        finished: &HashSet<TaskId>,
+    ) -> Result<Vec<TaskWorktree>, WorktreeError> {
         let _adding = self
             .adding
             .lock()
@@ -391,12 +419,23 @@ impl Worktrees {
         let removable: Vec<TaskWorktree> = self
             .list()?
             .into_iter()
-            .filter(|w| matches!(w.state, WorktreeState::Merged | WorktreeState::Missing))
+            .filter(|w| match w.state {
+                WorktreeState::Merged | WorktreeState::Missing => true,
+                WorktreeState::Unmerged { .. } | WorktreeState::NoCommits => {
+                    w.task.is_some_and(|task| finished.contains(&task))
+                }
+                WorktreeState::Uncommitted | WorktreeState::InUse => false,
+            })
             .collect();
         let mut pruned = Vec::new();
         for worktree in removable {
             let short = worktree.branch.trim_start_matches("agent/");
-            let merged = worktree.state == WorktreeState::Merged;
+            let present = worktree.state != WorktreeState::Missing;
+            // A branch whose commits are merged, or that has none, has nothing to keep.
+            let drop_branch = matches!(
+                worktree.state,
+                WorktreeState::Merged | WorktreeState::NoCommits
+            );
             let found = repo
                 .find_worktree(&format!("agent-{short}"))
                 .map_err(failed(format!(
@@ -412,11 +451,11 @@ impl Worktrees {
             found
                 .prune(Some(
                     WorktreePruneOptions::new()
-                        .valid(merged)
-                        .working_tree(merged),
+                        .valid(present)
+                        .working_tree(present),
                 ))
                 .map_err(failed(format!("remove {}", worktree.path.display())))?;
-            if merged {
+            if drop_branch {
                 repo.find_branch(&worktree.branch, BranchType::Local)
                     .and_then(|mut branch| branch.delete())
                     .map_err(failed(format!("delete branch {}", worktree.branch)))?;

@@ -5,6 +5,7 @@ mod admin;
 mod config;
 mod progress;
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use orchestrator_core::ids::TaskId;
 use orchestrator_runner::backend::{
     AgentBackend, AnthropicAgent, ClaudeCode, CommandAgent, DEFAULT_ALLOWED_TOOLS, DEFAULT_MODEL,
     OpenAiAgent, Prices,
@@ -19,7 +21,7 @@ use orchestrator_runner::backend::{
 use orchestrator_runner::process::passed_through;
 use orchestrator_runner::{
     ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, Spool, WorktreeState,
-    Worktrees,
+    Worktrees, repository_folder,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -60,8 +62,8 @@ enum Command {
     Status,
     /// Revoke this runner on the server and forget the connection.
     Disconnect,
-    /// The task worktrees and whether their work is merged; `--prune` removes the merged
-    /// ones.
+    /// The task worktrees, whether their work is merged, and where their tasks stand;
+    /// `--prune` removes the merged ones.
     Worktrees {
         /// The git repository (default: the one given at connect, else the current
         /// directory).
@@ -74,6 +76,11 @@ enum Command {
         /// repository's HEAD and that hold no uncommitted changes.
         #[arg(long)]
         prune: bool,
+        /// With --prune, also remove the worktrees of failed and cancelled tasks (asks the
+        /// server which those are); a branch with commits is kept, and a worktree with
+        /// uncommitted changes is never removed.
+        #[arg(long, requires = "prune")]
+        all_finished: bool,
     },
     /// Manage tasks (needs the admin token).
     Task {
@@ -250,7 +257,8 @@ async fn main() -> ExitCode {
             dir,
             worktree_dir,
             prune,
-        } => worktrees(dir, worktree_dir, prune),
+            all_finished,
+        } => worktrees(dir, worktree_dir, prune, all_finished).await,
         Command::Task { admin, command } => admin::task(&admin, command).await,
         Command::Queue { admin } => admin::queue(&admin).await,
         Command::Agents { admin, limit } => admin::agents(&admin, limit).await,
@@ -357,17 +365,9 @@ fn default_worktree_dir(repository: &Path) -> anyhow::Result<PathBuf> {
         .filter(|p| p.is_absolute())
         .or_else(|| home.map(|h| h.join(".local/share")))
         .context("no home directory for worktrees: give one with --worktree-dir")?;
-    // Repositories with the same name in different places get their own folders.
-    let path = repository.to_string_lossy();
-    let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    let name = repository
-        .file_name()
-        .map_or_else(|| "repository".into(), |n| n.to_string_lossy().into_owned());
     Ok(data
         .join("agent-orchestrator/worktrees")
-        .join(format!("{name}-{:08x}", hash as u32)))
+        .join(repository_folder(repository)))
 }
 
 async fn start(args: StartArgs) -> anyhow::Result<()> {
@@ -556,49 +556,108 @@ async fn handle_signals(control: RunnerControl) {
     }
 }
 
-fn worktrees(
+async fn worktrees(
     dir: Option<PathBuf>,
     worktree_dir: Option<PathBuf>,
     prune: bool,
+    all_finished: bool,
 ) -> anyhow::Result<()> {
-    let connected = config::load(&config::path()?).ok().map(|c| c.working_dir);
-    let repository = repository(dir.or(connected))?;
+    let connected = config::load(&config::path()?).ok();
+    let repository = repository(dir.or(connected.as_ref().map(|c| c.working_dir.clone())))?;
     let root = match worktree_dir {
         Some(dir) => dir,
         None => default_worktree_dir(&repository)?,
     };
     let worktrees = Worktrees::new(&repository, &root);
+    let listed = worktrees.list()?;
+    let ids: Vec<TaskId> = listed.iter().filter_map(|w| w.task).collect();
+    let tasks = match (&connected, ids.is_empty()) {
+        (_, true) => Ok(HashMap::new()),
+        (Some(config), false) => task_states(config, &ids).await,
+        (None, false) => Err(anyhow::anyhow!(
+            "this machine is not connected (agent-orchestrator connect <token>)"
+        )),
+    };
     if prune {
-        let pruned = worktrees.prune()?;
-        let mut merged = 0;
+        let finished: HashSet<TaskId> = if all_finished {
+            let tasks = tasks.context(
+                "--all-finished asks the server which tasks failed or were cancelled, and it \
+                 could not",
+            )?;
+            tasks
+                .iter()
+                .filter(|(_, (status, _))| matches!(status.as_str(), "FAILED" | "CANCELLED"))
+                .map(|(id, _)| *id)
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let pruned = worktrees.prune_with(&finished)?;
         for worktree in &pruned {
-            if worktree.state == WorktreeState::Missing {
-                println!(
-                    "forgot   {} (directory missing; branch {} kept)",
-                    worktree.path.display(),
-                    worktree.branch
-                );
+            let what = match worktree.state {
+                WorktreeState::Missing => "forgot   (directory missing; branch kept)",
+                WorktreeState::Unmerged { .. } => "removed  (task finished; branch kept)",
+                _ => "removed ",
+            };
+            println!("{what} {} ({})", worktree.path.display(), worktree.branch);
+        }
+        let kept = listed.len() - pruned.len();
+        println!(
+            "{} worktree(s) removed, {kept} kept{}",
+            pruned.len(),
+            if all_finished {
+                ""
             } else {
-                merged += 1;
-                println!("removed  {} ({})", worktree.path.display(), worktree.branch);
+                " (--all-finished also removes those of failed and cancelled tasks)"
             }
-        }
-        println!("{merged} merged worktree(s) removed; the others are kept");
-    } else {
-        let listed = worktrees.list()?;
-        if listed.is_empty() {
-            println!("no task worktrees in {}", root.display());
-        }
-        for worktree in listed {
-            println!(
-                "{}  {}  {}",
-                worktree.branch,
-                worktree.state,
-                worktree.path.display()
-            );
-        }
+        );
+        return Ok(());
+    }
+    if listed.is_empty() {
+        println!("no task worktrees in {}", root.display());
+    }
+    if let Err(err) = &tasks {
+        eprintln!("the tasks' states are not shown: {err:#}");
+    }
+    for worktree in listed {
+        let task = worktree
+            .task
+            .and_then(|id| tasks.as_ref().ok().and_then(|t| t.get(&id)))
+            .map(|(status, title)| format!("{status:<11} {title}"))
+            .unwrap_or_default();
+        println!(
+            "{}  {:<24} {}  {}",
+            worktree.branch,
+            worktree.state.to_string(),
+            task,
+            worktree.path.display()
+        );
     }
     Ok(())
+}
+
+/// The status and title of each of `ids` that the server knows, through this runner's
+/// session.
+async fn task_states(
+    config: &Config,
+    ids: &[TaskId],
+) -> anyhow::Result<HashMap<TaskId, (String, String)>> {
+    let client = config.client()?;
+    let answer = client
+        .task_states(ids)
+        .await
+        .context("the server did not answer")?;
+    Ok(answer
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|task| {
+            let id = task["id"].as_str()?.parse().ok()?;
+            let status = task["status"].as_str()?.to_owned();
+            let title = task["title"].as_str().unwrap_or_default().to_owned();
+            Some((id, (status, title)))
+        })
+        .collect())
 }
 
 async fn status() -> anyhow::Result<()> {

@@ -661,13 +661,69 @@ async fn worktrees_are_listed_and_only_merged_ones_pruned() {
 
     let worktree_dir = cli.worktrees().to_string_lossy().into_owned();
     let listed = cli.run(&["worktrees", "--worktree-dir", &worktree_dir]);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&format!("agent/{short}")))
+        .unwrap_or_else(|| panic!("{listed}"));
     assert!(
-        listed.contains(&format!("agent/{short}  1 commit(s) not merged")),
-        "{listed}"
+        line.contains("1 commit(s) not merged") && line.contains("COMPLETED   Add value"),
+        "each worktree says where its task stands: {listed}"
     );
     let kept = cli.run(&["worktrees", "--worktree-dir", &worktree_dir, "--prune"]);
-    assert!(kept.contains("0 merged worktree(s) removed"), "{kept}");
+    assert!(kept.contains("0 worktree(s) removed, 1 kept"), "{kept}");
     assert!(cli.worktrees().join(&short).is_dir());
+
+    // With --all-finished, failed tasks' worktrees go too (a branch with commits stays),
+    // unless work in one is not committed.
+    let failing = agent_script(
+        scripts.path(),
+        "failing.sh",
+        "case \"$1\" in *Leave*) mkdir -p src; printf 'HALF = 1\\n' > src/half.py;; esac\nexit 3",
+    );
+    let mut failed_shorts = Vec::new();
+    for title in ["Give up", "Leave work behind"] {
+        let task = server
+            .admin(
+                reqwest::Method::POST,
+                "/api/tasks",
+                Some(serde_json::json!({
+                    "title": title, "description": title, "filesHint": ["src/"], "maxAttempts": 1,
+                })),
+            )
+            .await;
+        let _ = cli
+            .start_agent(&failing, &["--once"])
+            .wait(Duration::from_secs(60));
+        let failed = server.task(&id(&task)).await;
+        assert_eq!(failed["status"], "FAILED", "{failed:.300}");
+        failed_shorts.push(id(&task)[..8].to_owned());
+    }
+    let unsaved = cli.worktrees().join(&failed_shorts[0]).join("notes.txt");
+    std::fs::write(&unsaved, "not committed\n").unwrap();
+    let pruned = cli.run(&[
+        "worktrees",
+        "--worktree-dir",
+        &worktree_dir,
+        "--prune",
+        "--all-finished",
+    ]);
+    assert!(pruned.contains("1 worktree(s) removed, 2 kept"), "{pruned}");
+    assert!(
+        unsaved.is_file(),
+        "uncommitted work is never removed: {pruned}"
+    );
+    assert!(
+        !cli.worktrees().join(&failed_shorts[1]).exists(),
+        "{pruned}"
+    );
+    assert!(
+        branch_head(repo.path(), &format!("agent/{}", failed_shorts[1])).is_some(),
+        "the failed attempt's commit stays on its branch"
+    );
+    assert!(
+        cli.worktrees().join(&short).is_dir(),
+        "a completed task's work is kept"
+    );
 
     // The repository takes the branch (a fast-forward); now it can go.
     let main = git2::Repository::open(repo.path()).unwrap();
@@ -679,7 +735,7 @@ async fn worktrees_are_listed_and_only_merged_ones_pruned() {
         "{listed}"
     );
     let pruned = cli.run(&["worktrees", "--worktree-dir", &worktree_dir, "--prune"]);
-    assert!(pruned.contains("1 merged worktree(s) removed"), "{pruned}");
+    assert!(pruned.contains("1 worktree(s) removed, 1 kept"), "{pruned}");
     assert!(!cli.worktrees().join(&short).exists());
     assert!(
         main.find_branch(&format!("agent/{short}"), git2::BranchType::Local)

@@ -17,6 +17,7 @@ use orchestrator_core::supervisor::SupervisorConfig;
 use orchestrator_http::rate_limit::RateLimitConfig;
 use orchestrator_runner::backend::{ClaudeCode, CommandAgent};
 use orchestrator_runner::process::passed_through;
+use orchestrator_runner::repository_folder;
 
 /// Run the orchestrator server.
 #[derive(Debug, Parser)]
@@ -361,8 +362,13 @@ impl Args {
                     .with_env(env),
             )
         };
-        let worktrees = std::path::absolute(self.data_dir.join("worktrees"))
-            .context("cannot place the local runner's worktrees")?;
+        // As a connected runner keeps them: a folder per repository.
+        let worktrees = std::path::absolute(
+            self.data_dir
+                .join("worktrees")
+                .join(repository_folder(&repository)),
+        )
+        .context("cannot place the local runner's worktrees")?;
         Ok(Some(LocalRunnerSettings {
             repository,
             worktrees,

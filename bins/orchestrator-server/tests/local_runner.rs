@@ -94,6 +94,18 @@ async fn one_process_serves_and_runs_tasks() {
     );
     let runners = call(http.get(format!("{url}/api/runners")), ADMIN_TOKEN).await;
     assert!(runners.to_string().contains("local runner"), "{runners}");
+    // Worktrees are kept as a connected runner keeps them: a folder per repository.
+    let folder = orchestrator_runner::repository_folder(&repo.path().canonicalize().unwrap());
+    let worktree = data
+        .path()
+        .join("state/worktrees")
+        .join(folder)
+        .join(&short);
+    assert!(
+        worktree.join("lib/answer.py").is_file(),
+        "{}",
+        worktree.display()
+    );
 
     let status = server.stop();
     assert!(status.success(), "{status}");

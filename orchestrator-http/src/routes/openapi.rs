@@ -85,6 +85,7 @@ impl Modify for BearerTokens {
         connect::revoke_runner,
         runner::status,
         runner::update_status,
+        runner::task_states,
         runner::claim,
         runner::heartbeat,
         runner::logs,

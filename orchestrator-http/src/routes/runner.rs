@@ -15,6 +15,7 @@ use orchestrator_core::protocol::{
     ChangedPaths, ClaimWork, Claimed, Completed, CompletionReport, HeartbeatAnswer,
     HeartbeatReport, LogBatch, LogsReceived, MAX_LOG_BATCH_BYTES, SlotStatusSet,
 };
+use orchestrator_core::store::MAX_LOOKUP_IDS;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -37,8 +38,64 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(MAX_LOG_BATCH_BYTES))
             .route(web::post().to(logs)),
     )
+    .service(web::resource("/runner/tasks").route(web::post().to(task_states)))
     .service(web::resource("/runner/locks").route(web::post().to(acquire_locks)))
     .service(web::resource("/runner/complete").route(web::post().to(complete)));
+}
+
+/// Tasks a runner asks about, by id.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TaskStatesRequest {
+    /// 1 to 1,000 task ids.
+    ids: Vec<TaskId>,
+}
+
+/// Where a task stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TaskState {
+    id: TaskId,
+    title: String,
+    status: TaskStatus,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/runner/tasks",
+    tag = "runner protocol",
+    summary = "Where tasks stand, for a runner's worktrees",
+    request_body = TaskStatesRequest,
+    responses(
+        (status = 200, description = "The tasks that exist, in no particular order", body = Data<Vec<TaskState>>),
+        WriteErrors,
+    ),
+    security(("runner" = [])),
+)]
+async fn task_states(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(body): Json<TaskStatesRequest>,
+) -> ApiResult<HttpResponse> {
+    runner_session(&state, &req, None).await?;
+    if body.ids.is_empty() || body.ids.len() > MAX_LOOKUP_IDS {
+        return Err(ApiError::invalid(
+            "ids",
+            format!(
+                "give 1 to {MAX_LOOKUP_IDS} task ids, not {}",
+                body.ids.len()
+            ),
+        ));
+    }
+    let tasks = tasks_by_id(&state, body.ids.into_iter()).await?;
+    Ok(ok(tasks
+        .into_values()
+        .map(|task| TaskState {
+            id: task.id,
+            title: task.title,
+            status: task.status,
+        })
+        .collect::<Vec<_>>()))
 }
 
 /// Authenticates the runner and records that it called in.
