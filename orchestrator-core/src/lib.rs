@@ -22,6 +22,7 @@ pub mod backend;
 pub mod change;
 pub mod coordination;
 pub mod error;
+pub mod fingerprint;
 pub mod ids;
 pub mod lock;
 pub mod memory;

@@ -128,15 +128,30 @@ impl FromRequest for Params {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(
-            Query::<HashMap<String, String>>::from_query(req.query_string())
-                .map(|query| Params(query.into_inner()))
-                .map_err(|err| ApiError::bad_request(format!("Unreadable query string: {err}"))),
-        )
+        std::future::ready(Self::from_query(req.query_string()))
     }
 }
 
 impl Params {
+    /// The parameters of `query`; one given twice is refused, since only one of its values
+    /// could count.
+    fn from_query(query: &str) -> Result<Self, ApiError> {
+        let pairs = Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|err| ApiError::bad_request(format!("Unreadable query string: {err}")))?
+            .into_inner();
+        let mut params = HashMap::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            if params.contains_key(&name) {
+                return Err(ApiError::invalid(
+                    &name,
+                    "is given more than once; give it once",
+                ));
+            }
+            params.insert(name, value);
+        }
+        Ok(Self(params))
+    }
+
     /// The raw text of `name`, if given and not blank.
     pub fn text(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())

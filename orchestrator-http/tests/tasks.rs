@@ -496,3 +496,38 @@ async fn a_waiting_task_says_why_and_can_be_edited_or_released() {
         "{body}"
     );
 }
+
+#[actix_web::test]
+async fn a_used_idempotency_key_with_another_body_and_a_repeated_parameter_are_refused() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let create = |body: Value| admin(TestRequest::post().uri("/api/tasks")).set_json(body);
+    let mut body = new_task("once");
+    body["idempotencyKey"] = json!("client-7");
+    let (status, first) = send(&app, create(body.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = send(&app, create(body.clone())).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the same body returns the original: {again}"
+    );
+    assert_eq!(again["data"]["id"], first["data"]["id"]);
+    body["title"] = json!("twice");
+    let (status, refused) = send(&app, create(body)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    let message = assert_error(&refused, "CONFLICT");
+    assert!(message.contains("different body"), "{message}");
+
+    let (status, body) = send(
+        &app,
+        admin(TestRequest::get().uri("/api/tasks?status=QUEUED&status=FAILED")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = assert_error(&body, "VALIDATION_ERROR");
+    assert!(
+        message.contains("status") && message.contains("more than once"),
+        "{message}"
+    );
+}

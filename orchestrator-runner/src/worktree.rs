@@ -176,10 +176,7 @@ pub struct TaskWorktree {
 /// its name and a hash of its path, so that repositories of one name in different places
 /// get folders of their own.
 pub fn repository_folder(repository: &Path) -> String {
-    let path = repository.to_string_lossy();
-    let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let hash = orchestrator_core::fingerprint::fnv1a(repository.to_string_lossy().as_bytes());
     let name = repository
         .file_name()
         .map_or_else(|| "repository".into(), |n| n.to_string_lossy().into_owned());

@@ -45,7 +45,8 @@ impl Default for InMemoryStore {
 #[derive(Debug, Default)]
 struct State {
     tasks: HashMap<TaskId, Task>,
-    idempotency_keys: HashMap<String, TaskId>,
+    /// The task created with each idempotency key, and what its creation asked for.
+    idempotency_keys: HashMap<String, (TaskId, String)>,
     attempts: HashMap<TaskId, Vec<TaskAttempt>>,
     agents: HashMap<AgentId, Agent>,
     sessions: HashMap<RunnerSessionId, RunnerSession>,

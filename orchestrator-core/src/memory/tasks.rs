@@ -46,17 +46,26 @@ impl State {
         false
     }
 
-    /// The task an earlier creation with `new`'s idempotency key made, if any.
-    fn existing_by_key(&self, new: &NewTask) -> Option<Task> {
-        let key = new.idempotency_key.as_ref()?;
-        let id = self.idempotency_keys.get(key)?;
-        self.tasks.get(id).cloned()
+    /// The task an earlier creation with `new`'s idempotency key made, if any; a conflict
+    /// if that creation asked for something else.
+    fn existing_by_key(&self, new: &NewTask) -> Result<Option<Task>> {
+        let Some((id, fingerprint)) = new
+            .idempotency_key
+            .as_ref()
+            .and_then(|key| self.idempotency_keys.get(key))
+        else {
+            return Ok(None);
+        };
+        new.check_repeat(Some(fingerprint))?;
+        Ok(self.tasks.get(id).cloned())
     }
 
     fn insert_task(&mut self, new: NewTask, id: TaskId, now: Timestamp) -> Task {
+        let new_fingerprint = new.fingerprint();
         let task = new.into_task(id, now);
         if let Some(key) = &task.idempotency_key {
-            self.idempotency_keys.insert(key.clone(), task.id);
+            self.idempotency_keys
+                .insert(key.clone(), (task.id, new_fingerprint.clone()));
         }
         self.tasks.insert(task.id, task.clone());
         self.append_events(vec![change::task_created_event(&task)], now);
@@ -69,7 +78,7 @@ impl TaskStore for InMemoryStore {
     async fn create_task(&self, new: NewTask, now: Timestamp) -> Result<Created<Task>> {
         new.validate()?;
         let mut state = self.state();
-        if let Some(existing) = state.existing_by_key(&new) {
+        if let Some(existing) = state.existing_by_key(&new)? {
             return Ok(Created {
                 value: existing,
                 created: false,
@@ -95,11 +104,17 @@ impl TaskStore for InMemoryStore {
                     other => other,
                 })?;
         }
+        // Every repeat is checked before anything is written: a batch is all or nothing.
+        let existing = batch
+            .iter()
+            .map(|new| state.existing_by_key(new))
+            .collect::<Result<Vec<_>>>()?;
         let ids = change::batch_task_ids(batch.len());
         Ok(batch
             .into_iter()
             .zip(ids)
-            .map(|(new, id)| match state.existing_by_key(&new) {
+            .zip(existing)
+            .map(|((new, id), existing)| match existing {
                 Some(existing) => existing,
                 None => state.insert_task(new, id, now),
             })

@@ -132,6 +132,32 @@ impl NewTask {
         }
     }
 
+    /// A fingerprint of what this asks for (its fields as stored, the idempotency key
+    /// aside), to tell a repeated creation from a different one under the same key.
+    pub fn fingerprint(&self) -> String {
+        let mut asked = self.clone();
+        asked.idempotency_key = None;
+        asked.files_hint = normalize_files_hint(asked.files_hint);
+        asked.depends_on.sort();
+        asked.depends_on.dedup();
+        let text = serde_json::to_string(&asked).unwrap_or_default();
+        format!("{:016x}", crate::fingerprint::fnv1a(text.as_bytes()))
+    }
+
+    /// Checks that this, created again under the idempotency key of a task created with
+    /// `fingerprint` (unknown for tasks from before fingerprints were kept), asks for the
+    /// same task.
+    pub fn check_repeat(&self, fingerprint: Option<&str>) -> Result<()> {
+        match fingerprint {
+            Some(kept) if kept != self.fingerprint() => Err(Error::conflict(format!(
+                "idempotencyKey {:?} was used for a task with a different body: repeat the same \
+                 body to get that task, or use a new key for a new one",
+                self.idempotency_key.as_deref().unwrap_or_default()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks every field; the error names the first offending one.
     pub fn validate(&self) -> Result<()> {
         validate_title(&self.title)?;

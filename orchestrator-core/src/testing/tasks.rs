@@ -82,21 +82,42 @@ pub async fn bad_task_input_is_a_typed_error(store: Arc<dyn Store>) {
 pub async fn idempotency_key_returns_the_existing_task(store: Arc<dyn Store>) {
     let mut new = NewTask::new("Once", "only once");
     new.idempotency_key = Some("client-42".into());
+    new.files_hint = vec!["src\\lib.rs".into()];
     let first = store.create_task(new.clone(), at(0)).await.unwrap();
     let seq = last_seq(&store).await;
-    new.title = "A different title".into();
-    let second = store.create_task(new, at(5)).await.unwrap();
+    // The same body again (as the store keeps it, too) is the same task.
+    let second = store.create_task(new.clone(), at(5)).await.unwrap();
     assert!(first.created && !second.created);
     assert_eq!(second.value, first.value);
+    let mut normalized = new.clone();
+    normalized.files_hint = vec!["src/lib.rs".into()];
+    assert!(!store.create_task(normalized, at(5)).await.unwrap().created);
     assert_eq!(last_seq(&store).await, seq);
+    // The key with a different body is refused, and writes nothing.
+    let mut different = new.clone();
+    different.title = "A different title".into();
+    let refused = store.create_task(different.clone(), at(5)).await;
+    assert_conflict(refused);
     let page = store.list_tasks(&TaskQuery::default()).await.unwrap();
     assert_eq!(page.total_count, 1);
 
-    let mut again = NewTask::new("Once more", "only once");
-    again.idempotency_key = Some("client-42".into());
     let mut fresh = NewTask::new("Fresh", "new in the batch");
     fresh.idempotency_key = Some("client-43".into());
-    let batch = store.create_tasks(vec![again, fresh], at(6)).await.unwrap();
+    assert_conflict(
+        store
+            .create_tasks(vec![fresh.clone(), different], at(6))
+            .await,
+    );
+    assert_eq!(
+        store
+            .list_tasks(&TaskQuery::default())
+            .await
+            .unwrap()
+            .total_count,
+        1,
+        "a batch with one refused repeat writes nothing"
+    );
+    let batch = store.create_tasks(vec![new, fresh], at(6)).await.unwrap();
     assert_eq!(
         batch[0], first.value,
         "a batch returns the task its key names"

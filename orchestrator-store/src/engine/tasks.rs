@@ -42,17 +42,19 @@ async fn insert_new_task<D: Dialect>(
     now: Timestamp,
 ) -> Result<Created<Task>> {
     if let Some(key) = &new.idempotency_key
-        && let Some(existing) = read::task_by_idempotency_key::<D>(tx, key).await?
+        && let Some((existing, fingerprint)) = read::task_by_idempotency_key::<D>(tx, key).await?
     {
+        new.check_repeat(fingerprint.as_deref())?;
         return Ok(Created {
             value: existing,
             created: false,
         });
     }
+    let fingerprint = new.idempotency_key.is_some().then(|| new.fingerprint());
     let task = new.into_task(id, now);
     let paths = parse_paths(&task.files_hint, "filesHint")?;
     let in_the_way = hidden::lock_in_the_way::<D>(tx, &paths, now).await?;
-    write::insert_task(tx.batch(), &task, in_the_way)?;
+    write::insert_task(tx.batch(), &task, in_the_way, fingerprint)?;
     write::append_events(tx.batch(), &[change::task_created_event(&task)], now);
     Ok(Created {
         value: task,

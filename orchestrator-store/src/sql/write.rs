@@ -89,12 +89,17 @@ pub(crate) fn insert_task<D: Dialect>(
     batch: &mut Batch<D>,
     task: &Task,
     hidden_behind: Option<String>,
+    idempotency_fingerprint: Option<String>,
 ) -> Result<()> {
     let mut columns = vec![
         ("id", Value::id(task.id)),
         ("idempotency_key", Value::Text(task.idempotency_key.clone())),
         ("created_at", Value::at(task.created_at)),
         ("hidden_behind", Value::Text(hidden_behind)),
+        (
+            "idempotency_fingerprint",
+            Value::Text(idempotency_fingerprint),
+        ),
     ];
     columns.extend(task_mutable_columns(task)?);
     insert_into(batch.statement(Expect::Anything), "tasks", vec![columns]);

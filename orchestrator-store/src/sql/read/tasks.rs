@@ -157,14 +157,19 @@ pub(crate) async fn tasks_by_id<D: Dialect>(
     all::<D, _>(conn, query, task_from_row).await
 }
 
+/// The task created with idempotency key `key`, and the fingerprint of what its creation
+/// asked for (none for tasks from before fingerprints were kept).
 pub(crate) async fn task_by_idempotency_key<D: Dialect>(
     conn: &mut impl Exec<D>,
     key: &str,
-) -> Result<Option<Task>> {
+) -> Result<Option<(Task, Option<String>)>> {
     let mut query = task_select::<D>();
     query.push(" WHERE t.idempotency_key = ");
     Value::text(key).bind(&mut query);
-    one::<D, _>(conn, query, task_from_row).await
+    one::<D, _>(conn, query, |row: &D::Row| {
+        Ok((task_from_row(row)?, row.text("idempotency_fingerprint")?))
+    })
+    .await
 }
 
 pub(crate) async fn attempts<D: Dialect>(
