@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
 use common::{app, backing, send};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Every route the API serves, as `METHOD path` in OpenAPI's path syntax.
 const ROUTES: &[&str] = &[
@@ -154,4 +154,65 @@ async fn every_documented_route_is_served() {
             );
         }
     }
+}
+
+/// Enums are documented with the spellings the server accepts, a new task with the limits
+/// it enforces, and no two types share a schema name (each route is documented with its
+/// own).
+#[actix_web::test]
+async fn enums_are_spelled_as_on_the_wire_limits_stated_and_schemas_the_routes_own() {
+    use orchestrator_core::model::{
+        AttemptOutcome, ExceptionType, LogType, RiskLevel, TaskSort, TaskStatus, VerificationStatus,
+    };
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let (_, doc) = send(&app, TestRequest::get().uri("/api/openapi.json")).await;
+    let schemas = &doc["components"]["schemas"];
+    let spelled = |name: &str| -> Vec<String> {
+        schemas[name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: {}", schemas[name]))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    fn wire<T: std::fmt::Display>(all: &[T]) -> Vec<String> {
+        all.iter().map(ToString::to_string).collect()
+    }
+    assert_eq!(spelled("TaskStatus"), wire(TaskStatus::ALL));
+    assert!(spelled("TaskStatus").contains(&"QUEUED".to_owned()));
+    assert_eq!(spelled("RiskLevel"), wire(RiskLevel::ALL));
+    assert_eq!(spelled("LogType"), wire(LogType::ALL));
+    assert_eq!(spelled("TaskSort"), wire(TaskSort::ALL));
+    assert_eq!(spelled("ExceptionType"), wire(ExceptionType::ALL));
+    assert_eq!(spelled("VerificationStatus"), wire(VerificationStatus::ALL));
+    assert_eq!(spelled("AttemptOutcome"), wire(AttemptOutcome::ALL));
+
+    let new_task = &schemas["NewTask"]["properties"];
+    assert_eq!(
+        (
+            &new_task["priority"]["minimum"],
+            &new_task["priority"]["maximum"]
+        ),
+        (&json!(0), &json!(3))
+    );
+    assert_eq!(
+        (
+            &new_task["maxAttempts"]["minimum"],
+            &new_task["maxAttempts"]["maximum"]
+        ),
+        (&json!(1), &json!(20))
+    );
+    assert_eq!(new_task["title"]["maxLength"], 500);
+    assert_eq!(new_task["filesHint"]["maxItems"], 200);
+
+    let check = &schemas["LockCheckSummary"]["properties"];
+    for field in ["total", "locked", "available"] {
+        assert!(check.get(field).is_some(), "{check}");
+    }
+    let verification = &schemas["VerificationSummary"]["properties"];
+    assert!(
+        verification.get("totalAttempts").is_some(),
+        "{verification}"
+    );
 }

@@ -83,19 +83,34 @@ pub struct Task {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTask {
+    /// Not blank; at most 500 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
     pub title: String,
+    /// At most 200,000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 200_000))]
     pub description: String,
+    /// 0 (first) to 3 (last); default 2.
     #[serde(default = "default_priority")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 3, default = 2))]
     pub priority: u8,
     #[serde(default = "default_risk_level")]
     pub risk_level: RiskLevel,
+    /// Files and directories (ending in `/`) the task works on: at most 200, each at most
+    /// 4,096 bytes and 64 components.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 200))]
     pub files_hint: Vec<String>,
+    /// Tasks that must complete first: at most 50, all existing.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub depends_on: Vec<TaskId>,
+    /// Makes the creation safe to repeat: at most 200 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub idempotency_key: Option<String>,
+    /// 1 to 20; default 3.
     #[serde(default = "default_max_attempts")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 20, default = 3))]
     pub max_attempts: u32,
     #[serde(default)]
     pub not_before: Option<Timestamp>,

@@ -199,7 +199,7 @@ struct CheckBody {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-struct Summary {
+struct LockCheckSummary {
     total: usize,
     locked: usize,
     available: usize,
@@ -226,7 +226,7 @@ struct LockedFile {
 #[serde(rename_all = "camelCase")]
 struct CheckResult {
     has_conflicts: bool,
-    summary: Summary,
+    summary: LockCheckSummary,
     locked_files: Vec<LockedFile>,
     available_files: Vec<String>,
 }
@@ -292,7 +292,7 @@ async fn check_locks(
     let locked = requested.len() - available_files.len();
     Ok(ok(CheckResult {
         has_conflicts: !locked_files.is_empty(),
-        summary: Summary {
+        summary: LockCheckSummary {
             total: requested.len(),
             locked,
             available: available_files.len(),

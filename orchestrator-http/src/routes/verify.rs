@@ -210,7 +210,7 @@ async fn run_checks(
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Summary {
+struct VerificationSummary {
     total_attempts: usize,
     passed_count: usize,
     failed_count: usize,
@@ -222,7 +222,7 @@ struct Summary {
 struct Results {
     task: VerifiedTask,
     results: Vec<VerificationResult>,
-    summary: Summary,
+    summary: VerificationSummary,
 }
 
 #[utoipa::path(
@@ -251,7 +251,7 @@ async fn results(
     let task = state.store.get_task(id).await?;
     let results = state.store.list_verification_results(id, limit).await?;
     let passed_count = results.iter().filter(|r| r.passed).count();
-    let summary = Summary {
+    let summary = VerificationSummary {
         total_attempts: results.len(),
         passed_count,
         failed_count: results.len() - passed_count,
