@@ -111,11 +111,13 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
         cfg.app_data(state)
             .app_data(web::PayloadConfig::new(DEFAULT_BODY_LIMIT))
             .service(
+                // The request context is outside the CORS check, so that a refused origin
+                // gets the error envelope and a request id like any other error.
                 web::scope("/api")
                     .wrap(from_fn(rate_limit::rate_limit))
+                    .wrap(cors)
                     .wrap(from_fn(request::request_context))
                     .wrap(api_headers())
-                    .wrap(cors)
                     .configure(routes::configure)
                     .default_service(web::to(routes::not_found)),
             )

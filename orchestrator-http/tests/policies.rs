@@ -128,6 +128,18 @@ async fn other_origins_are_kept_out_unless_allowed() {
             .get("access-control-allow-origin")
             .is_none()
     );
+    // The refusal is the error envelope, with its request id, like any other error.
+    assert_eq!(response.status(), actix_web::http::StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = actix_web::test::read_body_json(response).await;
+    assert_eq!(body["error"]["code"], "BAD_REQUEST", "{body}");
+    assert!(body["error"]["requestId"].is_string(), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Origin is not allowed"),
+        "{body}"
+    );
 
     let (app, _) = build(&backing, |mut state| {
         state.cors_origins = vec!["https://app.example.com".into()];
