@@ -157,16 +157,25 @@ impl Params {
         self.0.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
     }
 
-    /// `name` parsed with `FromStr`, if given.
+    /// `name` parsed with `FromStr`, if given. The error names the parameter once: a
+    /// refusal of the core says what was wrong with the value in its own words.
     pub fn parse<T>(&self, name: &str) -> Result<Option<T>, ApiError>
     where
         T: FromStr,
-        T::Err: Display,
+        T::Err: std::error::Error + 'static,
     {
         self.text(name)
             .map(|raw| {
-                raw.parse::<T>()
-                    .map_err(|err| ApiError::invalid(name, format!("{raw:?}: {err}")))
+                raw.parse::<T>().map_err(|err| {
+                    let refusal =
+                        (&err as &dyn std::error::Error).downcast_ref::<orchestrator_core::Error>();
+                    match refusal {
+                        Some(orchestrator_core::Error::InvalidInput { message, .. }) => {
+                            ApiError::invalid(name, message)
+                        }
+                        _ => ApiError::invalid(name, format!("{raw:?}: {err}")),
+                    }
+                })
             })
             .transpose()
     }

@@ -129,7 +129,7 @@ async fn other_origins_are_kept_out_unless_allowed() {
             .is_none()
     );
     // The refusal is the error envelope, with its request id, like any other error.
-    assert_eq!(response.status(), actix_web::http::StatusCode::BAD_REQUEST);
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: serde_json::Value = actix_web::test::read_body_json(response).await;
     assert_eq!(body["error"]["code"], "BAD_REQUEST", "{body}");
     assert!(body["error"]["requestId"].is_string(), "{body}");

@@ -530,4 +530,18 @@ async fn a_used_idempotency_key_with_another_body_and_a_repeated_parameter_are_r
         message.contains("status") && message.contains("more than once"),
         "{message}"
     );
+
+    // A refused value is named once, in the core's words.
+    let (status, body) = send(
+        &app,
+        admin(TestRequest::get().uri("/api/tasks?status=NOPE")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = assert_error(&body, "VALIDATION_ERROR");
+    assert_eq!(
+        message,
+        "status: \"NOPE\" is not one of QUEUED, ASSIGNED, IN_PROGRESS, VERIFYING, COMPLETED, \
+         FAILED, CANCELLED"
+    );
 }
