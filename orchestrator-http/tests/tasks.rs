@@ -545,3 +545,35 @@ async fn a_used_idempotency_key_with_another_body_and_a_repeated_parameter_are_r
          FAILED, CANCELLED"
     );
 }
+
+#[actix_web::test]
+async fn lists_carry_the_start_of_long_descriptions_unless_asked() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let long = "ü".repeat(2_000);
+    let (status, _) = send(
+        &app,
+        admin(TestRequest::post().uri("/api/tasks"))
+            .set_json(json!({"title": "long", "description": long})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, list) = send(&app, admin(TestRequest::get().uri("/api/tasks"))).await;
+    let listed = &list["data"]["tasks"][0];
+    assert_eq!(listed["description"].as_str().unwrap().chars().count(), 500);
+    assert_eq!(listed["descriptionTruncated"], true);
+    let (_, whole) = send(
+        &app,
+        admin(TestRequest::get().uri("/api/tasks?fields=description")),
+    )
+    .await;
+    assert_eq!(whole["data"]["tasks"][0]["description"], long.as_str());
+    assert_eq!(whole["data"]["tasks"][0]["descriptionTruncated"], false);
+    let (status, body) = send(
+        &app,
+        admin(TestRequest::get().uri("/api/tasks?fields=title")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "VALIDATION_ERROR");
+}

@@ -56,6 +56,24 @@ struct TaskListItem {
     /// Why a queued task is not claimed yet, as far as the task says (its dependencies
     /// and its not-before time).
     waiting: Option<Waiting>,
+    /// The description is cut to its first 500 characters (`fields=description`, or the
+    /// task's own page, gives it whole).
+    description_truncated: bool,
+}
+
+/// Cuts `task`'s description to [`LISTED_DESCRIPTION_CHARS`]; whether it did.
+fn cut_description(task: &mut Task) -> bool {
+    match task
+        .description
+        .char_indices()
+        .nth(LISTED_DESCRIPTION_CHARS)
+    {
+        Some((end, _)) => {
+            task.description.truncate(end);
+            true
+        }
+        None => false,
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -78,6 +96,7 @@ struct TaskList {
         ("sortOrder" = Option<String>, Query, description = "asc (default) or desc"),
         ("limit" = Option<u32>, Query, description = "1-100, default 50"),
         ("offset" = Option<u64>, Query, description = "Rows to skip"),
+        ("fields" = Option<String>, Query, description = "`description`: whole descriptions (by default each is cut to its first 500 characters, and `descriptionTruncated` says so)"),
     ),
     responses(
         (status = 200, description = "Tasks with their agent and activity counts", body = Data<TaskList>),
@@ -113,15 +132,35 @@ async fn list_tasks(
         offset: params.int("offset", 0..=u64::from(u32::MAX), 0)?,
     };
     query.validate()?;
+    let whole_descriptions = match params.text("fields") {
+        None => false,
+        Some("description") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "fields",
+                format!("{other:?} is not a field a list can add; the one there is: description"),
+            ));
+        }
+    };
     let key = format!("tasks?{}", req.query_string());
     state
         .cache
-        .json(state.store.as_ref(), key, || task_list(&state, &query))
+        .json(state.store.as_ref(), key, || {
+            task_list(&state, &query, whole_descriptions)
+        })
         .await
 }
 
-/// A page of the task list with each task's agent and activity counts.
-async fn task_list(state: &AppState, query: &TaskQuery) -> ApiResult<Bytes> {
+/// How much of a description a list carries unless whole ones are asked for.
+const LISTED_DESCRIPTION_CHARS: usize = 500;
+
+/// A page of the task list with each task's agent and activity counts; descriptions cut
+/// to [`LISTED_DESCRIPTION_CHARS`] unless `whole_descriptions`.
+async fn task_list(
+    state: &AppState,
+    query: &TaskQuery,
+    whole_descriptions: bool,
+) -> ApiResult<Bytes> {
     let page = state.store.list_tasks(query).await?;
     let pagination = Pagination::of(&page);
     let ids: Vec<TaskId> = page.items.iter().map(|task| task.id).collect();
@@ -145,7 +184,8 @@ async fn task_list(state: &AppState, query: &TaskQuery) -> ApiResult<Bytes> {
     let tasks = page
         .items
         .into_iter()
-        .map(|task| TaskListItem {
+        .map(|mut task| TaskListItem {
+            description_truncated: !whole_descriptions && cut_description(&mut task),
             waiting: Waiting::of(&task, &dependencies, now),
             assigned_agent: task
                 .assigned_agent_id
