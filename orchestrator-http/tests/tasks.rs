@@ -510,7 +510,7 @@ async fn a_used_idempotency_key_with_another_body_and_a_repeated_parameter_are_r
     assert_eq!(
         status,
         StatusCode::OK,
-        "the same body returns the original: {again}"
+        "the same body returns the task it made: {again}"
     );
     assert_eq!(again["data"]["id"], first["data"]["id"]);
     body["title"] = json!("twice");

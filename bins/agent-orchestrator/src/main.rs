@@ -601,7 +601,7 @@ async fn worktrees(
             };
             println!("{what} {} ({})", worktree.path.display(), worktree.branch);
         }
-        let kept = listed.len() - pruned.len();
+        let kept = listed.len().saturating_sub(pruned.len());
         println!(
             "{} worktree(s) removed, {kept} kept{}",
             pruned.len(),

@@ -7,7 +7,7 @@ use crate::change::{self, LeaseRef};
 use crate::error::{Error, Result};
 use crate::ids::TaskId;
 use crate::model::{
-    AgentLog, LogCursor, LogPage, LogQuery, NewAgentLog, NewVerificationResult, VerificationResult,
+    AgentLog, LogPage, LogQuery, NewAgentLog, NewVerificationResult, VerificationResult,
 };
 use crate::store::EvidenceStore;
 use crate::time::Timestamp;
@@ -60,31 +60,9 @@ impl EvidenceStore for InMemoryStore {
         if query.after.is_none() {
             matching.reverse();
         }
-        let beyond = |log: &AgentLog, cursor: LogCursor, newer: bool| match cursor {
-            LogCursor::Entry { attempt, sequence } => {
-                let at = if query.by_agent() {
-                    (0, sequence)
-                } else {
-                    (attempt, sequence)
-                };
-                if newer {
-                    query.key(log) > at
-                } else {
-                    query.key(log) < at
-                }
-            }
-            LogCursor::Instant(at) => {
-                if newer {
-                    log.created_at > at
-                } else {
-                    log.created_at < at
-                }
-            }
-        };
         let logs: Vec<AgentLog> = matching
             .into_iter()
-            .filter(|log| query.before.is_none_or(|c| beyond(log, c, false)))
-            .filter(|log| query.after.is_none_or(|c| beyond(log, c, true)))
+            .filter(|log| query.between_cursors(log))
             .take(query.limit as usize + 1)
             .cloned()
             .collect();

@@ -175,11 +175,32 @@ impl LogQuery {
 
     /// The sort key of `log` in this query's order, oldest first.
     pub fn key(&self, log: &super::AgentLog) -> (u32, u64) {
+        self.position(log.attempt.unwrap_or(0), log.sequence)
+    }
+
+    /// The sort key of the entry at `attempt` and `sequence` (an agent's log ignores the
+    /// attempt).
+    fn position(&self, attempt: u32, sequence: u64) -> (u32, u64) {
         if self.by_agent() {
-            (0, log.sequence)
+            (0, sequence)
         } else {
-            (log.attempt.unwrap_or(0), log.sequence)
+            (attempt, sequence)
         }
+    }
+
+    /// Whether `log` lies strictly after `after` and strictly before `before`, where given.
+    pub fn between_cursors(&self, log: &super::AgentLog) -> bool {
+        let compared = |cursor: LogCursor| match cursor {
+            LogCursor::Entry { attempt, sequence } => {
+                self.key(log).cmp(&self.position(attempt, sequence))
+            }
+            LogCursor::Instant(at) => log.created_at.cmp(&at),
+        };
+        self.before
+            .is_none_or(|c| compared(c) == std::cmp::Ordering::Less)
+            && self
+                .after
+                .is_none_or(|c| compared(c) == std::cmp::Ordering::Greater)
     }
 
     /// The newest `limit` entries about `task_id`, whichever agent wrote them.

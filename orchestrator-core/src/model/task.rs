@@ -160,7 +160,7 @@ impl NewTask {
     }
 
     /// Checks that this, created again under the idempotency key of a task created with
-    /// `fingerprint` (unknown for tasks from before fingerprints were kept), asks for the
+    /// `fingerprint` (`None`: a task that has none, which is not checked), asks for the
     /// same task.
     pub fn check_repeat(&self, fingerprint: Option<&str>) -> Result<()> {
         match fingerprint {

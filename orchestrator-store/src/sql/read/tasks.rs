@@ -158,7 +158,7 @@ pub(crate) async fn tasks_by_id<D: Dialect>(
 }
 
 /// The task created with idempotency key `key`, and the fingerprint of what its creation
-/// asked for (none for tasks from before fingerprints were kept).
+/// asked for (`None` for a task that has none).
 pub(crate) async fn task_by_idempotency_key<D: Dialect>(
     conn: &mut impl Exec<D>,
     key: &str,
