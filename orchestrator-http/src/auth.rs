@@ -4,15 +4,19 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::LocalBoxFuture;
 use orchestrator_core::model::{RunnerSession, RunnerSessionStatus};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::extract::{parse_json, payload_error};
 use crate::state::AppState;
 
 /// Random bytes in a freshly minted secret.
@@ -166,6 +170,53 @@ pub async fn authenticate_runner(
             "This runner session was revoked; connect the runner again with a new setup token",
         )),
         None => Err(ApiError::unauthorized("Invalid or inactive runner session")),
+    }
+}
+
+/// The `runnerToken` of a JSON body, if it is an object that has one.
+pub fn token_in_body(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct TokenOnly {
+        #[serde(rename = "runnerToken")]
+        runner_token: Option<String>,
+    }
+    serde_json::from_slice::<TokenOnly>(body)
+        .ok()
+        .and_then(|found| found.runner_token)
+}
+
+/// A runner's call: its session, found from the bearer token or the body's `runnerToken`
+/// before the body is checked (so a caller without a token learns nothing of the body's
+/// form), and the body; an extractor.
+#[derive(Debug)]
+pub struct RunnerCall<T> {
+    pub session: RunnerSession,
+    pub body: T,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for RunnerCall<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = Bytes::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(payload_error)?;
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .expect("the app has its state");
+            let body_token = match bearer_token(&req) {
+                Some(_) => None,
+                None => token_in_body(&bytes),
+            };
+            let token = bearer_token(&req).or(body_token.as_deref());
+            let session = authenticate_runner(&state, token).await?;
+            let session = state.protocol().check_in(session).await?;
+            let body = parse_json(&bytes)?;
+            Ok(Self { session, body })
+        })
     }
 }
 

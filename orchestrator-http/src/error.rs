@@ -232,8 +232,8 @@ macro_rules! error_set {
 error_set! {
     /// Any authenticated route: no or a wrong token, the wrong scope, rate limited.
     Denied = [401, 403, 429];
-    /// Routes that list with query parameters.
-    ListErrors = [400, 401, 403, 429];
+    /// Routes whose input (query or body) may be refused, with no one resource to find.
+    InputErrors = [400, 401, 403, 429];
     /// Routes that read one resource.
     ReadErrors = [400, 401, 403, 404, 429];
     /// Routes that change one resource under the rules of its state.

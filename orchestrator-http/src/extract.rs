@@ -13,7 +13,7 @@ use actix_web::error::PayloadError;
 use actix_web::web::{Bytes, Query};
 use actix_web::{FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::error::{ApiError, ErrorCode};
 
@@ -38,8 +38,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
-/// A JSON body that may also be left out entirely (an empty body is `None`); a body that
-/// is present is checked like [`Json`].
+/// A JSON body that may also be left out: an empty body or a JSON `null` is `None`; any
+/// other body is checked like [`Json`].
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -51,7 +51,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         let bytes = Bytes::from_request(req, payload);
         Box::pin(async move {
             let bytes = bytes.await.map_err(payload_error)?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
+            if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
                 return Ok(OptionalJson(None));
             }
             parse_json(&bytes).map(|value| OptionalJson(Some(value)))
@@ -59,29 +59,76 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
     }
 }
 
-/// Parses a JSON document into `T` with field-naming errors.
+/// Parses a JSON document into `T` with field-naming errors. JSON does not tell `3` from
+/// `3.0`: a body a field refuses only because a whole number was written with a fraction
+/// or an exponent is read again with such numbers as the integers they are.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "The request body is empty; send a JSON object",
         ));
     }
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "The request body must be a JSON object",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_data() {
-            let (field, problem) = describe_data_error(&path, &inner);
-            ApiError::new(ErrorCode::ValidationError, format!("{field}: {problem}"))
-                .with_details(json!({ "field": field }))
-        } else {
-            ApiError::bad_request(format!("Malformed JSON in the request body: {inner}"))
+    let first = serde_path_to_error::deserialize(&mut deserializer);
+    let value = match first {
+        Ok(value) => value,
+        Err(err) if err.inner().is_data() => {
+            let mut document: Value = serde_json::from_slice(bytes).map_err(malformed)?;
+            if !whole_numbers_as_integers(&mut document) {
+                return Err(data_error(err));
+            }
+            return serde_path_to_error::deserialize(document).map_err(data_error);
         }
-    })?;
-    deserializer.end().map_err(|err| {
-        ApiError::bad_request(format!("Malformed JSON in the request body: {err}"))
-    })?;
+        Err(err) => return Err(malformed(err.into_inner())),
+    };
+    deserializer.end().map_err(malformed)?;
     Ok(value)
+}
+
+fn malformed(err: serde_json::Error) -> ApiError {
+    ApiError::bad_request(format!("Malformed JSON in the request body: {err}"))
+}
+
+fn data_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = err.path().to_string();
+    let (field, problem) = describe_data_error(&path, err.inner());
+    ApiError::new(ErrorCode::ValidationError, format!("{field}: {problem}"))
+        .with_details(json!({ "field": field }))
+}
+
+/// Rewrites every number in `value` that is a whole number written as a float (`3.0`,
+/// `3e2`) and fits a 64-bit integer as that integer; says whether it rewrote any.
+fn whole_numbers_as_integers(value: &mut Value) -> bool {
+    match value {
+        Value::Number(number) => {
+            let Some(float) = number.as_f64().filter(|_| number.is_f64()) else {
+                return false;
+            };
+            // 2^63 and 2^64 are exact in f64; the ranges below exclude them.
+            let integer = if float.fract() != 0.0 {
+                None
+            } else if (-9_223_372_036_854_775_808.0..0.0).contains(&float) {
+                Some(Value::from(float as i64))
+            } else if (0.0..18_446_744_073_709_551_616.0).contains(&float) {
+                Some(Value::from(float as u64))
+            } else {
+                None
+            };
+            integer.map(|integer| *value = integer).is_some()
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+            whole_numbers_as_integers(item) | changed
+        }),
+        Value::Object(fields) => fields.values_mut().fold(false, |changed, field| {
+            whole_numbers_as_integers(field) | changed
+        }),
+        _ => false,
+    }
 }
 
 /// The field an error is about, and what is wrong with it. A missing field is named
@@ -103,7 +150,7 @@ fn describe_data_error(path: &str, err: &serde_json::Error) -> (String, String) 
     }
 }
 
-fn payload_error(err: actix_web::Error) -> ApiError {
+pub(crate) fn payload_error(err: actix_web::Error) -> ApiError {
     match err.as_error::<PayloadError>() {
         Some(PayloadError::Overflow) => ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -152,9 +199,13 @@ impl Params {
         Ok(Self(params))
     }
 
-    /// The raw text of `name`, if given and not blank.
+    /// The text of `name`, if given and not empty (an empty value, as an HTML form sends
+    /// for a field left blank, counts as absent).
     pub fn text(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     /// `name` parsed with `FromStr`, if given. The error names the parameter once: a
@@ -269,6 +320,23 @@ mod tests {
         assert_eq!(err.code, ErrorCode::BadRequest);
         let err = parse_json::<Body>(b"{\"title\":\"t\",\"items\":[]} trailing").unwrap_err();
         assert_eq!(err.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_integers() {
+        let body =
+            parse_json::<Body>(br#"{"title":"t","items":[{"priority":2.0},{"priority":1e0}]}"#)
+                .expect("whole numbers");
+        assert_eq!(body.items[1].priority, 1);
+        let err = parse_json::<Body>(br#"{"title":"t","items":[{"priority":2.5}]}"#).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("items[0].priority: invalid type: floating point `2.5`"),
+            "{}",
+            err.message
+        );
+        let err = parse_json::<Body>(br#"{"title":"t","items":[{"priority":300.0}]}"#).unwrap_err();
+        assert_eq!(err.details.unwrap()["field"], "items[0].priority");
     }
 
     #[test]

@@ -106,7 +106,7 @@ async fn setup_tokens_are_single_use_and_scopes_are_kept_apart() {
     .await;
     assert_eq!(
         status,
-        StatusCode::FORBIDDEN,
+        StatusCode::UNAUTHORIZED,
         "no registration without a setup token"
     );
 

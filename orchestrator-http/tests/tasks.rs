@@ -486,8 +486,8 @@ async fn a_waiting_task_says_why_and_can_be_edited_or_released() {
             .set_json(json!({"dependsOn": [later]})),
     )
     .await;
-    assert_error(&body, "VALIDATION_ERROR");
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "CONFLICT");
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
         body["error"]["message"]
             .as_str()

@@ -476,13 +476,16 @@ pub fn plan_task_edit(task: Task, edit: TaskEdit, now: Timestamp) -> Result<Chan
 
 /// The refusal of dependencies of `task` that lead back to it.
 pub fn circular_wait(task: TaskId) -> Error {
-    Error::invalid(
-        "dependsOn",
-        format!(
-            "task {task} would wait for itself: one of these tasks waits for it, directly or \
-             through others"
-        ),
-    )
+    Error::conflict(format!(
+        "dependsOn: task {task} would wait for itself: one of these tasks waits for it, \
+         directly or through others"
+    ))
+}
+
+/// The refusal of a dependency on a task that does not exist, `field` naming it. Like a
+/// circular wait, it is the queue's state, not the request's form, that refuses it.
+pub fn missing_dependency(field: &str, dependency: TaskId) -> Error {
+    Error::conflict(format!("{field}: task {dependency} does not exist"))
 }
 
 /// The git branch an agent works on for `task`: `agent/` and the id's first 8 characters.
@@ -709,10 +712,10 @@ pub fn validate_task_batch(batch: &[crate::model::NewTask]) -> Result<()> {
         if let Some(key) = &task.idempotency_key
             && !keys.insert(key.as_str())
         {
-            return Err(Error::invalid(
-                format!("tasks[{index}].idempotencyKey"),
-                format!("{key:?} appears twice in the batch"),
-            ));
+            // Two tasks claiming one key clash as a used key does: a conflict.
+            return Err(Error::conflict(format!(
+                "tasks[{index}].idempotencyKey: {key:?} appears twice in the batch"
+            )));
         }
     }
     Ok(())

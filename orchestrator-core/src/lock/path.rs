@@ -30,7 +30,7 @@ pub struct LockPath {
 impl LockPath {
     /// Normalizes `input`; the error names `field` and says what is wrong.
     pub fn parse_field(input: &str, field: &str) -> Result<Self> {
-        if input.is_empty() {
+        if input.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
             return Err(Error::invalid(field, "a path must not be empty"));
         }
         if input.len() > MAX_PATH_BYTES {
@@ -198,6 +198,32 @@ fn has_drive_prefix(path: &str) -> bool {
     let bytes = path.as_bytes();
     bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':'
 }
+
+/// In API documents: the rules [`LockPath::parse_field`] checks that a pattern can state
+/// (a `..` deeper in the path may still leave the repository, and depth is not stated).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for LockPath {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A path relative to the repository root (a trailing `/` marks a directory): \
+                 not absolute, not leaving the repository through `..`, at most 4,096 bytes \
+                 and 64 components",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(MAX_PATH_BYTES))
+            .pattern(Some(
+                r"^(?![\\/])(?![A-Za-z]:)(?!\.\.(?:[\\/]|$))(?=[^\x00]*[^ \t\r\n\x00])[^\x00]*$",
+            ))
+            .examples([serde_json::json!("src/auth/login.rs")])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for LockPath {}
 
 impl fmt::Display for LockPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -13,14 +13,11 @@ use crate::store::{Created, TaskStore, check_lookup_size};
 use crate::time::Timestamp;
 
 impl State {
-    /// Refuses dependencies that do not all exist.
-    fn check_dependencies(&self, dependencies: &[TaskId]) -> Result<()> {
+    /// Refuses dependencies that do not all exist, naming them `field`.
+    fn check_dependencies(&self, dependencies: &[TaskId], field: &str) -> Result<()> {
         for dependency in dependencies {
             if !self.tasks.contains_key(dependency) {
-                return Err(Error::invalid(
-                    "dependsOn",
-                    format!("task {dependency} does not exist"),
-                ));
+                return Err(change::missing_dependency(field, *dependency));
             }
         }
         Ok(())
@@ -84,7 +81,7 @@ impl TaskStore for InMemoryStore {
                 created: false,
             });
         }
-        state.check_dependencies(&new.depends_on)?;
+        state.check_dependencies(&new.depends_on, "dependsOn")?;
         Ok(Created {
             value: state.insert_task(new, TaskId::new(), now),
             created: true,
@@ -95,14 +92,7 @@ impl TaskStore for InMemoryStore {
         change::validate_task_batch(&batch)?;
         let mut state = self.state();
         for (index, new) in batch.iter().enumerate() {
-            state
-                .check_dependencies(&new.depends_on)
-                .map_err(|err| match err {
-                    Error::InvalidInput { field, message } => {
-                        Error::invalid(format!("tasks[{index}].{field}"), message)
-                    }
-                    other => other,
-                })?;
+            state.check_dependencies(&new.depends_on, &format!("tasks[{index}].dependsOn"))?;
         }
         // Every repeat is checked before anything is written: a batch is all or nothing.
         let existing = batch
@@ -177,7 +167,7 @@ impl TaskStore for InMemoryStore {
         let mut state = self.state();
         let task = state.task(id)?.clone();
         if let Some(dependencies) = &edit.depends_on {
-            state.check_dependencies(dependencies)?;
+            state.check_dependencies(dependencies, "dependsOn")?;
             if state.waits_for(dependencies, id) {
                 return Err(change::circular_wait(id));
             }

@@ -32,6 +32,28 @@ impl IdPrefix {
     }
 }
 
+/// In API documents: the beginning of a hyphenated id, in either case.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for IdPrefix {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        const HEX: &str = "[0-9a-fA-F]";
+        let group = |len: usize, rest: Option<String>| match rest {
+            None => format!("{HEX}{{0,{len}}}"),
+            Some(rest) => format!("({HEX}{{0,{len}}}|{HEX}{{{len}}}-{rest})"),
+        };
+        let tail = group(4, Some(group(4, Some(group(4, Some(group(12, None)))))));
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^({HEX}{{1,8}}|{HEX}{{8}}-{tail})$")))
+            .examples([serde_json::json!("3f2a9c1e")])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for IdPrefix {}
+
 impl FromStr for IdPrefix {
     type Err = Error;
 

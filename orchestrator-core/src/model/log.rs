@@ -107,6 +107,25 @@ impl fmt::Display for LogCursor {
     }
 }
 
+/// In API documents: an entry's `<attempt>.<sequence>`, or an instant.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for LogCursor {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let entry = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9]{1,9}\\.[0-9]{1,18}$"))
+            .examples([serde_json::json!("2.41")]);
+        OneOfBuilder::new()
+            .item(entry)
+            .item(<Timestamp as utoipa::PartialSchema>::schema())
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for LogCursor {}
+
 /// Parses the text form, or an ISO-8601 instant.
 impl FromStr for LogCursor {
     type Err = Error;

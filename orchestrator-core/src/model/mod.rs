@@ -59,9 +59,13 @@ pub(crate) fn check_max_chars(field: &str, value: &str, max: usize) -> Result<()
     Ok(())
 }
 
-/// Rejects an empty or whitespace-only `value`, naming `field`.
+/// The characters a required text may not consist of alone. API documents state the rule
+/// as the pattern `[^ \t\r\n]` (some other character somewhere).
+const BLANK: [char; 4] = [' ', '\t', '\r', '\n'];
+
+/// Rejects an empty `value`, or one of spaces, tabs and line breaks only, naming `field`.
 pub(crate) fn check_not_blank(field: &str, value: &str) -> Result<()> {
-    if value.trim().is_empty() {
+    if !value.chars().any(|c| !BLANK.contains(&c)) {
         return Err(Error::invalid(field, "must not be empty"));
     }
     Ok(())

@@ -27,14 +27,15 @@ impl<T> Page<T> {
     }
 }
 
-/// Ascending or descending.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SortOrder {
-    #[default]
-    Asc,
-    Desc,
-}
+wire_enum!(
+    /// Ascending or descending (`sortOrder` in the API).
+    #[derive(Default)]
+    SortOrder, "sortOrder" {
+        #[default]
+        Asc = "asc",
+        Desc = "desc",
+    }
+);
 
 wire_enum!(
     /// Column a task list is sorted by (`sortBy` in the API).
@@ -218,12 +219,6 @@ impl LogQuery {
             return Err(Error::invalid(
                 "agentId",
                 "name the agent or the task whose log to list",
-            ));
-        }
-        if self.before.is_some() && self.after.is_some() {
-            return Err(Error::invalid(
-                "after",
-                "page back with before or follow with after, not both",
             ));
         }
         check_limit(self.limit, 500)

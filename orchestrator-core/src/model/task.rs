@@ -84,10 +84,16 @@ pub struct Task {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTask {
     /// Not blank; at most 500 characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 500, pattern = "[^ \t\r\n]")
+    )]
     pub title: String,
-    /// At most 200,000 characters.
-    #[cfg_attr(feature = "openapi", schema(max_length = 200_000))]
+    /// Not blank; at most 200,000 characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200_000, pattern = "[^ \t\r\n]")
+    )]
     pub description: String,
     /// 0 (first) to 3 (last); default 2.
     #[serde(default = "default_priority")]
@@ -98,15 +104,21 @@ pub struct NewTask {
     /// Files and directories (ending in `/`) the task works on: at most 200, each at most
     /// 4,096 bytes and 64 components.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_items = 200))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_items = 200, value_type = Vec<LockPath>)
+    )]
     pub files_hint: Vec<String>,
     /// Tasks that must complete first: at most 50, all existing.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub depends_on: Vec<TaskId>,
-    /// Makes the creation safe to repeat: at most 200 characters.
+    /// Makes the creation safe to repeat: not blank, at most 200 characters.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = "[^ \t\r\n]")
+    )]
     pub idempotency_key: Option<String>,
     /// 1 to 20; default 3.
     #[serde(default = "default_max_attempts")]

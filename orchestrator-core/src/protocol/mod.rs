@@ -84,12 +84,11 @@ impl<'a> RunnerProtocol<'a> {
             return Err(Error::invalid("waitMs", "at most 30000 (30 s)"));
         }
         let max = request.max.unwrap_or(1);
-        if !(1..=MAX_BATCH_CLAIM).contains(&max) || (request.task_id.is_some() && max != 1) {
-            return Err(Error::invalid(
-                "max",
-                format!("1 to {MAX_BATCH_CLAIM}, and 1 when taskId is given"),
-            ));
+        if !(1..=MAX_BATCH_CLAIM).contains(&max) {
+            return Err(Error::invalid("max", format!("1 to {MAX_BATCH_CLAIM}")));
         }
+        // A claim of a named task takes that task alone.
+        let max = if request.task_id.is_some() { 1 } else { max };
         let lease_ttl = request
             .lease_ttl_ms
             .map_or(DEFAULT_LEASE, Duration::from_millis);

@@ -45,7 +45,7 @@ pub struct ClaimWork {
     /// The runner token, for runners that send it here rather than as a bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner_token: Option<String>,
-    /// Claim this task instead of the next in the queue.
+    /// Claim this task (alone) instead of the next in the queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<TaskId>,
     /// Echoed in the answer.
@@ -53,12 +53,15 @@ pub struct ClaimWork {
     pub working_dir: Option<String>,
     /// How long to wait for work when none is claimable now (at most 30,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 30_000))]
     pub wait_ms: Option<u64>,
     /// How many tasks to claim at once, one per agent slot (1 to 32).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 32))]
     pub max: Option<usize>,
     /// Lease length in milliseconds (5 s to 1 h; default 5 min).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 5_000, maximum = 3_600_000))]
     pub lease_ttl_ms: Option<u64>,
 }
 
@@ -185,8 +188,9 @@ macro_rules! attempt_report {
 attempt_report! {
     /// Keeps the attempt's lease, and says where it has got to.
     pub struct HeartbeatReport {
-        /// Lease length to extend to, in milliseconds (default 5 min).
+        /// Lease length to extend to, in milliseconds (5 s to 1 h; default 5 min).
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(minimum = 5_000, maximum = 3_600_000))]
         pub lease_ttl_ms: Option<u64>,
         /// Where the attempt has got to: IN_PROGRESS once the agent works, VERIFYING once
         /// it has finished and its change is being checked.
@@ -231,6 +235,7 @@ pub struct LogEntry {
 attempt_report! {
     /// Log entries of the attempt, 1 to 500 at once.
     pub struct LogBatch {
+        #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 500))]
         pub logs: Vec<LogEntry>,
     }
 }
@@ -247,7 +252,11 @@ pub struct LogsReceived {
 attempt_report! {
     /// Paths the attempt changed outside the locks it holds, to lock all or none.
     pub struct ChangedPaths {
-        /// Repository-relative paths.
+        /// 1 to 1,000 repository-relative paths.
+        #[cfg_attr(
+            feature = "openapi",
+            schema(min_items = 1, max_items = 1_000, value_type = Vec<crate::lock::LockPath>)
+        )]
         pub paths: Vec<String>,
     }
 }
@@ -344,9 +353,11 @@ pub struct SlotStatusSet {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetupExchange {
     /// `<secret>:<expiresAtMs>`, from the connection token an admin minted.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]+:[0-9]+$"))]
     pub setup_token: String,
-    /// The runner's name (default: `runner-` and the time).
+    /// The runner's name, at most 100 characters (default: `runner-` and the time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
     pub name: Option<String>,
     /// The repository the runner works on.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -135,6 +135,14 @@ pub(crate) fn assert_conflict<T: std::fmt::Debug>(result: Result<T, Error>) {
     );
 }
 
+/// A conflict whose message begins with `start` (the field it is about, by convention).
+pub(crate) fn assert_conflict_naming<T: std::fmt::Debug>(result: Result<T, Error>, start: &str) {
+    match result {
+        Err(Error::Conflict(message)) => assert!(message.starts_with(start), "{message}"),
+        other => panic!("expected a conflict beginning {start:?}, got {other:?}"),
+    }
+}
+
 pub(crate) fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Error>) {
     assert!(
         matches!(result, Err(Error::NotFound { .. })),

@@ -139,7 +139,7 @@ pub async fn dependencies_must_exist(store: Arc<dyn Store>) {
     assert_eq!(c.depends_on, expected);
     assert_eq!(store.get_task(c.id).await.unwrap().depends_on, expected);
     new.depends_on = vec![TaskId::new()];
-    assert_invalid_input(store.create_task(new, at(3)).await, "dependsOn");
+    assert_conflict_naming(store.create_task(new, at(3)).await, "dependsOn: task ");
 }
 
 /// A batch is written whole or not at all, and its errors name the failing index.
@@ -156,9 +156,9 @@ pub async fn batch_creation_is_all_or_nothing(store: Arc<dyn Store>) {
     assert_invalid_input(store.create_tasks(broken, at(1)).await, "tasks[2].title");
     let mut unknown_dependency = batch.clone();
     unknown_dependency[1].depends_on = vec![TaskId::new()];
-    assert_invalid_input(
+    assert_conflict_naming(
         store.create_tasks(unknown_dependency, at(1)).await,
-        "tasks[1].dependsOn",
+        "tasks[1].dependsOn: task ",
     );
     let too_many: Vec<NewTask> = (0..51).map(|i| NewTask::new(format!("{i}"), "d")).collect();
     assert_invalid_input(store.create_tasks(too_many, at(1)).await, "tasks");
@@ -166,9 +166,9 @@ pub async fn batch_creation_is_all_or_nothing(store: Arc<dyn Store>) {
     let mut keyed = batch;
     keyed[0].idempotency_key = Some("k".into());
     keyed[1].idempotency_key = Some("k".into());
-    assert_invalid_input(
+    assert_conflict_naming(
         store.create_tasks(keyed, at(1)).await,
-        "tasks[1].idempotencyKey",
+        "tasks[1].idempotencyKey: ",
     );
 
     let page = store.list_tasks(&TaskQuery::default()).await.unwrap();
@@ -494,24 +494,21 @@ pub async fn waiting_tasks_can_be_edited_and_released(store: Arc<dyn Store>) {
         .edit_task(other.id, waits_for(vec![first.id]), at(3))
         .await
         .unwrap();
-    assert_invalid_input(
-        store
-            .edit_task(first.id, waits_for(vec![later.id]), at(4))
-            .await,
-        "dependsOn",
-    );
+    // A task naming itself is a wrong request; the others clash with the queue.
     assert_invalid_input(
         store
             .edit_task(first.id, waits_for(vec![first.id]), at(4))
             .await,
         "dependsOn",
     );
-    assert_invalid_input(
-        store
-            .edit_task(first.id, waits_for(vec![TaskId::new()]), at(4))
-            .await,
-        "dependsOn",
-    );
+    for dependencies in [vec![later.id], vec![TaskId::new()]] {
+        assert_conflict_naming(
+            store
+                .edit_task(first.id, waits_for(dependencies), at(4))
+                .await,
+            "dependsOn: task ",
+        );
+    }
     assert!(
         store
             .get_task(first.id)

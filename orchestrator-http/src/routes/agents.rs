@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::tasks::requeue_for_runners;
 use super::{Data, TaskRef, ok, tasks_by_id};
 use crate::auth::Admin;
-use crate::error::{ApiResult, ListErrors, ReadErrors, WriteErrors};
+use crate::error::{ApiResult, InputErrors, ReadErrors, WriteErrors};
 use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
 use orchestrator_core::store::StoreExt;
@@ -55,14 +55,14 @@ struct AgentListItem {
     summary = "Agent slots, newest first",
     params(
         ("status" = Option<AgentStatus>, Query, description = "Only this status"),
-        ("runnerSessionId" = Option<String>, Query, description = "Only this runner's slots"),
-        ("idPrefix" = Option<String>, Query, description = "Only agents whose id begins with this (1-36 characters of one)"),
-        ("limit" = Option<u32>, Query, description = "1-100, default 50"),
-        ("offset" = Option<u64>, Query, description = "Rows to skip"),
+        ("runnerSessionId" = Option<Uuid>, Query, description = "Only this runner's slots"),
+        ("idPrefix" = Option<IdPrefix>, Query, description = "Only agents whose id begins with this (1-36 characters of one)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Default 50"),
+        ("offset" = Option<u64>, Query, maximum = 4294967295_u64, description = "Rows to skip"),
     ),
     responses(
         (status = 200, description = "Agents", body = Data<Vec<AgentListItem>>),
-        ListErrors,
+        InputErrors,
     ),
     security(("admin" = [])),
 )]
@@ -214,7 +214,7 @@ struct AgentDetail {
     tag = "agents",
     summary = "An agent with its task, recent logs, locks and statistics",
     params(
-        ("id" = String, Path, description = "The agent id (UUID)"),
+        ("id" = Uuid, Path, description = "The agent id"),
     ),
     responses(
         (status = 200, description = "The agent", body = Data<AgentDetail>),
@@ -314,7 +314,7 @@ struct AgentWithTask {
     tag = "agents",
     summary = "Stop, pause or resume an agent (reaches its runner at the next heartbeat)",
     params(
-        ("id" = String, Path, description = "The agent id (UUID)"),
+        ("id" = Uuid, Path, description = "The agent id"),
     ),
     request_body = ControlBody,
     responses(
@@ -374,7 +374,7 @@ struct Retired {
     tag = "agents",
     summary = "Retire an agent slot that runs nothing",
     params(
-        ("id" = String, Path, description = "The agent id (UUID)"),
+        ("id" = Uuid, Path, description = "The agent id"),
     ),
     responses(
         (status = 200, description = "Retired", body = Data<Retired>),
@@ -440,14 +440,15 @@ struct LogList {
     summary = "An agent's log in the order it was written, newest first, paged by cursor",
     description = "Entries are ordered by their sequence, the agent's own numbering. Page back \
         with `before` (newest first); follow new entries with `after` (oldest first): pass the \
-        cursor `<attempt>.<sequence>` of the last entry seen, or `nextCursor`.",
+        cursor `<attempt>.<sequence>` of the last entry seen, or `nextCursor`. With both, the \
+        entries between them, oldest first.",
     params(
-        ("id" = String, Path, description = "The agent id (UUID)"),
-        ("limit" = Option<u32>, Query, description = "1-500, default 100"),
-        ("before" = Option<String>, Query, description = "Entries older than this: nextCursor of the previous page, an entry's `<attempt>.<sequence>`, or an ISO instant"),
-        ("after" = Option<String>, Query, description = "Entries newer than this, oldest first: an entry's `<attempt>.<sequence>`, or an ISO instant"),
+        ("id" = Uuid, Path, description = "The agent id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Default 100"),
+        ("before" = Option<LogCursor>, Query, description = "Entries older than this: nextCursor of the previous page, an entry's `<attempt>.<sequence>`, or an ISO instant"),
+        ("after" = Option<LogCursor>, Query, description = "Entries newer than this, oldest first: an entry's `<attempt>.<sequence>`, or an ISO instant"),
         ("type" = Option<LogType>, Query, description = "Only this type"),
-        ("taskId" = Option<String>, Query, description = "Only entries about this task"),
+        ("taskId" = Option<Uuid>, Query, description = "Only entries about this task"),
     ),
     responses(
         (status = 200, description = "Log entries", body = Data<LogList>),

@@ -18,9 +18,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Data, ok};
-use crate::auth::{Admin, authenticate_runner, bearer_token, hash_token, new_secret};
-use crate::error::{ApiError, ApiResult, Denied, ErrorEnvelope, ReadErrors};
-use crate::extract::{Json, OptionalJson, Params, parse_id};
+use crate::auth::{
+    Admin, authenticate_runner, bearer_token, hash_token, new_secret, token_in_body,
+};
+use crate::error::{ApiError, ApiResult, Denied, ErrorEnvelope, InputErrors, ReadErrors};
+use crate::extract::{Json, Params, parse_id, parse_json};
 use crate::state::AppState;
 
 /// How long a setup token can be exchanged.
@@ -95,8 +97,17 @@ async fn exchange_setup_token(
     state: web::Data<AppState>,
     Json(body): Json<SetupExchange>,
 ) -> ApiResult<HttpResponse> {
-    let secret = match body.setup_token.trim().split(':').collect::<Vec<_>>()[..] {
-        [secret, expiry] if !secret.is_empty() && !expiry.is_empty() => secret.to_owned(),
+    let secret = match body.setup_token.split_once(':') {
+        Some((secret, expiry))
+            if !secret.is_empty()
+                && secret
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !expiry.is_empty()
+                && expiry.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            secret.to_owned()
+        }
         _ => {
             return Err(ApiError::invalid(
                 "setupToken",
@@ -166,7 +177,8 @@ fn default_runner_name(now: Timestamp) -> String {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TokenBody {
-    runner_token: Option<String>,
+    #[serde(rename = "runnerToken")]
+    _runner_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -185,17 +197,22 @@ struct Revoked {
     request_body = Option<TokenBody>,
     responses(
         (status = 200, description = "Revoked", body = Data<Revoked>),
-        Denied,
+        InputErrors,
     ),
     security(("runner" = [])),
 )]
 async fn disconnect(
     state: web::Data<AppState>,
     req: HttpRequest,
-    OptionalJson(body): OptionalJson<TokenBody>,
+    body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let token = bearer_token(&req).or(body.as_ref().and_then(|b| b.runner_token.as_deref()));
+    let body_token = token_in_body(&body);
+    let token = bearer_token(&req).or(body_token.as_deref());
     let session = authenticate_runner(&state, token).await?;
+    // The body, when there is one, carries the token alone.
+    if !matches!(body.trim_ascii(), b"" | b"null") {
+        parse_json::<TokenBody>(&body)?;
+    }
     revoke(&state, session.id).await
 }
 
@@ -205,7 +222,7 @@ async fn disconnect(
     tag = "runners",
     summary = "Revoke a runner session",
     params(
-        ("id" = String, Path, description = "The runner session id (UUID)"),
+        ("id" = Uuid, Path, description = "The runner session id"),
     ),
     responses(
         (status = 200, description = "Revoked", body = Data<Revoked>),
@@ -242,7 +259,7 @@ async fn revoke(state: &AppState, id: RunnerSessionId) -> ApiResult<HttpResponse
     tag = "runners",
     summary = "Runner sessions, newest first",
     params(
-        ("limit" = Option<u32>, Query, description = "1-500, default 100"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Default 100"),
         ("status" = Option<RunnerSessionStatus>, Query, description = "Only sessions in this status"),
     ),
     responses(

@@ -57,12 +57,12 @@ impl Filter {
     tag = "events",
     summary = "The event log as Server-Sent Events (text/event-stream)",
     params(
-        ("taskId" = Option<String>, Query, description = "Only events about this task"),
-        ("agentId" = Option<String>, Query, description = "Only events about this agent"),
-        ("after" = Option<i64>, Query, description = "Start after this sequence number (or send Last-Event-ID)"),
+        ("taskId" = Option<Uuid>, Query, description = "Only events about this task"),
+        ("agentId" = Option<Uuid>, Query, description = "Only events about this agent"),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Start after this sequence number (or send Last-Event-ID)"),
     ),
     responses(
-        (status = 200, description = "A stream of events: id = sequence number, event = kind, data = Event JSON"),
+        (status = 200, description = "A stream of events: id = sequence number, event = kind, data = Event JSON", content_type = "text/event-stream", body = String),
         (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
         (status = 403, description = "A token of the other scope", body = ErrorEnvelope),

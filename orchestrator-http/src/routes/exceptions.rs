@@ -8,11 +8,12 @@ use orchestrator_core::model::{
     TaskStatus,
 };
 use serde::{Deserialize, Serialize};
+use std::str::FromStr;
 use utoipa::ToSchema;
 
 use super::{AgentRef, Data, Pagination, TaskRef, agents_by_id, ok, tasks_by_id};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ListErrors, ReadErrors, WriteErrors};
+use crate::error::{ApiResult, InputErrors, ReadErrors, WriteErrors};
 use crate::extract::{Json, Params, parse_id};
 use crate::state::AppState;
 
@@ -39,13 +40,54 @@ struct ExceptionList {
     pagination: Pagination,
 }
 
+/// The inbox's `status` filter: one status, or `ALL` of them.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum StatusFilter {
+    Only(ExceptionStatus),
+    All,
+}
+
+impl FromStr for StatusFilter {
+    type Err = orchestrator_core::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "ALL" {
+            return Ok(Self::All);
+        }
+        s.parse().map(Self::Only).map_err(|_| {
+            let statuses: Vec<&str> = ExceptionStatus::ALL.iter().map(|s| s.as_str()).collect();
+            orchestrator_core::Error::invalid(
+                "status",
+                format!("{s:?} is not one of {}, or ALL", statuses.join(", ")),
+            )
+        })
+    }
+}
+
+impl utoipa::PartialSchema for StatusFilter {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::Ref;
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name(ExceptionStatus::name()))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["ALL"])),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for StatusFilter {}
+
 /// `status` defaults to OPEN; `ALL` lists every status.
 fn status_filter(params: &Params) -> ApiResult<Option<ExceptionStatus>> {
-    match params.text("status") {
-        None => Ok(Some(ExceptionStatus::Open)),
-        Some("ALL") => Ok(None),
-        Some(_) => Ok(params.parse::<ExceptionStatus>("status")?),
-    }
+    Ok(match params.parse::<StatusFilter>("status")? {
+        None => Some(ExceptionStatus::Open),
+        Some(StatusFilter::All) => None,
+        Some(StatusFilter::Only(status)) => Some(status),
+    })
 }
 
 #[utoipa::path(
@@ -54,17 +96,17 @@ fn status_filter(params: &Params) -> ApiResult<Option<ExceptionStatus>> {
     tag = "exceptions",
     summary = "The inbox: most urgent first, then newest",
     params(
-        ("status" = Option<String>, Query, description = "An ExceptionStatus, or ALL; default OPEN"),
+        ("status" = Option<StatusFilter>, Query, description = "Default OPEN"),
         ("severity" = Option<ExceptionSeverity>, Query, description = "Only this severity"),
         ("type" = Option<ExceptionType>, Query, description = "Only this type"),
-        ("taskId" = Option<String>, Query, description = "Only about this task"),
-        ("agentId" = Option<String>, Query, description = "Only about this agent"),
-        ("limit" = Option<u32>, Query, description = "1-100, default 50"),
-        ("offset" = Option<u64>, Query, description = "Rows to skip"),
+        ("taskId" = Option<Uuid>, Query, description = "Only about this task"),
+        ("agentId" = Option<Uuid>, Query, description = "Only about this agent"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Default 50"),
+        ("offset" = Option<u64>, Query, maximum = 4294967295_u64, description = "Rows to skip"),
     ),
     responses(
         (status = 200, description = "Exceptions", body = Data<ExceptionList>),
-        ListErrors,
+        InputErrors,
     ),
     security(("admin" = [])),
 )]
@@ -168,7 +210,7 @@ async fn exception_detail(state: &AppState, exception: Exception) -> ApiResult<E
     tag = "exceptions",
     summary = "One exception with its agent and task",
     params(
-        ("id" = String, Path, description = "The exception id (UUID)"),
+        ("id" = Uuid, Path, description = "The exception id"),
     ),
     responses(
         (status = 200, description = "The exception", body = Data<ExceptionDetail>),
@@ -189,9 +231,30 @@ async fn get_exception(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DecisionBody {
-    status: ExceptionStatus,
+    status: Decision,
+    #[schema(max_length = 5_000)]
     resolution_notes: Option<String>,
+    #[schema(max_length = 255)]
     resolved_by: Option<String>,
+}
+
+/// The statuses a person moves an exception to.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum Decision {
+    Acknowledged,
+    Resolved,
+    Dismissed,
+}
+
+impl From<Decision> for ExceptionStatus {
+    fn from(decision: Decision) -> Self {
+        match decision {
+            Decision::Acknowledged => Self::Acknowledged,
+            Decision::Resolved => Self::Resolved,
+            Decision::Dismissed => Self::Dismissed,
+        }
+    }
 }
 
 #[utoipa::path(
@@ -200,7 +263,7 @@ struct DecisionBody {
     tag = "exceptions",
     summary = "Acknowledge, resolve or dismiss an exception",
     params(
-        ("id" = String, Path, description = "The exception id (UUID)"),
+        ("id" = Uuid, Path, description = "The exception id"),
     ),
     request_body = DecisionBody,
     responses(
@@ -216,14 +279,8 @@ async fn decide_exception(
     Json(body): Json<DecisionBody>,
 ) -> ApiResult<HttpResponse> {
     let id: ExceptionId = parse_id(&id, "exception")?;
-    if body.status == ExceptionStatus::Open {
-        return Err(ApiError::invalid(
-            "status",
-            "must be ACKNOWLEDGED, RESOLVED or DISMISSED",
-        ));
-    }
     let decision = ExceptionDecision {
-        status: body.status,
+        status: body.status.into(),
         resolution_notes: body.resolution_notes.filter(|s| !s.trim().is_empty()),
         resolved_by: body.resolved_by.filter(|s| !s.trim().is_empty()),
     };

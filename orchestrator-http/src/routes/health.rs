@@ -110,6 +110,7 @@ fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     responses(
         (status = 200, description = "Healthy", body = Health),
         (status = 503, description = "The database does not answer", body = Health),
+        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
     ),
 )]

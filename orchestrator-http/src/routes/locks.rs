@@ -4,14 +4,14 @@
 use actix_web::{HttpResponse, web};
 use orchestrator_core::Timestamp;
 use orchestrator_core::ids::{AgentId, TaskId};
-use orchestrator_core::lock::LockQuery;
+use orchestrator_core::lock::{LockPath, LockQuery};
 use orchestrator_core::model::FileLock;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{AgentRef, Data, TaskRef, agents_by_id, ok, tasks_by_id};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ListErrors, ReadErrors};
+use crate::error::{ApiError, ApiResult, InputErrors, ReadErrors};
 use crate::extract::{Json, Params};
 use crate::state::AppState;
 
@@ -54,14 +54,14 @@ struct LockList {
     tag = "locks",
     summary = "Path locks, newest first",
     params(
-        ("agentId" = Option<String>, Query, description = "Only this holder"),
-        ("taskId" = Option<String>, Query, description = "Only for this task"),
+        ("agentId" = Option<Uuid>, Query, description = "Only this holder"),
+        ("taskId" = Option<Uuid>, Query, description = "Only for this task"),
         ("includeExpired" = Option<bool>, Query, description = "Also expired locks not yet swept (default true)"),
-        ("limit" = Option<u32>, Query, description = "1-200, default 100"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Default 100"),
     ),
     responses(
         (status = 200, description = "Locks", body = Data<LockList>),
-        ListErrors,
+        InputErrors,
     ),
     security(("admin" = [])),
 )]
@@ -102,6 +102,7 @@ async fn list_locks(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ForceReleaseBody {
+    #[schema(value_type = LockPath)]
     file_path: String,
     reason: Option<String>,
 }
@@ -144,9 +145,7 @@ async fn force_release(
     state: web::Data<AppState>,
     Json(body): Json<ForceReleaseBody>,
 ) -> ApiResult<HttpResponse> {
-    if body.file_path.trim().is_empty() {
-        return Err(ApiError::invalid("filePath", "is required"));
-    }
+    LockPath::parse_field(&body.file_path, "filePath")?;
     if let Some(reason) = &body.reason
         && reason.chars().count() > MAX_REASON_CHARS
     {
@@ -194,6 +193,7 @@ async fn force_release(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CheckBody {
+    #[schema(min_items = 1, max_items = 100, value_type = Vec<LockPath>)]
     file_paths: Vec<String>,
     exclude_agent_id: Option<AgentId>,
 }
@@ -239,7 +239,7 @@ struct CheckResult {
     request_body = CheckBody,
     responses(
         (status = 200, description = "The check", body = Data<CheckResult>),
-        ListErrors,
+        InputErrors,
     ),
     security(("admin" = [])),
 )]

@@ -1,7 +1,12 @@
 //! `GET /api/openapi.json`: the OpenAPI 3 document of every route, generated from the
 //! handlers' own types.
 
+use std::sync::OnceLock;
+
+use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
+use utoipa::openapi::Required;
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -10,11 +15,46 @@ use super::{
 };
 use crate::error::ErrorEnvelope;
 use orchestrator_core::model::{
-    AgentStatus, ExceptionSeverity, ExceptionType, LogType, TaskSort, TaskStatus,
+    AgentStatus, ExceptionSeverity, ExceptionStatus, ExceptionType, IdPrefix, LogCursor, LogType,
+    RunnerSessionStatus, SortOrder, TaskSort, TaskStatus,
 };
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/openapi.json").route(web::get().to(document)));
+}
+
+/// Optional query parameters may be sent empty (`?status=`), as HTML forms send fields
+/// left blank, and then count as absent. utoipa has no field for `allowEmptyValue`; its
+/// extensions are written into the parameter as they are.
+struct EmptyQueryValues;
+
+impl Modify for EmptyQueryValues {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let operations = openapi.paths.paths.values_mut().flat_map(|item| {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+            ]
+            .into_iter()
+            .flatten()
+        });
+        let optional_query = operations
+            .flat_map(|operation| operation.parameters.iter_mut().flatten())
+            .filter(|parameter| {
+                parameter.parameter_in == ParameterIn::Query
+                    && parameter.required == Required::False
+            });
+        for parameter in optional_query {
+            parameter
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert("allowEmptyValue".to_owned(), true.into());
+        }
+    }
 }
 
 /// The bearer tokens routes take: the admin token, runner tokens, and `CRON_SECRET`.
@@ -103,9 +143,16 @@ impl Modify for BearerTokens {
         AgentStatus,
         LogType,
         ExceptionSeverity,
-        ExceptionType
+        ExceptionType,
+        ExceptionStatus,
+        RunnerSessionStatus,
+        SortOrder,
+        IdPrefix,
+        LogCursor,
+        tasks::ListField,
+        exceptions::StatusFilter,
     )),
-    modifiers(&BearerTokens)
+    modifiers(&BearerTokens, &EmptyQueryValues)
 )]
 struct ApiDoc;
 
@@ -114,8 +161,16 @@ struct ApiDoc;
     path = "/api/openapi.json",
     tag = "health",
     summary = "This document",
-    responses((status = 200, description = "The OpenAPI 3 document")),
+    responses((status = 200, description = "The OpenAPI 3 document", body = Object)),
 )]
 async fn document() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .expect("the API document serializes")
+    });
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body.as_str())
 }

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Data, ok, tasks_by_id};
-use crate::auth::{authenticate_runner, bearer_token};
-use crate::error::{ApiError, ApiResult, Denied, ErrorEnvelope, WriteErrors};
-use crate::extract::{Json, Params};
+use crate::auth::{RunnerCall, authenticate_runner, bearer_token};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope, InputErrors, WriteErrors};
+use crate::extract::Params;
 use crate::state::AppState;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -48,6 +48,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TaskStatesRequest {
     /// 1 to 1,000 task ids.
+    #[schema(min_items = 1, max_items = 1_000)]
     ids: Vec<TaskId>,
 }
 
@@ -74,10 +75,8 @@ struct TaskState {
 )]
 async fn task_states(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    Json(body): Json<TaskStatesRequest>,
+    RunnerCall { body, .. }: RunnerCall<TaskStatesRequest>,
 ) -> ApiResult<HttpResponse> {
-    runner_session(&state, &req, None).await?;
     if body.ids.is_empty() || body.ids.len() > MAX_LOOKUP_IDS {
         return Err(ApiError::invalid(
             "ids",
@@ -165,7 +164,7 @@ struct StatusView {
     ),
     responses(
         (status = 200, description = "Status", body = Data<StatusView>),
-        Denied,
+        InputErrors,
     ),
     security(("runner" = [])),
 )]
@@ -224,17 +223,15 @@ async fn status(
     }))
 }
 
-/// The body of `POST /api/runner/status`: registration without a token (refused: runners
-/// connect with a setup token), or a runner setting one of its agents' status.
+/// The body of `POST /api/runner/status`: a runner setting one of its agents' status.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StatusUpdate {
-    runner_token: Option<String>,
-    name: Option<String>,
-    #[serde(rename = "workingDir")]
-    _working_dir: Option<String>,
-    agent_id: Option<AgentId>,
-    status: Option<AgentStatus>,
+    /// The runner token, for runners that send it here rather than as a bearer token.
+    #[serde(rename = "runnerToken")]
+    _runner_token: Option<String>,
+    agent_id: AgentId,
+    status: AgentStatus,
 }
 
 #[utoipa::path(
@@ -251,25 +248,11 @@ struct StatusUpdate {
 )]
 async fn update_status(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    Json(body): Json<StatusUpdate>,
+    RunnerCall { session, body }: RunnerCall<StatusUpdate>,
 ) -> ApiResult<HttpResponse> {
-    if body.name.is_some() && body.runner_token.is_none() && bearer_token(&req).is_none() {
-        return Err(ApiError::forbidden(
-            "Runners register with a setup token: an admin mints one with GET /api/connect, \
-             then `agent-orchestrator connect <token>` exchanges it",
-        ));
-    }
-    let session = runner_session(&state, &req, body.runner_token.as_deref()).await?;
-    let (Some(agent_id), Some(status)) = (body.agent_id, body.status) else {
-        return Err(ApiError::invalid(
-            "agentId",
-            "agentId and status are required",
-        ));
-    };
     let updated = state
         .protocol()
-        .set_slot_status(&session, agent_id, status)
+        .set_slot_status(&session, body.agent_id, body.status)
         .await?;
     Ok(ok(updated))
 }
@@ -288,10 +271,11 @@ async fn update_status(
 )]
 async fn claim(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    Json(request): Json<ClaimWork>,
+    RunnerCall {
+        session,
+        body: request,
+    }: RunnerCall<ClaimWork>,
 ) -> ApiResult<HttpResponse> {
-    let session = runner_session(&state, &req, request.runner_token.as_deref()).await?;
     Ok(ok(state.protocol().claim(&session, request).await?))
 }
 
@@ -309,10 +293,11 @@ async fn claim(
 )]
 async fn heartbeat(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    Json(report): Json<HeartbeatReport>,
+    RunnerCall {
+        session,
+        body: report,
+    }: RunnerCall<HeartbeatReport>,
 ) -> ApiResult<HttpResponse> {
-    let session = runner_session(&state, &req, report.runner_token.as_deref()).await?;
     Ok(ok(state.protocol().heartbeat(&session, report).await?))
 }
 
@@ -336,10 +321,11 @@ async fn heartbeat(
 )]
 async fn logs(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    Json(batch): Json<LogBatch>,
+    RunnerCall {
+        session,
+        body: batch,
+    }: RunnerCall<LogBatch>,
 ) -> ApiResult<HttpResponse> {
-    let session = runner_session(&state, &req, batch.runner_token.as_deref()).await?;
     Ok(ok(state.protocol().append_logs(&session, batch).await?))
 }
 
@@ -360,10 +346,11 @@ async fn logs(
 )]
 async fn acquire_locks(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    Json(request): Json<ChangedPaths>,
+    RunnerCall {
+        session,
+        body: request,
+    }: RunnerCall<ChangedPaths>,
 ) -> ApiResult<HttpResponse> {
-    let session = runner_session(&state, &req, request.runner_token.as_deref()).await?;
     Ok(ok(state.protocol().lock_paths(&session, request).await?))
 }
 
@@ -386,9 +373,10 @@ async fn acquire_locks(
 )]
 async fn complete(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    Json(report): Json<CompletionReport>,
+    RunnerCall {
+        session,
+        body: report,
+    }: RunnerCall<CompletionReport>,
 ) -> ApiResult<HttpResponse> {
-    let session = runner_session(&state, &req, report.runner_token.as_deref()).await?;
     Ok(ok(state.protocol().complete(&session, report).await?))
 }

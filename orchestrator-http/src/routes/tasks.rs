@@ -2,13 +2,14 @@
 //! changes, deletion, and requeueing for runners (`run`, `retry`, `auto-retry`).
 
 use std::collections::HashMap;
+use std::str::FromStr;
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use orchestrator_core::Timestamp;
 use orchestrator_core::change;
 use orchestrator_core::ids::{AgentId, TaskId};
-use orchestrator_core::lock::LockQuery;
+use orchestrator_core::lock::{LockPath, LockQuery};
 use orchestrator_core::model::{
     AgentLog, AgentStatus, Exception, ExceptionQuery, FileLock, IdPrefix, LogQuery, NewTask,
     RiskLevel, SortOrder, Task, TaskActivityCounts, TaskAttempt, TaskComplexity, TaskEdit,
@@ -20,7 +21,7 @@ use utoipa::ToSchema;
 
 use super::{AgentRef, Data, Pagination, agents_by_id, created, data_bytes, ok, tasks_by_id};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope, ListErrors, ReadErrors, WriteErrors};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope, InputErrors, ReadErrors, WriteErrors};
 use crate::extract::{Json, OptionalJson, Params, parse_id};
 use crate::state::AppState;
 use orchestrator_core::store::StoreExt;
@@ -82,6 +83,28 @@ struct TaskList {
     pagination: Pagination,
 }
 
+/// What a task list carries beyond its default (`fields`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub(super) enum ListField {
+    /// Whole descriptions.
+    Description,
+}
+
+impl FromStr for ListField {
+    type Err = orchestrator_core::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "description" => Ok(Self::Description),
+            other => Err(orchestrator_core::Error::invalid(
+                "fields",
+                format!("{other:?} is not a field a list can add; the one there is: description"),
+            )),
+        }
+    }
+}
+
 #[utoipa::path(
     get,
     path = "/api/tasks",
@@ -89,18 +112,18 @@ struct TaskList {
     summary = "A page of tasks",
     params(
         ("status" = Option<TaskStatus>, Query, description = "Only this status"),
-        ("priority" = Option<u8>, Query, description = "Only this priority (0-3)"),
-        ("search" = Option<String>, Query, description = "Case-insensitive text in title or description"),
-        ("idPrefix" = Option<String>, Query, description = "Only tasks whose id begins with this (1-36 characters of one)"),
+        ("priority" = Option<u8>, Query, minimum = 0, maximum = 3, description = "Only this priority"),
+        ("search" = Option<String>, Query, max_length = 200, description = "Case-insensitive text in title or description"),
+        ("idPrefix" = Option<IdPrefix>, Query, description = "Only tasks whose id begins with this (1-36 characters of one)"),
         ("sortBy" = Option<TaskSort>, Query, description = "Sort column (default priority)"),
-        ("sortOrder" = Option<String>, Query, description = "asc (default) or desc"),
-        ("limit" = Option<u32>, Query, description = "1-100, default 50"),
-        ("offset" = Option<u64>, Query, description = "Rows to skip"),
-        ("fields" = Option<String>, Query, description = "`description`: whole descriptions (by default each is cut to its first 500 characters, and `descriptionTruncated` says so)"),
+        ("sortOrder" = Option<SortOrder>, Query, description = "Default asc"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Default 50"),
+        ("offset" = Option<u64>, Query, maximum = 4294967295_u64, description = "Rows to skip"),
+        ("fields" = Option<ListField>, Query, description = "`description`: whole descriptions (by default each is cut to its first 500 characters, and `descriptionTruncated` says so)"),
     ),
     responses(
         (status = 200, description = "Tasks with their agent and activity counts", body = Data<TaskList>),
-        ListErrors,
+        InputErrors,
     ),
     security(("admin" = [])),
 )]
@@ -118,30 +141,12 @@ async fn list_tasks(
         sort_by: params
             .parse::<TaskSort>("sortBy")?
             .unwrap_or(TaskSort::Priority),
-        sort_order: match params.text("sortOrder") {
-            None | Some("asc") => SortOrder::Asc,
-            Some("desc") => SortOrder::Desc,
-            Some(other) => {
-                return Err(ApiError::invalid(
-                    "sortOrder",
-                    format!("{other:?} is not asc or desc"),
-                ));
-            }
-        },
+        sort_order: params.parse::<SortOrder>("sortOrder")?.unwrap_or_default(),
         limit: params.int("limit", 1..=100, 50)?,
         offset: params.int("offset", 0..=u64::from(u32::MAX), 0)?,
     };
     query.validate()?;
-    let whole_descriptions = match params.text("fields") {
-        None => false,
-        Some("description") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "fields",
-                format!("{other:?} is not a field a list can add; the one there is: description"),
-            ));
-        }
-    };
+    let whole_descriptions = params.parse::<ListField>("fields")? == Some(ListField::Description);
     let key = format!("tasks?{}", req.query_string());
     state
         .cache
@@ -213,6 +218,7 @@ async fn task_list(
         (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
         (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 409, description = "A dependency that does not exist or would wait for this task, or an idempotency key used with another body", body = ErrorEnvelope),
         (status = 413, description = "Body over the route's limit", body = ErrorEnvelope),
         (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
     ),
@@ -234,6 +240,7 @@ async fn create_task(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchBody {
+    #[schema(min_items = 1, max_items = 50)]
     tasks: Vec<NewTask>,
 }
 
@@ -255,6 +262,7 @@ struct BatchCreated {
         (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
         (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
+        (status = 409, description = "A dependency that does not exist or would wait for this task, or an idempotency key used with another body", body = ErrorEnvelope),
         (status = 413, description = "Body over the route's limit", body = ErrorEnvelope),
         (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
     ),
@@ -334,7 +342,7 @@ struct TaskDetail {
     tag = "tasks",
     summary = "A task with its results, logs, exceptions and locks",
     params(
-        ("id" = String, Path, description = "The task id (UUID)"),
+        ("id" = Uuid, Path, description = "The task id"),
     ),
     responses(
         (status = 200, description = "The task", body = Data<TaskDetail>),
@@ -416,16 +424,22 @@ async fn get_task(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PatchTaskBody {
+    #[schema(min_length = 1, max_length = 500, pattern = "[^ \t\r\n]")]
     title: Option<String>,
+    #[schema(min_length = 1, max_length = 200_000, pattern = "[^ \t\r\n]")]
     description: Option<String>,
+    #[schema(minimum = 0, maximum = 3)]
     priority: Option<u8>,
     risk_level: Option<RiskLevel>,
+    #[schema(max_items = 200, value_type = Option<Vec<LockPath>>)]
     files_hint: Option<Vec<String>>,
+    #[schema(minimum = 1, maximum = 20)]
     max_attempts: Option<u32>,
     estimated_complexity: Option<TaskComplexity>,
     status: Option<TaskStatus>,
     /// The tasks this one waits for, replacing the ones it had (a queued task only; `[]`
     /// releases it from them).
+    #[schema(max_items = 50)]
     depends_on: Option<Vec<TaskId>>,
     /// The earliest time it may be claimed; `null` lets it be claimed at once (a queued
     /// task only).
@@ -470,7 +484,7 @@ impl TaskWithAgent {
     tag = "tasks",
     summary = "Edit a task or change its status (cancel, requeue, reopen)",
     params(
-        ("id" = String, Path, description = "The task id (UUID)"),
+        ("id" = Uuid, Path, description = "The task id"),
     ),
     request_body = PatchTaskBody,
     responses(
@@ -522,7 +536,7 @@ struct Deleted {
     tag = "tasks",
     summary = "Delete a QUEUED or CANCELLED task",
     params(
-        ("id" = String, Path, description = "The task id (UUID)"),
+        ("id" = Uuid, Path, description = "The task id"),
     ),
     responses(
         (status = 200, description = "Deleted", body = Data<Deleted>),
@@ -571,7 +585,7 @@ struct Requeued {
     tag = "tasks",
     summary = "Queue a QUEUED or FAILED task for the next runner",
     params(
-        ("id" = String, Path, description = "The task id (UUID)"),
+        ("id" = Uuid, Path, description = "The task id"),
     ),
     request_body = Option<WorkingDirBody>,
     responses(
@@ -610,7 +624,7 @@ pub(super) async fn requeue_for_runners(state: &AppState, id: TaskId) -> ApiResu
     tag = "tasks",
     summary = "Put a FAILED task back in the queue",
     params(
-        ("id" = String, Path, description = "The task id (UUID)"),
+        ("id" = Uuid, Path, description = "The task id"),
     ),
     request_body = Option<WorkingDirBody>,
     responses(
@@ -641,7 +655,7 @@ async fn retry_task(
     tag = "tasks",
     summary = "Retry a FAILED task by the retry policy (delay through notBefore)",
     params(
-        ("id" = String, Path, description = "The task id (UUID)"),
+        ("id" = Uuid, Path, description = "The task id"),
     ),
     request_body = Option<WorkingDirBody>,
     responses(

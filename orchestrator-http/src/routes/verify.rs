@@ -65,6 +65,44 @@ struct VerifyBody {
     verification: Option<NewVerificationResult>,
 }
 
+/// [`VerifyBody`] as documented: with exactly one of `verification` and `workingDir`.
+struct VerifyRequest;
+
+impl utoipa::PartialSchema for VerifyRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::Ref;
+        use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Type};
+        let given = |field: &str, kind: Type| {
+            ObjectBuilder::new()
+                .property(field, ObjectBuilder::new().schema_type(kind))
+                .required(field)
+        };
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name(VerifyBody::name()))
+            .item(
+                OneOfBuilder::new()
+                    .item(given("verification", Type::Object))
+                    .item(given("workingDir", Type::String)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for VerifyRequest {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            VerifyBody::name().into(),
+            <VerifyBody as utoipa::PartialSchema>::schema(),
+        ));
+        VerifyBody::schemas(schemas);
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Recorded {
@@ -80,7 +118,7 @@ struct Recorded {
     path = "/api/verify",
     tag = "verification",
     summary = "Verify a task's change in a server directory, or record evidence produced elsewhere",
-    request_body = VerifyBody,
+    request_body = VerifyRequest,
     responses(
         (status = 200, description = "Recorded", body = Data<Recorded>),
         WriteErrors,
@@ -231,8 +269,8 @@ struct Results {
     tag = "verification",
     summary = "A task's verification results, newest attempt first",
     params(
-        ("taskId" = String, Path, description = "The task id (UUID)"),
-        ("limit" = Option<u32>, Query, description = "1-50, default 10"),
+        ("taskId" = Uuid, Path, description = "The task id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 50, description = "Default 10"),
     ),
     responses(
         (status = 200, description = "Results", body = Data<Results>),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod schema;
+
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;

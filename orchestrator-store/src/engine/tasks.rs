@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use orchestrator_core::Timestamp;
 use orchestrator_core::change::{self, AttemptEnd, LateEvidence, LeaseRef, TaskAction};
-use orchestrator_core::error::{Error, Result};
+use orchestrator_core::error::Result;
 use orchestrator_core::ids::TaskId;
 use orchestrator_core::lock::parse_paths;
 use orchestrator_core::model::{
@@ -26,9 +26,9 @@ async fn check_dependencies<D: Dialect>(
         .await?
         .first()
     {
-        return Err(Error::invalid(
-            format!("{field_prefix}dependsOn"),
-            format!("task {id} does not exist"),
+        return Err(change::missing_dependency(
+            &format!("{field_prefix}dependsOn"),
+            *id,
         ));
     }
     Ok(())
