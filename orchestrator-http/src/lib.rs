@@ -23,10 +23,10 @@
 
 pub mod auth;
 mod cache;
+mod dashboard;
 pub mod error;
 pub mod extract;
 mod fanout;
-mod pages;
 pub mod rate_limit;
 pub mod request;
 mod routes;
@@ -41,9 +41,10 @@ use actix_web::web;
 
 use crate::extract::DEFAULT_BODY_LIMIT;
 
-/// Headers on every API response.
-fn api_headers() -> DefaultHeaders {
+/// The security headers of every response the server makes, with its content `policy`.
+fn security_headers(policy: &'static str) -> DefaultHeaders {
     DefaultHeaders::new()
+        .add(("Content-Security-Policy", policy))
         .add(("X-Frame-Options", "DENY"))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("Referrer-Policy", "strict-origin-when-cross-origin"))
@@ -51,10 +52,11 @@ fn api_headers() -> DefaultHeaders {
             "Permissions-Policy",
             "camera=(), microphone=(), geolocation=()",
         ))
-        .add((
-            "Content-Security-Policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        ))
+}
+
+/// Headers on every API response: nothing may be loaded from it, nothing kept.
+fn api_headers() -> DefaultHeaders {
+    security_headers("default-src 'none'; frame-ancestors 'none'")
         .add(("Cache-Control", "no-store, max-age=0"))
 }
 
@@ -104,7 +106,7 @@ pub fn check_cors_origin(origin: &str) -> Result<(), String> {
 }
 
 /// Mounts the API under `/api` with its state, body limits, security headers, request
-/// ids and error envelope, and the browser pages (`/`, `/login`, `/logout`).
+/// ids and error envelope, and the dashboard (`/`, `/login`, `/logout`, `/assets`).
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let cors = cors(&state.cors_origins);
@@ -121,6 +123,6 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .configure(routes::configure)
                     .default_service(web::to(routes::not_found)),
             )
-            .configure(pages::configure);
+            .configure(dashboard::configure);
     }
 }

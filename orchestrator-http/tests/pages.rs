@@ -1,33 +1,60 @@
-//! Browser pages: the printed login link, the session cookie, logout, and the page
-//! security policy.
+//! Dashboard pages: logging in by the printed link or the form (CSRF-checked), the board,
+//! logging out, and the page security policy.
 
 mod common;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::test::{TestRequest, call_service, read_body};
-use common::{ADMIN_TOKEN, app, backing, send};
+use common::{ADMIN_TOKEN, admin, app, backing, send};
+use serde_json::json;
+
+/// The `name=value` of the cookie `name` that `response` sets, if any.
+fn set_cookie(response: &ServiceResponse<impl MessageBody>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with(&format!("{name}=")))
+        .map(ToOwned::to_owned)
+}
+
+async fn body_text(response: ServiceResponse<impl MessageBody>) -> String {
+    String::from_utf8(read_body(response).await.to_vec()).unwrap()
+}
+
+/// The value of the hidden `csrf` field in `page`.
+fn csrf_field(page: &str) -> String {
+    let start = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn get(
+    app: &impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+    uri: &str,
+    cookie: Option<&str>,
+) -> ServiceResponse<impl MessageBody> {
+    let mut request = TestRequest::get().uri(uri);
+    if let Some(cookie) = cookie {
+        request = request.insert_header(("Cookie", cookie.to_owned()));
+    }
+    call_service(app, request.to_request()).await
+}
 
 #[actix_web::test]
 async fn the_login_link_opens_a_browser_session() {
     let backing = backing().await;
     let app = app(&backing).await;
-    let response = call_service(
-        &app,
-        TestRequest::get()
-            .uri(&format!("/login?token={ADMIN_TOKEN}"))
-            .to_request(),
-    )
-    .await;
+    let link = format!("/login?token={ADMIN_TOKEN}");
+    let response = get(&app, &link, None).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers().get("location").unwrap(), "/");
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(cookie.starts_with("orchestrator_admin="), "{cookie}");
+    let cookie = set_cookie(&response, "orchestrator_admin").expect("a session cookie");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
@@ -42,16 +69,9 @@ async fn the_login_link_opens_a_browser_session() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "the cookie opens the API");
-    let landing = call_service(
-        &app,
-        TestRequest::get()
-            .uri("/")
-            .insert_header(("Cookie", session.clone()))
-            .to_request(),
-    )
-    .await;
-    assert_eq!(landing.status(), StatusCode::OK);
-    let policy = landing
+    let board = get(&app, "/", Some(&session)).await;
+    assert_eq!(board.status(), StatusCode::OK);
+    let policy = board
         .headers()
         .get("content-security-policy")
         .unwrap()
@@ -59,36 +79,44 @@ async fn the_login_link_opens_a_browser_session() {
         .unwrap()
         .to_owned();
     assert!(
-        policy.contains("default-src 'self'") && policy.contains("frame-ancestors 'none'"),
+        policy.contains("default-src 'self'")
+            && policy.contains("script-src 'self'")
+            && policy.contains("frame-ancestors 'none'"),
         "{policy}"
     );
-    let page = String::from_utf8(read_body(landing).await.to_vec()).unwrap();
-    assert!(page.contains("logged in as the administrator"), "{page}");
+    let page = body_text(board).await;
+    assert!(page.contains("<h1>Board</h1>"), "{page}");
+    assert!(!page.contains("style="), "no inline style: {page}");
 
+    // Logging out takes the session's own CSRF token.
+    let forged = call_service(
+        &app,
+        TestRequest::post()
+            .uri("/logout")
+            .insert_header(("Cookie", session.clone()))
+            .set_form([("csrf", "forged")])
+            .to_request(),
+    )
+    .await;
+    assert_eq!(forged.status(), StatusCode::SEE_OTHER);
+    assert!(set_cookie(&forged, "orchestrator_admin").is_none());
     let logout = call_service(
         &app,
         TestRequest::post()
             .uri("/logout")
             .insert_header(("Cookie", session))
+            .set_form([("csrf", csrf_field(&page))])
             .to_request(),
     )
     .await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
-    let cleared = logout
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap();
+    assert_eq!(logout.headers().get("location").unwrap(), "/login");
+    let cleared = set_cookie(&logout, "orchestrator_admin").unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
 
-    let wrong = call_service(
-        &app,
-        TestRequest::get().uri("/login?token=guess").to_request(),
-    )
-    .await;
+    let wrong = get(&app, "/login?token=guess", None).await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    assert!(wrong.headers().get("set-cookie").is_none());
+    assert!(set_cookie(&wrong, "orchestrator_admin").is_none());
     let (status, _) = send(
         &app,
         TestRequest::get()
@@ -97,4 +125,114 @@ async fn the_login_link_opens_a_browser_session() {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn the_login_form_takes_the_token_with_its_own_csrf_token() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let board = get(&app, "/", None).await;
+    assert_eq!(
+        board.status(),
+        StatusCode::SEE_OTHER,
+        "the board asks to log in"
+    );
+    assert_eq!(board.headers().get("location").unwrap(), "/login");
+
+    let form = get(&app, "/login", None).await;
+    assert_eq!(form.status(), StatusCode::OK);
+    let form_cookie = set_cookie(&form, "orchestrator_login_csrf").expect("a form cookie");
+    let form_cookie = form_cookie.split(';').next().unwrap().to_owned();
+    let csrf = csrf_field(&body_text(form).await);
+    let post = |token: &str, csrf: &str, cookie: Option<&str>| {
+        let mut request = TestRequest::post()
+            .uri("/login")
+            .set_form([("token", token), ("csrf", csrf)]);
+        if let Some(cookie) = cookie {
+            request = request.insert_header(("Cookie", cookie.to_owned()));
+        }
+        request.to_request()
+    };
+
+    let without_cookie = call_service(&app, post(ADMIN_TOKEN, &csrf, None)).await;
+    assert_eq!(without_cookie.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&without_cookie, "orchestrator_admin").is_none());
+    assert!(
+        body_text(without_cookie)
+            .await
+            .contains("The form had expired")
+    );
+
+    let wrong_token = call_service(&app, post("guess", &csrf, Some(&form_cookie))).await;
+    assert_eq!(wrong_token.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(&wrong_token, "orchestrator_admin").is_none());
+    assert!(body_text(wrong_token).await.contains("is not this server"));
+
+    let logged_in = call_service(&app, post(ADMIN_TOKEN, &csrf, Some(&form_cookie))).await;
+    assert_eq!(logged_in.status(), StatusCode::SEE_OTHER);
+    assert_eq!(logged_in.headers().get("location").unwrap(), "/");
+    let session = set_cookie(&logged_in, "orchestrator_admin").expect("a session");
+    let session = session.split(';').next().unwrap().to_owned();
+    assert_eq!(
+        get(&app, "/", Some(&session)).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn the_board_sorts_tasks_into_what_a_person_should_do() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let (_, first) = send(
+        &app,
+        admin(TestRequest::post().uri("/api/tasks"))
+            .set_json(json!({"title": "Build the parser", "description": "d", "priority": 0})),
+    )
+    .await;
+    let first_id = first["data"]["id"].as_str().unwrap().to_owned();
+    send(
+        &app,
+        admin(TestRequest::post().uri("/api/tasks")).set_json(json!({
+            "title": "Document the parser <b>",
+            "description": "d",
+            "dependsOn": [first_id],
+        })),
+    )
+    .await;
+    let session = format!("orchestrator_admin={ADMIN_TOKEN}");
+    let page = body_text(get(&app, "/", Some(&session)).await).await;
+    let queued = &page[page.find("id=\"queued\"").expect("a Queued column")..];
+    let queued = &queued[..queued.find("</section>").unwrap()];
+    assert!(queued.contains("Build the parser"), "{queued}");
+    assert!(
+        queued.contains("Waiting for “Build the parser” (QUEUED)"),
+        "{queued}"
+    );
+    assert!(
+        queued.contains("Document the parser &#60;b&#62;")
+            || queued.contains("Document the parser &lt;b&gt;"),
+        "titles are escaped: {queued}"
+    );
+    assert!(page.contains("Nothing needs you."), "{page}");
+}
+
+#[actix_web::test]
+async fn assets_are_served_from_this_server() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    for (path, kind) in [
+        ("/assets/app.css", "text/css"),
+        ("/assets/live.js", "text/javascript"),
+        ("/assets/icon.svg", "image/svg+xml"),
+    ] {
+        let response = get(&app, path, None).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(content_type.starts_with(kind), "{path}: {content_type}");
+    }
 }

@@ -4,6 +4,8 @@
 // Every test file compiles this module and uses its own share of it.
 #![allow(dead_code)]
 
+pub(crate) mod browser;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};

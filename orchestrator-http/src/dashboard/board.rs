@@ -1,0 +1,346 @@
+//! `GET /`: the board. Columns by what a person should do: what needs them (open
+//! exceptions), what is working, what is queued and why it is not running yet, and what
+//! is done or failed lately; the day's numbers above them.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use orchestrator_core::Timestamp;
+use orchestrator_core::ids::{AgentId, TaskId};
+use orchestrator_core::model::{
+    AgentStatus, Exception, ExceptionQuery, ExceptionStatus, LogQuery, SortOrder, Task, TaskQuery,
+    TaskSort, TaskStatus, Waiting,
+};
+
+use super::{Section, Viewer, render, see_other};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// Cards in the Working and Queued columns, and in each of the others.
+const BUSY_CARDS: u32 = 50;
+const RECENT_CARDS: u32 = 10;
+
+/// A number at the top of the board.
+struct Stat {
+    label: &'static str,
+    value: String,
+    note: String,
+}
+
+/// A task on the board.
+struct TaskCard {
+    id: String,
+    short_id: String,
+    title: String,
+    priority: u8,
+    status: &'static str,
+    /// What the card says beyond its title: the agent and its latest line, why it waits,
+    /// or how it ended.
+    detail: Option<String>,
+    at: String,
+}
+
+/// An open exception on the board.
+struct ExceptionCard {
+    id: String,
+    title: String,
+    severity: &'static str,
+    kind: &'static str,
+    task: Option<(String, String)>,
+    at: String,
+}
+
+/// A column of task cards.
+struct Column {
+    heading: &'static str,
+    slug: &'static str,
+    cards: Vec<TaskCard>,
+    /// What the column says when it has no card.
+    empty: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "board.html")]
+struct BoardPage {
+    section: Section,
+    csrf: String,
+    stats: Vec<Stat>,
+    needs_you: Vec<ExceptionCard>,
+    columns: Vec<Column>,
+}
+
+pub(super) async fn board(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return see_other("/login");
+    };
+    match board_page(&state, viewer).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+async fn board_page(state: &AppState, viewer: Viewer) -> ApiResult<BoardPage> {
+    let now = state.now();
+    let working = tasks_in(
+        state,
+        &[
+            TaskStatus::Assigned,
+            TaskStatus::InProgress,
+            TaskStatus::Verifying,
+        ],
+        BUSY_CARDS,
+    )
+    .await?;
+    let queued = state
+        .store
+        .list_tasks(&TaskQuery {
+            status: Some(TaskStatus::Queued),
+            limit: BUSY_CARDS,
+            ..TaskQuery::default()
+        })
+        .await?
+        .items;
+    let done = tasks_in(state, &[TaskStatus::Completed], RECENT_CARDS).await?;
+    let failed = tasks_in(
+        state,
+        &[TaskStatus::Failed, TaskStatus::Cancelled],
+        RECENT_CARDS,
+    )
+    .await?;
+    let exceptions = state
+        .store
+        .list_exceptions(&ExceptionQuery {
+            status: Some(ExceptionStatus::Open),
+            limit: BUSY_CARDS,
+            ..ExceptionQuery::default()
+        })
+        .await?
+        .items;
+    Ok(BoardPage {
+        section: Section::Board,
+        csrf: viewer.csrf,
+        stats: stats(state, now).await?,
+        needs_you: exception_cards(state, exceptions).await?,
+        columns: vec![
+            Column {
+                heading: "Working",
+                slug: "working",
+                cards: working_cards(state, working).await?,
+                empty: "No agent is working.",
+            },
+            Column {
+                heading: "Queued",
+                slug: "queued",
+                cards: queued_cards(state, queued, now).await?,
+                empty: "The queue is empty.",
+            },
+            Column {
+                heading: "Done",
+                slug: "done",
+                cards: done.iter().map(|task| card(task, None)).collect(),
+                empty: "Nothing completed yet.",
+            },
+            Column {
+                heading: "Failed / cancelled",
+                slug: "failed",
+                cards: failed
+                    .iter()
+                    .map(|task| card(task, task.last_error.clone()))
+                    .collect(),
+                empty: "Nothing failed.",
+            },
+        ],
+    })
+}
+
+/// The newest `limit` tasks in any of `statuses`, most recently changed first.
+async fn tasks_in(state: &AppState, statuses: &[TaskStatus], limit: u32) -> ApiResult<Vec<Task>> {
+    let mut tasks = Vec::new();
+    for status in statuses {
+        let page = state
+            .store
+            .list_tasks(&TaskQuery {
+                status: Some(*status),
+                sort_by: TaskSort::UpdatedAt,
+                sort_order: SortOrder::Desc,
+                limit,
+                ..TaskQuery::default()
+            })
+            .await?;
+        tasks.extend(page.items);
+    }
+    tasks.sort_by_key(|task| std::cmp::Reverse(task.updated_at));
+    tasks.truncate(limit as usize);
+    Ok(tasks)
+}
+
+fn card(task: &Task, detail: Option<String>) -> TaskCard {
+    let id = task.id.to_string();
+    TaskCard {
+        short_id: id[..8].to_owned(),
+        id,
+        title: task.title.clone(),
+        priority: task.priority,
+        status: task.status.as_str(),
+        detail,
+        at: task.updated_at.to_string(),
+    }
+}
+
+/// Working tasks with their agent and the latest line of their transcript.
+async fn working_cards(state: &AppState, tasks: Vec<Task>) -> ApiResult<Vec<TaskCard>> {
+    let agent_ids: Vec<AgentId> = tasks.iter().filter_map(|t| t.assigned_agent_id).collect();
+    let agents: HashMap<AgentId, String> = state
+        .store
+        .get_agents(&agent_ids)
+        .await?
+        .into_iter()
+        .map(|agent| {
+            let name = agent
+                .name
+                .unwrap_or_else(|| agent.id.to_string()[..8].to_owned());
+            (agent.id, name)
+        })
+        .collect();
+    let mut cards = Vec::with_capacity(tasks.len());
+    for task in &tasks {
+        let latest = state
+            .store
+            .list_logs(&LogQuery::for_task(task.id, 1))
+            .await?;
+        let line = latest
+            .logs
+            .first()
+            .and_then(|log| log.content.lines().find(|line| !line.trim().is_empty()))
+            .map(|line| line.chars().take(160).collect::<String>());
+        let agent = task.assigned_agent_id.and_then(|id| agents.get(&id));
+        let detail = match (agent, line) {
+            (Some(agent), Some(line)) => Some(format!("{agent}: {line}")),
+            (Some(agent), None) => Some(agent.clone()),
+            (None, line) => line,
+        };
+        cards.push(card(task, detail));
+    }
+    Ok(cards)
+}
+
+/// Queued tasks, each saying why it is not running yet.
+async fn queued_cards(
+    state: &AppState,
+    tasks: Vec<Task>,
+    now: Timestamp,
+) -> ApiResult<Vec<TaskCard>> {
+    let dependency_ids: Vec<TaskId> = tasks
+        .iter()
+        .flat_map(|t| t.depends_on.iter().copied())
+        .collect();
+    let dependencies: HashMap<TaskId, Task> = state
+        .store
+        .get_tasks(&dependency_ids)
+        .await?
+        .into_iter()
+        .map(|task| (task.id, task))
+        .collect();
+    Ok(tasks
+        .iter()
+        .map(|task| {
+            let detail = match Waiting::of(task, &dependencies, now) {
+                Some(waiting) if !waiting.dependencies.is_empty() => Some(format!(
+                    "Waiting for {}",
+                    waiting
+                        .dependencies
+                        .iter()
+                        .map(|d| format!("“{}” ({})", d.title, d.status))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                Some(Waiting {
+                    not_before: Some(at),
+                    ..
+                }) => Some(format!("Delayed until {at}")),
+                _ => Some("Ready for the next free runner slot".to_owned()),
+            };
+            card(task, detail)
+        })
+        .collect())
+}
+
+async fn exception_cards(
+    state: &AppState,
+    exceptions: Vec<Exception>,
+) -> ApiResult<Vec<ExceptionCard>> {
+    let task_ids: Vec<TaskId> = exceptions.iter().filter_map(|e| e.task_id).collect();
+    let titles: HashMap<TaskId, String> = state
+        .store
+        .get_tasks(&task_ids)
+        .await?
+        .into_iter()
+        .map(|task| (task.id, task.title))
+        .collect();
+    Ok(exceptions
+        .into_iter()
+        .map(|exception| ExceptionCard {
+            id: exception.id.to_string(),
+            title: exception.title,
+            severity: exception.severity.as_str(),
+            kind: exception.exception_type.as_str(),
+            task: exception
+                .task_id
+                .and_then(|id| titles.get(&id).map(|title| (id.to_string(), title.clone()))),
+            at: exception.last_occurred_at.to_string(),
+        })
+        .collect())
+}
+
+/// The board's numbers, as the original dashboard's cards had them.
+async fn stats(state: &AppState, now: Timestamp) -> ApiResult<Vec<Stat>> {
+    let millis = now.as_millis();
+    let midnight = Timestamp::from_millis(millis - millis.rem_euclid(DAY_MS))
+        .ok_or_else(|| ApiError::internal("the start of today is out of range"))?;
+    let stats = state.store.stats(midnight).await?;
+    let agents_total: u64 = stats.agents_by_status.values().sum();
+    let ended = stats.completed_since + stats.failed_since;
+    let open_exceptions: u64 = stats.open_exceptions_by_severity.values().sum();
+    Ok(vec![
+        Stat {
+            label: "Active agents",
+            value: stats.agents(AgentStatus::Working).to_string(),
+            note: format!(
+                "{agents_total} slots, {} idle",
+                stats.agents(AgentStatus::Idle)
+            ),
+        },
+        Stat {
+            label: "Pending tasks",
+            value: stats.tasks(TaskStatus::Queued).to_string(),
+            note: format!("{} in progress", stats.tasks(TaskStatus::InProgress)),
+        },
+        Stat {
+            label: "Success rate today",
+            value: if ended == 0 {
+                "—".to_owned()
+            } else {
+                format!(
+                    "{:.1}%",
+                    100.0 * stats.completed_since as f64 / ended as f64
+                )
+            },
+            note: format!(
+                "{} completed, {} failed",
+                stats.completed_since, stats.failed_since
+            ),
+        },
+        Stat {
+            label: "Open exceptions",
+            value: open_exceptions.to_string(),
+            note: if open_exceptions == 0 {
+                "Nothing needs you".to_owned()
+            } else {
+                "Waiting for a decision".to_owned()
+            },
+        },
+    ])
+}
