@@ -217,6 +217,66 @@ async fn the_board_sorts_tasks_into_what_a_person_should_do() {
 }
 
 #[actix_web::test]
+async fn a_task_page_shows_the_task_and_what_it_waits_for() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let (_, first) = send(
+        &app,
+        admin(TestRequest::post().uri("/api/tasks"))
+            .set_json(json!({"title": "Build the parser", "description": "d"})),
+    )
+    .await;
+    let first_id = first["data"]["id"].as_str().unwrap().to_owned();
+    let (_, second) = send(
+        &app,
+        admin(TestRequest::post().uri("/api/tasks")).set_json(json!({
+            "title": "Document the parser",
+            "description": "Line one\n<script>alert(1)</script>",
+            "filesHint": ["docs/parser.md"],
+            "dependsOn": [first_id],
+        })),
+    )
+    .await;
+    let second_id = second["data"]["id"].as_str().unwrap().to_owned();
+    let session = format!("orchestrator_admin={ADMIN_TOKEN}");
+
+    let path = format!("/tasks/{second_id}");
+    let response = get(&app, &path, Some(&session)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = body_text(response).await;
+    assert!(page.contains("<h1>Document the parser</h1>"), "{page}");
+    assert!(
+        page.contains(&format!(
+            "<a href=\"/tasks/{first_id}\">Build the parser</a>"
+        )),
+        "the dependency links to its page: {page}"
+    );
+    assert!(page.contains("<code>docs/parser.md</code>"), "{page}");
+    assert!(page.contains("No attempt yet."), "{page}");
+    assert!(
+        !page.contains("<script>alert"),
+        "the description is escaped"
+    );
+
+    let board = body_text(get(&app, "/", Some(&session)).await).await;
+    assert!(
+        board.contains(&format!("href=\"/tasks/{second_id}\"")),
+        "cards link to their page"
+    );
+
+    for missing in [
+        "/tasks/not-an-id",
+        "/tasks/5a0c3b57-0d4f-4c1e-9a43-0f2b8c1d7e90",
+    ] {
+        let response = get(&app, missing, Some(&session)).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{missing}");
+        assert!(body_text(response).await.contains("No task has this id"));
+    }
+    let anonymous = get(&app, &path, None).await;
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
 async fn assets_are_served_from_this_server() {
     let backing = backing().await;
     let app = app(&backing).await;

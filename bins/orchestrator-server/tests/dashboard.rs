@@ -1,6 +1,7 @@
 //! The dashboard in a real headless Chromium against a real server: logging in through
-//! the form, the board's columns, the keyboard, no console error or CSP violation, and
-//! screenshots at 1400 and 390 px wide under `target/screenshots` for people to look at.
+//! the form, the board's columns, a task's page, the keyboard, no console error or CSP
+//! violation, and screenshots at 1400 and 390 px wide under `target/screenshots` for
+//! people to look at.
 //!
 //! Skipped with a printed reason where Chromium or chromedriver is missing, unless
 //! `ORCHESTRATOR_REQUIRE_BROWSER=1`.
@@ -124,6 +125,22 @@ async fn the_board_in_a_browser() {
         browser
             .screenshot(&screenshots.join(format!("board-{width}.png")))
             .await;
+
+        // A card opens its task's page.
+        browser
+            .click(&browser.find("section.queued h3 a").await)
+            .await;
+        browser.find("h2#attempts").await;
+        let heading = browser.text(&browser.find("main h1").await).await;
+        assert_eq!(heading, "Document the parser");
+        let scope = browser
+            .text(&browser.find("section[aria-labelledby=scope]").await)
+            .await;
+        assert!(scope.contains("Build the parser"), "{scope}");
+        browser
+            .screenshot(&screenshots.join(format!("task-{width}.png")))
+            .await;
+
         let problems: Vec<Value> = browser
             .console()
             .await

@@ -6,6 +6,7 @@
 mod assets;
 mod board;
 mod session;
+mod task;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
@@ -33,6 +34,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/")
             .wrap(page_headers())
             .route(web::get().to(board::board)),
+    )
+    .service(
+        web::resource("/tasks/{id}")
+            .wrap(page_headers())
+            .route(web::get().to(task::task)),
     );
     session::configure(cfg, page_headers);
 }
@@ -62,6 +68,26 @@ fn render(status: actix_web::http::StatusCode, template: &impl Template) -> Http
             .body(body),
         Err(err) => actix_web::ResponseError::error_response(&ApiError::internal(err)),
     }
+}
+
+#[derive(Template)]
+#[template(path = "not_found.html")]
+struct NotFoundPage<'a> {
+    section: Section,
+    csrf: String,
+    message: &'a str,
+}
+
+/// The 404 page, saying what was not found.
+fn not_found(viewer: Viewer, message: &str) -> HttpResponse {
+    render(
+        actix_web::http::StatusCode::NOT_FOUND,
+        &NotFoundPage {
+            section: Section::Board,
+            csrf: viewer.csrf,
+            message,
+        },
+    )
 }
 
 /// A redirect after a form post, or to the login page.

@@ -11,7 +11,7 @@ mod health;
 mod locks;
 mod openapi;
 mod runner;
-mod tasks;
+pub(crate) mod tasks;
 mod verify;
 
 use actix_web::http::StatusCode;

@@ -301,39 +301,39 @@ async fn create_batch(
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AssignedAgent {
-    id: AgentId,
-    name: Option<String>,
-    status: AgentStatus,
-    total_tokens_used: u64,
-    last_activity_at: Option<Timestamp>,
+pub(crate) struct AssignedAgent {
+    pub(crate) id: AgentId,
+    pub(crate) name: Option<String>,
+    pub(crate) status: AgentStatus,
+    pub(crate) total_tokens_used: u64,
+    pub(crate) last_activity_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct LockedHint {
-    file_path: String,
-    agent_id: AgentId,
-    agent_name: Option<String>,
+pub(crate) struct LockedHint {
+    pub(crate) file_path: String,
+    pub(crate) agent_id: AgentId,
+    pub(crate) agent_name: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TaskDetail {
+pub(crate) struct TaskDetail {
     #[serde(flatten)]
-    task: Task,
-    assigned_agent: Option<AssignedAgent>,
+    pub(crate) task: Task,
+    pub(crate) assigned_agent: Option<AssignedAgent>,
     /// Every attempt, first to latest.
-    attempts: Vec<TaskAttempt>,
-    verification_results: Vec<VerificationResult>,
-    logs: Vec<AgentLog>,
-    exceptions: Vec<Exception>,
-    file_locks: Vec<FileLock>,
-    locked_files_hint: Vec<LockedHint>,
-    has_file_conflicts: bool,
+    pub(crate) attempts: Vec<TaskAttempt>,
+    pub(crate) verification_results: Vec<VerificationResult>,
+    pub(crate) logs: Vec<AgentLog>,
+    pub(crate) exceptions: Vec<Exception>,
+    pub(crate) file_locks: Vec<FileLock>,
+    pub(crate) locked_files_hint: Vec<LockedHint>,
+    pub(crate) has_file_conflicts: bool,
     /// Why a queued task is not claimed yet: the dependencies it waits for and the time
     /// it may not be claimed before (`lockedFilesHint` names the locks in its way).
-    waiting: Option<Waiting>,
+    pub(crate) waiting: Option<Waiting>,
 }
 
 #[utoipa::path(
@@ -356,6 +356,13 @@ async fn get_task(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id: TaskId = parse_id(&id, "task")?;
+    Ok(ok(task_detail(&state, id).await?))
+}
+
+/// A task with what its page shows: its agent, attempts, latest verification results,
+/// latest 50 log entries, exceptions, locks, the locks in the way of its files hint, and
+/// why it waits.
+pub(crate) async fn task_detail(state: &AppState, id: TaskId) -> ApiResult<TaskDetail> {
     let store = &state.store;
     let now = state.now();
     let task = store.get_task(id).await?;
@@ -364,7 +371,7 @@ async fn get_task(
         None => None,
     };
     let attempts = store.list_attempts(id).await?;
-    let dependencies = tasks_by_id(&state, task.depends_on.iter().copied()).await?;
+    let dependencies = tasks_by_id(state, task.depends_on.iter().copied()).await?;
     let waiting = Waiting::of(&task, &dependencies, now);
     let verification_results = store.list_verification_results(id, 10).await?;
     let logs = store.list_logs(&LogQuery::for_task(id, 50)).await?.logs;
@@ -389,7 +396,7 @@ async fn get_task(
     let conflicts = store
         .check(&task.files_hint, task.assigned_agent_id, now)
         .await?;
-    let holders = agents_by_id(&state, conflicts.iter().map(|c| c.held.agent_id)).await?;
+    let holders = agents_by_id(state, conflicts.iter().map(|c| c.held.agent_id)).await?;
     let locked_files_hint: Vec<LockedHint> = conflicts
         .into_iter()
         .map(|conflict| LockedHint {
@@ -400,7 +407,7 @@ async fn get_task(
             file_path: conflict.requested_path,
         })
         .collect();
-    Ok(ok(TaskDetail {
+    Ok(TaskDetail {
         assigned_agent: agent.map(|agent| AssignedAgent {
             id: agent.id,
             name: agent.name,
@@ -417,7 +424,7 @@ async fn get_task(
         locked_files_hint,
         waiting,
         task,
-    }))
+    })
 }
 
 /// `PATCH /api/tasks/:id`: the editable fields, and the status changes a person may make.

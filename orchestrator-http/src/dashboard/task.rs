@@ -1,0 +1,244 @@
+//! `GET /tasks/:id`: one task. Its state, priority and risk; description, files hint
+//! with the locks in its way, and dependencies; the attempt timeline; verification
+//! results with each failure's place; the latest transcript; its exceptions.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use orchestrator_core::ids::TaskId;
+use orchestrator_core::model::{AgentLog, Task, TaskAttempt, VerificationResult};
+use orchestrator_core::verify::StageStatus;
+
+use super::{Section, Viewer, not_found, render, see_other};
+use crate::error::{ApiError, ErrorCode};
+use crate::routes::tasks::{TaskDetail, task_detail};
+use crate::state::AppState;
+
+/// One attempt in the timeline.
+struct AttemptRow {
+    number: u32,
+    agent: String,
+    started: String,
+    ended: Option<String>,
+    outcome: &'static str,
+    reason: Option<String>,
+    commit: Option<String>,
+    tokens: u64,
+    cost: String,
+}
+
+impl From<&TaskAttempt> for AttemptRow {
+    fn from(attempt: &TaskAttempt) -> Self {
+        let usage = &attempt.usage;
+        Self {
+            number: attempt.attempt_number,
+            agent: attempt.agent_id.to_string()[..8].to_owned(),
+            started: attempt.started_at.to_string(),
+            ended: attempt.ended_at.map(|at| at.to_string()),
+            outcome: attempt.outcome.as_str(),
+            reason: attempt.failure_reason.clone(),
+            commit: attempt
+                .commit_sha
+                .as_ref()
+                .map(|sha| sha.chars().take(12).collect()),
+            tokens: usage.input_tokens + usage.output_tokens,
+            cost: format!("${:.2}", usage.cost_usd),
+        }
+    }
+}
+
+/// A verification result of one attempt.
+struct Verification {
+    attempt: u32,
+    verdict: &'static str,
+    confidence: String,
+    /// Each stage and how it went (with the reason a check did not run).
+    stages: Vec<(String, String)>,
+    /// Each failure as `file:line`, its kind and message.
+    failures: Vec<(Option<String>, &'static str, String)>,
+    at: String,
+}
+
+impl From<&VerificationResult> for Verification {
+    fn from(result: &VerificationResult) -> Self {
+        Self {
+            attempt: result.attempt_number,
+            verdict: if result.unverified {
+                "unverified"
+            } else if result.passed {
+                "passed"
+            } else {
+                "failed"
+            },
+            confidence: format!("{:.0}%", result.confidence_score * 100.0),
+            stages: result
+                .stages
+                .iter()
+                .map(|stage| {
+                    let status = match &stage.status {
+                        StageStatus::Passed => "passed".to_owned(),
+                        StageStatus::Failed => "failed".to_owned(),
+                        StageStatus::Skipped { reason } => format!("skipped ({reason})"),
+                        StageStatus::NotApplicable { reason } => {
+                            format!("not applicable ({reason})")
+                        }
+                    };
+                    (stage.stage.clone(), status)
+                })
+                .collect(),
+            failures: result
+                .failures
+                .iter()
+                .map(|failure| {
+                    let place = failure.file.as_ref().map(|file| match failure.line {
+                        Some(line) => format!("{file}:{line}"),
+                        None => file.clone(),
+                    });
+                    (place, failure.kind.as_str(), failure.message.clone())
+                })
+                .collect(),
+            at: result.created_at.to_string(),
+        }
+    }
+}
+
+/// A transcript entry.
+struct Entry {
+    kind: &'static str,
+    content: String,
+    at: String,
+}
+
+impl From<&AgentLog> for Entry {
+    fn from(log: &AgentLog) -> Self {
+        Self {
+            kind: log.log_type.as_str(),
+            content: log.content.clone(),
+            at: log.created_at.to_string(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "task.html")]
+struct TaskPage {
+    section: Section,
+    csrf: String,
+    id: String,
+    title: String,
+    status: &'static str,
+    priority: u8,
+    risk: &'static str,
+    description: String,
+    files_hint: Vec<String>,
+    /// Paths of the files hint that other agents' locks cover, with their holder.
+    locked: Vec<(String, String)>,
+    /// Dependencies as (id, title, status) where known.
+    dependencies: Vec<(String, String, String)>,
+    not_before: Option<String>,
+    agent: Option<String>,
+    branch: Option<String>,
+    attempts_used: u32,
+    max_attempts: u32,
+    attempts: Vec<AttemptRow>,
+    verifications: Vec<Verification>,
+    transcript: Vec<Entry>,
+    exceptions: Vec<(String, &'static str, &'static str, String)>,
+    created: String,
+    updated: String,
+}
+
+impl TaskPage {
+    fn new(viewer: Viewer, detail: TaskDetail, dependencies: Vec<Task>) -> Self {
+        let task = &detail.task;
+        let waiting = detail.waiting.as_ref();
+        let dependencies = dependencies
+            .iter()
+            .map(|dependency| {
+                (
+                    dependency.id.to_string(),
+                    dependency.title.clone(),
+                    dependency.status.to_string(),
+                )
+            })
+            .collect();
+        Self {
+            section: Section::Board,
+            csrf: viewer.csrf,
+            id: task.id.to_string(),
+            title: task.title.clone(),
+            status: task.status.as_str(),
+            priority: task.priority,
+            risk: task.risk_level.as_str(),
+            description: task.description.clone(),
+            files_hint: task.files_hint.clone(),
+            locked: detail
+                .locked_files_hint
+                .iter()
+                .map(|hint| {
+                    let holder = hint
+                        .agent_name
+                        .clone()
+                        .unwrap_or_else(|| hint.agent_id.to_string()[..8].to_owned());
+                    (hint.file_path.clone(), holder)
+                })
+                .collect(),
+            dependencies,
+            not_before: waiting.and_then(|w| w.not_before).map(|at| at.to_string()),
+            agent: detail.assigned_agent.as_ref().map(|agent| {
+                agent
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| agent.id.to_string()[..8].to_owned())
+            }),
+            branch: task.branch_name.clone(),
+            attempts_used: task.attempts_used,
+            max_attempts: task.max_attempts,
+            attempts: detail.attempts.iter().rev().map(AttemptRow::from).collect(),
+            verifications: detail
+                .verification_results
+                .iter()
+                .map(Verification::from)
+                .collect(),
+            transcript: detail.logs.iter().map(Entry::from).collect(),
+            exceptions: detail
+                .exceptions
+                .iter()
+                .map(|e| {
+                    (
+                        e.title.clone(),
+                        e.severity.as_str(),
+                        e.status.as_str(),
+                        e.last_occurred_at.to_string(),
+                    )
+                })
+                .collect(),
+            created: task.created_at.to_string(),
+            updated: task.updated_at.to_string(),
+        }
+    }
+}
+
+pub(super) async fn task(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return see_other("/login");
+    };
+    let Ok(id) = id.parse::<TaskId>() else {
+        return not_found(viewer, "No task has this id.");
+    };
+    let detail = match task_detail(&state, id).await {
+        Ok(detail) => detail,
+        Err(err) if err.code == ErrorCode::NotFound => {
+            return not_found(viewer, "No task has this id; it may have been deleted.");
+        }
+        Err(err) => return actix_web::ResponseError::error_response(&err),
+    };
+    match state.store.get_tasks(&detail.task.depends_on).await {
+        Ok(dependencies) => render(StatusCode::OK, &TaskPage::new(viewer, detail, dependencies)),
+        Err(err) => actix_web::ResponseError::error_response(&ApiError::from(err)),
+    }
+}
