@@ -277,6 +277,47 @@ async fn a_task_page_shows_the_task_and_what_it_waits_for() {
 }
 
 #[actix_web::test]
+async fn live_parts_are_rendered_alone_for_the_script() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let (_, created) = send(
+        &app,
+        admin(TestRequest::post().uri("/api/tasks"))
+            .set_json(json!({"title": "Followed live", "description": "d"})),
+    )
+    .await;
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let session = format!("orchestrator_admin={ADMIN_TOKEN}");
+
+    let board = body_text(get(&app, "/", Some(&session)).await).await;
+    assert!(
+        board.contains("data-fragment=\"/fragments/board\"")
+            && board.contains("task.status_changed")
+            && !board.contains("attempt.lease_renewed"),
+        "the board says where its live part comes from and after which events: {board}"
+    );
+    let part = body_text(get(&app, "/fragments/board", Some(&session)).await).await;
+    assert!(part.contains("Followed live"), "{part}");
+    assert!(part.contains("class=\"columns\""), "{part}");
+    assert!(
+        !part.contains("<html") && !part.contains("<h1>"),
+        "the part alone: {part}"
+    );
+
+    let path = format!("/fragments/tasks/{id}");
+    let part = body_text(get(&app, &path, Some(&session)).await).await;
+    assert!(
+        part.contains("<h1>Followed live</h1>") && !part.contains("<html"),
+        "{part}"
+    );
+
+    for path in ["/fragments/board", path.as_str()] {
+        let ended = get(&app, path, None).await;
+        assert_eq!(ended.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+}
+
+#[actix_web::test]
 async fn assets_are_served_from_this_server() {
     let backing = backing().await;
     let app = app(&backing).await;

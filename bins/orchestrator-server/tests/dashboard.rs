@@ -83,6 +83,7 @@ async fn the_board_in_a_browser() {
     let Some((chromedriver, chromium)) = browser::installed("the_board_in_a_browser") else {
         return;
     };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
     let (server, _data) = server_with_a_queue().await;
     let screenshots = browser::screenshot_dir();
     for width in [1400, 390] {
@@ -99,27 +100,24 @@ async fn the_board_in_a_browser() {
         }
         let token = browser.find("#token").await;
         browser.type_into(&token, ADMIN_TOKEN).await;
-        browser
-            .click(&browser.find("form.login button").await)
-            .await;
-        let heading = browser.find("main h1").await;
-        assert_eq!(browser.text(&heading).await, "Board");
+        browser.click_on("form.login button").await;
+        // The board's own parts appear once the login has gone through.
+        browser.find("section.stats").await;
+        assert_eq!(browser.text_of("main h1").await, "Board");
 
-        let working = browser.text(&browser.find("section.working").await).await;
+        let working = browser.text_of("section.working").await;
         assert!(working.contains("Build the parser"), "{working}");
         assert!(
             working.contains("laptop"),
             "the card names its agent: {working}"
         );
-        let queued = browser.text(&browser.find("section.queued").await).await;
+        let queued = browser.text_of("section.queued").await;
         assert!(
             queued.contains("Waiting for “Build the parser” (ASSIGNED)"),
             "{queued}"
         );
         // Times are shown in the browser's own time zone, not as ISO text.
-        let shown = browser
-            .text(&browser.find("section.working time").await)
-            .await;
+        let shown = browser.text_of("section.working time").await;
         assert!(!shown.contains('T') || !shown.ends_with('Z'), "{shown}");
 
         browser
@@ -127,15 +125,11 @@ async fn the_board_in_a_browser() {
             .await;
 
         // A card opens its task's page.
-        browser
-            .click(&browser.find("section.queued h3 a").await)
-            .await;
+        browser.click_on("section.queued h3 a").await;
         browser.find("h2#attempts").await;
-        let heading = browser.text(&browser.find("main h1").await).await;
+        let heading = browser.text_of("main h1").await;
         assert_eq!(heading, "Document the parser");
-        let scope = browser
-            .text(&browser.find("section[aria-labelledby=scope]").await)
-            .await;
+        let scope = browser.text_of("section[aria-labelledby=scope]").await;
         assert!(scope.contains("Build the parser"), "{scope}");
         browser
             .screenshot(&screenshots.join(format!("task-{width}.png")))
@@ -160,6 +154,7 @@ async fn the_board_is_used_with_the_keyboard_alone() {
     else {
         return;
     };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
     let (server, _data) = server_with_a_queue().await;
     let browser = Browser::start(&chromedriver, &chromium, 1400).await;
     browser.open(&format!("{}/login", server.url)).await;
@@ -204,6 +199,88 @@ async fn the_board_is_used_with_the_keyboard_alone() {
         .await;
     browser.find("#token").await;
     assert!(browser.current_url().await.ends_with("/login"));
+    browser.close().await;
+    server.stop();
+}
+
+/// Waits up to 10 s for the text of `selector` to contain `expected`.
+async fn wait_for_text(browser: &Browser, selector: &str, expected: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = browser
+            .run(&format!(
+                "const e = document.querySelector({selector:?}); return e ? e.innerText : '';"
+            ))
+            .await;
+        if text.as_str().unwrap_or_default().contains(expected) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{selector} never showed {expected:?}: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_follows_the_queue_without_a_reload() {
+    let Some((chromedriver, chromium)) =
+        browser::installed("the_board_follows_the_queue_without_a_reload")
+    else {
+        return;
+    };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
+    let (server, _data) = server_with_a_queue().await;
+    let http = reqwest::Client::new();
+    let browser = Browser::start(&chromedriver, &chromium, 1400).await;
+    browser.open(&format!("{}/login", server.url)).await;
+    let token = browser.find("#token").await;
+    browser
+        .type_into(&token, &format!("{ADMIN_TOKEN}\u{E007}"))
+        .await;
+    browser.find("section.working").await;
+    wait_for_text(&browser, "#live", "Live").await;
+    // A mark that a reload would wipe out.
+    browser
+        .run("window.stillTheSamePage = true; return null;")
+        .await;
+
+    let created = call(
+        http.post(format!("{}/api/tasks", server.url))
+            .json(&json!({"title": "Appears by itself", "description": "d", "priority": 3})),
+        ADMIN_TOKEN,
+    )
+    .await;
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    wait_for_text(&browser, "section.queued", "Appears by itself").await;
+
+    call(
+        http.patch(format!("{}/api/tasks/{id}", server.url))
+            .json(&json!({"status": "CANCELLED"})),
+        ADMIN_TOKEN,
+    )
+    .await;
+    wait_for_text(&browser, "section.failed", "Appears by itself").await;
+    let queued = browser.text_of("section.queued").await;
+    assert!(
+        !queued.contains("Appears by itself"),
+        "a task never shows in a state it has left: {queued}"
+    );
+    assert_eq!(
+        browser
+            .run("return window.stillTheSamePage === true;")
+            .await,
+        true,
+        "the board changed without a reload"
+    );
+    let problems: Vec<Value> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|entry| entry["level"] == "SEVERE" || entry["level"] == "WARNING")
+        .collect();
+    assert!(problems.is_empty(), "console errors: {problems:?}");
     browser.close().await;
     server.stop();
 }

@@ -72,12 +72,36 @@ struct BoardPage {
     columns: Vec<Column>,
 }
 
+/// The board's live part alone (its numbers and columns), rendered again after events.
+#[derive(Template)]
+#[template(path = "board.html", block = "live")]
+struct BoardLive(BoardPage);
+
+impl std::ops::Deref for BoardLive {
+    type Target = BoardPage;
+
+    fn deref(&self) -> &BoardPage {
+        &self.0
+    }
+}
+
 pub(super) async fn board(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let Some(viewer) = Viewer::of(&req, &state) else {
         return see_other("/login");
     };
     match board_page(&state, viewer).await {
         Ok(page) => render(StatusCode::OK, &page),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+/// `GET /fragments/board`: the live part of the board; 401 once the session has ended.
+pub(super) async fn board_fragment(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return HttpResponse::Unauthorized().finish();
+    };
+    match board_page(&state, viewer).await {
+        Ok(page) => render(StatusCode::OK, &BoardLive(page)),
         Err(err) => actix_web::ResponseError::error_response(&err),
     }
 }
@@ -309,7 +333,8 @@ async fn stats(state: &AppState, now: Timestamp) -> ApiResult<Vec<Stat>> {
             label: "Active agents",
             value: stats.agents(AgentStatus::Working).to_string(),
             note: format!(
-                "{agents_total} slots, {} idle",
+                "{agents_total} {}, {} idle",
+                if agents_total == 1 { "slot" } else { "slots" },
                 stats.agents(AgentStatus::Idle)
             ),
         },

@@ -12,6 +12,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use orchestrator_core::model::EventKind;
 
 use crate::error::ApiError;
 
@@ -39,8 +40,29 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/tasks/{id}")
             .wrap(page_headers())
             .route(web::get().to(task::task)),
+    )
+    .service(
+        web::resource("/fragments/board")
+            .wrap(page_headers())
+            .route(web::get().to(board::board_fragment)),
+    )
+    .service(
+        web::resource("/fragments/tasks/{id}")
+            .wrap(page_headers())
+            .route(web::get().to(task::task_fragment)),
     );
     session::configure(cfg, page_headers);
+}
+
+/// The kinds of event after which a page's live part is rendered again: every kind but
+/// the renewals of leases and locks, which change nothing a page shows.
+pub(crate) fn live_events() -> String {
+    EventKind::ALL
+        .iter()
+        .filter(|kind| !matches!(kind, EventKind::LeaseRenewed | EventKind::LockRenewed))
+        .map(EventKind::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The places the navigation leads to, with the one a page belongs to marked.

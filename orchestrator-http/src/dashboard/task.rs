@@ -219,6 +219,42 @@ impl TaskPage {
     }
 }
 
+/// A task page's live part alone, rendered again after events about the task.
+#[derive(Template)]
+#[template(path = "task.html", block = "live")]
+struct TaskLive(TaskPage);
+
+impl std::ops::Deref for TaskLive {
+    type Target = TaskPage;
+
+    fn deref(&self) -> &TaskPage {
+        &self.0
+    }
+}
+
+/// The page of the task `raw_id` names, or the response that says why there is none.
+async fn load(state: &AppState, viewer: Viewer, raw_id: &str) -> Result<TaskPage, HttpResponse> {
+    let Ok(id) = raw_id.parse::<TaskId>() else {
+        return Err(not_found(viewer, "No task has this id."));
+    };
+    let detail = match task_detail(state, id).await {
+        Ok(detail) => detail,
+        Err(err) if err.code == ErrorCode::NotFound => {
+            return Err(not_found(
+                viewer,
+                "No task has this id; it may have been deleted.",
+            ));
+        }
+        Err(err) => return Err(actix_web::ResponseError::error_response(&err)),
+    };
+    match state.store.get_tasks(&detail.task.depends_on).await {
+        Ok(dependencies) => Ok(TaskPage::new(viewer, detail, dependencies)),
+        Err(err) => Err(actix_web::ResponseError::error_response(&ApiError::from(
+            err,
+        ))),
+    }
+}
+
 pub(super) async fn task(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -227,18 +263,24 @@ pub(super) async fn task(
     let Some(viewer) = Viewer::of(&req, &state) else {
         return see_other("/login");
     };
-    let Ok(id) = id.parse::<TaskId>() else {
-        return not_found(viewer, "No task has this id.");
+    match load(&state, viewer, &id).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(response) => response,
+    }
+}
+
+/// `GET /fragments/tasks/:id`: the live part of a task's page; 401 once the session has
+/// ended, 404 once the task is gone.
+pub(super) async fn task_fragment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return HttpResponse::Unauthorized().finish();
     };
-    let detail = match task_detail(&state, id).await {
-        Ok(detail) => detail,
-        Err(err) if err.code == ErrorCode::NotFound => {
-            return not_found(viewer, "No task has this id; it may have been deleted.");
-        }
-        Err(err) => return actix_web::ResponseError::error_response(&err),
-    };
-    match state.store.get_tasks(&detail.task.depends_on).await {
-        Ok(dependencies) => render(StatusCode::OK, &TaskPage::new(viewer, detail, dependencies)),
-        Err(err) => actix_web::ResponseError::error_response(&ApiError::from(err)),
+    match load(&state, viewer, &id).await {
+        Ok(page) => render(StatusCode::OK, &TaskLive(page)),
+        Err(response) => response,
     }
 }

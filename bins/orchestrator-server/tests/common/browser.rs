@@ -17,6 +17,10 @@ pub(crate) const REQUIRE_BROWSER_VAR: &str = "ORCHESTRATOR_REQUIRE_BROWSER";
 /// The key WebDriver names an element reference by.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Browser tests take turns: each starts a server and chromedriver on ports found free a
+/// moment before, and two starting at once could be handed the same one.
+pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `name` on `PATH`, if it is there.
 fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|path| {
@@ -101,7 +105,13 @@ impl Browser {
         }
     }
 
-    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// The command's value, or its WebDriver error and message.
+    async fn try_command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, (String, String)> {
         let mut request = self.http.request(method, format!("{}{path}", self.session));
         if let Some(body) = body {
             request = request.json(&body);
@@ -113,10 +123,16 @@ impl Browser {
             .json()
             .await
             .expect("a WebDriver answer");
-        if let Some(error) = answer["value"]["error"].as_str() {
-            panic!("WebDriver {path}: {error}: {}", answer["value"]["message"]);
+        match answer["value"]["error"].as_str() {
+            Some(error) => Err((error.to_owned(), answer["value"]["message"].to_string())),
+            None => Ok(answer["value"].clone()),
         }
-        answer["value"].clone()
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_command(method, path, body)
+            .await
+            .unwrap_or_else(|(error, message)| panic!("WebDriver {path}: {error}: {message}"))
     }
 
     pub(crate) async fn open(&self, url: &str) {
@@ -154,13 +170,16 @@ impl Browser {
         }
     }
 
-    pub(crate) async fn text(&self, element: &Element) -> String {
-        let path = format!("/element/{}/text", element.0);
-        self.command(reqwest::Method::GET, &path, None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
+    /// The rendered text of the first element matching `selector`, waiting for it. Read
+    /// in one script, so a live update of the page cannot come in between.
+    pub(crate) async fn text_of(&self, selector: &str) -> String {
+        self.find(selector).await;
+        let text = self
+            .run(&format!(
+                "const e = document.querySelector({selector:?}); return e ? e.innerText : '';"
+            ))
+            .await;
+        text.as_str().unwrap_or_default().to_owned()
     }
 
     pub(crate) async fn type_into(&self, element: &Element, text: &str) {
@@ -169,10 +188,23 @@ impl Browser {
             .await;
     }
 
-    pub(crate) async fn click(&self, element: &Element) {
-        let path = format!("/element/{}/click", element.0);
-        self.command(reqwest::Method::POST, &path, Some(json!({})))
-            .await;
+    /// Clicks the first element matching `selector`, finding it again if a live update
+    /// replaced it in between.
+    pub(crate) async fn click_on(&self, selector: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let element = self.find(selector).await;
+            let path = format!("/element/{}/click", element.0);
+            match self
+                .try_command(reqwest::Method::POST, &path, Some(json!({})))
+                .await
+            {
+                Ok(_) => return,
+                Err((error, _))
+                    if error == "stale element reference" && Instant::now() < deadline => {}
+                Err((error, message)) => panic!("click on {selector}: {error}: {message}"),
+            }
+        }
     }
 
     /// Presses Tab once, as a person moving through the page with the keyboard does.

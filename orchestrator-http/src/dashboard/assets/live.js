@@ -1,5 +1,8 @@
-// The dashboard's script. Pages work without it; it shows each <time> in the browser's
-// own time zone (the server writes UTC).
+// The dashboard's script. Pages work without it. With it, times show in the browser's
+// own time zone (the server writes UTC), and a page's live part follows the event
+// stream: after each event that concerns it, the server renders that part again and it
+// replaces the old one, so the page never shows a task in a state it has left. After a
+// reconnect the part is fetched again, which catches up whatever was missed.
 "use strict";
 
 function localizeTimes(root) {
@@ -13,4 +16,95 @@ function localizeTimes(root) {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => localizeTimes(document));
+function showState(state, text) {
+  const indicator = document.getElementById("live");
+  if (indicator) {
+    indicator.dataset.state = state;
+    indicator.textContent = text;
+  }
+}
+
+function follow(region) {
+  const kinds = (region.dataset.events || "").split(" ").filter(Boolean);
+  const task = region.dataset.task;
+  let scheduled = null;
+  let fetching = false;
+  let again = false;
+
+  async function refresh() {
+    scheduled = null;
+    if (fetching) {
+      again = true;
+      return;
+    }
+    fetching = true;
+    try {
+      const response = await fetch(region.dataset.fragment, { credentials: "same-origin" });
+      if (response.status === 401) {
+        window.location.assign("/login");
+        return;
+      }
+      if (response.ok) {
+        region.innerHTML = await response.text();
+        localizeTimes(region);
+        region.dataset.refreshed = String(Date.now());
+      }
+    } catch (error) {
+      showState("reconnecting", "Reconnecting…");
+    } finally {
+      fetching = false;
+      if (again) {
+        again = false;
+        schedule();
+      }
+    }
+  }
+
+  function schedule() {
+    if (scheduled === null) {
+      scheduled = setTimeout(refresh, 250);
+    }
+  }
+
+  function concerns(event) {
+    if (!task) {
+      return true;
+    }
+    try {
+      return JSON.parse(event.data).taskId === task;
+    } catch (error) {
+      return true;
+    }
+  }
+
+  const source = new EventSource("/api/events");
+  let lost = false;
+  showState("connecting", "Connecting…");
+  source.onopen = () => {
+    showState("live", "Live");
+    if (lost) {
+      lost = false;
+      schedule();
+    }
+  };
+  source.onerror = () => {
+    lost = true;
+    showState("reconnecting", "Reconnecting…");
+  };
+  for (const kind of kinds) {
+    source.addEventListener(kind, (event) => {
+      if (concerns(event)) {
+        schedule();
+      }
+    });
+  }
+  source.addEventListener("resync", schedule);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  localizeTimes(document);
+  const region = document.querySelector(".live-region[data-fragment]");
+  if (region && "EventSource" in window) {
+    follow(region);
+  }
+});
