@@ -78,6 +78,31 @@ async fn server_with_a_queue() -> (ServerProcess, tempfile::TempDir) {
     (server, data)
 }
 
+/// Opens the login page, where the token field has the focus, and logs in by typing the
+/// token and Enter; returns once the board is there.
+async fn log_in_with_the_keyboard(browser: &Browser, url: &str) {
+    browser.open(&format!("{url}/login")).await;
+    let focused = browser.run("return document.activeElement.id;").await;
+    assert_eq!(focused, "token");
+    let token = browser.find("#token").await;
+    browser
+        .type_into(&token, &format!("{ADMIN_TOKEN}\u{E007}"))
+        .await;
+    browser.find("section.working").await;
+}
+
+/// Asserts that the console holds no error or warning (a failed load, a CSP violation,
+/// a script error) since it was last read.
+async fn assert_quiet_console(browser: &Browser) {
+    let problems: Vec<Value> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|entry| entry["level"] == "SEVERE" || entry["level"] == "WARNING")
+        .collect();
+    assert!(problems.is_empty(), "console errors: {problems:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_board_in_a_browser() {
     let Some((chromedriver, chromium)) = browser::installed("the_board_in_a_browser") else {
@@ -135,13 +160,7 @@ async fn the_board_in_a_browser() {
             .screenshot(&screenshots.join(format!("task-{width}.png")))
             .await;
 
-        let problems: Vec<Value> = browser
-            .console()
-            .await
-            .into_iter()
-            .filter(|entry| entry["level"] == "SEVERE" || entry["level"] == "WARNING")
-            .collect();
-        assert!(problems.is_empty(), "console errors: {problems:?}");
+        assert_quiet_console(&browser).await;
         browser.close().await;
     }
     server.stop();
@@ -157,15 +176,7 @@ async fn the_board_is_used_with_the_keyboard_alone() {
     let _turn = browser::ONE_AT_A_TIME.lock().await;
     let (server, _data) = server_with_a_queue().await;
     let browser = Browser::start(&chromedriver, &chromium, 1400).await;
-    browser.open(&format!("{}/login", server.url)).await;
-    // The token field has the focus; typing and Enter log in.
-    let focused = browser.run("return document.activeElement.id;").await;
-    assert_eq!(focused, "token");
-    let token = browser.find("#token").await;
-    browser
-        .type_into(&token, &format!("{ADMIN_TOKEN}\u{E007}"))
-        .await;
-    browser.find("section.working").await;
+    log_in_with_the_keyboard(&browser, &server.url).await;
 
     // Tab goes first to the skip link, then through the navigation to logging out, each
     // stop with a visible focus ring.
@@ -234,12 +245,7 @@ async fn the_board_follows_the_queue_without_a_reload() {
     let (server, _data) = server_with_a_queue().await;
     let http = reqwest::Client::new();
     let browser = Browser::start(&chromedriver, &chromium, 1400).await;
-    browser.open(&format!("{}/login", server.url)).await;
-    let token = browser.find("#token").await;
-    browser
-        .type_into(&token, &format!("{ADMIN_TOKEN}\u{E007}"))
-        .await;
-    browser.find("section.working").await;
+    log_in_with_the_keyboard(&browser, &server.url).await;
     wait_for_text(&browser, "#live", "Live").await;
     // A mark that a reload would wipe out.
     browser
@@ -274,13 +280,7 @@ async fn the_board_follows_the_queue_without_a_reload() {
         true,
         "the board changed without a reload"
     );
-    let problems: Vec<Value> = browser
-        .console()
-        .await
-        .into_iter()
-        .filter(|entry| entry["level"] == "SEVERE" || entry["level"] == "WARNING")
-        .collect();
-    assert!(problems.is_empty(), "console errors: {problems:?}");
+    assert_quiet_console(&browser).await;
     browser.close().await;
     server.stop();
 }
