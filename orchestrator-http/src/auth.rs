@@ -173,6 +173,17 @@ pub async fn authenticate_runner(
     }
 }
 
+/// The runner session of the bearer token, else of `other_token` (from the body or the
+/// query), recorded as having called in.
+pub(crate) async fn runner_session(
+    state: &AppState,
+    req: &HttpRequest,
+    other_token: Option<&str>,
+) -> Result<RunnerSession, ApiError> {
+    let session = authenticate_runner(state, bearer_token(req).or(other_token)).await?;
+    Ok(state.protocol().check_in(session).await?)
+}
+
 /// The `runnerToken` of a JSON body, if it is an object that has one.
 pub fn token_in_body(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
@@ -211,9 +222,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for RunnerCall<T> {
                 Some(_) => None,
                 None => token_in_body(&bytes),
             };
-            let token = bearer_token(&req).or(body_token.as_deref());
-            let session = authenticate_runner(&state, token).await?;
-            let session = state.protocol().check_in(session).await?;
+            let session = runner_session(&state, &req, body_token.as_deref()).await?;
             let body = parse_json(&bytes)?;
             Ok(Self { session, body })
         })

@@ -118,11 +118,9 @@ async fn the_board_in_a_browser() {
             browser.current_url().await.ends_with("/login"),
             "the board asks to log in first"
         );
-        if width == 1400 {
-            browser
-                .screenshot(&screenshots.join("login-1400.png"))
-                .await;
-        }
+        browser
+            .screenshot(&screenshots.join(format!("login-{width}.png")))
+            .await;
         let token = browser.find("#token").await;
         browser.type_into(&token, ADMIN_TOKEN).await;
         browser.click_on("form.login button").await;

@@ -15,10 +15,10 @@ use orchestrator_core::model::{
 };
 
 use super::{Section, Viewer, render, see_other};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
+use crate::routes::dashboard::start_of_today;
 use crate::state::AppState;
 
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Cards in the Working and Queued columns, and in each of the others.
 const BUSY_CARDS: u32 = 50;
 const RECENT_CARDS: u32 = 10;
@@ -146,7 +146,7 @@ async fn board_page(state: &AppState, viewer: Viewer) -> ApiResult<BoardPage> {
     Ok(BoardPage {
         section: Section::Board,
         csrf: viewer.csrf,
-        stats: stats(state, now).await?,
+        stats: stats(state).await?,
         needs_you: exception_cards(state, exceptions).await?,
         columns: vec![
             Column {
@@ -319,12 +319,9 @@ async fn exception_cards(
         .collect())
 }
 
-/// The board's numbers, as the original dashboard's cards had them.
-async fn stats(state: &AppState, now: Timestamp) -> ApiResult<Vec<Stat>> {
-    let millis = now.as_millis();
-    let midnight = Timestamp::from_millis(millis - millis.rem_euclid(DAY_MS))
-        .ok_or_else(|| ApiError::internal("the start of today is out of range"))?;
-    let stats = state.store.stats(midnight).await?;
+/// The board's numbers: active agents, pending tasks, today's success rate, open exceptions.
+async fn stats(state: &AppState) -> ApiResult<Vec<Stat>> {
+    let stats = state.store.stats(start_of_today(state)?).await?;
     let agents_total: u64 = stats.agents_by_status.values().sum();
     let ended = stats.completed_since + stats.failed_since;
     let open_exceptions: u64 = stats.open_exceptions_by_severity.values().sum();

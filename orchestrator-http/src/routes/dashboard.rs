@@ -90,14 +90,19 @@ struct Stats {
     security(("admin" = [])),
 )]
 async fn stats(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let now = state.now().as_millis();
-    let midnight = Timestamp::from_millis(now - now.rem_euclid(DAY_MS))
-        .ok_or_else(|| ApiError::internal("the start of today is out of range"))?;
+    let midnight = start_of_today(&state)?;
     let key = format!("dashboard/stats@{}", midnight.as_millis());
     state
         .cache
         .json(state.store.as_ref(), key, || dashboard(&state, midnight))
         .await
+}
+
+/// Midnight (UTC) at the start of the server's today, from which "today" counts.
+pub(crate) fn start_of_today(state: &AppState) -> ApiResult<Timestamp> {
+    let now = state.now().as_millis();
+    Timestamp::from_millis(now - now.rem_euclid(DAY_MS))
+        .ok_or_else(|| ApiError::internal("the start of today is out of range"))
 }
 
 /// The dashboard's numbers with today starting at `midnight`.

@@ -4,7 +4,7 @@
 mod agents;
 mod connect;
 mod cron;
-mod dashboard;
+pub(crate) mod dashboard;
 mod events;
 mod exceptions;
 mod health;

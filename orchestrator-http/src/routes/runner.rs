@@ -9,7 +9,7 @@ use orchestrator_core::attempts::LockAnswer;
 use orchestrator_core::coordination;
 use orchestrator_core::ids::{AgentId, RunnerSessionId, TaskId};
 use orchestrator_core::model::{
-    Agent, AgentStatus, RiskLevel, RunnerSession, RunnerSessionStatus, TaskQuery, TaskStatus,
+    Agent, AgentStatus, RiskLevel, RunnerSessionStatus, TaskQuery, TaskStatus,
 };
 use orchestrator_core::protocol::{
     ChangedPaths, ClaimWork, Claimed, Completed, CompletionReport, HeartbeatAnswer,
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Data, ok, tasks_by_id};
-use crate::auth::{RunnerCall, authenticate_runner, bearer_token};
+use crate::auth::{RunnerCall, runner_session};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope, InputErrors, WriteErrors};
 use crate::extract::Params;
 use crate::state::AppState;
@@ -95,16 +95,6 @@ async fn task_states(
             status: task.status,
         })
         .collect::<Vec<_>>()))
-}
-
-/// Authenticates the runner and records that it called in.
-async fn runner_session(
-    state: &AppState,
-    req: &HttpRequest,
-    body_token: Option<&str>,
-) -> ApiResult<RunnerSession> {
-    let session = authenticate_runner(state, bearer_token(req).or(body_token)).await?;
-    Ok(state.protocol().check_in(session).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
