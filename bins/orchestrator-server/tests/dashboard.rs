@@ -179,7 +179,7 @@ async fn the_board_is_used_with_the_keyboard_alone() {
     // Tab goes first to the skip link, then through the navigation to logging out, each
     // stop with a visible focus ring.
     let mut stops = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         browser.press_tab().await;
         let stop = browser
             .run(
@@ -193,7 +193,13 @@ async fn the_board_is_used_with_the_keyboard_alone() {
     let names: Vec<&str> = stops.iter().map(|stop| stop[0].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["Skip to content", "orchestrator", "Board", "Log out"],
+        [
+            "Skip to content",
+            "orchestrator",
+            "Board",
+            "Queue",
+            "Log out"
+        ],
         "{stops:?}"
     );
     assert!(
@@ -277,6 +283,435 @@ async fn the_board_follows_the_queue_without_a_reload() {
             .await,
         true,
         "the board changed without a reload"
+    );
+    assert_quiet_console(&browser).await;
+    browser.close().await;
+    server.stop();
+}
+
+/// The queue's rows, as (title, status) in the order shown.
+async fn queue_rows(browser: &Browser) -> Vec<(String, String)> {
+    let rows = browser
+        .run(
+            "return [...document.querySelectorAll('table.queue tbody tr')].map(r => \
+             [r.querySelector('td a').innerText, r.querySelector('.status').innerText]);",
+        )
+        .await;
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_str().unwrap().to_owned(),
+                row[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Reads the console, where a refused form's answer (422) is logged as a failed load,
+/// and asserts that nothing else is there.
+async fn assert_only_refusals_in_console(browser: &Browser) {
+    let entries: Vec<Value> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|entry| entry["level"] == "SEVERE" || entry["level"] == "WARNING")
+        .collect();
+    assert!(
+        entries.iter().all(|entry| entry["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("status of 422"))),
+        "console: {entries:?}"
+    );
+}
+
+/// Waits for the page's notice and returns its text.
+async fn notice(browser: &Browser) -> String {
+    browser.text_of("p.notice").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_creates_finds_and_changes_tasks() {
+    let Some((chromedriver, chromium)) =
+        browser::installed("the_queue_creates_finds_and_changes_tasks")
+    else {
+        return;
+    };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
+    let (server, _data) = server_with_a_queue().await;
+    let url = &server.url;
+    let browser = Browser::start(&chromedriver, &chromium, 1400).await;
+    log_in_with_the_keyboard(&browser, url).await;
+    browser.click_on("nav a[href='/tasks']").await;
+    browser.find("form.filters").await;
+    let titles: Vec<String> = queue_rows(&browser)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(titles, ["Build the parser", "Document the parser"]);
+    let parser_id = browser
+        .run("return document.querySelector('table.queue tbody tr').dataset.task;")
+        .await;
+    let parser_id = parser_id.as_str().unwrap().to_owned();
+
+    // The dialog refuses a task without a title and keeps what was typed.
+    browser.click_on("a[data-dialog='new-task']").await;
+    browser.find("dialog#new-task[open]").await;
+    browser
+        .fill(
+            "#new-task #task-description",
+            "Keep me: the refused form loses nothing",
+        )
+        .await;
+    browser.click_on("#new-task button.primary").await;
+    let problem = browser.text_of("form.task-form p.problem").await;
+    assert!(problem.starts_with("title:"), "{problem}");
+    let kept = browser
+        .run("return document.querySelector('#task-description').value;")
+        .await;
+    assert_eq!(kept, "Keep me: the refused form loses nothing");
+    assert_eq!(
+        browser
+            .run("return document.querySelector('#task-title').getAttribute('aria-invalid');")
+            .await,
+        "true"
+    );
+    assert_only_refusals_in_console(&browser).await;
+
+    // Every field of a new task, from the dialog.
+    browser.open(&format!("{url}/tasks")).await;
+    browser.click_on("a[data-dialog='new-task']").await;
+    browser
+        .fill("#new-task #task-title", "Ship the release")
+        .await;
+    browser
+        .fill("#new-task #task-description", "Tag and publish")
+        .await;
+    browser
+        .run(
+            "document.querySelector('#new-task #task-priority').value = '1'; \
+             document.querySelector('#new-task #task-risk').value = 'HIGH'; \
+             document.querySelector('#new-task #task-complexity').value = 'SIMPLE'; \
+             return null;",
+        )
+        .await;
+    browser.fill("#new-task #task-attempts", "5").await;
+    browser
+        .fill("#new-task #task-files", "CHANGELOG.md\nrelease/")
+        .await;
+    browser.fill("#new-task #task-depends", &parser_id).await;
+    browser.fill("#new-task #task-key", "release-1.0").await;
+    browser.click_on("#new-task button.primary").await;
+    assert_eq!(notice(&browser).await, "Queued “Ship the release”.");
+    assert!(browser.current_url().await.ends_with("/tasks"));
+    let http = reqwest::Client::new();
+    let listed = call(
+        http.get(format!("{url}/api/tasks?search=Ship%20the%20release")),
+        ADMIN_TOKEN,
+    )
+    .await;
+    let release = &listed["data"]["tasks"][0];
+    assert_eq!(
+        (
+            &release["priority"],
+            &release["riskLevel"],
+            &release["maxAttempts"],
+            &release["estimatedComplexity"],
+            &release["idempotencyKey"],
+        ),
+        (
+            &json!(1),
+            &json!("HIGH"),
+            &json!(5),
+            &json!("SIMPLE"),
+            &json!("release-1.0")
+        )
+    );
+    assert_eq!(release["filesHint"], json!(["CHANGELOG.md", "release/"]));
+    assert_eq!(release["dependsOn"], json!([parser_id]));
+
+    // Batch creation names the line that is wrong, keeps the text, then queues them all.
+    browser.click_on("a[data-dialog='batch']").await;
+    browser.find("dialog#batch[open]").await;
+    browser
+        .fill(
+            "#batch-lines",
+            "{\"title\": \"Batch one\", \"description\": \"d\"}\n{\"title\": \"Batch two\"}",
+        )
+        .await;
+    browser.click_on("#batch button.primary").await;
+    let problem = browser.text_of("form.batch-form p.problem").await;
+    assert!(problem.starts_with("Line 2"), "{problem}");
+    assert_only_refusals_in_console(&browser).await;
+    browser
+        .fill(
+            "#batch-lines",
+            "{\"title\": \"Batch one\", \"description\": \"d\"}\n\n{\"title\": \"Batch two\", \"description\": \"d\", \"priority\": 3}",
+        )
+        .await;
+    browser.click_on("form.batch-form button.primary").await;
+    assert_eq!(notice(&browser).await, "Queued 2 tasks.");
+
+    // Search and filters live in the address.
+    browser.fill("#filter-search", "batch").await;
+    browser.click_on("form.filters button[type=submit]").await;
+    browser.find("#filter-search[value='batch']").await;
+    let found: Vec<String> = queue_rows(&browser)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(found, ["Batch one", "Batch two"]);
+    assert!(browser.current_url().await.contains("search=batch"));
+
+    // A row's commands: cancel (asked first), requeue, edit, delete.
+    browser
+        .click_on("tr:first-child form[action$='/cancel'] button")
+        .await;
+    assert_eq!(browser.accept_question().await, "Cancel this task?");
+    assert_eq!(notice(&browser).await, "Task cancelled.");
+    assert!(
+        browser.current_url().await.contains("search=batch"),
+        "back to the same view"
+    );
+    assert_eq!(
+        queue_rows(&browser).await[0],
+        ("Batch one".into(), "CANCELLED".into())
+    );
+    browser
+        .click_on("tr:first-child form[action$='/requeue'] button")
+        .await;
+    assert_eq!(notice(&browser).await, "Task back in the queue.");
+    assert_eq!(queue_rows(&browser).await[0].1, "QUEUED");
+    browser.click_on("tr:first-child a[href$='/edit']").await;
+    browser.fill("#task-title", "Batch one, edited").await;
+    browser.click_on("form.task-form button.primary").await;
+    assert_eq!(notice(&browser).await, "Changes saved.");
+    assert_eq!(browser.text_of("main h1").await, "Batch one, edited");
+    browser
+        .click_on(".task-head form[action$='/delete'] button")
+        .await;
+    browser.accept_question().await;
+    assert_eq!(notice(&browser).await, "Task deleted.");
+    assert!(browser.current_url().await.ends_with("/tasks"));
+    let titles: Vec<String> = queue_rows(&browser)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert!(
+        !titles.iter().any(|t| t.starts_with("Batch one")),
+        "{titles:?}"
+    );
+
+    // A command the task's state no longer allows is refused with the reason.
+    let form_for_running = format!(
+        "const f = document.createElement('form'); f.method = 'post'; \
+         f.action = '/tasks/{parser_id}/delete'; \
+         f.innerHTML = '<input name=csrf value=\"' + \
+         document.querySelector('input[name=csrf]').value + '\">'; \
+         document.body.append(f); f.submit(); return null;"
+    );
+    browser.run(&form_for_running).await;
+    let refused = notice(&browser).await;
+    assert!(
+        refused.starts_with("Could not delete the task: cannot delete task with status ASSIGNED"),
+        "{refused}"
+    );
+    assert_quiet_console(&browser).await;
+    browser.close().await;
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_pages_by_keyset_through_a_long_list() {
+    let Some((chromedriver, chromium)) =
+        browser::installed("the_queue_pages_by_keyset_through_a_long_list")
+    else {
+        return;
+    };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
+    let (server, _data) = server_with_a_queue().await;
+    let url = &server.url;
+    let http = reqwest::Client::new();
+    for batch in 0..3 {
+        let tasks: Vec<Value> = (0..40)
+            .map(|i| json!({"title": format!("Bulk {:03}", batch * 40 + i), "description": "d"}))
+            .collect();
+        call(
+            http.post(format!("{url}/api/tasks/batch"))
+                .json(&json!({ "tasks": tasks })),
+            ADMIN_TOKEN,
+        )
+        .await;
+    }
+    let screenshots = browser::screenshot_dir();
+    for width in [1400, 390] {
+        let browser = Browser::start(&chromedriver, &chromium, width).await;
+        log_in_with_the_keyboard(&browser, url).await;
+        browser
+            .open(&format!(
+                "{url}/tasks?search=Bulk&sortBy=title&sortOrder=desc"
+            ))
+            .await;
+        let summary = browser.text_of("p.summary").await;
+        assert_eq!(summary, "120 tasks match.");
+        let mut seen = Vec::new();
+        loop {
+            let rows = queue_rows(&browser).await;
+            assert!(rows.len() <= 50);
+            seen.extend(rows.into_iter().map(|r| r.0));
+            if seen.len() == 50 {
+                browser
+                    .screenshot(&screenshots.join(format!("queue-{width}.png")))
+                    .await;
+            }
+            let next = browser
+                .run("const a = document.querySelector('a[rel=next]'); return a ? a.href : null;")
+                .await;
+            let Some(next) = next.as_str() else { break };
+            browser.open(next).await;
+            browser.find("a.button[href^='/tasks?']").await;
+        }
+        let expected: Vec<String> = (0..120).rev().map(|i| format!("Bulk {i:03}")).collect();
+        assert_eq!(seen, expected, "every task once, in order");
+        browser.click_on("nav.pages a.button").await;
+        assert_eq!(queue_rows(&browser).await[0].0, "Bulk 119");
+        browser.click_on("a[data-dialog='new-task']").await;
+        browser.find("dialog#new-task[open]").await;
+        browser
+            .screenshot(&screenshots.join(format!("new-task-{width}.png")))
+            .await;
+        assert_quiet_console(&browser).await;
+        browser.close().await;
+    }
+    server.stop();
+}
+
+/// A server with a runner in its process, on a real git repository, whose agent waits
+/// for the gate file its task names (`gate-…` in the description) in `gates`, then says
+/// so and writes a file named after it.
+fn server_with_a_runner(
+    repo: &std::path::Path,
+    data: &std::path::Path,
+    gates: &std::path::Path,
+) -> ServerProcess {
+    use std::os::unix::fs::PermissionsExt;
+    let agent = data.join("agent.sh");
+    std::fs::write(
+        &agent,
+        format!(
+            "gate=\"$(grep -o 'gate-[a-z]*' \"$1\" | head -n 1)\"\n\
+             echo \"waiting for $gate\"\n\
+             while [ ! -f \"{gates}/$gate\" ]; do sleep 0.1; done\n\
+             printf 'done behind %s\\n' \"$gate\" > \"notes-$gate.txt\"\n\
+             echo \"wrote notes-$gate.txt\"\n",
+            gates = gates.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = server_command();
+    command
+        .stderr(Stdio::null())
+        .args(["--data-dir", &data.join("state").to_string_lossy()])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .args(["--rate-limit-enabled", "false"])
+        .args(["--local-runner", &repo.to_string_lossy()])
+        .arg("--local-agent")
+        .args(["sh", "-e", &agent.to_string_lossy(), "{prompt_file}"]);
+    ServerProcess::start(command)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_from_the_dialog_crosses_the_board_as_the_runner_works() {
+    let Some((chromedriver, chromium)) =
+        browser::installed("a_task_from_the_dialog_crosses_the_board_as_the_runner_works")
+    else {
+        return;
+    };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
+    let repo = common::git_repository();
+    let data = tempfile::tempdir().unwrap();
+    let gates = tempfile::tempdir().unwrap();
+    let server = server_with_a_runner(repo.path(), data.path(), gates.path());
+    let url = &server.url;
+    let http = reqwest::Client::new();
+    server.wait_ready(&http).await;
+    // The runner's one slot is taken by a task that waits for its gate.
+    call(
+        http.post(format!("{url}/api/tasks"))
+            .json(&json!({"title": "First in line", "description": "Behind gate-first"})),
+        ADMIN_TOKEN,
+    )
+    .await;
+    let browser = Browser::start(&chromedriver, &chromium, 1400).await;
+    log_in_with_the_keyboard(&browser, url).await;
+    wait_for_text(&browser, "section.working", "waiting for gate-first").await;
+
+    browser.click_on("a[data-dialog='new-task']").await;
+    browser.fill("#task-title", "Made in the dialog").await;
+    browser
+        .fill("#task-description", "Write the notes behind gate-second")
+        .await;
+    browser.click_on("#new-task button.primary").await;
+    assert_eq!(notice(&browser).await, "Queued “Made in the dialog”.");
+    assert!(
+        browser.current_url().await.ends_with('/'),
+        "back on the board"
+    );
+    wait_for_text(&browser, "section.queued", "Made in the dialog").await;
+    let queued = browser.text_of("section.queued").await;
+    assert!(
+        queued.contains("Ready for the next free runner slot"),
+        "{queued}"
+    );
+    wait_for_text(&browser, "#live", "Live").await;
+    browser
+        .run("window.stillTheSamePage = true; return null;")
+        .await;
+
+    std::fs::write(gates.path().join("gate-first"), "").unwrap();
+    wait_for_text(&browser, "section.working", "waiting for gate-second").await;
+    let working = browser.text_of("section.working").await;
+    assert!(working.contains("Made in the dialog"), "{working}");
+    assert!(
+        !browser
+            .text_of("section.queued")
+            .await
+            .contains("Made in the dialog"),
+        "the card left Queued"
+    );
+    browser
+        .screenshot(&browser::screenshot_dir().join("board-working-1400.png"))
+        .await;
+
+    std::fs::write(gates.path().join("gate-second"), "").unwrap();
+    wait_for_text(&browser, "section.done", "Made in the dialog").await;
+    assert!(
+        !browser
+            .text_of("section.working")
+            .await
+            .contains("Made in the dialog"),
+        "the card left Working"
+    );
+    assert_eq!(
+        browser
+            .run("return window.stillTheSamePage === true;")
+            .await,
+        true,
+        "the card crossed the board without a reload"
+    );
+
+    // Its page has the transcript of the attempt.
+    browser.click_on("section.done h3 a").await;
+    browser.find("h2#transcript").await;
+    let transcript = browser.text_of("section[aria-labelledby=transcript]").await;
+    assert!(
+        transcript.contains("wrote notes-gate-second.txt"),
+        "{transcript}"
     );
     assert_quiet_console(&browser).await;
     browser.close().await;

@@ -5,28 +5,13 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::Duration;
 
-use common::{ServerProcess, call, poll, server_command};
+use common::{ServerProcess, call, git_repository, poll, server_command};
 use orchestrator_store::scratch::ScratchSchema;
 use serde_json::json;
 
 const ADMIN_TOKEN: &str = "local-runner-admin-token";
-
-fn repository() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = git2::Repository::init(dir.path()).unwrap();
-    std::fs::write(dir.path().join("README.md"), "# app\n").unwrap();
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new("README.md")).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let signature = git2::Signature::now("t", "t@example.com").unwrap();
-    repo.commit(Some("HEAD"), &signature, &signature, "first", &tree, &[])
-        .unwrap();
-    dir
-}
 
 /// Task `id` once it is COMPLETED or FAILED (within a minute).
 async fn finished(http: &reqwest::Client, url: &str, id: &str) -> serde_json::Value {
@@ -44,7 +29,7 @@ async fn finished(http: &reqwest::Client, url: &str, id: &str) -> serde_json::Va
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_process_serves_and_runs_tasks() {
-    let repo = repository();
+    let repo = git_repository();
     let data = tempfile::tempdir().unwrap();
     let agent = data.path().join("agent.sh");
     std::fs::write(
@@ -92,6 +77,34 @@ async fn one_process_serves_and_runs_tasks() {
         task["commitSha"].as_str().unwrap(),
         branch.get().peel_to_commit().unwrap().id().to_string()
     );
+    // The runner sent the commit's files and patch with its completion.
+    let changes = call(
+        http.get(format!("{url}/api/tasks/{id}/changes")),
+        ADMIN_TOKEN,
+    )
+    .await;
+    let kept = &changes["data"][0];
+    assert_eq!(kept["attemptNumber"], 1, "{changes}");
+    assert_eq!(
+        kept["changes"]["files"],
+        json!([{
+            "path": "lib/answer.py", "status": "ADDED",
+            "insertions": 2, "deletions": 0, "binary": false
+        }])
+    );
+    let patch = kept["changes"]["patch"].as_str().unwrap();
+    assert!(
+        patch.starts_with("diff --git a/lib/answer.py b/lib/answer.py\n")
+            && patch.ends_with("@@ -0,0 +1,2 @@\n+def answer():\n+    return 42\n"),
+        "{patch}"
+    );
+    assert_eq!(
+        (
+            &kept["changes"]["truncated"],
+            &kept["changes"]["maxPatchBytes"]
+        ),
+        (&json!(false), &json!(256 * 1024))
+    );
     let runners = call(http.get(format!("{url}/api/runners")), ADMIN_TOKEN).await;
     assert!(runners.to_string().contains("local runner"), "{runners}");
     // Worktrees are kept as a connected runner keeps them: a folder per repository.
@@ -132,7 +145,7 @@ async fn agents_never_see_the_servers_secrets_and_logs_never_show_the_password()
     const PASSWORD: &str = "Sup3rSecretDbPassw0rd";
     const CRON_SECRET: &str = "cron-secret-never-for-agents";
     let url = schema.url().replacen('@', &format!(":{PASSWORD}@"), 1);
-    let repo = repository();
+    let repo = git_repository();
     let data = tempfile::tempdir().unwrap();
     let dump = data.path().join("agent-env.txt");
     let agent = data.path().join("agent.sh");

@@ -159,7 +159,15 @@ impl TaskStore for InMemoryStore {
             })
             .cloned()
             .collect();
-        tasks.sort_by(|a, b| ordering::compare_tasks(a, b, query.sort_by, query.sort_order));
+        tasks.sort_by(|a, b| query.sort_by.compare(a, b, query.sort_order));
+        if let Some(cursor) = &query.after {
+            let total_count = tasks.len() as u64;
+            tasks.retain(|t| cursor.precedes(t, query.sort_by, query.sort_order));
+            return Ok(Page {
+                total_count,
+                ..page(tasks, query.limit, query.offset)
+            });
+        }
         Ok(page(tasks, query.limit, query.offset))
     }
 

@@ -18,6 +18,7 @@ mod query;
 mod runner;
 mod stats;
 mod task;
+mod task_cursor;
 mod verification;
 
 pub use agent::{Agent, AgentActivityCounts, NewAgent};
@@ -43,6 +44,7 @@ pub use task::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, MAX_BATCH_SIZE, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
     NewTask, Task, TaskActivityCounts, TaskEdit, WaitedFor, Waiting,
 };
+pub use task_cursor::{SortKey, TaskCursor};
 pub use verification::{NewVerificationResult, VerificationFailure, VerificationResult};
 
 use crate::error::{Error, Result};

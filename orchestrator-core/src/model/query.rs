@@ -66,6 +66,9 @@ pub struct TaskQuery {
     pub sort_order: SortOrder,
     pub limit: u32,
     pub offset: u64,
+    /// Starts the page just after this task's place in the list (keyset pagination;
+    /// with `offset`, the rows after the cursor are skipped).
+    pub after: Option<super::TaskCursor>,
 }
 
 impl Default for TaskQuery {
@@ -79,6 +82,7 @@ impl Default for TaskQuery {
             sort_order: SortOrder::Asc,
             limit: 50,
             offset: 0,
+            after: None,
         }
     }
 }

@@ -7,8 +7,8 @@ use crate::change::TaskAction;
 use crate::error::Error;
 use crate::ids::{AgentId, ExceptionId, RunnerSessionId, TaskId};
 use crate::model::{
-    EventKind, LogQuery, NewTask, RiskLevel, SortOrder, TaskEdit, TaskQuery, TaskSort, TaskStatus,
-    VerificationStatus,
+    EventKind, LogQuery, NewTask, RiskLevel, SortOrder, TaskCursor, TaskEdit, TaskQuery, TaskSort,
+    TaskStatus, VerificationStatus,
 };
 use crate::store::Store;
 use crate::store::StoreExt;
@@ -206,6 +206,90 @@ pub async fn unknown_ids_are_not_found(store: Arc<dyn Store>) {
         )
         .await;
     assert_not_found(assign_unknown_agent);
+}
+
+/// Keyset pages, walked from each page's last task, list every task once and in the
+/// order of one whole page, for every sort in both directions, through ties in the sort
+/// column and in creation time; a filter holds on every page and the total counts the
+/// whole filtered list.
+pub async fn task_list_keyset_pages_cover_every_order(store: Arc<dyn Store>) {
+    let specs = [
+        ("Same title", 1, 0),
+        ("Same title", 1, 0),
+        ("b", 0, 1),
+        ("a", 2, 1),
+        ("Same title", 2, 2),
+        ("c", 1, 3),
+        ("d", 1, 3),
+    ];
+    let mut ids = Vec::new();
+    for (title, priority, created) in specs {
+        let mut new = NewTask::new(title, "keyset");
+        new.priority = priority;
+        ids.push(store.create_task(new, at(created)).await.unwrap().value.id);
+    }
+    store
+        .apply_task_action(ids[3], TaskAction::Cancel, None, at(9))
+        .await
+        .unwrap();
+    for sort in TaskSort::ALL.iter().copied() {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let query = TaskQuery {
+                sort_by: sort,
+                sort_order: order,
+                limit: 100,
+                ..TaskQuery::default()
+            };
+            let whole: Vec<TaskId> = store
+                .list_tasks(&query)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|t| t.id)
+                .collect();
+            let mut walked = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store
+                    .list_tasks(&TaskQuery {
+                        limit: 2,
+                        after: after.clone(),
+                        ..query.clone()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(page.total_count, 7, "{sort:?} {order:?}");
+                let Some(last) = page.items.last() else { break };
+                after = Some(TaskCursor::after(last, sort));
+                walked.extend(page.items.iter().map(|t| t.id));
+                assert!(walked.len() <= 7, "{sort:?} {order:?} repeats: {walked:?}");
+            }
+            assert_eq!(walked, whole, "{sort:?} {order:?}");
+        }
+    }
+    // A filter holds past the cursor.
+    let queued = TaskQuery {
+        status: Some(TaskStatus::Queued),
+        limit: 3,
+        ..TaskQuery::default()
+    };
+    let first = store.list_tasks(&queued).await.unwrap();
+    let rest = store
+        .list_tasks(&TaskQuery {
+            after: Some(TaskCursor::after(
+                first.items.last().unwrap(),
+                TaskSort::Priority,
+            )),
+            ..queued.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.items.len(), rest.items.len(), rest.total_count),
+        (3, 3, 6)
+    );
+    assert!(rest.items.iter().all(|t| t.status == TaskStatus::Queued));
 }
 
 /// Filters, every sort column in both directions, search, and pagination edges.

@@ -8,13 +8,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use orchestrator_core::Timestamp;
-use orchestrator_core::ids::{AgentId, TaskId};
+use orchestrator_core::ids::TaskId;
 use orchestrator_core::model::{
     AgentStatus, Exception, ExceptionQuery, ExceptionStatus, LogQuery, SortOrder, Task, TaskQuery,
     TaskSort, TaskStatus, Waiting,
 };
 
-use super::{Section, Viewer, render, see_other};
+use super::task_form::TaskForm;
+use super::{Section, Viewer, agent_labels, page, render, see_other};
 use crate::error::ApiResult;
 use crate::routes::dashboard::start_of_today;
 use crate::state::AppState;
@@ -66,10 +67,12 @@ struct Column {
 #[template(path = "board.html")]
 struct BoardPage {
     section: Section,
-    csrf: String,
+    viewer: Viewer,
     stats: Vec<Stat>,
     needs_you: Vec<ExceptionCard>,
     columns: Vec<Column>,
+    /// The new task form of the board's dialog.
+    form: TaskForm,
 }
 
 /// The board's live part alone (its numbers and columns), rendered again after events.
@@ -89,8 +92,8 @@ pub(super) async fn board(state: web::Data<AppState>, req: HttpRequest) -> HttpR
     let Some(viewer) = Viewer::of(&req, &state) else {
         return see_other("/login");
     };
-    match board_page(&state, viewer).await {
-        Ok(page) => render(StatusCode::OK, &page),
+    match board_page(&state, viewer.clone()).await {
+        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
         Err(err) => actix_web::ResponseError::error_response(&err),
     }
 }
@@ -145,7 +148,8 @@ async fn board_page(state: &AppState, viewer: Viewer) -> ApiResult<BoardPage> {
         .items;
     Ok(BoardPage {
         section: Section::Board,
-        csrf: viewer.csrf,
+        viewer,
+        form: TaskForm::create("/"),
         stats: stats(state).await?,
         needs_you: exception_cards(state, exceptions).await?,
         columns: vec![
@@ -216,19 +220,7 @@ fn card(task: &Task, detail: Option<String>) -> TaskCard {
 
 /// Working tasks with their agent and the latest line of their transcript.
 async fn working_cards(state: &AppState, tasks: Vec<Task>) -> ApiResult<Vec<TaskCard>> {
-    let agent_ids: Vec<AgentId> = tasks.iter().filter_map(|t| t.assigned_agent_id).collect();
-    let agents: HashMap<AgentId, String> = state
-        .store
-        .get_agents(&agent_ids)
-        .await?
-        .into_iter()
-        .map(|agent| {
-            let name = agent
-                .name
-                .unwrap_or_else(|| agent.id.to_string()[..8].to_owned());
-            (agent.id, name)
-        })
-        .collect();
+    let agents = agent_labels(state, tasks.iter().filter_map(|t| t.assigned_agent_id)).await?;
     let mut cards = Vec::with_capacity(tasks.len());
     for task in &tasks {
         let latest = state

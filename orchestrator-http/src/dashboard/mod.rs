@@ -5,18 +5,27 @@
 
 mod assets;
 mod board;
+mod queue;
 mod session;
 mod task;
+mod task_actions;
+mod task_form;
 
+use std::collections::HashMap;
+
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, Resource, web};
 use askama::Template;
-use orchestrator_core::model::EventKind;
+use orchestrator_core::ids::AgentId;
+use orchestrator_core::model::{Agent, EventKind};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
-pub(crate) use session::Viewer;
+pub(crate) use session::{Notice, Viewer};
 
 /// The policy of every page: scripts, styles, images and connections from this server
 /// only, no framing, no plugins, forms post back here only.
@@ -31,27 +40,31 @@ fn page_headers() -> DefaultHeaders {
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     assets::configure(cfg);
-    cfg.service(
-        web::resource("/")
-            .wrap(page_headers())
-            .route(web::get().to(board::board)),
-    )
-    .service(
-        web::resource("/tasks/{id}")
-            .wrap(page_headers())
-            .route(web::get().to(task::task)),
-    )
-    .service(
-        web::resource("/fragments/board")
-            .wrap(page_headers())
-            .route(web::get().to(board::board_fragment)),
-    )
-    .service(
-        web::resource("/fragments/tasks/{id}")
-            .wrap(page_headers())
-            .route(web::get().to(task::task_fragment)),
-    );
+    cfg.service(page_at("/").route(web::get().to(board::board)))
+        .service(page_at("/tasks").route(web::get().to(queue::queue)));
+    // Before `/tasks/{id}`, which would take these names for ids.
+    task_form::configure(cfg);
+    cfg.service(page_at("/tasks/{id}").route(web::get().to(task::task)));
+    task_actions::configure(cfg);
+    cfg.service(page_at("/fragments/board").route(web::get().to(board::board_fragment)))
+        .service(page_at("/fragments/queue").route(web::get().to(queue::queue_fragment)))
+        .service(page_at("/fragments/tasks/{id}").route(web::get().to(task::task_fragment)));
     session::configure(cfg, page_headers);
+}
+
+/// A resource of the dashboard at `path`, with the pages' headers.
+fn page_at(
+    path: &str,
+) -> Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path.to_owned()).wrap(page_headers())
 }
 
 /// The kinds of event after which a page's live part is rendered again: every kind but
@@ -69,18 +82,20 @@ pub(crate) fn live_events() -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Section {
     Board,
+    Queue,
 }
 
 impl Section {
     fn is(self, name: &str) -> bool {
-        match self {
-            Self::Board => name == "board",
+        name == match self {
+            Self::Board => "board",
+            Self::Queue => "queue",
         }
     }
 }
 
 /// `template` rendered as an HTML page with `status`.
-fn render(status: actix_web::http::StatusCode, template: &impl Template) -> HttpResponse {
+fn render(status: StatusCode, template: &impl Template) -> HttpResponse {
     match template.render() {
         Ok(body) => HttpResponse::build(status)
             .insert_header((
@@ -92,21 +107,38 @@ fn render(status: actix_web::http::StatusCode, template: &impl Template) -> Http
     }
 }
 
+/// A whole page for `viewer`: once it has shown the viewer's notice, the notice is gone.
+fn page(
+    state: &AppState,
+    viewer: &Viewer,
+    status: StatusCode,
+    template: &impl Template,
+) -> HttpResponse {
+    let response = render(status, template);
+    if viewer.notice.is_some() {
+        session::notice_shown(state, response)
+    } else {
+        response
+    }
+}
+
 #[derive(Template)]
 #[template(path = "not_found.html")]
 struct NotFoundPage<'a> {
     section: Section,
-    csrf: String,
+    viewer: Viewer,
     message: &'a str,
 }
 
 /// The 404 page, saying what was not found.
-fn not_found(viewer: Viewer, message: &str) -> HttpResponse {
-    render(
-        actix_web::http::StatusCode::NOT_FOUND,
+fn not_found(state: &AppState, viewer: Viewer, message: &str) -> HttpResponse {
+    page(
+        state,
+        &viewer,
+        StatusCode::NOT_FOUND,
         &NotFoundPage {
             section: Section::Board,
-            csrf: viewer.csrf,
+            viewer: viewer.clone(),
             message,
         },
     )
@@ -117,4 +149,52 @@ fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location.to_owned()))
         .finish()
+}
+
+/// A redirect to `location` that leaves `notice` for the page there.
+fn see_other_with(state: &AppState, location: &str, notice: &Notice) -> HttpResponse {
+    session::leave_notice(state, see_other(location), notice)
+}
+
+/// Where a form sends the browser afterwards: the page it names (a path on this server
+/// only, never another site), else `fallback`.
+fn back_to(back: &str, fallback: &str) -> String {
+    let local = back.starts_with('/')
+        && !back.starts_with("//")
+        && !back.contains('\\')
+        && !back.chars().any(char::is_control);
+    if local {
+        back.to_owned()
+    } else {
+        fallback.to_owned()
+    }
+}
+
+/// How an agent is named on a page: its name, else the start of its id.
+fn agent_label(agent: &Agent) -> String {
+    agent
+        .name
+        .clone()
+        .unwrap_or_else(|| agent.id.to_string()[..8].to_owned())
+}
+
+/// The labels of the agents among `ids`, in one lookup.
+async fn agent_labels(
+    state: &AppState,
+    ids: impl Iterator<Item = AgentId>,
+) -> ApiResult<HashMap<AgentId, String>> {
+    Ok(crate::routes::agents_by_id(state, ids)
+        .await?
+        .into_iter()
+        .map(|(id, agent)| (id, agent_label(&agent)))
+        .collect())
+}
+
+/// The error's message for a person, and the form field it names, if any.
+fn explain(err: orchestrator_core::Error) -> (String, Option<String>) {
+    let field = match &err {
+        orchestrator_core::Error::InvalidInput { field, .. } => Some(field.clone()),
+        _ => None,
+    };
+    (ApiError::from(err).message, field)
 }

@@ -10,6 +10,8 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -41,11 +43,62 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig, headers: fn() -> DefaultHe
     );
 }
 
-/// A person logged in to the dashboard, with the CSRF token their forms carry.
+/// A person logged in to the dashboard, with the CSRF token their forms carry and the
+/// notice the action before left for them.
 #[derive(Debug, Clone)]
 pub(crate) struct Viewer {
     pub(crate) csrf: String,
+    pub(crate) notice: Option<Notice>,
 }
+
+/// What an action says on the page it leads back to: that it was done, or why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Notice {
+    pub(crate) problem: bool,
+    pub(crate) text: String,
+}
+
+impl Notice {
+    pub(crate) fn done(text: impl Into<String>) -> Self {
+        Self {
+            problem: false,
+            text: text.into(),
+        }
+    }
+
+    pub(crate) fn problem(text: impl Into<String>) -> Self {
+        Self {
+            problem: true,
+            text: text.into(),
+        }
+    }
+
+    /// The cookie form: a kind letter and the text, in URL-safe base64.
+    fn encode(&self) -> String {
+        let kind = if self.problem { 'p' } else { 'd' };
+        URL_SAFE_NO_PAD.encode(format!("{kind}{}", self.text))
+    }
+
+    fn decode(value: &str) -> Option<Self> {
+        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(value).ok()?).ok()?;
+        let mut chars = text.chars();
+        let problem = match chars.next()? {
+            'p' => true,
+            'd' => false,
+            _ => return None,
+        };
+        Some(Self {
+            problem,
+            text: chars.as_str().chars().take(MAX_NOTICE_CHARS).collect(),
+        })
+    }
+}
+
+/// The longest notice shown; a cookie holds a few kilobytes.
+const MAX_NOTICE_CHARS: usize = 1_000;
+
+/// The cookie carrying a notice to the next page.
+const NOTICE_COOKIE: &str = "orchestrator_notice";
 
 impl Viewer {
     /// The viewer of `req`, if its session cookie holds the admin token.
@@ -53,13 +106,78 @@ impl Viewer {
         let cookie = req.cookie(ADMIN_COOKIE)?;
         state.is_admin_token(cookie.value()).then(|| Self {
             csrf: session_csrf(cookie.value()),
+            notice: req
+                .cookie(NOTICE_COOKIE)
+                .and_then(|notice| Notice::decode(notice.value())),
         })
+    }
+
+    /// The viewer of a form post, or why the form is refused.
+    pub(crate) fn of_form(
+        req: &HttpRequest,
+        state: &AppState,
+        csrf: &str,
+    ) -> Result<Self, FormRefusal> {
+        let viewer = Self::of(req, state).ok_or(FormRefusal::NoSession)?;
+        if !same(&viewer.csrf, csrf) {
+            return Err(FormRefusal::ForeignForm);
+        }
+        Ok(viewer)
     }
 
     /// Whether `submitted` is this session's CSRF token.
     pub(crate) fn accepts(&self, submitted: &str) -> bool {
         same(&self.csrf, submitted)
     }
+}
+
+/// Why a form post is not carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FormRefusal {
+    /// No one is logged in: to the login page.
+    NoSession,
+    /// The form's CSRF token is not this session's (403).
+    ForeignForm,
+}
+
+impl FormRefusal {
+    pub(crate) fn response(self) -> HttpResponse {
+        match self {
+            Self::NoSession => see_other("/login"),
+            Self::ForeignForm => HttpResponse::Forbidden()
+                .content_type("text/plain; charset=utf-8")
+                .body(
+                    "This form does not belong to your session (it may be from before you \
+                     logged in again). Go back, reload the page and send it again.",
+                ),
+        }
+    }
+}
+
+/// `response` with the notice it leaves for the next page.
+pub(crate) fn leave_notice(
+    state: &AppState,
+    mut response: HttpResponse,
+    notice: &Notice,
+) -> HttpResponse {
+    let _ = response.add_cookie(&cookie(
+        state,
+        NOTICE_COOKIE,
+        notice.encode(),
+        CookieDuration::minutes(5),
+    ));
+    response
+}
+
+/// `response` (a page that showed the viewer's notice) with the notice's cookie removed.
+pub(crate) fn notice_shown(state: &AppState, mut response: HttpResponse) -> HttpResponse {
+    let _ = response.add_removal_cookie(&cookie(
+        state,
+        NOTICE_COOKIE,
+        String::new(),
+        CookieDuration::ZERO,
+    ));
+    response
 }
 
 /// The CSRF token of the session whose cookie holds `token`.

@@ -9,7 +9,8 @@ use orchestrator_core::ids::TaskId;
 use orchestrator_core::model::{AgentLog, Task, TaskAttempt, VerificationResult};
 use orchestrator_core::verify::StageStatus;
 
-use super::{Section, Viewer, not_found, render, see_other};
+use super::task_actions::{TaskCommand, allowed_commands, editable};
+use super::{Section, Viewer, not_found, page, render, see_other};
 use crate::error::{ApiError, ErrorCode};
 use crate::routes::tasks::{TaskDetail, task_detail};
 use crate::state::AppState;
@@ -123,7 +124,7 @@ impl From<&AgentLog> for Entry {
 #[template(path = "task.html")]
 struct TaskPage {
     section: Section,
-    csrf: String,
+    viewer: Viewer,
     id: String,
     title: String,
     status: &'static str,
@@ -146,6 +147,9 @@ struct TaskPage {
     exceptions: Vec<(String, &'static str, &'static str, String)>,
     created: String,
     updated: String,
+    /// What the task's state allows now.
+    commands: Vec<TaskCommand>,
+    editable: bool,
 }
 
 impl TaskPage {
@@ -164,7 +168,7 @@ impl TaskPage {
             .collect();
         Self {
             section: Section::Board,
-            csrf: viewer.csrf,
+            viewer,
             id: task.id.to_string(),
             title: task.title.clone(),
             status: task.status.as_str(),
@@ -215,7 +219,16 @@ impl TaskPage {
                 .collect(),
             created: task.created_at.to_string(),
             updated: task.updated_at.to_string(),
+            commands: allowed_commands(task),
+            editable: editable(task),
         }
+    }
+}
+
+impl TaskPage {
+    /// The page's own address, where its forms come back to.
+    fn page_path(&self) -> String {
+        format!("/tasks/{}", self.id)
     }
 }
 
@@ -235,12 +248,13 @@ impl std::ops::Deref for TaskLive {
 /// The page of the task `raw_id` names, or the response that says why there is none.
 async fn load(state: &AppState, viewer: Viewer, raw_id: &str) -> Result<TaskPage, HttpResponse> {
     let Ok(id) = raw_id.parse::<TaskId>() else {
-        return Err(not_found(viewer, "No task has this id."));
+        return Err(not_found(state, viewer, "No task has this id."));
     };
     let detail = match task_detail(state, id).await {
         Ok(detail) => detail,
         Err(err) if err.code == ErrorCode::NotFound => {
             return Err(not_found(
+                state,
                 viewer,
                 "No task has this id; it may have been deleted.",
             ));
@@ -263,8 +277,8 @@ pub(super) async fn task(
     let Some(viewer) = Viewer::of(&req, &state) else {
         return see_other("/login");
     };
-    match load(&state, viewer, &id).await {
-        Ok(page) => render(StatusCode::OK, &page),
+    match load(&state, viewer.clone(), &id).await {
+        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
         Err(response) => response,
     }
 }

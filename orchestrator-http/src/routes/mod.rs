@@ -134,7 +134,7 @@ fn distinct<T: Ord>(ids: impl Iterator<Item = T>) -> Vec<T> {
 }
 
 /// The agents among `ids`, by id, in one lookup.
-async fn agents_by_id(
+pub(crate) async fn agents_by_id(
     state: &AppState,
     ids: impl Iterator<Item = AgentId>,
 ) -> ApiResult<HashMap<AgentId, Agent>> {

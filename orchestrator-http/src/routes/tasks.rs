@@ -144,6 +144,7 @@ async fn list_tasks(
         sort_order: params.parse::<SortOrder>("sortOrder")?.unwrap_or_default(),
         limit: params.int("limit", 1..=100, 50)?,
         offset: params.int("offset", 0..=u64::from(u32::MAX), 0)?,
+        after: None,
     };
     query.validate()?;
     let whole_descriptions = params.parse::<ListField>("fields")? == Some(ListField::Description);

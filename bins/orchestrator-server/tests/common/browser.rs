@@ -188,6 +188,32 @@ impl Browser {
             .await;
     }
 
+    /// Replaces the value of the first field matching `selector` with `text`, typed.
+    pub(crate) async fn fill(&self, selector: &str, text: &str) {
+        let element = self.find(selector).await;
+        let path = format!("/element/{}/clear", element.0);
+        self.command(reqwest::Method::POST, &path, Some(json!({})))
+            .await;
+        self.type_into(&element, text).await;
+    }
+
+    /// Accepts the page's `confirm` question, waiting up to 10 s for it; returns its text.
+    pub(crate) async fn accept_question(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(text) = self
+                .try_command(reqwest::Method::GET, "/alert/text", None)
+                .await
+            {
+                self.command(reqwest::Method::POST, "/alert/accept", Some(json!({})))
+                    .await;
+                return text.as_str().unwrap_or_default().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no question was asked");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Clicks the first element matching `selector`, finding it again if a live update
     /// replaced it in between.
     pub(crate) async fn click_on(&self, selector: &str) {

@@ -123,3 +123,18 @@ pub(crate) async fn poll(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A git repository in a new directory with one commit (a README).
+pub(crate) fn git_repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = git2::Repository::init(dir.path()).unwrap();
+    std::fs::write(dir.path().join("README.md"), "# app\n").unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(std::path::Path::new("README.md")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let signature = git2::Signature::now("t", "t@example.com").unwrap();
+    repo.commit(Some("HEAD"), &signature, &signature, "first", &tree, &[])
+        .unwrap();
+    dir
+}

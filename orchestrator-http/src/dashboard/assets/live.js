@@ -101,8 +101,69 @@ function follow(region) {
   source.addEventListener("resync", schedule);
 }
 
+// Links that open a form on a page of its own open it in a dialog instead.
+function enhanceDialogs() {
+  for (const opener of document.querySelectorAll("a[data-dialog]")) {
+    const dialog = document.getElementById(opener.dataset.dialog);
+    if (!dialog || typeof dialog.showModal !== "function") {
+      continue;
+    }
+    opener.addEventListener("click", (event) => {
+      event.preventDefault();
+      dialog.showModal();
+      const first = dialog.querySelector("input:not([type=hidden]), textarea, select");
+      if (first) {
+        first.focus();
+      }
+    });
+  }
+}
+
+// Commands that stop or destroy work ask first.
+function confirmDestructive() {
+  document.addEventListener("submit", (event) => {
+    const question = event.target.dataset && event.target.dataset.confirm;
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+    }
+  });
+}
+
+function localInputValue(at) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}`;
+}
+
+// The server writes date-time fields in UTC and reads them in the zone the form states:
+// show them in local time, and state the local offset of the chosen time when sent.
+function localizeTimeInputs() {
+  for (const input of document.querySelectorAll('input[type="datetime-local"]')) {
+    const offset = input.form && input.form.elements.namedItem("utcOffset");
+    if (!offset) {
+      continue;
+    }
+    if (input.value && offset.value === "0") {
+      const at = new Date(`${input.value}Z`);
+      if (!Number.isNaN(at.getTime())) {
+        input.value = localInputValue(at);
+      }
+    }
+    const zone = input.parentElement.querySelector("[data-zone]");
+    if (zone) {
+      zone.textContent = "In your local time.";
+    }
+    input.form.addEventListener("submit", () => {
+      const chosen = input.value ? new Date(input.value) : new Date();
+      offset.value = String(-chosen.getTimezoneOffset());
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   localizeTimes(document);
+  enhanceDialogs();
+  confirmDestructive();
+  localizeTimeInputs();
   const region = document.querySelector(".live-region[data-fragment]");
   if (region && "EventSource" in window) {
     follow(region);

@@ -5,7 +5,8 @@ use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::model::{
-    Agent, Page, Task, TaskActivityCounts, TaskAttempt, TaskQuery, TaskSort, TaskStatus,
+    Agent, Page, SortKey, SortOrder, Task, TaskActivityCounts, TaskAttempt, TaskCursor, TaskQuery,
+    TaskSort, TaskStatus,
 };
 use sqlx::QueryBuilder;
 
@@ -298,6 +299,9 @@ pub(crate) async fn tasks<D: Dialect>(
     };
     let mut page = task_select::<D>();
     with_search(&mut page);
+    if let Some(cursor) = &query.after {
+        push_after_cursor::<D>(&mut page, &primary, cursor, query.sort_order);
+    }
     page.push(" ORDER BY ");
     if !primary.is_empty() {
         page.push(format!("{primary} {dir}, "));
@@ -310,6 +314,39 @@ pub(crate) async fn tasks<D: Dialect>(
         limit: query.limit,
         offset: query.offset,
     })
+}
+
+/// Keeps the rows after `cursor` in the list's order: a row-value comparison over the
+/// sort columns, which the sort's index answers.
+fn push_after_cursor<D: Dialect>(
+    page: &mut QueryBuilder<D>,
+    primary: &str,
+    cursor: &TaskCursor,
+    order: SortOrder,
+) {
+    let beyond = match order {
+        SortOrder::Asc => ">",
+        SortOrder::Desc => "<",
+    };
+    let key = match &cursor.key {
+        SortKey::None => None,
+        SortKey::Priority(priority) => Some(Value::int(*priority)),
+        SortKey::Time(at) => Some(Value::at(*at)),
+        SortKey::Text(text) => Some(Value::text(text.clone())),
+    };
+    page.push(" AND (");
+    if key.is_some() {
+        page.push(format!("{primary}, "));
+    }
+    page.push(format!("t.created_at, t.id) {beyond} ("));
+    if let Some(key) = key {
+        key.bind(page);
+        page.push(", ");
+    }
+    Value::at(cursor.created_at).bind(page);
+    page.push(", ");
+    Value::id(cursor.id).bind(page);
+    page.push(")");
 }
 
 /// Verification results, log entries and exceptions per task of `ids`.

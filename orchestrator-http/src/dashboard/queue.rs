@@ -1,0 +1,292 @@
+//! `GET /tasks`: every task, filtered, searched and sorted by the server, a page at a
+//! time by keyset; each row with the commands its state allows. The filters live in
+//! the address, so a view can be shared; the list follows the event stream.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use orchestrator_core::ids::AgentId;
+use orchestrator_core::model::{SortOrder, Task, TaskCursor, TaskQuery, TaskSort, TaskStatus};
+
+use super::task_actions::{TaskCommand, allowed_commands, editable};
+use super::task_form::{BatchForm, TaskForm};
+use super::{Section, Viewer, agent_labels, explain, page, render, see_other};
+use crate::error::ApiResult;
+use crate::extract::Params;
+use crate::state::AppState;
+
+/// Tasks on one page.
+const PAGE_ROWS: u32 = 50;
+
+/// The view the address asks for.
+#[derive(Debug, Clone)]
+struct Filters {
+    status: Option<TaskStatus>,
+    priority: Option<u8>,
+    search: String,
+    sort: TaskSort,
+    order: SortOrder,
+    after: Option<TaskCursor>,
+}
+
+/// The queue's own order: by priority, then age.
+const DEFAULT_SORT: TaskSort = TaskSort::Priority;
+
+impl Filters {
+    /// The filters of `params`, and what was wrong with any that had to be left out.
+    fn of(params: &Params) -> (Self, Vec<String>) {
+        let mut problems = Vec::new();
+        let status = params
+            .text("status")
+            .and_then(|status| keep(status.parse(), &mut problems));
+        let sort = params
+            .text("sortBy")
+            .and_then(|sort| keep(sort.parse(), &mut problems))
+            .unwrap_or(DEFAULT_SORT);
+        let order = params
+            .text("sortOrder")
+            .and_then(|order| keep(order.parse(), &mut problems))
+            .unwrap_or_default();
+        let after = params
+            .text("after")
+            .and_then(|after| keep(TaskCursor::parse(after, sort, "after"), &mut problems));
+        let priority = params.text("priority").and_then(|priority| {
+            let parsed = priority.parse::<u8>().ok().filter(|p| *p <= 3);
+            if parsed.is_none() {
+                problems.push(format!("priority: {priority:?} is not 0 to 3"));
+            }
+            parsed
+        });
+        let filters = Self {
+            status,
+            priority,
+            search: params.text("search").unwrap_or_default().to_owned(),
+            sort,
+            order,
+            after,
+        };
+        (filters, problems)
+    }
+
+    fn query(&self) -> TaskQuery {
+        TaskQuery {
+            status: self.status,
+            priority: self.priority,
+            search: Some(self.search.clone()).filter(|s| !s.trim().is_empty()),
+            sort_by: self.sort,
+            sort_order: self.order,
+            // One more than a page says whether another follows.
+            limit: PAGE_ROWS + 1,
+            after: self.after.clone(),
+            ..TaskQuery::default()
+        }
+    }
+
+    /// The address of this view starting after `after` (the first page without one).
+    fn href(&self, after: Option<&TaskCursor>) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if let Some(status) = self.status {
+            pairs.push(("status", status.as_str().to_owned()));
+        }
+        if let Some(priority) = self.priority {
+            pairs.push(("priority", priority.to_string()));
+        }
+        if !self.search.is_empty() {
+            pairs.push(("search", self.search.clone()));
+        }
+        if self.sort != DEFAULT_SORT {
+            pairs.push(("sortBy", self.sort.as_str().to_owned()));
+        }
+        if self.order != SortOrder::default() {
+            pairs.push(("sortOrder", self.order.as_str().to_owned()));
+        }
+        if let Some(after) = after {
+            pairs.push(("after", after.to_string()));
+        }
+        let query = pairs
+            .iter()
+            .map(|(name, value)| format!("{name}={}", encode_component(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        }
+    }
+}
+
+/// The value of `result`, or nothing with its error noted in `problems`.
+fn keep<T>(result: orchestrator_core::Result<T>, problems: &mut Vec<String>) -> Option<T> {
+    result.map_err(|err| problems.push(explain(err).0)).ok()
+}
+
+/// `text` percent-encoded for a query value.
+pub(super) fn encode_component(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(byte as char);
+            }
+            other => encoded.push_str(&format!("%{other:02X}")),
+        }
+    }
+    encoded
+}
+
+/// A task in the list.
+struct Row {
+    id: String,
+    short_id: String,
+    title: String,
+    status: &'static str,
+    priority: u8,
+    risk: &'static str,
+    attempts: String,
+    agent: Option<String>,
+    updated: String,
+    commands: Vec<TaskCommand>,
+    editable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "queue.html")]
+struct QueuePage {
+    section: Section,
+    viewer: Viewer,
+    filters: Filters,
+    problems: Vec<String>,
+    rows: Vec<Row>,
+    total: u64,
+    /// This view's address, where forms send the browser back to.
+    here: String,
+    first_page: Option<String>,
+    next_page: Option<String>,
+    form: TaskForm,
+    batch: BatchForm,
+}
+
+impl QueuePage {
+    fn statuses(&self) -> &'static [TaskStatus] {
+        TaskStatus::ALL
+    }
+
+    fn sorts(&self) -> [(TaskSort, &'static str); 5] {
+        [
+            (TaskSort::Priority, "Priority"),
+            (TaskSort::CreatedAt, "Created"),
+            (TaskSort::UpdatedAt, "Last change"),
+            (TaskSort::Status, "Status"),
+            (TaskSort::Title, "Title"),
+        ]
+    }
+
+    /// This view's address as a query value.
+    fn back_param(&self) -> String {
+        encode_component(&self.here)
+    }
+
+    fn fragment(&self) -> String {
+        format!(
+            "/fragments/queue{}",
+            self.filters.href(self.filters.after.as_ref())
+        )
+    }
+}
+
+/// The queue page's live part alone: its list.
+#[derive(Template)]
+#[template(path = "queue.html", block = "live")]
+struct QueueLive(QueuePage);
+
+impl std::ops::Deref for QueueLive {
+    type Target = QueuePage;
+
+    fn deref(&self) -> &QueuePage {
+        &self.0
+    }
+}
+
+pub(super) async fn queue(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: Params,
+) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return see_other("/login");
+    };
+    match queue_page(&state, viewer.clone(), &params).await {
+        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+/// `GET /fragments/queue?…`: the list of a queue view; 401 once the session has ended.
+pub(super) async fn queue_fragment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: Params,
+) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return HttpResponse::Unauthorized().finish();
+    };
+    match queue_page(&state, viewer, &params).await {
+        Ok(template) => render(StatusCode::OK, &QueueLive(template)),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+async fn queue_page(state: &AppState, viewer: Viewer, params: &Params) -> ApiResult<QueuePage> {
+    let (filters, problems) = Filters::of(params);
+    let mut page = state.store.list_tasks(&filters.query()).await?;
+    let next_page = (page.items.len() > PAGE_ROWS as usize).then(|| {
+        page.items.truncate(PAGE_ROWS as usize);
+        let last = page.items.last().expect("a full page has a last task");
+        filters.href(Some(&TaskCursor::after(last, filters.sort)))
+    });
+    let agents = agent_labels(
+        state,
+        page.items.iter().filter_map(|task| task.assigned_agent_id),
+    )
+    .await?;
+    let rows = page.items.iter().map(|task| row(task, &agents)).collect();
+    let here = format!("/tasks{}", filters.href(filters.after.as_ref()));
+    Ok(QueuePage {
+        section: Section::Queue,
+        viewer,
+        first_page: filters
+            .after
+            .is_some()
+            .then(|| format!("/tasks{}", filters.href(None))),
+        next_page: next_page.map(|query| format!("/tasks{query}")),
+        problems,
+        rows,
+        total: page.total_count,
+        form: TaskForm::create(&here),
+        batch: BatchForm::empty(&here),
+        here,
+        filters,
+    })
+}
+
+fn row(task: &Task, agents: &HashMap<AgentId, String>) -> Row {
+    let id = task.id.to_string();
+    Row {
+        short_id: id[..8].to_owned(),
+        id,
+        title: task.title.clone(),
+        status: task.status.as_str(),
+        priority: task.priority,
+        risk: task.risk_level.as_str(),
+        attempts: format!("{} / {}", task.attempts_used, task.max_attempts),
+        agent: task
+            .assigned_agent_id
+            .and_then(|agent| agents.get(&agent).cloned()),
+        updated: task.updated_at.to_string(),
+        commands: allowed_commands(task),
+        editable: editable(task),
+    }
+}
