@@ -113,6 +113,7 @@ impl Completion {
                     commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
                     usage: Usage::default(),
                     diff_stats: None,
+                    changes: None,
                     verification: Some(passed_verification()),
                 };
                 complete_attempt(store, policy, claim.agent_id, claim.lease, report, now)

@@ -309,6 +309,7 @@ impl Api {
             orchestrator_core::model::Usage::default(),
             None,
             None,
+            None,
         );
         self.send(
             reqwest::Method::POST,

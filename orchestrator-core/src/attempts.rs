@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::ids::AgentId;
 use crate::lock::{LockConflict, LockOutcome, LockRequest};
 use crate::model::{
-    ExceptionSeverity, ExceptionType, FileLock, LockMode, LogType, NewAgentLog, NewException,
-    NewVerificationResult, Task, TaskStatus, Usage,
+    ChangeReport, ExceptionSeverity, ExceptionType, FileLock, LockMode, LogType, NewAgentLog,
+    NewException, NewVerificationResult, Task, TaskStatus, Usage,
 };
 use crate::retry::RetryPolicy;
 use crate::store::Store;
@@ -50,6 +50,8 @@ pub struct AttemptCompletion {
     #[serde(default)]
     pub usage: Usage,
     pub diff_stats: Option<DiffStats>,
+    /// The changed files and the patch, kept with the attempt's end.
+    pub changes: Option<ChangeReport>,
     pub verification: Option<NewVerificationResult>,
 }
 
@@ -250,6 +252,7 @@ pub async fn complete_attempt(
     let end = AttemptEnd {
         action,
         verification: completion.verification,
+        changes: completion.changes,
         logs: vec![closing],
         retry_policy: policy.clone(),
         lock_conflict: completion.lock_conflict,

@@ -238,6 +238,8 @@ error_set! {
     ReadErrors = [400, 401, 403, 404, 429];
     /// Routes that change one resource under the rules of its state.
     WriteErrors = [400, 401, 403, 404, 409, 429];
+    /// [`WriteErrors`] of routes whose large bodies have a limit of their own.
+    LargeWriteErrors = [400, 401, 403, 404, 409, 413, 429];
 }
 
 impl From<CoreError> for ApiError {

@@ -1816,6 +1816,34 @@ async fn first_attempt(
                 "cacheReadTokens": 8_000, "cacheWriteTokens": 1_000, "costUsd": 0.21
             },
             "diffStats": { "filesChanged": 3, "insertions": 120, "deletions": 4 },
+            "changes": {
+                "files": [
+                    {
+                        "path": "migrations/0003_sessions.sql", "status": "ADDED",
+                        "insertions": 118, "deletions": 0, "binary": false
+                    },
+                    {
+                        "path": "src/auth/session.rs", "oldPath": "src/auth/sessions.rs",
+                        "status": "RENAMED", "insertions": 2, "deletions": 4, "binary": false
+                    },
+                    {
+                        "path": "docs/sessions.png", "status": "MODIFIED",
+                        "insertions": 0, "deletions": 0, "binary": true
+                    }
+                ],
+                "omittedFiles": 0,
+                "patch": "diff --git a/src/auth/sessions.rs b/src/auth/session.rs\n\
+                          similarity index 90%\n\
+                          rename from src/auth/sessions.rs\n\
+                          rename to src/auth/session.rs\n\
+                          --- a/src/auth/sessions.rs\n\
+                          +++ b/src/auth/session.rs\n\
+                          @@ -1,2 +1,2 @@\n\
+                          -pub struct Sessions;\n\
+                          +pub struct Session;\n",
+                "truncated": true,
+                "maxPatchBytes": 262_144
+            },
             "verification": {
                 "passed": true, "confidenceScore": 0.92, "syntaxPassed": true,
                 "typesPassed": true, "lintPassed": true, "testsPassed": true,
@@ -1824,6 +1852,7 @@ async fn first_attempt(
         }),
     );
     let complete = Call::post("/api/runner/complete").bearer(token);
+    let changes = Call::get("/api/tasks/{id}/changes").admin();
     contract
         .send_all(
             app,
@@ -1831,6 +1860,15 @@ async fn first_attempt(
                 complete.clone().json(done.clone()),
                 // Completion is idempotent.
                 complete.clone().json(done),
+                changes.clone().path("id", &tasks.schema),
+                changes
+                    .clone()
+                    .path("id", UNKNOWN_ID)
+                    .expect(StatusCode::NOT_FOUND),
+                changes
+                    .path("id", "not-a-uuid")
+                    .breaking_the_document()
+                    .expect(StatusCode::BAD_REQUEST),
                 Call::get("/api/tasks/{id}")
                     .admin()
                     .path("id", &tasks.schema),

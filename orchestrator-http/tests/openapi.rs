@@ -19,6 +19,7 @@ const ROUTES: &[&str] = &[
     "POST /api/tasks",
     "POST /api/tasks/batch",
     "GET /api/tasks/{id}",
+    "GET /api/tasks/{id}/changes",
     "PATCH /api/tasks/{id}",
     "DELETE /api/tasks/{id}",
     "POST /api/tasks/{id}/run",

@@ -239,6 +239,17 @@ async fn an_attempt_runs_from_claim_to_completion_under_its_lease() {
     .await;
     assert_eq!(body["data"]["summary"]["totalAttempts"], 1, "{body}");
     assert_eq!(body["data"]["summary"]["latestPassed"], true);
+    let (status, body) = send(
+        &app,
+        admin(TestRequest::get().uri(&format!("/api/tasks/{task_id}/changes"))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"],
+        json!([]),
+        "a completion without changes leaves none"
+    );
     let (_, body) = send(
         &app,
         admin(TestRequest::get().uri(&format!("/api/tasks/{task_id}"))),
@@ -439,6 +450,148 @@ async fn log_batches_have_their_own_limits() {
         &app,
         bearer(TestRequest::post().uri("/api/runner/logs"), &runner)
             .set_json(with(lease, json!({ "logs": six_mib }))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&body, "PAYLOAD_TOO_LARGE");
+}
+
+#[actix_web::test]
+async fn a_completion_carries_its_changes_and_the_task_serves_them() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let runner = connect_runner(&app, "patcher").await;
+    let (_, body) = send(
+        &app,
+        admin(TestRequest::post().uri("/api/tasks"))
+            .set_json(json!({ "title": "patch", "description": "d" })),
+    )
+    .await;
+    let task_id = body["data"]["id"].as_str().unwrap().to_owned();
+    let changes_uri = format!("/api/tasks/{task_id}/changes");
+    let (_, body) = send(
+        &app,
+        bearer(TestRequest::post().uri("/api/runner/claim"), &runner).set_json(json!({})),
+    )
+    .await;
+    let lease = lease_fields(&body["data"]);
+
+    let (status, body) = send(&app, admin(TestRequest::get().uri(&changes_uri))).await;
+    assert_eq!((status, &body["data"]), (StatusCode::OK, &json!([])));
+    let (status, body) = send(&app, TestRequest::get().uri(&changes_uri)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = send(
+        &app,
+        admin(TestRequest::get().uri("/api/tasks/nope/changes")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "VALIDATION_ERROR");
+    let unknown = "/api/tasks/5a0c3b57-0d4f-4c1e-9a43-0f2b8c1d7e90/changes";
+    let (status, body) = send(&app, admin(TestRequest::get().uri(unknown))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_error(&body, "NOT_FOUND");
+
+    // A patch at the server's limit whose every line JSON escapes: the body is several
+    // times the default limit.
+    let line = "+\"quoted\" \\ ü\n";
+    let patch = format!(
+        "diff --git a/src/lib.rs b/src/lib.rs\n{}",
+        line.repeat((1024 * 1024 - 37) / line.len())
+    );
+    assert!(patch.len() <= 1024 * 1024);
+    let changes = json!({
+        "files": [
+            { "path": "src/lib.rs", "status": "MODIFIED", "insertions": 3, "deletions": 1, "binary": false },
+            { "path": "src/new.rs", "oldPath": "src/old.rs", "status": "RENAMED", "insertions": 0, "deletions": 0, "binary": false },
+            { "path": "logo.png", "status": "ADDED", "insertions": 0, "deletions": 0, "binary": true }
+        ],
+        "omittedFiles": 0,
+        "patch": patch,
+        "truncated": true,
+        "maxPatchBytes": 1024 * 1024
+    });
+    let completion = |changes: Value| {
+        with(
+            lease.clone(),
+            json!({ "success": true, "commitSha": "0123456789abcdef0123456789abcdef01234567", "changes": changes }),
+        )
+    };
+    let file = |path: &str, status: &str| json!({ "path": path, "status": status, "insertions": 1, "deletions": 0, "binary": false });
+    let too_long = format!(
+        "changes.patch: {} bytes is more than maxPatchBytes (1024)",
+        patch.len()
+    );
+    for (refused, field, expected) in [
+        (
+            json!({ "maxPatchBytes": 2 * 1024 * 1024 }),
+            "changes.maxPatchBytes",
+            "changes.maxPatchBytes: must be 1 to 1048576 bytes (got 2097152)",
+        ),
+        (
+            json!({ "maxPatchBytes": 1024 }),
+            "changes.patch",
+            too_long.as_str(),
+        ),
+        (
+            json!({ "files": vec![file("a", "ADDED"); 2_001] }),
+            "changes.files",
+            "changes.files: at most 2000 files (got 2001); count the others in omittedFiles",
+        ),
+        (
+            json!({ "files": [file("", "ADDED")] }),
+            "changes.files[0].path",
+            "changes.files[0].path: must not be empty",
+        ),
+        (
+            json!({ "files": [file("a", "COPIED")] }),
+            "changes.files[0].status",
+            "",
+        ),
+    ] {
+        let (status, body) = send(
+            &app,
+            bearer(TestRequest::post().uri("/api/runner/complete"), &runner)
+                .set_json(completion(with(changes.clone(), refused))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {body}");
+        assert_eq!(body["error"]["details"]["field"], field, "{body}");
+        let message = assert_error(&body, "VALIDATION_ERROR");
+        assert!(
+            message.starts_with(field) && message.ends_with(expected),
+            "{message}"
+        );
+    }
+    let (status, body) = send(&app, admin(TestRequest::get().uri(&changes_uri))).await;
+    assert_eq!(
+        (status, &body["data"]),
+        (StatusCode::OK, &json!([])),
+        "refused completions keep nothing"
+    );
+
+    let (status, body) = send(
+        &app,
+        bearer(TestRequest::post().uri("/api/runner/complete"), &runner)
+            .set_json(completion(changes.clone())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["taskStatus"], "COMPLETED");
+    let (status, body) = send(&app, admin(TestRequest::get().uri(&changes_uri))).await;
+    assert_eq!(status, StatusCode::OK);
+    let kept = body["data"].as_array().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["taskId"], task_id.as_str());
+    assert_eq!(kept[0]["attemptNumber"], 1);
+    assert!(kept[0]["createdAt"].is_string());
+    assert!(kept[0]["changes"] == changes, "kept as sent");
+
+    let beyond = "x".repeat(8 * 1024 * 1024);
+    let (status, body) = send(
+        &app,
+        bearer(TestRequest::post().uri("/api/runner/complete"), &runner)
+            .set_json(completion(with(changes, json!({ "patch": beyond })))),
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);

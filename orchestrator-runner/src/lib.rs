@@ -40,7 +40,8 @@ pub use orchestrator_core::backend::{
 };
 pub use orchestrator_core::protocol::{AttemptRef, ClaimedTask, LogEntry, RunnerConnected};
 pub use runner::{
-    RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl, RunnerError, RunnerEvent,
+    DEFAULT_MAX_PATCH_BYTES, RunMode, Runner, RunnerBuilder, RunnerConfig, RunnerControl,
+    RunnerError, RunnerEvent,
 };
 pub use spool::Spool;
 pub use worktree::{

@@ -13,7 +13,9 @@ use orchestrator_core::ids::TaskId;
 use orchestrator_core::lock::{
     LockPath, MAX_LOCK_PATHS, MAX_PATH_KEY_BYTES, covering_at_most, key_bytes,
 };
-use orchestrator_core::model::{LogType, NewVerificationResult, TaskStatus, Usage};
+use orchestrator_core::model::{
+    ChangeReport, LogType, MAX_PATCH_BYTES, NewVerificationResult, TaskStatus, Usage,
+};
 use orchestrator_core::protocol::{AttemptRef, ClaimedTask};
 use orchestrator_core::verify::Verifier;
 use orchestrator_verify::{ReviewModel, SemanticVerifier, Verification, paths_outside_locks};
@@ -29,6 +31,8 @@ use crate::worktree::{InUse, Workspace, WorktreeError, Worktrees};
 
 /// Failures listed in the error a failed verification reports (and the next prompt shows).
 const FAILURES_REPORTED: usize = 10;
+/// The largest patch a completion carries unless configured otherwise (256 KiB).
+pub const DEFAULT_MAX_PATCH_BYTES: u32 = 256 * 1024;
 
 /// How the runner works.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +51,9 @@ pub struct RunnerConfig {
     pub verify: bool,
     /// Claim once, run what came, and stop.
     pub once: bool,
+    /// The largest patch a completion carries, in bytes (1 to [`MAX_PATCH_BYTES`], what
+    /// servers accept); a longer one ends after the last whole line that fits.
+    pub max_patch_bytes: u32,
 }
 
 impl Default for RunnerConfig {
@@ -61,6 +68,7 @@ impl Default for RunnerConfig {
             log_flush: Duration::from_millis(500),
             verify: true,
             once: false,
+            max_patch_bytes: DEFAULT_MAX_PATCH_BYTES,
         }
     }
 }
@@ -268,6 +276,7 @@ impl RunnerBuilder {
                 worktrees: self.worktrees,
                 config: RunnerConfig {
                     parallel: self.config.parallel.max(1),
+                    max_patch_bytes: self.config.max_patch_bytes.clamp(1, MAX_PATCH_BYTES),
                     ..self.config
                 },
                 events: self.events,
@@ -805,6 +814,7 @@ fn failed_completion(error: String, usage: Usage) -> AttemptCompletion {
         commit_sha: None,
         usage,
         diff_stats: None,
+        changes: None,
         verification: None,
     }
 }
@@ -1288,6 +1298,7 @@ async fn finish(
             format!("committed {sha} on {}", workspace.branch),
         );
     }
+    let changes = committed_changes(shared, workspace, sink).await;
     let success = outcome.success && verified;
     let error = if !outcome.success {
         outcome
@@ -1309,8 +1320,33 @@ async fn finish(
         commit_sha,
         usage: outcome.usage,
         diff_stats: Some(diff_stats),
+        changes,
         verification,
     }
+}
+
+/// The files and the patch of the task's committed change, for the completion; none (and
+/// a note in the log saying why) when they cannot be read, which fails nothing.
+async fn committed_changes(
+    shared: &Shared,
+    workspace: &Workspace,
+    sink: &LogSink,
+) -> Option<ChangeReport> {
+    let read = {
+        let (worktrees, workspace) = (shared.worktrees.clone(), workspace.clone());
+        let cap = shared.config.max_patch_bytes;
+        tokio::task::spawn_blocking(move || worktrees.change_report(&workspace, cap)).await
+    };
+    let failure = match read {
+        Ok(Ok(report)) => return Some(report),
+        Ok(Err(err)) => err.to_string(),
+        Err(err) => err.to_string(),
+    };
+    sink.note(
+        LogType::Error,
+        format!("the change's files and patch could not be read for the report: {failure}"),
+    );
+    None
 }
 
 fn stage_word(status: &orchestrator_core::verify::StageStatus) -> String {

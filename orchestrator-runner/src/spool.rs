@@ -132,7 +132,7 @@ impl Spool {
 mod tests {
     use orchestrator_core::change::LeaseRef;
     use orchestrator_core::ids::{AgentId, LeaseToken, TaskId};
-    use orchestrator_core::model::Usage;
+    use orchestrator_core::model::{ChangeReport, FileChange, FileChangeStatus, Usage};
 
     use super::*;
 
@@ -166,6 +166,20 @@ mod tests {
             commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
             usage: Usage::default(),
             diff_stats: None,
+            changes: Some(ChangeReport {
+                files: vec![FileChange {
+                    path: "src/ünï.rs".into(),
+                    old_path: Some("src/old.rs".into()),
+                    status: FileChangeStatus::Renamed,
+                    insertions: 1,
+                    deletions: 0,
+                    binary: false,
+                }],
+                omitted_files: 2,
+                patch: "diff --git a/src/old.rs b/src/ünï.rs\n+// 🦀 \"quoted\"\n".into(),
+                truncated: true,
+                max_patch_bytes: 4_096,
+            }),
             verification: None,
         };
         let file = spool.keep(attempt, &completion).unwrap();

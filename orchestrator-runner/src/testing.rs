@@ -319,6 +319,7 @@ pub async fn a_completion_ends_the_attempt_and_may_be_sent_again(
         commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
         usage: Usage::default(),
         diff_stats: None,
+        changes: None,
         verification: None,
     };
     let attempt = AttemptRef::from(&claimed);
@@ -371,6 +372,7 @@ pub async fn reports_with_a_stale_lease_are_refused_as_stale(
         commit_sha: None,
         usage: Usage::default(),
         diff_stats: None,
+        changes: None,
         verification: None,
     };
     let complete = client.complete(stale, &completion).await.unwrap_err();

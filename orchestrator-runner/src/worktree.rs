@@ -17,8 +17,10 @@ use git2::{
     WorktreeLockStatus, WorktreePruneOptions,
 };
 use orchestrator_core::ids::TaskId;
+use orchestrator_core::model::ChangeReport;
+use orchestrator_verify::{ChangeSetError, change_report};
 
-/// Why a worktree could not be prepared, held or committed.
+/// Why a worktree could not be prepared, held or committed, or its change read.
 #[derive(Debug, thiserror::Error)]
 pub enum WorktreeError {
     /// A git operation failed.
@@ -28,6 +30,9 @@ pub enum WorktreeError {
     /// runner process that is still alive.
     #[error("{} is in use by {holder}", path.display())]
     Busy { path: PathBuf, holder: String },
+    /// The change on a task's branch could not be read.
+    #[error(transparent)]
+    Change(#[from] ChangeSetError),
 }
 
 fn failed(action: impl Into<String>) -> impl FnOnce(git2::Error) -> WorktreeError {
@@ -592,6 +597,22 @@ impl Worktrees {
             .map_err(failed(format!("commit on {}", workspace.branch)))?;
         Ok(Some(commit.to_string()))
     }
+
+    /// What the task's branch changed since its base, as far as it is committed (see
+    /// [`Worktrees::commit`]): the files with their line counts and the patch, cut at
+    /// `max_patch_bytes`.
+    pub fn change_report(
+        &self,
+        workspace: &Workspace,
+        max_patch_bytes: u32,
+    ) -> Result<ChangeReport, WorktreeError> {
+        let repo = open_checkout(&workspace.git_dir, &workspace.path)?;
+        Ok(change_report(
+            &repo,
+            &workspace.base_commit,
+            max_patch_bytes,
+        )?)
+    }
 }
 
 /// What a runner writes in git's lock of a worktree it works in, before its pid.
@@ -762,6 +783,69 @@ mod tests {
         let again = worktrees.prepare(task).unwrap();
         assert_eq!(again, workspace);
         assert!(again.path.join("new.txt").is_file());
+    }
+
+    #[test]
+    fn the_change_report_covers_the_branch_since_its_base_as_committed() {
+        let repo = repository();
+        let root = tempfile::tempdir().unwrap();
+        let worktrees = Worktrees::new(repo.path(), root.path());
+        let task = TaskId::new();
+        let workspace = worktrees.prepare(task).unwrap();
+        let empty = worktrees.change_report(&workspace, 1_024).unwrap();
+        assert!(empty.files.is_empty() && empty.patch.is_empty() && !empty.truncated);
+
+        std::fs::write(workspace.path.join("README.md"), "hello\nworld\n").unwrap();
+        worktrees
+            .commit(&workspace, "first attempt")
+            .unwrap()
+            .unwrap();
+        // A later attempt on the same worktree: its report is the task's whole change.
+        let again = worktrees.prepare(task).unwrap();
+        std::fs::write(again.path.join("logo.png"), b"\x89PNG\r\n\x1a\n\x00binary").unwrap();
+        std::fs::write(again.path.join("uncommitted.txt"), "not yet\n").unwrap();
+        let listed = |report: &ChangeReport| -> Vec<(String, u32, bool)> {
+            report
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.insertions, f.binary))
+                .collect()
+        };
+        let report = worktrees.change_report(&again, 1_024).unwrap();
+        assert_eq!(
+            listed(&report),
+            [("README.md".to_owned(), 1, false)],
+            "only what is committed"
+        );
+        worktrees.commit(&again, "second attempt").unwrap().unwrap();
+        let report = worktrees.change_report(&again, 1_024).unwrap();
+        assert_eq!(
+            listed(&report),
+            [
+                ("README.md".to_owned(), 1, false),
+                ("logo.png".to_owned(), 0, true),
+                ("uncommitted.txt".to_owned(), 1, false)
+            ]
+        );
+        assert!(
+            report
+                .patch
+                .starts_with("diff --git a/README.md b/README.md\n")
+        );
+        assert!(
+            report.patch.contains(" hello\n+world\n"),
+            "{}",
+            report.patch
+        );
+        assert!(
+            report
+                .patch
+                .contains("Binary files /dev/null and b/logo.png differ\n")
+        );
+
+        let cut = worktrees.change_report(&again, 120).unwrap();
+        assert!(cut.truncated && cut.patch.len() <= 120 && cut.patch.ends_with('\n'));
+        assert_eq!(cut.max_patch_bytes, 120);
     }
 
     /// Commits a file in `workspace` and returns the new tip.

@@ -10,8 +10,8 @@ use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::LeaseToken;
 use orchestrator_core::model::{
-    Agent, AgentActivityCounts, AgentLog, Event, Exception, RunnerSession, Task,
-    TaskActivityCounts, TaskAttempt, Usage, VerificationResult,
+    Agent, AgentActivityCounts, AgentLog, AttemptChanges, ChangeReport, Event, Exception,
+    RunnerSession, Task, TaskActivityCounts, TaskAttempt, Usage, VerificationResult,
 };
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -318,6 +318,21 @@ pub(crate) fn verification_from_row(row: &impl RowReader) -> Result<Verification
         unverified: row.req_flag("unverified")?,
         stages: row.decoded("stages")?,
         created_at: row.at("created_at")?,
+    })
+}
+
+pub(crate) fn attempt_changes_from_row(row: &impl RowReader) -> Result<AttemptChanges> {
+    Ok(AttemptChanges {
+        task_id: row.id("task_id")?,
+        attempt_number: row.count("attempt_number")?,
+        created_at: row.at("created_at")?,
+        changes: ChangeReport {
+            files: row.decoded("files")?,
+            omitted_files: row.count("omitted_files")?,
+            patch: row.req_text("patch")?,
+            truncated: row.req_flag("truncated")?,
+            max_patch_bytes: row.count("max_patch_bytes")?,
+        },
     })
 }
 

@@ -19,7 +19,8 @@ pub mod tool_integrity;
 pub mod verification;
 
 pub use changes::{
-    ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange, patch_text, paths_outside_locks,
+    ChangeKind, ChangeSet, ChangeSetError, ChangedFile, LineRange, change_report, patch_text,
+    paths_outside_locks,
 };
 pub use check::CommandCheck;
 pub use config::{CONFIG_FILE, ConfigError, VerifyConfig};

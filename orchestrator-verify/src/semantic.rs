@@ -115,8 +115,14 @@ impl Verifier for SemanticVerifier {
             .await
             .map_err(orchestrator_core::Error::backend)?;
         let (diff, cut) = match diff {
-            Ok((diff, _)) if diff.trim().is_empty() => {
+            Ok((diff, false)) if diff.trim().is_empty() => {
                 report.status = skipped("the change is empty".into());
+                return Ok(report);
+            }
+            Ok((diff, true)) if diff.is_empty() => {
+                report.status = skipped(format!(
+                    "the diff's first file does not fit in the {max_bytes} bytes the review takes"
+                ));
                 return Ok(report);
             }
             Ok(found) => found,

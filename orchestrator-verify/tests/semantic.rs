@@ -132,11 +132,24 @@ async fn long_diffs_are_cut_and_the_model_told() {
     let (_dir, input) = changed_repository();
     let model = ScriptedModel::new(Ok("{\"score\": 0.9, \"explanation\": \"fine\"}"));
     let mut review = SemanticVerifier::new(model.clone());
-    review.max_diff_bytes = 40;
+    review.max_diff_bytes = 150;
     let report = review.verify(&input).await.unwrap();
     assert_eq!(report.status, StageStatus::Passed);
     let prompt = model.prompts.lock().unwrap()[0].clone();
     assert!(prompt.contains("The diff was cut here"), "{prompt}");
+    assert!(
+        prompt.contains("+++ b/src/lib.rs\n@@ -1,3 +1,7 @@\n pub fn one() -> u32 {\n"),
+        "{prompt}"
+    );
+    assert!(!prompt.contains("pub fn two"), "{prompt}");
+
+    // Not even the first file's header fits.
+    review.max_diff_bytes = 40;
+    let report = review.verify(&input).await.unwrap();
+    assert!(
+        matches!(&report.status, StageStatus::Skipped { reason } if reason.contains("40 bytes")),
+        "{report:?}"
+    );
 
     let mut without_base = input.clone();
     without_base.base_commit = None;

@@ -14,14 +14,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use orchestrator_core::ids::TaskId;
+use orchestrator_core::model::MAX_PATCH_BYTES;
 use orchestrator_runner::backend::{
     AgentBackend, AnthropicAgent, ClaudeCode, CommandAgent, DEFAULT_ALLOWED_TOOLS, DEFAULT_MODEL,
     OpenAiAgent, Prices,
 };
 use orchestrator_runner::process::passed_through;
 use orchestrator_runner::{
-    ConnectionToken, HttpClient, Runner, RunnerConfig, RunnerControl, Spool, WorktreeState,
-    Worktrees, repository_folder,
+    ConnectionToken, DEFAULT_MAX_PATCH_BYTES, HttpClient, Runner, RunnerConfig, RunnerControl,
+    Spool, WorktreeState, Worktrees, repository_folder,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -224,6 +225,10 @@ struct StartArgs {
     /// its tasks back after this long).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=3600))]
     lease_secs: u64,
+    /// The largest patch of a change sent with its completion, in KiB (at most 1024, what
+    /// servers accept); a longer one ends after the last whole line that fits.
+    #[arg(long, default_value_t = DEFAULT_MAX_PATCH_BYTES / 1024, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PATCH_BYTES / 1024)))]
+    max_patch_kib: u32,
     /// The command backend's agent: the program and its arguments, one of them holding
     /// `{prompt_file}`, the path of a file holding the prompt (e.g. `-- aider
     /// --message-file {prompt_file}`), or `{prompt}`, the prompt itself (e.g. `-- codex
@@ -480,6 +485,7 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
         lease_ttl: Duration::from_secs(args.lease_secs),
         verify: !args.no_verify,
         once: args.once,
+        max_patch_bytes: args.max_patch_kib * 1024,
         ..RunnerConfig::default()
     })
     .events(events)

@@ -139,7 +139,7 @@ enabled = false
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        report.contains("Tested: 40"),
+        report.contains("Tested: 41"),
         "every operation but the event stream is tested:\n{report}"
     );
     server.stop();

@@ -3,7 +3,9 @@
 
 use super::activity::count_verification;
 use super::*;
-use crate::model::{ExceptionSeverity, ExceptionType, LogType, NewException};
+use crate::model::{
+    AttemptChanges, ChangeReport, ExceptionSeverity, ExceptionType, LogType, NewException,
+};
 use crate::retry::{self, RetryPolicy};
 
 /// A runner's last report on its attempt: the outcome, with the evidence that goes with it.
@@ -13,6 +15,8 @@ pub struct AttemptEnd {
     pub action: TaskAction,
     /// The verification run of the attempt's change, if there was one.
     pub verification: Option<NewVerificationResult>,
+    /// The files the attempt changed and its patch, if the runner reported them.
+    pub changes: Option<ChangeReport>,
     /// Entries closing the attempt's log, from its agent and about its task.
     pub logs: Vec<NewAgentLog>,
     /// How a failure is followed up: a failed verification is retried as this policy
@@ -27,7 +31,7 @@ pub struct AttemptEnd {
 
 impl AttemptEnd {
     /// Checks what can be checked without the task: the action ends an attempt, and the
-    /// verification result is well formed.
+    /// verification result and the changes are well formed.
     pub fn validate(&self) -> Result<()> {
         if self.action.idempotent_outcome().is_none() {
             return Err(Error::invalid(
@@ -35,8 +39,11 @@ impl AttemptEnd {
                 "an attempt ends in a completion, a failure or an acknowledged cancellation",
             ));
         }
-        match &self.verification {
-            Some(result) => result.validate(),
+        if let Some(result) = &self.verification {
+            result.validate()?;
+        }
+        match &self.changes {
+            Some(changes) => changes.validate(),
             None => Ok(()),
         }
     }
@@ -56,9 +63,9 @@ impl AttemptEnd {
 }
 
 /// Decides what ending an attempt writes, all in one change: the outcome as
-/// [`plan_task_action`] decides it, the verification result, the closing log entries, for
-/// a failure its follow-up (see [`AttemptEnd::retry_policy`]; none when the task was
-/// asked to stop), and for a completion the resolution of the task's AGENT_STUCK
+/// [`plan_task_action`] decides it, the verification result, the changes, the closing log
+/// entries, for a failure its follow-up (see [`AttemptEnd::retry_policy`]; none when the
+/// task was asked to stop), and for a completion the resolution of the task's AGENT_STUCK
 /// exception. `unresolved` is the task's unresolved exception of the type
 /// [`AttemptEnd::follow_up_exception`] names. The same end reported again under the same
 /// lease finds the outcome recorded, and is a no-op that records nothing a second time.
@@ -73,6 +80,7 @@ pub fn plan_attempt_end(
     let AttemptEnd {
         action,
         verification,
+        changes,
         logs,
         retry_policy,
         lock_conflict,
@@ -92,6 +100,12 @@ pub fn plan_attempt_end(
         change.verification = Some(recorded);
         events.push(event);
     }
+    change.attempt_changes = changes.map(|changes| AttemptChanges {
+        task_id: lease.task_id,
+        attempt_number: lease.attempt,
+        created_at: now,
+        changes,
+    });
     if !logs.is_empty() {
         let (stored, log_events) = plan_attempt_logs(&running, lease, logs, now)?;
         change.logs = stored;

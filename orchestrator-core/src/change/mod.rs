@@ -16,9 +16,9 @@ use crate::ids::VerificationResultId;
 use crate::ids::{AgentId, AttemptId, LeaseToken, RunnerSessionId, TaskId};
 use crate::lock::LockConflict;
 use crate::model::{
-    Agent, AgentLog, AgentStatus, AttemptOutcome, EventKind, Exception, ExceptionStatus,
-    NewAgentLog, NewEvent, NewVerificationResult, RunnerSession, Task, TaskAttempt, TaskEdit,
-    TaskStatus, Usage, VerificationResult, VerificationStatus,
+    Agent, AgentLog, AgentStatus, AttemptChanges, AttemptOutcome, EventKind, Exception,
+    ExceptionStatus, NewAgentLog, NewEvent, NewVerificationResult, RunnerSession, Task,
+    TaskAttempt, TaskEdit, TaskStatus, Usage, VerificationResult, VerificationStatus,
 };
 use crate::model::{FileLock, LockMode};
 use crate::state::agent::{self as agent_state, AgentEvent};
@@ -50,6 +50,8 @@ pub struct Change {
     pub exception: Option<Exception>,
     pub runner_session: Option<RunnerSession>,
     pub verification: Option<VerificationResult>,
+    /// The changes an ending attempt reported, inserted.
+    pub attempt_changes: Option<AttemptChanges>,
     /// Log entries appended.
     pub logs: Vec<AgentLog>,
     /// Locks granted; the store assigns their fencing tokens.

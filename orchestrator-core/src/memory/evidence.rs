@@ -7,7 +7,8 @@ use crate::change::{self, LeaseRef};
 use crate::error::{Error, Result};
 use crate::ids::TaskId;
 use crate::model::{
-    AgentLog, LogPage, LogQuery, NewAgentLog, NewVerificationResult, VerificationResult,
+    AgentLog, AttemptChanges, LogPage, LogQuery, NewAgentLog, NewVerificationResult,
+    VerificationResult,
 };
 use crate::store::EvidenceStore;
 use crate::time::Timestamp;
@@ -96,5 +97,17 @@ impl EvidenceStore for InMemoryStore {
         results.sort_by_key(|r| std::cmp::Reverse(r.attempt_number));
         results.truncate(limit as usize);
         Ok(results)
+    }
+
+    async fn attempt_changes(&self, task: TaskId) -> Result<Vec<AttemptChanges>> {
+        let state = self.state();
+        state.task(task)?;
+        let mut changes = state
+            .attempt_changes
+            .get(&task)
+            .cloned()
+            .unwrap_or_default();
+        changes.sort_by_key(|kept| kept.attempt_number);
+        Ok(changes)
     }
 }

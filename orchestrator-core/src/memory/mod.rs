@@ -21,8 +21,8 @@ use crate::change::{Change, TaskAction, TaskContext};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ExceptionId, FileLockId, RunnerSessionId, TaskId};
 use crate::model::{
-    Agent, AgentLog, Event, Exception, ExceptionType, FileLock, NewEvent, NewException, Page,
-    RunnerSession, Task, TaskAttempt, TaskStatus, VerificationResult,
+    Agent, AgentLog, AttemptChanges, Event, Exception, ExceptionType, FileLock, NewEvent,
+    NewException, Page, RunnerSession, Task, TaskAttempt, TaskStatus, VerificationResult,
 };
 use crate::time::Timestamp;
 
@@ -54,6 +54,7 @@ struct State {
     /// The last number given to an entry of each agent's log.
     log_sequences: HashMap<AgentId, u64>,
     verifications: HashMap<TaskId, Vec<VerificationResult>>,
+    attempt_changes: HashMap<TaskId, Vec<AttemptChanges>>,
     exceptions: HashMap<ExceptionId, Exception>,
     events: Vec<Event>,
     locks: HashMap<FileLockId, FileLock>,
@@ -229,6 +230,12 @@ impl State {
                 .entry(result.task_id)
                 .or_default()
                 .push(result);
+        }
+        if let Some(changes) = change.attempt_changes {
+            self.attempt_changes
+                .entry(changes.task_id)
+                .or_default()
+                .push(changes);
         }
         for log in change.logs {
             self.keep_log(log);

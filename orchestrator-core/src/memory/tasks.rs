@@ -255,6 +255,7 @@ impl TaskStore for InMemoryStore {
         }
         state.attempts.remove(&id);
         state.verifications.remove(&id);
+        state.attempt_changes.remove(&id);
         state.exceptions.retain(|_, e| e.task_id != Some(id));
         for logs in state.logs.values_mut() {
             logs.retain(|log| log.task_id != Some(id));

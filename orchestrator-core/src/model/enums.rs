@@ -251,6 +251,20 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// How a file changed in an attempt's change.
+    FileChangeStatus, "changes.files[].status" {
+        /// A new file.
+        Added = "ADDED",
+        /// A file whose content (or type) changed.
+        Modified = "MODIFIED",
+        /// A file that is gone.
+        Deleted = "DELETED",
+        /// A file moved to a new path, its content the same or similar.
+        Renamed = "RENAMED",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,14 @@
 //! The domain model: tasks with attempts under leases, dependencies, delayed retries and
 //! idempotent creation; agents as reusable worker slots of runner sessions; their logs,
-//! file locks, exceptions for a human, verification results, usage per attempt, and an
-//! append-only event log.
+//! file locks, exceptions for a human, verification results, usage and changes per
+//! attempt, and an append-only event log.
 //!
 //! Field names serialize in camelCase and enum values in upper case, so the JSON of these
 //! types is the API's wire format.
 
 mod agent;
 mod attempt;
+mod changes;
 mod enums;
 mod event;
 mod exception;
@@ -23,10 +24,14 @@ mod verification;
 
 pub use agent::{Agent, AgentActivityCounts, NewAgent};
 pub use attempt::{TaskAttempt, Usage};
+pub use changes::{
+    AttemptChanges, ChangeReport, FileChange, MAX_CHANGED_FILES, MAX_CHANGED_PATH_CHARS,
+    MAX_PATCH_BYTES,
+};
 pub use enums::{
     AgentStatus, AttemptOutcome, ExceptionSeverity, ExceptionStatus, ExceptionType, FailureKind,
-    FileLockStatus, LockMode, LogType, RiskLevel, RunnerSessionStatus, TaskComplexity, TaskStatus,
-    VerificationStatus,
+    FileChangeStatus, FileLockStatus, LockMode, LogType, RiskLevel, RunnerSessionStatus,
+    TaskComplexity, TaskStatus, VerificationStatus,
 };
 pub use event::{Event, EventKind, NewEvent};
 pub use exception::{Exception, NewException};

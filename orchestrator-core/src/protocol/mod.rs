@@ -32,6 +32,11 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 /// Largest body of a log batch a server accepts (500 entries of up to 50,000 characters
 /// need room); runners keep their batches well under it.
 pub const MAX_LOG_BATCH_BYTES: usize = 5 * 1024 * 1024;
+/// Largest body of a completion a server accepts: a patch at
+/// [`MAX_PATCH_BYTES`](crate::model::MAX_PATCH_BYTES) grows up to six times when JSON
+/// escapes every byte of it, and the file list and the verification result need room
+/// beside it.
+pub const MAX_COMPLETION_BYTES: usize = 8 * 1024 * 1024;
 /// A session's last-seen time is written at most this often.
 const SEEN_EVERY: Duration = Duration::from_secs(30);
 

@@ -11,7 +11,7 @@ use crate::change::LeaseRef;
 use crate::coordination::{Claim, ControlSignal};
 use crate::ids::{AgentId, LeaseToken, RunnerSessionId, TaskId};
 use crate::model::{
-    AgentStatus, FileLock, LogType, NewVerificationResult, Task, TaskStatus, Usage,
+    AgentStatus, ChangeReport, FileLock, LogType, NewVerificationResult, Task, TaskStatus, Usage,
 };
 use crate::time::Timestamp;
 
@@ -286,6 +286,9 @@ attempt_report! {
         pub usage: Usage,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub diff_stats: Option<DiffStats>,
+        /// The changed files and the patch, kept with the attempt's end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub changes: Option<ChangeReport>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub verification: Option<NewVerificationResult>,
     }
@@ -305,6 +308,7 @@ impl CompletionReport {
             completion.commit_sha,
             completion.usage,
             completion.diff_stats,
+            completion.changes,
             completion.verification,
         )
     }
@@ -321,6 +325,7 @@ impl CompletionReport {
             commit_sha: self.commit_sha,
             usage: self.usage,
             diff_stats: self.diff_stats,
+            changes: self.changes,
             verification: self.verification,
         }
     }

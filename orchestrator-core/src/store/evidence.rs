@@ -1,5 +1,5 @@
-//! [`EvidenceStore`]: what attempts leave behind, their log entries and verification
-//! results.
+//! [`EvidenceStore`]: what attempts leave behind, their log entries, verification
+//! results and changes.
 
 use std::fmt::Debug;
 
@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use crate::change::LeaseRef;
 use crate::error::Result;
 use crate::ids::TaskId;
-use crate::model::{LogPage, LogQuery, NewAgentLog, NewVerificationResult, VerificationResult};
+use crate::model::{
+    AttemptChanges, LogPage, LogQuery, NewAgentLog, NewVerificationResult, VerificationResult,
+};
 use crate::time::Timestamp;
 
 /// Most log entries appended in one call (the runner protocol's batch size).
@@ -16,7 +18,7 @@ pub const MAX_LOG_BATCH: usize = 500;
 /// Most verification results returned by one call.
 pub const MAX_VERIFICATION_PAGE: u32 = 50;
 
-/// Agent log entries and verification results.
+/// Agent log entries, verification results and the changes of attempts.
 #[async_trait]
 pub trait EvidenceStore: Send + Sync + Debug + 'static {
     /// Appends 1 to [`MAX_LOG_BATCH`] entries in one insert, stamped with `now`, and bumps
@@ -54,4 +56,9 @@ pub trait EvidenceStore: Send + Sync + Debug + 'static {
         task: TaskId,
         limit: u32,
     ) -> Result<Vec<VerificationResult>>;
+
+    /// The changes of a task's attempts, oldest attempt first: those whose runner reported
+    /// them when it ended the attempt (see [`crate::change::AttemptEnd::changes`]), kept
+    /// until the task is deleted. `NotFound` for an unknown task.
+    async fn attempt_changes(&self, task: TaskId) -> Result<Vec<AttemptChanges>>;
 }

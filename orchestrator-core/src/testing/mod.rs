@@ -6,6 +6,7 @@
 //! to skip, saying why) and invokes the macro once.
 
 mod agents;
+mod changes;
 mod claims;
 mod concurrency;
 mod drain;
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 use crate::store::Store;
 
 pub use agents::*;
+pub use changes::*;
 pub use claims::*;
 pub use concurrency::*;
 pub use drain::{DrainReport, check_drained, drain_queue};
@@ -124,6 +126,8 @@ macro_rules! store_conformance_tests {
             a_completion_resolves_the_stuck_exception_of_its_task,
             an_unverified_change_completes_and_says_so,
             an_attempt_ends_with_its_evidence_at_once,
+            attempt_changes_are_kept_with_the_end_of_their_attempt,
+            changes_under_a_stale_lease_are_not_kept,
             a_failure_that_is_not_retried_asks_a_human,
             exceptions_deduplicate_and_sort_by_urgency,
             exception_decisions_follow_the_state_machine,

@@ -130,6 +130,7 @@ pub async fn runner_evidence_needs_the_live_lease(store: Arc<dyn Store>) {
         commit_sha: None,
         usage: Usage::default(),
         diff_stats: None,
+        changes: None,
         verification: Some(result(false)),
     };
     let policy = RetryPolicy::default();
@@ -195,6 +196,7 @@ pub async fn max_attempts_caps_attempts_across_retries_and_expiries(store: Arc<d
     let failing = || AttemptEnd {
         action: fail("types"),
         verification: Some(result(false)),
+        changes: None,
         logs: Vec::new(),
         retry_policy: generous.clone(),
         lock_conflict: false,
@@ -299,6 +301,7 @@ pub async fn a_completion_after_its_lease_was_lost_is_kept_on_its_attempt(store:
         commit_sha: Some("4b825dc642cb6eb9a060e54bf8d69288fbee4904".into()),
         usage,
         diff_stats: None,
+        changes: None,
         verification: Some(result(true)),
     };
     let policy = RetryPolicy::default();
@@ -382,6 +385,7 @@ pub async fn an_attempt_ends_with_its_evidence_at_once(store: Arc<dyn Store>) {
     let end = |from: AgentId| AttemptEnd {
         action: fail("types"),
         verification: Some(result(false)),
+        changes: None,
         logs: vec![closing(from)],
         retry_policy: RetryPolicy::default(),
         lock_conflict: false,
@@ -512,6 +516,7 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
     let crash = AttemptEnd {
         action: fail("crashed"),
         verification: None,
+        changes: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
         lock_conflict: false,
@@ -551,6 +556,7 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
     let rejected = AttemptEnd {
         action: fail("types"),
         verification: Some(result(false)),
+        changes: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default().with(FailureClass::Type, no_retry),
         lock_conflict: false,
@@ -571,6 +577,7 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
     let retried_otherwise = AttemptEnd {
         action: fail("types"),
         verification: Some(result(false)),
+        changes: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
         lock_conflict: false,
@@ -597,6 +604,7 @@ fn given_back(input_tokens: u64) -> AttemptCompletion {
             ..Usage::default()
         },
         diff_stats: None,
+        changes: None,
         verification: None,
     }
 }
@@ -703,6 +711,7 @@ pub async fn a_completion_resolves_the_stuck_exception_of_its_task(store: Arc<dy
     let end = AttemptEnd {
         action: complete(),
         verification: None,
+        changes: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
         lock_conflict: false,
@@ -755,6 +764,7 @@ pub async fn an_unverified_change_completes_and_says_so(store: Arc<dyn Store>) {
     let end = AttemptEnd {
         action: complete(),
         verification: Some(unverified),
+        changes: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
         lock_conflict: false,

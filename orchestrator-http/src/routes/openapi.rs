@@ -98,6 +98,7 @@ impl Modify for BearerTokens {
         tasks::create_task,
         tasks::create_batch,
         tasks::get_task,
+        tasks::task_changes,
         tasks::patch_task,
         tasks::delete_task,
         tasks::run_task,

@@ -13,7 +13,8 @@ use orchestrator_core::model::{
 };
 use orchestrator_core::protocol::{
     ChangedPaths, ClaimWork, Claimed, Completed, CompletionReport, HeartbeatAnswer,
-    HeartbeatReport, LogBatch, LogsReceived, MAX_LOG_BATCH_BYTES, SlotStatusSet,
+    HeartbeatReport, LogBatch, LogsReceived, MAX_COMPLETION_BYTES, MAX_LOG_BATCH_BYTES,
+    SlotStatusSet,
 };
 use orchestrator_core::store::MAX_LOOKUP_IDS;
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ use utoipa::ToSchema;
 
 use super::{Data, ok, tasks_by_id};
 use crate::auth::{RunnerCall, runner_session};
-use crate::error::{ApiError, ApiResult, ErrorEnvelope, InputErrors, WriteErrors};
+use crate::error::{ApiError, ApiResult, InputErrors, LargeWriteErrors, WriteErrors};
 use crate::extract::Params;
 use crate::state::AppState;
 
@@ -40,7 +41,11 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/runner/tasks").route(web::post().to(task_states)))
     .service(web::resource("/runner/locks").route(web::post().to(acquire_locks)))
-    .service(web::resource("/runner/complete").route(web::post().to(complete)));
+    .service(
+        web::resource("/runner/complete")
+            .app_data(web::PayloadConfig::new(MAX_COMPLETION_BYTES))
+            .route(web::post().to(complete)),
+    );
 }
 
 /// Tasks a runner asks about, by id.
@@ -299,13 +304,7 @@ async fn heartbeat(
     request_body = LogBatch,
     responses(
         (status = 200, description = "Stored", body = Data<LogsReceived>),
-        (status = 400, description = "Invalid input: the message and details.field name what is wrong", body = ErrorEnvelope),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorEnvelope),
-        (status = 403, description = "A token of the other scope", body = ErrorEnvelope),
-        (status = 404, description = "No such resource", body = ErrorEnvelope),
-        (status = 409, description = "Conflicts with the current state (a stale lease, an illegal transition)", body = ErrorEnvelope),
-        (status = 413, description = "Body over the route's limit", body = ErrorEnvelope),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope),
+        LargeWriteErrors,
     ),
     security(("runner" = [])),
 )]
@@ -345,10 +344,10 @@ async fn acquire_locks(
 }
 
 /// Ends the attempt while its lease is live, in one transaction with its evidence (the
-/// verification result, a closing log entry with the summary, commit and diff stats) and,
-/// for a failure, its follow-up: the retry policy queues it again, or an exception asks a
-/// human. The same completion sent again finds the attempt ended and answers as the
-/// first time.
+/// verification result, the changed files and the patch, a closing log entry with the
+/// summary, commit and diff stats) and, for a failure, its follow-up: the retry policy
+/// queues it again, or an exception asks a human. The same completion sent again finds
+/// the attempt ended and answers as the first time.
 #[utoipa::path(
     post,
     path = "/api/runner/complete",
@@ -357,7 +356,7 @@ async fn acquire_locks(
     request_body = CompletionReport,
     responses(
         (status = 200, description = "Ended", body = Data<Completed>),
-        WriteErrors,
+        LargeWriteErrors,
     ),
     security(("runner" = [])),
 )]

@@ -1,5 +1,6 @@
-//! `/api/tasks`: the queue. Listing, creation (single and batch), detail, edits, status
-//! changes, deletion, and requeueing for runners (`run`, `retry`, `auto-retry`).
+//! `/api/tasks`: the queue. Listing, creation (single and batch), detail, the changes of
+//! its attempts, edits, status changes, deletion, and requeueing for runners (`run`,
+//! `retry`, `auto-retry`).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -11,8 +12,8 @@ use orchestrator_core::change;
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::lock::{LockPath, LockQuery};
 use orchestrator_core::model::{
-    AgentLog, AgentStatus, Exception, ExceptionQuery, FileLock, IdPrefix, LogQuery, NewTask,
-    RiskLevel, SortOrder, Task, TaskActivityCounts, TaskAttempt, TaskComplexity, TaskEdit,
+    AgentLog, AgentStatus, AttemptChanges, Exception, ExceptionQuery, FileLock, IdPrefix, LogQuery,
+    NewTask, RiskLevel, SortOrder, Task, TaskActivityCounts, TaskAttempt, TaskComplexity, TaskEdit,
     TaskQuery, TaskSort, TaskStatus, VerificationResult, Waiting,
 };
 use orchestrator_core::retry::{self, RetryInfo};
@@ -42,6 +43,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(patch_task))
             .route(web::delete().to(delete_task)),
     )
+    .service(web::resource("/tasks/{id}/changes").route(web::get().to(task_changes)))
     .service(web::resource("/tasks/{id}/run").route(web::post().to(run_task)))
     .service(web::resource("/tasks/{id}/retry").route(web::post().to(retry_task)))
     .service(web::resource("/tasks/{id}/auto-retry").route(web::post().to(auto_retry_task)));
@@ -358,6 +360,29 @@ async fn get_task(
 ) -> ApiResult<HttpResponse> {
     let id: TaskId = parse_id(&id, "task")?;
     Ok(ok(task_detail(&state, id).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/tasks/{id}/changes",
+    tag = "tasks",
+    summary = "The changed files and the patch of each attempt whose runner reported them",
+    params(
+        ("id" = Uuid, Path, description = "The task id"),
+    ),
+    responses(
+        (status = 200, description = "Each attempt's changes, oldest attempt first", body = Data<Vec<AttemptChanges>>),
+        ReadErrors,
+    ),
+    security(("admin" = [])),
+)]
+async fn task_changes(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id: TaskId = parse_id(&id, "task")?;
+    Ok(ok(state.store.attempt_changes(id).await?))
 }
 
 /// A task with what its page shows: its agent, attempts, latest verification results,

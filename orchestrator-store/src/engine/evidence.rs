@@ -8,11 +8,12 @@ use orchestrator_core::change::{self, LeaseRef};
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::model::{
-    AgentLog, LogPage, LogQuery, NewAgentLog, NewEvent, NewVerificationResult, VerificationResult,
+    AgentLog, AttemptChanges, LogPage, LogQuery, NewAgentLog, NewEvent, NewVerificationResult,
+    VerificationResult,
 };
 use orchestrator_core::store::EvidenceStore;
 
-use super::{SqlStore, Tx, found, locked_task, planned};
+use super::{SqlStore, Tx, existing_task, found, locked_task, planned};
 use crate::dialect::Dialect;
 use crate::sql::read::{self, Lock};
 use crate::sql::write;
@@ -94,11 +95,7 @@ impl<D: Dialect> EvidenceStore for SqlStore<D> {
             )?;
         }
         if let Some(id) = query.task_id {
-            found(
-                read::task::<D>(&mut conn, id, Lock::None).await?,
-                "task",
-                id,
-            )?;
+            existing_task::<D>(&mut conn, id).await?;
         }
         read::logs::<D>(&mut conn, query).await
     }
@@ -127,11 +124,13 @@ impl<D: Dialect> EvidenceStore for SqlStore<D> {
     ) -> Result<Vec<VerificationResult>> {
         change::check_verification_limit(limit)?;
         let mut conn = self.read().await?;
-        found(
-            read::task::<D>(&mut conn, task, Lock::None).await?,
-            "task",
-            task,
-        )?;
+        existing_task::<D>(&mut conn, task).await?;
         read::verification_results::<D>(&mut conn, task, limit).await
+    }
+
+    async fn attempt_changes(&self, task: TaskId) -> Result<Vec<AttemptChanges>> {
+        let mut conn = self.read().await?;
+        existing_task::<D>(&mut conn, task).await?;
+        read::attempt_changes::<D>(&mut conn, task).await
     }
 }

@@ -8,7 +8,7 @@ use orchestrator_core::ids::ExceptionId;
 use orchestrator_core::model::{Exception, ExceptionQuery, ExceptionStatus, NewException, Page};
 use orchestrator_core::store::ExceptionStore;
 
-use super::{SqlStore, found, planned, retry_on_race};
+use super::{SqlStore, existing_task, found, planned, retry_on_race};
 use crate::dialect::Dialect;
 use crate::sql::read::{self, Lock};
 
@@ -24,11 +24,7 @@ impl<D: Dialect> SqlStore<D> {
         }
         let unresolved = match new.task_id {
             Some(task) => {
-                found(
-                    read::task::<D>(&mut tx, task, Lock::None).await?,
-                    "task",
-                    task,
-                )?;
+                existing_task::<D>(&mut tx, task).await?;
                 read::unresolved_exception::<D>(&mut tx, new.exception_type, task).await?
             }
             None => None,

@@ -15,7 +15,7 @@ use orchestrator_core::lock::{
 };
 use orchestrator_core::model::{FileLock, LockMode};
 
-use super::{SqlStore, Tx, found};
+use super::{SqlStore, Tx, existing_task, found};
 use crate::dialect::Dialect;
 use crate::sql::locks as sql_locks;
 use crate::sql::read::{self, Lock};
@@ -55,11 +55,7 @@ impl<D: Dialect> LockManager for SqlStore<D> {
             holder,
         )?;
         if let Some(task) = request.task_id {
-            found(
-                read::task::<D>(&mut tx, task, Lock::None).await?,
-                "task",
-                task,
-            )?;
+            existing_task::<D>(&mut tx, task).await?;
         }
         D::guard_lock_keys(&mut tx, &sql_locks::guard_keys(&paths), true).await?;
         let conflicts =

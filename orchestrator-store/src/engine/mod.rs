@@ -209,6 +209,11 @@ async fn locked_task<D: Dialect>(tx: &mut Tx<D>, id: TaskId) -> Result<Task> {
     found(read::task::<D>(tx, id, Lock::ForUpdate).await?, "task", id)
 }
 
+/// The task `id`, read without a lock; `NotFound` if there is none.
+async fn existing_task<D: Dialect>(conn: &mut impl Exec<D>, id: TaskId) -> Result<Task> {
+    found(read::task::<D>(conn, id, Lock::None).await?, "task", id)
+}
+
 fn planned<T>(row: Option<T>, what: &str) -> Result<T> {
     row.ok_or_else(|| Error::backend(format!("the plan carried no {what}")))
 }
@@ -254,6 +259,9 @@ async fn write_change<D: Dialect>(
     }
     if let Some(result) = &change.verification {
         write::insert_verification(batch, result)?;
+    }
+    if let Some(changes) = &change.attempt_changes {
+        write::insert_attempt_changes(batch, changes)?;
     }
     if !logs.is_empty() {
         write::insert_logs(batch, &logs);

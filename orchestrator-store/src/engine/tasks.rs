@@ -11,10 +11,10 @@ use orchestrator_core::model::{
 };
 use orchestrator_core::store::{Created, TaskStore, check_lookup_size};
 
-use super::{SqlStore, Tx, found, locked_task, planned, retry_on_race};
+use super::{SqlStore, Tx, existing_task, found, locked_task, planned, retry_on_race};
 use crate::dialect::Dialect;
 use crate::sql::hidden;
-use crate::sql::read::{self, Lock};
+use crate::sql::read;
 use crate::sql::write;
 
 async fn check_dependencies<D: Dialect>(
@@ -241,11 +241,7 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
 
     async fn list_attempts(&self, task: TaskId) -> Result<Vec<TaskAttempt>> {
         let mut conn = self.read().await?;
-        found(
-            read::task::<D>(&mut conn, task, Lock::None).await?,
-            "task",
-            task,
-        )?;
+        existing_task::<D>(&mut conn, task).await?;
         read::attempts::<D>(&mut conn, task).await
     }
 }

@@ -6,7 +6,8 @@ use orchestrator_core::error::Result;
 use orchestrator_core::ids::{AgentId, TaskId};
 use orchestrator_core::lock::{DescendantRange, LockPath, parse_paths};
 use orchestrator_core::model::{
-    Agent, AgentLog, Exception, NewEvent, RunnerSession, Task, TaskAttempt, VerificationResult,
+    Agent, AgentLog, AttemptChanges, Exception, NewEvent, RunnerSession, Task, TaskAttempt,
+    VerificationResult,
 };
 use sqlx::QueryBuilder;
 
@@ -475,6 +476,29 @@ pub(crate) fn insert_verification<D: Dialect>(
     insert_into(
         batch.statement(Expect::Anything),
         "verification_results",
+        vec![columns],
+    );
+    Ok(())
+}
+
+pub(crate) fn insert_attempt_changes<D: Dialect>(
+    batch: &mut Batch<D>,
+    kept: &AttemptChanges,
+) -> Result<()> {
+    let changes = &kept.changes;
+    let columns = vec![
+        ("task_id", Value::id(kept.task_id)),
+        ("attempt_number", Value::int(kept.attempt_number)),
+        ("files", Value::json(&changes.files)?),
+        ("omitted_files", Value::int(changes.omitted_files)),
+        ("patch", Value::text(&changes.patch)),
+        ("truncated", Value::Flag(Some(changes.truncated))),
+        ("max_patch_bytes", Value::int(changes.max_patch_bytes)),
+        ("created_at", Value::at(kept.created_at)),
+    ];
+    insert_into(
+        batch.statement(Expect::Anything),
+        "attempt_changes",
         vec![columns],
     );
     Ok(())

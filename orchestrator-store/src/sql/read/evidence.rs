@@ -2,11 +2,13 @@
 
 use orchestrator_core::error::Result;
 use orchestrator_core::ids::TaskId;
-use orchestrator_core::model::{LOG_COUNT_LIMIT, LogCursor, LogPage, LogQuery, VerificationResult};
+use orchestrator_core::model::{
+    AttemptChanges, LOG_COUNT_LIMIT, LogCursor, LogPage, LogQuery, VerificationResult,
+};
 use sqlx::QueryBuilder;
 
 use crate::dialect::{Dialect, Exec, Value, push_limit};
-use crate::rows::{log_from_row, verification_from_row};
+use crate::rows::{attempt_changes_from_row, log_from_row, verification_from_row};
 
 use super::{Filters, all, push_filters};
 
@@ -90,4 +92,14 @@ pub(crate) async fn verification_results<D: Dialect>(
     query.push(" ORDER BY attempt_number DESC");
     push_limit(&mut query, limit);
     all::<D, _>(conn, query, verification_from_row).await
+}
+
+pub(crate) async fn attempt_changes<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    task: TaskId,
+) -> Result<Vec<AttemptChanges>> {
+    let mut query = QueryBuilder::<D>::new("SELECT * FROM attempt_changes WHERE task_id = ");
+    Value::id(task).bind(&mut query);
+    query.push(" ORDER BY attempt_number");
+    all::<D, _>(conn, query, attempt_changes_from_row).await
 }

@@ -1,0 +1,15 @@
+-- The changes an attempt's runner reports when it ends the attempt: the changed files
+-- with their line counts (a JSON list) and the unified patch, as the runner cut it. One
+-- row per attempt, written with the attempt's end, gone with its task.
+
+CREATE TABLE attempt_changes (
+    task_id          TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    attempt_number   INTEGER NOT NULL,
+    files            TEXT NOT NULL,
+    omitted_files    INTEGER NOT NULL,
+    patch            TEXT NOT NULL,
+    truncated        INTEGER NOT NULL,
+    max_patch_bytes  INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    PRIMARY KEY (task_id, attempt_number)
+);
