@@ -294,6 +294,7 @@ pub async fn auto_retry(
                     task_id,
                     TaskAction::Retry {
                         not_before: Some(info.not_before),
+                        note: None,
                     },
                     None,
                     now,

@@ -577,3 +577,79 @@ async fn lists_carry_the_start_of_long_descriptions_unless_asked() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_error(&body, "VALIDATION_ERROR");
 }
+
+#[actix_web::test]
+async fn a_retry_carries_a_note_for_the_next_attempts() {
+    use orchestrator_core::change::{LeaseRef, TaskAction};
+    use orchestrator_core::model::{NewAgent, Usage};
+    use orchestrator_core::{Clock, SystemClock};
+
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let (_, body) = send(
+        &app,
+        admin(TestRequest::post().uri("/api/tasks")).set_json(new_task("flaky")),
+    )
+    .await;
+    let id: orchestrator_core::ids::TaskId = body["data"]["id"].as_str().unwrap().parse().unwrap();
+    let store = &backing.store;
+    let now = SystemClock.now();
+    let agent = store
+        .create_agent(
+            NewAgent {
+                name: Some("a".into()),
+                runner_session_id: None,
+                slot: None,
+                is_local_runner: false,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let assigned = store
+        .apply_task_action(
+            id,
+            TaskAction::Assign {
+                agent_id: agent.id,
+                runner_session_id: None,
+                lease_ttl: std::time::Duration::from_secs(60),
+            },
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    let lease = LeaseRef {
+        task_id: id,
+        attempt: assigned.attempt,
+        lease_token: assigned.lease_token.unwrap(),
+    };
+    store
+        .apply_task_action(
+            id,
+            TaskAction::Fail {
+                reason: "broken".into(),
+                usage: Usage::default(),
+            },
+            Some(lease),
+            now,
+        )
+        .await
+        .unwrap();
+
+    let too_long = admin(TestRequest::post().uri(&format!("/api/tasks/{id}/retry")))
+        .set_json(json!({ "note": "x".repeat(5_001) }));
+    let (status, body) = send(&app, too_long).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(assert_error(&body, "VALIDATION_ERROR").starts_with("note:"));
+
+    let retry = admin(TestRequest::post().uri(&format!("/api/tasks/{id}/retry")))
+        .set_json(json!({ "note": "Run the migrations first." }));
+    let (status, body) = send(&app, retry).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["task"]["status"], "QUEUED");
+    assert_eq!(
+        body["data"]["task"]["retryNote"],
+        "Run the migrations first."
+    );
+}

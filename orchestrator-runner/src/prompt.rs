@@ -32,9 +32,43 @@ pub fn build(task: &Task, locked_paths: &[String]) -> String {
             error.trim()
         ));
     }
+    if task.attempt > 1
+        && let Some(note) = task.retry_note.as_deref()
+    {
+        prompt.push_str(&format!(
+            "\n## Note from the person who retried this task\n{}\n",
+            note.trim()
+        ));
+    }
     prompt.push_str(
         "\nWork in the current directory, which is this task's own git worktree. Do not \
          commit; the runner verifies and commits your changes when you finish.\n",
     );
     prompt
+}
+
+#[cfg(test)]
+mod tests {
+    use orchestrator_core::Timestamp;
+    use orchestrator_core::ids::TaskId;
+    use orchestrator_core::model::NewTask;
+
+    use super::*;
+
+    #[test]
+    fn a_retried_task_carries_the_persons_note() {
+        let mut task = NewTask::new("Fix it", "Make the build pass")
+            .into_task(TaskId::new(), Timestamp::from_millis(0).unwrap());
+        task.retry_note = Some("  Use four spaces.  ".into());
+        assert!(
+            !build(&task, &[]).contains("four spaces"),
+            "a first attempt has no note yet"
+        );
+        task.attempt = 2;
+        let prompt = build(&task, &[]);
+        assert!(
+            prompt.contains("\n## Note from the person who retried this task\nUse four spaces.\n"),
+            "{prompt}"
+        );
+    }
 }

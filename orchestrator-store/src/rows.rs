@@ -186,6 +186,7 @@ pub(crate) fn task_from_row(row: &impl RowReader) -> Result<Task> {
         lease_expires_at: row.instant("lease_expires_at")?,
         cancel_requested: row.req_flag("cancel_requested")?,
         last_error: row.text("last_error")?,
+        retry_note: row.text("retry_note")?,
         revision: row.count("revision")?,
         created_at: row.at("created_at")?,
         updated_at: row.at("updated_at")?,

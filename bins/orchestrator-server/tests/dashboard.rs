@@ -52,6 +52,27 @@ async fn server_with_a_queue() -> (ServerProcess, tempfile::TempDir) {
         .await;
 
     // A runner claims the parser.
+    let (runner, claimed) = connect_and_claim(&http, url).await;
+    let runner = runner.as_str();
+    assert_eq!(claimed["data"]["task"]["id"], parser.as_str());
+    let lease = &claimed["data"];
+    call(
+        http.post(format!("{url}/api/runner/locks")).json(&json!({
+            "agentId": lease["agent"]["id"],
+            "taskId": lease["task"]["id"],
+            "attempt": lease["lease"]["attempt"],
+            "leaseToken": lease["lease"]["leaseToken"],
+            "paths": ["src/parser/"],
+        })),
+        runner,
+    )
+    .await;
+    (server, data)
+}
+
+/// Connects a runner named "laptop" with a setup token minted by the admin, and claims
+/// the next task with it: its token and the claim's answer.
+async fn connect_and_claim(http: &reqwest::Client, url: &str) -> (String, Value) {
     let minted = call(http.get(format!("{url}/api/connect")), ADMIN_TOKEN).await;
     let connection = STANDARD
         .decode(minted["data"]["connectionToken"].as_str().unwrap())
@@ -67,15 +88,17 @@ async fn server_with_a_queue() -> (ServerProcess, tempfile::TempDir) {
         .json()
         .await
         .unwrap();
-    let runner = connected["data"]["runnerToken"].as_str().unwrap();
+    let runner = connected["data"]["runnerToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let claimed = call(
         http.post(format!("{url}/api/runner/claim"))
             .json(&json!({})),
-        runner,
+        &runner,
     )
     .await;
-    assert_eq!(claimed["data"]["task"]["id"], parser.as_str());
-    (server, data)
+    (runner, claimed)
 }
 
 /// Opens the login page, where the token field has the focus, and logs in by typing the
@@ -179,7 +202,7 @@ async fn the_board_is_used_with_the_keyboard_alone() {
     // Tab goes first to the skip link, then through the navigation to logging out, each
     // stop with a visible focus ring.
     let mut stops = Vec::new();
-    for _ in 0..5 {
+    while stops.len() < 12 {
         browser.press_tab().await;
         let stop = browser
             .run(
@@ -188,9 +211,17 @@ async fn the_board_is_used_with_the_keyboard_alone() {
                  return [e.textContent.trim(), style.outlineStyle !== 'none' && style.outlineWidth !== '0px'];",
             )
             .await;
+        let last = stop[0] == "Log out";
         stops.push(stop);
+        if last {
+            break;
+        }
     }
     let names: Vec<&str> = stops.iter().map(|stop| stop[0].as_str().unwrap()).collect();
+    let names: Vec<&str> = names
+        .into_iter()
+        .filter(|name| *name != "Notify me")
+        .collect();
     assert_eq!(
         names,
         [
@@ -198,6 +229,9 @@ async fn the_board_is_used_with_the_keyboard_alone() {
             "orchestrator",
             "Board",
             "Queue",
+            "Inbox",
+            "Fleet",
+            "Locks",
             "Log out"
         ],
         "{stops:?}"
@@ -712,6 +746,377 @@ async fn a_task_from_the_dialog_crosses_the_board_as_the_runner_works() {
     assert!(
         transcript.contains("wrote notes-gate-second.txt"),
         "{transcript}"
+    );
+    assert_quiet_console(&browser).await;
+    browser.close().await;
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_verification_is_retried_from_the_inbox_with_a_note() {
+    let Some((chromedriver, chromium)) =
+        browser::installed("a_failed_verification_is_retried_from_the_inbox_with_a_note")
+    else {
+        return;
+    };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
+    let repo = common::git_repository();
+    let data = tempfile::tempdir().unwrap();
+    // The agent shows its prompt in the transcript, and writes Python that does not
+    // parse unless the prompt asks for four spaces.
+    let agent = data.path().join("agent.sh");
+    std::fs::write(
+        &agent,
+        "sed 's/^/prompt: /' \"$1\"\n\
+         if grep -q 'four spaces' \"$1\"; then printf 'def f():\\n    return 1\\n' > fix.py; \
+         else printf 'def f(:\\n' > fix.py; fi\n\
+         echo wrote fix.py\n",
+    )
+    .unwrap();
+    let mut command = server_command();
+    command
+        .stderr(Stdio::null())
+        .args(["--data-dir", &data.path().join("state").to_string_lossy()])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .args(["--rate-limit-enabled", "false"])
+        .args(["--local-runner", &repo.path().to_string_lossy()])
+        .arg("--local-agent")
+        .args(["sh", "-e", &agent.to_string_lossy(), "{prompt_file}"]);
+    let server = ServerProcess::start(command);
+    let url = &server.url;
+    let http = reqwest::Client::new();
+    server.wait_ready(&http).await;
+    let created = call(
+        http.post(format!("{url}/api/tasks")).json(&json!({
+            "title": "Fix the function",
+            "description": "Write fix.py",
+            "maxAttempts": 1,
+        })),
+        ADMIN_TOKEN,
+    )
+    .await;
+    let task_id = created["data"]["id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start(&chromedriver, &chromium, 1400).await;
+    log_in_with_the_keyboard(&browser, url).await;
+    wait_for_text(&browser, "section.needs-you", "Fix the function").await;
+    browser.click_on("section.needs-you h3 a").await;
+    browser.find("h2#decide").await;
+    let about = browser.text_of("section[aria-labelledby=about]").await;
+    assert!(about.contains("Fix the function"), "{about}");
+    browser
+        .fill(
+            "#retry-note",
+            "Indent with four spaces and close the parenthesis.",
+        )
+        .await;
+    browser.click_on("form.remedy button.primary").await;
+    assert_eq!(
+        notice(&browser).await,
+        "Task queued again; the exception is resolved."
+    );
+    wait_for_text(&browser, ".task-head .status", "RESOLVED").await;
+    let notes = browser.text_of("section[aria-labelledby=what]").await;
+    assert!(notes.contains("four spaces"), "{notes}");
+
+    // The next attempt's prompt carries the note, and the attempt succeeds.
+    browser.open(&format!("{url}/tasks/{task_id}")).await;
+    wait_for_text(&browser, ".task-head .status", "COMPLETED").await;
+    let transcript = browser.text_of("section[aria-labelledby=transcript]").await;
+    assert!(
+        transcript.contains("prompt: Indent with four spaces and close the parenthesis."),
+        "{transcript}"
+    );
+    browser
+        .screenshot(&browser::screenshot_dir().join("task-retried-1400.png"))
+        .await;
+    assert_quiet_console(&browser).await;
+    browser.close().await;
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_is_force_released_with_a_reason() {
+    let Some((chromedriver, chromium)) =
+        browser::installed("a_lock_is_force_released_with_a_reason")
+    else {
+        return;
+    };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
+    let (server, _data) = server_with_a_queue().await;
+    let url = &server.url;
+    let screenshots = browser::screenshot_dir();
+    let phone = Browser::start(&chromedriver, &chromium, 390).await;
+    log_in_with_the_keyboard(&phone, url).await;
+    phone.open(&format!("{url}/locks")).await;
+    phone.find("tr[data-path='src/parser/']").await;
+    phone.screenshot(&screenshots.join("locks-390.png")).await;
+
+    let browser = Browser::start(&chromedriver, &chromium, 1400).await;
+    log_in_with_the_keyboard(&browser, url).await;
+    browser.click_on("nav a[href='/locks']").await;
+    let row = browser.text_of("tr[data-path='src/parser/']").await;
+    assert!(row.contains("laptop"), "the holder: {row}");
+    assert!(row.contains("Build the parser"), "the task: {row}");
+    let countdown = browser.text_of("time[data-countdown]").await;
+    assert!(countdown.starts_with("in "), "{countdown}");
+    browser
+        .screenshot(&screenshots.join("locks-1400.png"))
+        .await;
+    browser
+        .fill(
+            "tr[data-path='src/parser/'] input[name=reason]",
+            "The runner is gone",
+        )
+        .await;
+    browser.click_on("tr[data-path='src/parser/'] button").await;
+    let asked = browser.accept_question().await;
+    assert!(asked.contains("src/parser/"), "{asked}");
+    assert_eq!(
+        notice(&browser).await,
+        "Released 1 lock on src/parser/; the inbox records it."
+    );
+    assert_eq!(browser.text_of("p.empty").await, "No agent holds a lock.");
+
+    // The release waits in the inbox, where a person acknowledges it with a note.
+    browser.click_on("nav a[href='/exceptions']").await;
+    let inbox = browser.text_of("div.inbox").await;
+    assert!(inbox.contains("CONFLICT_DETECTED"), "{inbox}");
+    browser
+        .screenshot(&screenshots.join("inbox-1400.png"))
+        .await;
+    browser.click_on("div.inbox h2 a").await;
+    let what = browser.text_of("section[aria-labelledby=what]").await;
+    assert!(what.contains("The runner is gone"), "{what}");
+    browser
+        .screenshot(&screenshots.join("exception-1400.png"))
+        .await;
+    browser
+        .fill("#decision-notes", "Seen; the runner was retired.")
+        .await;
+    browser
+        .click_on("form.decision button[value=ACKNOWLEDGED]")
+        .await;
+    assert_eq!(notice(&browser).await, "Exception acknowledged.");
+    let decided = browser.text_of("section[aria-labelledby=what]").await;
+    assert!(
+        decided.contains("Seen; the runner was retired."),
+        "{decided}"
+    );
+    assert!(decided.contains("Decided by dashboard"), "{decided}");
+    assert_quiet_console(&browser).await;
+    browser.close().await;
+
+    phone.open(&format!("{url}/exceptions?status=ALL")).await;
+    phone.click_on("div.inbox h2 a").await;
+    phone.find("h2#decide").await;
+    phone
+        .screenshot(&screenshots.join("exception-390.png"))
+        .await;
+    phone.open(&format!("{url}/exceptions?status=ALL")).await;
+    phone.find("div.inbox article").await;
+    phone.screenshot(&screenshots.join("inbox-390.png")).await;
+    assert_quiet_console(&phone).await;
+    phone.close().await;
+    server.stop();
+}
+
+/// Sends `count` log entries as the runner of the claimed task `claim` (the answer of
+/// `POST /api/runner/claim`), numbered from 1.
+async fn send_logs(http: &reqwest::Client, url: &str, runner: &str, claim: &Value, count: usize) {
+    let lease = &claim["data"];
+    for chunk in (1..=count).collect::<Vec<_>>().chunks(50) {
+        let logs: Vec<Value> = chunk
+            .iter()
+            .map(|n| json!({ "logType": "INFO", "content": format!("step {n}") }))
+            .collect();
+        call(
+            http.post(format!("{url}/api/runner/logs")).json(&json!({
+                "agentId": lease["agent"]["id"],
+                "taskId": lease["task"]["id"],
+                "attempt": lease["lease"]["attempt"],
+                "leaseToken": lease["lease"]["leaseToken"],
+                "logs": logs,
+            })),
+            runner,
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_shows_agents_and_runners_and_reaches_them() {
+    let Some((chromedriver, chromium)) =
+        browser::installed("the_fleet_shows_agents_and_runners_and_reaches_them")
+    else {
+        return;
+    };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
+    let (server, _data) = server_with_a_queue().await;
+    let url = &server.url;
+    let screenshots = browser::screenshot_dir();
+    let browser = Browser::start(&chromedriver, &chromium, 1400).await;
+    log_in_with_the_keyboard(&browser, url).await;
+
+    browser.click_on("nav a[href='/agents']").await;
+    let row = browser.text_of("table.agents tbody tr").await;
+    assert!(row.contains("laptop #0"), "{row}");
+    assert!(row.contains("Build the parser"), "its task: {row}");
+    let elapsed = browser.text_of("time[data-elapsed]").await;
+    assert!(
+        elapsed.ends_with(" s") || elapsed.contains("min"),
+        "{elapsed}"
+    );
+    browser
+        .screenshot(&screenshots.join("agents-1400.png"))
+        .await;
+
+    // Pause and resume reach the runner through its heartbeat.
+    browser
+        .click_on("table.agents form[action$='/pause'] button")
+        .await;
+    assert_eq!(
+        notice(&browser).await,
+        "Pause asked; the runner pauses the agent at its next heartbeat."
+    );
+    wait_for_text(&browser, "table.agents tbody tr", "PAUSED").await;
+    browser
+        .click_on("table.agents form[action$='/resume'] button")
+        .await;
+    wait_for_text(&browser, "table.agents tbody tr", "WORKING").await;
+
+    // The agent's page has its log, newest first, and loads older entries.
+    browser
+        .click_on("table.agents tbody tr a[href^='/agents/']")
+        .await;
+    browser.find("h2#transcript").await;
+    let held = browser.text_of("section[aria-labelledby=held]").await;
+    assert!(held.contains("src/parser/"), "{held}");
+    browser
+        .screenshot(&screenshots.join("agent-1400.png"))
+        .await;
+
+    browser.click_on("a.tabs, nav a[href='/agents']").await;
+    browser.click_on("nav.tabs a[href='/runners']").await;
+    let runner = browser.text_of("table.runners tbody tr").await;
+    assert!(runner.contains("laptop"), "{runner}");
+    assert!(runner.contains("online"), "{runner}");
+    assert!(runner.contains("1 of 1"), "{runner}");
+    assert!(runner.contains(" ago"), "{runner}");
+    browser
+        .screenshot(&screenshots.join("runners-1400.png"))
+        .await;
+    browser.click_on("table.runners form button").await;
+    browser.accept_question().await;
+    assert!(notice(&browser).await.starts_with("Runner session revoked"));
+    wait_for_text(&browser, "table.runners tbody tr", "revoked").await;
+    assert_quiet_console(&browser).await;
+    browser.close().await;
+
+    let phone = Browser::start(&chromedriver, &chromium, 390).await;
+    log_in_with_the_keyboard(&phone, url).await;
+    for page in ["agents", "runners"] {
+        phone.open(&format!("{url}/{page}")).await;
+        phone.find("table.stacked").await;
+        phone
+            .screenshot(&screenshots.join(format!("{page}-390.png")))
+            .await;
+    }
+    phone.click_on("nav.tabs a[href='/agents']").await;
+    phone
+        .click_on("table.agents tbody tr a[href^='/agents/']")
+        .await;
+    phone.find("h2#transcript").await;
+    phone.screenshot(&screenshots.join("agent-390.png")).await;
+    assert_quiet_console(&phone).await;
+    phone.close().await;
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcript_pages_back_by_cursor_and_filters_by_kind() {
+    let Some((chromedriver, chromium)) =
+        browser::installed("a_transcript_pages_back_by_cursor_and_filters_by_kind")
+    else {
+        return;
+    };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut command = server_command();
+    command
+        .args(["--data-dir", &data.path().to_string_lossy()])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .args(["--rate-limit-enabled", "false"])
+        .stderr(Stdio::null());
+    let server = ServerProcess::start(command);
+    let http = reqwest::Client::new();
+    server.wait_ready(&http).await;
+    let url = &server.url;
+    call(
+        http.post(format!("{url}/api/tasks"))
+            .json(&json!({"title": "Long story", "description": "d"})),
+        ADMIN_TOKEN,
+    )
+    .await;
+    let (runner, claim) = connect_and_claim(&http, url).await;
+    send_logs(&http, url, &runner, &claim, 120).await;
+    let task_id = claim["data"]["task"]["id"].as_str().unwrap().to_owned();
+    let agent_id = claim["data"]["agent"]["id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start(&chromedriver, &chromium, 1400).await;
+    log_in_with_the_keyboard(&browser, url).await;
+    for page in [format!("/tasks/{task_id}"), format!("/agents/{agent_id}")] {
+        browser.open(&format!("{url}{page}")).await;
+        let mut seen = Vec::new();
+        loop {
+            let entries = browser
+                .run(
+                    "return [...document.querySelectorAll('ol.transcript pre')]\
+                     .map(e => e.innerText).filter(t => t.startsWith('step '));",
+                )
+                .await;
+            seen.extend(
+                entries
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.as_str().unwrap().to_owned()),
+            );
+            let older = browser
+                .run("const a = document.querySelector('a[rel=next]'); return a ? a.href : null;")
+                .await;
+            let Some(older) = older.as_str() else { break };
+            browser.open(older).await;
+            browser.find("h2#transcript").await;
+        }
+        let expected: Vec<String> = (1..=120).rev().map(|n| format!("step {n}")).collect();
+        assert_eq!(seen, expected, "{page}: every entry once, newest first");
+        assert!(
+            browser
+                .text_of("nav[aria-label='Transcript pages']")
+                .await
+                .contains("Newest entries")
+        );
+    }
+    // Only one kind.
+    browser
+        .open(&format!("{url}/tasks/{task_id}?type=ERROR"))
+        .await;
+    assert_eq!(
+        browser
+            .text_of("section[aria-labelledby=transcript] p.empty")
+            .await,
+        "No entry of this kind yet."
+    );
+    browser
+        .open(&format!("{url}/tasks/{task_id}?type=NOISE"))
+        .await;
+    let problem = browser
+        .text_of("section[aria-labelledby=transcript] p.problem")
+        .await;
+    assert!(
+        problem.starts_with("logType:") || problem.contains("NOISE"),
+        "{problem}"
     );
     assert_quiet_console(&browser).await;
     browser.close().await;

@@ -179,6 +179,7 @@ fn follow_up_failure(
             };
             let retry = TaskAction::Retry {
                 not_before: Some(info.not_before),
+                note: None,
             };
             let requeue = plan_task_action(context, retry, None, now)?;
             let mut requeued = requeue

@@ -15,7 +15,10 @@ pub fn task_status_request(from: TaskStatus, to: TaskStatus) -> Result<TaskActio
     match (from, to) {
         (TaskStatus::Queued, TaskStatus::Cancelled) => Ok(TaskAction::Cancel),
         (_, TaskStatus::Cancelled) if from.is_running() => Ok(TaskAction::Cancel),
-        (TaskStatus::Failed, TaskStatus::Queued) => Ok(TaskAction::Retry { not_before: None }),
+        (TaskStatus::Failed, TaskStatus::Queued) => Ok(TaskAction::Retry {
+            not_before: None,
+            note: None,
+        }),
         (TaskStatus::Cancelled, TaskStatus::Queued) => Ok(TaskAction::Reopen),
         _ => Err(Error::conflict(format!(
             "Invalid status transition from {from} to {to}. Allowed transitions: {}",
@@ -38,22 +41,36 @@ fn allowed_status_requests(from: TaskStatus) -> &'static str {
 pub fn run_request(task: &Task) -> Result<Option<TaskAction>> {
     match task.status {
         TaskStatus::Queued => Ok(None),
-        TaskStatus::Failed => Ok(Some(TaskAction::Retry { not_before: None })),
+        TaskStatus::Failed => Ok(Some(TaskAction::Retry {
+            not_before: None,
+            note: None,
+        })),
         other => Err(Error::conflict(format!(
             "Task cannot be run with status {other}. Only QUEUED or FAILED tasks can be run."
         ))),
     }
 }
 
-/// The retry a person asks for: only a FAILED task goes back to the queue.
-pub fn retry_request(task: &Task) -> Result<TaskAction> {
+/// Longest note a person gives a retry.
+pub const MAX_RETRY_NOTE_CHARS: usize = 5_000;
+
+/// The retry a person asks for, with their `note` for the next attempts (a blank one is
+/// none): only a FAILED task goes back to the queue.
+pub fn retry_request(task: &Task, note: Option<&str>) -> Result<TaskAction> {
     if task.status != TaskStatus::Failed {
         return Err(Error::conflict(format!(
             "Task cannot be retried with status {}. Only FAILED tasks can be retried.",
             task.status
         )));
     }
-    Ok(TaskAction::Retry { not_before: None })
+    let note = note.map(str::trim).filter(|note| !note.is_empty());
+    if let Some(note) = note {
+        crate::model::check_max_chars("note", note, MAX_RETRY_NOTE_CHARS)?;
+    }
+    Ok(TaskAction::Retry {
+        not_before: None,
+        note: note.map(str::to_owned),
+    })
 }
 
 /// The task to cancel when a person stops an agent: the one it works on (paused or not).
@@ -126,7 +143,10 @@ mod tests {
         );
         assert_eq!(
             task_status_request(Failed, Queued).unwrap(),
-            TaskAction::Retry { not_before: None }
+            TaskAction::Retry {
+                not_before: None,
+                note: None
+            }
         );
         assert_eq!(
             task_status_request(Cancelled, Queued).unwrap(),

@@ -51,8 +51,11 @@ pub enum TaskAction {
     /// Cancel a queued task, or ask the runner of a running one to stop.
     Cancel,
     /// Put a failed task back in the queue, optionally not before a given time (with one
-    /// more attempt if all are used).
-    Retry { not_before: Option<Timestamp> },
+    /// more attempt if all are used), with a person's note for the next attempts.
+    Retry {
+        not_before: Option<Timestamp>,
+        note: Option<String>,
+    },
     /// Put a cancelled task back in the queue (with one more attempt if all are used).
     Reopen,
 }
@@ -321,8 +324,12 @@ pub fn plan_task_action(
                 TaskEvent::Cancel
             }
         }
-        TaskAction::Retry { not_before } => {
+        TaskAction::Retry { not_before, note } => {
             next.retry_count += 1;
+            // A new note replaces the last; an automatic retry keeps the person's.
+            if let Some(note) = note {
+                next.retry_note = Some(note.clone());
+            }
             grant_an_attempt(&mut next);
             next.not_before = *not_before;
             next.verification_status = VerificationStatus::Pending;

@@ -74,7 +74,10 @@ fn action(choice: Choice, agent: AgentId) -> TaskAction {
         Choice::AcknowledgeCancel => TaskAction::AcknowledgeCancel,
         Choice::ExpireLease => TaskAction::ExpireLease,
         Choice::Cancel => TaskAction::Cancel,
-        Choice::Retry => TaskAction::Retry { not_before: None },
+        Choice::Retry => TaskAction::Retry {
+            not_before: None,
+            note: None,
+        },
         Choice::Reopen => TaskAction::Reopen,
     }
 }

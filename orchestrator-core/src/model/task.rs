@@ -71,6 +71,9 @@ pub struct Task {
     pub cancel_requested: bool,
     /// Why the latest attempt failed.
     pub last_error: Option<String>,
+    /// What a person asked of the next attempts when they retried the task; the agent's
+    /// prompt carries it.
+    pub retry_note: Option<String>,
     /// Bumped on every write; guards concurrent updates.
     pub revision: u64,
     pub created_at: Timestamp,
@@ -232,6 +235,7 @@ impl NewTask {
             lease_expires_at: None,
             cancel_requested: false,
             last_error: None,
+            retry_note: None,
             revision: 0,
             created_at: now,
             updated_at: now,

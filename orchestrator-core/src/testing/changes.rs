@@ -63,7 +63,15 @@ fn end(action: TaskAction, changes: Option<ChangeReport>) -> AttemptEnd {
 /// The failed `task` queued again by a person.
 async fn retry(store: &Arc<dyn Store>, task: TaskId, now: Timestamp) {
     store
-        .apply_task_action(task, TaskAction::Retry { not_before: None }, None, now)
+        .apply_task_action(
+            task,
+            TaskAction::Retry {
+                not_before: None,
+                note: None,
+            },
+            None,
+            now,
+        )
         .await
         .unwrap();
 }

@@ -305,6 +305,7 @@ pub async fn failed_task_is_retried_after_its_delay(store: Arc<dyn Store>) {
             task.id,
             TaskAction::Retry {
                 not_before: Some(at(30_000)),
+                note: None,
             },
             None,
             at(30),
@@ -342,7 +343,15 @@ pub async fn illegal_transitions_are_typed_errors(store: Arc<dyn Store>) {
     let task = new_task(&store, "strict", at(0)).await;
     assert_invalid_transition(
         store
-            .apply_task_action(task.id, TaskAction::Retry { not_before: None }, None, at(1))
+            .apply_task_action(
+                task.id,
+                TaskAction::Retry {
+                    not_before: None,
+                    note: None,
+                },
+                None,
+                at(1),
+            )
             .await,
         "QUEUED",
         "retry",
@@ -363,7 +372,10 @@ pub async fn illegal_transitions_are_typed_errors(store: Arc<dyn Store>) {
     for action in [
         TaskAction::Cancel,
         TaskAction::Reopen,
-        TaskAction::Retry { not_before: None },
+        TaskAction::Retry {
+            not_before: None,
+            note: None,
+        },
     ] {
         let event = match &action {
             TaskAction::Cancel => "cancel",

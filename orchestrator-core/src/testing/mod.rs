@@ -97,6 +97,7 @@ macro_rules! store_conformance_tests {
             unknown_ids_are_not_found,
             task_list_filters_sorts_and_pages,
             task_list_keyset_pages_cover_every_order,
+            a_retry_note_stays_with_the_task,
             system_stats_count_every_state,
             task_edits_are_validated_and_refused_while_running,
             waiting_tasks_can_be_edited_and_released,

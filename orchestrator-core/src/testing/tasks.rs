@@ -292,6 +292,61 @@ pub async fn task_list_keyset_pages_cover_every_order(store: Arc<dyn Store>) {
     assert!(rest.items.iter().all(|t| t.status == TaskStatus::Queued));
 }
 
+/// A person's retry note is kept with the task for its next attempts: a later automatic
+/// retry keeps it, a new note replaces it, and a retry without one leaves it.
+pub async fn a_retry_note_stays_with_the_task(store: Arc<dyn Store>) {
+    let agent = new_agent(&store, at(0)).await;
+    let task = new_task(&store, "Flaky", at(0)).await;
+    let fail_once = |store: Arc<dyn Store>, task: crate::model::Task, started: i64| async move {
+        let (_, lease) = assign(&store, &task, agent.id, at(started)).await;
+        store
+            .apply_task_action(task.id, fail("broken"), Some(lease), at(started + 1))
+            .await
+            .unwrap()
+    };
+    let failed = fail_once(store.clone(), task, 10).await;
+    let retry = crate::change::retry_request(&failed, Some("  Use the new API.  ")).unwrap();
+    store
+        .apply_task_action(failed.id, retry, None, at(20))
+        .await
+        .unwrap();
+    let queued = store.get_task(failed.id).await.unwrap();
+    assert_eq!(queued.retry_note.as_deref(), Some("Use the new API."));
+
+    let failed = fail_once(store.clone(), queued, 30).await;
+    let automatic = TaskAction::Retry {
+        not_before: Some(at(45)),
+        note: None,
+    };
+    store
+        .apply_task_action(failed.id, automatic, None, at(40))
+        .await
+        .unwrap();
+    let kept = store.get_task(failed.id).await.unwrap();
+    assert_eq!(kept.retry_note.as_deref(), Some("Use the new API."));
+
+    let failed = fail_once(store.clone(), kept, 100).await;
+    let blank = crate::change::retry_request(&failed, Some("   ")).unwrap();
+    assert_eq!(
+        blank,
+        TaskAction::Retry {
+            not_before: None,
+            note: None
+        }
+    );
+    assert_invalid_input(
+        crate::change::retry_request(&failed, Some(&"x".repeat(5_001))),
+        "note",
+    );
+    let replaced = crate::change::retry_request(&failed, Some("Start over.")).unwrap();
+    store
+        .apply_task_action(failed.id, replaced, None, at(200))
+        .await
+        .unwrap();
+    let listed = store.list_tasks(&TaskQuery::default()).await.unwrap();
+    assert_eq!(listed.items[0].retry_note.as_deref(), Some("Start over."));
+}
+
 /// Filters, every sort column in both directions, search, and pagination edges.
 pub async fn task_list_filters_sorts_and_pages(store: Arc<dyn Store>) {
     let specs = [
@@ -735,7 +790,15 @@ pub async fn deletion_cascades_and_is_guarded(store: Arc<dyn Store>) {
         .unwrap();
     assert_conflict(store.delete_task(task.id, at(7)).await);
     store
-        .apply_task_action(task.id, TaskAction::Retry { not_before: None }, None, at(8))
+        .apply_task_action(
+            task.id,
+            TaskAction::Retry {
+                not_before: None,
+                note: None,
+            },
+            None,
+            at(8),
+        )
         .await
         .unwrap();
     store

@@ -243,7 +243,10 @@ pub async fn max_attempts_caps_attempts_across_retries_and_expiries(store: Arc<d
         let retried = store
             .apply_task_action(
                 task.id,
-                TaskAction::Retry { not_before: None },
+                TaskAction::Retry {
+                    not_before: None,
+                    note: None,
+                },
                 None,
                 at(100),
             )
@@ -532,7 +535,15 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
         assert_eq!(asked[0].occurrences, 1, "a repeat counts nothing");
     }
     store
-        .apply_task_action(task.id, TaskAction::Retry { not_before: None }, None, at(4))
+        .apply_task_action(
+            task.id,
+            TaskAction::Retry {
+                not_before: None,
+                note: None,
+            },
+            None,
+            at(4),
+        )
         .await
         .unwrap();
     let (_, lease) = assign(&store, &task, agent.id, at(5)).await;

@@ -5,11 +5,15 @@
 
 mod assets;
 mod board;
+mod fleet;
+mod inbox;
+mod locks;
 mod queue;
 mod session;
 mod task;
 mod task_actions;
 mod task_form;
+mod transcript;
 
 use std::collections::HashMap;
 
@@ -46,6 +50,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     task_form::configure(cfg);
     cfg.service(page_at("/tasks/{id}").route(web::get().to(task::task)));
     task_actions::configure(cfg);
+    inbox::configure(cfg);
+    locks::configure(cfg);
+    fleet::configure(cfg);
     cfg.service(page_at("/fragments/board").route(web::get().to(board::board_fragment)))
         .service(page_at("/fragments/queue").route(web::get().to(queue::queue_fragment)))
         .service(page_at("/fragments/tasks/{id}").route(web::get().to(task::task_fragment)));
@@ -83,6 +90,9 @@ pub(crate) fn live_events() -> String {
 pub(crate) enum Section {
     Board,
     Queue,
+    Inbox,
+    Fleet,
+    Locks,
 }
 
 impl Section {
@@ -90,6 +100,9 @@ impl Section {
         name == match self {
             Self::Board => "board",
             Self::Queue => "queue",
+            Self::Inbox => "inbox",
+            Self::Fleet => "fleet",
+            Self::Locks => "locks",
         }
     }
 }
@@ -197,4 +210,23 @@ fn explain(err: orchestrator_core::Error) -> (String, Option<String>) {
         _ => None,
     };
     (ApiError::from(err).message, field)
+}
+
+/// The value of `result`, or nothing with its error noted in `problems`.
+fn keep<T>(result: orchestrator_core::Result<T>, problems: &mut Vec<String>) -> Option<T> {
+    result.map_err(|err| problems.push(explain(err).0)).ok()
+}
+
+/// `text` percent-encoded for a query value.
+fn encode_component(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(byte as char);
+            }
+            other => encoded.push_str(&format!("%{other:02X}")),
+        }
+    }
+    encoded
 }

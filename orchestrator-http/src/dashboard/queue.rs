@@ -12,7 +12,7 @@ use orchestrator_core::model::{SortOrder, Task, TaskCursor, TaskQuery, TaskSort,
 
 use super::task_actions::{TaskCommand, allowed_commands, editable};
 use super::task_form::{BatchForm, TaskForm};
-use super::{Section, Viewer, agent_labels, explain, page, render, see_other};
+use super::{Section, Viewer, agent_labels, encode_component, keep, page, render, see_other};
 use crate::error::ApiResult;
 use crate::extract::Params;
 use crate::state::AppState;
@@ -116,25 +116,6 @@ impl Filters {
             format!("?{query}")
         }
     }
-}
-
-/// The value of `result`, or nothing with its error noted in `problems`.
-fn keep<T>(result: orchestrator_core::Result<T>, problems: &mut Vec<String>) -> Option<T> {
-    result.map_err(|err| problems.push(explain(err).0)).ok()
-}
-
-/// `text` percent-encoded for a query value.
-pub(super) fn encode_component(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                encoded.push(byte as char);
-            }
-            other => encoded.push_str(&format!("%{other:02X}")),
-        }
-    }
-    encoded
 }
 
 /// A task in the list.

@@ -6,12 +6,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use orchestrator_core::ids::TaskId;
-use orchestrator_core::model::{AgentLog, Task, TaskAttempt, VerificationResult};
+use orchestrator_core::model::{LogQuery, Task, TaskAttempt, VerificationResult};
 use orchestrator_core::verify::StageStatus;
 
 use super::task_actions::{TaskCommand, allowed_commands, editable};
+use super::transcript::Transcript;
 use super::{Section, Viewer, not_found, page, render, see_other};
 use crate::error::{ApiError, ErrorCode};
+use crate::extract::Params;
 use crate::routes::tasks::{TaskDetail, task_detail};
 use crate::state::AppState;
 
@@ -103,23 +105,6 @@ impl From<&VerificationResult> for Verification {
     }
 }
 
-/// A transcript entry.
-struct Entry {
-    kind: &'static str,
-    content: String,
-    at: String,
-}
-
-impl From<&AgentLog> for Entry {
-    fn from(log: &AgentLog) -> Self {
-        Self {
-            kind: log.log_type.as_str(),
-            content: log.content.clone(),
-            at: log.created_at.to_string(),
-        }
-    }
-}
-
 #[derive(Template)]
 #[template(path = "task.html")]
 struct TaskPage {
@@ -143,8 +128,11 @@ struct TaskPage {
     max_attempts: u32,
     attempts: Vec<AttemptRow>,
     verifications: Vec<Verification>,
-    transcript: Vec<Entry>,
-    exceptions: Vec<(String, &'static str, &'static str, String)>,
+    transcript: Transcript,
+    /// The page's address with its query, for its live part.
+    fragment: String,
+    /// Each exception as (id, title, severity, status, last raised).
+    exceptions: Vec<(String, String, &'static str, &'static str, String)>,
     created: String,
     updated: String,
     /// What the task's state allows now.
@@ -153,7 +141,13 @@ struct TaskPage {
 }
 
 impl TaskPage {
-    fn new(viewer: Viewer, detail: TaskDetail, dependencies: Vec<Task>) -> Self {
+    fn new(
+        viewer: Viewer,
+        detail: TaskDetail,
+        dependencies: Vec<Task>,
+        transcript: Transcript,
+        fragment: String,
+    ) -> Self {
         let task = &detail.task;
         let waiting = detail.waiting.as_ref();
         let dependencies = dependencies
@@ -204,12 +198,14 @@ impl TaskPage {
                 .iter()
                 .map(Verification::from)
                 .collect(),
-            transcript: detail.logs.iter().map(Entry::from).collect(),
+            transcript,
+            fragment,
             exceptions: detail
                 .exceptions
                 .iter()
                 .map(|e| {
                     (
+                        e.id.to_string(),
                         e.title.clone(),
                         e.severity.as_str(),
                         e.status.as_str(),
@@ -246,7 +242,13 @@ impl std::ops::Deref for TaskLive {
 }
 
 /// The page of the task `raw_id` names, or the response that says why there is none.
-async fn load(state: &AppState, viewer: Viewer, raw_id: &str) -> Result<TaskPage, HttpResponse> {
+async fn load(
+    state: &AppState,
+    viewer: Viewer,
+    raw_id: &str,
+    req: &HttpRequest,
+    params: &Params,
+) -> Result<TaskPage, HttpResponse> {
     let Ok(id) = raw_id.parse::<TaskId>() else {
         return Err(not_found(state, viewer, "No task has this id."));
     };
@@ -261,23 +263,43 @@ async fn load(state: &AppState, viewer: Viewer, raw_id: &str) -> Result<TaskPage
         }
         Err(err) => return Err(actix_web::ResponseError::error_response(&err)),
     };
-    match state.store.get_tasks(&detail.task.depends_on).await {
-        Ok(dependencies) => Ok(TaskPage::new(viewer, detail, dependencies)),
-        Err(err) => Err(actix_web::ResponseError::error_response(&ApiError::from(
-            err,
-        ))),
-    }
+    let path = format!("/tasks/{id}");
+    let transcript = Transcript::load(state, LogQuery::for_task(id, 1), params, &path);
+    let (dependencies, transcript) = match (
+        state.store.get_tasks(&detail.task.depends_on).await,
+        transcript.await,
+    ) {
+        (Ok(dependencies), Ok(transcript)) => (dependencies, transcript),
+        (Err(err), _) => {
+            return Err(actix_web::ResponseError::error_response(&ApiError::from(
+                err,
+            )));
+        }
+        (_, Err(err)) => return Err(actix_web::ResponseError::error_response(&err)),
+    };
+    let fragment = match req.query_string() {
+        "" => format!("/fragments{path}"),
+        query => format!("/fragments{path}?{query}"),
+    };
+    Ok(TaskPage::new(
+        viewer,
+        detail,
+        dependencies,
+        transcript,
+        fragment,
+    ))
 }
 
 pub(super) async fn task(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
+    params: Params,
 ) -> HttpResponse {
     let Some(viewer) = Viewer::of(&req, &state) else {
         return see_other("/login");
     };
-    match load(&state, viewer.clone(), &id).await {
+    match load(&state, viewer.clone(), &id, &req, &params).await {
         Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
         Err(response) => response,
     }
@@ -289,11 +311,12 @@ pub(super) async fn task_fragment(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
+    params: Params,
 ) -> HttpResponse {
     let Some(viewer) = Viewer::of(&req, &state) else {
         return HttpResponse::Unauthorized().finish();
     };
-    match load(&state, viewer, &id).await {
+    match load(&state, viewer, &id, &req, &params).await {
         Ok(page) => render(StatusCode::OK, &TaskLive(page)),
         Err(response) => response,
     }

@@ -67,7 +67,7 @@ impl TaskCommand {
     fn allows(self, task: &Task) -> bool {
         match self {
             Self::Cancel => change::task_status_request(task.status, TaskStatus::Cancelled).is_ok(),
-            Self::Retry => change::retry_request(task).is_ok(),
+            Self::Retry => change::retry_request(task, None).is_ok(),
             Self::Requeue => requeue_action(task).is_ok(),
             Self::Delete => change::check_deletable(task, &[]).is_ok(),
         }
@@ -160,7 +160,7 @@ async fn carry_out(
             let task = state.store.get_task(id).await?;
             change::task_status_request(task.status, TaskStatus::Cancelled)?
         }
-        TaskCommand::Retry => change::retry_request(&state.store.get_task(id).await?)?,
+        TaskCommand::Retry => change::retry_request(&state.store.get_task(id).await?, None)?,
         TaskCommand::Requeue => requeue_action(&state.store.get_task(id).await?)?,
     };
     state.store.apply_task_action(id, action, None, now).await?;

@@ -284,12 +284,56 @@ async fn agent_detail(state: &AppState, agent: Agent) -> ApiResult<AgentDetail> 
     })
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// What a person asks of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum Control {
+pub(crate) enum Control {
     Stop,
     Pause,
     Resume,
+}
+
+impl Control {
+    pub(crate) const ALL: [Self; 3] = [Self::Pause, Self::Resume, Self::Stop];
+
+    /// Whether `agent`'s state allows it now.
+    pub(crate) fn allows(self, agent: &Agent) -> bool {
+        match self {
+            Self::Stop => change::task_to_stop(agent).is_ok(),
+            Self::Pause => change::pause_request(agent).is_ok(),
+            Self::Resume => change::resume_request(agent).is_ok(),
+        }
+    }
+}
+
+/// Carries out `control` on agent `id`: `stop` cancels its task (its runner is told at
+/// the next heartbeat and stops the agent); `pause` and `resume` reach the runner the
+/// same way. The agent as it is afterwards.
+pub(crate) async fn control(
+    state: &AppState,
+    id: AgentId,
+    control: Control,
+) -> orchestrator_core::Result<Agent> {
+    let now = state.now();
+    let agent = state.store.get_agent(id).await?;
+    match control {
+        Control::Stop => {
+            let task = change::task_to_stop(&agent)?;
+            state
+                .store
+                .apply_task_action(task, TaskAction::Cancel, None, now)
+                .await?;
+            state.store.get_agent(id).await
+        }
+        Control::Pause => {
+            let pause = change::pause_request(&agent)?;
+            state.store.apply_agent_action(id, pause, now).await
+        }
+        Control::Resume => {
+            let resume = change::resume_request(&agent)?;
+            state.store.apply_agent_action(id, resume, now).await
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -306,8 +350,7 @@ struct AgentWithTask {
     current_task: Option<TaskRef>,
 }
 
-/// `stop` cancels the agent's task (its runner is told at the next heartbeat and stops
-/// the agent); `pause` and `resume` reach the runner the same way.
+/// See [`control`].
 #[utoipa::path(
     patch,
     path = "/api/agents/{id}",
@@ -330,26 +373,7 @@ async fn control_agent(
     Json(body): Json<ControlBody>,
 ) -> ApiResult<HttpResponse> {
     let id: AgentId = parse_id(&id, "agent")?;
-    let now = state.now();
-    let agent = state.store.get_agent(id).await?;
-    let agent = match body.action {
-        Control::Stop => {
-            let task = change::task_to_stop(&agent)?;
-            state
-                .store
-                .apply_task_action(task, TaskAction::Cancel, None, now)
-                .await?;
-            state.store.get_agent(id).await?
-        }
-        Control::Pause => {
-            let pause = change::pause_request(&agent)?;
-            state.store.apply_agent_action(id, pause, now).await?
-        }
-        Control::Resume => {
-            let resume = change::resume_request(&agent)?;
-            state.store.apply_agent_action(id, resume, now).await?
-        }
-    };
+    let agent = control(&state, id, body.action).await?;
     let current_task = match agent.current_task_id {
         Some(task) => Some(TaskRef::from(&state.store.get_task(task).await?)),
         None => None,

@@ -240,6 +240,18 @@ async fn revoke_runner(
 }
 
 async fn revoke(state: &AppState, id: RunnerSessionId) -> ApiResult<HttpResponse> {
+    revoke_session(state, id).await?;
+    Ok(ok(Revoked {
+        revoked: true,
+        runner_id: id,
+    }))
+}
+
+/// Revokes runner session `id`, unless it is revoked already: its token stops working.
+pub(crate) async fn revoke_session(
+    state: &AppState,
+    id: RunnerSessionId,
+) -> orchestrator_core::Result<()> {
     let session = state.store.get_runner_session(id).await?;
     if session.status != RunnerSessionStatus::Revoked {
         state
@@ -247,10 +259,7 @@ async fn revoke(state: &AppState, id: RunnerSessionId) -> ApiResult<HttpResponse
             .apply_runner_session_event(id, RunnerSessionEvent::Revoke, state.now())
             .await?;
     }
-    Ok(ok(Revoked {
-        revoked: true,
-        runner_id: id,
-    }))
+    Ok(())
 }
 
 #[utoipa::path(

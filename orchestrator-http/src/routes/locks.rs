@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// Most paths one check accepts.
 const MAX_CHECK_PATHS: usize = 100;
 /// Longest force-release reason.
-const MAX_REASON_CHARS: usize = 500;
+pub(crate) const MAX_REASON_CHARS: usize = 500;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -1,14 +1,14 @@
 //! The routes under `/api`, one module per area of the API. They keep the wire contract of
 //! the earlier Agent Orchestrator API (see the crate documentation).
 
-mod agents;
-mod connect;
+pub(crate) mod agents;
+pub(crate) mod connect;
 mod cron;
 pub(crate) mod dashboard;
 mod events;
 mod exceptions;
 mod health;
-mod locks;
+pub(crate) mod locks;
 mod openapi;
 mod runner;
 pub(crate) mod tasks;
@@ -147,7 +147,7 @@ pub(crate) async fn agents_by_id(
 }
 
 /// The tasks among `ids`, by id, in as few lookups as the store allows.
-async fn tasks_by_id(
+pub(crate) async fn tasks_by_id(
     state: &AppState,
     ids: impl Iterator<Item = TaskId>,
 ) -> ApiResult<HashMap<TaskId, Task>> {

@@ -599,6 +599,18 @@ struct WorkingDirBody {
     _working_dir: Option<String>,
 }
 
+/// The body of `retry`: a directory on the server (accepted and not used, as for `run`)
+/// and a note for the next attempts, which their prompt carries.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RetryBody {
+    #[serde(rename = "workingDir")]
+    _working_dir: Option<String>,
+    /// What the next attempts should do differently; at most 5,000 characters.
+    #[schema(max_length = 5_000)]
+    note: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Requeued {
@@ -659,7 +671,7 @@ pub(super) async fn requeue_for_runners(state: &AppState, id: TaskId) -> ApiResu
     params(
         ("id" = Uuid, Path, description = "The task id"),
     ),
-    request_body = Option<WorkingDirBody>,
+    request_body = Option<RetryBody>,
     responses(
         (status = 200, description = "Queued", body = Data<Requeued>),
         WriteErrors,
@@ -670,11 +682,12 @@ async fn retry_task(
     _: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    OptionalJson(_): OptionalJson<WorkingDirBody>,
+    OptionalJson(body): OptionalJson<RetryBody>,
 ) -> ApiResult<HttpResponse> {
     let id: TaskId = parse_id(&id, "task")?;
     let task = state.store.get_task(id).await?;
-    let retry = change::retry_request(&task)?;
+    let note = body.and_then(|body| body.note);
+    let retry = change::retry_request(&task, note.as_deref())?;
     let task = state
         .store
         .apply_task_action(id, retry, None, state.now())

@@ -54,6 +54,7 @@ fn task_mutable_columns(task: &Task) -> Result<Columns> {
         ("lease_expires_at", Value::Instant(task.lease_expires_at)),
         ("cancel_requested", Value::Flag(Some(task.cancel_requested))),
         ("last_error", Value::Text(task.last_error.clone())),
+        ("retry_note", Value::Text(task.retry_note.clone())),
         ("revision", Value::count(task.revision)),
         ("updated_at", Value::at(task.updated_at)),
         ("completed_at", Value::Instant(task.completed_at)),

@@ -1,0 +1,522 @@
+//! The fleet: `GET /agents` lists the agent slots with their status, task, elapsed time
+//! and tokens; `GET /agents/:id` shows one with its live log and the locks it holds;
+//! `GET /runners` lists the runner sessions with their slots and when each was last
+//! heard from. Pause, resume and stop reach the runner at its next heartbeat; revoking a
+//! session stops its token working.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use orchestrator_core::ids::{AgentId, RunnerSessionId};
+use orchestrator_core::lock::LockQuery;
+use orchestrator_core::model::{
+    Agent, AgentQuery, AgentStatus, LogQuery, RunnerSession, RunnerSessionStatus,
+};
+use orchestrator_core::store::StoreExt;
+use serde::Deserialize;
+
+use super::transcript::Transcript;
+use super::{
+    Notice, Section, Viewer, agent_label, explain, keep, not_found, page, page_at, render,
+    see_other, see_other_with,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Params;
+use crate::routes::agents::{Control, control};
+use crate::routes::connect::revoke_session;
+use crate::routes::tasks_by_id;
+use crate::state::AppState;
+
+/// Agents and runner sessions on one page.
+const PAGE_ROWS: u32 = 100;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(page_at("/agents").route(web::get().to(agents)))
+        .service(page_at("/fragments/agents").route(web::get().to(agents_fragment)))
+        .service(page_at("/agents/{id}").route(web::get().to(agent)))
+        .service(page_at("/fragments/agents/{id}").route(web::get().to(agent_fragment)))
+        .service(page_at("/agents/{id}/{control}").route(web::post().to(control_agent)))
+        .service(page_at("/runners").route(web::get().to(runners)))
+        .service(page_at("/fragments/runners").route(web::get().to(runners_fragment)))
+        .service(page_at("/runners/{id}/revoke").route(web::post().to(revoke_runner)));
+}
+
+impl Control {
+    fn slug(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Stop => "Stop",
+            Self::Pause => "Pause",
+            Self::Resume => "Resume",
+        }
+    }
+
+    fn is_destructive(self) -> bool {
+        self == Self::Stop
+    }
+}
+
+/// An agent slot as the list and its page show it.
+struct AgentRow {
+    id: String,
+    name: String,
+    status: &'static str,
+    runner: Option<String>,
+    /// The task as (id, title).
+    task: Option<(String, String)>,
+    /// When its current attempt started, while it works.
+    started: Option<String>,
+    tokens: u64,
+    completed: u32,
+    failed: u32,
+    controls: Vec<Control>,
+}
+
+impl AgentRow {
+    fn new(
+        agent: &Agent,
+        runners: &HashMap<RunnerSessionId, String>,
+        tasks: &HashMap<orchestrator_core::ids::TaskId, orchestrator_core::model::Task>,
+    ) -> Self {
+        let working = matches!(agent.status, AgentStatus::Working | AgentStatus::Paused);
+        Self {
+            id: agent.id.to_string(),
+            name: agent_label(agent),
+            status: agent.status.as_str(),
+            runner: agent
+                .runner_session_id
+                .and_then(|id| runners.get(&id).cloned())
+                .or_else(|| agent.is_local_runner.then(|| "local runner".to_owned())),
+            task: agent.current_task_id.and_then(|id| {
+                tasks
+                    .get(&id)
+                    .map(|task| (id.to_string(), task.title.clone()))
+            }),
+            started: working
+                .then_some(agent.started_at)
+                .flatten()
+                .map(|at| at.to_string()),
+            tokens: agent.total_tokens_used,
+            completed: agent.tasks_completed,
+            failed: agent.tasks_failed,
+            controls: Control::ALL
+                .into_iter()
+                .filter(|c| c.allows(agent))
+                .collect(),
+        }
+    }
+}
+
+/// The names of the runner sessions, newest first.
+async fn runner_names(state: &AppState) -> ApiResult<HashMap<RunnerSessionId, String>> {
+    Ok(state
+        .store
+        .list_runner_sessions(None, PAGE_ROWS)
+        .await?
+        .into_iter()
+        .map(|session| (session.id, session.name))
+        .collect())
+}
+
+async fn agent_rows(state: &AppState, agents: &[Agent]) -> ApiResult<Vec<AgentRow>> {
+    let runners = runner_names(state).await?;
+    let tasks = tasks_by_id(state, agents.iter().filter_map(|a| a.current_task_id)).await?;
+    Ok(agents
+        .iter()
+        .map(|agent| AgentRow::new(agent, &runners, &tasks))
+        .collect())
+}
+
+#[derive(Template)]
+#[template(path = "agents.html")]
+struct AgentsPage {
+    section: Section,
+    viewer: Viewer,
+    status: Option<AgentStatus>,
+    problems: Vec<String>,
+    rows: Vec<AgentRow>,
+    total: u64,
+}
+
+impl AgentsPage {
+    fn statuses(&self) -> &'static [AgentStatus] {
+        AgentStatus::ALL
+    }
+
+    fn fragment(&self) -> String {
+        match self.status {
+            Some(status) => format!("/fragments/agents?status={status}"),
+            None => "/fragments/agents".to_owned(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "agents.html", block = "live")]
+struct AgentsLive(AgentsPage);
+
+impl std::ops::Deref for AgentsLive {
+    type Target = AgentsPage;
+
+    fn deref(&self) -> &AgentsPage {
+        &self.0
+    }
+}
+
+async fn agents_page(state: &AppState, viewer: Viewer, params: &Params) -> ApiResult<AgentsPage> {
+    let mut problems = Vec::new();
+    let status = params
+        .text("status")
+        .and_then(|status| keep(status.parse(), &mut problems));
+    let page = state
+        .store
+        .list_agents(&AgentQuery {
+            status,
+            limit: PAGE_ROWS,
+            ..AgentQuery::default()
+        })
+        .await?;
+    Ok(AgentsPage {
+        section: Section::Fleet,
+        viewer,
+        status,
+        problems,
+        rows: agent_rows(state, &page.items).await?,
+        total: page.total_count,
+    })
+}
+
+async fn agents(state: web::Data<AppState>, req: HttpRequest, params: Params) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return see_other("/login");
+    };
+    match agents_page(&state, viewer.clone(), &params).await {
+        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+async fn agents_fragment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: Params,
+) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return HttpResponse::Unauthorized().finish();
+    };
+    match agents_page(&state, viewer, &params).await {
+        Ok(template) => render(StatusCode::OK, &AgentsLive(template)),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "agent.html")]
+struct AgentPage {
+    section: Section,
+    viewer: Viewer,
+    agent: AgentRow,
+    branch: Option<String>,
+    last_activity: Option<String>,
+    /// The paths it holds, with their fencing tokens and expiry.
+    locks: Vec<(String, u64, String)>,
+    transcript: Transcript,
+    fragment: String,
+}
+
+#[derive(Template)]
+#[template(path = "agent.html", block = "live")]
+struct AgentLive(AgentPage);
+
+impl std::ops::Deref for AgentLive {
+    type Target = AgentPage;
+
+    fn deref(&self) -> &AgentPage {
+        &self.0
+    }
+}
+
+async fn find_agent(
+    state: &AppState,
+    viewer: &Viewer,
+    raw_id: &str,
+) -> Result<Agent, HttpResponse> {
+    let missing = || not_found(state, viewer.clone(), "No agent has this id.");
+    let id = raw_id.parse::<AgentId>().map_err(|_| missing())?;
+    match state.store.get_agent(id).await {
+        Ok(agent) => Ok(agent),
+        Err(orchestrator_core::Error::NotFound { .. }) => Err(missing()),
+        Err(err) => Err(actix_web::ResponseError::error_response(&ApiError::from(
+            err,
+        ))),
+    }
+}
+
+async fn agent_page(
+    state: &AppState,
+    viewer: Viewer,
+    agent: Agent,
+    req: &HttpRequest,
+    params: &Params,
+) -> ApiResult<AgentPage> {
+    let path = format!("/agents/{}", agent.id);
+    let transcript = Transcript::load(state, LogQuery::new(agent.id, 1), params, &path).await?;
+    let locks = state
+        .store
+        .list_locks(
+            &LockQuery {
+                agent_id: Some(agent.id),
+                ..LockQuery::default()
+            },
+            state.now(),
+        )
+        .await?
+        .into_iter()
+        .map(|lock| {
+            (
+                lock.file_path,
+                lock.fencing_token,
+                lock.expires_at.to_string(),
+            )
+        })
+        .collect();
+    let fragment = match req.query_string() {
+        "" => format!("/fragments{path}"),
+        query => format!("/fragments{path}?{query}"),
+    };
+    Ok(AgentPage {
+        section: Section::Fleet,
+        viewer,
+        branch: agent.branch_name.clone(),
+        last_activity: agent.last_activity_at.map(|at| at.to_string()),
+        agent: agent_rows(state, std::slice::from_ref(&agent))
+            .await?
+            .pop()
+            .expect("a row per agent"),
+        locks,
+        transcript,
+        fragment,
+    })
+}
+
+async fn agent(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    params: Params,
+) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return see_other("/login");
+    };
+    let agent = match find_agent(&state, &viewer, &id).await {
+        Ok(agent) => agent,
+        Err(response) => return response,
+    };
+    match agent_page(&state, viewer.clone(), agent, &req, &params).await {
+        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+async fn agent_fragment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    params: Params,
+) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return HttpResponse::Unauthorized().finish();
+    };
+    let agent = match find_agent(&state, &viewer, &id).await {
+        Ok(agent) => agent,
+        Err(response) => return response,
+    };
+    match agent_page(&state, viewer, agent, &req, &params).await {
+        Ok(template) => render(StatusCode::OK, &AgentLive(template)),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CsrfForm {
+    csrf: String,
+    back: String,
+}
+
+/// `POST /agents/:id/:control`: pause, resume or stop.
+async fn control_agent(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    let viewer = match Viewer::of_form(&req, &state, &form.csrf) {
+        Ok(viewer) => viewer,
+        Err(refusal) => return refusal.response(),
+    };
+    let (raw_id, slug) = path.into_inner();
+    let wanted = Control::ALL.into_iter().find(|c| c.slug() == slug);
+    let (Some(wanted), Ok(id)) = (wanted, raw_id.parse::<AgentId>()) else {
+        return not_found(&state, viewer, "There is no such agent or control.");
+    };
+    let back = super::back_to(&form.back, &format!("/agents/{id}"));
+    let notice = match control(&state, id, wanted).await {
+        Ok(_) => Notice::done(match wanted {
+            Control::Pause => "Pause asked; the runner pauses the agent at its next heartbeat.",
+            Control::Resume => "Resume asked; the runner resumes the agent at its next heartbeat.",
+            Control::Stop => "Stop asked: the task is cancelled and the runner stops the agent.",
+        }),
+        Err(err) => Notice::problem(format!(
+            "Could not {} the agent: {}",
+            wanted.label().to_lowercase(),
+            explain(err).0
+        )),
+    };
+    see_other_with(&state, &back, &notice)
+}
+
+/// A runner session as the runners page shows it.
+pub(super) struct RunnerRow {
+    id: String,
+    name: String,
+    working_dir: String,
+    offline: bool,
+    revoked: bool,
+    busy: usize,
+    slots: usize,
+    last_seen: String,
+    connected: String,
+}
+
+impl RunnerRow {
+    fn new(session: &RunnerSession, agents: &[&Agent]) -> Self {
+        let live =
+            |agent: &&&Agent| !matches!(agent.status, AgentStatus::Completed | AgentStatus::Failed);
+        Self {
+            id: session.id.to_string(),
+            name: session.name.clone(),
+            working_dir: session.working_dir.clone(),
+            offline: session.status != RunnerSessionStatus::Active,
+            revoked: session.status == RunnerSessionStatus::Revoked,
+            busy: agents
+                .iter()
+                .filter(live)
+                .filter(|a| matches!(a.status, AgentStatus::Working | AgentStatus::Paused))
+                .count(),
+            slots: agents.iter().filter(live).count(),
+            last_seen: session.last_seen_at.to_string(),
+            connected: session.created_at.to_string(),
+        }
+    }
+}
+
+/// The runner sessions, newest first, with their slots.
+pub(super) async fn runner_rows(state: &AppState) -> ApiResult<Vec<RunnerRow>> {
+    let sessions = state.store.list_runner_sessions(None, PAGE_ROWS).await?;
+    let agents = state
+        .store
+        .list_agents(&AgentQuery {
+            limit: PAGE_ROWS,
+            ..AgentQuery::default()
+        })
+        .await?
+        .items;
+    Ok(sessions
+        .iter()
+        .map(|session| {
+            let slots: Vec<&Agent> = agents
+                .iter()
+                .filter(|agent| agent.runner_session_id == Some(session.id))
+                .collect();
+            RunnerRow::new(session, &slots)
+        })
+        .collect())
+}
+
+#[derive(Template)]
+#[template(path = "runners.html")]
+struct RunnersPage {
+    section: Section,
+    viewer: Viewer,
+    rows: Vec<RunnerRow>,
+}
+
+#[derive(Template)]
+#[template(path = "runners.html", block = "live")]
+struct RunnersLive(RunnersPage);
+
+impl std::ops::Deref for RunnersLive {
+    type Target = RunnersPage;
+
+    fn deref(&self) -> &RunnersPage {
+        &self.0
+    }
+}
+
+async fn runners(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return see_other("/login");
+    };
+    match runner_rows(&state).await {
+        Ok(rows) => {
+            let template = RunnersPage {
+                section: Section::Fleet,
+                viewer: viewer.clone(),
+                rows,
+            };
+            page(&state, &viewer, StatusCode::OK, &template)
+        }
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+async fn runners_fragment(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return HttpResponse::Unauthorized().finish();
+    };
+    match runner_rows(&state).await {
+        Ok(rows) => render(
+            StatusCode::OK,
+            &RunnersLive(RunnersPage {
+                section: Section::Fleet,
+                viewer,
+                rows,
+            }),
+        ),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+/// `POST /runners/:id/revoke`.
+async fn revoke_runner(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    let viewer = match Viewer::of_form(&req, &state, &form.csrf) {
+        Ok(viewer) => viewer,
+        Err(refusal) => return refusal.response(),
+    };
+    let Ok(id) = id.parse::<RunnerSessionId>() else {
+        return not_found(&state, viewer, "No runner session has this id.");
+    };
+    let back = super::back_to(&form.back, "/runners");
+    let notice = match revoke_session(&state, id).await {
+        Ok(()) => Notice::done(
+            "Runner session revoked: its token no longer works; its tasks go back to the queue when their leases run out.",
+        ),
+        Err(err) => Notice::problem(format!("Could not revoke: {}", explain(err).0)),
+    };
+    see_other_with(&state, &back, &notice)
+}

@@ -1,0 +1,180 @@
+//! `GET /locks`: every lock with its path, holder, task, fencing token and the time it
+//! runs out (counted down in the browser); a person force-releases a path with a reason,
+//! which the inbox records.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use orchestrator_core::lock::{LockPath, LockQuery};
+use serde::Deserialize;
+
+use super::{
+    Notice, Section, Viewer, agent_labels, explain, page, page_at, render, see_other,
+    see_other_with,
+};
+use crate::error::ApiResult;
+use crate::routes::locks::MAX_REASON_CHARS;
+use crate::routes::tasks_by_id;
+use crate::state::AppState;
+
+/// Most locks the page lists.
+const MAX_LOCKS: u32 = 200;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(page_at("/locks").route(web::get().to(locks)))
+        .service(page_at("/fragments/locks").route(web::get().to(locks_fragment)))
+        .service(page_at("/locks/release").route(web::post().to(release)));
+}
+
+/// A lock in the list.
+struct Row {
+    path: String,
+    mode: &'static str,
+    holder: String,
+    holder_id: String,
+    /// The task as (id, title).
+    task: Option<(String, String)>,
+    fencing_token: u64,
+    acquired: String,
+    expires: String,
+    expired: bool,
+}
+
+#[derive(Template)]
+#[template(path = "locks.html")]
+struct LocksPage {
+    section: Section,
+    viewer: Viewer,
+    rows: Vec<Row>,
+    max: u32,
+    max_reason: usize,
+}
+
+#[derive(Template)]
+#[template(path = "locks.html", block = "live")]
+struct LocksLive(LocksPage);
+
+impl std::ops::Deref for LocksLive {
+    type Target = LocksPage;
+
+    fn deref(&self) -> &LocksPage {
+        &self.0
+    }
+}
+
+async fn locks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return see_other("/login");
+    };
+    match locks_page(&state, viewer.clone()).await {
+        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+/// `GET /fragments/locks`: the list alone.
+async fn locks_fragment(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Some(viewer) = Viewer::of(&req, &state) else {
+        return HttpResponse::Unauthorized().finish();
+    };
+    match locks_page(&state, viewer).await {
+        Ok(template) => render(StatusCode::OK, &LocksLive(template)),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+async fn locks_page(state: &AppState, viewer: Viewer) -> ApiResult<LocksPage> {
+    let now = state.now();
+    let locks = state
+        .store
+        .list_locks(
+            &LockQuery {
+                limit: MAX_LOCKS,
+                ..LockQuery::default()
+            },
+            now,
+        )
+        .await?;
+    let agents = agent_labels(state, locks.iter().map(|lock| lock.agent_id)).await?;
+    let tasks = tasks_by_id(state, locks.iter().filter_map(|lock| lock.task_id)).await?;
+    let rows = locks
+        .iter()
+        .map(|lock| Row {
+            path: lock.file_path.clone(),
+            mode: lock.mode.as_str(),
+            holder: agents
+                .get(&lock.agent_id)
+                .cloned()
+                .unwrap_or_else(|| lock.agent_id.to_string()[..8].to_owned()),
+            holder_id: lock.agent_id.to_string(),
+            task: lock.task_id.and_then(|id| {
+                tasks
+                    .get(&id)
+                    .map(|task| (id.to_string(), task.title.clone()))
+            }),
+            fencing_token: lock.fencing_token,
+            acquired: lock.acquired_at.to_string(),
+            expires: lock.expires_at.to_string(),
+            expired: !lock.is_live(now),
+        })
+        .collect();
+    Ok(LocksPage {
+        section: Section::Locks,
+        viewer,
+        rows,
+        max: MAX_LOCKS,
+        max_reason: MAX_REASON_CHARS,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ReleaseForm {
+    csrf: String,
+    path: String,
+    reason: String,
+}
+
+/// `POST /locks/release`: takes away every lock on the path.
+async fn release(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ReleaseForm>,
+) -> HttpResponse {
+    if let Err(refusal) = Viewer::of_form(&req, &state, &form.csrf) {
+        return refusal.response();
+    }
+    let reason = form.reason.trim();
+    let released = if reason.chars().count() > MAX_REASON_CHARS {
+        Err(orchestrator_core::Error::invalid(
+            "reason",
+            format!("at most {MAX_REASON_CHARS} characters"),
+        ))
+    } else {
+        match LockPath::parse_field(&form.path, "path") {
+            Ok(_) => {
+                state
+                    .store
+                    .force_release(
+                        &form.path,
+                        (!reason.is_empty()).then(|| reason.to_owned()),
+                        state.now(),
+                    )
+                    .await
+            }
+            Err(err) => Err(err),
+        }
+    };
+    let notice = match released {
+        Ok(released) => Notice::done(format!(
+            "Released {} on {}; the inbox records it.",
+            match released.released.len() {
+                1 => "1 lock".to_owned(),
+                count => format!("{count} locks"),
+            },
+            form.path
+        )),
+        Err(err) => Notice::problem(format!("Could not release: {}", explain(err).0)),
+    };
+    see_other_with(&state, "/locks", &notice)
+}
