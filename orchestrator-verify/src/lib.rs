@@ -10,6 +10,7 @@ pub mod check;
 pub mod command;
 pub mod config;
 pub mod detect;
+pub mod highlight;
 pub mod output;
 pub mod pipeline;
 pub mod policy;
@@ -25,6 +26,7 @@ pub use changes::{
 pub use check::CommandCheck;
 pub use config::{CONFIG_FILE, ConfigError, VerifyConfig};
 pub use detect::detect_checks;
+pub use highlight::{TokenClass, highlight};
 pub use orchestrator_core::verify::{StageReport, StageStatus, VerificationInput};
 pub use output::OutputFormat;
 pub use pipeline::{Pipeline, summarize};

@@ -641,6 +641,7 @@ fn server_with_a_runner(
              echo \"waiting for $gate\"\n\
              while [ ! -f \"{gates}/$gate\" ]; do sleep 0.1; done\n\
              printf 'done behind %s\\n' \"$gate\" > \"notes-$gate.txt\"\n\
+             printf 'GATE = \"%s\"  # opened\\n' \"$gate\" > \"gate_$(echo \"$gate\" | tr - _).py\"\n\
              echo \"wrote notes-$gate.txt\"\n",
             gates = gates.display()
         ),
@@ -747,6 +748,23 @@ async fn a_task_from_the_dialog_crosses_the_board_as_the_runner_works() {
         transcript.contains("wrote notes-gate-second.txt"),
         "{transcript}"
     );
+    // And the change, file by file, with the patch coloured.
+    let changes = browser.text_of("section[aria-labelledby=changes]").await;
+    for expected in [
+        "notes-gate-second.txt",
+        "gate_gate_second.py",
+        "ADDED",
+        "+1",
+    ] {
+        assert!(changes.contains(expected), "{expected} in {changes}");
+    }
+    let string = browser
+        .text_of("section[aria-labelledby=changes] .tok-string")
+        .await;
+    assert_eq!(string, "\"gate-second\"");
+    browser
+        .screenshot(&browser::screenshot_dir().join("task-done-1400.png"))
+        .await;
     assert_quiet_console(&browser).await;
     browser.close().await;
     server.stop();

@@ -5,6 +5,7 @@
 
 mod assets;
 mod board;
+mod diff;
 mod fleet;
 mod inbox;
 mod locks;

@@ -9,6 +9,7 @@ use orchestrator_core::ids::TaskId;
 use orchestrator_core::model::{LogQuery, Task, TaskAttempt, VerificationResult};
 use orchestrator_core::verify::StageStatus;
 
+use super::diff::AttemptDiff;
 use super::task_actions::{TaskCommand, allowed_commands, editable};
 use super::transcript::Transcript;
 use super::{Section, Viewer, not_found, page, render, see_other};
@@ -129,6 +130,8 @@ struct TaskPage {
     attempts: Vec<AttemptRow>,
     verifications: Vec<Verification>,
     transcript: Transcript,
+    /// Each attempt's change, latest first.
+    diffs: Vec<AttemptDiff>,
     /// The page's address with its query, for its live part.
     fragment: String,
     /// Each exception as (id, title, severity, status, last raised).
@@ -146,6 +149,7 @@ impl TaskPage {
         detail: TaskDetail,
         dependencies: Vec<Task>,
         transcript: Transcript,
+        diffs: Vec<AttemptDiff>,
         fragment: String,
     ) -> Self {
         let task = &detail.task;
@@ -199,6 +203,7 @@ impl TaskPage {
                 .map(Verification::from)
                 .collect(),
             transcript,
+            diffs,
             fragment,
             exceptions: detail
                 .exceptions
@@ -265,18 +270,20 @@ async fn load(
     };
     let path = format!("/tasks/{id}");
     let transcript = Transcript::load(state, LogQuery::for_task(id, 1), params, &path);
-    let (dependencies, transcript) = match (
+    let (dependencies, changes, transcript) = match (
         state.store.get_tasks(&detail.task.depends_on).await,
+        state.store.attempt_changes(id).await,
         transcript.await,
     ) {
-        (Ok(dependencies), Ok(transcript)) => (dependencies, transcript),
-        (Err(err), _) => {
+        (Ok(dependencies), Ok(changes), Ok(transcript)) => (dependencies, changes, transcript),
+        (Err(err), _, _) | (_, Err(err), _) => {
             return Err(actix_web::ResponseError::error_response(&ApiError::from(
                 err,
             )));
         }
-        (_, Err(err)) => return Err(actix_web::ResponseError::error_response(&err)),
+        (_, _, Err(err)) => return Err(actix_web::ResponseError::error_response(&err)),
     };
+    let diffs = changes.iter().rev().map(AttemptDiff::from).collect();
     let fragment = match req.query_string() {
         "" => format!("/fragments{path}"),
         query => format!("/fragments{path}?{query}"),
@@ -286,6 +293,7 @@ async fn load(
         detail,
         dependencies,
         transcript,
+        diffs,
         fragment,
     ))
 }
