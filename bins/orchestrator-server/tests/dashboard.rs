@@ -1140,3 +1140,97 @@ async fn a_transcript_pages_back_by_cursor_and_filters_by_kind() {
     browser.close().await;
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minted_token_connects_a_real_runner() {
+    let Some((chromedriver, chromium)) =
+        browser::installed("a_minted_token_connects_a_real_runner")
+    else {
+        return;
+    };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut command = server_command();
+    command
+        .args(["--data-dir", &data.path().to_string_lossy()])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .args(["--rate-limit-enabled", "false"])
+        .stderr(Stdio::null());
+    let server = ServerProcess::start(command);
+    server.wait_ready(&reqwest::Client::new()).await;
+    let url = &server.url;
+    let screenshots = browser::screenshot_dir();
+
+    let phone = Browser::start(&chromedriver, &chromium, 390).await;
+    log_in_with_the_keyboard(&phone, url).await;
+    phone.open(&format!("{url}/connect")).await;
+    phone.find("h2#steps").await;
+    phone.screenshot(&screenshots.join("connect-390.png")).await;
+    phone.close().await;
+
+    let browser = Browser::start(&chromedriver, &chromium, 1400).await;
+    log_in_with_the_keyboard(&browser, url).await;
+    browser.click_on("nav a[href='/connect']").await;
+    assert!(
+        browser
+            .text_of("section[aria-labelledby=sessions]")
+            .await
+            .contains("No runner has connected yet."),
+    );
+    browser
+        .click_on("section[aria-labelledby=token] button[type=submit]")
+        .await;
+    let shown = browser.text_of("#connect-command").await;
+    let token = shown
+        .strip_prefix("agent-orchestrator connect ")
+        .unwrap_or_else(|| panic!("{shown}"))
+        .to_owned();
+    let countdown = browser.text_of("section[aria-labelledby=token] time").await;
+    assert!(
+        countdown.starts_with("in 9 min") || countdown.starts_with("in 10 min"),
+        "{countdown}"
+    );
+    assert_eq!(
+        browser
+            .run("return document.querySelector('button[data-copy]').hidden;")
+            .await,
+        false,
+        "the copy button shows where the clipboard can be written"
+    );
+    browser
+        .screenshot(&screenshots.join("connect-1400.png"))
+        .await;
+
+    // The shown command connects a real runner, and the page sees it arrive.
+    let repo = common::git_repository();
+    let home = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(common::workspace_binary("agent-orchestrator"))
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .args(["connect", &token, "--name", "from-the-dashboard", "-d"])
+        .arg(repo.path())
+        .output()
+        .expect("run agent-orchestrator connect");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wait_for_text(
+        &browser,
+        "section[aria-labelledby=sessions]",
+        "from-the-dashboard",
+    )
+    .await;
+    // The token worked once.
+    let again = std::process::Command::new(common::workspace_binary("agent-orchestrator"))
+        .env("HOME", home.path())
+        .args(["connect", &token, "-d"])
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert_quiet_console(&browser).await;
+    browser.close().await;
+    server.stop();
+}

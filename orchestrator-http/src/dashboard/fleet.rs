@@ -387,15 +387,15 @@ async fn control_agent(
 
 /// A runner session as the runners page shows it.
 pub(super) struct RunnerRow {
-    id: String,
-    name: String,
-    working_dir: String,
-    offline: bool,
-    revoked: bool,
-    busy: usize,
-    slots: usize,
-    last_seen: String,
-    connected: String,
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) working_dir: String,
+    pub(super) offline: bool,
+    pub(super) revoked: bool,
+    pub(super) busy: usize,
+    pub(super) slots: usize,
+    pub(super) last_seen: String,
+    pub(super) connected: String,
 }
 
 impl RunnerRow {

@@ -5,6 +5,7 @@
 
 mod assets;
 mod board;
+mod connect;
 mod diff;
 mod fleet;
 mod inbox;
@@ -54,6 +55,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     inbox::configure(cfg);
     locks::configure(cfg);
     fleet::configure(cfg);
+    connect::configure(cfg);
     cfg.service(page_at("/fragments/board").route(web::get().to(board::board_fragment)))
         .service(page_at("/fragments/queue").route(web::get().to(queue::queue_fragment)))
         .service(page_at("/fragments/tasks/{id}").route(web::get().to(task::task_fragment)));
@@ -94,6 +96,7 @@ pub(crate) enum Section {
     Inbox,
     Fleet,
     Locks,
+    Connect,
 }
 
 impl Section {
@@ -104,6 +107,7 @@ impl Section {
             Self::Inbox => "inbox",
             Self::Fleet => "fleet",
             Self::Locks => "locks",
+            Self::Connect => "connect",
         }
     }
 }

@@ -64,6 +64,23 @@ struct Minted {
     security(("admin" = [])),
 )]
 async fn mint_setup_token(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let minted = mint(&state).await?;
+    Ok(ok(Minted {
+        command: minted.command,
+        connection_token: minted.connection_token,
+        expires_in: SETUP_TOKEN_TTL.as_secs(),
+    }))
+}
+
+/// A single-use connection token for a runner, with the command that uses it.
+pub(crate) struct ConnectionToken {
+    pub(crate) connection_token: String,
+    pub(crate) command: String,
+    pub(crate) expires_at: Timestamp,
+}
+
+/// Mints a connection token valid for [`SETUP_TOKEN_TTL`].
+pub(crate) async fn mint(state: &AppState) -> orchestrator_core::Result<ConnectionToken> {
     let now = state.now();
     let expires_at = now.add(SETUP_TOKEN_TTL);
     let secret = new_secret();
@@ -73,11 +90,11 @@ async fn mint_setup_token(_: Admin, state: web::Data<AppState>) -> ApiResult<Htt
         .await?;
     let setup_token = format!("{secret}:{}", expires_at.as_millis());
     let connection_token = STANDARD.encode(format!("{}|{setup_token}", state.public_url));
-    Ok(ok(Minted {
+    Ok(ConnectionToken {
         command: format!("agent-orchestrator connect {connection_token}"),
         connection_token,
-        expires_in: SETUP_TOKEN_TTL.as_secs(),
-    }))
+        expires_at,
+    })
 }
 
 #[utoipa::path(

@@ -138,3 +138,20 @@ pub(crate) fn git_repository() -> tempfile::TempDir {
         .unwrap();
     dir
 }
+
+/// A binary of the workspace beside the test's own (`cargo test --workspace` builds
+/// them all).
+pub(crate) fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test executable");
+    let binary = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the target directory")
+        .join(name);
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it first (cargo build -p {name}; cargo test --workspace does)",
+        binary.display()
+    );
+    binary
+}

@@ -318,7 +318,23 @@ function localizeTimeInputs() {
   }
 }
 
+// Buttons that copy a command to the clipboard.
+function enableCopy() {
+  for (const button of document.querySelectorAll("button[data-copy]")) {
+    const source = document.getElementById(button.dataset.copy);
+    if (!source || !navigator.clipboard) {
+      continue;
+    }
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      await navigator.clipboard.writeText(source.textContent);
+      button.textContent = "Copied";
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  enableCopy();
   localizeTimes(document);
   tick();
   setInterval(tick, 1000);
