@@ -232,6 +232,7 @@ async fn the_board_is_used_with_the_keyboard_alone() {
             "Inbox",
             "Fleet",
             "Locks",
+            "Connect",
             "Log out"
         ],
         "{stops:?}"
