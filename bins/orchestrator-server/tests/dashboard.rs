@@ -1235,3 +1235,95 @@ async fn a_minted_token_connects_a_real_runner() {
     browser.close().await;
     server.stop();
 }
+
+/// A TCP relay from a port of its own to `target`, in a process group of its own so that
+/// stopping it cuts every connection it carries.
+struct Relay {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Relay {
+    fn start(port: u16, target: &str) -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("socat")
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"))
+            .arg(format!("TCP:{}", target.trim_start_matches("http://")))
+            .process_group(0)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat (Debian package socat) starts");
+        Self { child, port }
+    }
+
+    /// Waits until the relay accepts connections.
+    async fn ready(&self) {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the relay never listened on {}", self.port);
+    }
+
+    /// Stops the relay and every connection through it.
+    fn cut(mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_catches_up_after_the_stream_reconnects() {
+    let Some((chromedriver, chromium)) =
+        browser::installed("the_board_catches_up_after_the_stream_reconnects")
+    else {
+        return;
+    };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
+    let (server, _data) = server_with_a_queue().await;
+    let http = reqwest::Client::new();
+    let port = common::free_port();
+    let relay = Relay::start(port, &server.url);
+    relay.ready().await;
+    let through_relay = format!("http://127.0.0.1:{port}");
+    let browser = Browser::start(&chromedriver, &chromium, 1400).await;
+    log_in_with_the_keyboard(&browser, &through_relay).await;
+    wait_for_text(&browser, "#live", "Live").await;
+    browser
+        .run("window.stillTheSamePage = true; return null;")
+        .await;
+
+    // The connection drops; meanwhile the queue changes.
+    relay.cut();
+    wait_for_text(&browser, "#live", "Reconnecting").await;
+    let created = call(
+        http.post(format!("{}/api/tasks", server.url))
+            .json(&json!({"title": "Queued while away", "description": "d"})),
+        ADMIN_TOKEN,
+    )
+    .await;
+    assert_eq!(created["data"]["status"], "QUEUED");
+    let queued = browser.text_of("section.queued").await;
+    assert!(!queued.contains("Queued while away"), "{queued}");
+
+    // Back online, the board catches up by itself.
+    let relay = Relay::start(port, &server.url);
+    relay.ready().await;
+    wait_for_text(&browser, "section.queued", "Queued while away").await;
+    wait_for_text(&browser, "#live", "Live").await;
+    assert_eq!(
+        browser
+            .run("return window.stillTheSamePage === true;")
+            .await,
+        true,
+        "caught up without a reload"
+    );
+    browser.close().await;
+    relay.cut();
+    server.stop();
+}
