@@ -112,6 +112,8 @@ impl Completion {
                     error: None,
                     commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
                     usage: Usage::default(),
+                    backend: None,
+                    model: None,
                     diff_stats: None,
                     changes: None,
                     verification: Some(passed_verification()),

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use orchestrator_core::model::{NewTask, Task};
+use orchestrator_core::model::{NewTask, RunnerIdentity, Task};
 use orchestrator_core::protocol::{
     AttemptRef, ClaimWork, Claimed, CompletionReport, HeartbeatAnswer, HeartbeatReport, LogBatch,
     LogEntry, RunnerConnected, SetupExchange,
@@ -231,6 +231,7 @@ impl Api {
             setup_token: token.setup_token,
             name: Some(name.to_owned()),
             working_dir: Some("/load".into()),
+            runner: None,
         };
         let (connected, _) = anonymous
             .send::<RunnerConnected>(
@@ -249,7 +250,7 @@ impl Api {
 
     /// Claims up to `max` tasks, waiting up to `wait`.
     pub(crate) async fn claim(&self, max: usize, wait: Duration) -> Timed<Claimed> {
-        let request = ClaimWork::new(max, wait, LEASE);
+        let request = ClaimWork::new(max, wait, LEASE, RunnerIdentity::default());
         self.send(
             reqwest::Method::POST,
             "/api/runner/claim",
@@ -307,6 +308,8 @@ impl Api {
             None,
             Some(format!("{:040x}", attempt.task_id().as_uuid().as_u128())),
             orchestrator_core::model::Usage::default(),
+            None,
+            None,
             None,
             None,
             None,

@@ -49,6 +49,10 @@ pub struct AttemptCompletion {
     pub commit_sha: Option<String>,
     #[serde(default)]
     pub usage: Usage,
+    /// The agent backend that ran the attempt (`claude-code`).
+    pub backend: Option<String>,
+    /// The model the agent ran on, when known.
+    pub model: Option<String>,
     pub diff_stats: Option<DiffStats>,
     /// The changed files and the patch, kept with the attempt's end.
     pub changes: Option<ChangeReport>,
@@ -179,9 +183,9 @@ pub async fn lock_changed_paths(
 /// sent again finds the attempt ended and changes nothing.
 ///
 /// A completion whose lease was lost (run out, or the task given to another attempt)
-/// changes nothing in the task: it is refused as a conflict, but its commit, usage and
-/// evidence are kept on its own attempt (see [`crate::change::plan_late_evidence`]), so
-/// the work stays visible and usable.
+/// changes nothing in the task: it is refused as a conflict, but its commit, usage,
+/// backend, model and evidence are kept on its own attempt (see
+/// [`crate::change::plan_late_evidence`]), so the work stays visible and usable.
 pub async fn complete_attempt(
     store: &dyn Store,
     policy: &RetryPolicy,
@@ -217,6 +221,8 @@ pub async fn complete_attempt(
     let late = LateEvidence {
         commit_sha: completion.commit_sha.clone(),
         usage: completion.usage,
+        backend: completion.backend.clone(),
+        model: completion.model.clone(),
         content: format!(
             "Completion of attempt {} arrived after its lease was lost; the task is not changed. {outcome}",
             lease.attempt
@@ -253,6 +259,8 @@ pub async fn complete_attempt(
         action,
         verification: completion.verification,
         changes: completion.changes,
+        backend: completion.backend,
+        model: completion.model,
         logs: vec![closing],
         retry_policy: policy.clone(),
         lock_conflict: completion.lock_conflict,

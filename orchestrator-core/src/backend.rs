@@ -86,6 +86,8 @@ pub struct AgentOutcome {
     pub summary: Option<String>,
     pub error: Option<String>,
     pub usage: Usage,
+    /// The model the agent ran on, when the backend knows it.
+    pub model: Option<String>,
 }
 
 impl AgentOutcome {
@@ -96,6 +98,7 @@ impl AgentOutcome {
             summary,
             error: None,
             usage,
+            model: None,
         }
     }
 
@@ -106,6 +109,7 @@ impl AgentOutcome {
             summary: None,
             error: Some(error.into()),
             usage,
+            model: None,
         }
     }
 }

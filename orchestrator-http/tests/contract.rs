@@ -284,6 +284,17 @@ fn the_validator_checks_strings() {
     ] {
         assert_invalid(instant.clone(), json!(invalid), why);
     }
+
+    let date = json!({ "type": "string", "format": "date" });
+    assert_valid(date.clone(), json!("2024-02-29"));
+    for (invalid, why) in [
+        ("2023-02-29", "has no day 29 in month 2 of 2023"),
+        ("2024-00-10", "has no month 0"),
+        ("2024-01-01T00:00:00Z", "is not an RFC 3339 full-date"),
+        ("2024-1-01", "is not an RFC 3339 full-date"),
+    ] {
+        assert_invalid(date.clone(), json!(invalid), why);
+    }
 }
 
 #[test]
@@ -1425,7 +1436,12 @@ async fn connect_runner(contract: &mut Contract, app: &impl Api, name: &str) -> 
     let exchange = json!({
         "setupToken": setup_token,
         "name": name,
-        "workingDir": format!("/srv/{name}")
+        "workingDir": format!("/srv/{name}"),
+        "runner": {
+            "host": format!("{name}.example.com"),
+            "version": "0.1.0",
+            "backends": ["claude-code"]
+        }
     });
     let connected = contract
         .send(app, Call::post("/api/connect").json(exchange))
@@ -1458,6 +1474,13 @@ async fn tokens_and_connections(contract: &mut Contract, app: &impl Api, runner:
                     .expect(StatusCode::BAD_REQUEST),
                 Call::post("/api/connect")
                     .json(json!({ "setupToken": 42 }))
+                    .breaking_the_document()
+                    .expect(StatusCode::BAD_REQUEST),
+                Call::post("/api/connect")
+                    .json(json!({
+                        "setupToken": "unspent:99999999999999",
+                        "runner": { "backends": ["claude-code", "b".repeat(65)] }
+                    }))
                     .breaking_the_document()
                     .expect(StatusCode::BAD_REQUEST),
                 Call::get("/api/runner/status").expect(StatusCode::UNAUTHORIZED),
@@ -1507,7 +1530,12 @@ async fn first_attempt(
         "workingDir": "/srv/build-box-1/schema",
         "max": 1,
         "waitMs": 0,
-        "leaseTtlMs": 120_000
+        "leaseTtlMs": 120_000,
+        "runner": {
+            "host": "build-box-1.example.com",
+            "version": "0.1.1",
+            "backends": ["claude-code", "command"]
+        }
     });
     let claimed = contract
         .send(
@@ -1815,6 +1843,8 @@ async fn first_attempt(
                 "inputTokens": 12_000, "outputTokens": 3_400,
                 "cacheReadTokens": 8_000, "cacheWriteTokens": 1_000, "costUsd": 0.21
             },
+            "backend": "claude-code",
+            "model": "claude-sonnet-4-5",
             "diffStats": { "filesChanged": 3, "insertions": 120, "deletions": 4 },
             "changes": {
                 "files": [
@@ -2131,6 +2161,12 @@ async fn dashboard_cleanup_and_events(
             app,
             [
                 Call::get("/api/dashboard/stats").admin(),
+                Call::get("/api/usage").admin(),
+                Call::get("/api/usage")
+                    .admin()
+                    .query("since", "2024-05-01T00:00:00Z")
+                    .query("until", "2025-05-01T00:00:00.000+02:00")
+                    .query("topTasks", 5),
                 Call::get("/api/cron/cleanup").bearer(CRON_SECRET),
                 Call::get("/api/events")
                     .admin()
@@ -2142,6 +2178,30 @@ async fn dashboard_cleanup_and_events(
                 Call::get("/api/dashboard/stats")
                     .bearer(token)
                     .expect(StatusCode::FORBIDDEN),
+                Call::get("/api/usage").expect(StatusCode::UNAUTHORIZED),
+                Call::get("/api/usage")
+                    .bearer(token)
+                    .expect(StatusCode::FORBIDDEN),
+                // The window is the wrong way round, or too long.
+                Call::get("/api/usage")
+                    .admin()
+                    .query("since", "2025-05-01T00:00:00Z")
+                    .query("until", "2024-05-01T00:00:00Z")
+                    .expect(StatusCode::BAD_REQUEST),
+                Call::get("/api/usage")
+                    .admin()
+                    .query("since", "2020-01-01T00:00:00Z")
+                    .expect(StatusCode::BAD_REQUEST),
+                Call::get("/api/usage")
+                    .admin()
+                    .query("until", "soon")
+                    .breaking_the_document()
+                    .expect(StatusCode::BAD_REQUEST),
+                Call::get("/api/usage")
+                    .admin()
+                    .query("topTasks", 101)
+                    .breaking_the_document()
+                    .expect(StatusCode::BAD_REQUEST),
                 Call::get("/api/cron/cleanup").expect(StatusCode::UNAUTHORIZED),
                 // The admin token is not the cron secret.
                 Call::get("/api/cron/cleanup")

@@ -38,6 +38,7 @@ const ROUTES: &[&str] = &[
     "DELETE /api/locks",
     "POST /api/locks/check",
     "GET /api/dashboard/stats",
+    "GET /api/usage",
     "POST /api/verify",
     "GET /api/verify/{taskId}",
     "GET /api/connect",

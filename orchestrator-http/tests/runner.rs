@@ -7,17 +7,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
-use common::{CRON_SECRET, admin, app, assert_error, backing, bearer, connect_runner, send};
+use common::{
+    CRON_SECRET, admin, app, assert_error, backing, bearer, connect_runner, lease_fields,
+    queue_and_claim, send,
+};
 use serde_json::{Value, json};
-
-fn lease_fields(claim: &Value) -> Value {
-    json!({
-        "agentId": claim["agent"]["id"],
-        "taskId": claim["task"]["id"],
-        "attempt": claim["lease"]["attempt"],
-        "leaseToken": claim["lease"]["leaseToken"],
-    })
-}
 
 fn with(mut base: Value, extra: Value) -> Value {
     for (key, value) in extra.as_object().unwrap() {
@@ -283,19 +277,7 @@ async fn cancellation_reaches_the_runner_through_its_heartbeat() {
     let backing = backing().await;
     let app = app(&backing).await;
     let runner = connect_runner(&app, "r").await;
-    let (_, body) = send(
-        &app,
-        admin(TestRequest::post().uri("/api/tasks"))
-            .set_json(json!({ "title": "t", "description": "d" })),
-    )
-    .await;
-    let task_id = body["data"]["id"].as_str().unwrap().to_owned();
-    let (_, body) = send(
-        &app,
-        bearer(TestRequest::post().uri("/api/runner/claim"), &runner).set_json(json!({})),
-    )
-    .await;
-    let lease = lease_fields(&body["data"]);
+    let (task_id, lease) = queue_and_claim(&app, &runner, "t").await;
 
     let (status, body) = send(
         &app,
@@ -405,18 +387,7 @@ async fn log_batches_have_their_own_limits() {
     let backing = backing().await;
     let app = app(&backing).await;
     let runner = connect_runner(&app, "big").await;
-    send(
-        &app,
-        admin(TestRequest::post().uri("/api/tasks"))
-            .set_json(json!({ "title": "t", "description": "d" })),
-    )
-    .await;
-    let (_, body) = send(
-        &app,
-        bearer(TestRequest::post().uri("/api/runner/claim"), &runner).set_json(json!({})),
-    )
-    .await;
-    let lease = lease_fields(&body["data"]);
+    let (_, lease) = queue_and_claim(&app, &runner, "t").await;
 
     let two_mib: Vec<Value> = (0..40)
         .map(|_| json!({ "logType": "TOOL_RESULT", "content": "x".repeat(50_000) }))
@@ -461,20 +432,8 @@ async fn a_completion_carries_its_changes_and_the_task_serves_them() {
     let backing = backing().await;
     let app = app(&backing).await;
     let runner = connect_runner(&app, "patcher").await;
-    let (_, body) = send(
-        &app,
-        admin(TestRequest::post().uri("/api/tasks"))
-            .set_json(json!({ "title": "patch", "description": "d" })),
-    )
-    .await;
-    let task_id = body["data"]["id"].as_str().unwrap().to_owned();
+    let (task_id, lease) = queue_and_claim(&app, &runner, "patch").await;
     let changes_uri = format!("/api/tasks/{task_id}/changes");
-    let (_, body) = send(
-        &app,
-        bearer(TestRequest::post().uri("/api/runner/claim"), &runner).set_json(json!({})),
-    )
-    .await;
-    let lease = lease_fields(&body["data"]);
 
     let (status, body) = send(&app, admin(TestRequest::get().uri(&changes_uri))).await;
     assert_eq!((status, &body["data"]), (StatusCode::OK, &json!([])));

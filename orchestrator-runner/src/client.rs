@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orchestrator_core::attempts::{AttemptCompletion, LockAnswer};
 use orchestrator_core::coordination::ControlSignal;
-use orchestrator_core::model::TaskStatus;
+use orchestrator_core::model::{RunnerIdentity, TaskStatus};
 use orchestrator_core::protocol::{AttemptRef, ClaimedTask, LogEntry};
 
 /// Why the orchestrator refused a call, in the protocol's terms: the same whichever
@@ -107,12 +107,14 @@ impl ClientError {
 /// The orchestrator as a runner sees it.
 #[async_trait]
 pub trait OrchestratorClient: Send + Sync + Debug + 'static {
-    /// Claims up to `max` tasks, waiting up to `wait` for work when none is claimable.
+    /// Claims up to `max` tasks, waiting up to `wait` for work when none is claimable,
+    /// stating what `runner` is.
     async fn claim(
         &self,
         max: usize,
         wait: Duration,
         lease_ttl: Duration,
+        runner: &RunnerIdentity,
     ) -> Result<Vec<ClaimedTask>, ClientError>;
 
     /// Extends the attempt's lease (optionally reporting where it has got to) and returns

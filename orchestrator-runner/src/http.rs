@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use orchestrator_core::attempts::{AttemptCompletion, LockAnswer};
 use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::ids::TaskId;
-use orchestrator_core::model::TaskStatus;
+use orchestrator_core::model::{RunnerIdentity, TaskStatus};
 use orchestrator_core::protocol::{
     AttemptRef, ChangedPaths, ClaimWork, Claimed, ClaimedTask, Completed, CompletionReport,
     HeartbeatAnswer, HeartbeatReport, LogBatch, LogEntry, LogsReceived, RunnerConnected,
@@ -232,12 +232,13 @@ impl std::str::FromStr for ConnectionToken {
 }
 
 impl HttpClient {
-    /// Exchanges the setup token in `token` for a runner token (single use), trusting
-    /// `ca_certificates` as well as the public roots.
+    /// Exchanges the setup token in `token` for a runner token (single use), stating
+    /// what `runner` is, trusting `ca_certificates` as well as the public roots.
     pub async fn connect(
         token: &ConnectionToken,
         name: Option<&str>,
         working_dir: &str,
+        runner: RunnerIdentity,
         ca_certificates: &[reqwest::Certificate],
     ) -> Result<(Self, RunnerConnected), ClientError> {
         let anonymous = Self::trusting(&token.url, "", ca_certificates)?;
@@ -245,6 +246,7 @@ impl HttpClient {
             setup_token: token.setup_token.clone(),
             name: name.map(str::to_owned),
             working_dir: Some(working_dir.to_owned()),
+            runner: Some(runner),
         };
         let connected: RunnerConnected = anonymous
             .post("/api/connect", &exchange, CALL_TIMEOUT)
@@ -303,8 +305,9 @@ impl OrchestratorClient for HttpClient {
         max: usize,
         wait: Duration,
         lease_ttl: Duration,
+        runner: &RunnerIdentity,
     ) -> Result<Vec<ClaimedTask>, ClientError> {
-        let request = ClaimWork::new(max, wait, lease_ttl);
+        let request = ClaimWork::new(max, wait, lease_ttl, runner.clone());
         let claimed: Claimed = self
             .post("/api/runner/claim", &request, wait + CLAIM_SLACK)
             .await?;

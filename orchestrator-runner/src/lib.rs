@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod client;
 pub mod http;
+mod identity;
 mod lease;
 pub mod local;
 pub mod logs;
@@ -33,6 +34,7 @@ pub mod worktree;
 
 pub use client::{ClientError, OrchestratorClient, Refusal};
 pub use http::{ConnectionToken, HttpClient, read_ca_certificates};
+pub use identity::runner_identity;
 pub use local::LocalClient;
 pub use orchestrator_core::attempts::{AttemptCompletion, DiffStats, LockAnswer};
 pub use orchestrator_core::backend::{

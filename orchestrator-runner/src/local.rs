@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orchestrator_core::attempts::{AttemptCompletion, LockAnswer};
 use orchestrator_core::coordination::{ClaimRoom, ControlSignal};
-use orchestrator_core::model::{NewRunnerSession, RunnerSession, TaskStatus};
+use orchestrator_core::model::{NewRunnerSession, RunnerIdentity, RunnerSession, TaskStatus};
 use orchestrator_core::protocol::{
     AttemptRef, ChangedPaths, ClaimWork, ClaimedTask, CompletionReport, HeartbeatReport, LogBatch,
     LogEntry, RunnerProtocol,
@@ -33,7 +33,8 @@ pub struct LocalClient {
 }
 
 impl LocalClient {
-    /// Registers a runner session called `name` for the repository at `working_dir`.
+    /// Registers a runner session called `name` for the repository at `working_dir`; the
+    /// runner states what it is with its claims.
     pub async fn register(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -51,6 +52,7 @@ impl LocalClient {
                     name: name.to_owned(),
                     working_dir: working_dir.to_string_lossy().into_owned(),
                     token_hash: unusable,
+                    runner: RunnerIdentity::default(),
                 },
                 clock.now(),
             )
@@ -132,9 +134,10 @@ impl OrchestratorClient for LocalClient {
         max: usize,
         wait: Duration,
         lease_ttl: Duration,
+        runner: &RunnerIdentity,
     ) -> Result<Vec<ClaimedTask>, ClientError> {
         let session = self.checked_in().await?;
-        let request = ClaimWork::new(max, wait, lease_ttl);
+        let request = ClaimWork::new(max, wait, lease_ttl, runner.clone());
         let claimed = self
             .protocol()
             .claim(&session, request)

@@ -362,7 +362,7 @@ mod tests {
     use orchestrator_core::change::LeaseRef;
     use orchestrator_core::coordination::ControlSignal;
     use orchestrator_core::ids::{AgentId, LeaseToken, TaskId};
-    use orchestrator_core::model::TaskStatus;
+    use orchestrator_core::model::{RunnerIdentity, TaskStatus};
     use orchestrator_core::protocol::{ClaimedTask, LogBatch};
 
     use super::*;
@@ -390,6 +390,7 @@ mod tests {
             _: usize,
             _: Duration,
             _: Duration,
+            _: &RunnerIdentity,
         ) -> Result<Vec<ClaimedTask>, ClientError> {
             Err(logs_only())
         }

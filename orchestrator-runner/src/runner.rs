@@ -14,7 +14,8 @@ use orchestrator_core::lock::{
     LockPath, MAX_LOCK_PATHS, MAX_PATH_KEY_BYTES, covering_at_most, key_bytes,
 };
 use orchestrator_core::model::{
-    ChangeReport, LogType, MAX_PATCH_BYTES, NewVerificationResult, TaskStatus, Usage,
+    ChangeReport, LogType, MAX_MODEL_CHARS, MAX_PATCH_BYTES, NewVerificationResult, RunnerIdentity,
+    TaskStatus, Usage,
 };
 use orchestrator_core::protocol::{AttemptRef, ClaimedTask};
 use orchestrator_core::verify::Verifier;
@@ -23,6 +24,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::client::{ClientError, OrchestratorClient};
+use crate::identity::{acceptable, runner_identity};
 use crate::lease::LeaseKeeper;
 use crate::logs::{self, LogSink};
 use crate::prompt;
@@ -272,6 +274,7 @@ impl RunnerBuilder {
         Runner {
             shared: Arc::new(Shared {
                 client: self.client,
+                identity: runner_identity([self.backend.name().to_owned()]),
                 backend: self.backend,
                 worktrees: self.worktrees,
                 config: RunnerConfig {
@@ -298,6 +301,8 @@ pub struct Runner {
 #[derive(Debug)]
 struct Shared {
     client: Arc<dyn OrchestratorClient>,
+    /// What the runner states about itself with its claims.
+    identity: RunnerIdentity,
     backend: Arc<dyn AgentBackend>,
     worktrees: Worktrees,
     config: RunnerConfig,
@@ -357,6 +362,7 @@ impl Runner {
                 permits.len(),
                 shared.config.claim_wait,
                 shared.config.lease_ttl,
+                &shared.identity,
             );
             let claimed = tokio::select! {
                 claimed = claim => claimed,
@@ -813,6 +819,8 @@ fn failed_completion(error: String, usage: Usage) -> AttemptCompletion {
         error: Some(error),
         commit_sha: None,
         usage,
+        backend: None,
+        model: None,
         diff_stats: None,
         changes: None,
         verification: None,
@@ -833,6 +841,18 @@ impl AttemptEnding {
     /// A failure with `error`, having used `usage`.
     fn failed(error: String, usage: Usage) -> Self {
         Self::Report(Box::new(failed_completion(error, usage)))
+    }
+
+    /// This ending, its report naming `model` as the one the agent ran on (left out when
+    /// the orchestrator would refuse it).
+    fn ran_on(self, model: Option<String>) -> Self {
+        match self {
+            Self::Report(mut completion) => {
+                completion.model = model.filter(|model| acceptable(model, MAX_MODEL_CHARS));
+                Self::Report(completion)
+            }
+            other => other,
+        }
     }
 }
 
@@ -875,7 +895,8 @@ async fn run_attempt(shared: &Arc<Shared>, assignment: ClaimedTask) {
     drop(sink);
     finish_logs(shared, attempt, &lease, sender).await;
     match ending {
-        AttemptEnding::Report(completion) => {
+        AttemptEnding::Report(mut completion) => {
+            completion.backend = shared.identity.backends.first().cloned();
             deliver_and_say(shared, attempt, &mut lease, &completion).await;
         }
         AttemptEnding::LeaseLost(detail) => shared.emit(RunnerEvent::NotAccepted {
@@ -1116,6 +1137,7 @@ async fn attempt_work(
             |ending| ending,
             |completion| AttemptEnding::Report(Box::new(completion)),
         )
+        .ran_on(outcome.model)
 }
 
 /// After the agent: the change set, verification, the commit, and the completion.
@@ -1319,6 +1341,9 @@ async fn finish(
         error,
         commit_sha,
         usage: outcome.usage,
+        // The attempt's ending names them (see `run_attempt`, `AttemptEnding::ran_on`).
+        backend: None,
+        model: None,
         diff_stats: Some(diff_stats),
         changes,
         verification,

@@ -165,6 +165,8 @@ mod tests {
             error: None,
             commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
             usage: Usage::default(),
+            backend: Some("claude-code".into()),
+            model: Some("claude-sonnet-4-5".into()),
             diff_stats: None,
             changes: Some(ChangeReport {
                 files: vec![FileChange {

@@ -17,7 +17,7 @@ use orchestrator_core::ids::{LeaseToken, RunnerSessionId, TaskId};
 use orchestrator_core::lock::LockRequest;
 use orchestrator_core::model::{
     ExceptionQuery, ExceptionType, LockMode, LogQuery, LogType, NewAgent, NewRunnerSession,
-    NewTask, TaskStatus, Usage,
+    NewTask, RunnerIdentity, TaskStatus, Usage,
 };
 use orchestrator_core::protocol::{AttemptRef, ClaimedTask, LogEntry};
 use orchestrator_core::store::StoreExt;
@@ -83,6 +83,15 @@ macro_rules! client_conformance_tests {
 
 const LEASE: Duration = Duration::from_secs(60);
 
+/// What the runner under test states about itself with its claims.
+fn runner() -> RunnerIdentity {
+    RunnerIdentity {
+        host: Some("conformance.example.com".into()),
+        version: Some("0.1.0".into()),
+        backends: vec!["command".into()],
+    }
+}
+
 /// Queues a task touching `files` and returns its id.
 async fn queue(store: &Arc<dyn Store>, title: &str, files: &[&str]) -> TaskId {
     let mut new = NewTask::new(title, "conformance");
@@ -98,7 +107,7 @@ async fn queue(store: &Arc<dyn Store>, title: &str, files: &[&str]) -> TaskId {
 /// Claims exactly one task into one slot.
 async fn claim_one(client: &Arc<dyn OrchestratorClient>) -> ClaimedTask {
     let mut claimed = client
-        .claim(1, Duration::from_millis(0), LEASE)
+        .claim(1, Duration::from_millis(0), LEASE, &runner())
         .await
         .expect("a claim");
     assert_eq!(claimed.len(), 1, "one task was queued");
@@ -112,9 +121,9 @@ fn refusal(err: &ClientError) -> Option<Refusal> {
     }
 }
 
-/// A claim hands over the next queued task with its lease, slot and locks; with nothing
-/// queued it waits as long as asked and returns nothing; a task queued while it waits is
-/// handed over at once.
+/// A claim states what the runner is, which its session keeps, and hands over the next
+/// queued task with its lease, slot and locks; with nothing queued it waits as long as
+/// asked and returns nothing; a task queued while it waits is handed over at once.
 pub async fn a_claim_hands_over_work_and_waits_when_there_is_none(
     client: Arc<dyn OrchestratorClient>,
     store: Arc<dyn Store>,
@@ -122,11 +131,13 @@ pub async fn a_claim_hands_over_work_and_waits_when_there_is_none(
 ) {
     let started = std::time::Instant::now();
     let none = client
-        .claim(1, Duration::from_millis(300), LEASE)
+        .claim(1, Duration::from_millis(300), LEASE, &runner())
         .await
         .unwrap();
     assert!(none.is_empty());
     assert!(started.elapsed() >= Duration::from_millis(250), "it waited");
+    let stated = store.get_runner_session(session).await.unwrap().identity();
+    assert_eq!(stated, runner());
 
     let id = queue(&store, "first", &["src/lib.rs"]).await;
     let claimed = claim_one(&client).await;
@@ -142,7 +153,11 @@ pub async fn a_claim_hands_over_work_and_waits_when_there_is_none(
 
     let waiting = {
         let client = client.clone();
-        tokio::spawn(async move { client.claim(1, Duration::from_secs(20), LEASE).await })
+        tokio::spawn(async move {
+            client
+                .claim(1, Duration::from_secs(20), LEASE, &runner())
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     let late = queue(&store, "late", &[]).await;
@@ -164,12 +179,12 @@ pub async fn every_slot_at_work_is_a_conflict(
         queue(&store, &format!("task {n}"), &[]).await;
     }
     let claimed = client
-        .claim(MAX_BATCH_CLAIM, Duration::from_millis(0), LEASE)
+        .claim(MAX_BATCH_CLAIM, Duration::from_millis(0), LEASE, &runner())
         .await
         .unwrap();
     assert_eq!(claimed.len(), MAX_BATCH_CLAIM);
     let err = client
-        .claim(1, Duration::from_millis(0), LEASE)
+        .claim(1, Duration::from_millis(0), LEASE, &runner())
         .await
         .unwrap_err();
     assert_eq!(refusal(&err), Some(Refusal::Conflict), "{err}");
@@ -300,8 +315,8 @@ pub async fn changed_paths_are_locked_or_answered_with_their_holders(
     assert_eq!(raised.items.len(), 1);
 }
 
-/// A completion ends the attempt with its commit and frees the slot; sent again, it is
-/// accepted and changes nothing.
+/// A completion ends the attempt with its commit, backend and model and frees the slot;
+/// sent again, it is accepted and changes nothing.
 pub async fn a_completion_ends_the_attempt_and_may_be_sent_again(
     client: Arc<dyn OrchestratorClient>,
     store: Arc<dyn Store>,
@@ -318,6 +333,8 @@ pub async fn a_completion_ends_the_attempt_and_may_be_sent_again(
         error: None,
         commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
         usage: Usage::default(),
+        backend: Some("claude-code".into()),
+        model: Some("claude-sonnet-4-5".into()),
         diff_stats: None,
         changes: None,
         verification: None,
@@ -327,6 +344,11 @@ pub async fn a_completion_ends_the_attempt_and_may_be_sent_again(
     let task = store.get_task(id).await.unwrap();
     assert_eq!(task.status, TaskStatus::Completed);
     assert_eq!(task.commit_sha, completion.commit_sha);
+    let ended = &store.list_attempts(id).await.unwrap()[0];
+    assert_eq!(
+        (&ended.backend, &ended.model),
+        (&completion.backend, &completion.model)
+    );
     let events = store.last_event_seq().await.unwrap();
     client.complete(attempt, &completion).await.unwrap();
     assert_eq!(store.get_task(id).await.unwrap(), task);
@@ -371,6 +393,8 @@ pub async fn reports_with_a_stale_lease_are_refused_as_stale(
         error: Some("late".into()),
         commit_sha: None,
         usage: Usage::default(),
+        backend: None,
+        model: None,
         diff_stats: None,
         changes: None,
         verification: None,
@@ -394,6 +418,7 @@ pub async fn a_runner_may_not_report_on_another_runners_slot(
                 name: "another runner".into(),
                 working_dir: "/elsewhere".into(),
                 token_hash: format!("conformance:{}", RunnerSessionId::new()),
+                runner: RunnerIdentity::default(),
             },
             now,
         )

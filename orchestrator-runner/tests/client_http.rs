@@ -7,7 +7,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 use async_trait::async_trait;
 use orchestrator_core::ids::RunnerSessionId;
-use orchestrator_core::model::NewRunnerSession;
+use orchestrator_core::model::{NewRunnerSession, RunnerIdentity};
 use orchestrator_core::{Clock, InMemoryStore, Store, SystemClock};
 use orchestrator_http::AppState;
 use orchestrator_http::auth::{hash_token, new_secret};
@@ -52,6 +52,7 @@ async fn over_http() -> Box<dyn ClientFixture> {
                 name: "conformance".into(),
                 working_dir: "/repository".into(),
                 token_hash: hash_token(&token),
+                runner: RunnerIdentity::default(),
             },
             clock.now(),
         )

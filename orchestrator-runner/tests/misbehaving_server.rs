@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orchestrator_core::coordination::ControlSignal;
 use orchestrator_core::ids::TaskId;
-use orchestrator_core::model::{NewTask, TaskStatus};
+use orchestrator_core::model::{NewTask, RunnerIdentity, TaskStatus};
 use orchestrator_core::store::StoreExt;
 use orchestrator_core::{Clock, InMemoryStore, Store, SystemClock};
 use orchestrator_runner::backend::CommandAgent;
@@ -43,8 +43,11 @@ impl OrchestratorClient for Misbehaving {
         max: usize,
         wait: Duration,
         lease_ttl: Duration,
+        runner: &RunnerIdentity,
     ) -> Result<Vec<ClaimedTask>, ClientError> {
-        self.client().claim(max + self.extra, wait, lease_ttl).await
+        self.client()
+            .claim(max + self.extra, wait, lease_ttl, runner)
+            .await
     }
 
     async fn heartbeat(

@@ -128,6 +128,9 @@ pub trait Dialect:
     /// Pushes a condition: `needle` occurs in `column`, ignoring the case of ASCII letters.
     fn push_contains(query: &mut QueryBuilder<Self>, column: &str, needle: String);
 
+    /// The UTC date of the instant in `column`, as `YYYY-MM-DD` text.
+    fn utc_date(column: &str) -> String;
+
     /// Pushes what comes before statement `index` of a [`Batch`].
     fn start_statement(query: &mut QueryBuilder<Self>, index: usize);
     /// Pushes what comes after statement `index` of a [`Batch`], which must do `expect`.

@@ -470,6 +470,10 @@ impl Dialect for Postgres {
         query.push(") > 0");
     }
 
+    fn utc_date(column: &str) -> String {
+        format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
+    }
+
     // A batch is one statement: each write a data-modifying WITH clause (they all run,
     // read or not), and a final SELECT of how many rows each guarded update touched.
     fn start_statement(query: &mut QueryBuilder<Self>, index: usize) {

@@ -6,12 +6,14 @@
 
 use std::str::FromStr;
 
+use chrono::NaiveDate;
 use orchestrator_core::Timestamp;
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::LeaseToken;
 use orchestrator_core::model::{
-    Agent, AgentActivityCounts, AgentLog, AttemptChanges, ChangeReport, Event, Exception,
-    RunnerSession, Task, TaskActivityCounts, TaskAttempt, Usage, VerificationResult,
+    Agent, AgentActivityCounts, AgentLog, AttemptChanges, ChangeReport, DayUsage, Event, Exception,
+    ModelUsage, RunnerSession, RunnerUsage, Task, TaskActivityCounts, TaskAttempt, TaskUsage,
+    Usage, VerificationResult,
 };
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -151,7 +153,14 @@ pub(crate) trait RowExt: RowReader {
     }
 
     fn decoded<T: DeserializeOwned>(&self, column: &str) -> Result<T> {
-        serde_json::from_value(required(self.json(column)?, column)?)
+        self.opt_decoded(column)?
+            .ok_or_else(|| Error::backend(format!("column {column} is unexpectedly NULL")))
+    }
+
+    fn opt_decoded<T: DeserializeOwned>(&self, column: &str) -> Result<Option<T>> {
+        self.json(column)?
+            .map(serde_json::from_value)
+            .transpose()
             .map_err(|err| Error::backend(format!("column {column}: {err}")))
     }
 }
@@ -269,6 +278,63 @@ pub(crate) fn attempt_from_row(row: &impl RowReader) -> Result<TaskAttempt> {
             cache_write_tokens: row.count("cache_write_tokens")?,
             cost_usd: required(row.real("cost_usd")?, "cost_usd")?,
         },
+        backend: row.text("backend")?,
+        model: row.text("model")?,
+    })
+}
+
+/// How many attempts a usage row sums, and their usage.
+fn usage_sums(row: &impl RowReader) -> Result<(u64, Usage)> {
+    Ok((
+        row.count("attempts")?,
+        Usage {
+            input_tokens: row.count("total_input_tokens")?,
+            output_tokens: row.count("total_output_tokens")?,
+            cache_read_tokens: row.count("total_cache_read_tokens")?,
+            cache_write_tokens: row.count("total_cache_write_tokens")?,
+            cost_usd: required(row.real("total_cost_usd")?, "total_cost_usd")?,
+        },
+    ))
+}
+
+pub(crate) fn day_usage_from_row(row: &impl RowReader) -> Result<DayUsage> {
+    let day = row.req_text("day")?;
+    let (attempts, usage) = usage_sums(row)?;
+    Ok(DayUsage {
+        day: NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+            .map_err(|err| Error::backend(format!("column day: {day:?}: {err}")))?,
+        attempts,
+        usage,
+    })
+}
+
+pub(crate) fn runner_usage_from_row(row: &impl RowReader) -> Result<RunnerUsage> {
+    let (attempts, usage) = usage_sums(row)?;
+    Ok(RunnerUsage {
+        runner_session_id: row.opt_id("runner_session_id")?,
+        name: row.text("name")?,
+        attempts,
+        usage,
+    })
+}
+
+pub(crate) fn model_usage_from_row(row: &impl RowReader) -> Result<ModelUsage> {
+    let (attempts, usage) = usage_sums(row)?;
+    Ok(ModelUsage {
+        backend: row.text("backend")?,
+        model: row.text("model")?,
+        attempts,
+        usage,
+    })
+}
+
+pub(crate) fn task_usage_from_row(row: &impl RowReader) -> Result<TaskUsage> {
+    let (attempts, usage) = usage_sums(row)?;
+    Ok(TaskUsage {
+        task_id: row.id("task_id")?,
+        title: row.req_text("title")?,
+        attempts,
+        usage,
     })
 }
 
@@ -279,6 +345,9 @@ pub(crate) fn runner_session_from_row(row: &impl RowReader) -> Result<RunnerSess
         working_dir: row.req_text("working_dir")?,
         status: row.parsed("status")?,
         token_hash: row.req_text("token_hash")?,
+        host: row.text("host")?,
+        version: row.text("version")?,
+        backends: row.opt_decoded("backends")?.unwrap_or_default(),
         last_seen_at: row.at("last_seen_at")?,
         created_at: row.at("created_at")?,
         updated_at: row.at("updated_at")?,

@@ -354,6 +354,12 @@ impl Dialect for Sqlite {
         query.push(") > 0");
     }
 
+    fn utc_date(column: &str) -> String {
+        // Instants are milliseconds since the epoch; dividing by a real keeps those
+        // before it on the day they fall on.
+        format!("date({column} / 1000.0, 'unixepoch')")
+    }
+
     fn start_statement(query: &mut QueryBuilder<Self>, index: usize) {
         if index > 0 {
             query.push("; ");

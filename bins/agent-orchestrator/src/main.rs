@@ -22,7 +22,7 @@ use orchestrator_runner::backend::{
 use orchestrator_runner::process::passed_through;
 use orchestrator_runner::{
     ConnectionToken, DEFAULT_MAX_PATCH_BYTES, HttpClient, Runner, RunnerConfig, RunnerControl,
-    Spool, WorktreeState, Worktrees, repository_folder,
+    Spool, WorktreeState, Worktrees, repository_folder, runner_identity,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -325,6 +325,7 @@ async fn connect(
         &token,
         name.as_deref(),
         &dir.to_string_lossy(),
+        runner_identity(backend.map(|kind| kind.name().to_owned())),
         &certificates,
     )
     .await

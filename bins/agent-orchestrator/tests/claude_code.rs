@@ -114,6 +114,17 @@ async fn claude_code_writes_edits_and_runs_commands_and_the_task_completes() {
     let head = branch_head(repo.path(), &format!("agent/{short}")).unwrap();
     assert_eq!(done["commitSha"], head.as_str());
     assert_eq!(done["verificationStatus"], "PASSED");
+    // The attempt names the backend and the model Claude Code said it ran on.
+    let attempt = &done["attempts"][0];
+    assert_eq!(attempt["backend"], "claude-code", "{attempt}");
+    let ran_on = attempt["model"].as_str().unwrap_or_default();
+    assert!(ran_on.starts_with("claude-"), "{attempt}");
+    let logs = server.agent_log(&agent_id).await;
+    assert!(
+        logs.iter()
+            .any(|l| l["content"] == format!("claude init ({ran_on})")),
+        "{logs:?}"
+    );
 
     // The prompt named the task and its paths; usage and the summary were reported.
     let first = model.requests()[0].to_string();

@@ -86,6 +86,14 @@ async fn a_chat_completions_model_writes_and_edits_through_tool_calls() {
     let (_, agent_id) = server.wait_running(&id).await;
     let done = server.wait_finished(&id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(
+        (
+            &done["attempts"][0]["backend"],
+            &done["attempts"][0]["model"]
+        ),
+        (&json!("openai"), &json!("local-coder")),
+        "{done}"
+    );
     let short: String = id.chars().take(8).collect();
     assert_eq!(
         std::fs::read_to_string(cli.worktrees().join(&short).join("src/local.py")).unwrap(),

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use orchestrator_core::Timestamp;
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::{Cli, Server, agent_script, branch_head, repository};
 
 fn id(task: &Value) -> String {
@@ -39,6 +39,19 @@ async fn a_task_is_claimed_at_once_worked_verified_committed_and_completed() {
     assert!(said.contains("connected to"), "{said}");
     let status = cli.run(&["status"]);
     assert!(status.contains("e2e-runner"), "{status}");
+    // It said where it runs and what it is; no backend was chosen yet.
+    let runners = server
+        .admin(reqwest::Method::GET, "/api/runners", None)
+        .await;
+    let connected = &runners[0];
+    assert!(
+        connected["host"]
+            .as_str()
+            .is_some_and(|host| !host.is_empty()),
+        "{connected}"
+    );
+    assert_eq!(connected["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(connected["backends"], json!([]));
 
     let runner = cli.start_agent(&agent, &[]);
     // Let the runner reach its long poll before the task exists.
@@ -86,6 +99,15 @@ async fn a_task_is_claimed_at_once_worked_verified_committed_and_completed() {
     let head = branch_head(repo.path(), &branch).expect("the task's branch");
     assert_eq!(done["commitSha"], head.as_str());
     assert_eq!(done["verificationStatus"], "PASSED");
+    assert_eq!(done["attempts"][0]["backend"], "command", "{done}");
+    let runners = server
+        .admin(reqwest::Method::GET, "/api/runners", None)
+        .await;
+    assert_eq!(
+        runners[0]["backends"],
+        json!(["command"]),
+        "stated at start"
+    );
     assert!(cli.worktrees().join(&short).join("src/hello.py").is_file());
     // The repository's own checkout is untouched.
     assert!(!repo.path().join("src/hello.py").exists());

@@ -105,8 +105,18 @@ async fn one_process_serves_and_runs_tasks() {
         ),
         (&json!(false), &json!(256 * 1024))
     );
+    // The runner said who it is with its claims, and which backend ran the attempt.
     let runners = call(http.get(format!("{url}/api/runners")), ADMIN_TOKEN).await;
-    assert!(runners.to_string().contains("local runner"), "{runners}");
+    let local = &runners["data"][0];
+    assert_eq!(local["name"], "local runner", "{runners}");
+    assert_eq!(local["backends"], json!(["command"]));
+    assert_eq!(local["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        local["host"].as_str().is_some_and(|host| !host.is_empty()),
+        "{local}"
+    );
+    assert_eq!(task["attempts"][0]["backend"], "command", "{task}");
+    assert_eq!(task["attempts"][0]["model"], json!(null));
     // Worktrees are kept as a connected runner keeps them: a folder per repository.
     let folder = orchestrator_runner::repository_folder(&repo.path().canonicalize().unwrap());
     let worktree = data

@@ -57,19 +57,15 @@ impl AgentBackend for ChangelogAgent {
         });
         if let Err(err) = tokio::fs::write(&path, &changelog).await {
             // The agent failed at its task; that is an outcome, not a backend error.
-            return Ok(AgentOutcome {
-                success: false,
-                summary: None,
-                error: Some(format!("CHANGELOG.md could not be written: {err}")),
-                usage: Usage::default(),
-            });
+            return Ok(AgentOutcome::failed(
+                format!("CHANGELOG.md could not be written: {err}"),
+                Usage::default(),
+            ));
         }
-        Ok(AgentOutcome {
-            success: true,
-            summary: Some(format!("Added \"{title}\" to CHANGELOG.md")),
-            error: None,
-            usage: Usage::default(),
-        })
+        Ok(AgentOutcome::succeeded(
+            Some(format!("Added \"{title}\" to CHANGELOG.md")),
+            Usage::default(),
+        ))
     }
 }
 

@@ -137,6 +137,43 @@ pub fn plan_runner_session_event(
     })
 }
 
+/// Decides what keeping `identity` as what the runner of `session` states about itself
+/// writes: the session with it, and a `runner.updated` event; nothing when the session
+/// holds it already. A revoked session states nothing any more (`Conflict`).
+pub fn plan_runner_identity(
+    session: RunnerSession,
+    identity: RunnerIdentity,
+    now: Timestamp,
+) -> Result<Change> {
+    identity.validate()?;
+    if session.status == RunnerSessionStatus::Revoked {
+        return Err(Error::conflict(format!(
+            "runner session {} is revoked",
+            session.id
+        )));
+    }
+    if session.identity() == identity {
+        return Ok(Change {
+            runner_session: Some(session),
+            noop: true,
+            ..Change::default()
+        });
+    }
+    let payload = json!(identity);
+    let mut next = session;
+    next.set_identity(identity);
+    next.updated_at = now;
+    Ok(Change {
+        events: vec![
+            NewEvent::new(EventKind::RunnerUpdated)
+                .runner_session(Some(next.id))
+                .payload(payload),
+        ],
+        runner_session: Some(next),
+        ..Change::default()
+    })
+}
+
 /// Stamps a batch of log entries and makes one event per agent (and task) concerned.
 pub fn plan_logs(logs: Vec<NewAgentLog>, now: Timestamp) -> Result<(Vec<AgentLog>, Vec<NewEvent>)> {
     use crate::store::MAX_LOG_BATCH;

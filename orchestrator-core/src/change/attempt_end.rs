@@ -5,6 +5,7 @@ use super::activity::count_verification;
 use super::*;
 use crate::model::{
     AttemptChanges, ChangeReport, ExceptionSeverity, ExceptionType, LogType, NewException,
+    check_backend_and_model,
 };
 use crate::retry::{self, RetryPolicy};
 
@@ -17,6 +18,10 @@ pub struct AttemptEnd {
     pub verification: Option<NewVerificationResult>,
     /// The files the attempt changed and its patch, if the runner reported them.
     pub changes: Option<ChangeReport>,
+    /// The agent backend that ran the attempt, if the runner reported it.
+    pub backend: Option<String>,
+    /// The model the agent ran on, if the runner reported it.
+    pub model: Option<String>,
     /// Entries closing the attempt's log, from its agent and about its task.
     pub logs: Vec<NewAgentLog>,
     /// How a failure is followed up: a failed verification is retried as this policy
@@ -31,7 +36,7 @@ pub struct AttemptEnd {
 
 impl AttemptEnd {
     /// Checks what can be checked without the task: the action ends an attempt, and the
-    /// verification result and the changes are well formed.
+    /// backend, the model, the verification result and the changes are well formed.
     pub fn validate(&self) -> Result<()> {
         if self.action.idempotent_outcome().is_none() {
             return Err(Error::invalid(
@@ -39,6 +44,7 @@ impl AttemptEnd {
                 "an attempt ends in a completion, a failure or an acknowledged cancellation",
             ));
         }
+        check_backend_and_model(self.backend.as_deref(), self.model.as_deref())?;
         if let Some(result) = &self.verification {
             result.validate()?;
         }
@@ -63,12 +69,13 @@ impl AttemptEnd {
 }
 
 /// Decides what ending an attempt writes, all in one change: the outcome as
-/// [`plan_task_action`] decides it, the verification result, the changes, the closing log
-/// entries, for a failure its follow-up (see [`AttemptEnd::retry_policy`]; none when the
-/// task was asked to stop), and for a completion the resolution of the task's AGENT_STUCK
-/// exception. `unresolved` is the task's unresolved exception of the type
-/// [`AttemptEnd::follow_up_exception`] names. The same end reported again under the same
-/// lease finds the outcome recorded, and is a no-op that records nothing a second time.
+/// [`plan_task_action`] decides it with the backend and model that ran the attempt, the
+/// verification result, the changes, the closing log entries, for a failure its follow-up
+/// (see [`AttemptEnd::retry_policy`]; none when the task was asked to stop), and for a
+/// completion the resolution of the task's AGENT_STUCK exception. `unresolved` is the
+/// task's unresolved exception of the type [`AttemptEnd::follow_up_exception`] names. The
+/// same end reported again under the same lease finds the outcome recorded, and is a
+/// no-op that records nothing a second time.
 pub fn plan_attempt_end(
     context: TaskContext,
     end: AttemptEnd,
@@ -81,6 +88,8 @@ pub fn plan_attempt_end(
         action,
         verification,
         changes,
+        backend,
+        model,
         logs,
         retry_policy,
         lock_conflict,
@@ -89,6 +98,10 @@ pub fn plan_attempt_end(
     let mut change = plan_task_action(context, action, Some(lease), now)?;
     if change.noop {
         return Ok(change);
+    }
+    if let Some(attempt) = change.attempt.as_mut() {
+        attempt.backend = backend;
+        attempt.model = model;
     }
     let mut ended = change
         .task
@@ -253,11 +266,14 @@ pub fn plan_lease_expiry(
 }
 
 /// What a completion that arrived after its attempt's lease was lost leaves on record:
-/// the commit and usage go on the attempt itself, the rest into a log entry.
+/// the commit, the usage, the backend and the model go on the attempt itself, the rest
+/// into a log entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LateEvidence {
     pub commit_sha: Option<String>,
     pub usage: Usage,
+    pub backend: Option<String>,
+    pub model: Option<String>,
     /// The log entry's text and metadata (summary or error, diff stats, verification).
     pub content: String,
     pub metadata: serde_json::Value,
@@ -271,7 +287,8 @@ impl LateEvidence {
 }
 
 /// Keeps the evidence of a completion that arrived after its attempt's lease was lost
-/// (run out, or the task given to another attempt): the commit and usage on `attempt`,
+/// (run out, or the task given to another attempt): the commit, the usage, the backend
+/// and the model on `attempt`,
 /// the attempt `lease` names, and a log entry, changing nothing in the task. Refused as
 /// a conflict when `lease` is live (the attempt ends as usual then) or does not name
 /// `attempt` with its token. Kept once: sent again, or with nothing worth keeping, it is
@@ -283,6 +300,7 @@ pub fn plan_late_evidence(
     lease: &LeaseRef,
     now: Timestamp,
 ) -> Result<Change> {
+    check_backend_and_model(evidence.backend.as_deref(), evidence.model.as_deref())?;
     if check_lease(task, lease, now).is_ok() {
         return Err(Error::conflict(format!(
             "the lease of attempt {} of task {} is live: end the attempt with it",
@@ -320,6 +338,8 @@ pub fn plan_late_evidence(
     let mut kept = attempt;
     kept.commit_sha = evidence.commit_sha;
     kept.usage = evidence.usage;
+    kept.backend = evidence.backend;
+    kept.model = evidence.model;
     Ok(Change {
         attempt: Some(kept),
         logs,

@@ -17,8 +17,9 @@ use crate::ids::{AgentId, AttemptId, LeaseToken, RunnerSessionId, TaskId};
 use crate::lock::LockConflict;
 use crate::model::{
     Agent, AgentLog, AgentStatus, AttemptChanges, AttemptOutcome, EventKind, Exception,
-    ExceptionStatus, NewAgentLog, NewEvent, NewVerificationResult, RunnerSession, Task,
-    TaskAttempt, TaskEdit, TaskStatus, Usage, VerificationResult, VerificationStatus,
+    ExceptionStatus, NewAgentLog, NewEvent, NewVerificationResult, RunnerIdentity, RunnerSession,
+    RunnerSessionStatus, Task, TaskAttempt, TaskEdit, TaskStatus, Usage, VerificationResult,
+    VerificationStatus,
 };
 use crate::model::{FileLock, LockMode};
 use crate::state::agent::{self as agent_state, AgentEvent};

@@ -184,6 +184,8 @@ pub fn plan_task_action(
                 failure_reason: None,
                 commit_sha: None,
                 usage: Usage::default(),
+                backend: None,
+                model: None,
             });
             TaskEvent::Assign
         }

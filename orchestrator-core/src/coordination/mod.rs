@@ -164,6 +164,7 @@ pub fn may_free_work(event: &Event) -> bool {
         | EventKind::AgentStatusChanged
         | EventKind::RunnerConnected
         | EventKind::RunnerStatusChanged
+        | EventKind::RunnerUpdated
         | EventKind::LogsAppended
         | EventKind::VerificationRecorded
         | EventKind::ExceptionOpened

@@ -13,6 +13,7 @@ mod ordering;
 mod queue;
 mod runners;
 mod tasks;
+mod usage;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};

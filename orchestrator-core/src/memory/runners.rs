@@ -6,7 +6,7 @@ use super::InMemoryStore;
 use crate::change;
 use crate::error::{Error, Result};
 use crate::ids::RunnerSessionId;
-use crate::model::{NewRunnerSession, RunnerSession, RunnerSessionStatus};
+use crate::model::{NewRunnerSession, RunnerIdentity, RunnerSession, RunnerSessionStatus};
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::store::{RunnerStore, check_runner_session_page, check_token_hash};
 use crate::time::Timestamp;
@@ -64,6 +64,20 @@ impl RunnerStore for InMemoryStore {
         sessions.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
         sessions.truncate(limit as usize);
         Ok(sessions)
+    }
+
+    async fn update_runner_identity(
+        &self,
+        id: RunnerSessionId,
+        identity: RunnerIdentity,
+        now: Timestamp,
+    ) -> Result<RunnerSession> {
+        let mut state = self.state();
+        let session = state.session(id)?.clone();
+        let change = change::plan_runner_identity(session, identity, now)?;
+        let result = change.runner_session.clone();
+        state.persist(change, now);
+        result.ok_or_else(|| Error::backend("a runner's identity planned no session"))
     }
 
     async fn apply_runner_session_event(

@@ -8,7 +8,10 @@ use super::{InMemoryStore, State, existing, ordering, page};
 use crate::change::{self, AttemptEnd, LateEvidence, LeaseRef, TaskAction};
 use crate::error::{Error, Result};
 use crate::ids::TaskId;
-use crate::model::{NewTask, Page, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery};
+use crate::model::{
+    NewTask, Page, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, UsageQuery,
+    UsageSummary,
+};
 use crate::store::{Created, TaskStore, check_lookup_size};
 use crate::time::Timestamp;
 
@@ -270,5 +273,10 @@ impl TaskStore for InMemoryStore {
         let mut attempts = state.attempts.get(&task).cloned().unwrap_or_default();
         attempts.sort_by_key(|a| a.attempt_number);
         Ok(attempts)
+    }
+
+    async fn usage_summary(&self, query: &UsageQuery) -> Result<UsageSummary> {
+        query.validate()?;
+        Ok(self.state().usage_summary(query))
     }
 }

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::{MAX_BACKEND_CHARS, MAX_MODEL_CHARS, check_name};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, AttemptId, LeaseToken, RunnerSessionId, TaskId};
 use crate::model::AttemptOutcome;
@@ -26,6 +27,24 @@ pub struct TaskAttempt {
     pub failure_reason: Option<String>,
     pub commit_sha: Option<String>,
     pub usage: Usage,
+    /// The agent backend that ran the attempt, as its runner reported it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::BackendName>))]
+    pub backend: Option<String>,
+    /// The model the agent ran on, when its runner knew it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::ModelName>))]
+    pub model: Option<String>,
+}
+
+/// Checks what a runner reports ran an attempt: the name of the agent backend and the
+/// model, each not blank and within its length.
+pub(crate) fn check_backend_and_model(backend: Option<&str>, model: Option<&str>) -> Result<()> {
+    if let Some(backend) = backend {
+        check_name("backend", backend, MAX_BACKEND_CHARS)?;
+    }
+    if let Some(model) = model {
+        check_name("model", model, MAX_MODEL_CHARS)?;
+    }
+    Ok(())
 }
 
 /// Model usage of an attempt.

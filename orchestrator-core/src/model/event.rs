@@ -26,6 +26,9 @@ wire_enum!(
         RunnerConnected = "runner.connected",
         /// A runner session changed status.
         RunnerStatusChanged = "runner.status_changed",
+        /// A runner stated a host name, version or agent backends other than before (the
+        /// payload has the new ones).
+        RunnerUpdated = "runner.updated",
         /// Agent log entries were appended (the payload has the count).
         LogsAppended = "logs.appended",
         /// A verification result was recorded.

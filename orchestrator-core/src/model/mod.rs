@@ -20,9 +20,11 @@ mod runner;
 mod stats;
 mod task;
 mod task_cursor;
+mod usage;
 mod verification;
 
 pub use agent::{Agent, AgentActivityCounts, NewAgent};
+pub(crate) use attempt::check_backend_and_model;
 pub use attempt::{TaskAttempt, Usage};
 pub use changes::{
     AttemptChanges, ChangeReport, FileChange, MAX_CHANGED_FILES, MAX_CHANGED_PATH_CHARS,
@@ -43,16 +45,28 @@ pub use query::{
     AgentQuery, ExceptionQuery, LOG_COUNT_LIMIT, LogPage, LogQuery, Page, SortOrder, TaskQuery,
     TaskSort,
 };
-pub use runner::{NewRunnerSession, RunnerSession};
+pub use runner::{
+    MAX_HOST_CHARS, MAX_RUNNER_BACKENDS, MAX_VERSION_CHARS, NewRunnerSession, RunnerIdentity,
+    RunnerSession,
+};
 pub use stats::{COMPLETION_SAMPLE, SystemStats};
 pub use task::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, MAX_BATCH_SIZE, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
     NewTask, Task, TaskActivityCounts, TaskEdit, WaitedFor, Waiting,
 };
 pub use task_cursor::{SortKey, TaskCursor};
+pub use usage::{
+    DayUsage, MAX_USAGE_DAYS, MAX_USAGE_TASKS, ModelUsage, RunnerUsage, TaskUsage, UsageQuery,
+    UsageSummary,
+};
 pub use verification::{NewVerificationResult, VerificationFailure, VerificationResult};
 
 use crate::error::{Error, Result};
+
+/// Longest name of an agent backend (`claude-code`), in characters.
+pub const MAX_BACKEND_CHARS: usize = 64;
+/// Longest name of a model, in characters.
+pub const MAX_MODEL_CHARS: usize = 128;
 
 /// Rejects `value` if it is longer than `max` characters, naming `field`.
 pub(crate) fn check_max_chars(field: &str, value: &str, max: usize) -> Result<()> {
@@ -77,3 +91,51 @@ pub(crate) fn check_not_blank(field: &str, value: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Rejects a `value` that is blank or longer than `max` characters, naming `field`: the
+/// rule for the names runners report (host, version, backend, model).
+pub fn check_name(field: &str, value: &str, max: usize) -> Result<()> {
+    check_not_blank(field, value)?;
+    check_max_chars(field, value, max)
+}
+
+/// Declares a string type that exists only in API documents: text that is not blank and
+/// at most `$max` characters long.
+#[cfg(feature = "openapi")]
+macro_rules! name_schema {
+    ($(#[$meta:meta])* $name:ident, $max:expr, $example:literal) => {
+        $(#[$meta])*
+        pub(crate) struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{ObjectBuilder, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some($max))
+                    .pattern(Some("[^ \t\r\n]"))
+                    .examples([serde_json::json!($example)])
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+#[cfg(feature = "openapi")]
+name_schema!(
+    /// In API documents: the name of an agent backend.
+    BackendName,
+    MAX_BACKEND_CHARS,
+    "claude-code"
+);
+
+#[cfg(feature = "openapi")]
+name_schema!(
+    /// In API documents: the name of a model.
+    ModelName,
+    MAX_MODEL_CHARS,
+    "claude-sonnet-4-5"
+);

@@ -80,9 +80,11 @@ impl<'a> RunnerProtocol<'a> {
         Ok(session)
     }
 
-    /// Fills up to `max` idle slots of the session with queued tasks, waiting up to
-    /// `waitMs` for work when none is claimable now. Slots are made as needed, up to
-    /// [`MAX_BATCH_CLAIM`]; a session whose every slot is busy is a `Conflict`.
+    /// Keeps what the runner states about itself in the claim, if it differs from what
+    /// its session holds; then fills up to `max` idle slots of the session with queued
+    /// tasks, waiting up to `waitMs` for work when none is claimable now. Slots are made
+    /// as needed, up to [`MAX_BATCH_CLAIM`]; a session whose every slot is busy is a
+    /// `Conflict`.
     pub async fn claim(&self, session: &RunnerSession, request: ClaimWork) -> Result<Claimed> {
         let wait = Duration::from_millis(request.wait_ms.unwrap_or(0));
         if wait > MAX_CLAIM_WAIT {
@@ -101,6 +103,13 @@ impl<'a> RunnerProtocol<'a> {
             Error::InvalidInput { message, .. } => Error::invalid("leaseTtlMs", message),
             other => other,
         })?;
+        if let Some(runner) = &request.runner
+            && *runner != session.identity()
+        {
+            self.store
+                .update_runner_identity(session.id, runner.clone(), self.clock.now())
+                .await?;
+        }
         // Concurrent claims of this session take different slots: each picks among those
         // the others have not reserved.
         let now = self.clock.now();

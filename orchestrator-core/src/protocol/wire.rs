@@ -2,16 +2,20 @@
 //! attempts) and what it gets back. The HTTP routes take and answer them as JSON; the
 //! HTTP client sends and reads the same types; an in-process runner passes them directly.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::attempts::{AttemptCompletion, DiffStats};
 use crate::change::LeaseRef;
 use crate::coordination::{Claim, ControlSignal};
 use crate::ids::{AgentId, LeaseToken, RunnerSessionId, TaskId};
 use crate::model::{
-    AgentStatus, ChangeReport, FileLock, LogType, NewVerificationResult, Task, TaskStatus, Usage,
+    AgentStatus, ChangeReport, FileLock, LogType, NewVerificationResult, RunnerIdentity, Task,
+    TaskStatus, Usage,
 };
 use crate::time::Timestamp;
 
@@ -63,18 +67,55 @@ pub struct ClaimWork {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 5_000, maximum = 3_600_000))]
     pub lease_ttl_ms: Option<u64>,
+    /// What the runner states about itself; its session keeps the latest.
+    #[serde(
+        default,
+        deserialize_with = "object_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub runner: Option<RunnerIdentity>,
 }
 
 impl ClaimWork {
-    /// A claim of up to `max` tasks, waiting up to `wait`, under leases of `lease_ttl`.
-    pub fn new(max: usize, wait: Duration, lease_ttl: Duration) -> Self {
+    /// A claim by `runner` of up to `max` tasks, waiting up to `wait`, under leases of
+    /// `lease_ttl`.
+    pub fn new(max: usize, wait: Duration, lease_ttl: Duration, runner: RunnerIdentity) -> Self {
         Self {
             max: Some(max),
             wait_ms: Some(millis(wait)),
             lease_ttl_ms: Some(millis(lease_ttl)),
+            runner: Some(runner),
             ..Self::default()
         }
     }
+}
+
+/// A nested message that is a JSON object, or `null` for none. Serde takes a struct from
+/// an array of its fields as well; a message refuses that form.
+fn object_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectOrNull<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOrNull<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object or null")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+
+    deserializer.deserialize_any(ObjectOrNull(PhantomData))
 }
 
 /// `duration` in whole milliseconds, as the messages carry it.
@@ -284,6 +325,14 @@ attempt_report! {
         pub commit_sha: Option<String>,
         #[serde(default)]
         pub usage: Usage,
+        /// The agent backend that ran the attempt.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::BackendName>))]
+        pub backend: Option<String>,
+        /// The model the agent ran on, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::ModelName>))]
+        pub model: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub diff_stats: Option<DiffStats>,
         /// The changed files and the patch, kept with the attempt's end.
@@ -307,6 +356,8 @@ impl CompletionReport {
             completion.error,
             completion.commit_sha,
             completion.usage,
+            completion.backend,
+            completion.model,
             completion.diff_stats,
             completion.changes,
             completion.verification,
@@ -324,6 +375,8 @@ impl CompletionReport {
             error: self.error,
             commit_sha: self.commit_sha,
             usage: self.usage,
+            backend: self.backend,
+            model: self.model,
             diff_stats: self.diff_stats,
             changes: self.changes,
             verification: self.verification,
@@ -367,6 +420,13 @@ pub struct SetupExchange {
     /// The repository the runner works on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    /// What the runner states about itself.
+    #[serde(
+        default,
+        deserialize_with = "object_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub runner: Option<RunnerIdentity>,
 }
 
 /// The runner session a setup token was exchanged for.

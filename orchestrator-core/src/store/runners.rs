@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::ids::RunnerSessionId;
-use crate::model::{NewRunnerSession, RunnerSession, RunnerSessionStatus};
+use crate::model::{NewRunnerSession, RunnerIdentity, RunnerSession, RunnerSessionStatus};
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::time::Timestamp;
 
@@ -36,6 +36,16 @@ pub trait RunnerStore: Send + Sync + Debug + 'static {
         status: Option<RunnerSessionStatus>,
         limit: u32,
     ) -> Result<Vec<RunnerSession>>;
+
+    /// Keeps `identity` as what the runner of session `id` states about itself, replacing
+    /// what it stated before (see [`crate::change::plan_runner_identity`]); returns the
+    /// session. `NotFound` for an unknown session, `Conflict` for a revoked one.
+    async fn update_runner_identity(
+        &self,
+        id: RunnerSessionId,
+        identity: RunnerIdentity,
+        now: Timestamp,
+    ) -> Result<RunnerSession>;
 
     /// Applies a runner session event (seen, mark inactive, revoke).
     async fn apply_runner_session_event(

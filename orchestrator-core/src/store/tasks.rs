@@ -8,7 +8,10 @@ use super::Created;
 use crate::change::{AttemptEnd, LateEvidence, LeaseRef, TaskAction};
 use crate::error::Result;
 use crate::ids::TaskId;
-use crate::model::{NewTask, Page, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery};
+use crate::model::{
+    NewTask, Page, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, UsageQuery,
+    UsageSummary,
+};
 use crate::time::Timestamp;
 
 /// Tasks: creation, lookups, lists, edits, lifecycle actions, attempts and deletion.
@@ -66,4 +69,10 @@ pub trait TaskStore: Send + Sync + Debug + 'static {
 
     /// A task's attempts, oldest first.
     async fn list_attempts(&self, task: TaskId) -> Result<Vec<TaskAttempt>>;
+
+    /// What the attempts started in the window `query` names used, summed in all and per
+    /// day (UTC), runner session, backend and model, and task (see [`UsageSummary`]), each
+    /// grouping read in one query. `InvalidInput` for a window that is empty or longer
+    /// than [`MAX_USAGE_DAYS`](crate::model::MAX_USAGE_DAYS), or a task count out of range.
+    async fn usage_summary(&self, query: &UsageQuery) -> Result<UsageSummary>;
 }

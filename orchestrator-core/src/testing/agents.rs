@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::helpers::*;
 use crate::change::AgentAction;
 use crate::ids::RunnerSessionId;
-use crate::model::{AgentQuery, AgentStatus, NewAgent, NewRunnerSession};
+use crate::model::{AgentQuery, AgentStatus, NewAgent, NewRunnerSession, RunnerIdentity};
 use crate::store::Store;
 use crate::store::StoreExt;
 
@@ -40,6 +40,7 @@ pub async fn agent_slots_are_listed_and_transitioned(store: Arc<dyn Store>) {
                 name: "laptop".into(),
                 working_dir: "/work".into(),
                 token_hash: "hash-a".into(),
+                runner: RunnerIdentity::default(),
             },
             at(0),
         )

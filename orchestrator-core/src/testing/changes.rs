@@ -10,7 +10,6 @@ use crate::model::{
 };
 use crate::retry::RetryPolicy;
 use crate::store::{Store, StoreExt};
-use crate::time::Timestamp;
 
 /// A report of one modified file, renamed and binary ones beside it, with `patch`.
 fn report(patch: &str) -> ChangeReport {
@@ -54,26 +53,12 @@ fn end(action: TaskAction, changes: Option<ChangeReport>) -> AttemptEnd {
         action,
         verification: None,
         changes,
+        backend: None,
+        model: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
         lock_conflict: false,
     }
-}
-
-/// The failed `task` queued again by a person.
-async fn retry(store: &Arc<dyn Store>, task: TaskId, now: Timestamp) {
-    store
-        .apply_task_action(
-            task,
-            TaskAction::Retry {
-                not_before: None,
-                note: None,
-            },
-            None,
-            now,
-        )
-        .await
-        .unwrap();
 }
 
 /// A runner's changes are kept with the end of its attempt, per attempt, byte for byte;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::change::{LeaseRef, TaskAction};
 use crate::error::Error;
-use crate::ids::AgentId;
+use crate::ids::{AgentId, RunnerSessionId, TaskId};
 use crate::lock::LockPath;
 use crate::model::{Agent, FileLock, LockMode, NewAgent, NewTask, Task, Usage};
 use crate::store::Store;
@@ -67,12 +67,23 @@ pub(crate) async fn assign(
     agent: AgentId,
     now: Timestamp,
 ) -> (Task, LeaseRef) {
+    assign_for(store, task, agent, None, now).await
+}
+
+/// [`assign`] for a slot of runner session `runner`.
+pub(crate) async fn assign_for(
+    store: &Arc<dyn Store>,
+    task: &Task,
+    agent: AgentId,
+    runner: Option<RunnerSessionId>,
+    now: Timestamp,
+) -> (Task, LeaseRef) {
     let assigned = store
         .apply_task_action(
             task.id,
             TaskAction::Assign {
                 agent_id: agent,
-                runner_session_id: None,
+                runner_session_id: runner,
                 lease_ttl: LEASE,
             },
             None,
@@ -98,6 +109,22 @@ fn lease_of(attempts: &[crate::model::TaskAttempt], task: &Task) -> LeaseRef {
         attempt: task.attempt,
         lease_token: token,
     }
+}
+
+/// Queues the failed `task` again, as a person does.
+pub(crate) async fn retry(store: &Arc<dyn Store>, task: TaskId, now: Timestamp) {
+    store
+        .apply_task_action(
+            task,
+            TaskAction::Retry {
+                not_before: None,
+                note: None,
+            },
+            None,
+            now,
+        )
+        .await
+        .expect("retry");
 }
 
 pub(crate) fn complete() -> TaskAction {

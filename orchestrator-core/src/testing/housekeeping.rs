@@ -9,8 +9,8 @@ use super::helpers::*;
 use crate::change::{self, AgentAction};
 use crate::coordination::{ClaimRequest, RetentionPolicy};
 use crate::model::{
-    ExceptionType, LogQuery, LogType, NewAgentLog, NewRunnerSession, NewTask, RunnerSessionStatus,
-    TaskStatus,
+    ExceptionType, LogQuery, LogType, NewAgentLog, NewRunnerSession, NewTask, RunnerIdentity,
+    RunnerSessionStatus, TaskStatus,
 };
 use crate::store::Store;
 
@@ -24,6 +24,7 @@ pub async fn quiet_runners_stalled_and_blocked_tasks_are_found(store: Arc<dyn St
                 name: "busy".into(),
                 working_dir: "/w".into(),
                 token_hash: "h1".into(),
+                runner: RunnerIdentity::default(),
             },
             at(0),
         )
@@ -35,6 +36,7 @@ pub async fn quiet_runners_stalled_and_blocked_tasks_are_found(store: Arc<dyn St
                 name: "quiet".into(),
                 working_dir: "/w".into(),
                 token_hash: "h2".into(),
+                runner: RunnerIdentity::default(),
             },
             at(0),
         )

@@ -19,6 +19,7 @@ mod locks;
 mod logs;
 mod runners;
 mod tasks;
+mod usage;
 mod verification;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use locks::*;
 pub use logs::*;
 pub use runners::*;
 pub use tasks::*;
+pub use usage::*;
 pub use verification::*;
 
 /// A store under test, with whatever it needs cleaned up afterwards.
@@ -112,6 +114,7 @@ macro_rules! store_conformance_tests {
             deletion_cascades_and_is_guarded,
             agent_slots_are_listed_and_transitioned,
             runner_sessions_are_found_by_token_and_revoked,
+            runners_state_their_host_version_and_backends,
             the_first_admin_token_hash_is_kept,
             setup_tokens_are_single_use_and_expire,
             logs_page_without_skipping_ties,
@@ -129,6 +132,8 @@ macro_rules! store_conformance_tests {
             an_attempt_ends_with_its_evidence_at_once,
             attempt_changes_are_kept_with_the_end_of_their_attempt,
             changes_under_a_stale_lease_are_not_kept,
+            an_attempt_keeps_the_backend_and_model_that_ran_it,
+            usage_is_summed_per_day_runner_model_and_task,
             a_failure_that_is_not_retried_asks_a_human,
             exceptions_deduplicate_and_sort_by_urgency,
             exception_decisions_follow_the_state_machine,

@@ -131,6 +131,8 @@ pub async fn runner_evidence_needs_the_live_lease(store: Arc<dyn Store>) {
         usage: Usage::default(),
         diff_stats: None,
         changes: None,
+        backend: None,
+        model: None,
         verification: Some(result(false)),
     };
     let policy = RetryPolicy::default();
@@ -197,6 +199,8 @@ pub async fn max_attempts_caps_attempts_across_retries_and_expiries(store: Arc<d
         action: fail("types"),
         verification: Some(result(false)),
         changes: None,
+        backend: None,
+        model: None,
         logs: Vec::new(),
         retry_policy: generous.clone(),
         lock_conflict: false,
@@ -280,9 +284,9 @@ pub async fn max_attempts_caps_attempts_across_retries_and_expiries(store: Arc<d
 }
 
 /// A completion that arrives after its lease was lost changes nothing in the task, but
-/// its commit and usage are kept on its own attempt, once, whether the lease has only run
-/// out or the task has moved on to another attempt; a lease that never held the attempt
-/// keeps nothing.
+/// its commit, usage, backend and model are kept on its own attempt, once, whether the
+/// lease has only run out or the task has moved on to another attempt; a lease that never
+/// held the attempt keeps nothing.
 pub async fn a_completion_after_its_lease_was_lost_is_kept_on_its_attempt(store: Arc<dyn Store>) {
     let task = new_task(&store, "finish late", at(0)).await;
     let agent = new_agent(&store, at(0)).await;
@@ -305,6 +309,8 @@ pub async fn a_completion_after_its_lease_was_lost_is_kept_on_its_attempt(store:
         usage,
         diff_stats: None,
         changes: None,
+        backend: Some("anthropic".into()),
+        model: Some("claude-opus-4-1".into()),
         verification: Some(result(true)),
     };
     let policy = RetryPolicy::default();
@@ -346,6 +352,10 @@ pub async fn a_completion_after_its_lease_was_lost_is_kept_on_its_attempt(store:
     let kept = &store.list_attempts(task.id).await.unwrap()[0];
     assert_eq!(kept.commit_sha, completion.commit_sha);
     assert_eq!(kept.usage, usage);
+    assert_eq!(
+        (kept.backend.as_deref(), kept.model.as_deref()),
+        (Some("anthropic"), Some("claude-opus-4-1"))
+    );
 
     // The lease's expiry, found afterwards, keeps what came.
     store
@@ -389,6 +399,8 @@ pub async fn an_attempt_ends_with_its_evidence_at_once(store: Arc<dyn Store>) {
         action: fail("types"),
         verification: Some(result(false)),
         changes: None,
+        backend: None,
+        model: None,
         logs: vec![closing(from)],
         retry_policy: RetryPolicy::default(),
         lock_conflict: false,
@@ -520,6 +532,8 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
         action: fail("crashed"),
         verification: None,
         changes: None,
+        backend: None,
+        model: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
         lock_conflict: false,
@@ -568,6 +582,8 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
         action: fail("types"),
         verification: Some(result(false)),
         changes: None,
+        backend: None,
+        model: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default().with(FailureClass::Type, no_retry),
         lock_conflict: false,
@@ -589,6 +605,8 @@ pub async fn a_failure_that_is_not_retried_asks_a_human(store: Arc<dyn Store>) {
         action: fail("types"),
         verification: Some(result(false)),
         changes: None,
+        backend: None,
+        model: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
         lock_conflict: false,
@@ -616,6 +634,8 @@ fn given_back(input_tokens: u64) -> AttemptCompletion {
         },
         diff_stats: None,
         changes: None,
+        backend: None,
+        model: None,
         verification: None,
     }
 }
@@ -723,6 +743,8 @@ pub async fn a_completion_resolves_the_stuck_exception_of_its_task(store: Arc<dy
         action: complete(),
         verification: None,
         changes: None,
+        backend: None,
+        model: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
         lock_conflict: false,
@@ -776,6 +798,8 @@ pub async fn an_unverified_change_completes_and_says_so(store: Arc<dyn Store>) {
         action: complete(),
         verification: Some(unverified),
         changes: None,
+        backend: None,
+        model: None,
         logs: Vec::new(),
         retry_policy: RetryPolicy::default(),
         lock_conflict: false,

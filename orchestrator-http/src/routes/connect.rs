@@ -27,8 +27,6 @@ use crate::state::AppState;
 
 /// How long a setup token can be exchanged.
 const SETUP_TOKEN_TTL: Duration = Duration::from_secs(600);
-/// Longest runner name.
-const MAX_NAME_CHARS: usize = 100;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -133,20 +131,19 @@ async fn exchange_setup_token(
         }
     };
     let now = state.now();
-    let name = match body
-        .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
-    {
-        Some(name) if name.chars().count() > MAX_NAME_CHARS => {
-            return Err(ApiError::invalid(
-                "name",
-                format!("at most {MAX_NAME_CHARS} characters"),
-            ));
-        }
-        Some(name) => name,
-        None => default_runner_name(now),
+    let runner_token = new_secret();
+    let new = NewRunnerSession {
+        name: body
+            .name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| default_runner_name(now)),
+        working_dir: body.working_dir.unwrap_or_default(),
+        token_hash: hash_token(&runner_token),
+        runner: body.runner.unwrap_or_default(),
     };
+    // Refused input leaves the setup token unspent.
+    new.validate()?;
     if !state
         .store
         .redeem_setup_token(&hash_token(&secret), now)
@@ -157,18 +154,7 @@ async fn exchange_setup_token(
              connection token (GET /api/connect)",
         ));
     }
-    let runner_token = new_secret();
-    let session = state
-        .store
-        .create_runner_session(
-            NewRunnerSession {
-                name,
-                working_dir: body.working_dir.unwrap_or_default(),
-                token_hash: hash_token(&runner_token),
-            },
-            now,
-        )
-        .await?;
+    let session = state.store.create_runner_session(new, now).await?;
     Ok(ok(RunnerConnected {
         runner_token,
         runner_name: session.name,

@@ -12,6 +12,7 @@ pub(crate) mod locks;
 mod openapi;
 mod runner;
 pub(crate) mod tasks;
+mod usage;
 mod verify;
 
 use actix_web::http::StatusCode;
@@ -42,6 +43,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     openapi::configure(cfg);
     runner::configure(cfg);
     tasks::configure(cfg);
+    usage::configure(cfg);
     verify::configure(cfg);
 }
 
@@ -176,6 +178,7 @@ const AVAILABLE_ENDPOINTS: &[&str] = &[
     "GET /api/locks",
     "POST /api/locks/check",
     "GET /api/dashboard/stats",
+    "GET /api/usage",
     "GET /api/events",
     "GET /api/openapi.json",
 ];

@@ -11,7 +11,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    agents, connect, cron, dashboard, events, exceptions, health, locks, runner, tasks, verify,
+    agents, connect, cron, dashboard, events, exceptions, health, locks, runner, tasks, usage,
+    verify,
 };
 use crate::error::ErrorEnvelope;
 use orchestrator_core::model::{
@@ -117,6 +118,7 @@ impl Modify for BearerTokens {
         locks::force_release,
         locks::check_locks,
         dashboard::stats,
+        usage::usage,
         verify::verify,
         verify::results,
         connect::mint_setup_token,

@@ -154,9 +154,8 @@ pub fn bearer(request: TestRequest, token: &str) -> TestRequest {
     request.insert_header(("Authorization", format!("Bearer {token}")))
 }
 
-/// Connects a runner the way the CLI does: an admin mints a connection token, the runner
-/// decodes it and exchanges the setup token. Returns the runner token.
-pub async fn connect_runner<S, B>(service: &S, name: &str) -> String
+/// The setup token in a connection token an admin mints, as a runner decodes it.
+pub async fn setup_token<S, B>(service: &S) -> String
 where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = Error>,
     B: MessageBody,
@@ -172,6 +171,27 @@ where
     let decoded = String::from_utf8(decoded).unwrap();
     let (url, setup_token) = decoded.split_once('|').expect("<url>|<setup token>");
     assert_eq!(url, "http://127.0.0.1:3000");
+    setup_token.to_owned()
+}
+
+/// The fields of a claim's answer that name its attempt in every report on it.
+pub fn lease_fields(claim: &Value) -> Value {
+    serde_json::json!({
+        "agentId": claim["agent"]["id"],
+        "taskId": claim["task"]["id"],
+        "attempt": claim["lease"]["attempt"],
+        "leaseToken": claim["lease"]["leaseToken"],
+    })
+}
+
+/// Connects a runner the way the CLI does: an admin mints a connection token, the runner
+/// decodes it and exchanges the setup token. Returns the runner token.
+pub async fn connect_runner<S, B>(service: &S, name: &str) -> String
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    let setup_token = setup_token(service).await;
     let exchange = serde_json::json!({ "setupToken": setup_token, "name": name });
     let (status, body) = send(
         service,
@@ -181,4 +201,30 @@ where
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["runnerName"], name);
     body["data"]["runnerToken"].as_str().unwrap().to_owned()
+}
+
+/// Queues a task titled `title` and has the runner with token `runner` claim it: the
+/// task's id and the fields of its lease.
+pub async fn queue_and_claim<S, B>(service: &S, runner: &str, title: &str) -> (String, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    let task = serde_json::json!({ "title": title, "description": "d" });
+    let (status, body) = send(
+        service,
+        admin(TestRequest::post().uri("/api/tasks")).set_json(task),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let task_id = body["data"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = send(
+        service,
+        bearer(TestRequest::post().uri("/api/runner/claim"), runner)
+            .set_json(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["task"]["id"], task_id.as_str(), "{body}");
+    (task_id, lease_fields(&body["data"]))
 }

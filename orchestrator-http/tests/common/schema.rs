@@ -56,6 +56,7 @@ const ASSERTIONS: &[&str] = &[
 /// The values of `format` the validator checks.
 const FORMATS: &[&str] = &[
     "uuid",
+    "date",
     "date-time",
     "int8",
     "uint8",
@@ -795,6 +796,9 @@ fn check_format(format: &str, at: &str, value: &Value, path: &str, out: &mut Vec
             .as_str()
             .filter(|text| !is_uuid(text))
             .map(|_| "is not a UUID (8-4-4-4-12 hexadecimal digits)".to_owned()),
+        "date" => value
+            .as_str()
+            .and_then(|text| full_date_problem(text).err()),
         "date-time" => value.as_str().and_then(|text| rfc3339_problem(text).err()),
         "int8" => integer_range(value, i128::from(i8::MIN), i128::from(i8::MAX)),
         "uint8" => integer_range(value, 0, i128::from(u8::MAX)),
@@ -854,18 +858,7 @@ fn rfc3339_problem(text: &str) -> Result<(), String> {
             .get(index)
             .map_or(0, |digits| digits.as_str().parse().expect("digits"))
     };
-    let (year, month, day) = (field(1), field(2), field(3));
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return Err(format!("has no month {month}")),
-    };
-    if !(1..=days_in_month).contains(&day) {
-        return Err(format!("has no day {day} in month {month} of {year}"));
-    }
+    calendar_problem(field(1), field(2), field(3))?;
     // Second 60 is a leap second.
     let (hour, minute, second) = (field(4), field(5), field(6));
     if hour > 23 || minute > 59 || second > 60 {
@@ -878,6 +871,35 @@ fn rfc3339_problem(text: &str) -> Result<(), String> {
         return Err(format!(
             "has no offset of {offset_hours:02}:{offset_minutes:02}"
         ));
+    }
+    Ok(())
+}
+
+/// Checks an RFC 3339 full-date (`2024-02-29`): its shape, and that the month and day are
+/// in range.
+fn full_date_problem(text: &str) -> Result<(), String> {
+    static SHAPE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(\d{4})-(\d{2})-(\d{2})$").expect("the full-date pattern compiles")
+    });
+    let captures = SHAPE
+        .captures(text)
+        .ok_or("is not an RFC 3339 full-date (YYYY-MM-DD)")?;
+    let field = |index: usize| -> u32 { captures[index].parse().expect("digits") };
+    calendar_problem(field(1), field(2), field(3))
+}
+
+/// Why `year`-`month`-`day` is not a day of the Gregorian calendar, if it is not.
+fn calendar_problem(year: u32, month: u32, day: u32) -> Result<(), String> {
+    let leap = (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(format!("has no month {month}")),
+    };
+    if !(1..=days_in_month).contains(&day) {
+        return Err(format!("has no day {day} in month {month} of {year}"));
     }
     Ok(())
 }

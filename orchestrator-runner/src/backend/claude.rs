@@ -1,6 +1,6 @@
 //! Claude Code: the `claude` CLI in print mode with `--output-format stream-json`, each
-//! line of its stream turned into a log entry, and the final `result` event deciding
-//! success (not the exit status).
+//! line of its stream turned into a log entry, the opening `system` event naming the
+//! model, and the final `result` event deciding success (not the exit status).
 
 use std::path::PathBuf;
 
@@ -106,6 +106,8 @@ impl ClaudeCode {
 pub enum StreamEvent {
     /// Entries for the log.
     Output(Vec<AgentOutput>),
+    /// A `system` event naming the model the session runs on, with its log entry.
+    Started { model: String, entry: AgentOutput },
     /// The closing `result` event.
     Finished(AgentOutcome),
 }
@@ -117,13 +119,21 @@ pub fn parse_stream_line(line: &str) -> StreamEvent {
     };
     match event["type"].as_str().unwrap_or_default() {
         "system" => {
-            let model = event["model"].as_str().unwrap_or("unknown model");
             let subtype = event["subtype"].as_str().unwrap_or("system");
-            StreamEvent::Output(vec![entry(
-                LogType::Info,
-                format!("claude {subtype} ({model})"),
-                Some(json!({ "sessionId": event["session_id"] })),
-            )])
+            let opened = |model: &str| {
+                entry(
+                    LogType::Info,
+                    format!("claude {subtype} ({model})"),
+                    Some(json!({ "sessionId": event["session_id"] })),
+                )
+            };
+            match event["model"].as_str() {
+                Some(model) => StreamEvent::Started {
+                    model: model.to_owned(),
+                    entry: opened(model),
+                },
+                None => StreamEvent::Output(vec![opened("unknown model")]),
+            }
         }
         "assistant" => StreamEvent::Output(
             blocks(&event)
@@ -229,6 +239,8 @@ fn outcome(event: &Value) -> AgentOutcome {
             cache_write_tokens: count("cache_creation_input_tokens"),
             cost_usd: event["total_cost_usd"].as_f64().unwrap_or(0.0),
         },
+        // The session's opening event names the model, not its result.
+        model: None,
     }
 }
 
@@ -262,6 +274,7 @@ impl AgentBackend for ClaudeCode {
                 self.binary.display()
             ))
         })?;
+        let mut model = None;
         let mut finished = None;
         let mut stderr = Vec::new();
         let (mut out_open, mut err_open) = (true, true);
@@ -271,6 +284,10 @@ impl AgentBackend for ClaudeCode {
                     Ok(Some(line)) if line.trim().is_empty() => {}
                     Ok(Some(line)) => match parse_stream_line(&line) {
                         StreamEvent::Output(entries) => entries.into_iter().for_each(|e| sink.emit(e)),
+                        StreamEvent::Started { model: named, entry } => {
+                            model = Some(named);
+                            sink.emit(entry);
+                        }
                         StreamEvent::Finished(outcome) => finished = Some(outcome),
                     },
                     _ => out_open = false,
@@ -285,7 +302,7 @@ impl AgentBackend for ClaudeCode {
             .wait()
             .await
             .map_err(orchestrator_core::Error::backend)?;
-        Ok(finished.unwrap_or_else(|| {
+        let outcome = finished.unwrap_or_else(|| {
             AgentOutcome::failed(
                 format!(
                     "claude ended without a result ({status}): {}",
@@ -293,7 +310,8 @@ impl AgentBackend for ClaudeCode {
                 ),
                 Usage::default(),
             )
-        }))
+        });
+        Ok(AgentOutcome { model, ..outcome })
     }
 }
 
@@ -304,7 +322,7 @@ mod tests {
     fn outputs(line: &str) -> Vec<AgentOutput> {
         match parse_stream_line(line) {
             StreamEvent::Output(entries) => entries,
-            StreamEvent::Finished(outcome) => panic!("unexpected result {outcome:?}"),
+            other => panic!("unexpected {other:?}"),
         }
     }
 
@@ -344,7 +362,16 @@ mod tests {
     #[test]
     fn stream_lines_become_log_entries() {
         let init = r#"{"type":"system","subtype":"init","model":"claude-sonnet","session_id":"s1","tools":["Write"]}"#;
-        assert_eq!(outputs(init)[0].content, "claude init (claude-sonnet)");
+        let StreamEvent::Started { model, entry } = parse_stream_line(init) else {
+            panic!("the init event names the model");
+        };
+        assert_eq!(model, "claude-sonnet");
+        assert_eq!(entry.content, "claude init (claude-sonnet)");
+        let unnamed = r#"{"type":"system","subtype":"compact_boundary","session_id":"s1"}"#;
+        assert_eq!(
+            outputs(unnamed)[0].content,
+            "claude compact_boundary (unknown model)"
+        );
 
         let assistant = r#"{"type":"assistant","message":{"content":[{"type":"text","text":"I will add it."},{"type":"tool_use","id":"t1","name":"Write","input":{"file_path":"/w/src/a.rs","content":"x"}}]}}"#;
         let entries = outputs(assistant);

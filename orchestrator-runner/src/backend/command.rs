@@ -194,6 +194,8 @@ impl AgentBackend for CommandAgent {
                 format!("the agent {code}: {}", tail(&errors, 5))
             }),
             usage: Usage::default(),
+            // A command names no model.
+            model: None,
         })
     }
 }

@@ -28,8 +28,9 @@ fn tail(lines: &[String], count: usize) -> String {
     kept[kept.len().saturating_sub(count)..].join("\n")
 }
 
-/// Runs a model backend's `work` and puts the cost of its tokens at `prices` on the
-/// outcome; without prices, the attempt's log says once that the cost is recorded as 0.
+/// Runs a model backend's `work` on `model`, and puts the model and the cost of its tokens
+/// at `prices` on the outcome; without prices, the attempt's log says once that the cost
+/// is recorded as 0.
 async fn priced(
     prices: Option<Prices>,
     model: &str,
@@ -48,5 +49,6 @@ async fn priced(
     }
     let mut outcome = work.await?;
     outcome.usage.cost_usd = prices.map_or(0.0, |p| p.cost(&outcome.usage));
+    outcome.model = Some(model.to_owned());
     Ok(outcome)
 }

@@ -255,7 +255,7 @@ async fn write_change<D: Dialect>(
         write::upsert_exception(batch, exception);
     }
     if let Some(session) = &change.runner_session {
-        write::update_runner_session(batch, session);
+        write::update_runner_session(batch, session)?;
     }
     if let Some(result) = &change.verification {
         write::insert_verification(batch, result)?;

@@ -5,7 +5,9 @@ use orchestrator_core::Timestamp;
 use orchestrator_core::change::{self};
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::RunnerSessionId;
-use orchestrator_core::model::{NewRunnerSession, RunnerSession, RunnerSessionStatus};
+use orchestrator_core::model::{
+    NewRunnerSession, RunnerIdentity, RunnerSession, RunnerSessionStatus,
+};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use orchestrator_core::store::{RunnerStore, check_runner_session_page, check_token_hash};
 
@@ -27,7 +29,7 @@ impl<D: Dialect> RunnerStore for SqlStore<D> {
         new.validate()?;
         let (mut tx, now) = self.begin_at(now).await?;
         let session = new.into_session(RunnerSessionId::new(), now);
-        write::insert_runner_session(tx.batch(), &session);
+        write::insert_runner_session(tx.batch(), &session)?;
         write::append_events(tx.batch(), &[change::runner_connected_event(&session)], now);
         self.commit(tx).await.map_err(|err| match err {
             Error::Conflict(_) => {
@@ -54,6 +56,23 @@ impl<D: Dialect> RunnerStore for SqlStore<D> {
     ) -> Result<Vec<RunnerSession>> {
         check_runner_session_page(limit)?;
         read::runner_sessions::<D>(&mut self.read().await?, status, limit).await
+    }
+
+    async fn update_runner_identity(
+        &self,
+        id: RunnerSessionId,
+        identity: RunnerIdentity,
+        now: Timestamp,
+    ) -> Result<RunnerSession> {
+        identity.validate()?;
+        let (mut tx, now) = self.begin_at(now).await?;
+        let session = read::runner_session::<D>(&mut tx, id, Lock::ForUpdate).await?;
+        let session = found(session, "runnerSession", id)?;
+        let planned_change = change::plan_runner_identity(session, identity, now);
+        let (tx, change) = tx.check(planned_change).await?;
+        let session = planned(change.runner_session.clone(), "runner session")?;
+        self.persist(tx, &change, now).await?;
+        Ok(session)
     }
 
     async fn apply_runner_session_event(

@@ -7,7 +7,8 @@ use orchestrator_core::error::Result;
 use orchestrator_core::ids::TaskId;
 use orchestrator_core::lock::parse_paths;
 use orchestrator_core::model::{
-    NewTask, Page, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery,
+    NewTask, Page, Task, TaskActivityCounts, TaskAttempt, TaskEdit, TaskQuery, UsageQuery,
+    UsageSummary,
 };
 use orchestrator_core::store::{Created, TaskStore, check_lookup_size};
 
@@ -243,5 +244,10 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
         let mut conn = self.read().await?;
         existing_task::<D>(&mut conn, task).await?;
         read::attempts::<D>(&mut conn, task).await
+    }
+
+    async fn usage_summary(&self, query: &UsageQuery) -> Result<UsageSummary> {
+        query.validate()?;
+        read::usage_summary::<D>(&mut self.read().await?, query).await
     }
 }

@@ -313,6 +313,8 @@ pub(crate) fn upsert_attempt<D: Dialect>(batch: &mut Batch<D>, attempt: &TaskAtt
         ("cache_read_tokens", Value::count(usage.cache_read_tokens)),
         ("cache_write_tokens", Value::count(usage.cache_write_tokens)),
         ("cost_usd", Value::Real(Some(usage.cost_usd))),
+        ("backend", Value::Text(attempt.backend.clone())),
+        ("model", Value::Text(attempt.model.clone())),
     ];
     let mutable = [
         "lease_expires_at",
@@ -325,43 +327,54 @@ pub(crate) fn upsert_attempt<D: Dialect>(batch: &mut Batch<D>, attempt: &TaskAtt
         "cache_read_tokens",
         "cache_write_tokens",
         "cost_usd",
+        "backend",
+        "model",
     ];
     upsert(batch, "task_attempts", columns, &mutable);
 }
 
-pub(crate) fn insert_runner_session<D: Dialect>(batch: &mut Batch<D>, session: &RunnerSession) {
-    let columns = vec![
+pub(crate) fn insert_runner_session<D: Dialect>(
+    batch: &mut Batch<D>,
+    session: &RunnerSession,
+) -> Result<()> {
+    let mut columns = vec![
         ("id", Value::id(session.id)),
-        ("name", Value::text(&session.name)),
-        ("working_dir", Value::text(&session.working_dir)),
-        ("status", Value::text(session.status.as_str())),
         ("token_hash", Value::text(&session.token_hash)),
-        ("last_seen_at", Value::at(session.last_seen_at)),
         ("created_at", Value::at(session.created_at)),
-        ("updated_at", Value::at(session.updated_at)),
     ];
+    columns.extend(runner_session_state(session)?);
     insert_into(
         batch.statement(Expect::Anything),
         "runner_sessions",
         vec![columns],
     );
+    Ok(())
 }
 
-pub(crate) fn update_runner_session<D: Dialect>(batch: &mut Batch<D>, session: &RunnerSession) {
+pub(crate) fn update_runner_session<D: Dialect>(
+    batch: &mut Batch<D>,
+    session: &RunnerSession,
+) -> Result<()> {
+    let state = runner_session_state(session)?;
     let query = batch.statement(Expect::Anything);
-    update_into(
-        query,
-        "runner_sessions",
-        vec![
-            ("name", Value::text(&session.name)),
-            ("working_dir", Value::text(&session.working_dir)),
-            ("status", Value::text(session.status.as_str())),
-            ("last_seen_at", Value::at(session.last_seen_at)),
-            ("updated_at", Value::at(session.updated_at)),
-        ],
-    );
+    update_into(query, "runner_sessions", state);
     query.push(" WHERE id = ");
     Value::id(session.id).bind(query);
+    Ok(())
+}
+
+/// The columns of a runner session that change over its life.
+fn runner_session_state(session: &RunnerSession) -> Result<Vec<(&'static str, Value)>> {
+    Ok(vec![
+        ("name", Value::text(&session.name)),
+        ("working_dir", Value::text(&session.working_dir)),
+        ("status", Value::text(session.status.as_str())),
+        ("host", Value::Text(session.host.clone())),
+        ("version", Value::Text(session.version.clone())),
+        ("backends", Value::json(&session.backends)?),
+        ("last_seen_at", Value::at(session.last_seen_at)),
+        ("updated_at", Value::at(session.updated_at)),
+    ])
 }
 
 /// `logs` with their places in their agents' logs (see [`AgentLog::sequence`]) and, for an

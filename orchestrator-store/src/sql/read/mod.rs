@@ -8,6 +8,7 @@ mod housekeeping;
 mod queue;
 mod runners;
 mod tasks;
+mod usage;
 
 pub(crate) use agents::*;
 pub(crate) use events::*;
@@ -17,6 +18,7 @@ pub(crate) use housekeeping::*;
 pub(crate) use queue::*;
 pub(crate) use runners::*;
 pub(crate) use tasks::*;
+pub(crate) use usage::*;
 
 use orchestrator_core::error::Result;
 use orchestrator_core::model::SortOrder;
