@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::auth::{hash_token, token_matches};
 use crate::cache::ResponseCache;
+use crate::dashboard::ActivityCache;
 use crate::fanout::EventFanout;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     /// Responses of read-only routes, valid until the next commit.
     pub cache: ResponseCache,
+    /// The activity the dashboard's charts show, read at most twice a minute.
+    pub(crate) dashboard_activity: ActivityCache,
     /// Hands new events to every event stream of this server.
     pub events: Arc<EventFanout>,
     /// Per-client request budgets; `None` turns rate limiting off.
@@ -79,6 +82,7 @@ impl AppState {
             started: Instant::now(),
             cors_origins: Vec::new(),
             cache: ResponseCache::default(),
+            dashboard_activity: ActivityCache::default(),
             rate_limits: Some(Arc::new(RateLimits::new(RateLimitConfig::default()))),
             verify_roots: Vec::new(),
             verify_slot: Arc::new(Semaphore::new(1)),

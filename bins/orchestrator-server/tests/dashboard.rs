@@ -133,6 +133,14 @@ async fn the_board_in_a_browser() {
     };
     let _turn = browser::ONE_AT_A_TIME.lock().await;
     let (server, _data) = server_with_a_queue().await;
+    let http = reqwest::Client::new();
+    call(
+        http.post(format!("{}/api/tasks", server.url)).json(
+            &json!({"title": "Tidy the lexer", "description": "d", "filesHint": ["src/parser/lexer.rs"]}),
+        ),
+        ADMIN_TOKEN,
+    )
+    .await;
     let screenshots = browser::screenshot_dir();
     for width in [1400, 390] {
         let browser = Browser::start(&chromedriver, &chromium, width).await;
@@ -160,6 +168,12 @@ async fn the_board_in_a_browser() {
         let queued = browser.text_of("section.queued").await;
         assert!(
             queued.contains("Waiting for “Build the parser” (ASSIGNED)"),
+            "{queued}"
+        );
+        assert!(
+            queued.contains(
+                "Blocked by the lock on src/parser/ held by laptop #0 on “Build the parser”"
+            ),
             "{queued}"
         );
         // Times are shown in the browser's own time zone, not as ISO text.
@@ -701,7 +715,7 @@ async fn a_task_from_the_dialog_crosses_the_board_as_the_runner_works() {
     wait_for_text(&browser, "section.queued", "Made in the dialog").await;
     let queued = browser.text_of("section.queued").await;
     assert!(
-        queued.contains("Ready for the next free runner slot"),
+        queued.contains("Waiting for a free runner slot (all 1 busy)"),
         "{queued}"
     );
     wait_for_text(&browser, "#live", "Live").await;

@@ -12,8 +12,8 @@ use crate::coordination::{PruneReport, RetentionPolicy};
 use crate::error::Result;
 use crate::ids::{AgentLogId, TaskId};
 use crate::model::{
-    AgentStatus, COMPLETION_SAMPLE, ExceptionStatus, ExceptionType, RunnerSession,
-    RunnerSessionStatus, SystemStats, Task, TaskStatus,
+    Activity, AgentStatus, AttemptSpan, COMPLETION_SAMPLE, ExceptionStatus, ExceptionType,
+    QueueStay, RunnerSession, RunnerSessionStatus, SystemStats, Task, TaskStatus,
 };
 use crate::state::runner_session::RunnerSessionEvent;
 use crate::store::HousekeepingStore;
@@ -51,6 +51,37 @@ impl State {
 impl HousekeepingStore for InMemoryStore {
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn activity(&self, now: Timestamp, hours: u32) -> Result<Activity> {
+        Activity::check_hours(hours)?;
+        let state = self.state();
+        let mut stays = Vec::new();
+        let mut spans = Vec::new();
+        for task in state.tasks.values() {
+            let attempts = state
+                .attempts
+                .get(&task.id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let first_start = attempts.iter().map(|a| a.started_at).min();
+            stays.extend(QueueStay::of_task(
+                task.created_at,
+                task.status == TaskStatus::Queued,
+                first_start,
+                task.updated_at,
+            ));
+            spans.extend(attempts.iter().map(|attempt| {
+                AttemptSpan {
+                    started: attempt.started_at,
+                    ended: attempt.ended_at,
+                    outcome: attempt.outcome,
+                    waited_ms: (attempt.attempt_number == 1)
+                        .then(|| attempt.started_at.as_millis() - task.created_at.as_millis()),
+                }
+            }));
+        }
+        Ok(Activity::tally(now, hours, &stays, &spans))
     }
 
     async fn stats(&self, since: Timestamp) -> Result<SystemStats> {

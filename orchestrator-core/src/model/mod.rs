@@ -6,6 +6,7 @@
 //! Field names serialize in camelCase and enum values in upper case, so the JSON of these
 //! types is the API's wire format.
 
+mod activity;
 mod agent;
 mod attempt;
 mod changes;
@@ -23,6 +24,7 @@ mod task_cursor;
 mod usage;
 mod verification;
 
+pub use activity::{Activity, AttemptSpan, HourActivity, MAX_ACTIVITY_HOURS, QueueStay};
 pub use agent::{Agent, AgentActivityCounts, NewAgent};
 pub(crate) use attempt::check_backend_and_model;
 pub use attempt::{TaskAttempt, Usage};

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use crate::coordination::{PruneReport, RetentionPolicy};
 use crate::error::Result;
 use crate::ids::TaskId;
-use crate::model::{RunnerSession, SystemStats, Task, TaskStatus};
+use crate::model::{Activity, RunnerSession, SystemStats, Task, TaskStatus};
 use crate::time::Timestamp;
 
 /// Reaping expired leases, finding quiet runners and stuck work, taking turns between
@@ -21,6 +21,12 @@ pub trait HousekeepingStore: Send + Sync + Debug + 'static {
 
     /// Counts of tasks, agents and exceptions; tasks finished at or after `since`.
     async fn stats(&self, since: Timestamp) -> Result<SystemStats>;
+
+    /// The activity of the `hours` hours (1 to [`MAX_ACTIVITY_HOURS`]) that end with the
+    /// one holding `now`: arrivals, attempt starts and ends, queue waits, queue depth.
+    ///
+    /// [`MAX_ACTIVITY_HOURS`]: crate::model::MAX_ACTIVITY_HOURS
+    async fn activity(&self, now: Timestamp, hours: u32) -> Result<Activity>;
 
     /// Ends up to `limit` attempts whose lease ran out by `now`: the slot goes STUCK and
     /// lets go of the task, its locks are released, an AGENT_STUCK exception is raised, and

@@ -101,6 +101,7 @@ macro_rules! store_conformance_tests {
             task_list_keyset_pages_cover_every_order,
             a_retry_note_stays_with_the_task,
             system_stats_count_every_state,
+            activity_is_tallied_by_hour,
             task_edits_are_validated_and_refused_while_running,
             waiting_tasks_can_be_edited_and_released,
             unicode_and_very_long_text_round_trip,

@@ -347,6 +347,52 @@ pub async fn a_retry_note_stays_with_the_task(store: Arc<dyn Store>) {
     assert_eq!(listed.items[0].retry_note.as_deref(), Some("Start over."));
 }
 
+/// Activity by hour: arrivals, attempt starts and ends, the wait before a first attempt
+/// and the queue at each hour's end, the same on every backend; the window is checked.
+pub async fn activity_is_tallied_by_hour(store: Arc<dyn Store>) {
+    const HOUR: i64 = 3_600_000;
+    let hour = |n: i64, minutes: i64| at(n * HOUR + minutes * 60_000);
+    let soon_after = |n: i64, minutes: i64| at(n * HOUR + minutes * 60_000 + 30_000);
+    let agent = new_agent(&store, hour(0, 0)).await;
+    let done = new_task(&store, "done", hour(0, 10)).await;
+    let (_, lease) = assign(&store, &done, agent.id, hour(0, 40)).await;
+    store
+        .apply_task_action(done.id, complete(), Some(lease), soon_after(0, 40))
+        .await
+        .unwrap();
+    let broken = new_task(&store, "broken", hour(1, 0)).await;
+    let (_, lease) = assign(&store, &broken, agent.id, hour(1, 30)).await;
+    store
+        .apply_task_action(broken.id, fail("no"), Some(lease), soon_after(1, 30))
+        .await
+        .unwrap();
+    let dropped = new_task(&store, "dropped", hour(1, 10)).await;
+    store
+        .apply_task_action(dropped.id, TaskAction::Cancel, None, hour(2, 20))
+        .await
+        .unwrap();
+    new_task(&store, "waiting", hour(2, 30)).await;
+
+    let activity = store.activity(hour(2, 45), 3).await.unwrap();
+    let hours = &activity.hours;
+    assert_eq!(hours.len(), 3);
+    assert_eq!(hours[0].hour, hour(0, 0));
+    let column =
+        |f: fn(&crate::model::HourActivity) -> u64| hours.iter().map(f).collect::<Vec<_>>();
+    assert_eq!(column(|h| h.arrived), [1, 2, 1]);
+    assert_eq!(column(|h| h.started), [1, 1, 0]);
+    assert_eq!(column(|h| h.completed), [1, 0, 0]);
+    assert_eq!(column(|h| h.failed), [0, 1, 0]);
+    // The end of hour 0: "done" had started; hour 1: "dropped" waits; now: "waiting".
+    assert_eq!(column(|h| h.queued_at_end), [0, 1, 1]);
+    assert_eq!(hours[0].mean_wait_ms, Some(30.0 * 60_000.0));
+    assert_eq!(hours[1].mean_wait_ms, Some(30.0 * 60_000.0));
+    assert_eq!(hours[2].mean_wait_ms, None);
+
+    assert_invalid_input(store.activity(hour(2, 45), 0).await, "hours");
+    assert_invalid_input(store.activity(hour(2, 45), 169).await, "hours");
+}
+
 /// Filters, every sort column in both directions, search, and pagination edges.
 pub async fn task_list_filters_sorts_and_pages(store: Arc<dyn Store>) {
     let specs = [

@@ -9,15 +9,19 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use orchestrator_core::Timestamp;
 use orchestrator_core::ids::TaskId;
+use orchestrator_core::lock::{LockPath, LockQuery};
 use orchestrator_core::model::{
-    AgentStatus, Exception, ExceptionQuery, ExceptionStatus, LogQuery, SortOrder, Task, TaskQuery,
-    TaskSort, TaskStatus, Waiting,
+    Agent, AgentQuery, AgentStatus, Exception, ExceptionQuery, ExceptionStatus, LogQuery,
+    RunnerSessionStatus, SortOrder, Task, TaskQuery, TaskSort, TaskStatus, Waiting,
 };
+use orchestrator_core::store::MAX_RUNNER_SESSION_PAGE;
 
+use super::charts::{Chart, board_charts};
 use super::task_form::TaskForm;
 use super::{Section, Viewer, agent_labels, page, render, see_other};
 use crate::error::ApiResult;
 use crate::routes::dashboard::start_of_today;
+use crate::routes::tasks_by_id;
 use crate::state::AppState;
 
 /// Cards in the Working and Queued columns, and in each of the others.
@@ -73,6 +77,8 @@ struct BoardPage {
     columns: Vec<Column>,
     /// The new task form of the board's dialog.
     form: TaskForm,
+    /// The last 24 hours.
+    charts: Vec<Chart>,
 }
 
 /// The board's live part alone (its numbers and columns), rendered again after events.
@@ -150,6 +156,7 @@ async fn board_page(state: &AppState, viewer: Viewer) -> ApiResult<BoardPage> {
         section: Section::Board,
         viewer,
         form: TaskForm::create("/"),
+        charts: board_charts(state).await?,
         stats: stats(state).await?,
         needs_you: exception_cards(state, exceptions).await?,
         columns: vec![
@@ -243,7 +250,8 @@ async fn working_cards(state: &AppState, tasks: Vec<Task>) -> ApiResult<Vec<Task
     Ok(cards)
 }
 
-/// Queued tasks, each saying why it is not running yet.
+/// Queued tasks, each saying why it is not running yet: the dependencies it waits for,
+/// the time it waits until, the lock in its way and whose it is, or the runner slots.
 async fn queued_cards(
     state: &AppState,
     tasks: Vec<Task>,
@@ -260,11 +268,13 @@ async fn queued_cards(
         .into_iter()
         .map(|task| (task.id, task))
         .collect();
+    let locks = LiveLocks::load(state, now).await?;
+    let slots = Slots::count(state).await?;
     Ok(tasks
         .iter()
         .map(|task| {
             let detail = match Waiting::of(task, &dependencies, now) {
-                Some(waiting) if !waiting.dependencies.is_empty() => Some(format!(
+                Some(waiting) if !waiting.dependencies.is_empty() => format!(
                     "Waiting for {}",
                     waiting
                         .dependencies
@@ -272,16 +282,129 @@ async fn queued_cards(
                         .map(|d| format!("“{}” ({})", d.title, d.status))
                         .collect::<Vec<_>>()
                         .join(", ")
-                )),
+                ),
                 Some(Waiting {
                     not_before: Some(at),
                     ..
-                }) => Some(format!("Delayed until {at}")),
-                _ => Some("Ready for the next free runner slot".to_owned()),
+                }) => format!("Delayed until {at}"),
+                _ => match locks.in_way_of(task) {
+                    Some(blocked) => blocked,
+                    None => slots.reason(),
+                },
             };
-            card(task, detail)
+            card(task, Some(detail))
         })
         .collect())
+}
+
+/// The live locks, to say which one stands in a queued task's way.
+struct LiveLocks {
+    /// Each lock's path with who holds it (agent, and task when known).
+    held: Vec<(LockPath, String)>,
+}
+
+impl LiveLocks {
+    async fn load(state: &AppState, now: Timestamp) -> ApiResult<Self> {
+        let locks = state
+            .store
+            .list_locks(
+                &LockQuery {
+                    limit: MAX_LOCKS_CONSIDERED,
+                    ..LockQuery::default()
+                },
+                now,
+            )
+            .await?;
+        let agents = agent_labels(state, locks.iter().map(|lock| lock.agent_id)).await?;
+        let tasks = tasks_by_id(state, locks.iter().filter_map(|lock| lock.task_id)).await?;
+        let held = locks
+            .iter()
+            .filter_map(|lock| {
+                let path = LockPath::parse(&lock.file_path).ok()?;
+                let agent = agents
+                    .get(&lock.agent_id)
+                    .cloned()
+                    .unwrap_or_else(|| lock.agent_id.to_string()[..8].to_owned());
+                let holder = match lock.task_id.and_then(|id| tasks.get(&id)) {
+                    Some(task) => format!("{agent} on “{}”", task.title),
+                    None => agent,
+                };
+                Some((path, holder))
+            })
+            .collect();
+        Ok(Self { held })
+    }
+
+    /// What stands in the way of `task`'s files hint, if a lock does.
+    fn in_way_of(&self, task: &Task) -> Option<String> {
+        task.files_hint.iter().find_map(|hint| {
+            let wanted = LockPath::parse(hint).ok()?;
+            self.held
+                .iter()
+                .find(|(path, _)| path.overlaps(&wanted))
+                .map(|(path, holder)| {
+                    format!("Blocked by the lock on {} held by {holder}", path.key())
+                })
+        })
+    }
+}
+
+/// Locks the board looks through for the ones in queued tasks' way.
+const MAX_LOCKS_CONSIDERED: u32 = 200;
+
+/// The runner slots that could take a ready task.
+struct Slots {
+    /// Runners that are connected (local or with an active session).
+    runners: usize,
+    free: usize,
+    busy: usize,
+}
+
+impl Slots {
+    async fn count(state: &AppState) -> ApiResult<Self> {
+        let sessions = state
+            .store
+            .list_runner_sessions(Some(RunnerSessionStatus::Active), MAX_RUNNER_SESSION_PAGE)
+            .await?;
+        let agents = state
+            .store
+            .list_agents(&AgentQuery {
+                limit: 100,
+                ..AgentQuery::default()
+            })
+            .await?
+            .items;
+        let connected = |agent: &&Agent| {
+            agent.is_local_runner
+                || agent
+                    .runner_session_id
+                    .is_some_and(|id| sessions.iter().any(|s| s.id == id))
+        };
+        let live: Vec<&Agent> = agents.iter().filter(connected).collect();
+        let local = usize::from(live.iter().any(|agent| agent.is_local_runner));
+        Ok(Self {
+            runners: sessions.len() + local,
+            free: live
+                .iter()
+                .filter(|a| a.status == AgentStatus::Idle)
+                .count(),
+            busy: live
+                .iter()
+                .filter(|a| matches!(a.status, AgentStatus::Working | AgentStatus::Paused))
+                .count(),
+        })
+    }
+
+    /// Why a ready task is not running yet.
+    fn reason(&self) -> String {
+        match (self.runners, self.free) {
+            (0, _) => "No runner is connected: connect one to run it".to_owned(),
+            (_, 0) if self.busy > 0 => {
+                format!("Waiting for a free runner slot (all {} busy)", self.busy)
+            }
+            _ => "Ready: the next runner to ask takes it".to_owned(),
+        }
+    }
 }
 
 async fn exception_cards(

@@ -5,6 +5,7 @@
 
 mod assets;
 mod board;
+mod charts;
 mod connect;
 mod diff;
 mod fleet;
@@ -31,6 +32,7 @@ use orchestrator_core::model::{Agent, EventKind};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+pub(crate) use charts::ActivityCache;
 pub(crate) use session::{Notice, Viewer};
 
 /// The policy of every page: scripts, styles, images and connections from this server

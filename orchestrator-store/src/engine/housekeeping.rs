@@ -8,7 +8,9 @@ use orchestrator_core::change::{self, TaskAction};
 use orchestrator_core::coordination::{PruneReport, RetentionPolicy};
 use orchestrator_core::error::Result;
 use orchestrator_core::ids::TaskId;
-use orchestrator_core::model::{ExceptionType, RunnerSession, SystemStats, Task, TaskStatus};
+use orchestrator_core::model::{
+    Activity, ExceptionType, RunnerSession, SystemStats, Task, TaskStatus,
+};
 use orchestrator_core::state::runner_session::RunnerSessionEvent;
 use orchestrator_core::store::HousekeepingStore;
 
@@ -27,6 +29,11 @@ impl<D: Dialect> HousekeepingStore for SqlStore<D> {
 
     async fn stats(&self, since: Timestamp) -> Result<SystemStats> {
         read::stats::<D>(&mut self.read().await?, since).await
+    }
+
+    async fn activity(&self, now: Timestamp, hours: u32) -> Result<Activity> {
+        Activity::check_hours(hours)?;
+        read::activity::<D>(&mut self.read().await?, now, hours).await
     }
 
     async fn expire_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Task>> {

@@ -6,12 +6,24 @@
 "use strict";
 
 function localizeTimes(root) {
+  localizeHours(root);
   const format = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   for (const element of root.querySelectorAll("time[datetime]:not([data-countdown], [data-elapsed], [data-age])")) {
     const at = new Date(element.getAttribute("datetime"));
     if (!Number.isNaN(at.getTime())) {
       element.textContent = format.format(at);
       element.title = at.toISOString();
+    }
+  }
+}
+
+// The hours under the charts, in the browser's time zone.
+function localizeHours(root) {
+  const format = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+  for (const element of root.querySelectorAll("text[data-hour]")) {
+    const at = new Date(element.getAttribute("data-hour"));
+    if (!Number.isNaN(at.getTime())) {
+      element.textContent = format.format(at);
     }
   }
 }

@@ -7,7 +7,9 @@ use orchestrator_core::Timestamp;
 use orchestrator_core::change;
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::{RunnerSessionId, TaskId};
-use orchestrator_core::model::{COMPLETION_SAMPLE, SystemStats, Task, TaskStatus};
+use orchestrator_core::model::{
+    Activity, AttemptSpan, COMPLETION_SAMPLE, QueueStay, SystemStats, Task, TaskStatus,
+};
 use sqlx::QueryBuilder;
 
 use crate::dialect::{Dialect, Exec, Value, push_limit};
@@ -131,6 +133,64 @@ async fn grouped_counts<D: Dialect, K: Ord + FromStr<Err = Error>>(
             Ok((key.parse()?, u64::try_from(count).unwrap_or(0)))
         })
         .collect()
+}
+
+/// The activity of the `hours` hours ending with the one holding `now`, from the stays
+/// in the queue of the tasks that were queued in the window and the attempts that
+/// started or ended in it.
+pub(crate) async fn activity<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    now: Timestamp,
+    hours: u32,
+) -> Result<Activity> {
+    let since = Activity::window_start(now, hours);
+    let mut tasks = QueryBuilder::<D>::new(
+        "SELECT t.created_at, t.updated_at, t.status, \
+         (SELECT MIN(a.started_at) FROM task_attempts a WHERE a.task_id = t.id) AS first_start \
+         FROM tasks t WHERE t.status = 'QUEUED' OR t.updated_at >= ",
+    );
+    Value::at(since).bind(&mut tasks);
+    let mut stays = Vec::new();
+    for row in conn.fetch_all(tasks).await? {
+        let required = |column: &str| {
+            row.instant(column)?
+                .ok_or_else(|| Error::backend(format!("a task without {column}")))
+        };
+        stays.extend(QueueStay::of_task(
+            required("created_at")?,
+            row.text("status")?.as_deref() == Some(TaskStatus::Queued.as_str()),
+            row.instant("first_start")?,
+            required("updated_at")?,
+        ));
+    }
+    let mut attempts = QueryBuilder::<D>::new(
+        "SELECT a.started_at, a.ended_at, a.outcome, a.attempt_number, \
+         t.created_at AS task_created_at \
+         FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE a.started_at >= ",
+    );
+    Value::at(since).bind(&mut attempts);
+    attempts.push(" OR a.ended_at >= ");
+    Value::at(since).bind(&mut attempts);
+    let mut spans = Vec::new();
+    for row in conn.fetch_all(attempts).await? {
+        let started = row
+            .instant("started_at")?
+            .ok_or_else(|| Error::backend("an attempt without started_at"))?;
+        let created = row.instant("task_created_at")?;
+        spans.push(AttemptSpan {
+            started,
+            ended: row.instant("ended_at")?,
+            outcome: row
+                .text("outcome")?
+                .ok_or_else(|| Error::backend("an attempt without outcome"))?
+                .parse()?,
+            waited_ms: (row.integer("attempt_number")? == Some(1))
+                .then_some(created)
+                .flatten()
+                .map(|created| started.as_millis() - created.as_millis()),
+        });
+    }
+    Ok(Activity::tally(now, hours, &stays, &spans))
 }
 
 /// The dashboard's counts, each through an index or a grouped scan of one table.
