@@ -12,7 +12,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 cargo build --release -q -p orchestrator-server
-BIN=target/release/orchestrator-server
+BIN="${CARGO_TARGET_DIR:-target}/release/orchestrator-server"
 PORT=${PORT:-39300}
 URL="http://127.0.0.1:$PORT"
 TOKEN=bench-admin-token-0123456789

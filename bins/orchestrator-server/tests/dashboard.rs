@@ -183,6 +183,29 @@ async fn the_board_in_a_browser() {
         browser
             .screenshot(&screenshots.join(format!("board-{width}.png")))
             .await;
+        // A filtered view lives in the address.
+        browser.fill("#board-search", "lexer").await;
+        browser
+            .click_on("form.board-filters button[type=submit]")
+            .await;
+        browser.find("#board-search[value='lexer']").await;
+        assert!(
+            browser
+                .current_url()
+                .await
+                .ends_with("/?search=lexer&priority=")
+        );
+        let queued = browser.text_of("section.queued").await;
+        assert!(
+            queued.contains("Tidy the lexer") && !queued.contains("Document"),
+            "{queued}"
+        );
+        assert_eq!(
+            browser.text_of("section.working p.empty").await,
+            "No agent is working."
+        );
+        browser.open(&format!("{}/", server.url)).await;
+        browser.find("section.stats").await;
 
         // A card opens its task's page.
         browser.click_on("section.queued h3 a").await;
@@ -191,6 +214,13 @@ async fn the_board_in_a_browser() {
         assert_eq!(heading, "Document the parser");
         let scope = browser.text_of("section[aria-labelledby=scope]").await;
         assert!(scope.contains("Build the parser"), "{scope}");
+        // Its dependency's page names it among the tasks waiting.
+        browser.click_on("section[aria-labelledby=scope] a").await;
+        wait_for_text(&browser, "section[aria-labelledby=scope]", "Waited for by:").await;
+        let waited = browser.text_of("section[aria-labelledby=scope]").await;
+        assert!(waited.contains("Document the parser"), "{waited}");
+        browser.run("history.back(); return null;").await;
+        browser.find("h2#attempts").await;
         browser
             .screenshot(&screenshots.join(format!("task-{width}.png")))
             .await;
@@ -878,6 +908,13 @@ async fn a_lock_is_force_released_with_a_reason() {
     let _turn = browser::ONE_AT_A_TIME.lock().await;
     let (server, _data) = server_with_a_queue().await;
     let url = &server.url;
+    call(
+        reqwest::Client::new().post(format!("{url}/api/tasks")).json(
+            &json!({"title": "Tidy the lexer", "description": "d", "filesHint": ["src/parser/lexer.rs"]}),
+        ),
+        ADMIN_TOKEN,
+    )
+    .await;
     let screenshots = browser::screenshot_dir();
     let phone = Browser::start(&chromedriver, &chromium, 390).await;
     log_in_with_the_keyboard(&phone, url).await;
@@ -891,6 +928,10 @@ async fn a_lock_is_force_released_with_a_reason() {
     let row = browser.text_of("tr[data-path='src/parser/']").await;
     assert!(row.contains("laptop"), "the holder: {row}");
     assert!(row.contains("Build the parser"), "the task: {row}");
+    assert!(
+        row.contains("Tidy the lexer"),
+        "the queued task it holds back: {row}"
+    );
     let countdown = browser.text_of("time[data-countdown]").await;
     assert!(countdown.starts_with("in "), "{countdown}");
     browser

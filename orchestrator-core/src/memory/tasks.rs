@@ -16,6 +16,18 @@ use crate::store::{Created, TaskStore, check_lookup_size};
 use crate::time::Timestamp;
 
 impl State {
+    /// The tasks that name `task` in their dependencies, by id.
+    fn dependents(&self, task: TaskId) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|t| t.depends_on.contains(&task))
+            .map(|t| t.id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// Refuses dependencies that do not all exist, naming them `field`.
     fn check_dependencies(&self, dependencies: &[TaskId], field: &str) -> Result<()> {
         for dependency in dependencies {
@@ -242,15 +254,14 @@ impl TaskStore for InMemoryStore {
         kept.ok_or_else(|| Error::backend("late evidence planned no attempt"))
     }
 
+    async fn dependents(&self, task: TaskId) -> Result<Vec<TaskId>> {
+        Ok(self.state().dependents(task))
+    }
+
     async fn delete_task(&self, id: TaskId, now: Timestamp) -> Result<()> {
         let mut state = self.state();
         let task = state.task(id)?.clone();
-        let dependents: Vec<TaskId> = state
-            .tasks
-            .values()
-            .filter(|t| t.depends_on.contains(&id))
-            .map(|t| t.id)
-            .collect();
+        let dependents = state.dependents(id);
         let event = change::check_deletable(&task, &dependents)?;
         state.tasks.remove(&id);
         if let Some(key) = &task.idempotency_key {

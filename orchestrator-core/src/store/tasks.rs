@@ -75,4 +75,7 @@ pub trait TaskStore: Send + Sync + Debug + 'static {
     /// grouping read in one query. `InvalidInput` for a window that is empty or longer
     /// than [`MAX_USAGE_DAYS`](crate::model::MAX_USAGE_DAYS), or a task count out of range.
     async fn usage_summary(&self, query: &UsageQuery) -> Result<UsageSummary>;
+
+    /// The tasks that wait for `task` (name it in their dependencies), by id.
+    async fn dependents(&self, task: TaskId) -> Result<Vec<TaskId>>;
 }

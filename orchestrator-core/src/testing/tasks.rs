@@ -855,8 +855,10 @@ pub async fn deletion_cascades_and_is_guarded(store: Arc<dyn Store>) {
     let mut dependent = NewTask::new("dependent", "d");
     dependent.depends_on = vec![task.id];
     let dependent = store.create_task(dependent, at(10)).await.unwrap().value;
+    assert_eq!(store.dependents(task.id).await.unwrap(), [dependent.id]);
     assert_conflict(store.delete_task(task.id, at(11)).await);
     store.delete_task(dependent.id, at(12)).await.unwrap();
+    assert!(store.dependents(task.id).await.unwrap().is_empty());
 
     let seq = last_seq(&store).await;
     store.delete_task(task.id, at(13)).await.unwrap();

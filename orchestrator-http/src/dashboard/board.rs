@@ -18,8 +18,9 @@ use orchestrator_core::store::MAX_RUNNER_SESSION_PAGE;
 
 use super::charts::{Chart, board_charts};
 use super::task_form::TaskForm;
-use super::{Section, Viewer, agent_labels, page, render, see_other};
+use super::{Section, Viewer, agent_labels, encode_component, page, render, see_other};
 use crate::error::ApiResult;
+use crate::extract::Params;
 use crate::routes::dashboard::start_of_today;
 use crate::routes::tasks_by_id;
 use crate::state::AppState;
@@ -72,6 +73,7 @@ struct Column {
 struct BoardPage {
     section: Section,
     viewer: Viewer,
+    filter: BoardFilter,
     stats: Vec<Stat>,
     needs_you: Vec<ExceptionCard>,
     columns: Vec<Column>,
@@ -86,6 +88,13 @@ struct BoardPage {
 #[template(path = "board.html", block = "live")]
 struct BoardLive(BoardPage);
 
+impl BoardPage {
+    /// The address of the live part for this view.
+    fn fragment(&self) -> String {
+        format!("/fragments/board{}", self.filter.query())
+    }
+}
+
 impl std::ops::Deref for BoardLive {
     type Target = BoardPage;
 
@@ -94,31 +103,108 @@ impl std::ops::Deref for BoardLive {
     }
 }
 
-pub(super) async fn board(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+/// The tasks the board shows: those whose title or description holds `search`, of
+/// `priority` when one is chosen. Kept in the address, so that a view can be shared.
+#[derive(Debug, Clone, Default)]
+struct BoardFilter {
+    search: String,
+    priority: Option<u8>,
+    problems: Vec<String>,
+}
+
+impl BoardFilter {
+    fn of(params: &Params) -> Self {
+        let mut problems = Vec::new();
+        let priority = params.text("priority").and_then(|priority| {
+            let parsed = priority.parse::<u8>().ok().filter(|p| *p <= 3);
+            if parsed.is_none() {
+                problems.push(format!("priority: {priority:?} is not 0 to 3"));
+            }
+            parsed
+        });
+        let search = params.text("search").unwrap_or_default().trim().to_owned();
+        if search.chars().count() > MAX_SEARCH_CHARS {
+            problems.push(format!("search: at most {MAX_SEARCH_CHARS} characters"));
+            return Self {
+                search: String::new(),
+                priority,
+                problems,
+            };
+        }
+        Self {
+            search,
+            priority,
+            problems,
+        }
+    }
+
+    /// `query` narrowed to the filter.
+    fn narrow(&self, query: TaskQuery) -> TaskQuery {
+        TaskQuery {
+            search: (!self.search.is_empty()).then(|| self.search.clone()),
+            priority: self.priority,
+            ..query
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        !self.search.is_empty() || self.priority.is_some()
+    }
+
+    /// The filter as an address's query (with its `?`), empty when unset.
+    fn query(&self) -> String {
+        let mut pairs = Vec::new();
+        if !self.search.is_empty() {
+            pairs.push(format!("search={}", encode_component(&self.search)));
+        }
+        if let Some(priority) = self.priority {
+            pairs.push(format!("priority={priority}"));
+        }
+        if pairs.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", pairs.join("&"))
+        }
+    }
+}
+
+/// Longest search text.
+const MAX_SEARCH_CHARS: usize = 200;
+
+pub(super) async fn board(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: Params,
+) -> HttpResponse {
     let Some(viewer) = Viewer::of(&req, &state) else {
         return see_other("/login");
     };
-    match board_page(&state, viewer.clone()).await {
+    match board_page(&state, viewer.clone(), BoardFilter::of(&params)).await {
         Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
         Err(err) => actix_web::ResponseError::error_response(&err),
     }
 }
 
 /// `GET /fragments/board`: the live part of the board; 401 once the session has ended.
-pub(super) async fn board_fragment(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+pub(super) async fn board_fragment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: Params,
+) -> HttpResponse {
     let Some(viewer) = Viewer::of(&req, &state) else {
         return HttpResponse::Unauthorized().finish();
     };
-    match board_page(&state, viewer).await {
+    match board_page(&state, viewer, BoardFilter::of(&params)).await {
         Ok(page) => render(StatusCode::OK, &BoardLive(page)),
         Err(err) => actix_web::ResponseError::error_response(&err),
     }
 }
 
-async fn board_page(state: &AppState, viewer: Viewer) -> ApiResult<BoardPage> {
+async fn board_page(state: &AppState, viewer: Viewer, filter: BoardFilter) -> ApiResult<BoardPage> {
     let now = state.now();
     let working = tasks_in(
         state,
+        &filter,
         &[
             TaskStatus::Assigned,
             TaskStatus::InProgress,
@@ -129,16 +215,17 @@ async fn board_page(state: &AppState, viewer: Viewer) -> ApiResult<BoardPage> {
     .await?;
     let queued = state
         .store
-        .list_tasks(&TaskQuery {
+        .list_tasks(&filter.narrow(TaskQuery {
             status: Some(TaskStatus::Queued),
             limit: BUSY_CARDS,
             ..TaskQuery::default()
-        })
+        }))
         .await?
         .items;
-    let done = tasks_in(state, &[TaskStatus::Completed], RECENT_CARDS).await?;
+    let done = tasks_in(state, &filter, &[TaskStatus::Completed], RECENT_CARDS).await?;
     let failed = tasks_in(
         state,
+        &filter,
         &[TaskStatus::Failed, TaskStatus::Cancelled],
         RECENT_CARDS,
     )
@@ -155,6 +242,7 @@ async fn board_page(state: &AppState, viewer: Viewer) -> ApiResult<BoardPage> {
     Ok(BoardPage {
         section: Section::Board,
         viewer,
+        filter,
         form: TaskForm::create("/"),
         charts: board_charts(state).await?,
         stats: stats(state).await?,
@@ -191,19 +279,25 @@ async fn board_page(state: &AppState, viewer: Viewer) -> ApiResult<BoardPage> {
     })
 }
 
-/// The newest `limit` tasks in any of `statuses`, most recently changed first.
-async fn tasks_in(state: &AppState, statuses: &[TaskStatus], limit: u32) -> ApiResult<Vec<Task>> {
+/// The newest `limit` tasks of `filter` in any of `statuses`, most recently changed
+/// first.
+async fn tasks_in(
+    state: &AppState,
+    filter: &BoardFilter,
+    statuses: &[TaskStatus],
+    limit: u32,
+) -> ApiResult<Vec<Task>> {
     let mut tasks = Vec::new();
     for status in statuses {
         let page = state
             .store
-            .list_tasks(&TaskQuery {
+            .list_tasks(&filter.narrow(TaskQuery {
                 status: Some(*status),
                 sort_by: TaskSort::UpdatedAt,
                 sort_order: SortOrder::Desc,
                 limit,
                 ..TaskQuery::default()
-            })
+            }))
             .await?;
         tasks.extend(page.items);
     }

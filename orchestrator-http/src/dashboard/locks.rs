@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use orchestrator_core::lock::{LockPath, LockQuery};
+use orchestrator_core::model::{Task, TaskQuery, TaskStatus};
 use serde::Deserialize;
 
 use super::{
@@ -38,7 +39,13 @@ struct Row {
     acquired: String,
     expires: String,
     expired: bool,
+    /// Queued tasks (of the first [`QUEUE_LOOKED_AT`]) whose files hint it covers, as
+    /// (id, title).
+    waiting: Vec<(String, String)>,
 }
+
+/// How far into the queue the page looks for tasks a lock holds back.
+const QUEUE_LOOKED_AT: u32 = 100;
 
 #[derive(Template)]
 #[template(path = "locks.html")]
@@ -97,9 +104,37 @@ async fn locks_page(state: &AppState, viewer: Viewer) -> ApiResult<LocksPage> {
         .await?;
     let agents = agent_labels(state, locks.iter().map(|lock| lock.agent_id)).await?;
     let tasks = tasks_by_id(state, locks.iter().filter_map(|lock| lock.task_id)).await?;
+    let queued: Vec<(Task, Vec<LockPath>)> = state
+        .store
+        .list_tasks(&TaskQuery {
+            status: Some(TaskStatus::Queued),
+            limit: QUEUE_LOOKED_AT,
+            ..TaskQuery::default()
+        })
+        .await?
+        .items
+        .into_iter()
+        .map(|task| {
+            let paths = task
+                .files_hint
+                .iter()
+                .filter_map(|hint| LockPath::parse(hint).ok())
+                .collect();
+            (task, paths)
+        })
+        .collect();
     let rows = locks
         .iter()
         .map(|lock| Row {
+            waiting: LockPath::parse(&lock.file_path)
+                .map(|held| {
+                    queued
+                        .iter()
+                        .filter(|(_, paths)| paths.iter().any(|path| path.overlaps(&held)))
+                        .map(|(task, _)| (task.id.to_string(), task.title.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
             path: lock.file_path.clone(),
             mode: lock.mode.as_str(),
             holder: agents

@@ -13,7 +13,7 @@ use super::diff::AttemptDiff;
 use super::task_actions::{TaskCommand, allowed_commands, editable};
 use super::transcript::Transcript;
 use super::{Section, Viewer, not_found, page, render, see_other};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiResult, ErrorCode};
 use crate::extract::Params;
 use crate::routes::tasks::{TaskDetail, task_detail};
 use crate::state::AppState;
@@ -122,6 +122,8 @@ struct TaskPage {
     locked: Vec<(String, String)>,
     /// Dependencies as (id, title, status) where known.
     dependencies: Vec<(String, String, String)>,
+    /// The tasks waiting for this one, as (id, title, status).
+    dependents: Vec<(String, String, String)>,
     not_before: Option<String>,
     agent: Option<String>,
     branch: Option<String>,
@@ -144,26 +146,27 @@ struct TaskPage {
 }
 
 impl TaskPage {
-    fn new(
-        viewer: Viewer,
-        detail: TaskDetail,
-        dependencies: Vec<Task>,
-        transcript: Transcript,
-        diffs: Vec<AttemptDiff>,
-        fragment: String,
-    ) -> Self {
+    fn new(viewer: Viewer, detail: TaskDetail, around: Around, fragment: String) -> Self {
+        let Around {
+            dependencies,
+            dependents,
+            diffs,
+            transcript,
+        } = around;
         let task = &detail.task;
         let waiting = detail.waiting.as_ref();
-        let dependencies = dependencies
-            .iter()
-            .map(|dependency| {
-                (
-                    dependency.id.to_string(),
-                    dependency.title.clone(),
-                    dependency.status.to_string(),
-                )
-            })
-            .collect();
+        let links = |tasks: Vec<Task>| -> Vec<(String, String, String)> {
+            tasks
+                .iter()
+                .map(|task| {
+                    (
+                        task.id.to_string(),
+                        task.title.clone(),
+                        task.status.to_string(),
+                    )
+                })
+                .collect()
+        };
         Self {
             section: Section::Board,
             viewer,
@@ -185,7 +188,8 @@ impl TaskPage {
                     (hint.file_path.clone(), holder)
                 })
                 .collect(),
-            dependencies,
+            dependencies: links(dependencies),
+            dependents: links(dependents),
             not_before: waiting.and_then(|w| w.not_before).map(|at| at.to_string()),
             agent: detail.assigned_agent.as_ref().map(|agent| {
                 agent
@@ -246,6 +250,45 @@ impl std::ops::Deref for TaskLive {
     }
 }
 
+/// Most tasks waiting for this one that the page names.
+const MAX_DEPENDENTS_SHOWN: usize = 100;
+
+/// What the page shows beside the task's detail.
+struct Around {
+    dependencies: Vec<Task>,
+    /// The tasks that wait for this one.
+    dependents: Vec<Task>,
+    /// Each attempt's change, latest first.
+    diffs: Vec<AttemptDiff>,
+    transcript: Transcript,
+}
+
+impl Around {
+    async fn load(
+        state: &AppState,
+        detail: &TaskDetail,
+        params: &Params,
+        path: &str,
+    ) -> ApiResult<Self> {
+        let id = detail.task.id;
+        let mut dependents = state.store.dependents(id).await?;
+        dependents.truncate(MAX_DEPENDENTS_SHOWN);
+        Ok(Self {
+            dependencies: state.store.get_tasks(&detail.task.depends_on).await?,
+            dependents: state.store.get_tasks(&dependents).await?,
+            diffs: state
+                .store
+                .attempt_changes(id)
+                .await?
+                .iter()
+                .rev()
+                .map(AttemptDiff::from)
+                .collect(),
+            transcript: Transcript::load(state, LogQuery::for_task(id, 1), params, path).await?,
+        })
+    }
+}
+
 /// The page of the task `raw_id` names, or the response that says why there is none.
 async fn load(
     state: &AppState,
@@ -269,33 +312,15 @@ async fn load(
         Err(err) => return Err(actix_web::ResponseError::error_response(&err)),
     };
     let path = format!("/tasks/{id}");
-    let transcript = Transcript::load(state, LogQuery::for_task(id, 1), params, &path);
-    let (dependencies, changes, transcript) = match (
-        state.store.get_tasks(&detail.task.depends_on).await,
-        state.store.attempt_changes(id).await,
-        transcript.await,
-    ) {
-        (Ok(dependencies), Ok(changes), Ok(transcript)) => (dependencies, changes, transcript),
-        (Err(err), _, _) | (_, Err(err), _) => {
-            return Err(actix_web::ResponseError::error_response(&ApiError::from(
-                err,
-            )));
-        }
-        (_, _, Err(err)) => return Err(actix_web::ResponseError::error_response(&err)),
+    let around = match Around::load(state, &detail, params, &path).await {
+        Ok(around) => around,
+        Err(err) => return Err(actix_web::ResponseError::error_response(&err)),
     };
-    let diffs = changes.iter().rev().map(AttemptDiff::from).collect();
     let fragment = match req.query_string() {
         "" => format!("/fragments{path}"),
         query => format!("/fragments{path}?{query}"),
     };
-    Ok(TaskPage::new(
-        viewer,
-        detail,
-        dependencies,
-        transcript,
-        diffs,
-        fragment,
-    ))
+    Ok(TaskPage::new(viewer, detail, around, fragment))
 }
 
 pub(super) async fn task(

@@ -250,4 +250,8 @@ impl<D: Dialect> TaskStore for SqlStore<D> {
         query.validate()?;
         read::usage_summary::<D>(&mut self.read().await?, query).await
     }
+
+    async fn dependents(&self, task: TaskId) -> Result<Vec<TaskId>> {
+        read::dependents::<D>(&mut self.read().await?, task).await
+    }
 }
