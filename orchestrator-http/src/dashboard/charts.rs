@@ -76,6 +76,7 @@ fn charts(hours: &[HourActivity]) -> Vec<Chart> {
             ),
             svg: bars(
                 hours,
+                1.0,
                 |h| vec![("ok", h.completed as f64), ("bad", h.failed as f64)],
                 |h| format!("{} completed, {} failed", h.completed, h.failed),
             ),
@@ -85,6 +86,7 @@ fn charts(hours: &[HourActivity]) -> Vec<Chart> {
             summary: format!("{now_queued} tasks wait now; at most {deepest} at an hour's end."),
             svg: bars(
                 hours,
+                1.0,
                 |h| vec![("queue", h.queued_at_end as f64)],
                 |h| format!("{} waiting at the hour's end", h.queued_at_end),
             ),
@@ -96,8 +98,10 @@ fn charts(hours: &[HourActivity]) -> Vec<Chart> {
             } else {
                 format!("The longest hourly mean was {}.", minutes(longest_wait))
             },
+            // A minute at least, so that waits of moments draw as moments.
             svg: bars(
                 hours,
+                60_000.0,
                 |h| vec![("wait", h.mean_wait_ms.unwrap_or(0.0))],
                 |h| match h.mean_wait_ms {
                     Some(wait) => format!("{} on average", minutes(wait)),
@@ -125,17 +129,18 @@ const AXIS: f64 = 16.0;
 
 /// Stacked bars, one per hour, each stack's parts `(class, value)` from `parts`, and a
 /// tooltip per hour from `describe`; the hour every six hours under the bars (the
-/// page's script writes them in the browser's time zone).
+/// page's script writes them in the browser's time zone). The scale reaches at least
+/// `least`, so that small values draw small bars.
 fn bars(
     hours: &[HourActivity],
+    least: f64,
     parts: impl Fn(&HourActivity) -> Vec<(&'static str, f64)>,
     describe: impl Fn(&HourActivity) -> String,
 ) -> String {
     let top = hours
         .iter()
         .map(|h| parts(h).iter().map(|(_, v)| v).sum::<f64>())
-        .fold(0.0, f64::max)
-        .max(1.0);
+        .fold(least, f64::max);
     let slot = WIDTH / hours.len().max(1) as f64;
     let plot = HEIGHT - AXIS;
     let mut svg = format!(
