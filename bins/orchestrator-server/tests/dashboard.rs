@@ -863,6 +863,18 @@ async fn a_failed_verification_is_retried_from_the_inbox_with_a_note() {
     let browser = Browser::start(&chromedriver, &chromium, 1400).await;
     log_in_with_the_keyboard(&browser, url).await;
     wait_for_text(&browser, "section.needs-you", "Fix the function").await;
+    // The failed task's page offers what its state allows.
+    browser.open(&format!("{url}/tasks/{task_id}")).await;
+    let commands = browser.text_of(".task-head .commands").await;
+    for expected in ["Edit", "Retry", "Retry by policy"] {
+        assert!(commands.contains(expected), "{expected} in {commands}");
+    }
+    // Only a queued or cancelled task can be deleted; a failed one is not running.
+    assert!(
+        !commands.contains("Delete") && !commands.contains("Cancel"),
+        "{commands}"
+    );
+    browser.open(&format!("{url}/")).await;
     browser.click_on("section.needs-you h3 a").await;
     browser.find("h2#decide").await;
     let about = browser.text_of("section[aria-labelledby=about]").await;
@@ -1002,7 +1014,13 @@ async fn send_logs(http: &reqwest::Client, url: &str, runner: &str, claim: &Valu
     for chunk in (1..=count).collect::<Vec<_>>().chunks(50) {
         let logs: Vec<Value> = chunk
             .iter()
-            .map(|n| json!({ "logType": "INFO", "content": format!("step {n}") }))
+            .map(|n| {
+                json!({
+                    "logType": "INFO",
+                    "content": format!("step {n}"),
+                    "metadata": { "tool": "edit", "path": format!("src/step_{n}.rs") },
+                })
+            })
             .collect();
         call(
             http.post(format!("{url}/api/runner/logs")).json(&json!({
@@ -1172,6 +1190,18 @@ async fn a_transcript_pages_back_by_cursor_and_filters_by_kind() {
                 .contains("Newest entries")
         );
     }
+    // What came with an entry (a tool's input) opens under it.
+    browser.open(&format!("{url}/tasks/{task_id}")).await;
+    browser
+        .click_on("ol.transcript li:first-child details.entry-details summary")
+        .await;
+    let details = browser
+        .text_of("ol.transcript li:first-child details.entry-details pre")
+        .await;
+    assert!(
+        details.contains("\"path\": \"src/step_120.rs\""),
+        "{details}"
+    );
     // Only one kind.
     browser
         .open(&format!("{url}/tasks/{task_id}?type=ERROR"))

@@ -125,7 +125,8 @@ struct TaskPage {
     /// The tasks waiting for this one, as (id, title, status).
     dependents: Vec<(String, String, String)>,
     not_before: Option<String>,
-    agent: Option<String>,
+    /// The agent working on it, as (id, name).
+    agent: Option<(String, String)>,
     branch: Option<String>,
     attempts_used: u32,
     max_attempts: u32,
@@ -192,10 +193,9 @@ impl TaskPage {
             dependents: links(dependents),
             not_before: waiting.and_then(|w| w.not_before).map(|at| at.to_string()),
             agent: detail.assigned_agent.as_ref().map(|agent| {
-                agent
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| agent.id.to_string()[..8].to_owned())
+                let id = agent.id.to_string();
+                let name = agent.name.clone().unwrap_or_else(|| id[..8].to_owned());
+                (id, name)
             }),
             branch: task.branch_name.clone(),
             attempts_used: task.attempts_used,

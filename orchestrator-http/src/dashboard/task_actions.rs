@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use orchestrator_core::change::{self, TaskAction};
 use orchestrator_core::ids::TaskId;
 use orchestrator_core::model::{Task, TaskStatus};
+use orchestrator_core::retry;
 use serde::Deserialize;
 
 use super::{Notice, Viewer, back_to, explain, not_found, page_at, see_other_with};
@@ -22,18 +23,27 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 pub(super) enum TaskCommand {
     Cancel,
     Retry,
+    /// Retry by the retry policy: after its delay, if the policy allows another try.
+    AutoRetry,
     Requeue,
     Delete,
 }
 
 impl TaskCommand {
-    const ALL: [Self; 4] = [Self::Cancel, Self::Retry, Self::Requeue, Self::Delete];
+    const ALL: [Self; 5] = [
+        Self::Cancel,
+        Self::Retry,
+        Self::AutoRetry,
+        Self::Requeue,
+        Self::Delete,
+    ];
 
     /// The last segment of the command's address.
     pub(super) fn slug(self) -> &'static str {
         match self {
             Self::Cancel => "cancel",
             Self::Retry => "retry",
+            Self::AutoRetry => "auto-retry",
             Self::Requeue => "requeue",
             Self::Delete => "delete",
         }
@@ -43,6 +53,7 @@ impl TaskCommand {
         match self {
             Self::Cancel => "Cancel",
             Self::Retry => "Retry",
+            Self::AutoRetry => "Retry by policy",
             Self::Requeue => "Requeue",
             Self::Delete => "Delete",
         }
@@ -57,6 +68,7 @@ impl TaskCommand {
         match self {
             Self::Cancel => "Task cancelled.",
             Self::Retry => "Task queued again for the next free runner.",
+            Self::AutoRetry => "Task queued again after the retry policy's delay.",
             Self::Requeue => "Task back in the queue.",
             Self::Delete => "Task deleted.",
         }
@@ -67,7 +79,7 @@ impl TaskCommand {
     fn allows(self, task: &Task) -> bool {
         match self {
             Self::Cancel => change::task_status_request(task.status, TaskStatus::Cancelled).is_ok(),
-            Self::Retry => change::retry_request(task, None).is_ok(),
+            Self::Retry | Self::AutoRetry => change::retry_request(task, None).is_ok(),
             Self::Requeue => requeue_action(task).is_ok(),
             Self::Delete => change::check_deletable(task, &[]).is_ok(),
         }
@@ -156,6 +168,10 @@ async fn carry_out(
     let now = state.now();
     let action = match command {
         TaskCommand::Delete => return state.store.delete_task(id, now).await,
+        TaskCommand::AutoRetry => {
+            retry::auto_retry(state.store.as_ref(), id, &state.retry_policy, now).await?;
+            return Ok(());
+        }
         TaskCommand::Cancel => {
             let task = state.store.get_task(id).await?;
             change::task_status_request(task.status, TaskStatus::Cancelled)?

@@ -18,6 +18,8 @@ pub(super) struct Entry {
     pub(super) content: String,
     pub(super) at: String,
     pub(super) attempt: Option<u32>,
+    /// What came with the entry (a tool call's input, a result's details), as JSON.
+    pub(super) details: Option<String>,
 }
 
 impl From<&AgentLog> for Entry {
@@ -27,6 +29,13 @@ impl From<&AgentLog> for Entry {
             content: log.content.clone(),
             at: log.created_at.to_string(),
             attempt: log.attempt,
+            details: log
+                .metadata
+                .as_ref()
+                .filter(|metadata| !metadata.is_null())
+                .map(|metadata| {
+                    serde_json::to_string_pretty(metadata).unwrap_or_else(|_| metadata.to_string())
+                }),
         }
     }
 }
