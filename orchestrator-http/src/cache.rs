@@ -39,6 +39,22 @@ impl ResponseCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = ApiResult<Bytes>>,
     {
+        let body = self.bytes(store, key, build).await?;
+        Ok(HttpResponse::Ok()
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ))
+            .body(body))
+    }
+
+    /// The body for `key` (JSON or a page's part): cached if nothing was committed since
+    /// it was built, else built by `build` and kept.
+    pub async fn bytes<F, Fut>(&self, store: &dyn Store, key: String, build: F) -> ApiResult<Bytes>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<Bytes>>,
+    {
         let generation = *store.subscribe().borrow();
         let cached = self
             .lock()
@@ -60,12 +76,7 @@ impl ResponseCache {
                 body
             }
         };
-        Ok(HttpResponse::Ok()
-            .insert_header((
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ))
-            .body(body))
+        Ok(body)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, Bytes)>> {

@@ -18,7 +18,10 @@ use orchestrator_core::store::MAX_RUNNER_SESSION_PAGE;
 
 use super::charts::{Chart, board_charts};
 use super::task_form::TaskForm;
-use super::{Section, Viewer, agent_labels, encode_component, page, render, see_other};
+use super::{
+    Section, Viewer, agent_labels, cached_part, encode_component, fragment_response, page,
+    see_other,
+};
 use crate::error::ApiResult;
 use crate::extract::Params;
 use crate::routes::dashboard::start_of_today;
@@ -74,32 +77,28 @@ struct BoardPage {
     section: Section,
     viewer: Viewer,
     filter: BoardFilter,
+    /// The new task form of the board's dialog.
+    form: TaskForm,
+    /// The rendered [`BoardLive`].
+    live: String,
+}
+
+/// The board's live part: its numbers, charts and columns, rendered again after events.
+#[derive(Template)]
+#[template(path = "board_live.html")]
+struct BoardLive {
     stats: Vec<Stat>,
     needs_you: Vec<ExceptionCard>,
     columns: Vec<Column>,
-    /// The new task form of the board's dialog.
-    form: TaskForm,
     /// The last 24 hours.
     charts: Vec<Chart>,
 }
 
 /// The board's live part alone (its numbers and columns), rendered again after events.
-#[derive(Template)]
-#[template(path = "board.html", block = "live")]
-struct BoardLive(BoardPage);
-
 impl BoardPage {
     /// The address of the live part for this view.
     fn fragment(&self) -> String {
         format!("/fragments/board{}", self.filter.query())
-    }
-}
-
-impl std::ops::Deref for BoardLive {
-    type Target = BoardPage;
-
-    fn deref(&self) -> &BoardPage {
-        &self.0
     }
 }
 
@@ -179,8 +178,18 @@ pub(super) async fn board(
     let Some(viewer) = Viewer::of(&req, &state) else {
         return see_other("/login");
     };
-    match board_page(&state, viewer.clone(), BoardFilter::of(&params)).await {
-        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
+    let filter = BoardFilter::of(&params);
+    match board_live(&state, &filter).await {
+        Ok(live) => {
+            let template = BoardPage {
+                section: Section::Board,
+                viewer: viewer.clone(),
+                filter,
+                form: TaskForm::create("/"),
+                live,
+            };
+            page(&state, &viewer, StatusCode::OK, &template)
+        }
         Err(err) => actix_web::ResponseError::error_response(&err),
     }
 }
@@ -191,20 +200,28 @@ pub(super) async fn board_fragment(
     req: HttpRequest,
     params: Params,
 ) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
+    if Viewer::of(&req, &state).is_none() {
         return HttpResponse::Unauthorized().finish();
-    };
-    match board_page(&state, viewer, BoardFilter::of(&params)).await {
-        Ok(page) => render(StatusCode::OK, &BoardLive(page)),
+    }
+    match board_live(&state, &BoardFilter::of(&params)).await {
+        Ok(live) => fragment_response(live),
         Err(err) => actix_web::ResponseError::error_response(&err),
     }
 }
 
-async fn board_page(state: &AppState, viewer: Viewer, filter: BoardFilter) -> ApiResult<BoardPage> {
+/// The board's live part for `filter`, rendered once per commit.
+async fn board_live(state: &AppState, filter: &BoardFilter) -> ApiResult<String> {
+    cached_part(state, format!("board{}", filter.query()), || {
+        build_board(state, filter)
+    })
+    .await
+}
+
+async fn build_board(state: &AppState, filter: &BoardFilter) -> ApiResult<BoardLive> {
     let now = state.now();
     let working = tasks_in(
         state,
-        &filter,
+        filter,
         &[
             TaskStatus::Assigned,
             TaskStatus::InProgress,
@@ -222,10 +239,10 @@ async fn board_page(state: &AppState, viewer: Viewer, filter: BoardFilter) -> Ap
         }))
         .await?
         .items;
-    let done = tasks_in(state, &filter, &[TaskStatus::Completed], RECENT_CARDS).await?;
+    let done = tasks_in(state, filter, &[TaskStatus::Completed], RECENT_CARDS).await?;
     let failed = tasks_in(
         state,
-        &filter,
+        filter,
         &[TaskStatus::Failed, TaskStatus::Cancelled],
         RECENT_CARDS,
     )
@@ -239,11 +256,7 @@ async fn board_page(state: &AppState, viewer: Viewer, filter: BoardFilter) -> Ap
         })
         .await?
         .items;
-    Ok(BoardPage {
-        section: Section::Board,
-        viewer,
-        filter,
-        form: TaskForm::create("/"),
+    Ok(BoardLive {
         charts: board_charts(state).await?,
         stats: stats(state).await?,
         needs_you: exception_cards(state, exceptions).await?,

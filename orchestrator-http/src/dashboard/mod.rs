@@ -19,6 +19,7 @@ mod task_form;
 mod transcript;
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -125,6 +126,36 @@ fn render(status: StatusCode, template: &impl Template) -> HttpResponse {
             .body(body),
         Err(err) => actix_web::ResponseError::error_response(&ApiError::internal(err)),
     }
+}
+
+/// The part of a page that `build` renders, kept under `key` until the next commit, so
+/// that every viewer of the same page between two commits gets the same rendering.
+async fn cached_part<T, F, Fut>(state: &AppState, key: String, build: F) -> ApiResult<String>
+where
+    T: Template,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ApiResult<T>>,
+{
+    let bytes = state
+        .cache
+        .bytes(state.store.as_ref(), key, || async {
+            let part = build().await?;
+            part.render()
+                .map(web::Bytes::from)
+                .map_err(ApiError::internal)
+        })
+        .await?;
+    String::from_utf8(bytes.to_vec()).map_err(ApiError::internal)
+}
+
+/// A page's live part on its own, for the page's script to put in place.
+fn fragment_response(part: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ))
+        .body(part)
 }
 
 /// A whole page for `viewer`: once it has shown the viewer's notice, the notice is gone.

@@ -12,7 +12,10 @@ use orchestrator_core::model::{SortOrder, Task, TaskCursor, TaskQuery, TaskSort,
 
 use super::task_actions::{TaskCommand, allowed_commands, editable};
 use super::task_form::{BatchForm, TaskForm};
-use super::{Section, Viewer, agent_labels, encode_component, keep, page, render, see_other};
+use super::{
+    Section, Viewer, agent_labels, cached_part, encode_component, fragment_response, keep, page,
+    see_other,
+};
 use crate::error::ApiResult;
 use crate::extract::Params;
 use crate::state::AppState;
@@ -140,14 +143,25 @@ struct QueuePage {
     viewer: Viewer,
     filters: Filters,
     problems: Vec<String>,
+    /// This view's address, where forms send the browser back to.
+    here: String,
+    form: TaskForm,
+    batch: BatchForm,
+    /// The rendered [`QueueLive`].
+    live: String,
+}
+
+/// The queue page's live part: its list and pages.
+#[derive(Template)]
+#[template(path = "queue_live.html")]
+struct QueueLive {
+    /// The session's form token, for the rows' commands.
+    csrf: String,
     rows: Vec<Row>,
     total: u64,
-    /// This view's address, where forms send the browser back to.
     here: String,
     first_page: Option<String>,
     next_page: Option<String>,
-    form: TaskForm,
-    batch: BatchForm,
 }
 
 impl QueuePage {
@@ -178,19 +192,6 @@ impl QueuePage {
     }
 }
 
-/// The queue page's live part alone: its list.
-#[derive(Template)]
-#[template(path = "queue.html", block = "live")]
-struct QueueLive(QueuePage);
-
-impl std::ops::Deref for QueueLive {
-    type Target = QueuePage;
-
-    fn deref(&self) -> &QueuePage {
-        &self.0
-    }
-}
-
 pub(super) async fn queue(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -199,8 +200,22 @@ pub(super) async fn queue(
     let Some(viewer) = Viewer::of(&req, &state) else {
         return see_other("/login");
     };
-    match queue_page(&state, viewer.clone(), &params).await {
-        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
+    let (filters, problems) = Filters::of(&params);
+    let here = format!("/tasks{}", filters.href(filters.after.as_ref()));
+    match queue_live(&state, &viewer, &filters).await {
+        Ok(live) => {
+            let template = QueuePage {
+                section: Section::Queue,
+                viewer: viewer.clone(),
+                problems,
+                form: TaskForm::create(&here),
+                batch: BatchForm::empty(&here),
+                here,
+                filters,
+                live,
+            };
+            page(&state, &viewer, StatusCode::OK, &template)
+        }
         Err(err) => actix_web::ResponseError::error_response(&err),
     }
 }
@@ -214,43 +229,45 @@ pub(super) async fn queue_fragment(
     let Some(viewer) = Viewer::of(&req, &state) else {
         return HttpResponse::Unauthorized().finish();
     };
-    match queue_page(&state, viewer, &params).await {
-        Ok(template) => render(StatusCode::OK, &QueueLive(template)),
+    let (filters, _) = Filters::of(&params);
+    match queue_live(&state, &viewer, &filters).await {
+        Ok(live) => fragment_response(live),
         Err(err) => actix_web::ResponseError::error_response(&err),
     }
 }
 
-async fn queue_page(state: &AppState, viewer: Viewer, params: &Params) -> ApiResult<QueuePage> {
-    let (filters, problems) = Filters::of(params);
-    let mut page = state.store.list_tasks(&filters.query()).await?;
-    let next_page = (page.items.len() > PAGE_ROWS as usize).then(|| {
-        page.items.truncate(PAGE_ROWS as usize);
-        let last = page.items.last().expect("a full page has a last task");
-        filters.href(Some(&TaskCursor::after(last, filters.sort)))
-    });
-    let agents = agent_labels(
-        state,
-        page.items.iter().filter_map(|task| task.assigned_agent_id),
-    )
-    .await?;
-    let rows = page.items.iter().map(|task| row(task, &agents)).collect();
+/// The list of the view `filters` ask for, rendered once per commit.
+async fn queue_live(state: &AppState, viewer: &Viewer, filters: &Filters) -> ApiResult<String> {
     let here = format!("/tasks{}", filters.href(filters.after.as_ref()));
-    Ok(QueuePage {
-        section: Section::Queue,
-        viewer,
-        first_page: filters
-            .after
-            .is_some()
-            .then(|| format!("/tasks{}", filters.href(None))),
-        next_page: next_page.map(|query| format!("/tasks{query}")),
-        problems,
-        rows,
-        total: page.total_count,
-        form: TaskForm::create(&here),
-        batch: BatchForm::empty(&here),
-        here,
-        filters,
+    let key = format!("queue:{}{here}", viewer.csrf);
+    cached_part(state, key, || async {
+        let mut page = state.store.list_tasks(&filters.query()).await?;
+        let next_page = (page.items.len() > PAGE_ROWS as usize).then(|| {
+            page.items.truncate(PAGE_ROWS as usize);
+            let last = page.items.last().expect("a full page has a last task");
+            format!(
+                "/tasks{}",
+                filters.href(Some(&TaskCursor::after(last, filters.sort)))
+            )
+        });
+        let agents = agent_labels(
+            state,
+            page.items.iter().filter_map(|task| task.assigned_agent_id),
+        )
+        .await?;
+        Ok(QueueLive {
+            csrf: viewer.csrf.clone(),
+            rows: page.items.iter().map(|task| row(task, &agents)).collect(),
+            total: page.total_count,
+            first_page: filters
+                .after
+                .is_some()
+                .then(|| format!("/tasks{}", filters.href(None))),
+            next_page,
+            here,
+        })
     })
+    .await
 }
 
 fn row(task: &Task, agents: &HashMap<AgentId, String>) -> Row {

@@ -12,11 +12,12 @@ use orchestrator_core::verify::StageStatus;
 use super::diff::AttemptDiff;
 use super::task_actions::{TaskCommand, allowed_commands, editable};
 use super::transcript::Transcript;
-use super::{Section, Viewer, not_found, page, render, see_other};
-use crate::error::{ApiResult, ErrorCode};
+use super::{Section, Viewer, cached_part, fragment_response, not_found, page, see_other};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::Params;
 use crate::routes::tasks::{TaskDetail, task_detail};
 use crate::state::AppState;
+use orchestrator_core::store::StoreExt;
 
 /// One attempt in the timeline.
 struct AttemptRow {
@@ -106,11 +107,26 @@ impl From<&VerificationResult> for Verification {
     }
 }
 
+/// A task's page around its live part.
 #[derive(Template)]
 #[template(path = "task.html")]
 struct TaskPage {
     section: Section,
     viewer: Viewer,
+    id: String,
+    title: String,
+    /// The address of the live part, with the page's query.
+    fragment: String,
+    /// The rendered [`TaskLive`].
+    live: String,
+}
+
+/// Everything a task's page shows of the task, rendered again after events about it.
+#[derive(Template)]
+#[template(path = "task_live.html")]
+struct TaskLive {
+    /// The session's form token, for the commands.
+    csrf: String,
     id: String,
     title: String,
     status: &'static str,
@@ -135,8 +151,6 @@ struct TaskPage {
     transcript: Transcript,
     /// Each attempt's change, latest first.
     diffs: Vec<AttemptDiff>,
-    /// The page's address with its query, for its live part.
-    fragment: String,
     /// Each exception as (id, title, severity, status, last raised).
     exceptions: Vec<(String, String, &'static str, &'static str, String)>,
     created: String,
@@ -146,8 +160,8 @@ struct TaskPage {
     editable: bool,
 }
 
-impl TaskPage {
-    fn new(viewer: Viewer, detail: TaskDetail, around: Around, fragment: String) -> Self {
+impl TaskLive {
+    fn new(csrf: String, detail: TaskDetail, around: Around) -> Self {
         let Around {
             dependencies,
             dependents,
@@ -169,8 +183,7 @@ impl TaskPage {
                 .collect()
         };
         Self {
-            section: Section::Board,
-            viewer,
+            csrf,
             id: task.id.to_string(),
             title: task.title.clone(),
             status: task.status.as_str(),
@@ -208,7 +221,6 @@ impl TaskPage {
                 .collect(),
             transcript,
             diffs,
-            fragment,
             exceptions: detail
                 .exceptions
                 .iter()
@@ -230,23 +242,10 @@ impl TaskPage {
     }
 }
 
-impl TaskPage {
+impl TaskLive {
     /// The page's own address, where its forms come back to.
     fn page_path(&self) -> String {
         format!("/tasks/{}", self.id)
-    }
-}
-
-/// A task page's live part alone, rendered again after events about the task.
-#[derive(Template)]
-#[template(path = "task.html", block = "live")]
-struct TaskLive(TaskPage);
-
-impl std::ops::Deref for TaskLive {
-    type Target = TaskPage;
-
-    fn deref(&self) -> &TaskPage {
-        &self.0
     }
 }
 
@@ -289,38 +288,36 @@ impl Around {
     }
 }
 
-/// The page of the task `raw_id` names, or the response that says why there is none.
-async fn load(
+/// The live part of task `id`'s page (`query` is the page's query, which `params`
+/// parse), rendered once per commit.
+async fn task_live(
     state: &AppState,
-    viewer: Viewer,
-    raw_id: &str,
-    req: &HttpRequest,
+    csrf: &str,
+    id: TaskId,
+    query: &str,
     params: &Params,
-) -> Result<TaskPage, HttpResponse> {
-    let Ok(id) = raw_id.parse::<TaskId>() else {
-        return Err(not_found(state, viewer, "No task has this id."));
-    };
-    let detail = match task_detail(state, id).await {
-        Ok(detail) => detail,
-        Err(err) if err.code == ErrorCode::NotFound => {
-            return Err(not_found(
-                state,
-                viewer,
-                "No task has this id; it may have been deleted.",
-            ));
+) -> ApiResult<String> {
+    cached_part(state, format!("task:{csrf}:{id}?{query}"), || async {
+        let detail = task_detail(state, id).await?;
+        let around = Around::load(state, &detail, params, &format!("/tasks/{id}")).await?;
+        Ok(TaskLive::new(csrf.to_owned(), detail, around))
+    })
+    .await
+}
+
+/// The answer when a task cannot be shown: 404 for one that does not exist (or an id
+/// that names none), the error itself otherwise.
+fn missing_task(state: &AppState, viewer: Viewer, err: Option<ApiError>) -> HttpResponse {
+    match err {
+        Some(err) if err.code != ErrorCode::NotFound => {
+            actix_web::ResponseError::error_response(&err)
         }
-        Err(err) => return Err(actix_web::ResponseError::error_response(&err)),
-    };
-    let path = format!("/tasks/{id}");
-    let around = match Around::load(state, &detail, params, &path).await {
-        Ok(around) => around,
-        Err(err) => return Err(actix_web::ResponseError::error_response(&err)),
-    };
-    let fragment = match req.query_string() {
-        "" => format!("/fragments{path}"),
-        query => format!("/fragments{path}?{query}"),
-    };
-    Ok(TaskPage::new(viewer, detail, around, fragment))
+        _ => not_found(
+            state,
+            viewer,
+            "No task has this id; it may have been deleted.",
+        ),
+    }
 }
 
 pub(super) async fn task(
@@ -332,9 +329,30 @@ pub(super) async fn task(
     let Some(viewer) = Viewer::of(&req, &state) else {
         return see_other("/login");
     };
-    match load(&state, viewer.clone(), &id, &req, &params).await {
-        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
-        Err(response) => response,
+    let Ok(id) = id.parse::<TaskId>() else {
+        return missing_task(&state, viewer, None);
+    };
+    let task = match state.store.get_task(id).await {
+        Ok(task) => task,
+        Err(err) => return missing_task(&state, viewer, Some(ApiError::from(err))),
+    };
+    let query = req.query_string();
+    match task_live(&state, &viewer.csrf, id, query, &params).await {
+        Ok(live) => {
+            let template = TaskPage {
+                section: Section::Board,
+                viewer: viewer.clone(),
+                id: id.to_string(),
+                title: task.title,
+                fragment: match query {
+                    "" => format!("/fragments/tasks/{id}"),
+                    query => format!("/fragments/tasks/{id}?{query}"),
+                },
+                live,
+            };
+            page(&state, &viewer, StatusCode::OK, &template)
+        }
+        Err(err) => missing_task(&state, viewer, Some(err)),
     }
 }
 
@@ -349,8 +367,11 @@ pub(super) async fn task_fragment(
     let Some(viewer) = Viewer::of(&req, &state) else {
         return HttpResponse::Unauthorized().finish();
     };
-    match load(&state, viewer, &id, &req, &params).await {
-        Ok(page) => render(StatusCode::OK, &TaskLive(page)),
-        Err(response) => response,
+    let Ok(id) = id.parse::<TaskId>() else {
+        return missing_task(&state, viewer, None);
+    };
+    match task_live(&state, &viewer.csrf, id, req.query_string(), &params).await {
+        Ok(live) => fragment_response(live),
+        Err(err) => missing_task(&state, viewer, Some(err)),
     }
 }
