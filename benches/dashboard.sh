@@ -6,8 +6,8 @@
 #   bash benches/dashboard.sh       # builds the release binary first; needs wrk, curl, jq
 #
 # Prints requests/s, p50 and p99 of GET /api/tasks, the board, the queue, the page of a
-# task with 50,000 log entries, and the board's live part, and each page's ratio to
-# GET /api/tasks.
+# task with 50,000 log entries, and the board's live part, each page's ratio to
+# GET /api/tasks, and the live part's latency for 100 boards while tasks arrive.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -61,7 +61,7 @@ done
 # Loads one route; prints its line and leaves its requests/s in RPS.
 run() {
     local name=$1; shift
-    wrk -t2 -c32 -d"$DURATION" --latency "$@" >"$DATA/wrk"
+    wrk -t2 -c"${CONNECTIONS:-32}" -d"$DURATION" --latency "$@" >"$DATA/wrk"
     awk -v name="$name" '/Requests\/sec/ { rps = $2 } /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
          /Non-2xx/ { errors = $NF }
          END { printf "%-44s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n", name, rps, p50, p99, errors + 0 }' \
@@ -78,6 +78,19 @@ run "GET / (board)" -H "$cookie" "$URL/"; board=$RPS
 run "GET /tasks (queue)" -H "$cookie" "$URL/tasks"; queue=$RPS
 run "GET /tasks/:id ($LOGS_PER_TASK log entries)" -H "$cookie" "$URL/tasks/$task_page"; task=$RPS
 run "GET /fragments/board (live part)" -H "$cookie" "$URL/fragments/board"; fragment=$RPS
+
+# A hundred boards following the stream while tasks arrive at 20 per second: after each
+# commit every board fetches the live part again, so this latency plus the stream's own
+# delivery (BENCHMARKS.md, event streams) is how long an event takes to show on them.
+( while true; do
+    admin -X POST -d '{"title":"arrives while boards watch","description":"d"}' "$URL/api/tasks" >/dev/null
+    sleep 0.05
+  done ) &
+WRITER=$!
+CONNECTIONS=100 run "GET /fragments/board, 100 boards, 20 commits/s" -H "$cookie" "$URL/fragments/board"
+kill "$WRITER" 2>/dev/null || true
+wait "$WRITER" 2>/dev/null || true
+
 echo
 echo "board / api:    $(ratio "$board" "$api")   (target >= 0.5)"
 echo "queue / api:    $(ratio "$queue" "$api")   (target >= 0.5)"

@@ -156,9 +156,11 @@ function follow(region, stream) {
     }
   }
 
+  // Events of one burst (a claim, its locks and its logs) are taken together: the part
+  // is fetched a moment after the first, and once more after a fetch if more came.
   function schedule() {
     if (scheduled === null) {
-      scheduled = setTimeout(refresh, 250);
+      scheduled = setTimeout(refresh, 30);
     }
   }
 
