@@ -276,6 +276,7 @@ async fn the_board_is_used_with_the_keyboard_alone() {
             "Inbox",
             "Fleet",
             "Locks",
+            "Usage",
             "Connect",
             "Log out"
         ],
@@ -1410,5 +1411,95 @@ async fn the_board_catches_up_after_the_stream_reconnects() {
     );
     browser.close().await;
     relay.cut();
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_page_sums_what_the_agents_used() {
+    let Some((chromedriver, chromium)) =
+        browser::installed("the_usage_page_sums_what_the_agents_used")
+    else {
+        return;
+    };
+    let _turn = browser::ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut command = server_command();
+    command
+        .args(["--data-dir", &data.path().to_string_lossy()])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .args(["--rate-limit-enabled", "false"])
+        .stderr(Stdio::null());
+    let server = ServerProcess::start(command);
+    let http = reqwest::Client::new();
+    server.wait_ready(&http).await;
+    let url = &server.url;
+    call(
+        http.post(format!("{url}/api/tasks"))
+            .json(&json!({"title": "Spend some tokens", "description": "d"})),
+        ADMIN_TOKEN,
+    )
+    .await;
+    let (runner, claim) = connect_and_claim(&http, url).await;
+    let lease = &claim["data"];
+    call(
+        http.post(format!("{url}/api/runner/complete"))
+            .json(&json!({
+                "agentId": lease["agent"]["id"],
+                "taskId": lease["task"]["id"],
+                "attempt": lease["lease"]["attempt"],
+                "leaseToken": lease["lease"]["leaseToken"],
+                "success": true,
+                "usage": { "inputTokens": 12000, "outputTokens": 3400, "costUsd": 0.21 },
+                "backend": "claude-code",
+                "model": "claude-sonnet-4-5",
+            })),
+        &runner,
+    )
+    .await;
+
+    let screenshots = browser::screenshot_dir();
+    for width in [1400, 390] {
+        let browser = Browser::start(&chromedriver, &chromium, width).await;
+        log_in_with_the_keyboard(&browser, url).await;
+        browser.click_on("nav a[href='/usage']").await;
+        let totals = browser.text_of("section.stats").await;
+        for expected in ["12000", "3400", "$0.21", "from list prices"] {
+            assert!(totals.contains(expected), "{expected} in {totals}");
+        }
+        let page = browser.text_of("main").await;
+        for expected in [
+            "laptop",
+            "claude-code · claude-sonnet-4-5",
+            "Spend some tokens",
+        ] {
+            assert!(page.contains(expected), "{expected} in {page}");
+        }
+        browser
+            .screenshot(&screenshots.join(format!("usage-{width}.png")))
+            .await;
+        if width == 1400 {
+            browser.open(&format!("{url}/usage?days=2")).await;
+            let problem = browser.text_of("p.problem").await;
+            assert!(
+                problem.starts_with("days: \"2\" is not one of"),
+                "{problem}"
+            );
+            browser.open(&format!("{url}/usage?days=7")).await;
+            assert!(browser.text_of("section.stats").await.contains("$0.21"));
+            // The attempt's backend and model show on its task's page, the runner's
+            // identity on the runners page.
+            browser.click_on("a[href^='/tasks/']").await;
+            let attempts = browser.text_of("section[aria-labelledby=attempts]").await;
+            assert!(
+                attempts.contains("claude-code · claude-sonnet-4-5"),
+                "{attempts}"
+            );
+            browser.open(&format!("{url}/runners")).await;
+            let runner_row = browser.text_of("table.runners tbody tr").await;
+            assert!(runner_row.contains("unknown host"), "{runner_row}");
+        }
+        assert_quiet_console(&browser).await;
+        browser.close().await;
+    }
     server.stop();
 }

@@ -390,6 +390,10 @@ pub(super) struct RunnerRow {
     pub(super) id: String,
     pub(super) name: String,
     pub(super) working_dir: String,
+    /// Where it runs and what: host, version and agent backends, as it reported them.
+    pub(super) host: Option<String>,
+    pub(super) version: Option<String>,
+    pub(super) backends: String,
     pub(super) offline: bool,
     pub(super) revoked: bool,
     pub(super) busy: usize,
@@ -406,6 +410,9 @@ impl RunnerRow {
             id: session.id.to_string(),
             name: session.name.clone(),
             working_dir: session.working_dir.clone(),
+            host: session.host.clone(),
+            version: session.version.clone(),
+            backends: session.backends.join(", "),
             offline: session.status != RunnerSessionStatus::Active,
             revoked: session.status == RunnerSessionStatus::Revoked,
             busy: agents

@@ -17,6 +17,7 @@ mod task;
 mod task_actions;
 mod task_form;
 mod transcript;
+mod usage;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -59,6 +60,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     locks::configure(cfg);
     fleet::configure(cfg);
     connect::configure(cfg);
+    usage::configure(cfg);
     cfg.service(page_at("/fragments/board").route(web::get().to(board::board_fragment)))
         .service(page_at("/fragments/queue").route(web::get().to(queue::queue_fragment)))
         .service(page_at("/fragments/tasks/{id}").route(web::get().to(task::task_fragment)));
@@ -99,6 +101,7 @@ pub(crate) enum Section {
     Inbox,
     Fleet,
     Locks,
+    Usage,
     Connect,
 }
 
@@ -110,6 +113,7 @@ impl Section {
             Self::Inbox => "inbox",
             Self::Fleet => "fleet",
             Self::Locks => "locks",
+            Self::Usage => "usage",
             Self::Connect => "connect",
         }
     }

@@ -23,6 +23,8 @@ use orchestrator_core::store::StoreExt;
 struct AttemptRow {
     number: u32,
     agent: String,
+    /// The agent backend and model, as the runner reported them.
+    backend: String,
     started: String,
     ended: Option<String>,
     outcome: &'static str,
@@ -38,6 +40,12 @@ impl From<&TaskAttempt> for AttemptRow {
         Self {
             number: attempt.attempt_number,
             agent: attempt.agent_id.to_string()[..8].to_owned(),
+            backend: match (&attempt.backend, &attempt.model) {
+                (Some(backend), Some(model)) => format!("{backend} · {model}"),
+                (Some(backend), None) => backend.clone(),
+                (None, Some(model)) => model.clone(),
+                (None, None) => String::new(),
+            },
             started: attempt.started_at.to_string(),
             ended: attempt.ended_at.map(|at| at.to_string()),
             outcome: attempt.outcome.as_str(),
