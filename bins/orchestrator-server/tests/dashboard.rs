@@ -286,12 +286,29 @@ async fn the_board_is_used_with_the_keyboard_alone() {
         stops.iter().all(|stop| stop[1] == true),
         "every stop shows its focus: {stops:?}"
     );
+    // A task is queued from the board with the keyboard: Tab to "New task", Enter opens
+    // the dialog with the focus in its first field, Enter in a field sends the form.
+    browser.open(&format!("{}/", server.url)).await;
+    browser.find("section.stats").await;
+    browser.tab_to("New task").await;
+    browser.keys("\u{E007}").await;
+    browser.find("dialog#new-task[open]").await;
+    let focused = browser.run("return document.activeElement.id;").await;
+    assert_eq!(focused, "task-title");
+    browser.keys("Typed, not clicked").await;
+    browser.press_tab().await;
+    browser.keys("Queued with the keyboard alone").await;
+    browser.tab_to("Queue task").await;
+    browser.keys("\u{E007}").await;
+    assert_eq!(notice(&browser).await, "Queued “Typed, not clicked”.");
+    // Its card opens with Tab and Enter.
+    browser.tab_to("Typed, not clicked").await;
+    browser.keys("\u{E007}").await;
+    browser.find("h2#attempts").await;
+    assert_eq!(browser.text_of("main h1").await, "Typed, not clicked");
     // Enter on "Log out" ends the session.
-    let active = browser.run("return document.activeElement.tagName;").await;
-    assert_eq!(active, "BUTTON");
-    browser
-        .run("document.activeElement.click(); return null;")
-        .await;
+    browser.tab_to("Log out").await;
+    browser.keys("\u{E007}").await;
     browser.find("#token").await;
     assert!(browser.current_url().await.ends_with("/login"));
     browser.close().await;

@@ -235,12 +235,40 @@ impl Browser {
 
     /// Presses Tab once, as a person moving through the page with the keyboard does.
     pub(crate) async fn press_tab(&self) {
-        let actions = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
-            { "type": "keyDown", "value": "\u{E004}" },
-            { "type": "keyUp", "value": "\u{E004}" },
-        ]}]});
+        self.keys("\u{E004}").await;
+    }
+
+    /// Types `text` into whatever has the focus, key by key (WebDriver's codes for the
+    /// special keys: Enter is `\u{E007}`, Tab `\u{E004}`).
+    pub(crate) async fn keys(&self, text: &str) {
+        let strokes: Vec<Value> = text
+            .chars()
+            .flat_map(|key| {
+                [
+                    json!({ "type": "keyDown", "value": key.to_string() }),
+                    json!({ "type": "keyUp", "value": key.to_string() }),
+                ]
+            })
+            .collect();
+        let actions =
+            json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": strokes }]});
         self.command(reqwest::Method::POST, "/actions", Some(actions))
             .await;
+    }
+
+    /// Presses Tab until the focus is on an element whose text is `text`, at most 60
+    /// times; panics if it never gets there.
+    pub(crate) async fn tab_to(&self, text: &str) {
+        for _ in 0..60 {
+            self.press_tab().await;
+            let focused = self
+                .run("return document.activeElement.textContent.trim();")
+                .await;
+            if focused == text {
+                return;
+            }
+        }
+        panic!("Tab never reached {text:?}");
     }
 
     /// Runs `script` (a function body) in the page and returns what it returns.
