@@ -1228,7 +1228,31 @@ async fn a_transcript_pages_back_by_cursor_and_filters_by_kind() {
         browser
             .text_of("section[aria-labelledby=transcript] p.empty")
             .await,
-        "No entry of this kind yet."
+        "No entry that matches yet."
+    );
+    // Text in the entries, with the kind filter and the paging.
+    browser
+        .open(&format!("{url}/tasks/{task_id}?search=STEP%2011"))
+        .await;
+    let found = browser
+        .run("return [...document.querySelectorAll('ol.transcript > li > pre')].map(e => e.innerText);")
+        .await;
+    let expected: Vec<String> = (110..=119)
+        .rev()
+        .map(|n| format!("step {n}"))
+        .collect::<Vec<_>>();
+    let mut expected = expected;
+    expected.push("step 11".to_owned());
+    assert_eq!(
+        found,
+        json!(expected),
+        "entries holding \"step 11\", newest first"
+    );
+    assert!(
+        browser
+            .text_of("h2#transcript")
+            .await
+            .contains("11 entries")
     );
     browser
         .open(&format!("{url}/tasks/{task_id}?type=NOISE"))

@@ -48,6 +48,7 @@ impl EvidenceStore for InMemoryStore {
         if let Some(task) = query.task_id {
             state.task(task)?;
         }
+        let needle = query.search_needle();
         let mut matching: Vec<&AgentLog> = state
             .logs
             .iter()
@@ -55,6 +56,11 @@ impl EvidenceStore for InMemoryStore {
             .flat_map(|(_, logs)| logs)
             .filter(|log| query.task_id.is_none_or(|t| log.task_id == Some(t)))
             .filter(|log| query.log_type.is_none_or(|t| log.log_type == t))
+            .filter(|log| {
+                needle
+                    .as_deref()
+                    .is_none_or(|n| log.content.to_ascii_lowercase().contains(n))
+            })
             .collect();
         let total_count = matching.len() as u64;
         matching.sort_by_key(|log| query.key(log));

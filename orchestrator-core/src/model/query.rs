@@ -106,12 +106,18 @@ impl TaskQuery {
     /// Search ignores the case of ASCII letters and matches other characters exactly, the
     /// same on every backend.
     pub fn search_needle(&self) -> Option<String> {
-        self.search
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_ascii_lowercase)
+        needle(self.search.as_deref())
     }
+}
+
+/// `search` trimmed, with ASCII letters lower-cased, if anything is left: search ignores
+/// the case of ASCII letters and matches other characters exactly, the same on every
+/// backend.
+fn needle(search: Option<&str>) -> Option<String> {
+    search
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_ascii_lowercase)
 }
 
 /// Which agents to list, newest first.
@@ -156,6 +162,8 @@ pub struct LogQuery {
     pub before: Option<LogCursor>,
     /// Entries strictly newer than this position, oldest first.
     pub after: Option<LogCursor>,
+    /// Only entries whose text holds this (ignoring the case of ASCII letters).
+    pub search: Option<String>,
     pub limit: u32,
 }
 
@@ -168,8 +176,14 @@ impl LogQuery {
             log_type: None,
             before: None,
             after: None,
+            search: None,
             limit,
         }
+    }
+
+    /// The search text with ASCII letters lower-cased, if any is left after trimming.
+    pub fn search_needle(&self) -> Option<String> {
+        needle(self.search.as_deref())
     }
 
     /// Whether the log is ordered by the agent's sequence (an agent is named) rather
@@ -224,6 +238,9 @@ impl LogQuery {
                 "agentId",
                 "name the agent or the task whose log to list",
             ));
+        }
+        if let Some(search) = &self.search {
+            super::check_max_chars("search", search, MAX_SEARCH_CHARS)?;
         }
         check_limit(self.limit, 500)
     }

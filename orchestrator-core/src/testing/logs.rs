@@ -413,3 +413,79 @@ pub async fn log_counts_stop_at_the_limit(store: Arc<dyn Store>) {
         );
     }
 }
+
+/// A log is searched by its entries' text, ignoring the case of ASCII letters, with the
+/// other filters and the paging; the search text is bounded.
+pub async fn logs_are_searched_by_their_text(store: Arc<dyn Store>) {
+    let agent = new_agent(&store, at(0)).await;
+    let task = new_task(&store, "searched", at(0)).await;
+    let written = [
+        (LogType::Info, "Reading SRC/Parser.rs"),
+        (LogType::ToolCall, "edit src/parser.rs"),
+        (LogType::Info, "running the tests"),
+        (LogType::Error, "parser.rs:3: expected `;`"),
+        (LogType::Info, "Ünïcode PARSER stays as written"),
+    ];
+    store
+        .append_logs(
+            written
+                .iter()
+                .map(|(kind, text)| entry(agent.id, Some(task.id), *kind, text))
+                .collect(),
+            at(1),
+        )
+        .await
+        .unwrap();
+    let texts = |page: &crate::model::LogPage| -> Vec<String> {
+        page.logs.iter().map(|log| log.content.clone()).collect()
+    };
+    let search = |text: &str| LogQuery {
+        search: Some(text.to_owned()),
+        ..LogQuery::for_task(task.id, 10)
+    };
+    let found = store.list_logs(&search("  PARSER.rs ")).await.unwrap();
+    assert_eq!(
+        texts(&found),
+        [
+            "parser.rs:3: expected `;`",
+            "edit src/parser.rs",
+            "Reading SRC/Parser.rs"
+        ]
+    );
+    assert_eq!(found.total_count, 3);
+    let errors = store
+        .list_logs(&LogQuery {
+            log_type: Some(LogType::Error),
+            ..search("parser")
+        })
+        .await
+        .unwrap();
+    assert_eq!(texts(&errors), ["parser.rs:3: expected `;`"]);
+    let first = store
+        .list_logs(&LogQuery {
+            limit: 1,
+            ..search("parser")
+        })
+        .await
+        .unwrap();
+    let rest = store
+        .list_logs(&LogQuery {
+            before: first.next_cursor,
+            limit: 10,
+            ..search("parser")
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.logs.len(), 3, "the search holds past the cursor");
+    assert_eq!(
+        texts(&store.list_logs(&search("ünïcode")).await.unwrap()),
+        Vec::<String>::new(),
+        "letters other than ASCII match exactly"
+    );
+    assert_eq!(
+        store.list_logs(&search("   ")).await.unwrap().logs.len(),
+        5,
+        "a blank search is none"
+    );
+    assert_invalid_input(store.list_logs(&search(&"x".repeat(201))).await, "search");
+}

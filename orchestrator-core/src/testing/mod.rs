@@ -120,6 +120,7 @@ macro_rules! store_conformance_tests {
             setup_tokens_are_single_use_and_expire,
             logs_page_without_skipping_ties,
             logs_are_validated_and_capped,
+            logs_are_searched_by_their_text,
             log_counts_stop_at_the_limit,
             task_activity_is_counted_and_listed_by_task,
             attempt_logs_need_the_live_lease,

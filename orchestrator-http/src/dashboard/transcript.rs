@@ -1,5 +1,5 @@
 //! A transcript: the entries of an agent's log or of a task's attempts, newest first, a
-//! page at a time by cursor (`before`), filtered by kind (`type`). The task page and the
+//! page at a time by cursor (`before`), filtered by kind (`type`) and text (`search`). The task page and the
 //! agent page show it the same way.
 
 use orchestrator_core::model::{AgentLog, LogCursor, LogQuery, LogType};
@@ -48,6 +48,8 @@ pub(super) struct Transcript {
     pub(super) total_capped: bool,
     /// The kind shown, if only one.
     pub(super) kind: Option<LogType>,
+    /// The text the entries shown hold, if any was asked for.
+    pub(super) search: String,
     /// The page with older entries.
     pub(super) older: Option<String>,
     /// The newest page, when this one is older.
@@ -75,11 +77,20 @@ impl Transcript {
         query.before = params
             .text("before")
             .and_then(|before| keep(before.parse::<LogCursor>(), &mut problems));
+        let search = params.text("search").unwrap_or_default().to_owned();
+        query.search = (!search.trim().is_empty()).then(|| search.clone());
+        if let Err(err) = query.validate() {
+            problems.push(super::explain(err).0);
+            query.search = None;
+        }
         let page = state.store.list_logs(&query).await?;
         let href = |before: Option<&LogCursor>| {
             let mut pairs = Vec::new();
             if let Some(kind) = query.log_type {
                 pairs.push(format!("type={}", kind.as_str()));
+            }
+            if let Some(search) = &query.search {
+                pairs.push(format!("search={}", encode_component(search)));
             }
             if let Some(before) = before {
                 pairs.push(format!("before={}", encode_component(&before.to_string())));
@@ -96,6 +107,7 @@ impl Transcript {
             total: page.total_count,
             total_capped: page.total_count_capped,
             kind: query.log_type,
+            search,
             older: page.next_cursor.as_ref().map(|cursor| href(Some(cursor))),
             newest: query.before.is_some().then(|| href(None)),
             path: path.to_owned(),

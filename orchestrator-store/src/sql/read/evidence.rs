@@ -23,9 +23,17 @@ pub(crate) async fn logs<D: Dialect>(conn: &mut impl Exec<D>, query: &LogQuery) 
     if let Some(kind) = query.log_type {
         filters.push(("log_type = ", Value::text(kind.as_str())));
     }
+    let needle = query.search_needle();
+    let with_search = |builder: &mut QueryBuilder<D>| {
+        push_filters::<D>(builder, &filters);
+        if let Some(needle) = &needle {
+            builder.push(" AND ");
+            D::push_contains(builder, "content", needle.clone());
+        }
+    };
     // Counted up to one past the limit: a long history is not read to count it.
     let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM (SELECT 1 FROM agent_logs");
-    push_filters::<D>(&mut count, &filters);
+    with_search(&mut count);
     push_limit(
         &mut count,
         u32::try_from(LOG_COUNT_LIMIT + 1).unwrap_or(u32::MAX),
@@ -33,7 +41,7 @@ pub(crate) async fn logs<D: Dialect>(conn: &mut impl Exec<D>, query: &LogQuery) 
     count.push(") counted");
     let counted = conn.fetch_count(count).await?;
     let mut page = QueryBuilder::<D>::new("SELECT * FROM agent_logs");
-    push_filters::<D>(&mut page, &filters);
+    with_search(&mut page);
     if let Some(cursor) = query.before {
         push_beyond(&mut page, query, cursor, "<");
     }
