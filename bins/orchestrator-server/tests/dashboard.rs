@@ -1535,6 +1535,10 @@ async fn the_usage_page_sums_what_the_agents_used() {
                 attempts.contains("claude-code · claude-sonnet-4-5"),
                 "{attempts}"
             );
+            assert!(
+                attempts.contains("laptop #0"),
+                "the agent by name: {attempts}"
+            );
             browser.open(&format!("{url}/runners")).await;
             let runner_row = browser.text_of("table.runners tbody tr").await;
             assert!(runner_row.contains("unknown host"), "{runner_row}");

@@ -2,27 +2,35 @@
 //! with the locks in its way, and dependencies; the attempt timeline; verification
 //! results with each failure's place; the latest transcript; its exceptions.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use orchestrator_core::ids::TaskId;
+use orchestrator_core::ids::{AgentId, RunnerSessionId, TaskId};
 use orchestrator_core::model::{LogQuery, Task, TaskAttempt, VerificationResult};
+use orchestrator_core::store::StoreExt;
 use orchestrator_core::verify::StageStatus;
 
 use super::diff::AttemptDiff;
 use super::task_actions::{TaskCommand, allowed_commands, editable};
 use super::transcript::Transcript;
-use super::{Section, Viewer, cached_part, fragment_response, not_found, page, see_other};
+use super::{
+    Section, Viewer, agent_labels, cached_part, fragment_response, not_found, page, see_other,
+};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::Params;
 use crate::routes::tasks::{TaskDetail, task_detail};
 use crate::state::AppState;
-use orchestrator_core::store::StoreExt;
 
 /// One attempt in the timeline.
 struct AttemptRow {
     number: u32,
+    agent_id: String,
     agent: String,
+    /// The runner session's name (`local` for the server's own runner).
+    runner: String,
     /// The agent backend and model, as the runner reported them.
     backend: String,
     started: String,
@@ -34,12 +42,21 @@ struct AttemptRow {
     cost: String,
 }
 
-impl From<&TaskAttempt> for AttemptRow {
-    fn from(attempt: &TaskAttempt) -> Self {
+impl AttemptRow {
+    fn new(attempt: &TaskAttempt, names: &AttemptNames) -> Self {
         let usage = &attempt.usage;
         Self {
             number: attempt.attempt_number,
-            agent: attempt.agent_id.to_string()[..8].to_owned(),
+            agent_id: attempt.agent_id.to_string(),
+            agent: names
+                .agents
+                .get(&attempt.agent_id)
+                .cloned()
+                .unwrap_or_else(|| attempt.agent_id.to_string()[..8].to_owned()),
+            runner: attempt
+                .runner_session_id
+                .and_then(|id| names.runners.get(&id).cloned())
+                .unwrap_or_else(|| "local".to_owned()),
             backend: match (&attempt.backend, &attempt.model) {
                 (Some(backend), Some(model)) => format!("{backend} · {model}"),
                 (Some(backend), None) => backend.clone(),
@@ -171,6 +188,7 @@ struct TaskLive {
 impl TaskLive {
     fn new(csrf: String, detail: TaskDetail, around: Around) -> Self {
         let Around {
+            names,
             dependencies,
             dependents,
             diffs,
@@ -221,7 +239,12 @@ impl TaskLive {
             branch: task.branch_name.clone(),
             attempts_used: task.attempts_used,
             max_attempts: task.max_attempts,
-            attempts: detail.attempts.iter().rev().map(AttemptRow::from).collect(),
+            attempts: detail
+                .attempts
+                .iter()
+                .rev()
+                .map(|attempt| AttemptRow::new(attempt, &names))
+                .collect(),
             verifications: detail
                 .verification_results
                 .iter()
@@ -260,8 +283,32 @@ impl TaskLive {
 /// Most tasks waiting for this one that the page names.
 const MAX_DEPENDENTS_SHOWN: usize = 100;
 
+/// The names of the agents and runner sessions that ran a task's attempts.
+#[derive(Default)]
+struct AttemptNames {
+    agents: HashMap<AgentId, String>,
+    runners: HashMap<RunnerSessionId, String>,
+}
+
+impl AttemptNames {
+    async fn load(state: &AppState, attempts: &[TaskAttempt]) -> ApiResult<Self> {
+        let mut runners = HashMap::new();
+        for id in attempts.iter().filter_map(|a| a.runner_session_id) {
+            if let Entry::Vacant(slot) = runners.entry(id) {
+                slot.insert(state.store.get_runner_session(id).await?.name);
+            }
+        }
+        Ok(Self {
+            agents: agent_labels(state, attempts.iter().map(|a| a.agent_id)).await?,
+            runners,
+        })
+    }
+}
+
 /// What the page shows beside the task's detail.
 struct Around {
+    /// Who ran the attempts.
+    names: AttemptNames,
     dependencies: Vec<Task>,
     /// The tasks that wait for this one.
     dependents: Vec<Task>,
@@ -281,6 +328,7 @@ impl Around {
         let mut dependents = state.store.dependents(id).await?;
         dependents.truncate(MAX_DEPENDENTS_SHOWN);
         Ok(Self {
+            names: AttemptNames::load(state, &detail.attempts).await?,
             dependencies: state.store.get_tasks(&detail.task.depends_on).await?,
             dependents: state.store.get_tasks(&dependents).await?,
             diffs: state
