@@ -1072,6 +1072,7 @@ async fn the_fleet_shows_agents_and_runners_and_reaches_them() {
     let row = browser.text_of("table.agents tbody tr").await;
     assert!(row.contains("laptop #0"), "{row}");
     assert!(row.contains("Build the parser"), "its task: {row}");
+    assert!(row.contains("$0.00"), "its cost so far: {row}");
     let elapsed = browser.text_of("time[data-elapsed]").await;
     assert!(
         elapsed.ends_with(" s") || elapsed.contains("min"),
@@ -1539,6 +1540,10 @@ async fn the_usage_page_sums_what_the_agents_used() {
                 attempts.contains("laptop #0"),
                 "the agent by name: {attempts}"
             );
+            // The agent's cost is its attempts' cost.
+            browser.open(&format!("{url}/agents")).await;
+            let agent = browser.text_of("table.agents tbody tr").await;
+            assert!(agent.contains("$0.21"), "{agent}");
             browser.open(&format!("{url}/runners")).await;
             let runner_row = browser.text_of("table.runners tbody tr").await;
             assert!(runner_row.contains("unknown host"), "{runner_row}");

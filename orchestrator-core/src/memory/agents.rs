@@ -31,6 +31,19 @@ impl AgentStore for InMemoryStore {
         Ok(existing(&self.state().agents, ids))
     }
 
+    async fn agent_costs(&self, ids: &[AgentId]) -> Result<Vec<(AgentId, f64)>> {
+        check_lookup_size(ids)?;
+        let state = self.state();
+        let wanted: HashSet<&AgentId> = ids.iter().collect();
+        let mut costs: std::collections::HashMap<AgentId, f64> = std::collections::HashMap::new();
+        for attempt in state.attempts.values().flatten() {
+            if wanted.contains(&attempt.agent_id) {
+                *costs.entry(attempt.agent_id).or_default() += attempt.usage.cost_usd;
+            }
+        }
+        Ok(costs.into_iter().collect())
+    }
+
     async fn agent_activity_counts(&self, ids: &[AgentId]) -> Result<Vec<AgentActivityCounts>> {
         check_lookup_size(ids)?;
         let state = self.state();

@@ -26,6 +26,10 @@ pub trait AgentStore: Send + Sync + Debug + 'static {
     /// A page of agents, newest first.
     async fn list_agents(&self, query: &AgentQuery) -> Result<Page<Agent>>;
 
+    /// The estimated cost in US dollars of every attempt each agent of `ids` ran (agents
+    /// without one may be left out).
+    async fn agent_costs(&self, ids: &[AgentId]) -> Result<Vec<(AgentId, f64)>>;
+
     /// Applies an action to an agent slot (pause, resume, recover, retire, fail).
     async fn apply_agent_action(
         &self,

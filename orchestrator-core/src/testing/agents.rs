@@ -164,3 +164,33 @@ pub async fn agent_slots_are_listed_and_transitioned(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(broken.status, AgentStatus::Failed);
 }
+
+/// What each agent's attempts cost is summed per agent; an agent without attempts costs
+/// nothing.
+pub async fn agent_costs_sum_their_attempts(store: Arc<dyn Store>) {
+    let first = new_agent(&store, at(0)).await;
+    let second = new_agent(&store, at(0)).await;
+    let idle = new_agent(&store, at(0)).await;
+    for (index, agent) in [first.id, first.id, second.id].into_iter().enumerate() {
+        let offset = index as i64 * 100;
+        let task = new_task(&store, "costly", at(offset)).await;
+        let (_, lease) = assign(&store, &task, agent, at(offset + 10)).await;
+        store
+            .apply_task_action(task.id, complete(), Some(lease), at(offset + 20))
+            .await
+            .unwrap();
+    }
+    let costs = store
+        .agent_costs(&[first.id, second.id, idle.id])
+        .await
+        .unwrap();
+    let cost_of = |agent| {
+        costs
+            .iter()
+            .find(|(id, _)| *id == agent)
+            .map_or(0.0, |(_, cost)| *cost)
+    };
+    assert!((cost_of(first.id) - 0.025).abs() < 1e-9, "{costs:?}");
+    assert!((cost_of(second.id) - 0.0125).abs() < 1e-9, "{costs:?}");
+    assert_eq!(cost_of(idle.id), 0.0);
+}

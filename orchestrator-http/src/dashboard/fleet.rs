@@ -76,6 +76,8 @@ struct AgentRow {
     /// When its current attempt started, while it works.
     started: Option<String>,
     tokens: u64,
+    /// What its attempts cost, estimated from list prices.
+    cost: String,
     completed: u32,
     failed: u32,
     controls: Vec<Control>,
@@ -84,6 +86,7 @@ struct AgentRow {
 impl AgentRow {
     fn new(
         agent: &Agent,
+        cost: f64,
         runners: &HashMap<RunnerSessionId, String>,
         tasks: &HashMap<orchestrator_core::ids::TaskId, orchestrator_core::model::Task>,
     ) -> Self {
@@ -106,6 +109,7 @@ impl AgentRow {
                 .flatten()
                 .map(|at| at.to_string()),
             tokens: agent.total_tokens_used,
+            cost: format!("${cost:.2}"),
             completed: agent.tasks_completed,
             failed: agent.tasks_failed,
             controls: Control::ALL
@@ -130,9 +134,14 @@ async fn runner_names(state: &AppState) -> ApiResult<HashMap<RunnerSessionId, St
 async fn agent_rows(state: &AppState, agents: &[Agent]) -> ApiResult<Vec<AgentRow>> {
     let runners = runner_names(state).await?;
     let tasks = tasks_by_id(state, agents.iter().filter_map(|a| a.current_task_id)).await?;
+    let ids: Vec<AgentId> = agents.iter().map(|agent| agent.id).collect();
+    let costs: HashMap<AgentId, f64> = state.store.agent_costs(&ids).await?.into_iter().collect();
     Ok(agents
         .iter()
-        .map(|agent| AgentRow::new(agent, &runners, &tasks))
+        .map(|agent| {
+            let cost = costs.get(&agent.id).copied().unwrap_or(0.0);
+            AgentRow::new(agent, cost, &runners, &tasks)
+        })
         .collect())
 }
 

@@ -39,6 +39,11 @@ impl<D: Dialect> AgentStore for SqlStore<D> {
         read::agent_activity_counts::<D>(&mut self.read().await?, ids).await
     }
 
+    async fn agent_costs(&self, ids: &[AgentId]) -> Result<Vec<(AgentId, f64)>> {
+        check_lookup_size(ids)?;
+        read::agent_costs::<D>(&mut self.read().await?, ids).await
+    }
+
     async fn list_agents(&self, query: &AgentQuery) -> Result<Page<Agent>> {
         query.validate()?;
         read::agents::<D>(&mut self.read().await?, query).await

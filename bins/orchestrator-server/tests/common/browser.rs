@@ -83,6 +83,11 @@ impl Browser {
                          "--disable-dev-shm-usage", format!("--window-size={width},900")],
             },
             "goog:loggingPrefs": { "browser": "ALL" },
+            // A page that does not load in 20 s fails the test rather than slowing it (a
+            // page kept for going back that held on to its event stream would take one of
+            // the few connections the browser opens to the server, and a few such pages
+            // would leave the next one waiting).
+            "timeouts": { "pageLoad": 20_000 },
         }}});
         let created: Value = http
             .post(format!("{base}/session"))

@@ -228,6 +228,15 @@ function connect() {
     stream.lost = true;
     stream.show("reconnecting", "Reconnecting…");
   };
+  // A page the browser keeps for going back must not keep its stream (nor one of the
+  // few connections a browser opens to a server); shown again, it is loaded afresh, so
+  // that it never shows what has changed since.
+  window.addEventListener("pagehide", () => stream.source.close());
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) {
+      window.location.reload();
+    }
+  });
   return stream;
 }
 

@@ -1,12 +1,12 @@
 //! Reads of agent slots.
 
-use orchestrator_core::error::Result;
+use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::AgentId;
 use orchestrator_core::model::{Agent, AgentActivityCounts, AgentQuery, Page};
 use sqlx::QueryBuilder;
 
 use crate::dialect::{Dialect, Exec, Part, Value, push_list};
-use crate::rows::{agent_activity_from_row, agent_from_row};
+use crate::rows::{RowReader, agent_activity_from_row, agent_from_row};
 
 use super::{Filters, Lock, all, by_id, from_part, push_filters, push_page, related_counts};
 
@@ -75,6 +75,29 @@ pub(crate) fn agents_by_id_part<D: Dialect>(ids: &[AgentId], lock: Lock) -> Part
 }
 
 /// Log entries, file locks and exceptions per agent of `ids`.
+/// The summed cost of each agent's attempts, one grouped read over the attempts' agent
+/// index.
+pub(crate) async fn agent_costs<D: Dialect>(
+    conn: &mut impl Exec<D>,
+    ids: &[AgentId],
+) -> Result<Vec<(AgentId, f64)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = QueryBuilder::<D>::new(
+        "SELECT agent_id, SUM(cost_usd) AS cost FROM task_attempts WHERE agent_id IN (",
+    );
+    push_list(&mut query, ids.iter().map(|id| Value::id(*id)).collect());
+    query.push(") GROUP BY agent_id");
+    all::<D, _>(conn, query, |row: &D::Row| {
+        let agent = row
+            .uuid("agent_id")?
+            .ok_or_else(|| Error::backend("a cost without its agent"))?;
+        Ok((AgentId::from(agent), row.real("cost")?.unwrap_or(0.0)))
+    })
+    .await
+}
+
 pub(crate) async fn agent_activity_counts<D: Dialect>(
     conn: &mut impl Exec<D>,
     ids: &[AgentId],
