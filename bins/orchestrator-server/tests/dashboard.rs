@@ -18,17 +18,43 @@ use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "dashboard-admin-token";
 
+/// A server on the data directory `data` with the tests' admin token and no rate
+/// limits, and `extra` arguments after those.
+fn dashboard_server(data: &std::path::Path, extra: &[&str]) -> ServerProcess {
+    let mut command = server_command();
+    command
+        .args(["--data-dir", &data.to_string_lossy()])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .args(["--rate-limit-enabled", "false"])
+        .args(extra)
+        .stderr(Stdio::null());
+    ServerProcess::start(command)
+}
+
+/// A server with a runner in its process on the git repository `repo`, whose agent is
+/// the shell `script` (given the prompt file as `$1`).
+fn runner_server(repo: &std::path::Path, data: &std::path::Path, script: &str) -> ServerProcess {
+    let agent = data.join("agent.sh");
+    std::fs::write(&agent, script).unwrap();
+    dashboard_server(
+        &data.join("state"),
+        &[
+            "--local-runner",
+            &repo.to_string_lossy(),
+            "--local-agent",
+            "sh",
+            "-e",
+            &agent.to_string_lossy(),
+            "{prompt_file}",
+        ],
+    )
+}
+
 /// A server with a small queue: a task a runner works on, one waiting for it, and one
 /// that failed.
 async fn server_with_a_queue() -> (ServerProcess, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
-    let mut command = server_command();
-    command
-        .args(["--data-dir", &data.path().to_string_lossy()])
-        .args(["--admin-token", ADMIN_TOKEN])
-        .args(["--rate-limit-enabled", "false"])
-        .stderr(Stdio::null());
-    let server = ServerProcess::start(command);
+    let server = dashboard_server(data.path(), &[]);
     let http = reqwest::Client::new();
     server.wait_ready(&http).await;
     let url = &server.url;
@@ -695,32 +721,16 @@ fn server_with_a_runner(
     data: &std::path::Path,
     gates: &std::path::Path,
 ) -> ServerProcess {
-    use std::os::unix::fs::PermissionsExt;
-    let agent = data.join("agent.sh");
-    std::fs::write(
-        &agent,
-        format!(
-            "gate=\"$(grep -o 'gate-[a-z]*' \"$1\" | head -n 1)\"\n\
+    let script = format!(
+        "gate=\"$(grep -o 'gate-[a-z]*' \"$1\" | head -n 1)\"\n\
              echo \"waiting for $gate\"\n\
              while [ ! -f \"{gates}/$gate\" ]; do sleep 0.1; done\n\
              printf 'done behind %s\\n' \"$gate\" > \"notes-$gate.txt\"\n\
              printf 'GATE = \"%s\"  # opened\\n' \"$gate\" > \"gate_$(echo \"$gate\" | tr - _).py\"\n\
              echo \"wrote notes-$gate.txt\"\n",
-            gates = gates.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut command = server_command();
-    command
-        .stderr(Stdio::null())
-        .args(["--data-dir", &data.join("state").to_string_lossy()])
-        .args(["--admin-token", ADMIN_TOKEN])
-        .args(["--rate-limit-enabled", "false"])
-        .args(["--local-runner", &repo.to_string_lossy()])
-        .arg("--local-agent")
-        .args(["sh", "-e", &agent.to_string_lossy(), "{prompt_file}"]);
-    ServerProcess::start(command)
+        gates = gates.display()
+    );
+    runner_server(repo, data, &script)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -845,25 +855,14 @@ async fn a_failed_verification_is_retried_from_the_inbox_with_a_note() {
     let data = tempfile::tempdir().unwrap();
     // The agent shows its prompt in the transcript, and writes Python that does not
     // parse unless the prompt asks for four spaces.
-    let agent = data.path().join("agent.sh");
-    std::fs::write(
-        &agent,
+    let server = runner_server(
+        repo.path(),
+        data.path(),
         "sed 's/^/prompt: /' \"$1\"\n\
          if grep -q 'four spaces' \"$1\"; then printf 'def f():\\n    return 1\\n' > fix.py; \
          else printf 'def f(:\\n' > fix.py; fi\n\
          echo wrote fix.py\n",
-    )
-    .unwrap();
-    let mut command = server_command();
-    command
-        .stderr(Stdio::null())
-        .args(["--data-dir", &data.path().join("state").to_string_lossy()])
-        .args(["--admin-token", ADMIN_TOKEN])
-        .args(["--rate-limit-enabled", "false"])
-        .args(["--local-runner", &repo.path().to_string_lossy()])
-        .arg("--local-agent")
-        .args(["sh", "-e", &agent.to_string_lossy(), "{prompt_file}"]);
-    let server = ServerProcess::start(command);
+    );
     let url = &server.url;
     let http = reqwest::Client::new();
     server.wait_ready(&http).await;
@@ -1153,13 +1152,7 @@ async fn a_transcript_pages_back_by_cursor_and_filters_by_kind() {
     };
     let _turn = browser::ONE_AT_A_TIME.lock().await;
     let data = tempfile::tempdir().unwrap();
-    let mut command = server_command();
-    command
-        .args(["--data-dir", &data.path().to_string_lossy()])
-        .args(["--admin-token", ADMIN_TOKEN])
-        .args(["--rate-limit-enabled", "false"])
-        .stderr(Stdio::null());
-    let server = ServerProcess::start(command);
+    let server = dashboard_server(data.path(), &[]);
     let http = reqwest::Client::new();
     server.wait_ready(&http).await;
     let url = &server.url;
@@ -1279,13 +1272,7 @@ async fn a_minted_token_connects_a_real_runner() {
     };
     let _turn = browser::ONE_AT_A_TIME.lock().await;
     let data = tempfile::tempdir().unwrap();
-    let mut command = server_command();
-    command
-        .args(["--data-dir", &data.path().to_string_lossy()])
-        .args(["--admin-token", ADMIN_TOKEN])
-        .args(["--rate-limit-enabled", "false"])
-        .stderr(Stdio::null());
-    let server = ServerProcess::start(command);
+    let server = dashboard_server(data.path(), &[]);
     server.wait_ready(&reqwest::Client::new()).await;
     let url = &server.url;
     let screenshots = browser::screenshot_dir();
@@ -1465,13 +1452,7 @@ async fn the_usage_page_sums_what_the_agents_used() {
     };
     let _turn = browser::ONE_AT_A_TIME.lock().await;
     let data = tempfile::tempdir().unwrap();
-    let mut command = server_command();
-    command
-        .args(["--data-dir", &data.path().to_string_lossy()])
-        .args(["--admin-token", ADMIN_TOKEN])
-        .args(["--rate-limit-enabled", "false"])
-        .stderr(Stdio::null());
-    let server = ServerProcess::start(command);
+    let server = dashboard_server(data.path(), &[]);
     let http = reqwest::Client::new();
     server.wait_ready(&http).await;
     let url = &server.url;
