@@ -7,7 +7,7 @@ use actix_web::test::TestRequest;
 use common::{admin, app, assert_error, backing, claimed_task, send};
 use orchestrator_core::Clock;
 use orchestrator_core::SystemClock;
-use orchestrator_core::model::{LogType, NewAgentLog};
+use orchestrator_core::model::{LogType, NewAgent, NewAgentLog};
 use orchestrator_core::store::StoreExt;
 use serde_json::{Value, json};
 
@@ -108,6 +108,85 @@ async fn agents_are_listed_shown_and_controlled() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(assert_error(&body, "VALIDATION_ERROR").starts_with("action:"));
+}
+
+#[actix_web::test]
+async fn agents_are_searched_and_sorted_through_the_query() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    let claim = claimed_task(&backing.store, "Port the parser", &["src/a.rs"]).await;
+    let idle = backing
+        .store
+        .create_agent(
+            NewAgent {
+                name: Some("Zed reviewer".into()),
+                ..NewAgent::default()
+            },
+            SystemClock.now(),
+        )
+        .await
+        .unwrap();
+    let ids = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|agent| agent["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = |query: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = send(app, admin(TestRequest::get().uri(query))).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {body}");
+            body
+        }
+    };
+
+    let found = list("/api/agents?search=PARSER").await;
+    assert_eq!(
+        ids(&found),
+        [claim.agent_id.to_string()],
+        "by the task's title"
+    );
+    let found = list("/api/agents?search=zed").await;
+    assert_eq!(ids(&found), [idle.id.to_string()]);
+
+    let newest_first = ids(&list("/api/agents").await);
+    assert_eq!(
+        newest_first,
+        [idle.id.to_string(), claim.agent_id.to_string()]
+    );
+    let by_status = ids(&list("/api/agents?sortBy=status").await);
+    assert_eq!(
+        by_status,
+        [idle.id.to_string(), claim.agent_id.to_string()],
+        "IDLE before WORKING: ascending unless asked otherwise"
+    );
+    let by_status_desc = ids(&list("/api/agents?sortBy=status&sortOrder=desc").await);
+    assert_eq!(
+        by_status_desc,
+        [claim.agent_id.to_string(), idle.id.to_string()]
+    );
+
+    for (query, field) in [
+        ("/api/agents?sortBy=height", "sortBy"),
+        ("/api/agents?sortOrder=up", "sortOrder"),
+    ] {
+        let (status, body) = send(&app, admin(TestRequest::get().uri(query))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(
+            assert_error(&body, "VALIDATION_ERROR").starts_with(field),
+            "{body}"
+        );
+    }
+    let long = format!("/api/agents?search={}", "x".repeat(201));
+    let (status, body) = send(&app, admin(TestRequest::get().uri(&long))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        assert_error(&body, "VALIDATION_ERROR").starts_with("search"),
+        "{body}"
+    );
 }
 
 #[actix_web::test]

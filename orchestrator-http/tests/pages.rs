@@ -8,6 +8,8 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::test::{TestRequest, call_service, read_body};
 use common::{ADMIN_TOKEN, admin, app, backing, send};
+use orchestrator_core::model::NewAgent;
+use orchestrator_core::{Clock, SystemClock};
 use serde_json::json;
 
 /// The `name=value` of the cookie `name` that `response` sets, if any.
@@ -214,6 +216,63 @@ async fn the_board_sorts_tasks_into_what_a_person_should_do() {
         "titles are escaped: {queued}"
     );
     assert!(page.contains("Nothing needs you."), "{page}");
+}
+
+#[actix_web::test]
+async fn the_agents_list_pages_and_says_what_it_left_out() {
+    let backing = backing().await;
+    let app = app(&backing).await;
+    for index in 0..101 {
+        backing
+            .store
+            .create_agent(
+                NewAgent {
+                    name: Some(format!("slot {index:03}")),
+                    ..NewAgent::default()
+                },
+                SystemClock.now(),
+            )
+            .await
+            .unwrap();
+    }
+    let session = format!("orchestrator_admin={ADMIN_TOKEN}");
+    let first = body_text(get(&app, "/agents?sortBy=name", Some(&session)).await).await;
+    assert!(first.contains("101 agent slots."), "{first}");
+    assert!(first.contains("slot 000") && first.contains("slot 099"));
+    assert!(!first.contains("slot 100"), "a hundred rows a page");
+    assert!(
+        first.contains("href=\"/agents?sortBy=name&#38;page=2\"")
+            || first.contains("href=\"/agents?sortBy=name&amp;page=2\""),
+        "{first}"
+    );
+    assert!(!first.contains("Previous page"));
+
+    let second = body_text(get(&app, "/agents?sortBy=name&page=2", Some(&session)).await).await;
+    assert!(
+        second.contains("slot 100") && !second.contains("slot 099"),
+        "{second}"
+    );
+    assert!(second.contains("Previous page") && !second.contains("Next page"));
+
+    let beyond = body_text(get(&app, "/agents?page=9", Some(&session)).await).await;
+    assert!(beyond.contains("No agent on this page"), "{beyond}");
+    let refused = body_text(
+        get(
+            &app,
+            "/agents?page=0&sortBy=height&search=zzz",
+            Some(&session),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        refused.contains("page: \"0\" is not a page number")
+            || refused.contains("page: &#34;0&#34; is not a page number")
+            || refused.contains("page: &quot;0&quot; is not a page number"),
+        "{refused}"
+    );
+    assert!(refused.contains("sortBy"), "{refused}");
+    assert!(refused.contains("No agent matches"), "{refused}");
 }
 
 #[actix_web::test]

@@ -1081,6 +1081,35 @@ async fn the_fleet_shows_agents_and_runners_and_reaches_them() {
         .screenshot(&screenshots.join("agents-1400.png"))
         .await;
 
+    // Search (name, id or task) and sort live in the address.
+    browser.fill("#filter-search", "nobody").await;
+    browser.click_on("form.filters button[type=submit]").await;
+    assert_eq!(
+        browser.text_of("p.empty").await,
+        "No agent matches: show every agent."
+    );
+    browser.fill("#filter-search", "PARSER").await;
+    browser
+        .run("document.querySelector('#filter-sort').value = 'name'")
+        .await;
+    browser.click_on("form.filters button[type=submit]").await;
+    browser.find("#filter-search[value='PARSER']").await;
+    assert!(
+        browser
+            .text_of("table.agents tbody tr")
+            .await
+            .contains("laptop #0")
+    );
+    let address = browser.current_url().await;
+    assert!(
+        address.contains("search=PARSER") && address.contains("sortBy=name"),
+        "{address}"
+    );
+    browser
+        .find("#filter-sort option[value=name][selected]")
+        .await;
+    browser.click_on("form.filters a[href='/agents']").await;
+
     // Pause and resume reach the runner through its heartbeat.
     browser
         .click_on("table.agents form[action$='/pause'] button")

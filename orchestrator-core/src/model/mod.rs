@@ -44,8 +44,8 @@ pub use id_prefix::IdPrefix;
 pub use lock::FileLock;
 pub use log::{AgentLog, LogCursor, MAX_LOG_CONTENT_CHARS, NewAgentLog};
 pub use query::{
-    AgentQuery, ExceptionQuery, LOG_COUNT_LIMIT, LogPage, LogQuery, Page, SortOrder, TaskQuery,
-    TaskSort,
+    AgentQuery, AgentSort, ExceptionQuery, LOG_COUNT_LIMIT, LogPage, LogQuery, Page, SortOrder,
+    TaskQuery, TaskSort,
 };
 pub use runner::{
     MAX_HOST_CHARS, MAX_RUNNER_BACKENDS, MAX_VERSION_CHARS, NewRunnerSession, RunnerIdentity,

@@ -120,13 +120,40 @@ fn needle(search: Option<&str>) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
-/// Which agents to list, newest first.
+wire_enum!(
+    /// Column an agent list is sorted by (`sortBy` on `GET /api/agents`).
+    AgentSort, "sortBy" {
+        /// Creation time (ties broken by id).
+        CreatedAt = "createdAt",
+        /// Name; slots without one come last.
+        Name = "name",
+        /// Status.
+        Status = "status",
+    }
+);
+
+impl AgentSort {
+    /// The order a list takes when none is asked for: newest first by creation time,
+    /// A to Z by name or status.
+    pub fn default_order(self) -> SortOrder {
+        match self {
+            Self::CreatedAt => SortOrder::Desc,
+            Self::Name | Self::Status => SortOrder::Asc,
+        }
+    }
+}
+
+/// Which agents to list, and in which order (newest first unless asked otherwise).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentQuery {
     pub status: Option<AgentStatus>,
     pub runner_session_id: Option<RunnerSessionId>,
     /// Only agents whose id begins with this.
     pub id_prefix: Option<super::IdPrefix>,
+    /// Case-insensitive substring of the name, the id, or the current task's title.
+    pub search: Option<String>,
+    pub sort_by: AgentSort,
+    pub sort_order: SortOrder,
     pub limit: u32,
     pub offset: u64,
 }
@@ -137,6 +164,9 @@ impl Default for AgentQuery {
             status: None,
             runner_session_id: None,
             id_prefix: None,
+            search: None,
+            sort_by: AgentSort::CreatedAt,
+            sort_order: SortOrder::Desc,
             limit: 50,
             offset: 0,
         }
@@ -144,9 +174,18 @@ impl Default for AgentQuery {
 }
 
 impl AgentQuery {
-    /// Checks the limit (1..=100).
+    /// Checks the limit (1..=100) and the search's length.
     pub fn validate(&self) -> Result<()> {
-        check_limit(self.limit, 100)
+        check_limit(self.limit, 100)?;
+        if let Some(search) = &self.search {
+            super::check_max_chars("search", search, MAX_SEARCH_CHARS)?;
+        }
+        Ok(())
+    }
+
+    /// The search text with ASCII letters lower-cased, if any is left after trimming.
+    pub fn search_needle(&self) -> Option<String> {
+        needle(self.search.as_deref())
     }
 }
 

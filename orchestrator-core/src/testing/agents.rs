@@ -5,7 +5,9 @@ use std::sync::Arc;
 use super::helpers::*;
 use crate::change::AgentAction;
 use crate::ids::RunnerSessionId;
-use crate::model::{AgentQuery, AgentStatus, NewAgent, NewRunnerSession, RunnerIdentity};
+use crate::model::{
+    AgentQuery, AgentSort, AgentStatus, NewAgent, NewRunnerSession, RunnerIdentity, SortOrder,
+};
 use crate::store::Store;
 use crate::store::StoreExt;
 
@@ -163,6 +165,90 @@ pub async fn agent_slots_are_listed_and_transitioned(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(broken.status, AgentStatus::Failed);
+}
+
+/// Agents are found by a piece of their name, id or current task's title, whatever the
+/// case of its ASCII letters, and sorted by creation, name (unnamed last) or status.
+pub async fn agents_are_searched_and_sorted(store: Arc<dyn Store>) {
+    let named = |name: Option<&str>, now| {
+        let store = store.clone();
+        let name = name.map(str::to_owned);
+        async move {
+            store
+                .create_agent(
+                    NewAgent {
+                        name,
+                        ..NewAgent::default()
+                    },
+                    at(now),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let bravo = named(Some("Bravo builder"), 0).await;
+    let unnamed = named(None, 1).await;
+    let alpha = named(Some("alpha reviewer"), 2).await;
+    let task = new_task(&store, "Port the Parser", at(3)).await;
+    assign(&store, &task, unnamed.id, at(4)).await;
+    let list = |query: AgentQuery| {
+        let store = store.clone();
+        async move {
+            let page = store.list_agents(&query).await.unwrap();
+            (
+                page.total_count,
+                page.items.into_iter().map(|a| a.id).collect::<Vec<_>>(),
+            )
+        }
+    };
+    let search = |text: &str| AgentQuery {
+        search: Some(text.to_owned()),
+        ..AgentQuery::default()
+    };
+    assert_eq!(list(search("BUILDER")).await, (1, vec![bravo.id]));
+    assert_eq!(
+        list(search("  parser ")).await,
+        (1, vec![unnamed.id]),
+        "by task"
+    );
+    let piece: String = alpha.id.to_string().chars().skip(9).take(6).collect();
+    assert_eq!(list(search(&piece)).await, (1, vec![alpha.id]), "by id");
+    assert_eq!(list(search("nobody")).await, (0, vec![]));
+    assert_eq!(
+        list(AgentQuery {
+            status: Some(AgentStatus::Idle),
+            ..search("r")
+        })
+        .await,
+        (2, vec![alpha.id, bravo.id]),
+        "search and filter together, newest first"
+    );
+
+    let sorted = |sort_by: AgentSort, sort_order: SortOrder| AgentQuery {
+        sort_by,
+        sort_order,
+        ..AgentQuery::default()
+    };
+    assert_eq!(
+        list(sorted(AgentSort::CreatedAt, SortOrder::Asc)).await.1,
+        [bravo.id, unnamed.id, alpha.id]
+    );
+    assert_eq!(
+        list(sorted(AgentSort::Name, SortOrder::Asc)).await.1,
+        [bravo.id, alpha.id, unnamed.id],
+        "byte order: capitals first; unnamed last"
+    );
+    assert_eq!(
+        list(sorted(AgentSort::Name, SortOrder::Desc)).await.1,
+        [alpha.id, bravo.id, unnamed.id],
+        "unnamed last either way"
+    );
+    assert_eq!(
+        list(sorted(AgentSort::Status, SortOrder::Desc)).await.1,
+        [unnamed.id, alpha.id, bravo.id],
+        "WORKING before IDLE, then newest first"
+    );
+    assert_invalid_input(store.list_agents(&search(&"x".repeat(201))).await, "search");
 }
 
 /// What each agent's attempts cost is summed per agent; an agent without attempts costs

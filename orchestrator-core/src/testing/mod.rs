@@ -114,6 +114,7 @@ macro_rules! store_conformance_tests {
             dependencies_gate_assignment,
             deletion_cascades_and_is_guarded,
             agent_slots_are_listed_and_transitioned,
+            agents_are_searched_and_sorted,
             agent_costs_sum_their_attempts,
             runner_sessions_are_found_by_token_and_revoked,
             runners_state_their_host_version_and_backends,

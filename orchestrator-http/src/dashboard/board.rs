@@ -19,8 +19,7 @@ use orchestrator_core::store::MAX_RUNNER_SESSION_PAGE;
 use super::charts::{Chart, board_charts};
 use super::task_form::TaskForm;
 use super::{
-    Section, Viewer, agent_labels, cached_part, encode_component, fragment_response, page,
-    see_other,
+    Section, Viewer, agent_labels, cached_part, fragment_response, page, query_string, see_other,
 };
 use crate::error::ApiResult;
 use crate::extract::Params;
@@ -154,16 +153,12 @@ impl BoardFilter {
     fn query(&self) -> String {
         let mut pairs = Vec::new();
         if !self.search.is_empty() {
-            pairs.push(format!("search={}", encode_component(&self.search)));
+            pairs.push(("search", self.search.clone()));
         }
         if let Some(priority) = self.priority {
-            pairs.push(format!("priority={priority}"));
+            pairs.push(("priority", priority.to_string()));
         }
-        if pairs.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", pairs.join("&"))
-        }
+        query_string(&pairs)
     }
 }
 

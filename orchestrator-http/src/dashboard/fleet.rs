@@ -12,15 +12,16 @@ use askama::Template;
 use orchestrator_core::ids::{AgentId, RunnerSessionId};
 use orchestrator_core::lock::LockQuery;
 use orchestrator_core::model::{
-    Agent, AgentQuery, AgentStatus, LogQuery, RunnerSession, RunnerSessionStatus,
+    Agent, AgentQuery, AgentSort, AgentStatus, LogQuery, RunnerSession, RunnerSessionStatus,
+    SortOrder,
 };
 use orchestrator_core::store::StoreExt;
 use serde::Deserialize;
 
 use super::transcript::Transcript;
 use super::{
-    Notice, Section, Viewer, agent_label, explain, keep, not_found, page, page_at, render,
-    see_other, see_other_with,
+    Notice, Section, Viewer, agent_label, explain, keep, not_found, page, page_at, query_string,
+    render, see_other, see_other_with, sorting,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Params;
@@ -145,12 +146,95 @@ async fn agent_rows(state: &AppState, agents: &[Agent]) -> ApiResult<Vec<AgentRo
         .collect())
 }
 
+/// The agents view the address asks for.
+#[derive(Debug, Clone)]
+struct AgentFilters {
+    status: Option<AgentStatus>,
+    search: String,
+    sort: AgentSort,
+    order: SortOrder,
+    /// 0-based page of [`PAGE_ROWS`] rows.
+    page: u64,
+}
+
+impl AgentFilters {
+    /// The filters of `params`, and what was wrong with any that had to be left out.
+    fn of(params: &Params) -> (Self, Vec<String>) {
+        let mut problems = Vec::new();
+        let status = params
+            .text("status")
+            .and_then(|status| keep(status.parse(), &mut problems));
+        let (sort, order) = sorting(
+            params,
+            AgentSort::CreatedAt,
+            AgentSort::default_order,
+            &mut problems,
+        );
+        let page = params.text("page").and_then(|page| {
+            let parsed = page
+                .parse::<u64>()
+                .ok()
+                .filter(|p| (1..=MAX_PAGE).contains(p));
+            if parsed.is_none() {
+                problems.push(format!(
+                    "page: {page:?} is not a page number from 1 to {MAX_PAGE}"
+                ));
+            }
+            parsed
+        });
+        let filters = Self {
+            status,
+            search: params.text("search").unwrap_or_default().to_owned(),
+            sort,
+            order,
+            page: page.map_or(0, |page| page - 1),
+        };
+        (filters, problems)
+    }
+
+    fn query(&self) -> AgentQuery {
+        AgentQuery {
+            status: self.status,
+            search: Some(self.search.clone()).filter(|s| !s.trim().is_empty()),
+            sort_by: self.sort,
+            sort_order: self.order,
+            limit: PAGE_ROWS,
+            offset: self.page * u64::from(PAGE_ROWS),
+            ..AgentQuery::default()
+        }
+    }
+
+    /// The address's query of this view on 0-based `page`.
+    fn href(&self, page: u64) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if let Some(status) = self.status {
+            pairs.push(("status", status.as_str().to_owned()));
+        }
+        if !self.search.is_empty() {
+            pairs.push(("search", self.search.clone()));
+        }
+        if self.sort != AgentSort::CreatedAt {
+            pairs.push(("sortBy", self.sort.as_str().to_owned()));
+        }
+        if self.order != self.sort.default_order() {
+            pairs.push(("sortOrder", self.order.as_str().to_owned()));
+        }
+        if page > 0 {
+            pairs.push(("page", (page + 1).to_string()));
+        }
+        query_string(&pairs)
+    }
+}
+
+/// Highest page number an address may ask for (offsets stay far inside a database's range).
+const MAX_PAGE: u64 = 1_000_000;
+
 #[derive(Template)]
 #[template(path = "agents.html")]
 struct AgentsPage {
     section: Section,
     viewer: Viewer,
-    status: Option<AgentStatus>,
+    filters: AgentFilters,
     problems: Vec<String>,
     rows: Vec<AgentRow>,
     total: u64,
@@ -161,11 +245,28 @@ impl AgentsPage {
         AgentStatus::ALL
     }
 
+    fn sorts(&self) -> [(AgentSort, &'static str); 3] {
+        [
+            (AgentSort::CreatedAt, "Created"),
+            (AgentSort::Name, "Name"),
+            (AgentSort::Status, "Status"),
+        ]
+    }
+
     fn fragment(&self) -> String {
-        match self.status {
-            Some(status) => format!("/fragments/agents?status={status}"),
-            None => "/fragments/agents".to_owned(),
-        }
+        format!("/fragments/agents{}", self.filters.href(self.filters.page))
+    }
+
+    /// The previous page's address, unless this is the first.
+    fn previous_page(&self) -> Option<String> {
+        (self.filters.page > 0)
+            .then(|| format!("/agents{}", self.filters.href(self.filters.page - 1)))
+    }
+
+    /// The next page's address, if rows follow this page.
+    fn next_page(&self) -> Option<String> {
+        let shown = (self.filters.page + 1) * u64::from(PAGE_ROWS);
+        (shown < self.total).then(|| format!("/agents{}", self.filters.href(self.filters.page + 1)))
     }
 }
 
@@ -182,22 +283,12 @@ impl std::ops::Deref for AgentsLive {
 }
 
 async fn agents_page(state: &AppState, viewer: Viewer, params: &Params) -> ApiResult<AgentsPage> {
-    let mut problems = Vec::new();
-    let status = params
-        .text("status")
-        .and_then(|status| keep(status.parse(), &mut problems));
-    let page = state
-        .store
-        .list_agents(&AgentQuery {
-            status,
-            limit: PAGE_ROWS,
-            ..AgentQuery::default()
-        })
-        .await?;
+    let (filters, problems) = AgentFilters::of(params);
+    let page = state.store.list_agents(&filters.query()).await?;
     Ok(AgentsPage {
         section: Section::Fleet,
         viewer,
-        status,
+        filters,
         problems,
         rows: agent_rows(state, &page.items).await?,
         total: page.total_count,

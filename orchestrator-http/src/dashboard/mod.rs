@@ -29,9 +29,10 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, Resource, web};
 use askama::Template;
 use orchestrator_core::ids::AgentId;
-use orchestrator_core::model::{Agent, EventKind};
+use orchestrator_core::model::{Agent, EventKind, SortOrder};
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Params;
 use crate::state::AppState;
 
 pub(crate) use charts::ActivityCache;
@@ -257,6 +258,43 @@ fn explain(err: orchestrator_core::Error) -> (String, Option<String>) {
 /// The value of `result`, or nothing with its error noted in `problems`.
 fn keep<T>(result: orchestrator_core::Result<T>, problems: &mut Vec<String>) -> Option<T> {
     result.map_err(|err| problems.push(explain(err).0)).ok()
+}
+
+/// The sort column and order an address asks for (`sortBy`, `sortOrder`): `default` and
+/// its `usual_order` where absent; a value that does not parse is left out and said in
+/// `problems`.
+fn sorting<S>(
+    params: &Params,
+    default: S,
+    usual_order: fn(S) -> SortOrder,
+    problems: &mut Vec<String>,
+) -> (S, SortOrder)
+where
+    S: std::str::FromStr<Err = orchestrator_core::Error> + Copy,
+{
+    let sort = params
+        .text("sortBy")
+        .and_then(|sort| keep(sort.parse(), problems))
+        .unwrap_or(default);
+    let order = params
+        .text("sortOrder")
+        .and_then(|order| keep(order.parse(), problems))
+        .unwrap_or_else(|| usual_order(sort));
+    (sort, order)
+}
+
+/// An address's query (with its `?`) of `pairs`, each value percent-encoded; empty
+/// without pairs.
+fn query_string(pairs: &[(&str, String)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let joined = pairs
+        .iter()
+        .map(|(name, value)| format!("{name}={}", encode_component(value)))
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("?{joined}")
 }
 
 /// `text` percent-encoded for a query value.

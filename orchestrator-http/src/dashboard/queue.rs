@@ -14,7 +14,7 @@ use super::task_actions::{TaskCommand, allowed_commands, editable};
 use super::task_form::{BatchForm, TaskForm};
 use super::{
     Section, Viewer, agent_labels, cached_part, encode_component, fragment_response, keep, page,
-    see_other,
+    query_string, see_other, sorting,
 };
 use crate::error::ApiResult;
 use crate::extract::Params;
@@ -44,14 +44,12 @@ impl Filters {
         let status = params
             .text("status")
             .and_then(|status| keep(status.parse(), &mut problems));
-        let sort = params
-            .text("sortBy")
-            .and_then(|sort| keep(sort.parse(), &mut problems))
-            .unwrap_or(DEFAULT_SORT);
-        let order = params
-            .text("sortOrder")
-            .and_then(|order| keep(order.parse(), &mut problems))
-            .unwrap_or_default();
+        let (sort, order) = sorting(
+            params,
+            DEFAULT_SORT,
+            |_| SortOrder::default(),
+            &mut problems,
+        );
         let after = params
             .text("after")
             .and_then(|after| keep(TaskCursor::parse(after, sort, "after"), &mut problems));
@@ -108,16 +106,7 @@ impl Filters {
         if let Some(after) = after {
             pairs.push(("after", after.to_string()));
         }
-        let query = pairs
-            .iter()
-            .map(|(name, value)| format!("{name}={}", encode_component(value)))
-            .collect::<Vec<_>>()
-            .join("&");
-        if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{query}")
-        }
+        query_string(&pairs)
     }
 }
 

@@ -9,8 +9,8 @@ use orchestrator_core::change::{self, TaskAction};
 use orchestrator_core::ids::{AgentId, RunnerSessionId, TaskId};
 use orchestrator_core::lock::LockQuery;
 use orchestrator_core::model::{
-    Agent, AgentActivityCounts, AgentLog, AgentQuery, AgentStatus, ExceptionQuery, FileLock,
-    IdPrefix, LogCursor, LogQuery, LogType, Task,
+    Agent, AgentActivityCounts, AgentLog, AgentQuery, AgentSort, AgentStatus, ExceptionQuery,
+    FileLock, IdPrefix, LogCursor, LogQuery, LogType, SortOrder, Task,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -52,9 +52,12 @@ struct AgentListItem {
     get,
     path = "/api/agents",
     tag = "agents",
-    summary = "Agent slots, newest first",
+    summary = "Agent slots, newest first unless sorted otherwise",
     params(
         ("status" = Option<AgentStatus>, Query, description = "Only this status"),
+        ("search" = Option<String>, Query, max_length = 200, description = "Case-insensitive piece of the name, the id or the current task's title"),
+        ("sortBy" = Option<AgentSort>, Query, description = "Sort column (default createdAt)"),
+        ("sortOrder" = Option<SortOrder>, Query, description = "Default desc for createdAt, asc for name and status"),
         ("runnerSessionId" = Option<Uuid>, Query, description = "Only this runner's slots"),
         ("idPrefix" = Option<IdPrefix>, Query, description = "Only agents whose id begins with this (1-36 characters of one)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Default 50"),
@@ -71,10 +74,18 @@ async fn list_agents(
     state: web::Data<AppState>,
     params: Params,
 ) -> ApiResult<HttpResponse> {
+    let sort_by = params
+        .parse::<AgentSort>("sortBy")?
+        .unwrap_or(AgentSort::CreatedAt);
     let query = AgentQuery {
         status: params.parse::<AgentStatus>("status")?,
         runner_session_id: params.parse::<RunnerSessionId>("runnerSessionId")?,
         id_prefix: params.parse::<IdPrefix>("idPrefix")?,
+        search: params.text("search").map(str::to_owned),
+        sort_by,
+        sort_order: params
+            .parse::<SortOrder>("sortOrder")?
+            .unwrap_or_else(|| sort_by.default_order()),
         limit: params.int("limit", 1..=100, 50)?,
         offset: params.int("offset", 0..=u64::from(u32::MAX), 0)?,
     };

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::error::ErrorEnvelope;
 use orchestrator_core::model::{
-    AgentStatus, ExceptionSeverity, ExceptionStatus, ExceptionType, IdPrefix, LogCursor, LogType,
-    RunnerSessionStatus, SortOrder, TaskSort, TaskStatus,
+    AgentSort, AgentStatus, ExceptionSeverity, ExceptionStatus, ExceptionType, IdPrefix, LogCursor,
+    LogType, RunnerSessionStatus, SortOrder, TaskSort, TaskStatus,
 };
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -143,6 +143,7 @@ impl Modify for BearerTokens {
         ErrorEnvelope,
         TaskStatus,
         TaskSort,
+        AgentSort,
         AgentStatus,
         LogType,
         ExceptionSeverity,

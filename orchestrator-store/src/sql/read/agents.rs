@@ -2,13 +2,15 @@
 
 use orchestrator_core::error::{Error, Result};
 use orchestrator_core::ids::AgentId;
-use orchestrator_core::model::{Agent, AgentActivityCounts, AgentQuery, Page};
+use orchestrator_core::model::{Agent, AgentActivityCounts, AgentQuery, AgentSort, Page};
 use sqlx::QueryBuilder;
 
 use crate::dialect::{Dialect, Exec, Part, Value, push_list};
 use crate::rows::{RowReader, agent_activity_from_row, agent_from_row};
 
-use super::{Filters, Lock, all, by_id, from_part, push_filters, push_page, related_counts};
+use super::{
+    Filters, Lock, all, by_id, direction, from_part, push_filters, push_page, related_counts,
+};
 
 pub(crate) async fn agent<D: Dialect>(
     conn: &mut impl Exec<D>,
@@ -24,22 +26,54 @@ pub(crate) async fn agents<D: Dialect>(
 ) -> Result<Page<Agent>> {
     let mut filters: Filters = Vec::new();
     if let Some(status) = query.status {
-        filters.push(("status = ", Value::text(status.as_str())));
+        filters.push(("a.status = ", Value::text(status.as_str())));
     }
     if let Some(session) = query.runner_session_id {
-        filters.push(("runner_session_id = ", Value::id(session)));
+        filters.push(("a.runner_session_id = ", Value::id(session)));
     }
     if let Some(prefix) = &query.id_prefix {
         let (lowest, highest) = prefix.range();
-        filters.push(("id >= ", Value::id(lowest)));
-        filters.push(("id <= ", Value::id(highest)));
+        filters.push(("a.id >= ", Value::id(lowest)));
+        filters.push(("a.id <= ", Value::id(highest)));
     }
-    let mut count = QueryBuilder::<D>::new("SELECT COUNT(*) FROM agents");
-    push_filters::<D>(&mut count, &filters);
+    let needle = query.search_needle();
+    // The current task's title is searched too; without a search no join is needed.
+    let from = if needle.is_some() {
+        " FROM agents a LEFT JOIN tasks t ON t.id = a.current_task_id"
+    } else {
+        " FROM agents a"
+    };
+    let with_search = |builder: &mut QueryBuilder<D>| {
+        push_filters::<D>(builder, &filters);
+        if let Some(needle) = &needle {
+            builder.push(" AND (");
+            D::push_contains(builder, "a.name", needle.clone());
+            builder.push(" OR ");
+            D::push_contains(builder, "CAST(a.id AS TEXT)", needle.clone());
+            builder.push(" OR ");
+            D::push_contains(builder, "t.title", needle.clone());
+            builder.push(")");
+        }
+    };
+    let mut count = QueryBuilder::<D>::new(format!("SELECT COUNT(*){from}"));
+    with_search(&mut count);
     let total_count = conn.fetch_count(count).await?;
-    let mut page = QueryBuilder::<D>::new("SELECT * FROM agents");
-    push_filters::<D>(&mut page, &filters);
-    page.push(" ORDER BY created_at DESC, id DESC");
+    let mut page = QueryBuilder::<D>::new(format!("SELECT a.*{from}"));
+    with_search(&mut page);
+    let dir = direction(query.sort_order);
+    let bytes = D::BYTE_ORDER;
+    page.push(" ORDER BY ");
+    match query.sort_by {
+        AgentSort::CreatedAt => {}
+        // Unnamed slots last in either direction (the stores differ on where NULL sorts).
+        AgentSort::Name => {
+            page.push(format!("(a.name IS NULL), a.name{bytes} {dir}, "));
+        }
+        AgentSort::Status => {
+            page.push(format!("a.status{bytes} {dir}, "));
+        }
+    }
+    page.push(format!("a.created_at {dir}, a.id {dir}"));
     push_page::<D>(&mut page, query.limit, query.offset);
     Ok(Page {
         items: all::<D, _>(conn, page, agent_from_row).await?,
