@@ -370,9 +370,54 @@ async fn live_parts_are_rendered_alone_for_the_script() {
         "{part}"
     );
 
-    for path in ["/fragments/board", path.as_str()] {
+    let agent = backing
+        .store
+        .create_agent(NewAgent::default(), SystemClock.now())
+        .await
+        .unwrap()
+        .id;
+    let parts = [
+        "/fragments/board".to_owned(),
+        path,
+        "/fragments/queue".to_owned(),
+        "/fragments/exceptions".to_owned(),
+        "/fragments/agents".to_owned(),
+        format!("/fragments/agents/{agent}"),
+        "/fragments/runners".to_owned(),
+        "/fragments/locks".to_owned(),
+        "/fragments/usage".to_owned(),
+    ];
+    for path in &parts {
+        let live = get(&app, path, Some(&session)).await;
+        assert_eq!(live.status(), StatusCode::OK, "{path}");
         let ended = get(&app, path, None).await;
         assert_eq!(ended.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let pages = [
+        "/".to_owned(),
+        "/tasks".to_owned(),
+        format!("/tasks/{id}"),
+        format!("/tasks/{id}/edit"),
+        "/tasks/new".to_owned(),
+        "/tasks/batch".to_owned(),
+        "/exceptions".to_owned(),
+        "/agents".to_owned(),
+        format!("/agents/{agent}"),
+        "/runners".to_owned(),
+        "/locks".to_owned(),
+        "/usage".to_owned(),
+        "/connect".to_owned(),
+    ];
+    for path in &pages {
+        let open = get(&app, path, Some(&session)).await;
+        assert_eq!(open.status(), StatusCode::OK, "{path}");
+        let anonymous = get(&app, path, None).await;
+        assert_eq!(anonymous.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(anonymous.headers().get("location").unwrap(), "/login");
+        assert!(
+            anonymous.headers().contains_key("content-security-policy"),
+            "{path}: the page's headers on the way to log in too"
+        );
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use orchestrator_core::Timestamp;
 use orchestrator_core::ids::TaskId;
@@ -19,7 +19,7 @@ use orchestrator_core::store::MAX_RUNNER_SESSION_PAGE;
 use super::charts::{Chart, board_charts};
 use super::task_form::TaskForm;
 use super::{
-    Section, Viewer, agent_labels, cached_part, fragment_response, page, query_string, see_other,
+    PartViewer, Section, Viewer, agent_labels, cached_part, fragment_response, page, query_string,
 };
 use crate::error::ApiResult;
 use crate::extract::Params;
@@ -166,42 +166,30 @@ impl BoardFilter {
 const MAX_SEARCH_CHARS: usize = 200;
 
 pub(super) async fn board(
+    viewer: Viewer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     params: Params,
-) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
+) -> ApiResult<HttpResponse> {
     let filter = BoardFilter::of(&params);
-    match board_live(&state, &filter).await {
-        Ok(live) => {
-            let template = BoardPage {
-                section: Section::Board,
-                viewer: viewer.clone(),
-                filter,
-                form: TaskForm::create("/"),
-                live,
-            };
-            page(&state, &viewer, StatusCode::OK, &template)
-        }
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+    let live = board_live(&state, &filter).await?;
+    let template = BoardPage {
+        section: Section::Board,
+        viewer: viewer.clone(),
+        filter,
+        form: TaskForm::create("/"),
+        live,
+    };
+    Ok(page(&state, &viewer, StatusCode::OK, &template))
 }
 
-/// `GET /fragments/board`: the live part of the board; 401 once the session has ended.
+/// `GET /fragments/board`: the live part of the board.
 pub(super) async fn board_fragment(
+    _: PartViewer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     params: Params,
-) -> HttpResponse {
-    if Viewer::of(&req, &state).is_none() {
-        return HttpResponse::Unauthorized().finish();
-    }
-    match board_live(&state, &BoardFilter::of(&params)).await {
-        Ok(live) => fragment_response(live),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+) -> ApiResult<HttpResponse> {
+    let live = board_live(&state, &BoardFilter::of(&params)).await?;
+    Ok(fragment_response(live))
 }
 
 /// The board's live part for `filter`, rendered once per commit.

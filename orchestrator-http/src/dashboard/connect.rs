@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::fleet::{RunnerRow, runner_rows};
-use super::{Notice, Section, Viewer, explain, page, page_at, see_other, see_other_with};
+use super::{Notice, Section, Viewer, explain, page, page_at, see_other_with};
 use crate::routes::connect::mint;
 use crate::state::AppState;
 
@@ -51,10 +51,7 @@ async fn render_connect(
     }
 }
 
-async fn connect(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
+async fn connect(viewer: Viewer, state: web::Data<AppState>) -> HttpResponse {
     render_connect(&state, viewer, None).await
 }
 

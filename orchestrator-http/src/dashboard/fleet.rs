@@ -20,10 +20,10 @@ use serde::Deserialize;
 
 use super::transcript::Transcript;
 use super::{
-    Notice, Section, Viewer, agent_label, explain, keep, not_found, page, page_at, query_string,
-    render, see_other, see_other_with, sorting,
+    Notice, PartViewer, Section, Viewer, agent_label, explain, found_or_404, keep, not_found, page,
+    page_at, query_string, render, see_other_with, sorting,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::Params;
 use crate::routes::agents::{Control, control};
 use crate::routes::connect::revoke_session;
@@ -295,28 +295,22 @@ async fn agents_page(state: &AppState, viewer: Viewer, params: &Params) -> ApiRe
     })
 }
 
-async fn agents(state: web::Data<AppState>, req: HttpRequest, params: Params) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
-    match agents_page(&state, viewer.clone(), &params).await {
-        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+async fn agents(
+    viewer: Viewer,
+    state: web::Data<AppState>,
+    params: Params,
+) -> ApiResult<HttpResponse> {
+    let template = agents_page(&state, viewer.clone(), &params).await?;
+    Ok(page(&state, &viewer, StatusCode::OK, &template))
 }
 
 async fn agents_fragment(
+    PartViewer(viewer): PartViewer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     params: Params,
-) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return HttpResponse::Unauthorized().finish();
-    };
-    match agents_page(&state, viewer, &params).await {
-        Ok(template) => render(StatusCode::OK, &AgentsLive(template)),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+) -> ApiResult<HttpResponse> {
+    let template = agents_page(&state, viewer, &params).await?;
+    Ok(render(StatusCode::OK, &AgentsLive(template)))
 }
 
 #[derive(Template)]
@@ -350,15 +344,14 @@ async fn find_agent(
     viewer: &Viewer,
     raw_id: &str,
 ) -> Result<Agent, HttpResponse> {
-    let missing = || not_found(state, viewer.clone(), "No agent has this id.");
-    let id = raw_id.parse::<AgentId>().map_err(|_| missing())?;
-    match state.store.get_agent(id).await {
-        Ok(agent) => Ok(agent),
-        Err(orchestrator_core::Error::NotFound { .. }) => Err(missing()),
-        Err(err) => Err(actix_web::ResponseError::error_response(&ApiError::from(
-            err,
-        ))),
-    }
+    found_or_404(
+        state,
+        viewer,
+        raw_id,
+        "No agent has this id.",
+        |id: AgentId| state.store.get_agent(id),
+    )
+    .await
 }
 
 async fn agent_page(
@@ -409,41 +402,33 @@ async fn agent_page(
 }
 
 async fn agent(
+    viewer: Viewer,
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
     params: Params,
-) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
+) -> ApiResult<HttpResponse> {
     let agent = match find_agent(&state, &viewer, &id).await {
         Ok(agent) => agent,
-        Err(response) => return response,
+        Err(missing) => return Ok(missing),
     };
-    match agent_page(&state, viewer.clone(), agent, &req, &params).await {
-        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+    let template = agent_page(&state, viewer.clone(), agent, &req, &params).await?;
+    Ok(page(&state, &viewer, StatusCode::OK, &template))
 }
 
 async fn agent_fragment(
+    PartViewer(viewer): PartViewer,
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
     params: Params,
-) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return HttpResponse::Unauthorized().finish();
-    };
+) -> ApiResult<HttpResponse> {
     let agent = match find_agent(&state, &viewer, &id).await {
         Ok(agent) => agent,
-        Err(response) => return response,
+        Err(missing) => return Ok(missing),
     };
-    match agent_page(&state, viewer, agent, &req, &params).await {
-        Ok(template) => render(StatusCode::OK, &AgentLive(template)),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+    let template = agent_page(&state, viewer, agent, &req, &params).await?;
+    Ok(render(StatusCode::OK, &AgentLive(template)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -570,38 +555,25 @@ impl std::ops::Deref for RunnersLive {
     }
 }
 
-async fn runners(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
+async fn runners(viewer: Viewer, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let template = RunnersPage {
+        section: Section::Fleet,
+        viewer: viewer.clone(),
+        rows: runner_rows(&state).await?,
     };
-    match runner_rows(&state).await {
-        Ok(rows) => {
-            let template = RunnersPage {
-                section: Section::Fleet,
-                viewer: viewer.clone(),
-                rows,
-            };
-            page(&state, &viewer, StatusCode::OK, &template)
-        }
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+    Ok(page(&state, &viewer, StatusCode::OK, &template))
 }
 
-async fn runners_fragment(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return HttpResponse::Unauthorized().finish();
+async fn runners_fragment(
+    PartViewer(viewer): PartViewer,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let template = RunnersPage {
+        section: Section::Fleet,
+        viewer,
+        rows: runner_rows(&state).await?,
     };
-    match runner_rows(&state).await {
-        Ok(rows) => render(
-            StatusCode::OK,
-            &RunnersLive(RunnersPage {
-                section: Section::Fleet,
-                viewer,
-                rows,
-            }),
-        ),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+    Ok(render(StatusCode::OK, &RunnersLive(template)))
 }
 
 /// `POST /runners/:id/revoke`.

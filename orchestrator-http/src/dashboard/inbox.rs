@@ -17,10 +17,10 @@ use orchestrator_core::store::StoreExt;
 use serde::Deserialize;
 
 use super::{
-    Notice, Section, Viewer, agent_labels, encode_component, explain, keep, not_found, page,
-    page_at, render, see_other, see_other_with,
+    Notice, PartViewer, Section, Viewer, agent_labels, encode_component, explain, found_or_404,
+    keep, page, page_at, render, see_other_with,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::Params;
 use crate::routes::tasks_by_id;
 use crate::state::AppState;
@@ -167,29 +167,23 @@ impl std::ops::Deref for InboxLive {
     }
 }
 
-async fn inbox(state: web::Data<AppState>, req: HttpRequest, params: Params) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
-    match inbox_page(&state, viewer.clone(), &params).await {
-        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+async fn inbox(
+    viewer: Viewer,
+    state: web::Data<AppState>,
+    params: Params,
+) -> ApiResult<HttpResponse> {
+    let template = inbox_page(&state, viewer.clone(), &params).await?;
+    Ok(page(&state, &viewer, StatusCode::OK, &template))
 }
 
 /// `GET /fragments/exceptions?…`: the list of an inbox view.
 async fn inbox_fragment(
+    PartViewer(viewer): PartViewer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     params: Params,
-) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return HttpResponse::Unauthorized().finish();
-    };
-    match inbox_page(&state, viewer, &params).await {
-        Ok(template) => render(StatusCode::OK, &InboxLive(template)),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+) -> ApiResult<HttpResponse> {
+    let template = inbox_page(&state, viewer, &params).await?;
+    Ok(render(StatusCode::OK, &InboxLive(template)))
 }
 
 async fn inbox_page(state: &AppState, viewer: Viewer, params: &Params) -> ApiResult<InboxPage> {
@@ -371,15 +365,14 @@ async fn find_exception(
     viewer: &Viewer,
     raw_id: &str,
 ) -> Result<Exception, HttpResponse> {
-    let missing = || not_found(state, viewer.clone(), "No exception has this id.");
-    let id = raw_id.parse::<ExceptionId>().map_err(|_| missing())?;
-    match state.store.get_exception(id).await {
-        Ok(exception) => Ok(exception),
-        Err(orchestrator_core::Error::NotFound { .. }) => Err(missing()),
-        Err(err) => Err(actix_web::ResponseError::error_response(&ApiError::from(
-            err,
-        ))),
-    }
+    found_or_404(
+        state,
+        viewer,
+        raw_id,
+        "No exception has this id.",
+        |id: ExceptionId| state.store.get_exception(id),
+    )
+    .await
 }
 
 async fn exception_page(
@@ -433,40 +426,30 @@ async fn exception_page(
 }
 
 async fn exception(
+    viewer: Viewer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     id: web::Path<String>,
-) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
+) -> ApiResult<HttpResponse> {
     let exception = match find_exception(&state, &viewer, &id).await {
         Ok(exception) => exception,
-        Err(response) => return response,
+        Err(missing) => return Ok(missing),
     };
-    match exception_page(&state, viewer.clone(), exception).await {
-        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+    let template = exception_page(&state, viewer.clone(), exception).await?;
+    Ok(page(&state, &viewer, StatusCode::OK, &template))
 }
 
 /// `GET /fragments/exceptions/:id`: the live part of an exception's page.
 async fn exception_fragment(
+    PartViewer(viewer): PartViewer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     id: web::Path<String>,
-) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return HttpResponse::Unauthorized().finish();
-    };
+) -> ApiResult<HttpResponse> {
     let exception = match find_exception(&state, &viewer, &id).await {
         Ok(exception) => exception,
-        Err(response) => return response,
+        Err(missing) => return Ok(missing),
     };
-    match exception_page(&state, viewer, exception).await {
-        Ok(template) => render(StatusCode::OK, &ExceptionLive(template)),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+    let template = exception_page(&state, viewer, exception).await?;
+    Ok(render(StatusCode::OK, &ExceptionLive(template)))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,7 +10,7 @@ use orchestrator_core::model::{Task, TaskQuery, TaskStatus};
 use serde::Deserialize;
 
 use super::{
-    Notice, Section, Viewer, agent_labels, explain, page, page_at, render, see_other,
+    Notice, PartViewer, Section, Viewer, agent_labels, explain, page, page_at, render,
     see_other_with,
 };
 use crate::error::ApiResult;
@@ -69,25 +69,18 @@ impl std::ops::Deref for LocksLive {
     }
 }
 
-async fn locks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
-    match locks_page(&state, viewer.clone()).await {
-        Ok(template) => page(&state, &viewer, StatusCode::OK, &template),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+async fn locks(viewer: Viewer, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let template = locks_page(&state, viewer.clone()).await?;
+    Ok(page(&state, &viewer, StatusCode::OK, &template))
 }
 
 /// `GET /fragments/locks`: the list alone.
-async fn locks_fragment(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return HttpResponse::Unauthorized().finish();
-    };
-    match locks_page(&state, viewer).await {
-        Ok(template) => render(StatusCode::OK, &LocksLive(template)),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+async fn locks_fragment(
+    PartViewer(viewer): PartViewer,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let template = locks_page(&state, viewer).await?;
+    Ok(render(StatusCode::OK, &LocksLive(template)))
 }
 
 async fn locks_page(state: &AppState, viewer: Viewer) -> ApiResult<LocksPage> {

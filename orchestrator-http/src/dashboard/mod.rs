@@ -36,7 +36,7 @@ use crate::extract::Params;
 use crate::state::AppState;
 
 pub(crate) use charts::ActivityCache;
-pub(crate) use session::{Notice, Viewer};
+pub(crate) use session::{Notice, PartViewer, Viewer};
 
 /// The policy of every page: scripts, styles, images and connections from this server
 /// only, no framing, no plugins, forms post back here only.
@@ -198,6 +198,30 @@ fn not_found(state: &AppState, viewer: Viewer, message: &str) -> HttpResponse {
             message,
         },
     )
+}
+
+/// The record `raw_id` names, read by `get`; a malformed or unknown id answers the
+/// not-found page saying `missing`, another failure the error's own answer.
+async fn found_or_404<I, T, F>(
+    state: &AppState,
+    viewer: &Viewer,
+    raw_id: &str,
+    missing: &str,
+    get: impl FnOnce(I) -> F,
+) -> Result<T, HttpResponse>
+where
+    I: std::str::FromStr,
+    F: Future<Output = orchestrator_core::Result<T>>,
+{
+    let not_found = || not_found(state, viewer.clone(), missing);
+    let id = raw_id.parse::<I>().map_err(|_| not_found())?;
+    match get(id).await {
+        Ok(found) => Ok(found),
+        Err(orchestrator_core::Error::NotFound { .. }) => Err(not_found()),
+        Err(err) => Err(actix_web::ResponseError::error_response(&ApiError::from(
+            err,
+        ))),
+    }
 }
 
 /// A redirect after a form post, or to the login page.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use orchestrator_core::ids::AgentId;
 use orchestrator_core::model::{SortOrder, Task, TaskCursor, TaskQuery, TaskSort, TaskStatus};
@@ -13,8 +13,8 @@ use orchestrator_core::model::{SortOrder, Task, TaskCursor, TaskQuery, TaskSort,
 use super::task_actions::{TaskCommand, allowed_commands, editable};
 use super::task_form::{BatchForm, TaskForm};
 use super::{
-    Section, Viewer, agent_labels, cached_part, encode_component, fragment_response, keep, page,
-    query_string, see_other, sorting,
+    PartViewer, Section, Viewer, agent_labels, cached_part, encode_component, fragment_response,
+    keep, page, query_string, sorting,
 };
 use crate::error::ApiResult;
 use crate::extract::Params;
@@ -182,47 +182,36 @@ impl QueuePage {
 }
 
 pub(super) async fn queue(
+    viewer: Viewer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     params: Params,
-) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
+) -> ApiResult<HttpResponse> {
     let (filters, problems) = Filters::of(&params);
     let here = format!("/tasks{}", filters.href(filters.after.as_ref()));
-    match queue_live(&state, &viewer, &filters).await {
-        Ok(live) => {
-            let template = QueuePage {
-                section: Section::Queue,
-                viewer: viewer.clone(),
-                problems,
-                form: TaskForm::create(&here),
-                batch: BatchForm::empty(&here),
-                here,
-                filters,
-                live,
-            };
-            page(&state, &viewer, StatusCode::OK, &template)
-        }
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+    let live = queue_live(&state, &viewer, &filters).await?;
+    let template = QueuePage {
+        section: Section::Queue,
+        viewer: viewer.clone(),
+        problems,
+        form: TaskForm::create(&here),
+        batch: BatchForm::empty(&here),
+        here,
+        filters,
+        live,
+    };
+    Ok(page(&state, &viewer, StatusCode::OK, &template))
 }
 
-/// `GET /fragments/queue?…`: the list of a queue view; 401 once the session has ended.
+/// `GET /fragments/queue?…`: the list of a queue view.
 pub(super) async fn queue_fragment(
+    PartViewer(viewer): PartViewer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     params: Params,
-) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return HttpResponse::Unauthorized().finish();
-    };
+) -> ApiResult<HttpResponse> {
     let (filters, _) = Filters::of(&params);
-    match queue_live(&state, &viewer, &filters).await {
-        Ok(live) => fragment_response(live),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+    Ok(fragment_response(
+        queue_live(&state, &viewer, &filters).await?,
+    ))
 }
 
 /// The list of the view `filters` ask for, rendered once per commit.

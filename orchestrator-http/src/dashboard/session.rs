@@ -6,12 +6,14 @@
 
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::future::{Ready, ready};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -128,6 +130,58 @@ impl Viewer {
     /// Whether `submitted` is this session's CSRF token.
     pub(crate) fn accepts(&self, submitted: &str) -> bool {
         same(&self.csrf, submitted)
+    }
+}
+
+/// No one is logged in: a page sends the browser to log in; a live part answers 401, and
+/// the page's script then loads the page again, which does.
+#[derive(Debug)]
+pub(crate) struct NoSession {
+    page: bool,
+}
+
+impl std::fmt::Display for NoSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no one is logged in")
+    }
+}
+
+impl ResponseError for NoSession {
+    fn error_response(&self) -> HttpResponse {
+        if self.page {
+            see_other("/login")
+        } else {
+            HttpResponse::Unauthorized().finish()
+        }
+    }
+}
+
+/// The viewer of a request's session, or [`NoSession`] for a page (`page`) or a live part.
+fn viewer_of(req: &HttpRequest, page: bool) -> Result<Viewer, NoSession> {
+    req.app_data::<web::Data<AppState>>()
+        .and_then(|state| Viewer::of(req, state))
+        .ok_or(NoSession { page })
+}
+
+/// A page's viewer: without a session the browser is sent to log in.
+impl FromRequest for Viewer {
+    type Error = NoSession;
+    type Future = Ready<Result<Self, NoSession>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(viewer_of(req, true))
+    }
+}
+
+/// The viewer of a page's live part: without a session, 401.
+pub(crate) struct PartViewer(pub(crate) Viewer);
+
+impl FromRequest for PartViewer {
+    type Error = NoSession;
+    type Future = Ready<Result<Self, NoSession>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(viewer_of(req, false).map(Self))
     }
 }
 

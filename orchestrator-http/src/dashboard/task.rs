@@ -10,14 +10,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use orchestrator_core::ids::{AgentId, RunnerSessionId, TaskId};
 use orchestrator_core::model::{LogQuery, Task, TaskAttempt, VerificationResult};
-use orchestrator_core::store::StoreExt;
 use orchestrator_core::verify::StageStatus;
 
 use super::diff::AttemptDiff;
 use super::task_actions::{TaskCommand, allowed_commands, editable};
+use super::task_form::find_task;
 use super::transcript::Transcript;
 use super::{
-    Section, Viewer, agent_labels, cached_part, fragment_response, not_found, page, see_other,
+    PartViewer, Section, Viewer, agent_labels, cached_part, fragment_response, not_found, page,
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::Params;
@@ -377,24 +377,20 @@ fn missing_task(state: &AppState, viewer: Viewer, err: Option<ApiError>) -> Http
 }
 
 pub(super) async fn task(
+    viewer: Viewer,
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
     params: Params,
 ) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
-    let Ok(id) = id.parse::<TaskId>() else {
-        return missing_task(&state, viewer, None);
-    };
-    let task = match state.store.get_task(id).await {
+    let task = match find_task(&state, &viewer, &id).await {
         Ok(task) => task,
-        Err(err) => return missing_task(&state, viewer, Some(ApiError::from(err))),
+        Err(missing) => return missing,
     };
     let query = req.query_string();
-    match task_live(&state, &viewer.csrf, id, query, &params).await {
+    match task_live(&state, &viewer.csrf, task.id, query, &params).await {
         Ok(live) => {
+            let id = task.id;
             let template = TaskPage {
                 section: Section::Board,
                 viewer: viewer.clone(),
@@ -412,17 +408,14 @@ pub(super) async fn task(
     }
 }
 
-/// `GET /fragments/tasks/:id`: the live part of a task's page; 401 once the session has
-/// ended, 404 once the task is gone.
+/// `GET /fragments/tasks/:id`: the live part of a task's page; 404 once the task is gone.
 pub(super) async fn task_fragment(
+    PartViewer(viewer): PartViewer,
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
     params: Params,
 ) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return HttpResponse::Unauthorized().finish();
-    };
     let Ok(id) = id.parse::<TaskId>() else {
         return missing_task(&state, viewer, None);
     };

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::task_actions::editable;
 use super::{
-    Notice, Section, Viewer, back_to, explain, not_found, page, page_at, see_other, see_other_with,
+    Notice, Section, Viewer, back_to, explain, found_or_404, page, page_at, see_other_with,
 };
 use crate::extract::Params;
 use crate::state::AppState;
@@ -358,14 +358,7 @@ fn form_page(
 
 /// `GET /tasks/new`: the form on a page of its own (the queue and the board open it as
 /// a dialog).
-async fn new_task_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    params: Params,
-) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
+async fn new_task_page(viewer: Viewer, state: web::Data<AppState>, params: Params) -> HttpResponse {
     let back = back_to(params.text("back").unwrap_or_default(), "");
     form_page(
         &state,
@@ -431,22 +424,19 @@ async fn create_task(
 }
 
 /// The task `raw_id` names, or the page that says why there is none.
-async fn find_task(state: &AppState, viewer: &Viewer, raw_id: &str) -> Result<Task, HttpResponse> {
-    let missing = || {
-        not_found(
-            state,
-            viewer.clone(),
-            "No task has this id; it may have been deleted.",
-        )
-    };
-    let id = raw_id.parse::<TaskId>().map_err(|_| missing())?;
-    match state.store.get_task(id).await {
-        Ok(task) => Ok(task),
-        Err(orchestrator_core::Error::NotFound { .. }) => Err(missing()),
-        Err(err) => Err(actix_web::ResponseError::error_response(
-            &crate::error::ApiError::from(err),
-        )),
-    }
+pub(super) async fn find_task(
+    state: &AppState,
+    viewer: &Viewer,
+    raw_id: &str,
+) -> Result<Task, HttpResponse> {
+    found_or_404(
+        state,
+        viewer,
+        raw_id,
+        "No task has this id; it may have been deleted.",
+        |id: TaskId| state.store.get_task(id),
+    )
+    .await
 }
 
 fn edit_heading(task: &Task) -> String {
@@ -455,16 +445,13 @@ fn edit_heading(task: &Task) -> String {
 
 /// `GET /tasks/:id/edit`: the task's fields in the form.
 async fn edit_task_page(
+    viewer: Viewer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
     let task = match find_task(&state, &viewer, &id).await {
         Ok(task) => task,
-        Err(response) => return response,
+        Err(missing) => return missing,
     };
     let back = format!("/tasks/{}", task.id);
     if !editable(&task) {
@@ -574,10 +561,7 @@ fn batch_form_page(
 }
 
 /// `GET /tasks/batch`.
-async fn batch_page(state: web::Data<AppState>, req: HttpRequest, params: Params) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
+async fn batch_page(viewer: Viewer, state: web::Data<AppState>, params: Params) -> HttpResponse {
     let back = back_to(params.text("back").unwrap_or_default(), "/tasks");
     batch_form_page(&state, viewer, StatusCode::OK, BatchForm::empty(&back))
 }

@@ -3,11 +3,11 @@
 //! the costliest tasks. Costs are estimates from list prices.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use orchestrator_core::model::{Usage, UsageQuery, UsageSummary};
 
-use super::{Section, Viewer, cached_part, fragment_response, page, page_at, see_other};
+use super::{PartViewer, Section, Viewer, cached_part, fragment_response, page, page_at};
 use crate::error::ApiResult;
 use crate::extract::Params;
 use crate::state::AppState;
@@ -218,36 +218,28 @@ fn live_part(summary: &UsageSummary) -> UsageLive {
     }
 }
 
-async fn usage(state: web::Data<AppState>, req: HttpRequest, params: Params) -> HttpResponse {
-    let Some(viewer) = Viewer::of(&req, &state) else {
-        return see_other("/login");
-    };
+async fn usage(
+    viewer: Viewer,
+    state: web::Data<AppState>,
+    params: Params,
+) -> ApiResult<HttpResponse> {
     let (days, problem) = window(&params);
-    match usage_live(&state, days).await {
-        Ok(live) => {
-            let template = UsagePage {
-                section: Section::Usage,
-                viewer: viewer.clone(),
-                days,
-                problem,
-                live,
-            };
-            page(&state, &viewer, StatusCode::OK, &template)
-        }
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+    let template = UsagePage {
+        section: Section::Usage,
+        viewer: viewer.clone(),
+        days,
+        problem,
+        live: usage_live(&state, days).await?,
+    };
+    Ok(page(&state, &viewer, StatusCode::OK, &template))
 }
 
 async fn usage_fragment(
+    _: PartViewer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     params: Params,
-) -> HttpResponse {
-    if Viewer::of(&req, &state).is_none() {
-        return HttpResponse::Unauthorized().finish();
-    }
-    match usage_live(&state, window(&params).0).await {
-        Ok(live) => fragment_response(live),
-        Err(err) => actix_web::ResponseError::error_response(&err),
-    }
+) -> ApiResult<HttpResponse> {
+    Ok(fragment_response(
+        usage_live(&state, window(&params).0).await?,
+    ))
 }
