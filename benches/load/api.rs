@@ -57,6 +57,12 @@ impl Api {
         }
     }
 
+    /// The same server and token through a client of its own (its own connections,
+    /// made on the runtime that first uses it).
+    pub(crate) fn with_own_client(&self) -> Self {
+        Self::new(reqwest::Client::new(), &self.base, &self.token)
+    }
+
     /// Sends a request; the answer's `data` member as `T`.
     async fn send<T: DeserializeOwned>(
         &self,

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use crate::api::{Api, Failed};
 use crate::report::{ErrorCount, Latency, Metrics, Outcome, error_lines, latency, latency_lines};
 
-/// Time between two API reads of the prober.
+/// Mean time between two API reads of the prober.
 const READ_EVERY: Duration = Duration::from_millis(50);
 /// How long clients get to connect, and the server to notice them leave.
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
@@ -139,19 +139,29 @@ async fn produce_and_probe(
     let start = Instant::now();
     let every = Duration::from_secs_f64(1.0 / config.rate);
     let count = (config.phase.as_secs_f64() * config.rate) as u64;
+    // The prober has a thread, a runtime and a connection of its own: on the runtime of
+    // the clients its answers would wait behind their handling of each event, and its
+    // latency would be the load tool's as much as the server's.
     let probing = {
-        let (admin, metrics) = (admin.clone(), metrics.clone());
+        let (prober, metrics) = (admin.with_own_client(), metrics.clone());
         let end = start + config.phase;
-        tokio::spawn(async move {
-            let mut next = start;
-            while next < end {
-                tokio::time::sleep_until(next.into()).await;
-                match admin.get("/api/tasks?limit=20").await {
-                    (Ok(_), took) => metrics.record(label, took),
-                    (Err(failed), _) => metrics.error(label, &failed),
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the prober");
+            runtime.block_on(async move {
+                let mut gaps = ReadGaps::default();
+                let mut next = start + gaps.next();
+                while next < end {
+                    tokio::time::sleep_until(next.into()).await;
+                    match prober.get("/api/tasks?limit=20").await {
+                        (Ok(_), took) => metrics.record(label, took),
+                        (Err(failed), _) => metrics.error(label, &failed),
+                    }
+                    next += gaps.next();
                 }
-                next += READ_EVERY;
-            }
+            });
         })
     };
     let mut sending = JoinSet::new();
@@ -176,8 +186,34 @@ async fn produce_and_probe(
     while let Some(sent) = sending.join_next().await {
         queued += u64::from(sent.unwrap_or(false));
     }
-    let _ = probing.await;
+    let _ = tokio::task::spawn_blocking(move || probing.join()).await;
     queued
+}
+
+/// The prober's gaps between reads: exponentially distributed with mean [`READ_EVERY`],
+/// so that reads arrive as a Poisson process and see the server as it is on average.
+/// Reads at a fixed interval would fall at the same instants as the producer's writes
+/// (they share a start and a period) and measure only the moments just after a commit.
+/// The same seed every run, so runs read at the same instants.
+struct ReadGaps(u64);
+
+impl Default for ReadGaps {
+    fn default() -> Self {
+        Self(0x5EED)
+    }
+}
+
+impl ReadGaps {
+    fn next(&mut self) -> Duration {
+        // SplitMix64: 53 uniform bits, then the inverse of the exponential distribution.
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let uniform = ((z >> 11) as f64 + 0.5) / (1_u64 << 53) as f64;
+        READ_EVERY.mul_f64(-uniform.ln())
+    }
 }
 
 /// Connects the configured number of clients and waits until each is following.
