@@ -1089,9 +1089,11 @@ async fn the_fleet_shows_agents_and_runners_and_reaches_them() {
         "No agent matches: show every agent."
     );
     browser.fill("#filter-search", "PARSER").await;
-    browser
-        .run("document.querySelector('#filter-sort').value = 'name'")
-        .await;
+    // Names sort A to Z unless asked otherwise: choosing the column selects its order.
+    let order = "return document.querySelector('#filter-order').value;";
+    assert_eq!(browser.run(order).await, "desc");
+    browser.click_on("#filter-sort option[value=name]").await;
+    assert_eq!(browser.run(order).await, "asc");
     browser.click_on("form.filters button[type=submit]").await;
     browser.find("#filter-search[value='PARSER']").await;
     assert!(
@@ -1102,7 +1104,9 @@ async fn the_fleet_shows_agents_and_runners_and_reaches_them() {
     );
     let address = browser.current_url().await;
     assert!(
-        address.contains("search=PARSER") && address.contains("sortBy=name"),
+        address.contains("search=PARSER")
+            && address.contains("sortBy=name")
+            && address.contains("sortOrder=asc"),
         "{address}"
     );
     browser

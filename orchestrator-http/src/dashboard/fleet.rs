@@ -245,12 +245,15 @@ impl AgentsPage {
         AgentStatus::ALL
     }
 
-    fn sorts(&self) -> [(AgentSort, &'static str); 3] {
+    /// The columns to sort by, each with its label and usual order (which the page's
+    /// script selects along with it).
+    fn sorts(&self) -> [(AgentSort, &'static str, Option<SortOrder>); 3] {
         [
             (AgentSort::CreatedAt, "Created"),
             (AgentSort::Name, "Name"),
             (AgentSort::Status, "Status"),
         ]
+        .map(|(sort, label)| (sort, label, Some(sort.default_order())))
     }
 
     fn fragment(&self) -> String {

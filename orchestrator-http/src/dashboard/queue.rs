@@ -158,13 +158,15 @@ impl QueuePage {
         TaskStatus::ALL
     }
 
-    fn sorts(&self) -> [(TaskSort, &'static str); 5] {
+    /// The columns to sort by, each with its label; the order stays as chosen when the
+    /// column changes.
+    fn sorts(&self) -> [(TaskSort, &'static str, Option<SortOrder>); 5] {
         [
-            (TaskSort::Priority, "Priority"),
-            (TaskSort::CreatedAt, "Created"),
-            (TaskSort::UpdatedAt, "Last change"),
-            (TaskSort::Status, "Status"),
-            (TaskSort::Title, "Title"),
+            (TaskSort::Priority, "Priority", None),
+            (TaskSort::CreatedAt, "Created", None),
+            (TaskSort::UpdatedAt, "Last change", None),
+            (TaskSort::Status, "Status", None),
+            (TaskSort::Title, "Title", None),
         ]
     }
 

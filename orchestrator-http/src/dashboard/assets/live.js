@@ -311,6 +311,22 @@ function confirmDestructive() {
   });
 }
 
+// Choosing a column to sort by selects its usual order where the page states one
+// (newest first for creation, A to Z for names); the order can still be changed after.
+function followSortOrder() {
+  const sort = document.getElementById("filter-sort");
+  const order = document.getElementById("filter-order");
+  if (!sort || !order) {
+    return;
+  }
+  sort.addEventListener("change", () => {
+    const chosen = sort.selectedOptions[0];
+    if (chosen && chosen.dataset.order) {
+      order.value = chosen.dataset.order;
+    }
+  });
+}
+
 function localInputValue(at) {
   const pad = (n) => String(n).padStart(2, "0");
   return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}`;
@@ -363,6 +379,7 @@ document.addEventListener("DOMContentLoaded", () => {
   setInterval(tick, 1000);
   enhanceDialogs();
   confirmDestructive();
+  followSortOrder();
   localizeTimeInputs();
   if (document.getElementById("live") && "EventSource" in window) {
     const stream = connect();
