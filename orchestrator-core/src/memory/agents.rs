@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
+use super::ordering::{agent_matches_search, compare_agents};
 use super::{InMemoryStore, existing, page};
 use crate::change::{self, AgentAction};
 use crate::error::{Error, Result};
@@ -68,6 +69,7 @@ impl AgentStore for InMemoryStore {
     async fn list_agents(&self, query: &AgentQuery) -> Result<Page<Agent>> {
         query.validate()?;
         let state = self.state();
+        let needle = query.search_needle();
         let mut agents: Vec<Agent> = state
             .agents
             .values()
@@ -78,9 +80,15 @@ impl AgentStore for InMemoryStore {
                     .runner_session_id
                     .is_none_or(|s| a.runner_session_id == Some(s))
             })
+            .filter(|a| {
+                needle.as_deref().is_none_or(|needle| {
+                    let task = a.current_task_id.and_then(|id| state.tasks.get(&id));
+                    agent_matches_search(a, task, needle)
+                })
+            })
             .cloned()
             .collect();
-        agents.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
+        agents.sort_by(|a, b| compare_agents(a, b, query.sort_by, query.sort_order));
         Ok(page(agents, query.limit, query.offset))
     }
 
