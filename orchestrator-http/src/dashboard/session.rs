@@ -133,8 +133,8 @@ impl Viewer {
     }
 }
 
-/// No one is logged in: a page sends the browser to log in; a live part answers 401, and
-/// the page's script then loads the page again, which does.
+/// No one is logged in: a page sends the browser to log in; a live part answers 401, on
+/// which the page's script does the same.
 #[derive(Debug)]
 pub(crate) struct NoSession {
     page: bool,
