@@ -326,7 +326,7 @@ async fn the_board_is_used_with_the_keyboard_alone() {
     browser.keys("Queued with the keyboard alone").await;
     browser.tab_to("Queue task").await;
     browser.keys("\u{E007}").await;
-    assert_eq!(notice(&browser).await, "Queued “Typed, not clicked”.");
+    assert_notice(&browser, "Queued “Typed, not clicked”.").await;
     // Its card opens with Tab and Enter.
     browser.tab_to("Typed, not clicked").await;
     browser.keys("\u{E007}").await;
@@ -454,6 +454,13 @@ async fn notice(browser: &Browser) -> String {
     browser.text_of("p.notice").await
 }
 
+/// Waits for the page's notice to read `expected`: a click that sends a form may return
+/// before the page it leads to has replaced the one that showed the previous notice.
+async fn assert_notice(browser: &Browser, expected: &str) {
+    wait_for_text(browser, "p.notice", expected).await;
+    assert_eq!(notice(browser).await, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_creates_finds_and_changes_tasks() {
     let Some((chromedriver, chromium)) =
@@ -527,7 +534,7 @@ async fn the_queue_creates_finds_and_changes_tasks() {
     browser.fill("#new-task #task-depends", &parser_id).await;
     browser.fill("#new-task #task-key", "release-1.0").await;
     browser.click_on("#new-task button.primary").await;
-    assert_eq!(notice(&browser).await, "Queued “Ship the release”.");
+    assert_notice(&browser, "Queued “Ship the release”.").await;
     assert!(browser.current_url().await.ends_with("/tasks"));
     let http = reqwest::Client::new();
     let listed = call(
@@ -575,7 +582,7 @@ async fn the_queue_creates_finds_and_changes_tasks() {
         )
         .await;
     browser.click_on("form.batch-form button.primary").await;
-    assert_eq!(notice(&browser).await, "Queued 2 tasks.");
+    assert_notice(&browser, "Queued 2 tasks.").await;
 
     // Search and filters live in the address.
     browser.fill("#filter-search", "batch").await;
@@ -594,7 +601,7 @@ async fn the_queue_creates_finds_and_changes_tasks() {
         .click_on("tr:first-child form[action$='/cancel'] button")
         .await;
     assert_eq!(browser.accept_question().await, "Cancel this task?");
-    assert_eq!(notice(&browser).await, "Task cancelled.");
+    assert_notice(&browser, "Task cancelled.").await;
     assert!(
         browser.current_url().await.contains("search=batch"),
         "back to the same view"
@@ -606,18 +613,18 @@ async fn the_queue_creates_finds_and_changes_tasks() {
     browser
         .click_on("tr:first-child form[action$='/requeue'] button")
         .await;
-    assert_eq!(notice(&browser).await, "Task back in the queue.");
+    assert_notice(&browser, "Task back in the queue.").await;
     assert_eq!(queue_rows(&browser).await[0].1, "QUEUED");
     browser.click_on("tr:first-child a[href$='/edit']").await;
     browser.fill("#task-title", "Batch one, edited").await;
     browser.click_on("form.task-form button.primary").await;
-    assert_eq!(notice(&browser).await, "Changes saved.");
+    assert_notice(&browser, "Changes saved.").await;
     assert_eq!(browser.text_of("main h1").await, "Batch one, edited");
     browser
         .click_on(".task-head form[action$='/delete'] button")
         .await;
     browser.accept_question().await;
-    assert_eq!(notice(&browser).await, "Task deleted.");
+    assert_notice(&browser, "Task deleted.").await;
     assert!(browser.current_url().await.ends_with("/tasks"));
     let titles: Vec<String> = queue_rows(&browser)
         .await
@@ -638,6 +645,7 @@ async fn the_queue_creates_finds_and_changes_tasks() {
          document.body.append(f); f.submit(); return null;"
     );
     browser.run(&form_for_running).await;
+    wait_for_text(&browser, "p.notice", "Could not delete").await;
     let refused = notice(&browser).await;
     assert!(
         refused.starts_with("Could not delete the task: cannot delete task with status ASSIGNED"),
@@ -765,7 +773,7 @@ async fn a_task_from_the_dialog_crosses_the_board_as_the_runner_works() {
         .fill("#task-description", "Write the notes behind gate-second")
         .await;
     browser.click_on("#new-task button.primary").await;
-    assert_eq!(notice(&browser).await, "Queued “Made in the dialog”.");
+    assert_notice(&browser, "Queued “Made in the dialog”.").await;
     assert!(
         browser.current_url().await.ends_with('/'),
         "back on the board"
@@ -903,10 +911,7 @@ async fn a_failed_verification_is_retried_from_the_inbox_with_a_note() {
         )
         .await;
     browser.click_on("form.remedy button.primary").await;
-    assert_eq!(
-        notice(&browser).await,
-        "Task queued again; the exception is resolved."
-    );
+    assert_notice(&browser, "Task queued again; the exception is resolved.").await;
     wait_for_text(&browser, ".task-head .status", "RESOLVED").await;
     let notes = browser.text_of("section[aria-labelledby=what]").await;
     assert!(notes.contains("four spaces"), "{notes}");
@@ -975,10 +980,11 @@ async fn a_lock_is_force_released_with_a_reason() {
     browser.click_on("tr[data-path='src/parser/'] button").await;
     let asked = browser.accept_question().await;
     assert!(asked.contains("src/parser/"), "{asked}");
-    assert_eq!(
-        notice(&browser).await,
-        "Released 1 lock on src/parser/; the inbox records it."
-    );
+    assert_notice(
+        &browser,
+        "Released 1 lock on src/parser/; the inbox records it.",
+    )
+    .await;
     assert_eq!(browser.text_of("p.empty").await, "No agent holds a lock.");
 
     // The release waits in the inbox, where a person acknowledges it with a note.
@@ -1000,7 +1006,7 @@ async fn a_lock_is_force_released_with_a_reason() {
     browser
         .click_on("form.decision button[value=ACKNOWLEDGED]")
         .await;
-    assert_eq!(notice(&browser).await, "Exception acknowledged.");
+    assert_notice(&browser, "Exception acknowledged.").await;
     let decided = browser.text_of("section[aria-labelledby=what]").await;
     assert!(
         decided.contains("Seen; the runner was retired."),
@@ -1118,10 +1124,11 @@ async fn the_fleet_shows_agents_and_runners_and_reaches_them() {
     browser
         .click_on("table.agents form[action$='/pause'] button")
         .await;
-    assert_eq!(
-        notice(&browser).await,
-        "Pause asked; the runner pauses the agent at its next heartbeat."
-    );
+    assert_notice(
+        &browser,
+        "Pause asked; the runner pauses the agent at its next heartbeat.",
+    )
+    .await;
     wait_for_text(&browser, "table.agents tbody tr", "PAUSED").await;
     browser
         .click_on("table.agents form[action$='/resume'] button")
@@ -1151,6 +1158,7 @@ async fn the_fleet_shows_agents_and_runners_and_reaches_them() {
         .await;
     browser.click_on("table.runners form button").await;
     browser.accept_question().await;
+    wait_for_text(&browser, "p.notice", "Runner session revoked").await;
     assert!(notice(&browser).await.starts_with("Runner session revoked"));
     wait_for_text(&browser, "table.runners tbody tr", "revoked").await;
     assert_quiet_console(&browser).await;

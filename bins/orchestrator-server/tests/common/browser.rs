@@ -1,6 +1,7 @@
 //! A headless Chromium driven through chromedriver's WebDriver protocol (plain JSON over
 //! HTTP, spoken with reqwest), for the dashboard's browser tests.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,7 +63,10 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium `width` pixels wide, its console kept.
     pub(crate) async fn start(chromedriver: &Path, chromium: &Path, width: u32) -> Self {
         let port = free_port();
+        // A process group of its own, so that a test that panics takes Chromium down
+        // with chromedriver (see `Drop`).
         let driver = Command::new(chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -328,8 +332,19 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Kills chromedriver's process group: chromedriver and the Chromium it started,
+    /// which killing chromedriver alone would leave running when a test fails before
+    /// `close`.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let killed = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !killed.is_ok_and(|status| status.success()) {
+            let _ = self.driver.kill();
+        }
         let _ = self.driver.wait();
     }
 }
